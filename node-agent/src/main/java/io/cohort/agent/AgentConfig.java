@@ -1,0 +1,40 @@
+package io.cohort.agent;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * Configuration of a node agent. Defaults live in {@link #defaults}; every field is mirrored
+ * in docs/configuration.md.
+ *
+ * @param node name of this node
+ * @param home the agent's state directory (vhost records, output logs, images)
+ * @param initBinary path of native/build/cohort-init
+ * @param criuCommand how to run CRIU (argv prefix), e.g. [/opt/cohort/bin/criu]
+ * @param launchTimeout how long a vhost may take to start its command
+ * @param criuTimeout how long one CRIU dump or restore may take before it is killed
+ * @param minFreeBytes free space the image store must keep after an image is written
+ */
+public record AgentConfig(
+    String node,
+    Path home,
+    Path initBinary,
+    List<String> criuCommand,
+    Duration launchTimeout,
+    Duration criuTimeout,
+    long minFreeBytes) {
+
+  public static AgentConfig defaults(String node, Path home, Path nativeDir, String criu) {
+    return new AgentConfig(node, home, nativeDir.resolve("cohort-init"), List.of(criu),
+        Duration.ofSeconds(30), Duration.ofMinutes(10), 64L << 20);
+  }
+
+  Path vhostsDir() {
+    return home.resolve("vhosts");
+  }
+
+  Path imagesDir() {
+    return home.resolve("images");
+  }
+}

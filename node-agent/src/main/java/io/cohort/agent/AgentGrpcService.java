@@ -1,0 +1,112 @@
+package io.cohort.agent;
+
+import io.cohort.common.GrpcErrors;
+import io.cohort.proto.v1.AgentGrpc;
+import io.cohort.proto.v1.CreateVhostRequest;
+import io.cohort.proto.v1.CreateVhostResponse;
+import io.cohort.proto.v1.DeleteImageRequest;
+import io.cohort.proto.v1.DeleteImageResponse;
+import io.cohort.proto.v1.DumpVhostRequest;
+import io.cohort.proto.v1.DumpVhostResponse;
+import io.cohort.proto.v1.FinishCheckpointRequest;
+import io.cohort.proto.v1.FinishCheckpointResponse;
+import io.cohort.proto.v1.GetNodeRequest;
+import io.cohort.proto.v1.GetNodeResponse;
+import io.cohort.proto.v1.GetVhostRequest;
+import io.cohort.proto.v1.GetVhostResponse;
+import io.cohort.proto.v1.KillVhostRequest;
+import io.cohort.proto.v1.KillVhostResponse;
+import io.cohort.proto.v1.OutputChunk;
+import io.cohort.proto.v1.PrepareCheckpointRequest;
+import io.cohort.proto.v1.PrepareCheckpointResponse;
+import io.cohort.proto.v1.ReadOutputRequest;
+import io.cohort.proto.v1.RestoreVhostRequest;
+import io.cohort.proto.v1.RestoreVhostResponse;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.util.function.Supplier;
+
+/** Thin gRPC adapter over {@link NodeAgent}: no logic here, only translation. */
+public final class AgentGrpcService extends AgentGrpc.AgentImplBase {
+  private final NodeAgent agent;
+
+  public AgentGrpcService(NodeAgent agent) {
+    this.agent = agent;
+  }
+
+  private static <T> void unary(StreamObserver<T> out, Supplier<T> call) {
+    T result;
+    try {
+      result = call.get();
+    } catch (RuntimeException e) {
+      out.onError(GrpcErrors.toStatus(e));
+      return;
+    }
+    out.onNext(result);
+    out.onCompleted();
+  }
+
+  @Override
+  public void getNode(GetNodeRequest req, StreamObserver<GetNodeResponse> out) {
+    unary(out, agent::describe);
+  }
+
+  @Override
+  public void createVhost(CreateVhostRequest req, StreamObserver<CreateVhostResponse> out) {
+    unary(out, () -> agent.createVhost(req));
+  }
+
+  @Override
+  public void getVhost(GetVhostRequest req, StreamObserver<GetVhostResponse> out) {
+    unary(out, () -> agent.getVhost(req.getVhostId()));
+  }
+
+  @Override
+  public void killVhost(KillVhostRequest req, StreamObserver<KillVhostResponse> out) {
+    unary(out, () -> KillVhostResponse.newBuilder().setState(agent.kill(req.getVhostId())).build());
+  }
+
+  @Override
+  public void prepareCheckpoint(PrepareCheckpointRequest req,
+      StreamObserver<PrepareCheckpointResponse> out) {
+    unary(out, () -> agent.prepare(req));
+  }
+
+  @Override
+  public void dumpVhost(DumpVhostRequest req, StreamObserver<DumpVhostResponse> out) {
+    unary(out, () -> agent.dump(req));
+  }
+
+  @Override
+  public void finishCheckpoint(FinishCheckpointRequest req,
+      StreamObserver<FinishCheckpointResponse> out) {
+    unary(out, () -> agent.finish(req));
+  }
+
+  @Override
+  public void restoreVhost(RestoreVhostRequest req, StreamObserver<RestoreVhostResponse> out) {
+    unary(out, () -> agent.restore(req));
+  }
+
+  @Override
+  public void deleteImage(DeleteImageRequest req, StreamObserver<DeleteImageResponse> out) {
+    unary(out, () -> {
+      agent.deleteImage(req.getCheckpointId(), req.getVhostId());
+      return DeleteImageResponse.getDefaultInstance();
+    });
+  }
+
+  @Override
+  public void readOutput(ReadOutputRequest req, StreamObserver<OutputChunk> out) {
+    ServerCallStreamObserver<OutputChunk> call = (ServerCallStreamObserver<OutputChunk>) out;
+    try {
+      agent.readOutput(req, out::onNext, call::isCancelled);
+    } catch (RuntimeException e) {
+      out.onError(GrpcErrors.toStatus(e));
+      return;
+    }
+    if (!call.isCancelled()) {
+      out.onCompleted();
+    }
+  }
+}

@@ -1,0 +1,131 @@
+package io.cohort.agent;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Runs CRIU with the options verified for vhosts (docs/design.md, "CRIU options"). One
+ * instance per agent; stateless apart from its configuration.
+ */
+final class CriuEngine {
+  /** Options shared by dump and restore: TCP, network lock, mounts. */
+  private static final List<String> COMMON = List.of(
+      "--tcp-established", "--network-lock", "nftables",
+      "--ext-mount-map", "auto", "--enable-external-masters", "--enable-external-sharing",
+      "-v4");
+
+  private static final Pattern VERSION = Pattern.compile("Version:\\s*([0-9][0-9.]*)");
+
+  private final List<String> criu;
+  private final Duration timeout;
+
+  CriuEngine(List<String> criu, Duration timeout) {
+    this.criu = List.copyOf(criu);
+    this.timeout = timeout;
+  }
+
+  /** `criu --version`, e.g. "4.2". */
+  String version() throws CriuException {
+    List<String> cmd = new ArrayList<>(criu);
+    cmd.add("--version");
+    try {
+      Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      int rc = p.waitFor();
+      Matcher m = VERSION.matcher(out);
+      if (rc != 0 || !m.find()) {
+        throw new CriuException("cannot run `" + String.join(" ", cmd) + "`", rc, out.strip());
+      }
+      return m.group(1);
+    } catch (IOException e) {
+      throw new CriuException("cannot run " + criu.get(0) + ": " + e.getMessage()
+          + "; run `cohort setup` to install CRIU", -1, "");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new CriuException("interrupted", -1, "");
+    }
+  }
+
+  /**
+   * Starts `criu dump` of the tree rooted at {@code pid}. The post-dump action script holds
+   * the frozen tree until the agent answers (see {@link DumpSession}).
+   */
+  Process startDump(long pid, Path images, Path work, Path actionScript, Map<String, String> env,
+      boolean leaveRunning) throws IOException {
+    List<String> cmd = new ArrayList<>(criu);
+    cmd.addAll(List.of("dump", "-t", Long.toString(pid), "-D", images.toString(),
+        "-W", work.toString(), "-o", "dump.log", "--action-script", actionScript.toString()));
+    cmd.addAll(COMMON);
+    if (leaveRunning) {
+      cmd.add("--leave-running");
+    }
+    ProcessBuilder pb = new ProcessBuilder(cmd)
+        .redirectErrorStream(true)
+        .redirectOutput(work.resolve("dump.out").toFile());
+    pb.environment().putAll(env);
+    return pb.start();
+  }
+
+  /** Result of a restore: the host pid of the restored vhost init, and CRIU's own time. */
+  record Restored(long pid, long criuMillis) {}
+
+  /** Restores the tree saved in {@code images}, detached; logs go to {@code work}. */
+  Restored restore(Path images, Path work) throws CriuException, IOException {
+    Files.createDirectories(work);
+    Path pidfile = work.resolve("restore.pid");
+    Files.deleteIfExists(pidfile);
+    List<String> cmd = new ArrayList<>(criu);
+    cmd.addAll(List.of("restore", "-D", images.toString(), "-W", work.toString(),
+        "-o", "restore.log", "-d", "--root", "/", "--pidfile", pidfile.toString()));
+    cmd.addAll(COMMON);
+    long t0 = System.nanoTime();
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
+        .redirectOutput(work.resolve("restore.out").toFile()).start();
+    int rc = waitFor(p, "restore");
+    long ms = (System.nanoTime() - t0) / 1_000_000;
+    if (rc != 0) {
+      throw new CriuException("criu restore failed", rc, logTail(work.resolve("restore.log")));
+    }
+    String pid = Files.readString(pidfile).strip();
+    return new Restored(Long.parseLong(pid), ms);
+  }
+
+  int waitFor(Process p, String what) throws CriuException {
+    try {
+      if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+        p.destroyForcibly();
+        p.waitFor();
+        throw new CriuException("criu " + what + " did not finish within " + timeout
+            + " and was killed", -1, "");
+      }
+      return p.exitValue();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      p.destroyForcibly();
+      throw new CriuException("interrupted while waiting for criu " + what, -1, "");
+    }
+  }
+
+  /** The error lines of a CRIU log (or its last lines), for messages to users. */
+  static String logTail(Path log) {
+    try {
+      List<String> lines = Files.readAllLines(log, StandardCharsets.UTF_8);
+      List<String> errors = lines.stream().filter(l -> l.contains("Error") || l.contains("BUG"))
+          .toList();
+      List<String> pick = errors.isEmpty() ? lines : errors;
+      return String.join("\n", pick.subList(Math.max(0, pick.size() - 8), pick.size()))
+          + "\n(full log: " + log + ")";
+    } catch (IOException e) {
+      return "(no CRIU log at " + log + ")";
+    }
+  }
+}

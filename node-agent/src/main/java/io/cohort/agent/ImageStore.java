@@ -1,0 +1,274 @@
+package io.cohort.agent;
+
+import io.cohort.common.CohortException;
+import io.cohort.common.DurableFiles;
+import io.cohort.common.ProtoJson;
+import io.cohort.proto.v1.FileDigest;
+import io.cohort.proto.v1.ImageManifest;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The images of one node. Layout under {@code root}:
+ *
+ * <pre>
+ *   .pending/CKPT/VHOST/   a dump in progress, or dumped and waiting for the commit
+ *       criu/            CRIU's image files
+ *       hook/            FIFOs of the post-dump hook
+ *       owner            pid and start time of the agent process that owns it
+ *       manifest.json    written once the dump is complete and synced
+ *   CKPT/VHOST/           a committed image: same content, moved here by one atomic rename
+ * </pre>
+ *
+ * An image is trusted only if its manifest's sha256 is the one in the coordinator's commit
+ * record and every file matches the manifest's size and sha256.
+ */
+final class ImageStore {
+  private static final Logger log = LoggerFactory.getLogger(ImageStore.class);
+  static final String MANIFEST = "manifest.json";
+  static final String CRIU_DIR = "criu";
+  /** Written by CRIU into the image directory at each restore: not part of the image. */
+  private static final String RESTORE_STATS = "stats-restore";
+
+  private final Path root;
+
+  ImageStore(Path root) {
+    this.root = root;
+  }
+
+  /** A verified image ready to restore. */
+  record Image(Path dir, ImageManifest manifest) {
+    Path criuDir() {
+      return dir.resolve(CRIU_DIR);
+    }
+  }
+
+  /** Creates a fresh pending directory for a dump, owned by this process. */
+  Path createPending(String ckpt, String vhost) {
+    Path dir = pendingDir(ckpt, vhost);
+    DurableFiles.deleteTree(dir);
+    try {
+      Files.createDirectories(dir.resolve(CRIU_DIR));
+      Files.createDirectories(dir.resolve("hook"));
+      ProcessIdentity me = ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow();
+      Files.writeString(dir.resolve("owner"), me.pid() + " " + me.startTicks() + "\n");
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot create image directory " + dir, e);
+    }
+    return dir;
+  }
+
+  Path pendingDir(String ckpt, String vhost) {
+    return root.resolve(".pending").resolve(ckpt).resolve(vhost);
+  }
+
+  Path committedDir(String ckpt, String vhost) {
+    return root.resolve(ckpt).resolve(vhost);
+  }
+
+  /**
+   * Digests every CRIU file (after syncing it), writes the manifest durably and returns it
+   * with the sha256 of its bytes.
+   */
+  Map.Entry<ImageManifest, String> seal(Path pending, ImageManifest.Builder manifest) {
+    Path criu = pending.resolve(CRIU_DIR);
+    try (Stream<Path> files = Files.list(criu)) {
+      for (Path f : files.sorted().toList()) {
+        DurableFiles.fsync(f);
+        manifest.addFiles(digest(f, criu.relativize(f).toString()));
+      }
+      DurableFiles.fsyncDirectory(criu);
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot seal image " + pending, e);
+    }
+    ImageManifest m = manifest.build();
+    byte[] bytes = ProtoJson.write(pending.resolve(MANIFEST), m);
+    return Map.entry(m, sha256(bytes));
+  }
+
+  /** Makes a sealed pending image the committed one (one atomic rename). */
+  void publish(String ckpt, String vhost) {
+    Path from = pendingDir(ckpt, vhost);
+    Path to = committedDir(ckpt, vhost);
+    try {
+      DurableFiles.deleteTree(from.resolve("hook"));
+      Files.deleteIfExists(from.resolve("owner"));
+      Files.createDirectories(to.getParent());
+      DurableFiles.rename(from, to);
+      deleteIfEmpty(from.getParent());
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot publish image " + ckpt + "/" + vhost, e);
+    }
+  }
+
+  void discardPending(String ckpt, String vhost) {
+    Path dir = pendingDir(ckpt, vhost);
+    DurableFiles.deleteTree(dir);
+    deleteIfEmpty(dir.getParent());
+  }
+
+  void delete(String ckpt, String vhost) {
+    Path dir = committedDir(ckpt, vhost);
+    DurableFiles.deleteTree(dir);
+    deleteIfEmpty(dir.getParent());
+  }
+
+  /**
+   * Loads and checks a committed image. Any missing, extra, resized or altered file, or a
+   * manifest that is not the committed one, is DATA_LOSS with a message naming the file.
+   */
+  Image verify(String ckpt, String vhost, String expectedManifestSha) {
+    Path dir = committedDir(ckpt, vhost);
+    if (!Files.isDirectory(dir)) {
+      throw CohortException.dataLoss(
+          "checkpoint %s has no image for vhost %s on this node (expected %s); it was removed "
+              + "or never completed: restart from another checkpoint (`cohort checkpoints`)",
+          ckpt, vhost, dir);
+    }
+    byte[] bytes;
+    try {
+      bytes = Files.readAllBytes(dir.resolve(MANIFEST));
+    } catch (NoSuchFileException e) {
+      throw CohortException.dataLoss("checkpoint %s is damaged: the manifest of vhost %s is "
+          + "missing (%s); it cannot be trusted, restart from another checkpoint",
+          ckpt, vhost, dir.resolve(MANIFEST));
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot read manifest of " + ckpt, e);
+    }
+    if (!expectedManifestSha.isEmpty() && !sha256(bytes).equals(expectedManifestSha)) {
+      throw CohortException.dataLoss("checkpoint %s is damaged: the manifest of vhost %s was "
+          + "modified after the commit (sha256 mismatch)", ckpt, vhost);
+    }
+    ImageManifest m = ProtoJson.parse(new String(bytes, java.nio.charset.StandardCharsets.UTF_8),
+        ImageManifest.newBuilder(), "manifest of checkpoint " + ckpt).build();
+    Path criu = dir.resolve(CRIU_DIR);
+    Map<String, FileDigest> expected = new TreeMap<>();
+    m.getFilesList().forEach(f -> expected.put(f.getPath(), f));
+    try (Stream<Path> files = Files.list(criu)) {
+      for (Path f : files.toList()) {
+        String name = criu.relativize(f).toString();
+        if (!expected.containsKey(name) && !name.equals(RESTORE_STATS)) {
+          throw CohortException.dataLoss("checkpoint %s is damaged: unexpected file %s in the "
+              + "image of vhost %s", ckpt, name, vhost);
+        }
+      }
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot list image " + criu, e);
+    }
+    for (FileDigest want : expected.values()) {
+      Path f = criu.resolve(want.getPath()).normalize();
+      if (!f.startsWith(criu) || !Files.isRegularFile(f)) {
+        throw CohortException.dataLoss("checkpoint %s is damaged: image file %s of vhost %s is "
+            + "missing", ckpt, want.getPath(), vhost);
+      }
+      FileDigest got = digest(f, want.getPath());
+      if (got.getSize() != want.getSize() || !got.getSha256().equals(want.getSha256())) {
+        throw CohortException.dataLoss("checkpoint %s is damaged: image file %s of vhost %s "
+            + "does not match its manifest (size %d, expected %d; sha256 %s, expected %s); "
+            + "it cannot be restored, restart from another checkpoint",
+            ckpt, want.getPath(), vhost, got.getSize(), want.getSize(),
+            abbrev(got.getSha256()), abbrev(want.getSha256()));
+      }
+    }
+    return new Image(dir, m);
+  }
+
+  /** Bytes free in the file system of the store. */
+  long freeBytes() {
+    try {
+      Files.createDirectories(root);
+      return Files.getFileStore(root).getUsableSpace();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** Removes pending images left by agent processes that died (a crash mid-dump). */
+  void removeAbandonedPending() {
+    Path pending = root.resolve(".pending");
+    if (!Files.isDirectory(pending)) {
+      return;
+    }
+    try (Stream<Path> ckpts = Files.list(pending)) {
+      for (Path c : ckpts.toList()) {
+        try (Stream<Path> vhosts = Files.list(c)) {
+          for (Path v : vhosts.toList()) {
+            if (!ownerAlive(v.resolve("owner"))) {
+              log.info("removing abandoned pending image {}", v);
+              DurableFiles.deleteTree(v);
+            }
+          }
+        }
+        deleteIfEmpty(c);
+      }
+    } catch (IOException e) {
+      log.warn("cannot clean {}: {}", pending, e.toString());
+    }
+  }
+
+  private static boolean ownerAlive(Path owner) {
+    try {
+      String[] f = Files.readString(owner).trim().split(" ");
+      return new ProcessIdentity(Long.parseLong(f[0]), Long.parseLong(f[1])).isAlive();
+    } catch (IOException | RuntimeException e) {
+      return false;
+    }
+  }
+
+  private static void deleteIfEmpty(Path dir) {
+    try {
+      Files.deleteIfExists(dir);
+    } catch (IOException notEmpty) {
+      // other vhosts' images still live there
+    }
+  }
+
+  static FileDigest digest(Path f, String name) {
+    MessageDigest md = newSha256();
+    long size = 0;
+    byte[] buf = new byte[1 << 20];
+    try (InputStream in = Files.newInputStream(f)) {
+      for (int n; (n = in.read(buf)) > 0; ) {
+        md.update(buf, 0, n);
+        size += n;
+      }
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot read image file " + f, e);
+    }
+    return FileDigest.newBuilder().setPath(name).setSize(size)
+        .setSha256(HexFormat.of().formatHex(md.digest())).build();
+  }
+
+  static String sha256(byte[] bytes) {
+    return HexFormat.of().formatHex(newSha256().digest(bytes));
+  }
+
+  private static MessageDigest newSha256() {
+    try {
+      return MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private static String abbrev(String hex) {
+    return hex.length() > 12 ? hex.substring(0, 12) + "…" : hex;
+  }
+
+  static List<String> criuFiles(ImageManifest m) {
+    return m.getFilesList().stream().map(FileDigest::getPath).toList();
+  }
+}

@@ -1,0 +1,604 @@
+package io.cohort.agent;
+
+import io.cohort.common.CohortException;
+import io.cohort.common.DurableFiles;
+import io.cohort.common.Ids;
+import io.cohort.common.ProtoJson;
+import io.cohort.proto.v1.CheckpointDecision;
+import io.cohort.proto.v1.CreateVhostRequest;
+import io.cohort.proto.v1.CreateVhostResponse;
+import io.cohort.proto.v1.DumpVhostRequest;
+import io.cohort.proto.v1.DumpVhostResponse;
+import io.cohort.proto.v1.FinishCheckpointRequest;
+import io.cohort.proto.v1.FinishCheckpointResponse;
+import io.cohort.proto.v1.GetNodeResponse;
+import io.cohort.proto.v1.GetVhostResponse;
+import io.cohort.proto.v1.ImageManifest;
+import io.cohort.proto.v1.OutputChunk;
+import io.cohort.proto.v1.PrepareCheckpointRequest;
+import io.cohort.proto.v1.PrepareCheckpointResponse;
+import io.cohort.proto.v1.ReadOutputRequest;
+import io.cohort.proto.v1.RestoreVhostRequest;
+import io.cohort.proto.v1.RestoreVhostResponse;
+import io.cohort.proto.v1.VhostPlacement;
+import io.cohort.proto.v1.VhostRecord;
+import io.cohort.proto.v1.VhostState;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.RandomAccessFile;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The node agent's engine: vhosts on this node, their checkpoints with CRIU, their images.
+ * Transport-neutral: {@link AgentGrpcService} is its thin gRPC adapter.
+ *
+ * <p>Per vhost, {@code home/vhosts/VHOST/} holds {@code record.json} (a {@link VhostRecord}),
+ * {@code output.log} (the job's stdout and stderr, written directly by the job's processes,
+ * so it survives checkpoint and restart) and {@code status} (written by the vhost init when
+ * the command ends).
+ */
+public final class NodeAgent {
+  private static final Logger log = LoggerFactory.getLogger(NodeAgent.class);
+  private static final int READ_CHUNK = 64 * 1024;
+
+  private final AgentConfig config;
+  private final String who;
+  private final CriuEngine criu;
+  private final ImageStore images;
+  private final VhostLauncher launcher;
+  private final Path actionScript;
+  private final Map<String, ActiveDump> dumps = new ConcurrentHashMap<>();
+
+  /** A dump between DumpVhost and FinishCheckpoint. */
+  private static final class ActiveDump {
+    final DumpSession session;
+    final VhostRecord record;
+    final boolean stop;
+    volatile boolean aborted;
+
+    ActiveDump(DumpSession session, VhostRecord record, boolean stop) {
+      this.session = session;
+      this.record = record;
+      this.stop = stop;
+    }
+  }
+
+  public NodeAgent(AgentConfig config) {
+    this.config = config;
+    this.who = "agent " + config.node();
+    this.criu = new CriuEngine(config.criuCommand(), config.criuTimeout());
+    this.images = new ImageStore(config.imagesDir());
+    this.launcher = new VhostLauncher(config.initBinary(), config.launchTimeout());
+    this.actionScript = installActionScript(config.home());
+    images.removeAbandonedPending();
+  }
+
+  public String node() {
+    return config.node();
+  }
+
+  public GetNodeResponse describe() {
+    String version;
+    try {
+      version = criu.version();
+    } catch (CriuException e) {
+      version = "unavailable: " + e.getMessage();
+    }
+    return GetNodeResponse.newBuilder().setNode(config.node()).setKernel(kernel())
+        .setCriuVersion(version).setImageStoreFreeBytes(images.freeBytes()).build();
+  }
+
+  // ---------------------------------------------------------------- vhost lifecycle
+
+  public CreateVhostResponse createVhost(CreateVhostRequest req) {
+    String id = Ids.requireVhost(req.getVhostId());
+    if (req.getSpec().getCommandCount() == 0) {
+      throw CohortException.invalid("no command given");
+    }
+    Path dir = vhostDir(id);
+    if (Files.exists(dir.resolve("record.json"))) {
+      throw CohortException.precondition("vhost %s already exists on %s", id, config.node());
+    }
+    Path logFile = dir.resolve("output.log");
+    Path status = dir.resolve("status");
+    try {
+      Files.createDirectories(dir);
+      Files.deleteIfExists(status);
+      Files.write(logFile, new byte[0]);
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot create " + dir, e);
+    }
+    long pid;
+    try {
+      pid = launcher.launch(req.getHostname(), logFile, status, req.getSpec().getCwd(),
+          req.getSpec().getCommandList(), jobEnvironment(req.getSpec().getEnvList()));
+    } catch (RuntimeException e) {
+      DurableFiles.deleteTree(dir);
+      throw e;
+    }
+    ProcessIdentity init = ProcessIdentity.of(pid).orElseGet(() -> new ProcessIdentity(pid, -1));
+    VhostRecord rec = VhostRecord.newBuilder()
+        .setVhostId(id).setJobId(req.getJobId()).setHostname(req.getHostname())
+        .setSpec(req.getSpec()).setPid(pid).setPidStartTicks(init.startTicks())
+        .setLogPath(logFile.toString()).setStatusPath(status.toString())
+        .setState(VhostState.VHOST_STATE_RUNNING).setToken(req.getToken()).build();
+    save(rec);
+    log.info("{}: vhost {} started, init pid {}", who, id, pid);
+    return CreateVhostResponse.newBuilder().setPlacement(placement(rec))
+        .setLogPath(logFile.toString()).build();
+  }
+
+  public GetVhostResponse getVhost(String vhostId) {
+    VhostRecord rec = refresh(load(vhostId));
+    long size;
+    try {
+      size = Files.size(Path.of(rec.getLogPath()));
+    } catch (IOException e) {
+      size = -1;
+    }
+    return GetVhostResponse.newBuilder().setState(rec.getState()).setExitCode(rec.getExitCode())
+        .setExitSignal(rec.getExitSignal()).setPlacement(placement(rec))
+        .setLogPath(rec.getLogPath()).setLogSize(size).build();
+  }
+
+  public VhostState kill(String vhostId) {
+    VhostRecord rec = refresh(load(vhostId));
+    if (rec.getState() != VhostState.VHOST_STATE_RUNNING) {
+      return rec.getState();
+    }
+    ProcessIdentity init = identity(rec);
+    init.kill();
+    try {
+      if (!init.awaitExit(10_000)) {
+        throw CohortException.internal("vhost " + vhostId + " (pid " + init.pid()
+            + ") did not die after SIGKILL", null);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    rec = rec.toBuilder().setState(VhostState.VHOST_STATE_KILLED).setPid(0).build();
+    save(rec);
+    log.info("{}: vhost {} killed", who, vhostId);
+    return rec.getState();
+  }
+
+  // ---------------------------------------------------------------- checkpoint phases
+
+  public PrepareCheckpointResponse prepare(PrepareCheckpointRequest req) {
+    long estimate = 0;
+    for (String id : req.getVhostIdsList()) {
+      VhostRecord rec = requireRunning(refresh(load(id)), "checkpoint");
+      estimate += residentBytes(rec.getPid());
+    }
+    long free = images.freeBytes();
+    if (free < estimate + config.minFreeBytes()) {
+      throw new CohortException(CohortException.Kind.RESOURCE_EXHAUSTED, String.format(
+          "not enough space for checkpoint %s on %s: %d MB free in %s, about %d MB needed; "
+              + "free some space (e.g. `cohort rm` old checkpoints)", req.getCheckpointId(),
+          config.node(), free >> 20, config.imagesDir(), (estimate + config.minFreeBytes()) >> 20));
+    }
+    return PrepareCheckpointResponse.newBuilder().setFreeBytes(free)
+        .setEstimatedBytes(estimate).build();
+  }
+
+  /**
+   * Freezes and dumps one vhost, seals its image and answers while the vhost is still frozen;
+   * {@link #finish} releases it.
+   */
+  public DumpVhostResponse dump(DumpVhostRequest req) {
+    String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
+    VhostRecord rec = requireRunning(refresh(load(req.getVhostId())), "checkpoint");
+    String key = ckpt + "/" + rec.getVhostId();
+    Path pending = images.createPending(ckpt, rec.getVhostId());
+    Map<String, String> env = new HashMap<>();
+    env.put("COHORT_HOOK_DIR", pending.resolve("hook").toString());
+    env.put("COHORT_LOG_PATH", rec.getLogPath());
+    DumpSession session;
+    try {
+      session = DumpSession.start(pending.resolve("hook"), () -> criu.startDump(rec.getPid(),
+          pending.resolve(ImageStore.CRIU_DIR), pending, actionScript, env, !req.getStop()));
+    } catch (IOException e) {
+      images.discardPending(ckpt, rec.getVhostId());
+      throw DurableFiles.failure("cannot start criu", e);
+    }
+    ActiveDump active = new ActiveDump(session, rec, req.getStop());
+    if (dumps.putIfAbsent(key, active) != null) {
+      session.close();
+      throw CohortException.precondition("checkpoint %s of vhost %s is already in progress",
+          ckpt, rec.getVhostId());
+    }
+    try {
+      long logSize = session.awaitDumped();
+      if (logSize < 0 || active.aborted) {
+        throw dumpFailed(ckpt, rec, pending, session, active.aborted);
+      }
+      ImageManifest.Builder m = ImageManifest.newBuilder().setFormatVersion(1)
+          .setCheckpointId(ckpt).setJobId(rec.getJobId()).setEpoch(req.getEpoch())
+          .setVhostId(rec.getVhostId()).setHostname(rec.getHostname())
+          .setCriuVersion(criuVersion()).setKernel(kernel()).setSpec(rec.getSpec())
+          .setNode(config.node()).setCreatedUnixMs(System.currentTimeMillis())
+          .setOutputLogPath(rec.getLogPath()).setOutputLogSize(logSize)
+          .setDumpedPid(rec.getPid());
+      Map.Entry<ImageManifest, String> sealed = images.seal(pending, m);
+      long bytes = sealed.getKey().getFilesList().stream().mapToLong(f -> f.getSize()).sum();
+      log.info("{}: {} dumped in {} ms, {} MB", who, key, session.millisToDumped(), bytes >> 20);
+      return DumpVhostResponse.newBuilder().setManifest(sealed.getKey())
+          .setManifestSha256(sealed.getValue()).setCriuMs(session.millisToDumped())
+          .setImageBytes(bytes).build();
+    } catch (IOException | RuntimeException e) {
+      // Resume the vhost and forget the partial image; the coordinator aborts the epoch.
+      if (dumps.remove(key, active)) {
+        abortSession(active, ckpt);
+      }
+      if (e instanceof CohortException ce) {
+        throw ce;
+      }
+      throw e instanceof IOException io ? DurableFiles.failure("checkpoint " + key + " failed", io)
+          : CohortException.internal("checkpoint " + key + " failed: " + e, e);
+    }
+  }
+
+  /** Commit (resume or stop) or abort one vhost's dump. Idempotent for a finished abort. */
+  public FinishCheckpointResponse finish(FinishCheckpointRequest req) {
+    String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
+    String key = ckpt + "/" + req.getVhostId();
+    ActiveDump active = dumps.remove(key);
+    if (active == null) {
+      if (req.getDecision() == CheckpointDecision.CHECKPOINT_DECISION_ABORT) {
+        images.discardPending(ckpt, req.getVhostId());
+        return FinishCheckpointResponse.getDefaultInstance();
+      }
+      throw CohortException.precondition("no dump of %s is waiting for a decision", key);
+    }
+    if (req.getDecision() == CheckpointDecision.CHECKPOINT_DECISION_ABORT) {
+      return FinishCheckpointResponse.newBuilder().setFreezeMs(abortSession(active, ckpt)).build();
+    }
+    boolean stop = req.getDecision() == CheckpointDecision.CHECKPOINT_DECISION_COMMIT_STOP;
+    if (stop != active.stop) {
+      abortSession(active, ckpt);
+      throw CohortException.invalid("decision %s does not match the dump (stop=%s)",
+          req.getDecision(), active.stop);
+    }
+    images.publish(ckpt, active.record.getVhostId());
+    if (stop) {
+      save(active.record.toBuilder().setState(VhostState.VHOST_STATE_STOPPED).setPid(0).build());
+    }
+    long freeze = release(active, true);
+    Integer rc = active.session.awaitExitQuietly();
+    if (rc == null || rc != 0) {
+      log.warn("{}: criu exited with {} after the commit of {}; see {}", who, rc, key,
+          images.committedDir(ckpt, active.record.getVhostId()).resolve("dump.log"));
+    }
+    if (stop) {
+      ProcessIdentity init = identity(active.record);
+      if (init.isAlive()) {
+        init.kill();
+      }
+    }
+    active.session.close();
+    log.info("{}: {} committed ({}), frozen {} ms", who, key, stop ? "stopped" : "resumed", freeze);
+    return FinishCheckpointResponse.newBuilder().setFreezeMs(freeze).build();
+  }
+
+  private long abortSession(ActiveDump active, String ckpt) {
+    active.aborted = true;
+    long freeze = release(active, false);
+    active.session.close();
+    images.discardPending(ckpt, active.record.getVhostId());
+    log.info("{}: {}/{} aborted, vhost resumed", who, ckpt, active.record.getVhostId());
+    return freeze;
+  }
+
+  /** Answers the held hook and waits for CRIU to let go of the tasks; returns the freeze time. */
+  private long release(ActiveDump active, boolean commit) {
+    DumpSession s = active.session;
+    try {
+      s.decide(commit);
+    } catch (IOException e) {
+      log.warn("{}: cannot answer the post-dump hook: {}", who, e.toString());
+    }
+    Integer rc = s.awaitExitQuietly();
+    if (rc == null) {
+      log.warn("{}: criu did not exit after the decision; killing it", who);
+      s.killCriu();
+    }
+    return s.frozenMillis();
+  }
+
+  private CohortException dumpFailed(String ckpt, VhostRecord rec, Path pending, DumpSession s,
+      boolean aborted) {
+    Integer rc = s.awaitExitQuietly();
+    String tail = CriuEngine.logTail(pending.resolve("dump.log"));
+    if (aborted) {
+      return new CohortException(CohortException.Kind.ABORTED,
+          "checkpoint " + ckpt + " was aborted while vhost " + rec.getVhostId() + " was dumped");
+    }
+    if (tail.contains("No space left on device")) {
+      return new CohortException(CohortException.Kind.RESOURCE_EXHAUSTED, "checkpoint " + ckpt
+          + " failed: the image store " + config.imagesDir() + " is full; free some space "
+          + "(e.g. `cohort rm` old checkpoints). The job carries on. CRIU said:\n" + tail);
+    }
+    return CohortException.internal("checkpoint " + ckpt + " failed: criu dump of vhost "
+        + rec.getVhostId() + " exited with " + rc + ". The job carries on. CRIU said:\n" + tail,
+        null);
+  }
+
+  // ---------------------------------------------------------------- restore
+
+  public RestoreVhostResponse restore(RestoreVhostRequest req) {
+    String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
+    VhostRecord rec = refresh(load(req.getVhostId()));
+    if (rec.getState() == VhostState.VHOST_STATE_RUNNING) {
+      throw CohortException.precondition("vhost %s is running; end it before restoring it",
+          rec.getVhostId());
+    }
+    ImageStore.Image image = images.verify(ckpt, rec.getVhostId(), req.getManifestSha256());
+    long offset = rollBackLog(rec, image.manifest(), ckpt);
+    try {
+      Files.deleteIfExists(Path.of(rec.getStatusPath()));
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot reset " + rec.getStatusPath(), e);
+    }
+    Path work = vhostDir(rec.getVhostId()).resolve("restore-" + ckpt + "-" + System.currentTimeMillis());
+    CriuEngine.Restored restored;
+    try {
+      restored = criu.restore(image.criuDir(), work);
+    } catch (CriuException e) {
+      throw CohortException.internal("restore of vhost " + rec.getVhostId() + " from checkpoint "
+          + ckpt + " failed: " + e.getMessage(), e);
+    } catch (IOException e) {
+      throw DurableFiles.failure("restore of " + rec.getVhostId() + " failed", e);
+    }
+    ProcessIdentity init = ProcessIdentity.of(restored.pid())
+        .orElseGet(() -> new ProcessIdentity(restored.pid(), -1));
+    rec = rec.toBuilder().setPid(restored.pid()).setPidStartTicks(init.startTicks())
+        .setState(VhostState.VHOST_STATE_RUNNING).setExitCode(0).setExitSignal(0).build();
+    save(rec);
+    log.info("{}: vhost {} restored from {} in {} ms, init pid {}", who, rec.getVhostId(), ckpt,
+        restored.criuMillis(), restored.pid());
+    return RestoreVhostResponse.newBuilder().setPlacement(placement(rec)).setOutputOffset(offset)
+        .setCriuMs(restored.criuMillis()).build();
+  }
+
+  /**
+   * Brings the output log back to its size at the checkpoint (CRIU refuses a file whose size
+   * changed, and restarting from a checkpoint means its later output never happened). The
+   * bytes cut off are kept beside the log, so no output is ever lost.
+   */
+  private long rollBackLog(VhostRecord rec, ImageManifest m, String ckpt) {
+    Path logFile = Path.of(m.getOutputLogPath().isEmpty() ? rec.getLogPath() : m.getOutputLogPath());
+    long want = m.getOutputLogSize();
+    try (RandomAccessFile f = new RandomAccessFile(logFile.toFile(), "rw")) {
+      long have = f.length();
+      if (have < want) {
+        throw CohortException.precondition("the job's output log %s is shorter (%d bytes) than at "
+            + "checkpoint %s (%d bytes): it was truncated or replaced, so the job's open file "
+            + "cannot be restored", logFile, have, ckpt, want);
+      }
+      if (have > want) {
+        Path saved = logFile.resolveSibling(logFile.getFileName() + ".after-" + ckpt + "-"
+            + System.currentTimeMillis());
+        try (InputStream in = Files.newInputStream(logFile)) {
+          in.skipNBytes(want);
+          Files.copy(in, saved, StandardCopyOption.REPLACE_EXISTING);
+        }
+        DurableFiles.fsync(saved);
+        f.setLength(want);
+        f.getFD().sync();
+        log.info("{}: output log rolled back to checkpoint {} ({} bytes kept in {})", who, ckpt,
+            have - want, saved);
+      }
+      return want;
+    } catch (NoSuchFileException | java.io.FileNotFoundException e) {
+      throw CohortException.precondition("the job's output log %s is missing; it must exist "
+          + "to restore checkpoint %s", logFile, ckpt);
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot roll back " + logFile, e);
+    }
+  }
+
+  public void deleteImage(String ckpt, String vhostId) {
+    images.delete(Ids.requireCheckpoint(ckpt), Ids.requireVhost(vhostId));
+  }
+
+  // ---------------------------------------------------------------- output
+
+  /**
+   * Sends the output log from {@code offset}; with follow, keeps sending until the vhost is no
+   * longer running (then sends the rest) or {@code cancelled} says stop.
+   */
+  public void readOutput(ReadOutputRequest req, Consumer<OutputChunk> sink, BooleanSupplier cancelled) {
+    VhostRecord rec = load(req.getVhostId());
+    Path logFile = Path.of(rec.getLogPath());
+    long offset = Math.max(0, req.getOffset());
+    byte[] buf = new byte[READ_CHUNK];
+    try (RandomAccessFile f = new RandomAccessFile(logFile.toFile(), "r")) {
+      boolean finalPass = false;
+      while (!cancelled.getAsBoolean()) {
+        boolean running = req.getFollow()
+            && refresh(load(req.getVhostId())).getState() == VhostState.VHOST_STATE_RUNNING;
+        long len = f.length();
+        if (len < offset) {
+          offset = len; // rolled back by a restart from an older checkpoint
+        }
+        while (offset < len) {
+          f.seek(offset);
+          int n = f.read(buf, 0, (int) Math.min(buf.length, len - offset));
+          if (n <= 0) {
+            break;
+          }
+          sink.accept(OutputChunk.newBuilder().setOffset(offset)
+              .setData(com.google.protobuf.ByteString.copyFrom(buf, 0, n)).build());
+          offset += n;
+        }
+        if (!running) {
+          if (req.getFollow() && !finalPass) {
+            finalPass = true; // one more pass picks up what was written just before the end
+            continue;
+          }
+          return;
+        }
+        Thread.sleep(100);
+      }
+    } catch (java.io.FileNotFoundException e) {
+      throw CohortException.notFound("output log %s of vhost %s is missing", logFile,
+          req.getVhostId());
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot read " + logFile, e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  // ---------------------------------------------------------------- records
+
+  private VhostRecord requireRunning(VhostRecord rec, String what) {
+    if (rec.getState() != VhostState.VHOST_STATE_RUNNING) {
+      throw CohortException.precondition("cannot %s job %s: it is not running (%s)", what,
+          rec.getJobId(), describeState(rec));
+    }
+    return rec;
+  }
+
+  static String describeState(VhostRecord rec) {
+    return switch (rec.getState()) {
+      case VHOST_STATE_EXITED -> rec.getExitSignal() != 0
+          ? "killed by signal " + rec.getExitSignal() : "exited with status " + rec.getExitCode();
+      case VHOST_STATE_STOPPED -> "stopped by a checkpoint";
+      case VHOST_STATE_KILLED -> "killed";
+      case VHOST_STATE_LOST -> "lost: its processes vanished without an exit status";
+      default -> rec.getState().name();
+    };
+  }
+
+  /** Re-checks a RUNNING record against the process table and the init's status file. */
+  private VhostRecord refresh(VhostRecord rec) {
+    if (rec.getState() != VhostState.VHOST_STATE_RUNNING || identity(rec).isAlive()) {
+      return rec;
+    }
+    if (dumps.keySet().stream().anyMatch(k -> k.endsWith("/" + rec.getVhostId()))) {
+      return rec; // being stopped by a checkpoint right now
+    }
+    VhostRecord.Builder b = rec.toBuilder().setPid(0);
+    VhostRecord latest = load(rec.getVhostId());
+    if (latest.getState() != VhostState.VHOST_STATE_RUNNING || latest.getPid() != rec.getPid()) {
+      return latest; // another process of this node changed it meanwhile
+    }
+    try {
+      String[] status = Files.readString(Path.of(rec.getStatusPath())).trim().split(" ");
+      b.setState(VhostState.VHOST_STATE_EXITED);
+      if (status[0].equals("signaled")) {
+        b.setExitSignal(Integer.parseInt(status[1]));
+      } else {
+        b.setExitCode(Integer.parseInt(status[1]));
+      }
+    } catch (IOException | RuntimeException e) {
+      b.setState(VhostState.VHOST_STATE_LOST);
+    }
+    VhostRecord updated = b.build();
+    save(updated);
+    return updated;
+  }
+
+  private VhostRecord load(String vhostId) {
+    Path f = vhostDir(Ids.requireVhost(vhostId)).resolve("record.json");
+    if (!Files.exists(f)) {
+      throw CohortException.notFound("vhost %s is not known on node %s", vhostId, config.node());
+    }
+    return ProtoJson.read(f, VhostRecord.newBuilder()).build();
+  }
+
+  private void save(VhostRecord rec) {
+    ProtoJson.write(vhostDir(rec.getVhostId()).resolve("record.json"), rec);
+  }
+
+  private Path vhostDir(String vhostId) {
+    return config.vhostsDir().resolve(vhostId);
+  }
+
+  private VhostPlacement placement(VhostRecord rec) {
+    return VhostPlacement.newBuilder().setVhostId(rec.getVhostId()).setNode(config.node())
+        .setPid(rec.getState() == VhostState.VHOST_STATE_RUNNING ? rec.getPid() : 0)
+        .setHostname(rec.getHostname()).build();
+  }
+
+  private static ProcessIdentity identity(VhostRecord rec) {
+    return new ProcessIdentity(rec.getPid(), rec.getPidStartTicks());
+  }
+
+  /** The job's environment plus what Open MPI needs to run in a vhost. */
+  private static Map<String, String> jobEnvironment(Iterable<String> env) {
+    Map<String, String> m = new HashMap<>();
+    for (String kv : env) {
+      int eq = kv.indexOf('=');
+      if (eq > 0) {
+        m.put(kv.substring(0, eq), kv.substring(eq + 1));
+      }
+    }
+    if (LibC.INSTANCE.geteuid() == 0) {
+      m.putIfAbsent("OMPI_ALLOW_RUN_AS_ROOT", "1");
+      m.putIfAbsent("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    }
+    // A vhost often has fewer cores than ranks (and CRIU-restored jobs must not depend on the
+    // node's core count): let mpirun place more ranks than cores.
+    m.putIfAbsent("OMPI_MCA_rmaps_base_oversubscribe", "1");
+    m.putIfAbsent("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    return m;
+  }
+
+  /** Resident memory of every process of the vhost (an estimate of its image size). */
+  private static long residentBytes(long initPid) {
+    long total = 0;
+    for (ProcessHandle p : ProcessHandle.of(initPid).map(h -> java.util.stream.Stream
+        .concat(java.util.stream.Stream.of(h), h.descendants()).toList()).orElse(java.util.List.of())) {
+      try {
+        String[] f = Files.readString(Path.of("/proc", Long.toString(p.pid()), "statm")).split(" ");
+        total += Long.parseLong(f[1]) * 4096;
+      } catch (IOException | RuntimeException gone) {
+        // the process ended meanwhile
+      }
+    }
+    return total;
+  }
+
+  private String criuVersion() {
+    try {
+      return criu.version();
+    } catch (CriuException e) {
+      return "unknown";
+    }
+  }
+
+  private static String kernel() {
+    try {
+      return Files.readString(Path.of("/proc/sys/kernel/osrelease")).strip();
+    } catch (IOException e) {
+      return "unknown";
+    }
+  }
+
+  private static Path installActionScript(Path home) {
+    Path script = home.resolve("bin").resolve("criu-action.sh");
+    try (InputStream in = NodeAgent.class.getResourceAsStream("criu-action.sh")) {
+      byte[] want = in.readAllBytes();
+      if (!Files.exists(script) || !java.util.Arrays.equals(Files.readAllBytes(script), want)) {
+        DurableFiles.writeAtomically(script, want);
+      }
+      script.toFile().setExecutable(true, true);
+      return script;
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot install " + script, e);
+    }
+  }
+}

@@ -1,0 +1,40 @@
+package io.cohort.common;
+
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+
+/** Translates between {@link CohortException} and gRPC statuses, in both directions. */
+public final class GrpcErrors {
+  private GrpcErrors() {}
+
+  /** The wire form of any failure of a service method. */
+  public static StatusRuntimeException toStatus(Throwable t) {
+    if (t instanceof StatusRuntimeException sre) {
+      return sre;
+    }
+    if (t instanceof CohortException ce) {
+      Status.Code code = Status.Code.valueOf(ce.kind().name());
+      return Status.fromCode(code).withDescription(ce.getMessage()).asRuntimeException();
+    }
+    return Status.INTERNAL
+        .withDescription("internal error: " + t)
+        .withCause(t)
+        .asRuntimeException();
+  }
+
+  /** The domain form of a failed call, keeping the server's message. */
+  public static CohortException fromStatus(StatusRuntimeException e, String who) {
+    Status s = e.getStatus();
+    String msg = s.getDescription() != null ? s.getDescription() : s.getCode().toString();
+    CohortException.Kind kind;
+    try {
+      kind = CohortException.Kind.valueOf(s.getCode().name());
+    } catch (IllegalArgumentException notOurs) {
+      kind = CohortException.Kind.INTERNAL;
+    }
+    if (s.getCode() == Status.Code.UNAVAILABLE || s.getCode() == Status.Code.DEADLINE_EXCEEDED) {
+      msg = who + ": " + msg;
+    }
+    return new CohortException(kind, msg, e);
+  }
+}
