@@ -1,0 +1,53 @@
+package io.cohort.cli;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonParser;
+import io.cohort.common.ProtoJson;
+import io.cohort.proto.v1.CheckpointInfo;
+import io.cohort.proto.v1.ListCheckpointsRequest;
+import java.time.Instant;
+import java.time.ZoneId;
+import java.time.format.DateTimeFormatter;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "checkpoints", mixinStandardHelpOptions = true,
+    description = "List committed checkpoints (all, or one job's): size, freeze time, "
+        + "and which node holds each vhost's image.")
+final class CheckpointsCommand implements Callable<Integer> {
+  private static final DateTimeFormatter TIME =
+      DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss").withZone(ZoneId.systemDefault());
+
+  @Parameters(paramLabel = "JOB", arity = "0..1", description = "only this job's checkpoints")
+  String job = "";
+
+  @Option(names = "--json", description = "print a JSON array of checkpoints")
+  boolean json;
+
+  @Override
+  public Integer call() {
+    try (Cli cli = new Cli()) {
+      List<CheckpointInfo> all = cli.call(60).listCheckpoints(
+          ListCheckpointsRequest.newBuilder().setJobId(job).build()).getCheckpointsList();
+      if (json) {
+        JsonArray a = new JsonArray();
+        all.forEach(c -> a.add(JsonParser.parseString(ProtoJson.print(c))));
+        cli.out.println(Cli.GSON.toJson(a));
+        return 0;
+      }
+      cli.out.printf("%-10s %-6s %-19s %9s %8s %-6s %s%n", "CHECKPOINT", "JOB", "CREATED",
+          "SIZE", "FROZEN", "STOP", "VHOSTS");
+      for (CheckpointInfo c : all) {
+        cli.out.printf("%-10s %-6s %-19s %8.1fM %6dms %-6s %s%n", c.getCheckpointId(),
+            c.getJobId(), TIME.format(Instant.ofEpochMilli(c.getCreatedUnixMs())),
+            c.getImageBytes() / 1e6, c.getTimings().getFreezeMs(), c.getStoppedJob() ? "yes" : "no",
+            c.getVhostsList().stream().map(PsCommand::placement).collect(Collectors.joining(",")));
+      }
+      return 0;
+    }
+  }
+}

@@ -1,0 +1,126 @@
+package io.cohort.cli;
+
+import com.google.gson.Gson;
+import com.google.gson.GsonBuilder;
+import io.cohort.common.GrpcErrors;
+import io.cohort.proto.v1.CohortGrpc;
+import io.cohort.proto.v1.GetJobRequest;
+import io.cohort.proto.v1.JobInfo;
+import io.cohort.proto.v1.JobState;
+import io.cohort.proto.v1.OutputChunk;
+import io.cohort.proto.v1.StreamOutputRequest;
+import io.grpc.StatusRuntimeException;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.util.Iterator;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/** What every command shares: the connection to the coordinator, printing, exit codes. */
+final class Cli implements AutoCloseable {
+  /** Exit code when the job was stopped by a checkpoint (EX_TEMPFAIL: it can be restarted). */
+  static final int EXIT_STOPPED = 75;
+  /** Exit code when the job was killed by `cohort kill` (128 + SIGKILL). */
+  static final int EXIT_KILLED = 137;
+  /** Exit code when the job's processes vanished without an exit status. */
+  static final int EXIT_LOST = 70;
+
+  static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();
+
+  private final Embedded embedded;
+  final CohortGrpc.CohortBlockingStub stub;
+  final PrintStream out = System.out;
+  final PrintStream err = System.err;
+
+  Cli() {
+    try {
+      embedded = new Embedded(Embedded.Settings.fromEnvironment());
+    } catch (IOException e) {
+      throw new IllegalStateException("cannot start the embedded coordinator: " + e, e);
+    }
+    stub = CohortGrpc.newBlockingStub(embedded.channel());
+  }
+
+  /** A stub with the deadline every call must have. */
+  CohortGrpc.CohortBlockingStub call(long seconds) {
+    return stub.withDeadlineAfter(seconds, TimeUnit.SECONDS);
+  }
+
+  static boolean interactive() {
+    return System.console() != null;
+  }
+
+  void json(Map<String, ?> fields) {
+    out.println(GSON.toJson(fields));
+  }
+
+  /** Streams the job's output to stdout from {@code offset} until the job stops running. */
+  void follow(String jobId, long offset) {
+    Iterator<OutputChunk> it = stub.withDeadlineAfter(30, TimeUnit.DAYS).streamOutput(
+        StreamOutputRequest.newBuilder().setJobId(jobId).setOffset(offset).setFollow(true).build());
+    while (it.hasNext()) {
+      OutputChunk c = it.next();
+      out.write(c.getData().toByteArray(), 0, c.getData().size());
+      out.flush();
+    }
+  }
+
+  JobInfo job(String jobId) {
+    return call(30).getJob(GetJobRequest.newBuilder().setJobId(jobId).build()).getJob();
+  }
+
+  /** The job's own exit status, or the documented codes when it did not exit by itself. */
+  int exitStatus(JobInfo j) {
+    return switch (j.getState()) {
+      case JOB_STATE_EXITED -> j.getExitSignal() != 0 ? 128 + j.getExitSignal() : j.getExitCode();
+      case JOB_STATE_STOPPED -> {
+        err.printf("cohort: job %s was stopped by checkpoint %s; restart it with `cohort restart "
+            + "%s`%n", j.getJobId(), j.getLatestCheckpoint(), j.getJobId());
+        yield EXIT_STOPPED;
+      }
+      case JOB_STATE_KILLED -> {
+        err.printf("cohort: job %s was killed%n", j.getJobId());
+        yield EXIT_KILLED;
+      }
+      case JOB_STATE_LOST -> {
+        err.printf("cohort: job %s was lost: its processes vanished without an exit status%n",
+            j.getJobId());
+        yield EXIT_LOST;
+      }
+      default -> 1;
+    };
+  }
+
+  /** Waits until the job is no longer running and returns its exit status. */
+  int await(String jobId) throws InterruptedException {
+    while (true) {
+      JobInfo j = job(jobId);
+      if (j.getState() != JobState.JOB_STATE_RUNNING) {
+        return exitStatus(j);
+      }
+      Thread.sleep(200);
+    }
+  }
+
+  static String state(JobInfo j) {
+    return switch (j.getState()) {
+      case JOB_STATE_RUNNING -> "running";
+      case JOB_STATE_STOPPED -> "stopped";
+      case JOB_STATE_EXITED -> j.getExitSignal() != 0 ? "signal " + j.getExitSignal()
+          : "exited " + j.getExitCode();
+      case JOB_STATE_KILLED -> "killed";
+      case JOB_STATE_LOST -> "lost";
+      default -> "?";
+    };
+  }
+
+  /** The user-facing message of a failed call. */
+  static String message(StatusRuntimeException e) {
+    return GrpcErrors.fromStatus(e, "coordinator").getMessage();
+  }
+
+  @Override
+  public void close() {
+    embedded.close();
+  }
+}

@@ -1,0 +1,138 @@
+package io.cohort.cli;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import picocli.CommandLine.Command;
+
+@Command(name = "doctor", mixinStandardHelpOptions = true,
+    description = {"Check every requirement of Cohort on this machine and say how to fix "
+        + "what is missing.",
+        "Exits 0 when everything is in place, 1 otherwise."})
+final class DoctorCommand implements Callable<Integer> {
+  static final Path MPI_JAR = Path.of("/opt/cohort/openmpi-java/mpi.jar");
+  static final Path MPI_JNI = Path.of("/usr/lib/x86_64-linux-gnu/openmpi/lib/libmpi_java.so");
+  private static final long MIN_FREE = 1L << 30;
+  private static final String SETUP = "run `./cohort setup` from the Cohort checkout";
+
+  private record Check(String name, boolean ok, String detail, String fix) {}
+
+  private final List<Check> checks = new ArrayList<>();
+
+  @Override
+  public Integer call() {
+    Embedded.Settings s = Embedded.Settings.fromEnvironment();
+    long uid = new com.sun.security.auth.module.UnixSystem().getUid();
+    add("root", uid == 0, "uid " + uid, "run cohort as root (it creates namespaces and runs CRIU)");
+    checkCriu(s.criu());
+    checkNamespaces();
+    for (String prog : List.of("cohort-init", "cohort-rsh")) {
+      Path p = s.nativeDir().resolve(prog);
+      add(prog, Files.isExecutable(p), p.toString(), SETUP + " (builds native/)");
+    }
+    Run mpi = run(List.of("mpirun", "--version"));
+    Matcher v = Pattern.compile("\\(Open MPI\\) ([0-9.]+)").matcher(mpi.out);
+    add("open mpi", mpi.rc == 0 && v.find(), mpi.rc == 0 && v.find(0) ? "Open MPI " + v.group(1)
+        : mpi.out.strip(), SETUP + " (installs Debian's openmpi-bin and libopenmpi-dev)");
+    add("open mpi java bindings", Files.isRegularFile(MPI_JAR) && Files.isRegularFile(MPI_JNI),
+        MPI_JAR + ", " + MPI_JNI, SETUP + " (builds mpi.jar from Debian's openmpi source)");
+    checkDisk(s.home());
+    int failed = 0;
+    for (Check c : checks) {
+      System.out.printf("%-4s %-24s %s%n", c.ok ? "ok" : "FAIL", c.name, c.detail);
+      if (!c.ok) {
+        System.out.printf("     %-24s fix: %s%n", "", c.fix);
+        failed++;
+      }
+    }
+    System.out.println(failed == 0 ? "All checks passed." : failed + " check(s) failed.");
+    return failed == 0 ? 0 : 1;
+  }
+
+  private void checkCriu(String criu) {
+    Run version = run(List.of(criu, "--version"));
+    Matcher m = Pattern.compile("Version:\\s*([0-9]+)\\.([0-9]+)").matcher(version.out);
+    if (version.rc != 0 || !m.find()) {
+      add("criu", false, criu + ": " + firstLine(version.out), SETUP + " (installs CRIU 4.2+ "
+          + "into /opt/cohort/criu; Debian 12's criu 3.17 does not work on this kernel)");
+      return;
+    }
+    int major = Integer.parseInt(m.group(1));
+    int minor = Integer.parseInt(m.group(2));
+    boolean recent = major > 4 || (major == 4 && minor >= 2);
+    add("criu version", recent, m.group(1) + "." + m.group(2) + " (" + criu + ")",
+        SETUP + " (CRIU 4.2 or newer is needed: older ones fail on this kernel's vDSO or on TCP "
+            + "sockets)");
+    Run check = run(List.of(criu, "check"));
+    add("criu check", check.rc == 0 && check.out.contains("Looks good"), firstLine(check.out),
+        "see `" + criu + " check` output; run as root on a kernel with checkpoint/restore support");
+  }
+
+  private void checkNamespaces() {
+    List<String> missing = new ArrayList<>();
+    for (String ns : List.of("pid", "net", "uts", "ipc", "mnt")) {
+      if (!Files.exists(Path.of("/proc/self/ns", ns))) {
+        missing.add(ns);
+      }
+    }
+    Run unshare = run(List.of("unshare", "--fork", "--pid", "--net", "--uts", "--ipc", "--mount",
+        "true"));
+    add("kernel namespaces", missing.isEmpty() && unshare.rc == 0,
+        missing.isEmpty() ? (unshare.rc == 0 ? "pid, net, uts, ipc, mnt" : firstLine(unshare.out))
+            : "missing: " + String.join(", ", missing),
+        "a kernel with pid, net, uts, ipc and mount namespaces, and root");
+    add("tun device", Files.exists(Path.of("/dev/net/tun")), "/dev/net/tun",
+        "load the tun module (needed by the multinode overlay)");
+  }
+
+  private void checkDisk(Path home) {
+    Path p = home;
+    while (p != null && !Files.exists(p)) {
+      p = p.getParent();
+    }
+    try {
+      long free = Files.getFileStore(p).getUsableSpace();
+      add("image store space", free >= MIN_FREE, String.format("%.1f GB free in %s", free / 1e9,
+          home), "free space in " + home + " or set COHORT_HOME to a larger file system; "
+          + "`cohort rm` removes old checkpoints");
+    } catch (IOException | NullPointerException e) {
+      add("image store space", false, "cannot check " + home + ": " + e, "set COHORT_HOME");
+    }
+  }
+
+  private void add(String name, boolean ok, String detail, String fix) {
+    checks.add(new Check(name, ok, detail, fix));
+  }
+
+  private record Run(int rc, String out) {}
+
+  private static Run run(List<String> cmd) {
+    try {
+      Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      if (!p.waitFor(60, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        return new Run(-1, "timed out");
+      }
+      return new Run(p.exitValue(), out);
+    } catch (IOException e) {
+      return new Run(-1, "not found: " + cmd.get(0));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return new Run(-1, "interrupted");
+    }
+  }
+
+  private static String firstLine(String s) {
+    String t = s.strip();
+    int nl = t.indexOf('\n');
+    return nl < 0 ? t : t.substring(0, nl);
+  }
+}

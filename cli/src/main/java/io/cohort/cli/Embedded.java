@@ -1,0 +1,77 @@
+package io.cohort.cli;
+
+import io.cohort.agent.AgentConfig;
+import io.cohort.agent.AgentGrpcService;
+import io.cohort.agent.NodeAgent;
+import io.cohort.coordinator.BarrierConfig;
+import io.cohort.coordinator.CohortGrpcService;
+import io.cohort.coordinator.Coordinator;
+import io.grpc.ManagedChannel;
+import io.grpc.Server;
+import io.grpc.inprocess.InProcessChannelBuilder;
+import io.grpc.inprocess.InProcessServerBuilder;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+
+/**
+ * The embedded single-node mode: the same coordinator and agent code as the daemons, wired
+ * together in this process over in-process gRPC. State lives on disk under the Cohort home,
+ * so consecutive CLI processes see the same jobs and checkpoints.
+ */
+final class Embedded implements AutoCloseable {
+  static final String NODE = "local";
+
+  private final ExecutorService executor = Executors.newCachedThreadPool(r -> {
+    Thread t = new Thread(r, "cohort-embedded");
+    t.setDaemon(true);
+    return t;
+  });
+  private final Server agentServer;
+  private final ManagedChannel agentChannel;
+  private final Coordinator coordinator;
+  private final Server coordinatorServer;
+  private final ManagedChannel clientChannel;
+
+  Embedded(Settings settings) throws IOException {
+    String suffix = UUID.randomUUID().toString();
+    NodeAgent agent = new NodeAgent(AgentConfig.defaults(NODE, settings.home().resolve("agent"),
+        settings.nativeDir(), settings.criu()));
+    agentServer = InProcessServerBuilder.forName("agent-" + suffix).executor(executor)
+        .addService(new AgentGrpcService(agent)).build().start();
+    agentChannel = InProcessChannelBuilder.forName("agent-" + suffix).executor(executor).build();
+    coordinator = Coordinator.create(settings.home().resolve("coordinator"),
+        Map.of(NODE, agentChannel), BarrierConfig.defaults());
+    coordinatorServer = InProcessServerBuilder.forName("coord-" + suffix).executor(executor)
+        .addService(new CohortGrpcService(coordinator)).build().start();
+    clientChannel = InProcessChannelBuilder.forName("coord-" + suffix).executor(executor).build();
+  }
+
+  ManagedChannel channel() {
+    return clientChannel;
+  }
+
+  @Override
+  public void close() {
+    clientChannel.shutdownNow();
+    coordinatorServer.shutdownNow();
+    coordinator.close();
+    agentChannel.shutdownNow();
+    agentServer.shutdownNow();
+    executor.shutdownNow();
+  }
+
+  /** Where things are; from the environment, defaults in docs/configuration.md. */
+  record Settings(Path home, Path nativeDir, String criu) {
+    static Settings fromEnvironment() {
+      Map<String, String> env = System.getenv();
+      return new Settings(
+          Path.of(env.getOrDefault("COHORT_HOME", "/var/lib/cohort")),
+          Path.of(env.getOrDefault("COHORT_NATIVE_DIR", "/opt/cohort/native")),
+          env.getOrDefault("COHORT_CRIU", "/opt/cohort/bin/criu"));
+    }
+  }
+}

@@ -1,0 +1,60 @@
+package io.cohort.cli;
+
+import io.cohort.proto.v1.RestartRequest;
+import io.cohort.proto.v1.RestartResponse;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "restart", mixinStandardHelpOptions = true,
+    description = {"Restart a job from a checkpoint (CKPT = JOB.EPOCH), or from the latest "
+        + "checkpoint of JOB, under the same job id.",
+        "The job's output continues in the same log; restarting from an older checkpoint "
+        + "rolls the log back to where it stood then (the cut-off bytes are kept beside the "
+        + "log as output.log.after-CKPT-TIME).",
+        "The image is verified (sha256 of every file) first; a damaged image is refused.",
+        "Without --detach, streams the new output and exits with the job's exit status."})
+final class RestartCommand implements Callable<Integer> {
+  @Parameters(paramLabel = "CKPT|JOB", description = "checkpoint id or job id")
+  String target;
+
+  @Option(names = {"-d", "--detach"}, description = "return once the job runs again")
+  boolean detach;
+
+  @Option(names = "--replace", description = "if the job is running, end it first")
+  boolean replace;
+
+  @Option(names = "--json", description = "print {\"job\": ID, \"checkpoint\": CKPT, ...} as JSON")
+  boolean json;
+
+  @Override
+  public Integer call() throws Exception {
+    try (Cli cli = new Cli()) {
+      RestartResponse r = cli.call(3600).restart(RestartRequest.newBuilder().setTarget(target)
+          .setReplace(replace).build());
+      if (json) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("job", r.getJob().getJobId());
+        m.put("checkpoint", r.getCheckpointId());
+        m.put("restart_ms", r.getRestartMs());
+        m.put("incarnation", r.getJob().getIncarnation());
+        cli.json(m);
+      } else if (detach) {
+        cli.out.println(r.getJob().getJobId());
+      }
+      if (!json || Cli.interactive()) {
+        cli.err.printf("cohort: job %s restarted from checkpoint %s in %d ms%n",
+            r.getJob().getJobId(), r.getCheckpointId(), r.getRestartMs());
+      }
+      cli.out.flush();
+      if (detach) {
+        return 0;
+      }
+      cli.follow(r.getJob().getJobId(), r.getOutputOffset());
+      return cli.await(r.getJob().getJobId());
+    }
+  }
+}

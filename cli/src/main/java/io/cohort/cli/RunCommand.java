@@ -1,0 +1,62 @@
+package io.cohort.cli;
+
+import io.cohort.proto.v1.JobInfo;
+import io.cohort.proto.v1.JobSpec;
+import io.cohort.proto.v1.RunRequest;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "run", mixinStandardHelpOptions = true,
+    description = {"Run CMD in a new virtual host (its own PIDs, network, hostname, /tmp and "
+        + "/dev/shm).",
+        "Without --detach, streams the job's output and exits with CMD's exit status "
+        + "(75 if a checkpoint stopped it, 137 if it was killed). Ctrl-C detaches; the job "
+        + "keeps running.",
+        "A plain `mpirun -np N prog` works inside: Cohort sets what Open MPI needs (run as "
+        + "root, oversubscription)."},
+    footer = {"", "Example: cohort run --detach -- mpirun -np 4 ./ring 1000"})
+final class RunCommand implements Callable<Integer> {
+  @Option(names = "--name", description = "a name to show in `cohort ps`")
+  String name = "";
+
+  @Option(names = {"-d", "--detach"}, description = "print the job id and return at once")
+  boolean detach;
+
+  @Option(names = "--json", description = "print {\"job\": ID} as JSON")
+  boolean json;
+
+  @Parameters(arity = "1..*", paramLabel = "CMD", description = "the command and its arguments "
+      + "(put them after --)")
+  List<String> command;
+
+  @Override
+  public Integer call() throws Exception {
+    JobSpec.Builder spec = JobSpec.newBuilder().setName(name).addAllCommand(command)
+        .setCwd(Path.of("").toAbsolutePath().toString());
+    System.getenv().forEach((k, v) -> spec.addEnv(k + "=" + v));
+    try (Cli cli = new Cli()) {
+      JobInfo job = cli.call(60).run(RunRequest.newBuilder().setSpec(spec).build()).getJob();
+      if (json) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("job", job.getJobId());
+        cli.json(m);
+      } else if (detach) {
+        cli.out.println(job.getJobId());
+      } else {
+        cli.err.printf("cohort: job %s started (log: %s)%n", job.getJobId(), job.getLogPath());
+      }
+      cli.out.flush();
+      if (detach) {
+        return 0;
+      }
+      cli.follow(job.getJobId(), 0);
+      return cli.await(job.getJobId());
+    }
+  }
+}

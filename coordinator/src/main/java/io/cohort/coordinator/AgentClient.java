@@ -1,0 +1,116 @@
+package io.cohort.coordinator;
+
+import io.cohort.common.GrpcErrors;
+import io.cohort.proto.v1.AgentGrpc;
+import io.cohort.proto.v1.CreateVhostRequest;
+import io.cohort.proto.v1.CreateVhostResponse;
+import io.cohort.proto.v1.DeleteImageRequest;
+import io.cohort.proto.v1.DumpVhostRequest;
+import io.cohort.proto.v1.DumpVhostResponse;
+import io.cohort.proto.v1.FinishCheckpointRequest;
+import io.cohort.proto.v1.FinishCheckpointResponse;
+import io.cohort.proto.v1.GetNodeRequest;
+import io.cohort.proto.v1.GetNodeResponse;
+import io.cohort.proto.v1.GetVhostRequest;
+import io.cohort.proto.v1.GetVhostResponse;
+import io.cohort.proto.v1.KillVhostRequest;
+import io.cohort.proto.v1.KillVhostResponse;
+import io.cohort.proto.v1.OutputChunk;
+import io.cohort.proto.v1.PrepareCheckpointRequest;
+import io.cohort.proto.v1.PrepareCheckpointResponse;
+import io.cohort.proto.v1.ReadOutputRequest;
+import io.cohort.proto.v1.RestoreVhostRequest;
+import io.cohort.proto.v1.RestoreVhostResponse;
+import io.grpc.Channel;
+import io.grpc.StatusRuntimeException;
+import java.time.Duration;
+import java.util.Iterator;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+
+/**
+ * The coordinator's view of one node agent: blocking calls with a deadline each, failures
+ * turned into {@link io.cohort.common.CohortException}s that name the node.
+ */
+final class AgentClient {
+  private final String node;
+  private final AgentGrpc.AgentBlockingStub stub;
+  private final Duration shortCall;
+  private final Duration longCall;
+
+  AgentClient(String node, Channel channel, Duration shortCall, Duration longCall) {
+    this.node = node;
+    this.stub = AgentGrpc.newBlockingStub(channel);
+    this.shortCall = shortCall;
+    this.longCall = longCall;
+  }
+
+  String node() {
+    return node;
+  }
+
+  private <T> T call(Duration deadline, Function<AgentGrpc.AgentBlockingStub, T> f) {
+    try {
+      return f.apply(stub.withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS));
+    } catch (StatusRuntimeException e) {
+      throw GrpcErrors.fromStatus(e, "node " + node);
+    }
+  }
+
+  GetNodeResponse describe() {
+    return call(shortCall, s -> s.getNode(GetNodeRequest.getDefaultInstance()));
+  }
+
+  CreateVhostResponse createVhost(CreateVhostRequest r) {
+    return call(shortCall, s -> s.createVhost(r));
+  }
+
+  GetVhostResponse getVhost(String vhostId) {
+    return call(shortCall, s -> s.getVhost(GetVhostRequest.newBuilder().setVhostId(vhostId).build()));
+  }
+
+  KillVhostResponse kill(String vhostId) {
+    return call(shortCall, s -> s.killVhost(KillVhostRequest.newBuilder().setVhostId(vhostId).build()));
+  }
+
+  PrepareCheckpointResponse prepare(PrepareCheckpointRequest r) {
+    return call(shortCall, s -> s.prepareCheckpoint(r));
+  }
+
+  DumpVhostResponse dump(DumpVhostRequest r) {
+    return call(longCall, s -> s.dumpVhost(r));
+  }
+
+  FinishCheckpointResponse finish(FinishCheckpointRequest r) {
+    return call(longCall, s -> s.finishCheckpoint(r));
+  }
+
+  RestoreVhostResponse restore(RestoreVhostRequest r) {
+    return call(longCall, s -> s.restoreVhost(r));
+  }
+
+  void deleteImage(String ckpt, String vhostId) {
+    call(shortCall, s -> s.deleteImage(DeleteImageRequest.newBuilder().setCheckpointId(ckpt)
+        .setVhostId(vhostId).build()));
+  }
+
+  /** Output chunks; the iterator throws CohortException on failure. */
+  Iterator<OutputChunk> readOutput(ReadOutputRequest r, Duration deadline) {
+    Iterator<OutputChunk> it = call(deadline, s -> s.readOutput(r));
+    return new Iterator<>() {
+      @Override
+      public boolean hasNext() {
+        try {
+          return it.hasNext();
+        } catch (StatusRuntimeException e) {
+          throw GrpcErrors.fromStatus(e, "node " + node);
+        }
+      }
+
+      @Override
+      public OutputChunk next() {
+        return it.next();
+      }
+    };
+  }
+}

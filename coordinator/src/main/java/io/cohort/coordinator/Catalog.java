@@ -1,0 +1,179 @@
+package io.cohort.coordinator;
+
+import io.cohort.common.CohortException;
+import io.cohort.common.DurableFiles;
+import io.cohort.common.Ids;
+import io.cohort.common.ProtoJson;
+import io.cohort.proto.v1.CheckpointInfo;
+import io.cohort.proto.v1.JobRecord;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.stream.Stream;
+
+/**
+ * The coordinator's persistent catalog of jobs and committed checkpoints, one JSON file per
+ * record under {@code root}, each written atomically. A checkpoint exists for clients exactly
+ * when its record file exists: writing that file is the global commit.
+ *
+ * <pre>
+ *   jobs/ID.json            JobRecord
+ *   jobs/ID.lock            held while the job is being changed (checkpoint, restart, kill)
+ *   checkpoints/ID.EPOCH.json  CheckpointInfo
+ *   next-job-id             counter, changed under catalog.lock
+ * </pre>
+ *
+ * Locks are file locks plus in-process locks, so several CLI processes using the embedded
+ * coordinator on one machine do not step on each other.
+ */
+final class Catalog {
+  private final Path root;
+  private final ConcurrentHashMap<String, ReentrantLock> localLocks = new ConcurrentHashMap<>();
+
+  Catalog(Path root) {
+    this.root = root;
+    try {
+      Files.createDirectories(root.resolve("jobs"));
+      Files.createDirectories(root.resolve("checkpoints"));
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot create catalog " + root, e);
+    }
+  }
+
+  /** An exclusive hold on a name, released by close(). */
+  interface Hold extends AutoCloseable {
+    @Override
+    void close();
+  }
+
+  /** Holds the job's lock (in this process and across processes on this machine). */
+  Hold lockJob(String jobId) {
+    return lock(root.resolve("jobs").resolve(Ids.requireJob(jobId) + ".lock"));
+  }
+
+  String allocateJobId() {
+    try (Hold h = lock(root.resolve("catalog.lock"))) {
+      Path counter = root.resolve("next-job-id");
+      long next = 1;
+      if (Files.exists(counter)) {
+        next = Long.parseLong(Files.readString(counter).strip());
+      }
+      DurableFiles.writeAtomically(counter, (next + 1 + "\n").getBytes(StandardCharsets.US_ASCII));
+      return Long.toString(next);
+    } catch (IOException | NumberFormatException e) {
+      throw CohortException.internal("cannot allocate a job id in " + root + ": " + e, e);
+    }
+  }
+
+  void saveJob(JobRecord job) {
+    ProtoJson.write(jobFile(job.getInfo().getJobId()), job);
+  }
+
+  JobRecord job(String jobId) {
+    Path f = jobFile(Ids.requireJob(jobId));
+    if (!Files.exists(f)) {
+      throw CohortException.notFound("job %s does not exist (see `cohort ps`)", jobId);
+    }
+    return ProtoJson.read(f, JobRecord.newBuilder()).build();
+  }
+
+  List<JobRecord> jobs() {
+    List<JobRecord> out = new ArrayList<>();
+    for (Path f : list(root.resolve("jobs"))) {
+      String name = f.getFileName().toString();
+      if (name.endsWith(".json") && Ids.isJob(name.substring(0, name.length() - 5))) {
+        out.add(ProtoJson.read(f, JobRecord.newBuilder()).build());
+      }
+    }
+    out.sort(Comparator.comparingLong(j -> Long.parseLong(j.getInfo().getJobId())));
+    return out;
+  }
+
+  /** The global commit of a checkpoint. */
+  void commitCheckpoint(CheckpointInfo info) {
+    ProtoJson.write(checkpointFile(info.getCheckpointId()), info);
+  }
+
+  Optional<CheckpointInfo> checkpoint(String ckpt) {
+    Path f = checkpointFile(Ids.requireCheckpoint(ckpt));
+    if (!Files.exists(f)) {
+      return Optional.empty();
+    }
+    return Optional.of(ProtoJson.read(f, CheckpointInfo.newBuilder()).build());
+  }
+
+  /** Committed checkpoints, oldest first; only one job's when {@code jobId} is not empty. */
+  List<CheckpointInfo> checkpoints(String jobId) {
+    List<CheckpointInfo> out = new ArrayList<>();
+    for (Path f : list(root.resolve("checkpoints"))) {
+      String name = f.getFileName().toString();
+      if (!name.endsWith(".json")) {
+        continue;
+      }
+      String id = name.substring(0, name.length() - 5);
+      if (Ids.isCheckpoint(id) && (jobId.isEmpty() || Ids.jobOfCheckpoint(id).equals(jobId))) {
+        out.add(ProtoJson.read(f, CheckpointInfo.newBuilder()).build());
+      }
+    }
+    out.sort(Comparator.comparingLong((CheckpointInfo c) -> Long.parseLong(c.getJobId()))
+        .thenComparingLong(CheckpointInfo::getEpoch));
+    return out;
+  }
+
+  void deleteCheckpoint(String ckpt) {
+    try {
+      Files.deleteIfExists(checkpointFile(ckpt));
+      DurableFiles.fsyncDirectory(root.resolve("checkpoints"));
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot delete checkpoint record " + ckpt, e);
+    }
+  }
+
+  private Path jobFile(String jobId) {
+    return root.resolve("jobs").resolve(jobId + ".json");
+  }
+
+  private Path checkpointFile(String ckpt) {
+    return root.resolve("checkpoints").resolve(ckpt + ".json");
+  }
+
+  private static List<Path> list(Path dir) {
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.toList();
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot list " + dir, e);
+    }
+  }
+
+  private Hold lock(Path file) {
+    ReentrantLock local = localLocks.computeIfAbsent(file.toString(), k -> new ReentrantLock());
+    local.lock();
+    try {
+      FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+      FileLock fl = ch.lock();
+      return () -> {
+        try {
+          fl.release();
+          ch.close();
+        } catch (IOException ignored) {
+          // closing the channel releases the lock anyway
+        } finally {
+          local.unlock();
+        }
+      };
+    } catch (IOException | RuntimeException e) {
+      local.unlock();
+      throw CohortException.internal("cannot lock " + file + ": " + e, e);
+    }
+  }
+}

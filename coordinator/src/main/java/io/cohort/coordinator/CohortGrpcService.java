@@ -1,0 +1,128 @@
+package io.cohort.coordinator;
+
+import io.cohort.common.GrpcErrors;
+import io.cohort.proto.v1.CheckpointInfo;
+import io.cohort.proto.v1.CheckpointPhase;
+import io.cohort.proto.v1.CheckpointProgress;
+import io.cohort.proto.v1.CheckpointRequest;
+import io.cohort.proto.v1.CohortGrpc;
+import io.cohort.proto.v1.GetJobRequest;
+import io.cohort.proto.v1.GetJobResponse;
+import io.cohort.proto.v1.KillJobRequest;
+import io.cohort.proto.v1.KillJobResponse;
+import io.cohort.proto.v1.ListCheckpointsRequest;
+import io.cohort.proto.v1.ListCheckpointsResponse;
+import io.cohort.proto.v1.ListJobsRequest;
+import io.cohort.proto.v1.ListJobsResponse;
+import io.cohort.proto.v1.OutputChunk;
+import io.cohort.proto.v1.RemoveCheckpointRequest;
+import io.cohort.proto.v1.RemoveCheckpointResponse;
+import io.cohort.proto.v1.RestartRequest;
+import io.cohort.proto.v1.RestartResponse;
+import io.cohort.proto.v1.RunRequest;
+import io.cohort.proto.v1.RunResponse;
+import io.cohort.proto.v1.StreamOutputRequest;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.util.function.Supplier;
+
+/** Thin gRPC adapter over {@link Coordinator}: the client API. */
+public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
+  private final Coordinator coordinator;
+
+  public CohortGrpcService(Coordinator coordinator) {
+    this.coordinator = coordinator;
+  }
+
+  private static <T> void unary(StreamObserver<T> out, Supplier<T> call) {
+    T result;
+    try {
+      result = call.get();
+    } catch (RuntimeException e) {
+      out.onError(GrpcErrors.toStatus(e));
+      return;
+    }
+    out.onNext(result);
+    out.onCompleted();
+  }
+
+  @Override
+  public void run(RunRequest req, StreamObserver<RunResponse> out) {
+    unary(out, () -> RunResponse.newBuilder().setJob(coordinator.run(req.getSpec())).build());
+  }
+
+  @Override
+  public void checkpoint(CheckpointRequest req, StreamObserver<CheckpointProgress> out) {
+    ServerCallStreamObserver<CheckpointProgress> call =
+        (ServerCallStreamObserver<CheckpointProgress>) out;
+    CheckpointInfo info;
+    try {
+      info = coordinator.checkpoint(req.getJobId(), req.getStop(), (phase, message) -> {
+        synchronized (call) {
+          if (!call.isCancelled()) {
+            call.onNext(CheckpointProgress.newBuilder().setPhase(phase).setMessage(message).build());
+          }
+        }
+      });
+    } catch (RuntimeException e) {
+      out.onError(GrpcErrors.toStatus(e));
+      return;
+    }
+    synchronized (call) {
+      out.onNext(CheckpointProgress.newBuilder().setPhase(CheckpointPhase.CHECKPOINT_PHASE_DONE)
+          .setMessage("committed").setResult(info).build());
+      out.onCompleted();
+    }
+  }
+
+  @Override
+  public void restart(RestartRequest req, StreamObserver<RestartResponse> out) {
+    unary(out, () -> coordinator.restart(req.getTarget(), req.getReplace()));
+  }
+
+  @Override
+  public void listJobs(ListJobsRequest req, StreamObserver<ListJobsResponse> out) {
+    unary(out, () -> ListJobsResponse.newBuilder().addAllJobs(coordinator.jobs()).build());
+  }
+
+  @Override
+  public void getJob(GetJobRequest req, StreamObserver<GetJobResponse> out) {
+    unary(out, () -> GetJobResponse.newBuilder().setJob(coordinator.job(req.getJobId())).build());
+  }
+
+  @Override
+  public void listCheckpoints(ListCheckpointsRequest req,
+      StreamObserver<ListCheckpointsResponse> out) {
+    unary(out, () -> ListCheckpointsResponse.newBuilder()
+        .addAllCheckpoints(coordinator.checkpoints(req.getJobId())).build());
+  }
+
+  @Override
+  public void removeCheckpoint(RemoveCheckpointRequest req,
+      StreamObserver<RemoveCheckpointResponse> out) {
+    unary(out, () -> {
+      coordinator.removeCheckpoint(req.getCheckpointId());
+      return RemoveCheckpointResponse.getDefaultInstance();
+    });
+  }
+
+  @Override
+  public void killJob(KillJobRequest req, StreamObserver<KillJobResponse> out) {
+    unary(out, () -> KillJobResponse.newBuilder().setJob(coordinator.kill(req.getJobId())).build());
+  }
+
+  @Override
+  public void streamOutput(StreamOutputRequest req, StreamObserver<OutputChunk> out) {
+    ServerCallStreamObserver<OutputChunk> call = (ServerCallStreamObserver<OutputChunk>) out;
+    try {
+      coordinator.output(req.getJobId(), req.getOffset(), req.getFollow(), out::onNext,
+          call::isCancelled);
+    } catch (RuntimeException e) {
+      out.onError(GrpcErrors.toStatus(e));
+      return;
+    }
+    if (!call.isCancelled()) {
+      out.onCompleted();
+    }
+  }
+}

@@ -1,0 +1,328 @@
+package io.cohort.coordinator;
+
+import io.cohort.common.CohortException;
+import io.cohort.common.Ids;
+import io.cohort.proto.v1.CheckpointInfo;
+import io.cohort.proto.v1.CreateVhostRequest;
+import io.cohort.proto.v1.CreateVhostResponse;
+import io.cohort.proto.v1.GetVhostResponse;
+import io.cohort.proto.v1.JobInfo;
+import io.cohort.proto.v1.JobRecord;
+import io.cohort.proto.v1.JobSpec;
+import io.cohort.proto.v1.JobState;
+import io.cohort.proto.v1.OutputChunk;
+import io.cohort.proto.v1.ReadOutputRequest;
+import io.cohort.proto.v1.RestartResponse;
+import io.cohort.proto.v1.RestoreVhostRequest;
+import io.cohort.proto.v1.RestoreVhostResponse;
+import io.cohort.proto.v1.VhostPlacement;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The coordinator: jobs, placement, the checkpoint barrier, restarts and the catalog.
+ * Transport-neutral; {@link CohortGrpcService} is its gRPC adapter.
+ */
+public final class Coordinator implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(Coordinator.class);
+  private static final Duration FOLLOW_DEADLINE = Duration.ofDays(30);
+
+  private final Catalog catalog;
+  private final AgentDirectory agents;
+  private final BarrierConfig barrierConfig;
+  private final Clock clock;
+  private final ExecutorService io = Executors.newCachedThreadPool(daemon("cohort-coord-io"));
+  private final ScheduledExecutorService serial =
+      Executors.newSingleThreadScheduledExecutor(daemon("cohort-barrier"));
+  private final SecureRandom random = new SecureRandom();
+
+  Coordinator(Catalog catalog, AgentDirectory agents, BarrierConfig barrierConfig, Clock clock) {
+    this.catalog = catalog;
+    this.agents = agents;
+    this.barrierConfig = barrierConfig;
+    this.clock = clock;
+  }
+
+  /** A coordinator whose catalog lives in {@code home} and which reaches the given agents. */
+  public static Coordinator create(Path home, java.util.Map<String, io.grpc.Channel> agentChannels,
+      BarrierConfig barrierConfig) {
+    java.util.Map<String, AgentClient> clients = new java.util.HashMap<>();
+    agentChannels.forEach((node, ch) -> clients.put(node,
+        new AgentClient(node, ch, Duration.ofSeconds(30), barrierConfig.dump().plusMinutes(1))));
+    return new Coordinator(new Catalog(home), new AgentDirectory(clients), barrierConfig,
+        Clock.systemUTC());
+  }
+
+  // ------------------------------------------------------------------ run
+
+  public JobInfo run(JobSpec spec) {
+    if (spec.getCommandCount() == 0 || spec.getCommand(0).isBlank()) {
+      throw CohortException.invalid("no command given: use `cohort run -- CMD ARGS...`");
+    }
+    if (!spec.getCwd().startsWith("/")) {
+      throw CohortException.invalid("working directory must be an absolute path, got '%s'",
+          spec.getCwd());
+    }
+    String node = agents.nodes().get(0);
+    String jobId = catalog.allocateJobId();
+    String vhostId = Ids.vhost(jobId, 0);
+    String token = HexFormat.of().formatHex(random.generateSeed(16));
+    CreateVhostResponse created = agents.agent(node).createVhost(CreateVhostRequest.newBuilder()
+        .setJobId(jobId).setVhostId(vhostId).setHostname("job" + jobId + "-0").setSpec(spec)
+        .setToken(token).build());
+    JobInfo info = JobInfo.newBuilder().setJobId(jobId).setSpec(spec)
+        .setState(JobState.JOB_STATE_RUNNING).setCreatedUnixMs(clock.millis()).setIncarnation(1)
+        .addVhosts(created.getPlacement()).setLogPath(created.getLogPath()).build();
+    catalog.saveJob(JobRecord.newBuilder().setInfo(info).setToken(token).setNextEpoch(1).build());
+    log.info("job-{}: started on {} ({})", jobId, node, String.join(" ", spec.getCommandList()));
+    return info;
+  }
+
+  // ------------------------------------------------------------------ queries
+
+  public JobInfo job(String jobId) {
+    return refresh(catalog.job(jobId)).getInfo();
+  }
+
+  public List<JobInfo> jobs() {
+    List<JobInfo> out = new ArrayList<>();
+    for (JobRecord r : catalog.jobs()) {
+      out.add(refresh(r).getInfo());
+    }
+    return out;
+  }
+
+  public List<CheckpointInfo> checkpoints(String jobId) {
+    if (!jobId.isEmpty()) {
+      catalog.job(jobId); // NOT_FOUND for an unknown job
+    }
+    return catalog.checkpoints(jobId);
+  }
+
+  /** The job's state as its head vhost's agent reports it, saved when it changed. */
+  private JobRecord refresh(JobRecord rec) {
+    JobInfo info = rec.getInfo();
+    List<CheckpointInfo> ckpts = catalog.checkpoints(info.getJobId());
+    String latest = ckpts.isEmpty() ? "" : ckpts.get(ckpts.size() - 1).getCheckpointId();
+    JobInfo.Builder b = info.toBuilder().setLatestCheckpoint(latest);
+    if (info.getState() == JobState.JOB_STATE_RUNNING) {
+      VhostPlacement head = info.getVhosts(0);
+      GetVhostResponse v;
+      try {
+        v = agents.agent(head.getNode()).getVhost(head.getVhostId());
+      } catch (CohortException e) {
+        if (e.kind() == CohortException.Kind.UNAVAILABLE) {
+          return rec.toBuilder().setInfo(b).build(); // cannot tell: keep what we know
+        }
+        throw e;
+      }
+      switch (v.getState()) {
+        case VHOST_STATE_EXITED -> b.setState(JobState.JOB_STATE_EXITED)
+            .setExitCode(v.getExitCode()).setExitSignal(v.getExitSignal());
+        case VHOST_STATE_STOPPED -> b.setState(JobState.JOB_STATE_STOPPED);
+        case VHOST_STATE_KILLED -> b.setState(JobState.JOB_STATE_KILLED);
+        case VHOST_STATE_LOST -> b.setState(JobState.JOB_STATE_LOST);
+        default -> { }
+      }
+      b.setVhosts(0, v.getPlacement());
+    }
+    JobRecord updated = rec.toBuilder().setInfo(b).build();
+    if (updated.getInfo().getState() != info.getState()) {
+      catalog.saveJob(updated);
+    }
+    return updated;
+  }
+
+  // ------------------------------------------------------------------ checkpoint
+
+  /** Runs the barrier for one new epoch; blocks until it is committed or aborted. */
+  public CheckpointInfo checkpoint(String jobId, boolean stop, CheckpointBarrier.Listener progress) {
+    try (Catalog.Hold hold = catalog.lockJob(jobId)) {
+      JobRecord rec = refresh(catalog.job(jobId));
+      if (rec.getInfo().getState() != JobState.JOB_STATE_RUNNING) {
+        throw CohortException.precondition("cannot checkpoint job %s: it is not running (%s)", jobId,
+            describe(rec.getInfo()));
+      }
+      long epoch = Math.max(1, rec.getNextEpoch());
+      // The epoch is used up even if the barrier aborts: epochs are never reused.
+      rec = rec.toBuilder().setNextEpoch(epoch + 1).build();
+      catalog.saveJob(rec);
+      CheckpointBarrier barrier = new CheckpointBarrier(rec, epoch, stop, agents, catalog, io,
+          serial, clock, barrierConfig, progress);
+      CheckpointInfo info;
+      try {
+        info = barrier.start().get();
+      } catch (ExecutionException e) {
+        throw e.getCause() instanceof CohortException ce ? ce
+            : CohortException.internal("checkpoint failed: " + e.getCause(), e.getCause());
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw CohortException.internal("interrupted while checkpointing", e);
+      }
+      JobInfo.Builder b = rec.getInfo().toBuilder().setLatestCheckpoint(info.getCheckpointId());
+      if (stop) {
+        b.setState(JobState.JOB_STATE_STOPPED);
+        b.clearVhosts().addAllVhosts(info.getVhostsList());
+      }
+      catalog.saveJob(rec.toBuilder().setInfo(b).build());
+      return info;
+    }
+  }
+
+  // ------------------------------------------------------------------ restart
+
+  /** Restarts a job from a checkpoint id, or from the latest checkpoint of a job id. */
+  public RestartResponse restart(String target, boolean replace) {
+    long t0 = clock.millis();
+    CheckpointInfo ckpt = resolve(target);
+    String jobId = ckpt.getJobId();
+    try (Catalog.Hold hold = catalog.lockJob(jobId)) {
+      JobRecord rec = refresh(catalog.job(jobId));
+      if (rec.getInfo().getState() == JobState.JOB_STATE_RUNNING) {
+        if (!replace) {
+          throw CohortException.precondition("job %s is running; to restart it from %s, end the "
+              + "running incarnation first (`cohort kill %s`) or add --replace", jobId,
+              ckpt.getCheckpointId(), jobId);
+        }
+        killVhosts(rec.getInfo());
+      }
+      List<VhostPlacement> placed = new ArrayList<>();
+      long offset = 0;
+      try {
+        for (VhostPlacement v : ckpt.getVhostsList()) {
+          RestoreVhostResponse r = agents.agent(v.getNode()).restore(RestoreVhostRequest.newBuilder()
+              .setCheckpointId(ckpt.getCheckpointId()).setVhostId(v.getVhostId())
+              .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), "")).build());
+          placed.add(r.getPlacement());
+          if (placed.size() == 1) {
+            offset = r.getOutputOffset();
+          }
+        }
+      } catch (RuntimeException e) {
+        for (VhostPlacement p : placed) {
+          try {
+            agents.agent(p.getNode()).kill(p.getVhostId());
+          } catch (RuntimeException ignored) {
+            // best effort: the restart failed anyway
+          }
+        }
+        throw e;
+      }
+      JobInfo info = rec.getInfo().toBuilder().setState(JobState.JOB_STATE_RUNNING)
+          .setExitCode(0).setExitSignal(0).setIncarnation(rec.getInfo().getIncarnation() + 1)
+          .clearVhosts().addAllVhosts(placed).build();
+      catalog.saveJob(rec.toBuilder().setInfo(info).build());
+      log.info("job-{}: restarted from {} (incarnation {})", jobId, ckpt.getCheckpointId(),
+          info.getIncarnation());
+      return RestartResponse.newBuilder().setJob(refresh(catalog.job(jobId)).getInfo())
+          .setCheckpointId(ckpt.getCheckpointId()).setOutputOffset(offset)
+          .setRestartMs(clock.millis() - t0).build();
+    }
+  }
+
+  private CheckpointInfo resolve(String target) {
+    if (Ids.isCheckpoint(target)) {
+      return catalog.checkpoint(target).orElseThrow(() -> CohortException.notFound(
+          "checkpoint %s does not exist (see `cohort checkpoints`)", target));
+    }
+    if (Ids.isJob(target)) {
+      catalog.job(target);
+      List<CheckpointInfo> all = catalog.checkpoints(target);
+      if (all.isEmpty()) {
+        throw CohortException.notFound("job %s has no checkpoint to restart from; take one with "
+            + "`cohort checkpoint %s`", target, target);
+      }
+      return all.get(all.size() - 1);
+    }
+    throw CohortException.invalid("'%s' is neither a job id nor a checkpoint id (JOB.EPOCH)",
+        target);
+  }
+
+  // ------------------------------------------------------------------ kill, rm, output
+
+  public JobInfo kill(String jobId) {
+    try (Catalog.Hold hold = catalog.lockJob(jobId)) {
+      JobRecord rec = refresh(catalog.job(jobId));
+      if (rec.getInfo().getState() != JobState.JOB_STATE_RUNNING) {
+        throw CohortException.precondition("job %s is not running (%s)", jobId,
+            describe(rec.getInfo()));
+      }
+      killVhosts(rec.getInfo());
+      JobInfo info = rec.getInfo().toBuilder().setState(JobState.JOB_STATE_KILLED).build();
+      catalog.saveJob(rec.toBuilder().setInfo(info).build());
+      return refresh(catalog.job(jobId)).getInfo();
+    }
+  }
+
+  private void killVhosts(JobInfo info) {
+    for (VhostPlacement v : info.getVhostsList()) {
+      agents.agent(v.getNode()).kill(v.getVhostId());
+    }
+  }
+
+  public void removeCheckpoint(String ckptId) {
+    Ids.requireCheckpoint(ckptId);
+    CheckpointInfo ckpt = catalog.checkpoint(ckptId).orElseThrow(() -> CohortException.notFound(
+        "checkpoint %s does not exist (see `cohort checkpoints`)", ckptId));
+    try (Catalog.Hold hold = catalog.lockJob(ckpt.getJobId())) {
+      catalog.deleteCheckpoint(ckptId); // unlisted first: never a listed checkpoint without images
+      for (VhostPlacement v : ckpt.getVhostsList()) {
+        agents.agent(v.getNode()).deleteImage(ckptId, v.getVhostId());
+      }
+    }
+  }
+
+  /** Streams the job's output from {@code offset}; with follow, until the job stops running. */
+  public void output(String jobId, long offset, boolean follow, Consumer<OutputChunk> sink,
+      BooleanSupplier cancelled) {
+    JobInfo info = job(jobId);
+    VhostPlacement head = info.getVhosts(0);
+    Iterator<OutputChunk> it = agents.agent(head.getNode()).readOutput(ReadOutputRequest.newBuilder()
+        .setVhostId(head.getVhostId()).setOffset(offset).setFollow(follow).build(),
+        follow ? FOLLOW_DEADLINE : Duration.ofMinutes(5));
+    while (!cancelled.getAsBoolean() && it.hasNext()) {
+      sink.accept(it.next());
+    }
+  }
+
+  static String describe(JobInfo j) {
+    return switch (j.getState()) {
+      case JOB_STATE_RUNNING -> "running";
+      case JOB_STATE_STOPPED -> "stopped by checkpoint " + j.getLatestCheckpoint()
+          + " (restart it with `cohort restart " + j.getJobId() + "`)";
+      case JOB_STATE_EXITED -> j.getExitSignal() != 0 ? "killed by signal " + j.getExitSignal()
+          : "exited with status " + j.getExitCode();
+      case JOB_STATE_KILLED -> "killed";
+      case JOB_STATE_LOST -> "lost (its processes vanished without an exit status)";
+      default -> j.getState().name();
+    };
+  }
+
+  private static java.util.concurrent.ThreadFactory daemon(String name) {
+    return r -> {
+      Thread t = new Thread(r, name);
+      t.setDaemon(true);
+      return t;
+    };
+  }
+
+  @Override
+  public void close() {
+    io.shutdownNow();
+    serial.shutdownNow();
+  }
+}
