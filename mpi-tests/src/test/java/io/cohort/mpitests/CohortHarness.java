@@ -1,0 +1,242 @@
+package io.cohort.mpitests;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+/**
+ * Drives the real `./cohort` CLI (a new JVM per command, as a user would) against a private
+ * Cohort home under target/, and cleans up every process it started, even when a test fails.
+ */
+final class CohortHarness implements AutoCloseable {
+  static final Path REPO = Path.of(System.getProperty("cohort.repo", "..")).toAbsolutePath().normalize();
+  static final Path CLASSES = Path.of(System.getProperty("mpitests.classes", "target/classes"));
+  static final Path RING = REPO.resolve("mpi-tests/target/mpi/ring");
+  static final String MPI_JAR = "/opt/cohort/openmpi-java/mpi.jar";
+  static final String JNI = "/usr/lib/x86_64-linux-gnu/openmpi/lib";
+
+  final Path home;
+
+  CohortHarness(String name) throws IOException {
+    // Not under /tmp: a vhost has its own /tmp, and the job's log must be visible to the node.
+    Path base = REPO.resolve("mpi-tests/target/cohort-homes");
+    Files.createDirectories(base);
+    home = Files.createTempDirectory(base, name + "-");
+  }
+
+  /** The outcome of one CLI command. */
+  record Result(int rc, String out, String err) {
+    Result ok() {
+      if (rc != 0) {
+        fail("cohort exited " + rc + "\nstdout: " + out + "\nstderr: " + err);
+      }
+      return this;
+    }
+
+    JsonObject json() {
+      return JsonParser.parseString(out.strip().lines().reduce((a, b) -> b).orElse("{}"))
+          .getAsJsonObject();
+    }
+  }
+
+  Result cohort(String... args) {
+    return cohort(Duration.ofMinutes(5), args);
+  }
+
+  Result cohort(Duration timeout, String... args) {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(REPO.resolve("cohort").toString());
+    cmd.addAll(List.of(args));
+    ProcessBuilder pb = new ProcessBuilder(cmd).directory(REPO.toFile());
+    Map<String, String> env = pb.environment();
+    env.put("COHORT_HOME", home.toString());
+    env.remove("OMPI_ALLOW_RUN_AS_ROOT");
+    env.remove("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM");
+    try {
+      Path out = Files.createTempFile(home, "out", ".txt");
+      Path err = Files.createTempFile(home, "err", ".txt");
+      Process p = pb.redirectOutput(out.toFile()).redirectError(err.toFile())
+          .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+      if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+        p.destroyForcibly().waitFor();
+        fail("cohort " + String.join(" ", args) + " did not finish within " + timeout);
+      }
+      Result r = new Result(p.exitValue(), Files.readString(out), Files.readString(err));
+      Files.delete(out);
+      Files.delete(err);
+      return r;
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** Starts a job detached and returns its id. */
+  String runDetached(String... command) {
+    List<String> args = new ArrayList<>(List.of("run", "--detach", "--json", "--"));
+    args.addAll(List.of(command));
+    return cohort(args.toArray(String[]::new)).ok().json().get("job").getAsString();
+  }
+
+  String log(String job) {
+    return cohort("logs", job).ok().out;
+  }
+
+  /** Waits until the job's output contains {@code text}. */
+  void awaitOutput(String job, String text, Duration timeout) throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (System.nanoTime() < deadline) {
+      if (Files.exists(logPath(job)) && readLog(job).contains(text)) {
+        return;
+      }
+      Thread.sleep(100);
+    }
+    fail("job " + job + " did not print '" + text + "' within " + timeout + "; output:\n"
+        + readLog(job));
+  }
+
+  Path logPath(String job) {
+    return home.resolve("agent/vhosts/" + job + "-0/output.log");
+  }
+
+  String readLog(String job) {
+    try {
+      return Files.readString(logPath(job));
+    } catch (IOException e) {
+      return "";
+    }
+  }
+
+  JsonObject checkpoint(String job, boolean stop) {
+    Result r = stop ? cohort("checkpoint", job, "--stop", "--json")
+        : cohort("checkpoint", job, "--json");
+    return r.ok().json();
+  }
+
+  JsonArray checkpoints(String job) {
+    return JsonParser.parseString(cohort("checkpoints", job, "--json").ok().out).getAsJsonArray();
+  }
+
+  JsonObject job(String job) {
+    for (JsonElement e : JsonParser.parseString(cohort("ps", "--json").ok().out).getAsJsonArray()) {
+      if (e.getAsJsonObject().get("job_id").getAsString().equals(job)) {
+        return e.getAsJsonObject();
+      }
+    }
+    return fail("job " + job + " not listed by cohort ps");
+  }
+
+  String state(String job) {
+    return job(job).get("state").getAsString();
+  }
+
+  int await(String job) {
+    return cohort(Duration.ofMinutes(5), "wait", job).rc;
+  }
+
+  /** The image directory of a committed checkpoint's (only) vhost. */
+  Path imageDir(String ckpt) {
+    String job = ckpt.substring(0, ckpt.indexOf('.'));
+    return home.resolve("agent/images/" + ckpt + "/" + job + "-0");
+  }
+
+  static String[] cRing(int ranks, int iterations, int delayMs, String... mca) {
+    List<String> cmd = new ArrayList<>(List.of("mpirun", "-np", Integer.toString(ranks)));
+    cmd.addAll(List.of(mca));
+    cmd.addAll(List.of(RING.toString(), Integer.toString(iterations), Integer.toString(delayMs)));
+    return cmd.toArray(String[]::new);
+  }
+
+  static String[] javaRing(int ranks, int iterations, int delayMs) {
+    return new String[] {"mpirun", "-np", Integer.toString(ranks), "java", "-XX:+UseSerialGC",
+        "-Xmx128m", "-XX:TieredStopAtLevel=1", "-cp", CLASSES + ":" + MPI_JAR,
+        "-Djava.library.path=" + JNI, "io.cohort.mpitests.Ring", Integer.toString(iterations),
+        Integer.toString(delayMs)};
+  }
+
+  /** The output of the same program run with plain mpirun, outside Cohort. */
+  static String reference(String... command) throws IOException, InterruptedException {
+    List<String> cmd = new ArrayList<>(List.of(command));
+    cmd.add(1, "--allow-run-as-root");
+    cmd.add(2, "--oversubscribe");
+    // Run without the delay: the output does not depend on it.
+    cmd.set(cmd.size() - 1, "0");
+    Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertEquals(0, p.waitFor(), "reference run failed: " + cmd);
+    return out;
+  }
+
+  /**
+   * Kills every running job of this home (through the CLI, then directly by the pids the agent
+   * recorded, in case the CLI itself is broken) and removes the home.
+   */
+  @Override
+  public void close() throws IOException {
+    try {
+      JsonArray jobs = JsonParser.parseString(cohort("ps", "--json").out).getAsJsonArray();
+      for (JsonElement e : jobs) {
+        JsonObject j = e.getAsJsonObject();
+        if ("JOB_STATE_RUNNING".equals(j.get("state").getAsString())) {
+          cohort("kill", j.get("job_id").getAsString());
+        }
+      }
+    } catch (RuntimeException e) {
+      System.err.println("cleanup: cohort ps/kill failed: " + e);
+    }
+    Path vhosts = home.resolve("agent/vhosts");
+    if (Files.isDirectory(vhosts)) {
+      try (Stream<Path> dirs = Files.list(vhosts)) {
+        for (Path d : dirs.toList()) {
+          killRecorded(d.resolve("record.json"));
+        }
+      }
+    }
+    deleteTree(home);
+  }
+
+  private static void killRecorded(Path record) {
+    try {
+      JsonObject r = JsonParser.parseString(Files.readString(record)).getAsJsonObject();
+      if (!r.has("pid")) {
+        return;
+      }
+      long pid = r.get("pid").getAsLong();
+      long start = r.get("pid_start_ticks").getAsLong();
+      String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+      String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+      if (Long.parseLong(f[19]) == start) { // the very process we started, not a reused pid
+        ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+      }
+    } catch (IOException | RuntimeException gone) {
+      // no record or no such process: nothing to clean
+    }
+  }
+
+  static void deleteTree(Path root) throws IOException {
+    if (!Files.exists(root)) {
+      return;
+    }
+    try (Stream<Path> walk = Files.walk(root)) {
+      for (Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    }
+  }
+}

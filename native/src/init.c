@@ -1,0 +1,369 @@
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define LOG_PREFIX ""
+#include "init.h"
+#include "log.h"
+#include "mounts.h"
+#include "namespaces.h"
+#include "spawn.h"
+
+/*
+ * Everything pid 1 holds while it runs.  It is deliberately small: CRIU
+ * dumps pid 1 with the rest of the vhost, so its fds are only the
+ * signalfd, the listening socket and /dev/null on 0-2 (opened inside the
+ * vhost's mount namespace); no timers, no fd to a host file.
+ */
+struct init_state {
+	sigset_t child_mask;	/* the mask children are exec'ed with */
+	int sfd;		/* signalfd: SIGCHLD, SIGTERM, SIGINT, SIGHUP */
+	int listen_fd;		/* spawn service, or -1 */
+	pid_t main_pid;
+	int main_status;
+	bool main_done;
+};
+
+/* How a failed child tells pid 1 which step failed, over a CLOEXEC pipe. */
+enum exec_step {
+	STEP_SETUP,
+	STEP_CHDIR,
+	STEP_EXEC,
+};
+
+struct exec_failure {
+	int step;
+	int err;
+};
+
+/* Signals that pid 1 handles through its signalfd. */
+static void handled_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGCHLD);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+}
+
+static int vhost_setup(const struct init_opts *o)
+{
+	if (setsid() < 0) {
+		pr_perror("setsid");
+		return -1;
+	}
+	if (mounts_setup() < 0)
+		return -1;
+	if (set_hostname(o->hostname) < 0)
+		return -1;
+	if (loopback_up() < 0)
+		return -1;
+	/* The launcher's directory may be a host path hidden by now. */
+	if (chdir("/") < 0) {
+		pr_perror("chdir /");
+		return -1;
+	}
+	/* Opened after the mount setup, so they refer to the vhost's /dev. */
+	return stdio_to_devnull();
+}
+
+/*
+ * Start from a clean slate whatever the node agent left: every signal
+ * handled by default and nothing blocked, in pid 1 and in what it execs.
+ * Then block the signals pid 1 reads from its signalfd.
+ */
+static int signals_setup(struct init_state *st)
+{
+	struct sigaction sa = { .sa_handler = SIG_DFL };
+	sigset_t handled;
+	int sig;
+
+	for (sig = 1; sig < NSIG; sig++) {
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &sa, NULL);	/* fails harmlessly for RT signals glibc keeps */
+	}
+	sigemptyset(&st->child_mask);
+	if (sigprocmask(SIG_SETMASK, &st->child_mask, NULL) < 0) {
+		pr_perror("clear the signal mask");
+		return -1;
+	}
+	handled_signals(&handled);
+	if (sigprocmask(SIG_BLOCK, &handled, NULL) < 0) {
+		pr_perror("block signals");
+		return -1;
+	}
+	st->sfd = signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (st->sfd < 0) {
+		pr_perror("create the signalfd");
+		return -1;
+	}
+	return 0;
+}
+
+/* In the forked main process: set up and exec the command, or report why not. */
+static void __attribute__((noreturn))
+exec_main(const struct init_opts *o, const struct init_state *st, int log_fd, int err_fd)
+{
+	struct exec_failure f = { .step = STEP_SETUP };
+
+	if (setpgid(0, 0) < 0)
+		goto fail;
+	if (sigprocmask(SIG_SETMASK, &st->child_mask, NULL) < 0)
+		goto fail;
+	/* stdin is already /dev/null, like pid 1's. */
+	if (dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
+		goto fail;
+	close(log_fd);
+	close(st->sfd);
+	if (st->listen_fd >= 0)
+		close(st->listen_fd);
+
+	f.step = STEP_CHDIR;
+	if (chdir(o->cwd) < 0)
+		goto fail;
+	f.step = STEP_EXEC;
+	execvp(o->argv[0], o->argv);
+fail:
+	f.err = errno;
+	/* Nobody waits for this exit code: pid 1 reads the pipe. */
+	if (write(err_fd, &f, sizeof(f)) < 0)
+		_exit(REPORT_FAILED);
+	_exit(REPORT_FAILED);
+}
+
+/* Turn the failure of the main process's exec into a message and exit code. */
+static int exec_failure_code(const struct init_opts *o, const struct exec_failure *f)
+{
+	const char *cmd = o->argv[0];
+
+	switch (f->step) {
+	case STEP_CHDIR:
+		pr_err("chdir %s: %s", o->cwd, strerror(f->err));
+		return REPORT_FAILED;
+	case STEP_EXEC:
+		if (f->err == ENOENT || f->err == ENOTDIR) {
+			pr_err("%s: command not found", cmd);
+			return REPORT_NOT_FOUND;
+		}
+		pr_err("%s: %s", cmd, strerror(f->err));
+		if (f->err == EACCES || f->err == ENOEXEC || f->err == EPERM || f->err == EISDIR)
+			return REPORT_NOT_FOUND;
+		return REPORT_FAILED;
+	default:
+		pr_err("set up the main process: %s", strerror(f->err));
+		return REPORT_FAILED;
+	}
+}
+
+/*
+ * Fork and exec the job's main process.  Returns REPORT_OK, or the
+ * launcher's exit code after logging why (the child is reaped then).
+ */
+static int start_main(const struct init_opts *o, struct init_state *st)
+{
+	struct exec_failure f;
+	int err_pipe[2] = { -1, -1 };
+	int log_fd, ret = REPORT_FAILED;
+	ssize_t n;
+	pid_t pid;
+
+	/* Opened only now: an fd opened before the unshare would refer to the node's mounts. */
+	log_fd = open(o->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (log_fd < 0) {
+		pr_perror("open log %s", o->log_path);
+		return REPORT_FAILED;
+	}
+	if (pipe2(err_pipe, O_CLOEXEC) < 0) {
+		pr_perror("create the exec pipe");
+		goto out;
+	}
+	pid = fork();
+	if (pid < 0) {
+		pr_perror("fork the main process");
+		goto out;
+	}
+	if (pid == 0) {
+		close(err_pipe[0]);
+		exec_main(o, st, log_fd, err_pipe[1]);
+	}
+	close(err_pipe[1]);
+	err_pipe[1] = -1;
+
+	n = read_full(err_pipe[0], &f, sizeof(f));
+	if (n == 0) {		/* the pipe closed on exec */
+		st->main_pid = pid;
+		ret = REPORT_OK;
+		goto out;
+	}
+	if (n == sizeof(f)) {
+		ret = exec_failure_code(o, &f);
+	} else {
+		pr_perror("read the exec pipe");
+		kill(pid, SIGKILL);
+	}
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+out:
+	if (err_pipe[0] >= 0)
+		close(err_pipe[0]);
+	if (err_pipe[1] >= 0)
+		close(err_pipe[1]);
+	close(log_fd);	/* pid 1 keeps no fd to a host file */
+	return ret;
+}
+
+static void report(int fd, int code, const char *msg)
+{
+	char buf[REPORT_MAX];
+	int len;
+
+	buf[0] = (char)code;
+	len = 1;
+	if (code != REPORT_OK)
+		len += snprintf(buf + 1, sizeof(buf) - 1, "%s", msg[0] ? msg : "setup failed");
+	if (len > (int)sizeof(buf) - 1)
+		len = sizeof(buf) - 1;
+	/* Nothing to do if the launcher is gone: it would have nobody to tell. */
+	if (write_full(fd, buf, len) < 0)
+		pr_perror("write the report");
+	close(fd);
+}
+
+/* Reap every child that has exited; note the main process's status. */
+static void reap_children(struct init_state *st)
+{
+	int status;
+	pid_t pid;
+
+	for (;;) {
+		pid = waitpid(-1, &status, WNOHANG);
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid <= 0)
+			return;
+		if (pid == st->main_pid && !st->main_done) {
+			st->main_status = status;
+			st->main_done = true;
+		}
+	}
+}
+
+static void forward_signal(const struct init_state *st, int sig)
+{
+	if (st->main_done)
+		return;
+	if (kill(-st->main_pid, sig) == 0)
+		return;
+	/* The main process may have left its process group. */
+	if (kill(st->main_pid, sig) < 0 && errno != ESRCH)
+		pr_perror("forward signal %d to %d", sig, st->main_pid);
+}
+
+static int handle_signals(struct init_state *st)
+{
+	struct signalfd_siginfo si;
+	ssize_t n;
+
+	for (;;) {
+		n = read(st->sfd, &si, sizeof(si));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n != sizeof(si)) {
+			pr_perror("read the signalfd");
+			return -1;
+		}
+		if (si.ssi_signo != SIGCHLD)
+			forward_signal(st, si.ssi_signo);
+	}
+	/* Reap even without a SIGCHLD: signals coalesce. */
+	reap_children(st);
+	return 0;
+}
+
+static int write_status(const char *path, int status, int *code)
+{
+	char buf[64];
+	int len;
+
+	if (WIFSIGNALED(status)) {
+		*code = 128 + WTERMSIG(status);
+		len = snprintf(buf, sizeof(buf), "signaled %d\n", WTERMSIG(status));
+	} else {
+		*code = WEXITSTATUS(status);
+		len = snprintf(buf, sizeof(buf), "exited %d\n", WEXITSTATUS(status));
+	}
+	return write_file_atomic(path, buf, len);
+}
+
+/* Reap, relay signals and serve spawn requests until the main process exits. */
+static int event_loop(const struct init_opts *o, struct init_state *st)
+{
+	const int close_fds[] = { st->sfd, st->listen_fd };
+	const struct spawn_ctx ctx = {
+		.token = o->token,
+		.cwd = o->cwd,
+		.child_sigmask = &st->child_mask,
+		.close_fds = close_fds,
+		.nr_close_fds = st->listen_fd >= 0 ? 2 : 1,
+	};
+	struct pollfd pfd[2] = {
+		{ .fd = st->sfd, .events = POLLIN },
+		{ .fd = st->listen_fd, .events = POLLIN },
+	};
+	nfds_t nfds = st->listen_fd >= 0 ? 2 : 1;
+	int code;
+
+	if (handle_signals(st) < 0)
+		return REPORT_FAILED;
+	while (!st->main_done) {
+		/* No timeout: nothing here is tied to the node's clock. */
+		if (poll(pfd, nfds, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			pr_perror("poll");
+			return REPORT_FAILED;
+		}
+		if (pfd[0].revents && handle_signals(st) < 0)
+			return REPORT_FAILED;
+		if (nfds > 1 && pfd[1].revents && !st->main_done)
+			spawn_accept(st->listen_fd, &ctx);	/* a failure costs one request only */
+	}
+	if (write_status(o->status_path, st->main_status, &code) < 0)
+		pr_err("could not write the status file; main process ended with exit code %d", code);
+	return code;
+}
+
+int init_run(const struct init_opts *o, int report_fd)
+{
+	struct init_state st = { .sfd = -1, .listen_fd = -1 };
+	int code = REPORT_FAILED;
+
+	/* Until the report, errors go to the launcher, not to a log. */
+	log_set_fd(-1);
+	if (vhost_setup(o) < 0)
+		goto fail;
+	if (o->spawn_port) {
+		st.listen_fd = spawn_listen(o->spawn_port);
+		if (st.listen_fd < 0)
+			goto fail;
+	}
+	if (signals_setup(&st) < 0)
+		goto fail;
+	code = start_main(o, &st);
+	if (code != REPORT_OK)
+		goto fail;
+
+	log_set_path(o->log_path);
+	report(report_fd, REPORT_OK, "");
+	return event_loop(o, &st);
+fail:
+	report(report_fd, code, log_last_error());
+	return code;
+}
