@@ -21,6 +21,10 @@ import io.cohort.proto.v1.PrepareCheckpointResponse;
 import io.cohort.proto.v1.ReadOutputRequest;
 import io.cohort.proto.v1.RestoreVhostRequest;
 import io.cohort.proto.v1.RestoreVhostResponse;
+import io.cohort.proto.v1.ResumeVhostRequest;
+import io.cohort.proto.v1.ResumeVhostResponse;
+import io.cohort.proto.v1.SealImageRequest;
+import io.cohort.proto.v1.SealImageResponse;
 import io.grpc.Channel;
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
@@ -79,6 +83,14 @@ final class AgentClient {
 
   DumpVhostResponse dump(DumpVhostRequest r) {
     return call(longCall, s -> s.dumpVhost(r));
+  }
+
+  ResumeVhostResponse resume(ResumeVhostRequest r) {
+    return call(longCall, s -> s.resumeVhost(r));
+  }
+
+  SealImageResponse seal(SealImageRequest r) {
+    return call(longCall, s -> s.sealImage(r));
   }
 
   FinishCheckpointResponse finish(FinishCheckpointRequest r) {

@@ -6,25 +6,30 @@ import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.CheckpointPhase;
 import io.cohort.proto.v1.CheckpointTimings;
 import io.cohort.proto.v1.DumpVhostRequest;
-import io.cohort.proto.v1.DumpVhostResponse;
 import io.cohort.proto.v1.FinishCheckpointRequest;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.PrepareCheckpointRequest;
+import io.cohort.proto.v1.ResumeVhostRequest;
+import io.cohort.proto.v1.SealImageRequest;
+import io.cohort.proto.v1.SealImageResponse;
 import io.cohort.proto.v1.VhostPlacement;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.EnumMap;
 import java.util.EnumSet;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiConsumer;
+import java.util.function.Function;
 import java.util.function.Supplier;
 import java.util.stream.Collectors;
 import org.slf4j.Logger;
@@ -35,38 +40,55 @@ import org.slf4j.LoggerFactory;
  * global checkpoint of every vhost of the job.
  *
  * <pre>
- *   PREPARING --all healthy--> DUMPING --all dumped+synced--> COMMITTING --record written--+
- *       |                        |                               |                         |
- *       +------any failure or phase timeout------+---------------+                         v
- *                                                v                          RESUMING or STOPPING
- *                                            ABORTING --all resumed--> ABORTED              |
- *                                                                                          v
- *                                                                                         DONE
+ *   PREPARING -> DUMPING -> [RESUMING] -> SEALING -> COMMITTING -> PUBLISHING | STOPPING -> DONE
+ *       \           \           \            \           \
+ *        +-----------+-----------+------------+-----------+--> ABORTING -> ABORTED
  * </pre>
  *
- * No vhost is released before every vhost is captured: agents answer DumpVhost while their
- * vhost is still frozen (CRIU's post-dump hook holds it), and FinishCheckpoint is sent only
- * after the decision. Any failure before the commit record is written aborts the epoch: every
- * agent discards its image and resumes its vhost, and the previous checkpoint stays the latest.
+ * <ul>
+ *   <li>PREPARING: every agent checks its vhosts are healthy and it has room for the images.
+ *   <li>DUMPING: every vhost is frozen and dumped by CRIU; CRIU's post-dump hook keeps each
+ *       one frozen after its image is written. No vhost runs again before every vhost is
+ *       captured: a message sent after one resumed could otherwise be received by another
+ *       before its dump, an inconsistent cut.
+ *   <li>RESUMING (checkpoint-and-continue only): every vhost is captured, so all resume; the
+ *       job's freeze ends here, before the slow part.
+ *   <li>SEALING: agents digest (sha256) and sync the images and write their manifests.
+ *   <li>COMMITTING: the coordinator writes the global record (atomic rename): from now on the
+ *       checkpoint exists.
+ *   <li>PUBLISHING / STOPPING: agents move the images to their committed place; with --stop,
+ *       the still-frozen vhosts are ended (only now, when their images are durable).
+ * </ul>
  *
- * <p>All state changes happen on one serial executor ({@code serial}); agent calls run on
- * {@code io} and post their results back to it, tagged with the phase they belong to, so a
- * late answer from an earlier phase is ignored. Time comes from the injected clock.
+ * Any failure or phase timeout before the record is written aborts the epoch: every agent
+ * discards its image and resumes its vhost if still frozen, and the previous checkpoint stays
+ * the latest. All state changes happen on one serial executor; agent calls run on {@code io}
+ * and post their results back tagged with the phase they belong to, so a late answer from an
+ * earlier phase is ignored. Time comes from the injected clock.
  */
 final class CheckpointBarrier {
   private static final Logger log = LoggerFactory.getLogger(CheckpointBarrier.class);
 
-  enum Phase { PREPARING, DUMPING, COMMITTING, RESUMING, STOPPING, DONE, ABORTING, ABORTED }
+  enum Phase {
+    PREPARING, DUMPING, RESUMING, SEALING, COMMITTING, PUBLISHING, STOPPING, DONE, ABORTING,
+    ABORTED
+  }
 
   private static final Map<Phase, Set<Phase>> LEGAL = new EnumMap<>(Map.of(
       Phase.PREPARING, EnumSet.of(Phase.DUMPING, Phase.ABORTING),
-      Phase.DUMPING, EnumSet.of(Phase.COMMITTING, Phase.ABORTING),
-      Phase.COMMITTING, EnumSet.of(Phase.RESUMING, Phase.STOPPING, Phase.ABORTING),
-      Phase.RESUMING, EnumSet.of(Phase.DONE),
+      Phase.DUMPING, EnumSet.of(Phase.RESUMING, Phase.SEALING, Phase.ABORTING),
+      Phase.RESUMING, EnumSet.of(Phase.SEALING, Phase.ABORTING),
+      Phase.SEALING, EnumSet.of(Phase.COMMITTING, Phase.ABORTING),
+      Phase.COMMITTING, EnumSet.of(Phase.PUBLISHING, Phase.STOPPING, Phase.ABORTING),
+      Phase.PUBLISHING, EnumSet.of(Phase.DONE),
       Phase.STOPPING, EnumSet.of(Phase.DONE),
-      Phase.ABORTING, EnumSet.of(Phase.ABORTED),
       Phase.DONE, EnumSet.noneOf(Phase.class),
+      Phase.ABORTING, EnumSet.of(Phase.ABORTED),
       Phase.ABORTED, EnumSet.noneOf(Phase.class)));
+
+  /** Phases after which an abort is no longer possible: the checkpoint is committed. */
+  private static final Set<Phase> COMMITTED =
+      EnumSet.of(Phase.PUBLISHING, Phase.STOPPING, Phase.DONE);
 
   /** Where the barrier reports progress (phase entered, human message). */
   interface Listener {
@@ -90,9 +112,9 @@ final class CheckpointBarrier {
   // State below is touched only on `serial`.
   private Phase phase;
   private ScheduledFuture<?> timer;
-  private int pending;
-  private final Map<String, DumpVhostResponse> dumped = new HashMap<>();
-  private final Set<String> dumpRequested = new java.util.HashSet<>();
+  private final Set<String> dumpRequested = new HashSet<>();
+  private final Map<String, SealImageResponse> sealed = new HashMap<>();
+  private long imageBytes;
   private long freezeMs;
   private CohortException failure;
   private final long startMs;
@@ -135,64 +157,69 @@ final class CheckpointBarrier {
         "checking " + vhosts().size() + " vhost(s)", timeouts.prepare());
     Map<String, List<String>> byNode = vhosts().stream().collect(Collectors.groupingBy(
         VhostPlacement::getNode, Collectors.mapping(VhostPlacement::getVhostId, Collectors.toList())));
-    pending = byNode.size();
-    byNode.forEach((node, ids) -> ask(Phase.PREPARING, node,
-        () -> agents.agent(node).prepare(PrepareCheckpointRequest.newBuilder()
-            .setCheckpointId(ckpt).setEpoch(epoch).addAllVhostIds(ids).build()),
-        (r, err) -> {
-          if (err != null) {
-            fail(err);
-          } else if (--pending == 0) {
-            enterDumping();
-          }
-        }));
+    allOf(Phase.PREPARING, byNode.keySet(), node -> () -> agents.agent(node).prepare(
+        PrepareCheckpointRequest.newBuilder().setCheckpointId(ckpt).setEpoch(epoch)
+            .addAllVhostIds(byNode.get(node)).build()),
+        (node, r) -> { }, this::enterDumping);
   }
 
   private void enterDumping() {
     timings.setPrepareMs(clock.millis() - phaseStartMs);
     transition(Phase.DUMPING, CheckpointPhase.CHECKPOINT_PHASE_DUMPING,
         "freezing and dumping " + vhosts().size() + " vhost(s)", timeouts.dump());
-    pending = vhosts().size();
-    for (VhostPlacement v : vhosts()) {
-      dumpRequested.add(v.getVhostId());
-      ask(Phase.DUMPING, v.getNode(),
-          () -> agents.agent(v.getNode()).dump(DumpVhostRequest.newBuilder()
-              .setCheckpointId(ckpt).setEpoch(epoch).setVhostId(v.getVhostId())
-              .setSpec(job.getInfo().getSpec()).setStop(stop).build()),
-          (r, err) -> {
-            if (err != null) {
-              fail(err);
-              return;
-            }
-            dumped.put(v.getVhostId(), r);
-            listener.onPhase(CheckpointPhase.CHECKPOINT_PHASE_DUMPING, String.format(
-                "vhost %s dumped: %.1f MB in %d ms", v.getVhostId(), r.getImageBytes() / 1e6,
-                r.getCriuMs()));
-            if (--pending == 0) {
-              enterCommitting();
-            }
-          });
-    }
+    vhosts().forEach(v -> dumpRequested.add(v.getVhostId()));
+    allOf(Phase.DUMPING, vhosts(), v -> () -> agents.agent(v.getNode()).dump(
+        DumpVhostRequest.newBuilder().setCheckpointId(ckpt).setEpoch(epoch)
+            .setVhostId(v.getVhostId()).setSpec(job.getInfo().getSpec()).setStop(stop).build()),
+        (v, r) -> {
+          imageBytes += r.getImageBytes();
+          timings.setCriuMs(Math.max(timings.getCriuMs(), r.getCriuMs()));
+          listener.onPhase(CheckpointPhase.CHECKPOINT_PHASE_DUMPING, String.format(
+              "vhost %s dumped: %.1f MB in %d ms", v.getVhostId(), r.getImageBytes() / 1e6,
+              r.getCriuMs()));
+        },
+        () -> {
+          timings.setDumpMs(clock.millis() - phaseStartMs);
+          if (stop) {
+            enterSealing();
+          } else {
+            enterResuming();
+          }
+        });
+  }
+
+  private void enterResuming() {
+    transition(Phase.RESUMING, CheckpointPhase.CHECKPOINT_PHASE_RESUMING,
+        "every vhost is captured; resuming the job", timeouts.finish());
+    allOf(Phase.RESUMING, vhosts(), v -> () -> agents.agent(v.getNode()).resume(
+        ResumeVhostRequest.newBuilder().setCheckpointId(ckpt).setEpoch(epoch)
+            .setVhostId(v.getVhostId()).build()),
+        (v, r) -> freezeMs = Math.max(freezeMs, r.getFreezeMs()), this::enterSealing);
+  }
+
+  private void enterSealing() {
+    transition(Phase.SEALING, CheckpointPhase.CHECKPOINT_PHASE_SEALING,
+        String.format("digesting and syncing %.1f MB of images", imageBytes / 1e6),
+        timeouts.dump());
+    allOf(Phase.SEALING, vhosts(), v -> () -> agents.agent(v.getNode()).seal(
+        SealImageRequest.newBuilder().setCheckpointId(ckpt).setEpoch(epoch)
+            .setVhostId(v.getVhostId()).build()),
+        (v, r) -> sealed.put(v.getVhostId(), r),
+        () -> {
+          timings.setSealMs(clock.millis() - phaseStartMs);
+          enterCommitting();
+        });
   }
 
   private void enterCommitting() {
-    timings.setDumpMs(clock.millis() - phaseStartMs);
     transition(Phase.COMMITTING, CheckpointPhase.CHECKPOINT_PHASE_COMMITTING,
         "writing the global checkpoint record", timeouts.finish());
     long t0 = clock.millis();
     CheckpointInfo.Builder info = CheckpointInfo.newBuilder().setCheckpointId(ckpt)
         .setJobId(job.getInfo().getJobId()).setEpoch(epoch).setCreatedUnixMs(clock.millis())
         .addAllVhosts(vhosts().stream().map(v -> v.toBuilder().setPid(0).build()).toList())
-        .setStoppedJob(stop);
-    long bytes = 0;
-    long criuMs = 0;
-    for (Map.Entry<String, DumpVhostResponse> e : dumped.entrySet()) {
-      info.putManifestSha256(e.getKey(), e.getValue().getManifestSha256());
-      bytes += e.getValue().getImageBytes();
-      criuMs = Math.max(criuMs, e.getValue().getCriuMs());
-    }
-    info.setImageBytes(bytes);
-    timings.setCriuMs(criuMs);
+        .setStoppedJob(stop).setImageBytes(imageBytes);
+    sealed.forEach((vhost, r) -> info.putManifestSha256(vhost, r.getManifestSha256()));
     try {
       catalog.commitCheckpoint(info.build());
     } catch (RuntimeException e) {
@@ -201,34 +228,20 @@ final class CheckpointBarrier {
     }
     timings.setCommitMs(clock.millis() - t0);
     committed = info.build();
-    enterReleasing();
+    enterPublishing();
   }
 
-  private void enterReleasing() {
-    Phase next = stop ? Phase.STOPPING : Phase.RESUMING;
+  private void enterPublishing() {
+    Phase next = stop ? Phase.STOPPING : Phase.PUBLISHING;
     transition(next, stop ? CheckpointPhase.CHECKPOINT_PHASE_STOPPING
-        : CheckpointPhase.CHECKPOINT_PHASE_RESUMING,
-        stop ? "checkpoint " + ckpt + " committed; stopping the job"
-            : "checkpoint " + ckpt + " committed; resuming the job", timeouts.finish());
+        : CheckpointPhase.CHECKPOINT_PHASE_DONE,
+        "checkpoint " + ckpt + " committed" + (stop ? "; stopping the job" : ""), timeouts.finish());
     CheckpointDecision decision = stop ? CheckpointDecision.CHECKPOINT_DECISION_COMMIT_STOP
         : CheckpointDecision.CHECKPOINT_DECISION_COMMIT_RESUME;
-    pending = vhosts().size();
-    for (VhostPlacement v : vhosts()) {
-      ask(next, v.getNode(), () -> agents.agent(v.getNode()).finish(finish(v, decision)),
-          (r, err) -> {
-            if (err != null) {
-              // The checkpoint is committed: a vhost that fails to resume is the job's problem,
-              // not the checkpoint's. Report it, keep the checkpoint.
-              log.warn("{}: vhost {} did not {} cleanly: {}", who, v.getVhostId(),
-                  stop ? "stop" : "resume", err.getMessage());
-            } else {
-              freezeMs = Math.max(freezeMs, r.getFreezeMs());
-            }
-            if (--pending == 0) {
-              done();
-            }
-          });
-    }
+    // The checkpoint is committed: an agent that fails to publish or stop is reported, and the
+    // checkpoint is kept (a committed image still pending is found at restart).
+    allOf(next, vhosts(), v -> () -> agents.agent(v.getNode()).finish(finish(v, decision)),
+        (v, r) -> freezeMs = Math.max(freezeMs, r.getFreezeMs()), this::done);
   }
 
   private void done() {
@@ -246,40 +259,26 @@ final class CheckpointBarrier {
 
   /** Any failure before the commit: abort the epoch and resume every vhost. */
   private void fail(Throwable t) {
-    if (phase == Phase.ABORTING || phase == Phase.ABORTED || phase == Phase.DONE
-        || phase == Phase.RESUMING || phase == Phase.STOPPING) {
+    if (phase == Phase.ABORTING || phase == Phase.ABORTED || COMMITTED.contains(phase)) {
+      log.warn("{}: {} after the commit: {}", who, phase, t.getMessage());
       return;
     }
     failure = t instanceof CohortException ce ? ce
         : CohortException.internal(String.valueOf(t.getMessage()), t);
-    transition(Phase.ABORTING, CheckpointPhase.CHECKPOINT_PHASE_RESUMING,
+    transition(Phase.ABORTING, CheckpointPhase.CHECKPOINT_PHASE_ABORTING,
         "aborting: " + failure.getMessage(), timeouts.finish());
-    pending = dumpRequested.size();
-    if (pending == 0) {
-      aborted();
-      return;
-    }
-    for (VhostPlacement v : vhosts()) {
-      if (!dumpRequested.contains(v.getVhostId())) {
-        continue;
-      }
-      ask(Phase.ABORTING, v.getNode(), () -> agents.agent(v.getNode())
-          .finish(finish(v, CheckpointDecision.CHECKPOINT_DECISION_ABORT)), (r, err) -> {
-            if (err != null) {
-              log.warn("{}: abort on vhost {} failed: {}", who, v.getVhostId(), err.getMessage());
-            }
-            if (--pending == 0) {
-              aborted();
-            }
-          });
-    }
+    List<VhostPlacement> asked = vhosts().stream()
+        .filter(v -> dumpRequested.contains(v.getVhostId())).toList();
+    allOf(Phase.ABORTING, asked, v -> () -> agents.agent(v.getNode())
+        .finish(finish(v, CheckpointDecision.CHECKPOINT_DECISION_ABORT)),
+        (v, r) -> { }, this::aborted);
   }
 
   private void aborted() {
     transition(Phase.ABORTED, CheckpointPhase.CHECKPOINT_PHASE_DONE, "aborted", null);
     result.completeExceptionally(new CohortException(failure.kind(), "checkpoint " + ckpt
-        + " was aborted and discarded; the job was " + (stop ? "not stopped" : "resumed")
-        + " and its previous checkpoints are unchanged. Reason: " + failure.getMessage(), failure));
+        + " was aborted and discarded; the job " + (stop ? "was not stopped" : "carries on")
+        + " and its earlier checkpoints are unchanged. Reason: " + failure.getMessage(), failure));
   }
 
   // ------------------------------------------------------------------ plumbing
@@ -289,16 +288,39 @@ final class CheckpointBarrier {
         .setVhostId(v.getVhostId()).setDecision(d).build();
   }
 
-  /** Runs an agent call on {@code io}; its outcome is handled on {@code serial} if still current. */
-  private <T> void ask(Phase asked, String node, Supplier<T> call, BiConsumer<T, Throwable> then) {
-    CompletableFuture.supplyAsync(call, io).whenCompleteAsync((r, err) -> {
-      if (phase != asked) {
-        log.debug("{}: late answer from {} for {} ignored", who, node, asked);
-        return;
-      }
-      Throwable cause = err instanceof java.util.concurrent.CompletionException ? err.getCause() : err;
-      then.accept(r, cause);
-    }, serial);
+  /**
+   * Asks every target in parallel; each answer goes to {@code each} on the serial executor;
+   * once all answered, {@code then} runs. A failure aborts (in the abort phase itself it is
+   * logged and counted as an answer, so the abort always completes).
+   */
+  private <K, T> void allOf(Phase asked, java.util.Collection<K> targets,
+      Function<K, Supplier<T>> call, BiConsumer<K, T> each, Runnable then) {
+    int[] pending = {targets.size()};
+    if (pending[0] == 0) {
+      then.run();
+      return;
+    }
+    for (K target : targets) {
+      CompletableFuture.supplyAsync(call.apply(target), io).whenCompleteAsync((r, err) -> {
+        if (phase != asked) {
+          log.debug("{}: late answer for {} ignored", who, asked);
+          return;
+        }
+        Throwable cause = err instanceof CompletionException ? err.getCause() : err;
+        if (cause != null && asked != Phase.ABORTING && !COMMITTED.contains(asked)) {
+          fail(cause);
+          return;
+        }
+        if (cause != null) {
+          log.warn("{}: {} on {} failed: {}", who, asked, target, cause.getMessage());
+        } else {
+          each.accept(target, r);
+        }
+        if (--pending[0] == 0) {
+          then.run();
+        }
+      }, serial);
+    }
   }
 
   private void transition(Phase next, CheckpointPhase reported, String message, Duration timeout) {

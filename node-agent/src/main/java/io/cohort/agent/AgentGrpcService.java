@@ -22,6 +22,10 @@ import io.cohort.proto.v1.PrepareCheckpointResponse;
 import io.cohort.proto.v1.ReadOutputRequest;
 import io.cohort.proto.v1.RestoreVhostRequest;
 import io.cohort.proto.v1.RestoreVhostResponse;
+import io.cohort.proto.v1.ResumeVhostRequest;
+import io.cohort.proto.v1.ResumeVhostResponse;
+import io.cohort.proto.v1.SealImageRequest;
+import io.cohort.proto.v1.SealImageResponse;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.util.function.Supplier;
@@ -75,6 +79,16 @@ public final class AgentGrpcService extends AgentGrpc.AgentImplBase {
   @Override
   public void dumpVhost(DumpVhostRequest req, StreamObserver<DumpVhostResponse> out) {
     unary(out, () -> agent.dump(req));
+  }
+
+  @Override
+  public void resumeVhost(ResumeVhostRequest req, StreamObserver<ResumeVhostResponse> out) {
+    unary(out, () -> agent.resume(req));
+  }
+
+  @Override
+  public void sealImage(SealImageRequest req, StreamObserver<SealImageResponse> out) {
+    unary(out, () -> agent.seal(req));
   }
 
   @Override

@@ -21,7 +21,7 @@ final class CriuEngine {
   private static final List<String> COMMON = List.of(
       "--tcp-established", "--network-lock", "nftables",
       "--ext-mount-map", "auto", "--enable-external-masters", "--enable-external-sharing",
-      "-v4");
+      "-v3");
 
   private static final Pattern VERSION = Pattern.compile("Version:\\s*([0-9][0-9.]*)");
 

@@ -85,11 +85,23 @@ final class ImageStore {
    */
   Map.Entry<ImageManifest, String> seal(Path pending, ImageManifest.Builder manifest) {
     Path criu = pending.resolve(CRIU_DIR);
-    try (Stream<Path> files = Files.list(criu)) {
-      for (Path f : files.sorted().toList()) {
+    List<Path> files;
+    try (Stream<Path> s = Files.list(criu)) {
+      files = s.sorted().toList();
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot seal image " + pending, e);
+    }
+    // Digest and sync the files in parallel: pages files are large, the rest are many.
+    List<FileDigest> digests = files.parallelStream().map(f -> {
+      try {
         DurableFiles.fsync(f);
-        manifest.addFiles(digest(f, criu.relativize(f).toString()));
+      } catch (IOException e) {
+        throw DurableFiles.failure("cannot sync image file " + f, e);
       }
+      return digest(f, criu.relativize(f).toString());
+    }).toList();
+    manifest.addAllFiles(digests);
+    try {
       DurableFiles.fsyncDirectory(criu);
     } catch (IOException e) {
       throw DurableFiles.failure("cannot seal image " + pending, e);
@@ -97,6 +109,15 @@ final class ImageStore {
     ImageManifest m = manifest.build();
     byte[] bytes = ProtoJson.write(pending.resolve(MANIFEST), m);
     return Map.entry(m, sha256(bytes));
+  }
+
+  /** Total size of the files in a directory. */
+  static long totalBytes(Path dir) {
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.mapToLong(p -> p.toFile().length()).sum();
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot list " + dir, e);
+    }
   }
 
   /** Makes a sealed pending image the committed one (one atomic rename). */

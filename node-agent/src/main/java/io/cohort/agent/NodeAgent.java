@@ -20,6 +20,10 @@ import io.cohort.proto.v1.PrepareCheckpointResponse;
 import io.cohort.proto.v1.ReadOutputRequest;
 import io.cohort.proto.v1.RestoreVhostRequest;
 import io.cohort.proto.v1.RestoreVhostResponse;
+import io.cohort.proto.v1.ResumeVhostRequest;
+import io.cohort.proto.v1.ResumeVhostResponse;
+import io.cohort.proto.v1.SealImageRequest;
+import io.cohort.proto.v1.SealImageResponse;
 import io.cohort.proto.v1.VhostPlacement;
 import io.cohort.proto.v1.VhostRecord;
 import io.cohort.proto.v1.VhostState;
@@ -64,13 +68,19 @@ public final class NodeAgent {
   private static final class ActiveDump {
     final DumpSession session;
     final VhostRecord record;
+    final DumpVhostRequest request;
     final boolean stop;
+    final String ckpt;
     volatile boolean aborted;
+    volatile boolean released;
+    volatile long logSize;
 
-    ActiveDump(DumpSession session, VhostRecord record, boolean stop) {
+    ActiveDump(DumpSession session, VhostRecord record, DumpVhostRequest request, String ckpt) {
       this.session = session;
       this.record = record;
-      this.stop = stop;
+      this.request = request;
+      this.stop = request.getStop();
+      this.ckpt = ckpt;
     }
   }
 
@@ -79,7 +89,7 @@ public final class NodeAgent {
     this.who = "agent " + config.node();
     this.criu = new CriuEngine(config.criuCommand(), config.criuTimeout());
     this.images = new ImageStore(config.imagesDir());
-    this.launcher = new VhostLauncher(config.initBinary(), config.launchTimeout());
+    this.launcher = new VhostLauncher(installInit(config), config.launchTimeout());
     this.actionScript = installActionScript(config.home());
     images.removeAbandonedPending();
   }
@@ -193,8 +203,8 @@ public final class NodeAgent {
   }
 
   /**
-   * Freezes and dumps one vhost, seals its image and answers while the vhost is still frozen;
-   * {@link #finish} releases it.
+   * Freezes and dumps one vhost; answers once CRIU has written the image, with the vhost still
+   * frozen. {@link #resume} or {@link #finish} releases it.
    */
   public DumpVhostResponse dump(DumpVhostRequest req) {
     String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
@@ -212,7 +222,7 @@ public final class NodeAgent {
       images.discardPending(ckpt, rec.getVhostId());
       throw DurableFiles.failure("cannot start criu", e);
     }
-    ActiveDump active = new ActiveDump(session, rec, req.getStop());
+    ActiveDump active = new ActiveDump(session, rec, req, ckpt);
     if (dumps.putIfAbsent(key, active) != null) {
       session.close();
       throw CohortException.precondition("checkpoint %s of vhost %s is already in progress",
@@ -223,23 +233,15 @@ public final class NodeAgent {
       if (logSize < 0 || active.aborted) {
         throw dumpFailed(ckpt, rec, pending, session, active.aborted);
       }
-      ImageManifest.Builder m = ImageManifest.newBuilder().setFormatVersion(1)
-          .setCheckpointId(ckpt).setJobId(rec.getJobId()).setEpoch(req.getEpoch())
-          .setVhostId(rec.getVhostId()).setHostname(rec.getHostname())
-          .setCriuVersion(criuVersion()).setKernel(kernel()).setSpec(rec.getSpec())
-          .setNode(config.node()).setCreatedUnixMs(System.currentTimeMillis())
-          .setOutputLogPath(rec.getLogPath()).setOutputLogSize(logSize)
-          .setDumpedPid(rec.getPid());
-      Map.Entry<ImageManifest, String> sealed = images.seal(pending, m);
-      long bytes = sealed.getKey().getFilesList().stream().mapToLong(f -> f.getSize()).sum();
+      active.logSize = logSize;
+      long bytes = ImageStore.totalBytes(pending.resolve(ImageStore.CRIU_DIR));
       log.info("{}: {} dumped in {} ms, {} MB", who, key, session.millisToDumped(), bytes >> 20);
-      return DumpVhostResponse.newBuilder().setManifest(sealed.getKey())
-          .setManifestSha256(sealed.getValue()).setCriuMs(session.millisToDumped())
+      return DumpVhostResponse.newBuilder().setCriuMs(session.millisToDumped())
           .setImageBytes(bytes).build();
     } catch (IOException | RuntimeException e) {
       // Resume the vhost and forget the partial image; the coordinator aborts the epoch.
       if (dumps.remove(key, active)) {
-        abortSession(active, ckpt);
+        abortSession(active);
       }
       if (e instanceof CohortException ce) {
         throw ce;
@@ -249,7 +251,46 @@ public final class NodeAgent {
     }
   }
 
-  /** Commit (resume or stop) or abort one vhost's dump. Idempotent for a finished abort. */
+  /** Checkpoint-and-continue: every vhost is dumped, so this one may run again. */
+  public ResumeVhostResponse resume(ResumeVhostRequest req) {
+    ActiveDump active = active(req.getCheckpointId(), req.getVhostId());
+    if (active.stop) {
+      throw CohortException.precondition("checkpoint %s stops the job: its vhosts are not "
+          + "resumed", req.getCheckpointId());
+    }
+    return ResumeVhostResponse.newBuilder().setFreezeMs(release(active, true)).build();
+  }
+
+  /** Digests and syncs the image, writes its manifest durably. */
+  public SealImageResponse seal(SealImageRequest req) {
+    ActiveDump active = active(req.getCheckpointId(), req.getVhostId());
+    VhostRecord rec = active.record;
+    long t0 = System.nanoTime();
+    ImageManifest.Builder m = ImageManifest.newBuilder().setFormatVersion(1)
+        .setCheckpointId(active.ckpt).setJobId(rec.getJobId()).setEpoch(active.request.getEpoch())
+        .setVhostId(rec.getVhostId()).setHostname(rec.getHostname())
+        .setCriuVersion(criuVersion()).setKernel(kernel()).setSpec(active.request.getSpec())
+        .setNode(config.node()).setCreatedUnixMs(System.currentTimeMillis())
+        .setOutputLogPath(rec.getLogPath()).setOutputLogSize(active.logSize)
+        .setDumpedPid(rec.getPid());
+    Map.Entry<ImageManifest, String> sealed =
+        images.seal(images.pendingDir(active.ckpt, rec.getVhostId()), m);
+    long ms = (System.nanoTime() - t0) / 1_000_000;
+    log.info("{}: {}/{} sealed in {} ms", who, active.ckpt, rec.getVhostId(), ms);
+    return SealImageResponse.newBuilder().setManifest(sealed.getKey())
+        .setManifestSha256(sealed.getValue()).setSealMs(ms).build();
+  }
+
+  private ActiveDump active(String ckpt, String vhostId) {
+    ActiveDump active = dumps.get(Ids.requireCheckpoint(ckpt) + "/" + vhostId);
+    if (active == null) {
+      throw CohortException.precondition("no dump of %s/%s is in progress on %s", ckpt, vhostId,
+          config.node());
+    }
+    return active;
+  }
+
+  /** Commit (publish; for --stop, end the vhost) or abort. Idempotent for a finished abort. */
   public FinishCheckpointResponse finish(FinishCheckpointRequest req) {
     String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
     String key = ckpt + "/" + req.getVhostId();
@@ -262,11 +303,11 @@ public final class NodeAgent {
       throw CohortException.precondition("no dump of %s is waiting for a decision", key);
     }
     if (req.getDecision() == CheckpointDecision.CHECKPOINT_DECISION_ABORT) {
-      return FinishCheckpointResponse.newBuilder().setFreezeMs(abortSession(active, ckpt)).build();
+      return FinishCheckpointResponse.newBuilder().setFreezeMs(abortSession(active)).build();
     }
     boolean stop = req.getDecision() == CheckpointDecision.CHECKPOINT_DECISION_COMMIT_STOP;
     if (stop != active.stop) {
-      abortSession(active, ckpt);
+      abortSession(active);
       throw CohortException.invalid("decision %s does not match the dump (stop=%s)",
           req.getDecision(), active.stop);
     }
@@ -274,12 +315,7 @@ public final class NodeAgent {
     if (stop) {
       save(active.record.toBuilder().setState(VhostState.VHOST_STATE_STOPPED).setPid(0).build());
     }
-    long freeze = release(active, true);
-    Integer rc = active.session.awaitExitQuietly();
-    if (rc == null || rc != 0) {
-      log.warn("{}: criu exited with {} after the commit of {}; see {}", who, rc, key,
-          images.committedDir(ckpt, active.record.getVhostId()).resolve("dump.log"));
-    }
+    long freeze = active.released ? 0 : release(active, true);
     if (stop) {
       ProcessIdentity init = identity(active.record);
       if (init.isAlive()) {
@@ -287,22 +323,23 @@ public final class NodeAgent {
       }
     }
     active.session.close();
-    log.info("{}: {} committed ({}), frozen {} ms", who, key, stop ? "stopped" : "resumed", freeze);
+    log.info("{}: {} committed ({})", who, key, stop ? "stopped" : "resumed");
     return FinishCheckpointResponse.newBuilder().setFreezeMs(freeze).build();
   }
 
-  private long abortSession(ActiveDump active, String ckpt) {
+  private long abortSession(ActiveDump active) {
     active.aborted = true;
-    long freeze = release(active, false);
+    long freeze = active.released ? 0 : release(active, false);
     active.session.close();
-    images.discardPending(ckpt, active.record.getVhostId());
-    log.info("{}: {}/{} aborted, vhost resumed", who, ckpt, active.record.getVhostId());
+    images.discardPending(active.ckpt, active.record.getVhostId());
+    log.info("{}: {}/{} aborted, vhost resumed", who, active.ckpt, active.record.getVhostId());
     return freeze;
   }
 
   /** Answers the held hook and waits for CRIU to let go of the tasks; returns the freeze time. */
   private long release(ActiveDump active, boolean commit) {
     DumpSession s = active.session;
+    active.released = true;
     try {
       s.decide(commit);
     } catch (IOException e) {
@@ -312,8 +349,15 @@ public final class NodeAgent {
     if (rc == null) {
       log.warn("{}: criu did not exit after the decision; killing it", who);
       s.killCriu();
+    } else if (commit && rc != 0) {
+      log.warn("{}: criu exited with {} after releasing {}/{}", who, rc, active.ckpt,
+          active.record.getVhostId());
     }
-    return s.frozenMillis();
+    Path dumpLog = images.pendingDir(active.ckpt, active.record.getVhostId()).resolve("dump.log");
+    if (!Files.exists(dumpLog)) {
+      dumpLog = images.committedDir(active.ckpt, active.record.getVhostId()).resolve("dump.log");
+    }
+    return CriuLog.frozenMillis(dumpLog).orElse(s.frozenMillis());
   }
 
   private CohortException dumpFailed(String ckpt, VhostRecord rec, Path pending, DumpSession s,
@@ -585,6 +629,33 @@ public final class NodeAgent {
       return Files.readString(Path.of("/proc/sys/kernel/osrelease")).strip();
     } catch (IOException e) {
       return "unknown";
+    }
+  }
+
+  /**
+   * Copies cohort-init to a path named after its content. CRIU restores a vhost's pid 1 by
+   * mapping the same binary file again, and refuses it if the file changed: a rebuilt
+   * native/build/cohort-init must never break the restart of an older checkpoint.
+   */
+  private static Path installInit(AgentConfig config) {
+    Path source = config.initBinary();
+    if (!Files.isRegularFile(source)) {
+      return source; // VhostLauncher reports it missing, with the fix
+    }
+    try {
+      String sha = ImageStore.digest(source, "cohort-init").getSha256().substring(0, 16);
+      Path target = config.home().resolve("bin").resolve("cohort-init-" + sha);
+      if (!Files.exists(target)) {
+        Files.createDirectories(target.getParent());
+        Path tmp = target.resolveSibling("." + target.getFileName() + ".tmp");
+        Files.copy(source, tmp, StandardCopyOption.REPLACE_EXISTING);
+        tmp.toFile().setExecutable(true, false);
+        DurableFiles.fsync(tmp);
+        DurableFiles.rename(tmp, target);
+      }
+      return target;
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot install " + source, e);
     }
   }
 
