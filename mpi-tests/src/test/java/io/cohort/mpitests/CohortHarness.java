@@ -30,12 +30,34 @@ final class CohortHarness implements AutoCloseable {
   static final String JNI = "/usr/lib/x86_64-linux-gnu/openmpi/lib";
 
   final Path home;
+  final Map<String, String> extraEnv = new java.util.HashMap<>();
 
   CohortHarness(String name) throws IOException {
-    // Not under /tmp: a vhost has its own /tmp, and the job's log must be visible to the node.
+    this(Files.createTempDirectory(base(), name + "-"));
+  }
+
+  /** A harness whose Cohort home is {@code home} (an existing, empty directory). */
+  CohortHarness(Path home) {
+    this.home = home;
+  }
+
+  /** Where test homes go: not under /tmp, since a vhost has its own /tmp. */
+  static Path base() throws IOException {
     Path base = REPO.resolve("mpi-tests/target/cohort-homes");
     Files.createDirectories(base);
-    home = Files.createTempDirectory(base, name + "-");
+    return base;
+  }
+
+  /** Starts a cohort command without waiting for it. */
+  Process start(String... args) throws IOException {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(REPO.resolve("cohort").toString());
+    cmd.addAll(List.of(args));
+    ProcessBuilder pb = new ProcessBuilder(cmd).directory(REPO.toFile())
+        .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+        .redirectError(ProcessBuilder.Redirect.DISCARD);
+    pb.environment().put("COHORT_HOME", home.toString());
+    return pb.start();
   }
 
   /** The outcome of one CLI command. */
@@ -63,6 +85,7 @@ final class CohortHarness implements AutoCloseable {
     cmd.addAll(List.of(args));
     ProcessBuilder pb = new ProcessBuilder(cmd).directory(REPO.toFile());
     Map<String, String> env = pb.environment();
+    env.putAll(extraEnv);
     env.put("COHORT_HOME", home.toString());
     env.remove("OMPI_ALLOW_RUN_AS_ROOT");
     env.remove("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM");
@@ -189,6 +212,12 @@ final class CohortHarness implements AutoCloseable {
    */
   @Override
   public void close() throws IOException {
+    killJobs();
+    deleteTree(home);
+  }
+
+  /** Kills every running job of this home; never touches processes it did not start. */
+  void killJobs() throws IOException {
     try {
       JsonArray jobs = JsonParser.parseString(cohort("ps", "--json").out).getAsJsonArray();
       for (JsonElement e : jobs) {
@@ -208,7 +237,6 @@ final class CohortHarness implements AutoCloseable {
         }
       }
     }
-    deleteTree(home);
   }
 
   private static void killRecorded(Path record) {

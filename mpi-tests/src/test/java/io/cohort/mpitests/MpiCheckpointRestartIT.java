@@ -89,7 +89,8 @@ class MpiCheckpointRestartIT {
 
   @Test
   void fiveCheckpointsThenRestartFromTheThird() throws Exception {
-    String[] command = CohortHarness.cRing(3, 400, 20);
+    // Long enough to still run after five checkpoints (each is a new CLI process, ~1-2 s).
+    String[] command = CohortHarness.cRing(3, 900, 20);
     String expected = CohortHarness.reference(command);
     String job = cohort.runDetached(command);
     cohort.awaitOutput(job, "iter 20 ", START);

@@ -214,6 +214,7 @@ public final class NodeAgent {
     Map<String, String> env = new HashMap<>();
     env.put("COHORT_HOOK_DIR", pending.resolve("hook").toString());
     env.put("COHORT_LOG_PATH", rec.getLogPath());
+    env.put("COHORT_AGENT_PID", Long.toString(ProcessHandle.current().pid()));
     DumpSession session;
     try {
       session = DumpSession.start(pending.resolve("hook"), () -> criu.startDump(rec.getPid(),
