@@ -92,6 +92,7 @@ class FailureIT {
       }
 
       CohortHarness.Result r = cohort.cohort("checkpoint", job);
+      System.out.println("checkpoint on a full disk: exit " + r.rc() + "\n" + r.err());
       assertNotEquals(0, r.rc());
       assertTrue(r.err().contains("aborted") && r.err().contains("No space left on device"), r.err());
       assertEquals(1, cohort.checkpoints(job).size(), "nothing new is listed");
