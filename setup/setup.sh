@@ -35,7 +35,7 @@ else
 fi
 if [[ -n "$stale" ]]; then
   say "java build ... building (mvn install -DskipTests; a first build downloads dependencies)"
-  (cd "$repo" && JAVA_HOME="$jdk17" mvn -B -q -Dstyle.color=never install -DskipTests -Dexec.skip=true) \
+  (cd "$repo" && JAVA_HOME="$jdk17" mvn -B -q -Dstyle.color=never install -DskipTests) \
     || { echo "cohort setup: the Maven build failed; see the output above" >&2; exit 1; }
   say "java build ... built $jar"
 else

@@ -54,8 +54,27 @@ final class Cli implements AutoCloseable {
     out.println(GSON.toJson(fields));
   }
 
-  /** Streams the job's output to stdout from {@code offset} until the job stops running. */
+  /**
+   * Streams the job's output to stdout from {@code offset} until the job stops running.
+   * Ctrl-C only detaches: the job keeps running, and a message says how to get back to it.
+   */
   void follow(String jobId, long offset) {
+    Thread hint = new Thread(() -> err.printf("%ncohort: detached from job %s; it keeps running "
+        + "(`cohort logs -f %s` to follow it, `cohort wait %s` for its exit status)%n",
+        jobId, jobId, jobId));
+    Runtime.getRuntime().addShutdownHook(hint);
+    try {
+      stream(jobId, offset);
+    } finally {
+      try {
+        Runtime.getRuntime().removeShutdownHook(hint);
+      } catch (IllegalStateException shuttingDown) {
+        // the hook is running: the user pressed Ctrl-C
+      }
+    }
+  }
+
+  private void stream(String jobId, long offset) {
     Iterator<OutputChunk> it = stub.withDeadlineAfter(30, TimeUnit.DAYS).streamOutput(
         StreamOutputRequest.newBuilder().setJobId(jobId).setOffset(offset).setFollow(true).build());
     while (it.hasNext()) {
