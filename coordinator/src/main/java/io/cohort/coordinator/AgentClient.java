@@ -25,6 +25,7 @@ import io.cohort.proto.v1.ResumeVhostRequest;
 import io.cohort.proto.v1.ResumeVhostResponse;
 import io.cohort.proto.v1.SealImageRequest;
 import io.cohort.proto.v1.SealImageResponse;
+import io.cohort.proto.v1.VerifyImageRequest;
 import io.grpc.Channel;
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
@@ -95,6 +96,10 @@ final class AgentClient {
 
   FinishCheckpointResponse finish(FinishCheckpointRequest r) {
     return call(longCall, s -> s.finishCheckpoint(r));
+  }
+
+  void verify(VerifyImageRequest r) {
+    call(longCall, s -> s.verifyImage(r));
   }
 
   RestoreVhostResponse restore(RestoreVhostRequest r) {

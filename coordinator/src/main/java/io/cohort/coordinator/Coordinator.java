@@ -15,6 +15,7 @@ import io.cohort.proto.v1.ReadOutputRequest;
 import io.cohort.proto.v1.RestartResponse;
 import io.cohort.proto.v1.RestoreVhostRequest;
 import io.cohort.proto.v1.RestoreVhostResponse;
+import io.cohort.proto.v1.VerifyImageRequest;
 import io.cohort.proto.v1.VhostPlacement;
 import java.nio.file.Path;
 import java.security.SecureRandom;
@@ -164,8 +165,13 @@ public final class Coordinator implements AutoCloseable {
       CheckpointBarrier barrier = new CheckpointBarrier(rec, epoch, stop, agents, catalog, io,
           serial, clock, barrierConfig, progress);
       CheckpointInfo info;
+      Duration limit = barrierConfig.prepare().plus(barrierConfig.dump().multipliedBy(2))
+          .plus(barrierConfig.finish().multipliedBy(4));
       try {
-        info = barrier.start().get();
+        info = barrier.start().get(limit.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+      } catch (java.util.concurrent.TimeoutException e) {
+        throw new CohortException(CohortException.Kind.DEADLINE_EXCEEDED, "checkpoint of job "
+            + jobId + " did not finish within " + limit + "; see the agent's log");
       } catch (ExecutionException e) {
         throw e.getCause() instanceof CohortException ce ? ce
             : CohortException.internal("checkpoint failed: " + e.getCause(), e.getCause());
@@ -188,16 +194,28 @@ public final class Coordinator implements AutoCloseable {
   /** Restarts a job from a checkpoint id, or from the latest checkpoint of a job id. */
   public RestartResponse restart(String target, boolean replace) {
     long t0 = clock.millis();
-    CheckpointInfo ckpt = resolve(target);
-    String jobId = ckpt.getJobId();
+    String jobId = Ids.isCheckpoint(target) ? Ids.jobOfCheckpoint(target) : target;
+    if (!Ids.isJob(jobId)) {
+      throw CohortException.invalid("'%s' is neither a job id nor a checkpoint id (JOB.EPOCH)",
+          target);
+    }
     try (Catalog.Hold hold = catalog.lockJob(jobId)) {
+      CheckpointInfo ckpt = resolve(target);
       JobRecord rec = refresh(catalog.job(jobId));
-      if (rec.getInfo().getState() == JobState.JOB_STATE_RUNNING) {
-        if (!replace) {
-          throw CohortException.precondition("job %s is running; to restart it from %s, end the "
-              + "running incarnation first (`cohort kill %s`) or add --replace", jobId,
-              ckpt.getCheckpointId(), jobId);
-        }
+      boolean running = rec.getInfo().getState() == JobState.JOB_STATE_RUNNING;
+      if (running && !replace) {
+        throw CohortException.precondition("job %s is running; to restart it from %s, end the "
+            + "running incarnation first (`cohort kill %s`) or add --replace", jobId,
+            ckpt.getCheckpointId(), jobId);
+      }
+      // Check every image before anything is changed, so a damaged checkpoint never costs the
+      // running incarnation (--replace) or the output log.
+      for (VhostPlacement v : ckpt.getVhostsList()) {
+        agents.agent(v.getNode()).verify(VerifyImageRequest.newBuilder()
+            .setCheckpointId(ckpt.getCheckpointId()).setVhostId(v.getVhostId())
+            .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), "")).build());
+      }
+      if (running) {
         killVhosts(rec.getInfo());
       }
       List<VhostPlacement> placed = new ArrayList<>();

@@ -26,6 +26,8 @@ import io.cohort.proto.v1.ResumeVhostRequest;
 import io.cohort.proto.v1.ResumeVhostResponse;
 import io.cohort.proto.v1.SealImageRequest;
 import io.cohort.proto.v1.SealImageResponse;
+import io.cohort.proto.v1.VerifyImageRequest;
+import io.cohort.proto.v1.VerifyImageResponse;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.util.function.Supplier;
@@ -95,6 +97,14 @@ public final class AgentGrpcService extends AgentGrpc.AgentImplBase {
   public void finishCheckpoint(FinishCheckpointRequest req,
       StreamObserver<FinishCheckpointResponse> out) {
     unary(out, () -> agent.finish(req));
+  }
+
+  @Override
+  public void verifyImage(VerifyImageRequest req, StreamObserver<VerifyImageResponse> out) {
+    unary(out, () -> {
+      agent.verify(req);
+      return VerifyImageResponse.getDefaultInstance();
+    });
   }
 
   @Override

@@ -23,10 +23,21 @@ final class CriuEngine {
       "--ext-mount-map", "auto", "--enable-external-masters", "--enable-external-sharing",
       "-v3");
 
+  /**
+   * CRIU runs in a session of its own: a Ctrl-C on the terminal of the CLI (whose embedded
+   * agent started it) must never kill CRIU in the middle of a dump or restore, which could
+   * leave the job's network locked.
+   */
+  private static final List<String> SETSID = List.of("setsid");
+
   private static final Pattern VERSION = Pattern.compile("Version:\\s*([0-9][0-9.]*)");
 
   private final List<String> criu;
   private final Duration timeout;
+
+  Duration timeout() {
+    return timeout;
+  }
 
   CriuEngine(List<String> criu, Duration timeout) {
     this.criu = List.copyOf(criu);
@@ -61,7 +72,8 @@ final class CriuEngine {
    */
   Process startDump(long pid, Path images, Path work, Path actionScript, Map<String, String> env,
       boolean leaveRunning) throws IOException {
-    List<String> cmd = new ArrayList<>(criu);
+    List<String> cmd = new ArrayList<>(SETSID);
+    cmd.addAll(criu);
     cmd.addAll(List.of("dump", "-t", Long.toString(pid), "-D", images.toString(),
         "-W", work.toString(), "-o", "dump.log", "--action-script", actionScript.toString()));
     cmd.addAll(COMMON);
@@ -83,7 +95,8 @@ final class CriuEngine {
     Files.createDirectories(work);
     Path pidfile = work.resolve("restore.pid");
     Files.deleteIfExists(pidfile);
-    List<String> cmd = new ArrayList<>(criu);
+    List<String> cmd = new ArrayList<>(SETSID);
+    cmd.addAll(criu);
     cmd.addAll(List.of("restore", "-D", images.toString(), "-W", work.toString(),
         "-o", "restore.log", "-d", "--root", "/", "--pidfile", pidfile.toString()));
     cmd.addAll(COMMON);

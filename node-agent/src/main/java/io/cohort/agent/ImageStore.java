@@ -120,7 +120,10 @@ final class ImageStore {
     }
   }
 
-  /** Makes a sealed pending image the committed one (one atomic rename). */
+  /**
+   * Moves a sealed image to its final place (one atomic rename). It is a checkpoint only once
+   * the coordinator has written the record; until then an abort discards it.
+   */
   void publish(String ckpt, String vhost) {
     Path from = pendingDir(ckpt, vhost);
     Path to = committedDir(ckpt, vhost);
@@ -128,6 +131,7 @@ final class ImageStore {
       DurableFiles.deleteTree(from.resolve("hook"));
       Files.deleteIfExists(from.resolve("owner"));
       Files.createDirectories(to.getParent());
+      DurableFiles.fsyncDirectory(root);
       DurableFiles.rename(from, to);
       deleteIfEmpty(from.getParent());
     } catch (IOException e) {
@@ -135,10 +139,12 @@ final class ImageStore {
     }
   }
 
-  void discardPending(String ckpt, String vhost) {
+  /** Forgets an image that will not be committed, wherever it got to. */
+  void discard(String ckpt, String vhost) {
     Path dir = pendingDir(ckpt, vhost);
     DurableFiles.deleteTree(dir);
     deleteIfEmpty(dir.getParent());
+    delete(ckpt, vhost);
   }
 
   void delete(String ckpt, String vhost) {
@@ -169,7 +175,7 @@ final class ImageStore {
     } catch (IOException e) {
       throw DurableFiles.failure("cannot read manifest of " + ckpt, e);
     }
-    if (!expectedManifestSha.isEmpty() && !sha256(bytes).equals(expectedManifestSha)) {
+    if (!sha256(bytes).equals(expectedManifestSha)) {
       throw CohortException.dataLoss("checkpoint %s is damaged: the manifest of vhost %s was "
           + "modified after the commit (sha256 mismatch)", ckpt, vhost);
     }
@@ -186,6 +192,9 @@ final class ImageStore {
               + "image of vhost %s", ckpt, name, vhost);
         }
       }
+    } catch (NoSuchFileException e) {
+      throw CohortException.dataLoss("checkpoint %s is damaged: the image directory %s of vhost "
+          + "%s is missing", ckpt, criu, vhost);
     } catch (IOException e) {
       throw DurableFiles.failure("cannot list image " + criu, e);
     }
@@ -227,7 +236,7 @@ final class ImageStore {
       for (Path c : ckpts.toList()) {
         try (Stream<Path> vhosts = Files.list(c)) {
           for (Path v : vhosts.toList()) {
-            if (!ownerAlive(v.resolve("owner"))) {
+            if (abandoned(v)) {
               log.info("removing abandoned pending image {}", v);
               DurableFiles.deleteTree(v);
             }
@@ -235,17 +244,28 @@ final class ImageStore {
         }
         deleteIfEmpty(c);
       }
-    } catch (IOException e) {
+    } catch (IOException | java.io.UncheckedIOException e) {
       log.warn("cannot clean {}: {}", pending, e.toString());
     }
   }
 
-  private static boolean ownerAlive(Path owner) {
+  /**
+   * A pending image whose owner process is dead. One without an owner file yet is being
+   * created right now, unless it is old (a crash between mkdir and the owner file).
+   */
+  private static boolean abandoned(Path dir) {
+    Path owner = dir.resolve("owner");
     try {
       String[] f = Files.readString(owner).trim().split(" ");
-      return new ProcessIdentity(Long.parseLong(f[0]), Long.parseLong(f[1])).isAlive();
+      return !new ProcessIdentity(Long.parseLong(f[0]), Long.parseLong(f[1])).isAlive();
+    } catch (NoSuchFileException e) {
+      try {
+        return Files.getLastModifiedTime(dir).toMillis() < System.currentTimeMillis() - 600_000;
+      } catch (IOException gone) {
+        return false;
+      }
     } catch (IOException | RuntimeException e) {
-      return false;
+      return true;
     }
   }
 

@@ -26,6 +26,7 @@ import io.cohort.proto.v1.SealImageRequest;
 import io.cohort.proto.v1.SealImageResponse;
 import io.cohort.proto.v1.VhostPlacement;
 import io.cohort.proto.v1.VhostRecord;
+import io.cohort.proto.v1.VerifyImageRequest;
 import io.cohort.proto.v1.VhostState;
 import java.io.IOException;
 import java.io.InputStream;
@@ -35,6 +36,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -63,6 +65,8 @@ public final class NodeAgent {
   private final VhostLauncher launcher;
   private final Path actionScript;
   private final Map<String, ActiveDump> dumps = new ConcurrentHashMap<>();
+  /** Dumps aborted before they were registered: "CKPT/VHOST". Guarded by {@code dumps}. */
+  private final java.util.Set<String> abortedBeforeDump = new java.util.HashSet<>();
 
   /** A dump between DumpVhost and FinishCheckpoint. */
   private static final class ActiveDump {
@@ -73,6 +77,7 @@ public final class NodeAgent {
     final String ckpt;
     volatile boolean aborted;
     volatile boolean released;
+    volatile boolean sealed;
     volatile long logSize;
 
     ActiveDump(DumpSession session, VhostRecord record, DumpVhostRequest request, String ckpt) {
@@ -210,35 +215,46 @@ public final class NodeAgent {
     String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
     VhostRecord rec = requireRunning(refresh(load(req.getVhostId())), "checkpoint");
     String key = ckpt + "/" + rec.getVhostId();
-    Path pending = images.createPending(ckpt, rec.getVhostId());
-    Map<String, String> env = new HashMap<>();
-    env.put("COHORT_HOOK_DIR", pending.resolve("hook").toString());
-    env.put("COHORT_LOG_PATH", rec.getLogPath());
-    env.put("COHORT_AGENT_PID", Long.toString(ProcessHandle.current().pid()));
-    DumpSession session;
-    try {
-      session = DumpSession.start(pending.resolve("hook"), () -> criu.startDump(rec.getPid(),
-          pending.resolve(ImageStore.CRIU_DIR), pending, actionScript, env, !req.getStop()));
-    } catch (IOException e) {
-      images.discardPending(ckpt, rec.getVhostId());
-      throw DurableFiles.failure("cannot start criu", e);
-    }
-    ActiveDump active = new ActiveDump(session, rec, req, ckpt);
-    if (dumps.putIfAbsent(key, active) != null) {
-      session.close();
-      throw CohortException.precondition("checkpoint %s of vhost %s is already in progress",
-          ckpt, rec.getVhostId());
-    }
-    try {
-      long logSize = session.awaitDumped();
-      if (logSize < 0 || active.aborted) {
-        throw dumpFailed(ckpt, rec, pending, session, active.aborted);
+    ActiveDump active;
+    // Registration, the abort tombstones and FinishCheckpoint's removal all hold this lock, so
+    // an abort that overtakes its dump is never lost (the dump sees the tombstone).
+    synchronized (dumps) {
+      if (abortedBeforeDump.remove(key)) {
+        throw new CohortException(CohortException.Kind.ABORTED,
+            "checkpoint " + ckpt + " was aborted before vhost " + rec.getVhostId() + " was dumped");
       }
-      active.logSize = logSize;
-      long bytes = ImageStore.totalBytes(pending.resolve(ImageStore.CRIU_DIR));
-      log.info("{}: {} dumped in {} ms, {} MB", who, key, session.millisToDumped(), bytes >> 20);
-      return DumpVhostResponse.newBuilder().setCriuMs(session.millisToDumped())
-          .setImageBytes(bytes).build();
+      if (dumps.containsKey(key)) {
+        throw CohortException.precondition("checkpoint %s of vhost %s is already in progress",
+            ckpt, rec.getVhostId());
+      }
+      Path pending = images.createPending(ckpt, rec.getVhostId());
+      Map<String, String> env = new HashMap<>();
+      env.put("COHORT_HOOK_DIR", pending.resolve("hook").toString());
+      env.put("COHORT_LOG_PATH", rec.getLogPath());
+      env.put("COHORT_AGENT_PID", Long.toString(ProcessHandle.current().pid()));
+      DumpSession session;
+      try {
+        session = DumpSession.start(pending.resolve("hook"), config.criuTimeout(),
+            () -> criu.startDump(rec.getPid(), pending.resolve(ImageStore.CRIU_DIR), pending,
+                actionScript, env, !req.getStop()));
+      } catch (IOException e) {
+        images.discard(ckpt, rec.getVhostId());
+        throw DurableFiles.failure("cannot start criu", e);
+      }
+      active = new ActiveDump(session, rec, req, ckpt);
+      dumps.put(key, active);
+    }
+    try {
+      DumpSession.Dumped d = active.session.awaitDumped();
+      if (d.outcome() != DumpSession.Outcome.DUMPED || d.logSize() < 0 || active.aborted) {
+        throw dumpFailed(active, d);
+      }
+      active.logSize = d.logSize();
+      long bytes = ImageStore.totalBytes(images.pendingDir(ckpt, rec.getVhostId())
+          .resolve(ImageStore.CRIU_DIR));
+      long ms = active.session.millisToDumped();
+      log.info("{}: {} dumped in {} ms, {} MB", who, key, ms, bytes >> 20);
+      return DumpVhostResponse.newBuilder().setCriuMs(ms).setImageBytes(bytes).build();
     } catch (IOException | RuntimeException e) {
       // Resume the vhost and forget the partial image; the coordinator aborts the epoch.
       if (dumps.remove(key, active)) {
@@ -262,7 +278,11 @@ public final class NodeAgent {
     return ResumeVhostResponse.newBuilder().setFreezeMs(release(active, true)).build();
   }
 
-  /** Digests and syncs the image, writes its manifest durably. */
+  /**
+   * Digests and syncs the image, writes its manifest durably and moves it to its final place.
+   * From here the image is complete; it becomes a checkpoint when the coordinator writes the
+   * record, and is discarded if the epoch aborts.
+   */
   public SealImageResponse seal(SealImageRequest req) {
     ActiveDump active = active(req.getCheckpointId(), req.getVhostId());
     VhostRecord rec = active.record;
@@ -274,8 +294,16 @@ public final class NodeAgent {
         .setNode(config.node()).setCreatedUnixMs(System.currentTimeMillis())
         .setOutputLogPath(rec.getLogPath()).setOutputLogSize(active.logSize)
         .setDumpedPid(rec.getPid());
-    Map.Entry<ImageManifest, String> sealed =
-        images.seal(images.pendingDir(active.ckpt, rec.getVhostId()), m);
+    Map.Entry<ImageManifest, String> sealed;
+    synchronized (active) {
+      if (active.aborted) {
+        throw new CohortException(CohortException.Kind.ABORTED,
+            "checkpoint " + active.ckpt + " was aborted");
+      }
+      sealed = images.seal(images.pendingDir(active.ckpt, rec.getVhostId()), m);
+      images.publish(active.ckpt, rec.getVhostId());
+      active.sealed = true;
+    }
     long ms = (System.nanoTime() - t0) / 1_000_000;
     log.info("{}: {}/{} sealed in {} ms", who, active.ckpt, rec.getVhostId(), ms);
     return SealImageResponse.newBuilder().setManifest(sealed.getKey())
@@ -291,49 +319,66 @@ public final class NodeAgent {
     return active;
   }
 
-  /** Commit (publish; for --stop, end the vhost) or abort. Idempotent for a finished abort. */
+  /**
+   * Commit (the image is already sealed in place; for --stop, end the vhost) or abort (discard
+   * the image; a vhost still frozen carries on). Idempotent for an abort.
+   */
   public FinishCheckpointResponse finish(FinishCheckpointRequest req) {
     String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
     String key = ckpt + "/" + req.getVhostId();
-    ActiveDump active = dumps.remove(key);
-    if (active == null) {
-      if (req.getDecision() == CheckpointDecision.CHECKPOINT_DECISION_ABORT) {
-        images.discardPending(ckpt, req.getVhostId());
+    boolean abort = req.getDecision() == CheckpointDecision.CHECKPOINT_DECISION_ABORT;
+    ActiveDump active;
+    synchronized (dumps) {
+      active = dumps.remove(key);
+      if (active == null && abort) {
+        abortedBeforeDump.add(key); // the dump, if it comes late, must not run
+        images.discard(ckpt, req.getVhostId());
         return FinishCheckpointResponse.getDefaultInstance();
       }
+    }
+    if (active == null) {
       throw CohortException.precondition("no dump of %s is waiting for a decision", key);
     }
-    if (req.getDecision() == CheckpointDecision.CHECKPOINT_DECISION_ABORT) {
+    if (abort) {
       return FinishCheckpointResponse.newBuilder().setFreezeMs(abortSession(active)).build();
     }
     boolean stop = req.getDecision() == CheckpointDecision.CHECKPOINT_DECISION_COMMIT_STOP;
-    if (stop != active.stop) {
+    if (stop != active.stop || !active.sealed) {
       abortSession(active);
-      throw CohortException.invalid("decision %s does not match the dump (stop=%s)",
-          req.getDecision(), active.stop);
+      throw CohortException.precondition("cannot commit %s: %s", key, !active.sealed
+          ? "its image was not sealed" : "the decision does not match the dump (stop=" + active.stop + ")");
     }
-    images.publish(ckpt, active.record.getVhostId());
-    if (stop) {
-      save(active.record.toBuilder().setState(VhostState.VHOST_STATE_STOPPED).setPid(0).build());
-    }
-    long freeze = active.released ? 0 : release(active, true);
-    if (stop) {
-      ProcessIdentity init = identity(active.record);
-      if (init.isAlive()) {
-        init.kill();
+    long freeze = 0;
+    try {
+      if (stop) {
+        save(active.record.toBuilder().setState(VhostState.VHOST_STATE_STOPPED).setPid(0).build());
       }
+      freeze = active.released ? 0 : release(active, true);
+      if (stop) {
+        ProcessIdentity init = identity(active.record);
+        if (init.isAlive()) {
+          init.kill();
+        }
+      }
+    } finally {
+      active.session.close();
     }
-    active.session.close();
     log.info("{}: {} committed ({})", who, key, stop ? "stopped" : "resumed");
     return FinishCheckpointResponse.newBuilder().setFreezeMs(freeze).build();
   }
 
   private long abortSession(ActiveDump active) {
-    active.aborted = true;
-    long freeze = active.released ? 0 : release(active, false);
-    active.session.close();
-    images.discardPending(active.ckpt, active.record.getVhostId());
-    log.info("{}: {}/{} aborted, vhost resumed", who, active.ckpt, active.record.getVhostId());
+    long freeze;
+    synchronized (active) {
+      active.aborted = true;
+    }
+    try {
+      freeze = active.released ? 0 : release(active, false);
+    } finally {
+      active.session.close();
+      images.discard(active.ckpt, active.record.getVhostId());
+    }
+    log.info("{}: {}/{} aborted, vhost carries on", who, active.ckpt, active.record.getVhostId());
     return freeze;
   }
 
@@ -346,9 +391,12 @@ public final class NodeAgent {
     } catch (IOException e) {
       log.warn("{}: cannot answer the post-dump hook: {}", who, e.toString());
     }
-    Integer rc = s.awaitExitQuietly();
+    // The answer is queued for the hook: CRIU finishes its dump (if still dumping), reads it
+    // and lets the tasks go. Killing CRIU instead could leave them with its network lock.
+    Integer rc = s.awaitExit(config.criuTimeout());
     if (rc == null) {
-      log.warn("{}: criu did not exit after the decision; killing it", who);
+      log.error("{}: criu did not let {}/{} go within {}; killing it", who, active.ckpt,
+          active.record.getVhostId(), config.criuTimeout());
       s.killCriu();
     } else if (commit && rc != 0) {
       log.warn("{}: criu exited with {} after releasing {}/{}", who, rc, active.ckpt,
@@ -361,25 +409,56 @@ public final class NodeAgent {
     return CriuLog.frozenMillis(dumpLog).orElse(s.frozenMillis());
   }
 
-  private CohortException dumpFailed(String ckpt, VhostRecord rec, Path pending, DumpSession s,
-      boolean aborted) {
-    Integer rc = s.awaitExitQuietly();
-    String tail = CriuEngine.logTail(pending.resolve("dump.log"));
-    if (aborted) {
+  private CohortException dumpFailed(ActiveDump active, DumpSession.Dumped d) {
+    String ckpt = active.ckpt;
+    String vhost = active.record.getVhostId();
+    if (active.aborted) {
       return new CohortException(CohortException.Kind.ABORTED,
-          "checkpoint " + ckpt + " was aborted while vhost " + rec.getVhostId() + " was dumped");
+          "checkpoint " + ckpt + " was aborted while vhost " + vhost + " was dumped");
     }
+    if (d.outcome() == DumpSession.Outcome.DUMPED) {
+      return CohortException.precondition("checkpoint %s failed: the job's output log %s could "
+          + "not be read at the dump (was it removed?). The job carries on.", ckpt,
+          active.record.getLogPath());
+    }
+    if (d.outcome() == DumpSession.Outcome.TIMED_OUT) {
+      return new CohortException(CohortException.Kind.DEADLINE_EXCEEDED, "checkpoint " + ckpt
+          + " failed: criu did not dump vhost " + vhost + " within " + config.criuTimeout()
+          + ". The job carries on.");
+    }
+    Integer rc = active.session.awaitExit(java.time.Duration.ofSeconds(10));
+    String tail = CriuEngine.logTail(images.pendingDir(ckpt, vhost).resolve("dump.log"));
     if (tail.contains("No space left on device")) {
       return new CohortException(CohortException.Kind.RESOURCE_EXHAUSTED, "checkpoint " + ckpt
           + " failed: the image store " + config.imagesDir() + " is full; free some space "
           + "(e.g. `cohort rm` old checkpoints). The job carries on. CRIU said:\n" + tail);
     }
     return CohortException.internal("checkpoint " + ckpt + " failed: criu dump of vhost "
-        + rec.getVhostId() + " exited with " + rc + ". The job carries on. CRIU said:\n" + tail,
-        null);
+        + vhost + " exited with " + rc + ". The job carries on. CRIU said:\n" + tail, null);
   }
 
   // ---------------------------------------------------------------- restore
+
+  /**
+   * Checks, without changing anything, that a vhost can be restored from a checkpoint: the
+   * image matches its manifest and the job's output log can be brought back to its size then.
+   */
+  public void verify(VerifyImageRequest req) {
+    String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
+    VhostRecord rec = load(req.getVhostId());
+    ImageManifest m = images.verify(ckpt, rec.getVhostId(), req.getManifestSha256()).manifest();
+    Path logFile = outputLog(rec, m);
+    long have = logFile.toFile().length();
+    if (!Files.isRegularFile(logFile)) {
+      throw CohortException.precondition("the job's output log %s is missing; it must exist "
+          + "to restore checkpoint %s", logFile, ckpt);
+    }
+    if (have < m.getOutputLogSize()) {
+      throw CohortException.precondition("the job's output log %s is shorter (%d bytes) than at "
+          + "checkpoint %s (%d bytes): it was truncated or replaced, so the job's open file "
+          + "cannot be restored", logFile, have, ckpt, m.getOutputLogSize());
+    }
+  }
 
   public RestoreVhostResponse restore(RestoreVhostRequest req) {
     String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
@@ -388,22 +467,20 @@ public final class NodeAgent {
       throw CohortException.precondition("vhost %s is running; end it before restoring it",
           rec.getVhostId());
     }
+    verify(VerifyImageRequest.newBuilder().setCheckpointId(ckpt).setVhostId(rec.getVhostId())
+        .setManifestSha256(req.getManifestSha256()).build());
     ImageStore.Image image = images.verify(ckpt, rec.getVhostId(), req.getManifestSha256());
-    long offset = rollBackLog(rec, image.manifest(), ckpt);
-    try {
-      Files.deleteIfExists(Path.of(rec.getStatusPath()));
-    } catch (IOException e) {
-      throw DurableFiles.failure("cannot reset " + rec.getStatusPath(), e);
-    }
+    LogRollback rollback = rollBackLog(outputLog(rec, image.manifest()),
+        image.manifest().getOutputLogSize(), ckpt);
     Path work = vhostDir(rec.getVhostId()).resolve("restore-" + ckpt + "-" + System.currentTimeMillis());
     CriuEngine.Restored restored;
     try {
+      Files.deleteIfExists(Path.of(rec.getStatusPath()));
       restored = criu.restore(image.criuDir(), work);
-    } catch (CriuException e) {
+    } catch (CriuException | IOException e) {
+      rollback.undo();
       throw CohortException.internal("restore of vhost " + rec.getVhostId() + " from checkpoint "
-          + ckpt + " failed: " + e.getMessage(), e);
-    } catch (IOException e) {
-      throw DurableFiles.failure("restore of " + rec.getVhostId() + " failed", e);
+          + ckpt + " failed; the output log is as it was. " + e.getMessage(), e);
     }
     ProcessIdentity init = ProcessIdentity.of(restored.pid())
         .orElseGet(() -> new ProcessIdentity(restored.pid(), -1));
@@ -412,8 +489,28 @@ public final class NodeAgent {
     save(rec);
     log.info("{}: vhost {} restored from {} in {} ms, init pid {}", who, rec.getVhostId(), ckpt,
         restored.criuMillis(), restored.pid());
-    return RestoreVhostResponse.newBuilder().setPlacement(placement(rec)).setOutputOffset(offset)
-        .setCriuMs(restored.criuMillis()).build();
+    return RestoreVhostResponse.newBuilder().setPlacement(placement(rec))
+        .setOutputOffset(rollback.size()).setCriuMs(restored.criuMillis()).build();
+  }
+
+  private static Path outputLog(VhostRecord rec, ImageManifest m) {
+    return Path.of(m.getOutputLogPath().isEmpty() ? rec.getLogPath() : m.getOutputLogPath());
+  }
+
+  /** A rolled-back output log, and how to put it back if the restore fails. */
+  private record LogRollback(Path log, long size, Path saved) {
+    void undo() {
+      if (saved == null) {
+        return;
+      }
+      try {
+        Files.write(log, Files.readAllBytes(saved), StandardOpenOption.APPEND);
+        Files.delete(saved);
+      } catch (IOException e) {
+        LoggerFactory.getLogger(NodeAgent.class).error("cannot put back {} into {}: {}", saved,
+            log, e.toString());
+      }
+    }
   }
 
   /**
@@ -421,33 +518,24 @@ public final class NodeAgent {
    * changed, and restarting from a checkpoint means its later output never happened). The
    * bytes cut off are kept beside the log, so no output is ever lost.
    */
-  private long rollBackLog(VhostRecord rec, ImageManifest m, String ckpt) {
-    Path logFile = Path.of(m.getOutputLogPath().isEmpty() ? rec.getLogPath() : m.getOutputLogPath());
-    long want = m.getOutputLogSize();
+  private LogRollback rollBackLog(Path logFile, long want, String ckpt) {
     try (RandomAccessFile f = new RandomAccessFile(logFile.toFile(), "rw")) {
       long have = f.length();
-      if (have < want) {
-        throw CohortException.precondition("the job's output log %s is shorter (%d bytes) than at "
-            + "checkpoint %s (%d bytes): it was truncated or replaced, so the job's open file "
-            + "cannot be restored", logFile, have, ckpt, want);
+      if (have <= want) {
+        return new LogRollback(logFile, want, null);
       }
-      if (have > want) {
-        Path saved = logFile.resolveSibling(logFile.getFileName() + ".after-" + ckpt + "-"
-            + System.currentTimeMillis());
-        try (InputStream in = Files.newInputStream(logFile)) {
-          in.skipNBytes(want);
-          Files.copy(in, saved, StandardCopyOption.REPLACE_EXISTING);
-        }
-        DurableFiles.fsync(saved);
-        f.setLength(want);
-        f.getFD().sync();
-        log.info("{}: output log rolled back to checkpoint {} ({} bytes kept in {})", who, ckpt,
-            have - want, saved);
+      Path saved = logFile.resolveSibling(logFile.getFileName() + ".after-" + ckpt + "-"
+          + System.currentTimeMillis());
+      try (InputStream in = Files.newInputStream(logFile)) {
+        in.skipNBytes(want);
+        Files.copy(in, saved, StandardCopyOption.REPLACE_EXISTING);
       }
-      return want;
-    } catch (NoSuchFileException | java.io.FileNotFoundException e) {
-      throw CohortException.precondition("the job's output log %s is missing; it must exist "
-          + "to restore checkpoint %s", logFile, ckpt);
+      DurableFiles.fsync(saved);
+      f.setLength(want);
+      f.getFD().sync();
+      log.info("{}: output log rolled back to checkpoint {} ({} bytes kept in {})", who, ckpt,
+          have - want, saved);
+      return new LogRollback(logFile, want, saved);
     } catch (IOException e) {
       throw DurableFiles.failure("cannot roll back " + logFile, e);
     }

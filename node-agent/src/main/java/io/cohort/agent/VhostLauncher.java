@@ -35,19 +35,23 @@ final class VhostLauncher {
         "--hostname", hostname, "--log", log.toString(), "--status", status.toString(),
         "--cwd", cwd, "--"));
     argv.addAll(command);
-    ProcessBuilder pb = new ProcessBuilder(argv).redirectInput(ProcessBuilder.Redirect.PIPE);
-    pb.environment().clear();
-    pb.environment().putAll(env);
+    Path errFile = null;
     try {
+      errFile = Files.createTempFile(log.getParent(), ".launch-", ".err");
+      ProcessBuilder pb = new ProcessBuilder(argv)
+          .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+          .redirectError(errFile.toFile());
+      pb.environment().clear();
+      pb.environment().putAll(env);
       Process p = pb.start();
-      p.getOutputStream().close();
-      byte[] out = p.getInputStream().readAllBytes();
-      byte[] err = p.getErrorStream().readAllBytes();
+      // The launcher prints one line and exits once the command runs; pid 1 keeps none of its
+      // descriptors, so waiting first cannot block on a full pipe.
       if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
         p.destroyForcibly();
         throw CohortException.internal("cohort-init did not start the vhost within " + timeout, null);
       }
-      String errText = new String(err, StandardCharsets.UTF_8).strip();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+      String errText = Files.readString(errFile).strip();
       int rc = p.exitValue();
       if (rc == 127 || rc == 126) {
         throw CohortException.invalid("cannot start the job: %s",
@@ -57,12 +61,20 @@ final class VhostLauncher {
         throw CohortException.internal("cannot create the virtual host (cohort-init exit " + rc
             + "): " + errText, null);
       }
-      return Long.parseLong(new String(out, StandardCharsets.UTF_8).strip());
+      return Long.parseLong(out);
     } catch (IOException e) {
       throw CohortException.internal("cannot run " + initBinary + ": " + e.getMessage(), e);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw CohortException.internal("interrupted while starting the vhost", e);
+    } finally {
+      if (errFile != null) {
+        try {
+          Files.deleteIfExists(errFile);
+        } catch (IOException ignored) {
+          // a stray temporary file is harmless
+        }
+      }
     }
   }
 }

@@ -18,11 +18,13 @@ public final class DurableFiles {
 
   public static void writeAtomically(Path file, byte[] bytes) {
     Path dir = file.toAbsolutePath().getParent();
-    Path tmp = dir.resolve("." + file.getFileName() + ".tmp");
+    Path tmp = null;
     try {
       Files.createDirectories(dir);
-      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE,
-          StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
+      // A unique temporary name: several processes may rewrite the same record at once.
+      tmp = Files.createTempFile(dir, "." + file.getFileName() + ".", ".tmp");
+      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.TRUNCATE_EXISTING,
+          StandardOpenOption.WRITE)) {
         ByteBuffer buf = ByteBuffer.wrap(bytes);
         while (buf.hasRemaining()) {
           ch.write(buf);
@@ -32,7 +34,9 @@ public final class DurableFiles {
       rename(tmp, file);
     } catch (IOException e) {
       try {
-        Files.deleteIfExists(tmp);
+        if (tmp != null) {
+          Files.deleteIfExists(tmp);
+        }
       } catch (IOException ignored) {
         // the original error is the one to report
       }
