@@ -208,9 +208,10 @@ public final class Coordinator implements AutoCloseable {
             + "running incarnation first (`cohort kill %s`) or add --replace", jobId,
             ckpt.getCheckpointId(), jobId);
       }
-      // Check every image before anything is changed, so a damaged checkpoint never costs the
-      // running incarnation (--replace) or the output log.
-      for (VhostPlacement v : ckpt.getVhostsList()) {
+      // With --replace, check every image before the running incarnation is ended, so a
+      // damaged checkpoint never costs a running job. (RestoreVhost verifies again itself,
+      // before it changes anything: without a running job there is nothing to lose.)
+      for (VhostPlacement v : running ? ckpt.getVhostsList() : List.<VhostPlacement>of()) {
         agents.agent(v.getNode()).verify(VerifyImageRequest.newBuilder()
             .setCheckpointId(ckpt.getCheckpointId()).setVhostId(v.getVhostId())
             .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), "")).build());

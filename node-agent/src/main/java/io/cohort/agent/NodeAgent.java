@@ -427,7 +427,7 @@ public final class NodeAgent {
           + ". The job carries on.");
     }
     Integer rc = active.session.awaitExit(java.time.Duration.ofSeconds(10));
-    String tail = CriuEngine.logTail(images.pendingDir(ckpt, vhost).resolve("dump.log"));
+    String tail = CriuEngine.logTail(keepFailedLog(ckpt, vhost));
     if (tail.contains("No space left on device")) {
       return new CohortException(CohortException.Kind.RESOURCE_EXHAUSTED, "checkpoint " + ckpt
           + " failed: the image store " + config.imagesDir() + " is full; free some space "
@@ -435,6 +435,19 @@ public final class NodeAgent {
     }
     return CohortException.internal("checkpoint " + ckpt + " failed: criu dump of vhost "
         + vhost + " exited with " + rc + ". The job carries on. CRIU said:\n" + tail, null);
+  }
+
+  /** Keeps CRIU's log of a failed dump (the pending image is discarded) for the user. */
+  private Path keepFailedLog(String ckpt, String vhost) {
+    Path from = images.pendingDir(ckpt, vhost).resolve("dump.log");
+    Path to = config.home().resolve("logs").resolve("failed-dump-" + ckpt + "-" + vhost + ".log");
+    try {
+      Files.createDirectories(to.getParent());
+      Files.copy(from, to, StandardCopyOption.REPLACE_EXISTING);
+      return to;
+    } catch (IOException e) {
+      return from; // e.g. the disk is full: quote what can still be read now
+    }
   }
 
   // ---------------------------------------------------------------- restore
