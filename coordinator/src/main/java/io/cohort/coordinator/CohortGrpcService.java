@@ -24,7 +24,6 @@ import io.cohort.proto.v1.RunResponse;
 import io.cohort.proto.v1.StreamOutputRequest;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
-import java.util.function.Supplier;
 
 /** Thin gRPC adapter over {@link Coordinator}: the client API. */
 public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
@@ -34,21 +33,9 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
     this.coordinator = coordinator;
   }
 
-  private static <T> void unary(StreamObserver<T> out, Supplier<T> call) {
-    T result;
-    try {
-      result = call.get();
-    } catch (RuntimeException e) {
-      out.onError(GrpcErrors.toStatus(e));
-      return;
-    }
-    out.onNext(result);
-    out.onCompleted();
-  }
-
   @Override
   public void run(RunRequest req, StreamObserver<RunResponse> out) {
-    unary(out, () -> RunResponse.newBuilder().setJob(coordinator.run(req.getSpec())).build());
+    GrpcErrors.unary(out, () -> RunResponse.newBuilder().setJob(coordinator.run(req.getSpec())).build());
   }
 
   @Override
@@ -77,30 +64,30 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
 
   @Override
   public void restart(RestartRequest req, StreamObserver<RestartResponse> out) {
-    unary(out, () -> coordinator.restart(req.getTarget(), req.getReplace()));
+    GrpcErrors.unary(out, () -> coordinator.restart(req.getTarget(), req.getReplace()));
   }
 
   @Override
   public void listJobs(ListJobsRequest req, StreamObserver<ListJobsResponse> out) {
-    unary(out, () -> ListJobsResponse.newBuilder().addAllJobs(coordinator.jobs()).build());
+    GrpcErrors.unary(out, () -> ListJobsResponse.newBuilder().addAllJobs(coordinator.jobs()).build());
   }
 
   @Override
   public void getJob(GetJobRequest req, StreamObserver<GetJobResponse> out) {
-    unary(out, () -> GetJobResponse.newBuilder().setJob(coordinator.job(req.getJobId())).build());
+    GrpcErrors.unary(out, () -> GetJobResponse.newBuilder().setJob(coordinator.job(req.getJobId())).build());
   }
 
   @Override
   public void listCheckpoints(ListCheckpointsRequest req,
       StreamObserver<ListCheckpointsResponse> out) {
-    unary(out, () -> ListCheckpointsResponse.newBuilder()
+    GrpcErrors.unary(out, () -> ListCheckpointsResponse.newBuilder()
         .addAllCheckpoints(coordinator.checkpoints(req.getJobId())).build());
   }
 
   @Override
   public void removeCheckpoint(RemoveCheckpointRequest req,
       StreamObserver<RemoveCheckpointResponse> out) {
-    unary(out, () -> {
+    GrpcErrors.unary(out, () -> {
       coordinator.removeCheckpoint(req.getCheckpointId());
       return RemoveCheckpointResponse.getDefaultInstance();
     });
@@ -108,7 +95,7 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
 
   @Override
   public void killJob(KillJobRequest req, StreamObserver<KillJobResponse> out) {
-    unary(out, () -> KillJobResponse.newBuilder().setJob(coordinator.kill(req.getJobId())).build());
+    GrpcErrors.unary(out, () -> KillJobResponse.newBuilder().setJob(coordinator.kill(req.getJobId())).build());
   }
 
   @Override

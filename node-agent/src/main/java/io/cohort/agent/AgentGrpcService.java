@@ -30,7 +30,6 @@ import io.cohort.proto.v1.VerifyImageRequest;
 import io.cohort.proto.v1.VerifyImageResponse;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
-import java.util.function.Supplier;
 
 /** Thin gRPC adapter over {@link NodeAgent}: no logic here, only translation. */
 public final class AgentGrpcService extends AgentGrpc.AgentImplBase {
@@ -40,68 +39,56 @@ public final class AgentGrpcService extends AgentGrpc.AgentImplBase {
     this.agent = agent;
   }
 
-  private static <T> void unary(StreamObserver<T> out, Supplier<T> call) {
-    T result;
-    try {
-      result = call.get();
-    } catch (RuntimeException e) {
-      out.onError(GrpcErrors.toStatus(e));
-      return;
-    }
-    out.onNext(result);
-    out.onCompleted();
-  }
-
   @Override
   public void getNode(GetNodeRequest req, StreamObserver<GetNodeResponse> out) {
-    unary(out, agent::describe);
+    GrpcErrors.unary(out, agent::describe);
   }
 
   @Override
   public void createVhost(CreateVhostRequest req, StreamObserver<CreateVhostResponse> out) {
-    unary(out, () -> agent.createVhost(req));
+    GrpcErrors.unary(out, () -> agent.createVhost(req));
   }
 
   @Override
   public void getVhost(GetVhostRequest req, StreamObserver<GetVhostResponse> out) {
-    unary(out, () -> agent.getVhost(req.getVhostId()));
+    GrpcErrors.unary(out, () -> agent.getVhost(req.getVhostId()));
   }
 
   @Override
   public void killVhost(KillVhostRequest req, StreamObserver<KillVhostResponse> out) {
-    unary(out, () -> KillVhostResponse.newBuilder().setState(agent.kill(req.getVhostId())).build());
+    GrpcErrors.unary(out, () -> KillVhostResponse.newBuilder().setState(agent.kill(req.getVhostId())).build());
   }
 
   @Override
   public void prepareCheckpoint(PrepareCheckpointRequest req,
       StreamObserver<PrepareCheckpointResponse> out) {
-    unary(out, () -> agent.prepare(req));
+    GrpcErrors.unary(out, () -> agent.prepare(req));
   }
 
   @Override
   public void dumpVhost(DumpVhostRequest req, StreamObserver<DumpVhostResponse> out) {
-    unary(out, () -> agent.dump(req));
+    GrpcErrors.unary(out, () -> agent.dump(req));
   }
 
   @Override
   public void resumeVhost(ResumeVhostRequest req, StreamObserver<ResumeVhostResponse> out) {
-    unary(out, () -> agent.resume(req));
+    GrpcErrors.unary(out, () -> agent.resume(req));
   }
 
   @Override
   public void sealImage(SealImageRequest req, StreamObserver<SealImageResponse> out) {
-    unary(out, () -> agent.seal(req));
+    GrpcErrors.unary(out, () -> agent.seal(req));
   }
 
   @Override
   public void finishCheckpoint(FinishCheckpointRequest req,
       StreamObserver<FinishCheckpointResponse> out) {
-    unary(out, () -> agent.finish(req));
+    GrpcErrors.unary(out, () -> agent.finish(req));
   }
 
   @Override
   public void verifyImage(VerifyImageRequest req, StreamObserver<VerifyImageResponse> out) {
-    unary(out, () -> {
+    GrpcErrors.unary(out, () -> {
       agent.verify(req);
       return VerifyImageResponse.getDefaultInstance();
     });
@@ -109,12 +96,12 @@ public final class AgentGrpcService extends AgentGrpc.AgentImplBase {
 
   @Override
   public void restoreVhost(RestoreVhostRequest req, StreamObserver<RestoreVhostResponse> out) {
-    unary(out, () -> agent.restore(req));
+    GrpcErrors.unary(out, () -> agent.restore(req));
   }
 
   @Override
   public void deleteImage(DeleteImageRequest req, StreamObserver<DeleteImageResponse> out) {
-    unary(out, () -> {
+    GrpcErrors.unary(out, () -> {
       agent.deleteImage(req.getCheckpointId(), req.getVhostId());
       return DeleteImageResponse.getDefaultInstance();
     });

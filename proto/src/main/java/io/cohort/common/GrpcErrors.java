@@ -22,6 +22,23 @@ public final class GrpcErrors {
         .asRuntimeException();
   }
 
+  /**
+   * Answers a unary call with {@code call}'s result, or with the canonical status of its
+   * failure: the whole body of every unary service method.
+   */
+  public static <T> void unary(io.grpc.stub.StreamObserver<T> out,
+      java.util.function.Supplier<T> call) {
+    T result;
+    try {
+      result = call.get();
+    } catch (RuntimeException e) {
+      out.onError(toStatus(e));
+      return;
+    }
+    out.onNext(result);
+    out.onCompleted();
+  }
+
   /** The domain form of a failed call, keeping the server's message. */
   public static CohortException fromStatus(StatusRuntimeException e, String who) {
     Status s = e.getStatus();
