@@ -8,6 +8,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -17,6 +18,9 @@ import picocli.CommandLine.Parameters;
         + "checkpoint is committed. If anything fails the checkpoint is discarded, the job "
         + "carries on and earlier checkpoints are untouched."})
 final class CheckpointCommand implements Callable<Integer> {
+  @Mixin
+  ConnectionOptions connection = new ConnectionOptions();
+
   @Parameters(paramLabel = "JOB", description = "job id")
   String job;
 
@@ -28,7 +32,7 @@ final class CheckpointCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    try (Cli cli = new Cli()) {
+    try (Cli cli = new Cli(connection)) {
       long t0 = System.nanoTime();
       boolean tty = Cli.interactive();
       Iterator<CheckpointProgress> it = cli.call(3600).checkpoint(

@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -19,6 +20,9 @@ import picocli.CommandLine.Parameters;
     description = "List committed checkpoints (all, or one job's): size, freeze time, "
         + "and which node holds each vhost's image.")
 final class CheckpointsCommand implements Callable<Integer> {
+  @Mixin
+  ConnectionOptions connection = new ConnectionOptions();
+
   private static final DateTimeFormatter TIME =
       DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss").withZone(ZoneId.systemDefault());
 
@@ -30,7 +34,7 @@ final class CheckpointsCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    try (Cli cli = new Cli()) {
+    try (Cli cli = new Cli(connection)) {
       List<CheckpointInfo> all = cli.call(60).listCheckpoints(
           ListCheckpointsRequest.newBuilder().setJobId(job).build()).getCheckpointsList();
       if (json) {

@@ -9,7 +9,9 @@ import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobState;
 import io.cohort.proto.v1.OutputChunk;
 import io.cohort.proto.v1.StreamOutputRequest;
+import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
+import io.grpc.netty.NettyChannelBuilder;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.Iterator;
@@ -28,17 +30,30 @@ final class Cli implements AutoCloseable {
   static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();
 
   private final Embedded embedded;
+  private final ManagedChannel remote;
+  final String where;
   final CohortGrpc.CohortBlockingStub stub;
   final PrintStream out = System.out;
   final PrintStream err = System.err;
 
-  Cli() {
-    try {
-      embedded = new Embedded(Embedded.Settings.fromEnvironment());
-    } catch (IOException e) {
-      throw new IllegalStateException("cannot start the embedded coordinator: " + e, e);
+  Cli(ConnectionOptions options) {
+    Embedded.Settings settings = Embedded.Settings.fromEnvironment();
+    String address = options.resolve(settings);
+    if (address == null) {
+      try {
+        embedded = new Embedded(settings);
+      } catch (IOException e) {
+        throw new IllegalStateException("cannot start the embedded coordinator: " + e, e);
+      }
+      remote = null;
+      where = "embedded coordinator";
+      stub = CohortGrpc.newBlockingStub(embedded.channel());
+    } else {
+      embedded = null;
+      remote = NettyChannelBuilder.forTarget(address).usePlaintext().build();
+      where = "coordinator at " + address;
+      stub = CohortGrpc.newBlockingStub(remote);
     }
-    stub = CohortGrpc.newBlockingStub(embedded.channel());
   }
 
   /** A stub with the deadline every call must have. */
@@ -135,11 +150,22 @@ final class Cli implements AutoCloseable {
 
   /** The user-facing message of a failed call. */
   static String message(StatusRuntimeException e) {
+    if (e.getStatus().getCode() == io.grpc.Status.Code.UNAVAILABLE
+        && e.getStatus().getCause() != null) {
+      return "cannot reach the coordinator (" + e.getStatus().getCause().getMessage()
+          + "); is it running? (`cohort cluster up` starts a local one; without a cluster or "
+          + "--coordinator, cohort runs jobs on this machine)";
+    }
     return GrpcErrors.fromStatus(e, "coordinator").getMessage();
   }
 
   @Override
   public void close() {
-    embedded.close();
+    if (embedded != null) {
+      embedded.close();
+    }
+    if (remote != null) {
+      remote.shutdownNow();
+    }
   }
 }

@@ -6,12 +6,16 @@ import java.util.Iterator;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 @Command(name = "logs", mixinStandardHelpOptions = true,
     description = "Print a job's output (stdout and stderr, across restarts).")
 final class LogsCommand implements Callable<Integer> {
+  @Mixin
+  ConnectionOptions connection = new ConnectionOptions();
+
   @Parameters(paramLabel = "JOB", description = "job id")
   String job;
 
@@ -21,7 +25,7 @@ final class LogsCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    try (Cli cli = new Cli()) {
+    try (Cli cli = new Cli(connection)) {
       if (follow) {
         cli.follow(job, 0);
         return 0;

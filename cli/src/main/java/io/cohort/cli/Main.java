@@ -10,7 +10,8 @@ import picocli.CommandLine.Command;
     subcommands = {
         RunCommand.class, CheckpointCommand.class, RestartCommand.class, PsCommand.class,
         CheckpointsCommand.class, LogsCommand.class, WaitCommand.class, KillCommand.class,
-        RmCommand.class, DoctorCommand.class, CommandLine.HelpCommand.class},
+        RmCommand.class, NodesCommand.class, ClusterCommand.class, CoordinatorCommand.class,
+        AgentCommand.class, DoctorCommand.class, CommandLine.HelpCommand.class},
     footer = {"",
         "Repository commands (run from a Cohort checkout as ./cohort):",
         "  setup      install what is missing (Open MPI, CRIU 4.2+, Java bindings) and build",
@@ -19,7 +20,8 @@ import picocli.CommandLine.Command;
         "",
         "Environment: COHORT_HOME (state, default /var/lib/cohort), COHORT_CRIU (default",
         "/opt/cohort/bin/criu), COHORT_NATIVE_DIR (cohort-init and cohort-rsh).",
-        "Jobs run in the embedded single-node mode: no daemon needs to be started."})
+        "Without a coordinator daemon (--coordinator, $COHORT_COORDINATOR or a local cluster),",
+        "jobs run in the embedded single-node mode: no daemon needs to be started."})
 public final class Main implements Runnable {
   @CommandLine.Spec
   CommandLine.Model.CommandSpec spec;

@@ -10,17 +10,21 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 @Command(name = "ps", mixinStandardHelpOptions = true,
     description = "List jobs: state, incarnation, where each vhost runs, latest checkpoint.")
 final class PsCommand implements Callable<Integer> {
+  @Mixin
+  ConnectionOptions connection = new ConnectionOptions();
+
   @Option(names = "--json", description = "print a JSON array of jobs")
   boolean json;
 
   @Override
   public Integer call() {
-    try (Cli cli = new Cli()) {
+    try (Cli cli = new Cli(connection)) {
       List<JobInfo> jobs = cli.call(60).listJobs(ListJobsRequest.getDefaultInstance()).getJobsList();
       if (json) {
         JsonArray a = new JsonArray();

@@ -6,6 +6,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -18,6 +19,9 @@ import picocli.CommandLine.Parameters;
         "The image is verified (sha256 of every file) first; a damaged image is refused.",
         "Without --detach, streams the new output and exits with the job's exit status."})
 final class RestartCommand implements Callable<Integer> {
+  @Mixin
+  ConnectionOptions connection = new ConnectionOptions();
+
   @Parameters(paramLabel = "CKPT|JOB", description = "checkpoint id or job id")
   String target;
 
@@ -32,7 +36,7 @@ final class RestartCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    try (Cli cli = new Cli()) {
+    try (Cli cli = new Cli(connection)) {
       RestartResponse r = cli.call(3600).restart(RestartRequest.newBuilder().setTarget(target)
           .setReplace(replace).build());
       if (json) {

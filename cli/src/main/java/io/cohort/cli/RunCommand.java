@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -22,6 +23,9 @@ import picocli.CommandLine.Parameters;
         + "root, oversubscription)."},
     footer = {"", "Example: cohort run --detach -- mpirun -np 4 ./ring 1000"})
 final class RunCommand implements Callable<Integer> {
+  @Mixin
+  ConnectionOptions connection = new ConnectionOptions();
+
   @Option(names = "--name", description = "a name to show in `cohort ps`")
   String name = "";
 
@@ -30,6 +34,11 @@ final class RunCommand implements Callable<Integer> {
 
   @Option(names = "--json", description = "print {\"job\": ID} as JSON")
   boolean json;
+
+  @Option(names = "--nodes", split = ",", paramLabel = "NODE",
+      description = "the node to run the job's vhost on (see `cohort nodes`); default: the "
+          + "live node with the fewest running vhosts")
+  List<String> nodes = List.of();
 
   @Parameters(arity = "1..*", paramLabel = "CMD", description = "the command and its arguments "
       + "(put them after --)")
@@ -40,8 +49,9 @@ final class RunCommand implements Callable<Integer> {
     JobSpec.Builder spec = JobSpec.newBuilder().setName(name).addAllCommand(command)
         .setCwd(Path.of("").toAbsolutePath().toString());
     System.getenv().forEach((k, v) -> spec.addEnv(k + "=" + v));
-    try (Cli cli = new Cli()) {
-      JobInfo job = cli.call(60).run(RunRequest.newBuilder().setSpec(spec).build()).getJob();
+    try (Cli cli = new Cli(connection)) {
+      JobInfo job = cli.call(60).run(RunRequest.newBuilder().setSpec(spec).addAllNodes(nodes)
+          .build()).getJob();
       if (json) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("job", job.getJobId());

@@ -1,27 +1,120 @@
 package io.cohort.coordinator;
 
 import io.cohort.common.CohortException;
+import io.cohort.proto.v1.HeartbeatRequest;
+import io.cohort.proto.v1.NodeInfo;
+import io.grpc.ManagedChannel;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Function;
 
-/** The node agents the coordinator can reach, by node name. */
-final class AgentDirectory {
-  private final Map<String, AgentClient> agents;
+/**
+ * The node agents the coordinator can reach, by node name. In the embedded mode the one agent
+ * is fixed and always there; the coordinator daemon learns its agents from their heartbeats
+ * and calls a node down when it has not heard from it for {@code liveness}.
+ */
+final class AgentDirectory implements AutoCloseable {
+  private record Entry(AgentClient client, ManagedChannel owned, HeartbeatRequest info,
+      long lastHeardMillis) {}
 
-  AgentDirectory(Map<String, AgentClient> agents) {
-    this.agents = Map.copyOf(agents);
+  private final Map<String, Entry> agents = new ConcurrentHashMap<>();
+  private final Clock clock;
+  private final Duration liveness;
+  private final Function<String, ManagedChannel> dial;
+  private final java.util.function.BiFunction<String, ManagedChannel, AgentClient> clientFor;
+
+  /** A fixed set of agents that are always considered alive (the embedded mode). */
+  AgentDirectory(Map<String, AgentClient> fixed) {
+    this.clock = Clock.systemUTC();
+    this.liveness = null;
+    this.dial = null;
+    this.clientFor = null;
+    fixed.forEach((node, c) -> agents.put(node, new Entry(c, null,
+        HeartbeatRequest.newBuilder().setNode(node).build(), Long.MAX_VALUE)));
   }
 
-  AgentClient agent(String node) {
-    AgentClient a = agents.get(node);
-    if (a == null) {
-      throw CohortException.notFound("node %s is not known (known nodes: %s)", node,
-          String.join(", ", nodes()));
+  /** Agents known from heartbeats; {@code dial} opens a channel to an agent's address. */
+  AgentDirectory(Clock clock, Duration liveness, Function<String, ManagedChannel> dial,
+      java.util.function.BiFunction<String, ManagedChannel, AgentClient> clientFor) {
+    this.clock = clock;
+    this.liveness = liveness;
+    this.dial = dial;
+    this.clientFor = clientFor;
+  }
+
+  /** Records a heartbeat; (re)connects when the agent is new or moved to another address. */
+  void heartbeat(HeartbeatRequest hb) {
+    if (dial == null) {
+      throw CohortException.precondition("this coordinator has a fixed set of agents");
     }
-    return a;
+    if (hb.getNode().isBlank() || hb.getAddress().isBlank()) {
+      throw CohortException.invalid("a heartbeat needs a node name and an address");
+    }
+    agents.compute(hb.getNode(), (node, old) -> {
+      if (old != null && old.info.getAddress().equals(hb.getAddress())) {
+        return new Entry(old.client, old.owned, hb, clock.millis());
+      }
+      if (old != null && old.owned != null) {
+        old.owned.shutdownNow();
+      }
+      ManagedChannel ch = dial.apply(hb.getAddress());
+      return new Entry(clientFor.apply(node, ch), ch, hb, clock.millis());
+    });
   }
 
+  /** The agent of a live node; NOT_FOUND for an unknown node, UNAVAILABLE for a dead one. */
+  AgentClient agent(String node) {
+    Entry e = agents.get(node);
+    if (e == null) {
+      throw CohortException.notFound("node %s is not known (known nodes: %s)", node,
+          nodes().isEmpty() ? "none" : String.join(", ", nodes()));
+    }
+    if (!alive(e)) {
+      throw new CohortException(CohortException.Kind.UNAVAILABLE, String.format(
+          "node %s is down (its agent was last heard %d s ago); see `cohort nodes`", node,
+          (clock.millis() - e.lastHeardMillis) / 1000));
+    }
+    return e.client;
+  }
+
+  boolean isAlive(String node) {
+    Entry e = agents.get(node);
+    return e != null && alive(e);
+  }
+
+  private boolean alive(Entry e) {
+    return liveness == null || clock.millis() - e.lastHeardMillis <= liveness.toMillis();
+  }
+
+  /** Every known node, by name. */
   List<String> nodes() {
     return agents.keySet().stream().sorted().toList();
+  }
+
+  /** Every known node as the client API shows it (running vhosts filled in by the caller). */
+  List<NodeInfo.Builder> describe() {
+    List<NodeInfo.Builder> out = new ArrayList<>();
+    for (String node : nodes()) {
+      Entry e = agents.get(node);
+      out.add(NodeInfo.newBuilder().setNode(node).setAddress(e.info.getAddress())
+          .setAlive(alive(e)).setLastHeardMs(liveness == null ? 0
+              : clock.millis() - e.lastHeardMillis)
+          .setKernel(e.info.getKernel()).setCriuVersion(e.info.getCriuVersion())
+          .setImageStoreFreeBytes(e.info.getImageStoreFreeBytes()));
+    }
+    return out;
+  }
+
+  @Override
+  public void close() {
+    agents.values().forEach(e -> {
+      if (e.owned != null) {
+        e.owned.shutdownNow();
+      }
+    });
   }
 }

@@ -14,6 +14,8 @@ import io.cohort.proto.v1.ListCheckpointsRequest;
 import io.cohort.proto.v1.ListCheckpointsResponse;
 import io.cohort.proto.v1.ListJobsRequest;
 import io.cohort.proto.v1.ListJobsResponse;
+import io.cohort.proto.v1.ListNodesRequest;
+import io.cohort.proto.v1.ListNodesResponse;
 import io.cohort.proto.v1.OutputChunk;
 import io.cohort.proto.v1.RemoveCheckpointRequest;
 import io.cohort.proto.v1.RemoveCheckpointResponse;
@@ -35,7 +37,7 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
 
   @Override
   public void run(RunRequest req, StreamObserver<RunResponse> out) {
-    GrpcErrors.unary(out, () -> RunResponse.newBuilder().setJob(coordinator.run(req.getSpec())).build());
+    GrpcErrors.unary(out, () -> RunResponse.newBuilder().setJob(coordinator.run(req.getSpec(), req.getNodesList())).build());
   }
 
   @Override
@@ -60,6 +62,12 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
           .setMessage("committed").setResult(info).build());
       out.onCompleted();
     }
+  }
+
+  @Override
+  public void listNodes(ListNodesRequest req, StreamObserver<ListNodesResponse> out) {
+    GrpcErrors.unary(out, () -> ListNodesResponse.newBuilder().addAllNodes(coordinator.nodes())
+        .build());
   }
 
   @Override

@@ -6,10 +6,12 @@ import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.CreateVhostRequest;
 import io.cohort.proto.v1.CreateVhostResponse;
 import io.cohort.proto.v1.GetVhostResponse;
+import io.cohort.proto.v1.HeartbeatRequest;
 import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.JobSpec;
 import io.cohort.proto.v1.JobState;
+import io.cohort.proto.v1.NodeInfo;
 import io.cohort.proto.v1.OutputChunk;
 import io.cohort.proto.v1.ReadOutputRequest;
 import io.cohort.proto.v1.RestartResponse;
@@ -62,15 +64,84 @@ public final class Coordinator implements AutoCloseable {
   public static Coordinator create(Path home, java.util.Map<String, io.grpc.Channel> agentChannels,
       BarrierConfig barrierConfig) {
     java.util.Map<String, AgentClient> clients = new java.util.HashMap<>();
-    agentChannels.forEach((node, ch) -> clients.put(node,
-        new AgentClient(node, ch, Duration.ofSeconds(30), barrierConfig.dump().plusMinutes(1))));
+    agentChannels.forEach((node, ch) -> clients.put(node, client(node, ch, barrierConfig)));
     return new Coordinator(new Catalog(home), new AgentDirectory(clients), barrierConfig,
         Clock.systemUTC());
   }
 
+  /**
+   * The coordinator daemon's: agents announce themselves with heartbeats, {@code dial} opens
+   * a channel to an agent's address, a node is down after {@code liveness} without a heartbeat.
+   */
+  public static Coordinator createWithRegistry(Path home, BarrierConfig barrierConfig,
+      Duration liveness, java.util.function.Function<String, io.grpc.ManagedChannel> dial) {
+    AgentDirectory agents = new AgentDirectory(Clock.systemUTC(), liveness, dial,
+        (node, ch) -> client(node, ch, barrierConfig));
+    return new Coordinator(new Catalog(home), agents, barrierConfig, Clock.systemUTC());
+  }
+
+  private static AgentClient client(String node, io.grpc.Channel ch, BarrierConfig config) {
+    return new AgentClient(node, ch, Duration.ofSeconds(30), config.dump().plusMinutes(1));
+  }
+
+  /** An agent's heartbeat (coordinator daemon only). */
+  public void heartbeat(HeartbeatRequest hb) {
+    agents.heartbeat(hb);
+  }
+
+  /** The nodes, their liveness and how many running vhosts each has. */
+  public List<NodeInfo> nodes() {
+    java.util.Map<String, Integer> running = runningVhostsByNode();
+    List<NodeInfo> out = new ArrayList<>();
+    for (NodeInfo.Builder b : agents.describe()) {
+      if (b.getAlive() && b.getKernel().isEmpty()) { // a fixed agent: no heartbeat to tell
+        try {
+          var d = agents.agent(b.getNode()).describe();
+          b.setKernel(d.getKernel()).setCriuVersion(d.getCriuVersion())
+              .setImageStoreFreeBytes(d.getImageStoreFreeBytes());
+        } catch (CohortException e) {
+          b.setAlive(false);
+        }
+      }
+      out.add(b.setRunningVhosts(running.getOrDefault(b.getNode(), 0)).build());
+    }
+    return out;
+  }
+
+  private java.util.Map<String, Integer> runningVhostsByNode() {
+    java.util.Map<String, Integer> running = new java.util.HashMap<>();
+    for (JobRecord r : catalog.jobs()) {
+      if (r.getInfo().getState() == JobState.JOB_STATE_RUNNING) {
+        r.getInfo().getVhostsList().forEach(v -> running.merge(v.getNode(), 1, Integer::sum));
+      }
+    }
+    return running;
+  }
+
+  /**
+   * Where a new job's vhost goes: the node asked for (which must be known and up), or the live
+   * node with the fewest running vhosts.
+   */
+  private String place(List<String> requested) {
+    if (requested.size() > 1) {
+      throw CohortException.precondition("a job on several nodes (%s) needs the multinode "
+          + "overlay, which is not built yet; give one node", String.join(",", requested));
+    }
+    if (requested.size() == 1) {
+      agents.agent(requested.get(0)); // NOT_FOUND or UNAVAILABLE with the reason
+      return requested.get(0);
+    }
+    java.util.Map<String, Integer> running = runningVhostsByNode();
+    return agents.nodes().stream().filter(agents::isAlive)
+        .min(java.util.Comparator.comparing((String n) -> running.getOrDefault(n, 0))
+            .thenComparing(n -> n))
+        .orElseThrow(() -> new CohortException(CohortException.Kind.UNAVAILABLE,
+            "no node is up to run the job (see `cohort nodes`)"));
+  }
+
   // ------------------------------------------------------------------ run
 
-  public JobInfo run(JobSpec spec) {
+  public JobInfo run(JobSpec spec, List<String> nodes) {
     if (spec.getCommandCount() == 0 || spec.getCommand(0).isBlank()) {
       throw CohortException.invalid("no command given: use `cohort run -- CMD ARGS...`");
     }
@@ -78,7 +149,7 @@ public final class Coordinator implements AutoCloseable {
       throw CohortException.invalid("working directory must be an absolute path, got '%s'",
           spec.getCwd());
     }
-    String node = agents.nodes().get(0);
+    String node = place(nodes);
     String jobId = catalog.allocateJobId();
     String vhostId = Ids.vhost(jobId, 0);
     String token = HexFormat.of().formatHex(random.generateSeed(16));
@@ -341,6 +412,7 @@ public final class Coordinator implements AutoCloseable {
 
   @Override
   public void close() {
+    agents.close();
     io.shutdownNow();
     serial.shutdownNow();
   }

@@ -104,14 +104,8 @@ public final class NodeAgent {
   }
 
   public GetNodeResponse describe() {
-    String version;
-    try {
-      version = criu.version();
-    } catch (CriuException e) {
-      version = "unavailable: " + e.getMessage();
-    }
     return GetNodeResponse.newBuilder().setNode(config.node()).setKernel(kernel())
-        .setCriuVersion(version).setImageStoreFreeBytes(images.freeBytes()).build();
+        .setCriuVersion(criuVersion()).setImageStoreFreeBytes(images.freeBytes()).build();
   }
 
   // ---------------------------------------------------------------- vhost lifecycle
@@ -718,12 +712,18 @@ public final class NodeAgent {
     return total;
   }
 
+  private volatile String criuVersion;
+
+  /** `criu --version`, asked once (heartbeats and manifests need it often). */
   private String criuVersion() {
-    try {
-      return criu.version();
-    } catch (CriuException e) {
-      return "unknown";
+    if (criuVersion == null) {
+      try {
+        criuVersion = criu.version();
+      } catch (CriuException e) {
+        return "unavailable: " + e.getMessage();
+      }
     }
+    return criuVersion;
   }
 
   private static String kernel() {

@@ -49,8 +49,10 @@ public final class GrpcErrors {
     } catch (IllegalArgumentException notOurs) {
       kind = CohortException.Kind.INTERNAL;
     }
-    if (s.getCode() == Status.Code.UNAVAILABLE || s.getCode() == Status.Code.DEADLINE_EXCEEDED) {
-      msg = who + ": " + msg;
+    boolean transport = s.getDescription() == null || s.getCause() != null;
+    if (transport && (s.getCode() == Status.Code.UNAVAILABLE
+        || s.getCode() == Status.Code.DEADLINE_EXCEEDED)) {
+      msg = who + ": " + msg; // the call did not reach a server that could explain
     }
     return new CohortException(kind, msg, e);
   }

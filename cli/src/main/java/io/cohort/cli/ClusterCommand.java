@@ -1,0 +1,60 @@
+package io.cohort.cli;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+@Command(name = "cluster", mixinStandardHelpOptions = true,
+    description = "Start or remove a cluster emulated on this machine (one network namespace "
+        + "and agent daemon per node, a coordinator daemon, a bridge between them).",
+    subcommands = {ClusterCommand.Up.class, ClusterCommand.Down.class})
+final class ClusterCommand implements Runnable {
+  @picocli.CommandLine.Spec
+  picocli.CommandLine.Model.CommandSpec spec;
+
+  @Override
+  public void run() {
+    spec.commandLine().usage(System.err);
+  }
+
+  @Command(name = "up", mixinStandardHelpOptions = true,
+      description = {"Start a coordinator and N nodes named n1..nN. Later `cohort` commands "
+          + "use this cluster until `cohort cluster down`."})
+  static final class Up implements Callable<Integer> {
+    @Option(names = "--nodes", defaultValue = "3", description = "number of nodes (default 3)")
+    int nodes;
+
+    @Option(names = "--prefix", defaultValue = "cohort",
+        description = "name prefix of the bridge and namespaces (default cohort)")
+    String prefix;
+
+    @Option(names = "--subnet", defaultValue = "198.18.0",
+        description = "the /24 for node addresses, first three octets (default 198.18.0, a "
+            + "range reserved for testing)")
+    String subnet;
+
+    @Override
+    public Integer call() throws Exception {
+      String launcher = System.getenv("COHORT_LAUNCHER");
+      if (launcher == null) {
+        System.err.println("cohort: run `cluster up` through the ./cohort script");
+        return 1;
+      }
+      new EmulatedCluster(Embedded.Settings.fromEnvironment().home(), System.err)
+          .up(nodes, prefix, subnet, Path.of(launcher));
+      return 0;
+    }
+  }
+
+  @Command(name = "down", mixinStandardHelpOptions = true,
+      description = "Kill the cluster's running jobs, stop its daemons, remove its namespaces "
+          + "and bridge. Its catalog of jobs and checkpoints is kept.")
+  static final class Down implements Callable<Integer> {
+    @Override
+    public Integer call() throws Exception {
+      new EmulatedCluster(Embedded.Settings.fromEnvironment().home(), System.err).down();
+      return 0;
+    }
+  }
+}

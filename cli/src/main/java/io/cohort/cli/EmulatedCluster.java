@@ -1,0 +1,255 @@
+package io.cohort.cli;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import io.cohort.common.CohortException;
+import io.cohort.common.DurableFiles;
+import io.cohort.proto.v1.CohortGrpc;
+import io.cohort.proto.v1.JobInfo;
+import io.cohort.proto.v1.JobState;
+import io.cohort.proto.v1.KillJobRequest;
+import io.cohort.proto.v1.ListJobsRequest;
+import io.cohort.proto.v1.ListNodesRequest;
+import io.cohort.proto.v1.NodeInfo;
+import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.NettyChannelBuilder;
+import java.io.File;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A cluster emulated on this machine: every node is a network namespace with its own agent
+ * daemon, joined to the others and to the coordinator daemon by veth pairs on one bridge.
+ *
+ * <pre>
+ *   host:  PREFIX-br  SUBNET.1/24        coordinator daemon on SUBNET.1:7070
+ *   node i: netns PREFIX-n{i}, eth0 SUBNET.(10+i)/24, agent daemon on SUBNET.(10+i):7071
+ * </pre>
+ *
+ * Everything it creates is recorded in {@code $COHORT_HOME/cluster/cluster.json} and removed by
+ * {@link #down}. Only addresses inside namespaces it made are used.
+ */
+final class EmulatedCluster {
+  static final int COORDINATOR_PORT = 7070;
+  static final int AGENT_PORT = 7071;
+
+  private final Path home;
+  private final PrintStream progress;
+
+  EmulatedCluster(Path home, PrintStream progress) {
+    this.home = home;
+    this.progress = progress;
+  }
+
+  static Path dir(Path home) {
+    return home.resolve("cluster");
+  }
+
+  /** Holds the coordinator's address while a cluster is up. */
+  static Path addressFile(Path home) {
+    return dir(home).resolve("coordinator.address");
+  }
+
+  private Path stateFile() {
+    return dir(home).resolve("cluster.json");
+  }
+
+  void up(int nodes, String prefix, String subnet, Path launcher) throws Exception {
+    if (Files.exists(stateFile())) {
+      throw CohortException.precondition("a local cluster is already up (%s); run `cohort "
+          + "cluster down` first", stateFile());
+    }
+    if (nodes < 1 || nodes > 200) {
+      throw CohortException.invalid("--nodes must be between 1 and 200, got %d", nodes);
+    }
+    if (!subnet.matches("\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}")) {
+      throw CohortException.invalid("--subnet takes the first three octets of a /24, e.g. "
+          + "198.18.0; got '%s'", subnet);
+    }
+    Path dir = dir(home);
+    Files.createDirectories(dir.resolve("logs"));
+    JsonObject state = new JsonObject();
+    state.addProperty("prefix", prefix);
+    state.addProperty("subnet", subnet);
+    state.addProperty("nodes", nodes);
+    JsonArray procs = new JsonArray();
+    state.add("processes", procs);
+    // Record first, so that `cluster down` can clean up even a half-built cluster.
+    DurableFiles.writeAtomically(stateFile(), state.toString().getBytes(StandardCharsets.UTF_8));
+    try {
+      String bridge = prefix + "-br";
+      progress.printf("cohort cluster: bridge %s %s.1/24%n", bridge, subnet);
+      ip("link", "add", bridge, "type", "bridge");
+      ip("addr", "add", subnet + ".1/24", "dev", bridge);
+      ip("link", "set", bridge, "up");
+      for (int i = 1; i <= nodes; i++) {
+        String ns = prefix + "-n" + i;
+        String veth = prefix + "-n" + i;
+        progress.printf("cohort cluster: node n%d: netns %s, %s.%d%n", i, ns, subnet, 10 + i);
+        ip("netns", "add", ns);
+        ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns);
+        ip("link", "set", veth, "master", bridge);
+        ip("link", "set", veth, "up");
+        ip("-n", ns, "addr", "add", subnet + "." + (10 + i) + "/24", "dev", "eth0");
+        ip("-n", ns, "link", "set", "eth0", "up");
+        ip("-n", ns, "link", "set", "lo", "up");
+      }
+      String coordinator = subnet + ".1:" + COORDINATOR_PORT;
+      procs.add(start("coordinator", List.of("setsid", launcher.toString(), "coordinator",
+          "--listen", coordinator, "--home", dir.resolve("coordinator").toString())));
+      for (int i = 1; i <= nodes; i++) {
+        procs.add(start("n" + i, List.of("ip", "netns", "exec", prefix + "-n" + i, "setsid",
+            launcher.toString(), "agent", "--node", "n" + i,
+            "--listen", subnet + "." + (10 + i) + ":" + AGENT_PORT, "--coordinator", coordinator,
+            "--home", dir.resolve("nodes").resolve("n" + i).toString())));
+        DurableFiles.writeAtomically(stateFile(), state.toString().getBytes(StandardCharsets.UTF_8));
+      }
+      DurableFiles.writeAtomically(stateFile(), state.toString().getBytes(StandardCharsets.UTF_8));
+      awaitNodes(coordinator, nodes);
+      DurableFiles.writeAtomically(addressFile(home), (coordinator + "\n").getBytes(StandardCharsets.UTF_8));
+      progress.printf("cohort cluster: up: coordinator %s, nodes n1..n%d (logs in %s)%n",
+          coordinator, nodes, dir.resolve("logs"));
+    } catch (Exception e) {
+      progress.println("cohort cluster: failed, cleaning up: " + e.getMessage());
+      down();
+      throw e;
+    }
+  }
+
+  private JsonObject start(String name, List<String> cmd) throws IOException {
+    Path log = dir(home).resolve("logs").resolve(name + ".log");
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
+        .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
+        .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null"))).start();
+    JsonObject o = new JsonObject();
+    o.addProperty("name", name);
+    o.addProperty("pid", p.pid());
+    o.addProperty("start", p.info().startInstant().map(Object::toString).orElse(""));
+    return o;
+  }
+
+  private void awaitNodes(String coordinator, int nodes) throws InterruptedException {
+    ManagedChannel ch = NettyChannelBuilder.forTarget(coordinator).usePlaintext().build();
+    try {
+      CohortGrpc.CohortBlockingStub stub = CohortGrpc.newBlockingStub(ch);
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+      long up = -1;
+      while (System.nanoTime() < deadline) {
+        try {
+          List<NodeInfo> all = stub.withDeadlineAfter(2, TimeUnit.SECONDS)
+              .listNodes(ListNodesRequest.getDefaultInstance()).getNodesList();
+          long alive = all.stream().filter(NodeInfo::getAlive).count();
+          if (alive != up) {
+            progress.printf("cohort cluster: %d of %d agents registered%n", alive, nodes);
+            up = alive;
+          }
+          if (alive == nodes) {
+            return;
+          }
+        } catch (StatusRuntimeException notYet) {
+          // the coordinator is still starting
+        }
+        Thread.sleep(250);
+      }
+      throw new CohortException(CohortException.Kind.DEADLINE_EXCEEDED, "the cluster's agents "
+          + "did not all register within 90 s; see " + dir(home).resolve("logs"));
+    } finally {
+      ch.shutdownNow();
+    }
+  }
+
+  /** Ends the cluster's jobs and daemons and removes its namespaces and bridge. */
+  void down() throws Exception {
+    if (!Files.exists(stateFile())) {
+      progress.println("cohort cluster: no local cluster is up");
+      return;
+    }
+    JsonObject state = JsonParser.parseString(Files.readString(stateFile())).getAsJsonObject();
+    killJobs();
+    for (var e : state.getAsJsonArray("processes")) {
+      JsonObject p = e.getAsJsonObject();
+      stop(p.get("name").getAsString(), p.get("pid").getAsLong(), p.get("start").getAsString());
+    }
+    String prefix = state.get("prefix").getAsString();
+    int nodes = state.get("nodes").getAsInt();
+    for (int i = 1; i <= nodes; i++) {
+      ipQuiet("netns", "del", prefix + "-n" + i);
+    }
+    ipQuiet("link", "del", prefix + "-br");
+    Files.deleteIfExists(addressFile(home));
+    Files.deleteIfExists(stateFile());
+    progress.println("cohort cluster: down (the catalog in " + dir(home).resolve("coordinator")
+        + " is kept)");
+  }
+
+  /** Kills the running jobs of the cluster, so no vhost outlives it. */
+  private void killJobs() {
+    Path address = addressFile(home);
+    if (!Files.exists(address)) {
+      return;
+    }
+    ManagedChannel ch = null;
+    try {
+      ch = NettyChannelBuilder.forTarget(Files.readString(address).strip()).usePlaintext().build();
+      CohortGrpc.CohortBlockingStub stub = CohortGrpc.newBlockingStub(ch);
+      for (JobInfo j : stub.withDeadlineAfter(10, TimeUnit.SECONDS)
+          .listJobs(ListJobsRequest.getDefaultInstance()).getJobsList()) {
+        if (j.getState() == JobState.JOB_STATE_RUNNING) {
+          progress.printf("cohort cluster: killing job %s%n", j.getJobId());
+          stub.withDeadlineAfter(30, TimeUnit.SECONDS)
+              .killJob(KillJobRequest.newBuilder().setJobId(j.getJobId()).build());
+        }
+      }
+    } catch (IOException | StatusRuntimeException e) {
+      progress.println("cohort cluster: cannot list the cluster's jobs (" + e.getMessage()
+          + "); their vhosts may still run");
+    } finally {
+      if (ch != null) {
+        ch.shutdownNow();
+      }
+    }
+  }
+
+  private void stop(String name, long pid, String start) throws InterruptedException {
+    var handle = ProcessHandle.of(pid).filter(h -> h.info().startInstant()
+        .map(Object::toString).orElse("").equals(start));
+    if (handle.isEmpty()) {
+      return; // already gone (or the pid was reused: not ours)
+    }
+    handle.get().destroy();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (handle.get().isAlive() && System.nanoTime() < deadline) {
+      Thread.sleep(50);
+    }
+    if (handle.get().isAlive()) {
+      handle.get().destroyForcibly();
+    }
+    progress.printf("cohort cluster: stopped %s (pid %d)%n", name, pid);
+  }
+
+  private static void ip(String... args) throws IOException, InterruptedException {
+    List<String> cmd = new ArrayList<>(List.of("ip"));
+    cmd.addAll(List.of(args));
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+    if (p.waitFor() != 0) {
+      throw CohortException.internal("`" + String.join(" ", cmd) + "` failed: " + out, null);
+    }
+  }
+
+  private static void ipQuiet(String... args) {
+    try {
+      ip(args);
+    } catch (IOException | RuntimeException | InterruptedException ignored) {
+      // already gone
+    }
+  }
+}

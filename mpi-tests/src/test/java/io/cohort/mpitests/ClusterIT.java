@@ -1,0 +1,128 @@
+package io.cohort.mpitests;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.nio.file.Files;
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The daemons over real sockets on an emulated cluster (network namespaces joined by a
+ * bridge): registration and liveness, placement on a chosen node, checkpoint and restart of a
+ * real MPI job there, clear errors for unknown and dead nodes, and a clean `cluster down`.
+ */
+class ClusterIT {
+  private static final String PREFIX = "cohortit";
+
+  private static boolean exists(String... cmd) throws Exception {
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    p.getInputStream().readAllBytes();
+    return p.waitFor() == 0;
+  }
+
+  private static JsonObject node(CohortHarness cohort, String name) {
+    for (JsonElement e : JsonParser.parseString(cohort.cohort("nodes", "--json").ok().out())
+        .getAsJsonArray()) {
+      if (e.getAsJsonObject().get("node").getAsString().equals(name)) {
+        return e.getAsJsonObject();
+      }
+    }
+    throw new AssertionError("node " + name + " not listed");
+  }
+
+  @Test
+  void jobsRunAndRestartOnAChosenNodeOfTheEmulatedCluster() throws Exception {
+    String[] command = CohortHarness.cRing(3, 600, 20);
+    String expected = CohortHarness.reference(command);
+    try (CohortHarness cohort = new CohortHarness("cluster")) {
+      try {
+        cohort.cohort(Duration.ofMinutes(3), "cluster", "up", "--nodes", "3", "--prefix", PREFIX,
+            "--subnet", "198.18.77").ok();
+        for (String n : new String[] {"n1", "n2", "n3"}) {
+          assertTrue(alive(cohort, n), n + " must be up");
+        }
+
+        String job = cohort.cohort(concat(new String[] {"run", "--detach", "--json", "--nodes", "n2",
+            "--"}, command)).ok().json().get("job").getAsString();
+        assertEquals("n2", cohort.job(job).getAsJsonArray("vhosts").get(0).getAsJsonObject()
+            .get("node").getAsString());
+        assertTrue(Files.exists(cohort.home.resolve("cluster/nodes/n2/vhosts/" + job + "-0")),
+            "the vhost belongs to n2's agent");
+        awaitLog(cohort.home.resolve("cluster/nodes/n2/vhosts/" + job + "-0/output.log"),
+            "iter 40 ");
+        cohort.checkpoint(job, false);
+        assertEquals("JOB_STATE_RUNNING", cohort.state(job));
+        String ckpt = cohort.checkpoint(job, true).get("checkpoint").getAsString();
+        assertEquals("JOB_STATE_STOPPED", cohort.state(job));
+        cohort.cohort("restart", ckpt, "--detach").ok();
+        assertEquals(0, cohort.await(job));
+        assertEquals(expected, cohort.cohort("logs", job).ok().out());
+
+        // A dead agent: its node is reported down and refuses new work, with the reason.
+        long pid = agentPid(cohort, "n1");
+        ProcessHandle.of(pid).ifPresent(ProcessHandle::destroy);
+        long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+        while (alive(cohort, "n1") && System.nanoTime() < deadline) {
+          Thread.sleep(250);
+        }
+        assertFalse(alive(cohort, "n1"));
+        int jobsBefore = JsonParser.parseString(cohort.cohort("ps", "--json").ok().out())
+            .getAsJsonArray().size();
+        CohortHarness.Result down = cohort.cohort("run", "--nodes", "n1", "--", "true");
+        assertNotEquals(0, down.rc());
+        assertTrue(down.err().contains("node n1 is down"), down.err());
+        CohortHarness.Result unknown = cohort.cohort("run", "--nodes", "n9", "--", "true");
+        assertNotEquals(0, unknown.rc());
+        assertTrue(unknown.err().contains("node n9 is not known"), unknown.err());
+        assertEquals(jobsBefore, JsonParser.parseString(cohort.cohort("ps", "--json").ok().out())
+            .getAsJsonArray().size(), "no job was created");
+      } finally {
+        cohort.cohort(Duration.ofMinutes(2), "cluster", "down");
+      }
+      assertFalse(exists("ip", "link", "show", PREFIX + "-br"), "bridge removed");
+      assertFalse(exists("ip", "netns", "exec", PREFIX + "-n1", "true"), "namespaces removed");
+      assertFalse(Files.exists(cohort.home.resolve("cluster/coordinator.address")));
+    }
+  }
+
+  /** Proto JSON leaves out false booleans. */
+  private static boolean alive(CohortHarness cohort, String name) {
+    JsonObject n = node(cohort, name);
+    return n.has("alive") && n.get("alive").getAsBoolean();
+  }
+
+  private static void awaitLog(java.nio.file.Path log, String text) throws Exception {
+    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+    while (System.nanoTime() < deadline) {
+      if (Files.exists(log) && Files.readString(log).contains(text)) {
+        return;
+      }
+      Thread.sleep(100);
+    }
+    throw new AssertionError(log + " never got " + text);
+  }
+
+  private static long agentPid(CohortHarness cohort, String name) throws Exception {
+    JsonArray procs = JsonParser.parseString(Files.readString(
+        cohort.home.resolve("cluster/cluster.json"))).getAsJsonObject().getAsJsonArray("processes");
+    for (JsonElement e : procs) {
+      if (e.getAsJsonObject().get("name").getAsString().equals(name)) {
+        return e.getAsJsonObject().get("pid").getAsLong();
+      }
+    }
+    throw new AssertionError("no process " + name);
+  }
+
+  private static String[] concat(String[] a, String[] b) {
+    String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, out, a.length, b.length);
+    return out;
+  }
+}
