@@ -31,6 +31,11 @@ final class RestartCommand implements Callable<Integer> {
   @Option(names = "--replace", description = "if the job is running, end it first")
   boolean replace;
 
+  @Option(names = "--nodes", split = ",", paramLabel = "NODE",
+      description = "restore the job's vhost on this node instead of where it was "
+          + "checkpointed; the image is copied there and verified first")
+  java.util.List<String> nodes = java.util.List.of();
+
   @Option(names = "--json", description = "print {\"job\": ID, \"checkpoint\": CKPT, ...} as JSON")
   boolean json;
 
@@ -38,7 +43,7 @@ final class RestartCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     try (Cli cli = new Cli(connection)) {
       RestartResponse r = cli.call(3600).restart(RestartRequest.newBuilder().setTarget(target)
-          .setReplace(replace).build());
+          .setReplace(replace).addAllNodes(nodes).build());
       if (json) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("job", r.getJob().getJobId());

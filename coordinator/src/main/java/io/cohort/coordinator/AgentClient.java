@@ -13,6 +13,8 @@ import io.cohort.proto.v1.GetNodeRequest;
 import io.cohort.proto.v1.GetNodeResponse;
 import io.cohort.proto.v1.GetVhostRequest;
 import io.cohort.proto.v1.GetVhostResponse;
+import io.cohort.proto.v1.ImportImageRequest;
+import io.cohort.proto.v1.ImportImageResponse;
 import io.cohort.proto.v1.KillVhostRequest;
 import io.cohort.proto.v1.KillVhostResponse;
 import io.cohort.proto.v1.OutputChunk;
@@ -100,6 +102,10 @@ final class AgentClient {
 
   void verify(VerifyImageRequest r) {
     call(longCall, s -> s.verifyImage(r));
+  }
+
+  ImportImageResponse importImage(ImportImageRequest r) {
+    return call(longCall, s -> s.importImage(r));
   }
 
   RestoreVhostResponse restore(RestoreVhostRequest r) {

@@ -81,6 +81,12 @@ final class AgentDirectory implements AutoCloseable {
     return e.client;
   }
 
+  /** Where a node's agent serves (empty for the embedded, in-process agent). */
+  String address(String node) {
+    Entry e = agents.get(node);
+    return e == null ? "" : e.info.getAddress();
+  }
+
   boolean isAlive(String node) {
     Entry e = agents.get(node);
     return e != null && alive(e);

@@ -72,7 +72,8 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
 
   @Override
   public void restart(RestartRequest req, StreamObserver<RestartResponse> out) {
-    GrpcErrors.unary(out, () -> coordinator.restart(req.getTarget(), req.getReplace()));
+    GrpcErrors.unary(out, () -> coordinator.restart(req.getTarget(), req.getReplace(),
+        req.getNodesList()));
   }
 
   @Override

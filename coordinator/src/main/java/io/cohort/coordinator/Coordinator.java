@@ -7,6 +7,7 @@ import io.cohort.proto.v1.CreateVhostRequest;
 import io.cohort.proto.v1.CreateVhostResponse;
 import io.cohort.proto.v1.GetVhostResponse;
 import io.cohort.proto.v1.HeartbeatRequest;
+import io.cohort.proto.v1.ImportImageRequest;
 import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.JobSpec;
@@ -263,7 +264,7 @@ public final class Coordinator implements AutoCloseable {
   // ------------------------------------------------------------------ restart
 
   /** Restarts a job from a checkpoint id, or from the latest checkpoint of a job id. */
-  public RestartResponse restart(String target, boolean replace) {
+  public RestartResponse restart(String target, boolean replace, List<String> nodes) {
     long t0 = clock.millis();
     String jobId = Ids.isCheckpoint(target) ? Ids.jobOfCheckpoint(target) : target;
     if (!Ids.isJob(jobId)) {
@@ -287,14 +288,29 @@ public final class Coordinator implements AutoCloseable {
             .setCheckpointId(ckpt.getCheckpointId()).setVhostId(v.getVhostId())
             .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), "")).build());
       }
+      List<String> targets = targets(ckpt, rec.getInfo(), nodes);
+      for (int i = 0; i < ckpt.getVhostsCount(); i++) {
+        VhostPlacement v = ckpt.getVhosts(i);
+        if (!targets.get(i).equals(v.getNode())) {
+          // The image is on another node: the target's agent fetches and verifies it (before
+          // anything is ended, so a failed transfer changes nothing).
+          agents.agent(v.getNode()); // UNAVAILABLE with the reason if that node is down
+          agents.agent(targets.get(i)).importImage(ImportImageRequest.newBuilder()
+              .setCheckpointId(ckpt.getCheckpointId()).setVhostId(v.getVhostId())
+              .setSourceAddress(agents.address(v.getNode()))
+              .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), "")).build());
+        }
+      }
       if (running) {
         killVhosts(rec.getInfo());
       }
       List<VhostPlacement> placed = new ArrayList<>();
       long offset = 0;
       try {
-        for (VhostPlacement v : ckpt.getVhostsList()) {
-          RestoreVhostResponse r = agents.agent(v.getNode()).restore(RestoreVhostRequest.newBuilder()
+        for (int i = 0; i < ckpt.getVhostsCount(); i++) {
+          VhostPlacement v = ckpt.getVhosts(i);
+          AgentClient agent = agents.agent(targets.get(i));
+          RestoreVhostResponse r = agent.restore(RestoreVhostRequest.newBuilder()
               .setCheckpointId(ckpt.getCheckpointId()).setVhostId(v.getVhostId())
               .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), "")).build());
           placed.add(r.getPlacement());
@@ -322,6 +338,24 @@ public final class Coordinator implements AutoCloseable {
           .setCheckpointId(ckpt.getCheckpointId()).setOutputOffset(offset)
           .setRestartMs(clock.millis() - t0).build();
     }
+  }
+
+  /**
+   * The node for each vhost of the checkpoint: the ones asked for (known, up, one per vhost),
+   * or the nodes that took the checkpoint.
+   */
+  private List<String> targets(CheckpointInfo ckpt, JobInfo job, List<String> nodes) {
+    if (nodes.isEmpty()) {
+      return ckpt.getVhostsList().stream().map(VhostPlacement::getNode).toList();
+    }
+    if (nodes.size() != ckpt.getVhostsCount()) {
+      throw CohortException.invalid("checkpoint %s has %d vhost(s); give as many nodes (got %s)",
+          ckpt.getCheckpointId(), ckpt.getVhostsCount(), String.join(",", nodes));
+    }
+    for (String n : nodes) {
+      agents.agent(n); // NOT_FOUND or UNAVAILABLE, with the reason, before anything changes
+    }
+    return nodes;
   }
 
   private CheckpointInfo resolve(String target) {

@@ -16,7 +16,8 @@ import org.junit.jupiter.api.Test;
 /**
  * The daemons over real sockets on an emulated cluster (network namespaces joined by a
  * bridge): registration and liveness, placement on a chosen node, checkpoint and restart of a
- * real MPI job there, clear errors for unknown and dead nodes, and a clean `cluster down`.
+ * real MPI job there and, from the same checkpoint, on other nodes (image streamed between
+ * agents and verified), clear errors for unknown and dead nodes, and a clean `cluster down`.
  */
 class ClusterIT {
   private static final String PREFIX = "cohortit";
@@ -65,24 +66,44 @@ class ClusterIT {
         assertEquals(0, cohort.await(job));
         assertEquals(expected, cohort.cohort("logs", job).ok().out());
 
-        // A dead agent: its node is reported down and refuses new work, with the reason.
-        long pid = agentPid(cohort, "n1");
+        // The same checkpoint on other nodes: the image is streamed there and verified.
+        for (String other : new String[] {"n3", "n1"}) {
+          cohort.cohort("restart", ckpt, "--nodes", other, "--detach").ok();
+          assertEquals(other, cohort.job(job).getAsJsonArray("vhosts").get(0).getAsJsonObject()
+              .get("node").getAsString());
+          assertTrue(Files.isDirectory(cohort.home.resolve("cluster/nodes/" + other
+              + "/images/" + ckpt + "/" + job + "-0/criu")), "image copied to " + other);
+          assertEquals(0, cohort.await(job));
+          assertEquals(expected, cohort.cohort("logs", job).ok().out(), "restarted on " + other);
+        }
+        CohortHarness.Result unknownTarget = cohort.cohort("restart", ckpt, "--nodes", "n9");
+        assertNotEquals(0, unknownTarget.rc());
+        assertTrue(unknownTarget.err().contains("node n9 is not known"), unknownTarget.err());
+
+        // A dead agent (n2, which holds the image): its node is reported down and refuses
+        // new work and restarts, with the reason; the job (last run on n1) is unchanged.
+        long pid = agentPid(cohort, "n2");
         ProcessHandle.of(pid).ifPresent(ProcessHandle::destroy);
         long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
-        while (alive(cohort, "n1") && System.nanoTime() < deadline) {
+        while (alive(cohort, "n2") && System.nanoTime() < deadline) {
           Thread.sleep(250);
         }
-        assertFalse(alive(cohort, "n1"));
+        assertFalse(alive(cohort, "n2"));
         int jobsBefore = JsonParser.parseString(cohort.cohort("ps", "--json").ok().out())
             .getAsJsonArray().size();
-        CohortHarness.Result down = cohort.cohort("run", "--nodes", "n1", "--", "true");
+        CohortHarness.Result down = cohort.cohort("run", "--nodes", "n2", "--", "true");
         assertNotEquals(0, down.rc());
-        assertTrue(down.err().contains("node n1 is down"), down.err());
+        assertTrue(down.err().contains("node n2 is down"), down.err());
         CohortHarness.Result unknown = cohort.cohort("run", "--nodes", "n9", "--", "true");
         assertNotEquals(0, unknown.rc());
         assertTrue(unknown.err().contains("node n9 is not known"), unknown.err());
         assertEquals(jobsBefore, JsonParser.parseString(cohort.cohort("ps", "--json").ok().out())
             .getAsJsonArray().size(), "no job was created");
+        CohortHarness.Result downTarget = cohort.cohort("restart", ckpt, "--nodes", "n2");
+        assertNotEquals(0, downTarget.rc());
+        assertTrue(downTarget.err().contains("node n2 is down"), downTarget.err());
+        assertEquals("JOB_STATE_EXITED", cohort.state(job), "a refused restart changes nothing");
+        assertEquals(expected, cohort.cohort("logs", job).ok().out());
       } finally {
         cohort.cohort(Duration.ofMinutes(2), "cluster", "down");
       }

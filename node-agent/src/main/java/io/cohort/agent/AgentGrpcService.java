@@ -10,7 +10,11 @@ import io.cohort.proto.v1.DumpVhostRequest;
 import io.cohort.proto.v1.DumpVhostResponse;
 import io.cohort.proto.v1.FinishCheckpointRequest;
 import io.cohort.proto.v1.FinishCheckpointResponse;
+import io.cohort.proto.v1.ExportImageRequest;
 import io.cohort.proto.v1.GetNodeRequest;
+import io.cohort.proto.v1.ImageChunk;
+import io.cohort.proto.v1.ImportImageRequest;
+import io.cohort.proto.v1.ImportImageResponse;
 import io.cohort.proto.v1.GetNodeResponse;
 import io.cohort.proto.v1.GetVhostRequest;
 import io.cohort.proto.v1.GetVhostResponse;
@@ -105,6 +109,23 @@ public final class AgentGrpcService extends AgentGrpc.AgentImplBase {
       agent.deleteImage(req.getCheckpointId(), req.getVhostId());
       return DeleteImageResponse.getDefaultInstance();
     });
+  }
+
+  @Override
+  public void exportImage(ExportImageRequest req, StreamObserver<ImageChunk> out) {
+    ServerCallStreamObserver<ImageChunk> call = (ServerCallStreamObserver<ImageChunk>) out;
+    try {
+      agent.exportImage(req.getCheckpointId(), req.getVhostId(), out::onNext, call::isCancelled);
+    } catch (RuntimeException e) {
+      out.onError(GrpcErrors.toStatus(e));
+      return;
+    }
+    out.onCompleted();
+  }
+
+  @Override
+  public void importImage(ImportImageRequest req, StreamObserver<ImportImageResponse> out) {
+    GrpcErrors.unary(out, () -> agent.importImage(req));
   }
 
   @Override

@@ -158,7 +158,11 @@ final class ImageStore {
    * manifest that is not the committed one, is DATA_LOSS with a message naming the file.
    */
   Image verify(String ckpt, String vhost, String expectedManifestSha) {
-    Path dir = committedDir(ckpt, vhost);
+    return verifyDir(committedDir(ckpt, vhost), ckpt, vhost, expectedManifestSha);
+  }
+
+  /** {@link #verify} of an image in any directory (e.g. one just imported from another node). */
+  Image verifyDir(Path dir, String ckpt, String vhost, String expectedManifestSha) {
     if (!Files.isDirectory(dir)) {
       throw CohortException.dataLoss(
           "checkpoint %s has no image for vhost %s on this node (expected %s); it was removed "
