@@ -47,7 +47,8 @@ final class AgentCommand implements Callable<Integer> {
     Logger log = LoggerFactory.getLogger("agent " + node);
     Embedded.Settings s = Embedded.Settings.fromEnvironment();
     Path dir = home != null ? home : s.home().resolve("agent");
-    NodeAgent agent = new NodeAgent(AgentConfig.defaults(node, dir, s.nativeDir(), s.criu()),
+    NodeAgent agent = new NodeAgent(AgentConfig.defaults(node, dir, s.nativeDir(), s.criu())
+        .withVhostNetworking(true),
         address -> NettyChannelBuilder.forTarget(address).usePlaintext().build());
     Server server = NettyServerBuilder.forAddress(Daemons.parse(listen))
         .addService(new AgentGrpcService(agent)).build().start();

@@ -36,9 +36,18 @@ final class RunCommand implements Callable<Integer> {
   boolean json;
 
   @Option(names = "--nodes", split = ",", paramLabel = "NODE",
-      description = "the node to run the job's vhost on (see `cohort nodes`); default: the "
-          + "live node with the fewest running vhosts")
+      description = "one vhost on each node listed (see `cohort nodes`; a node may repeat); "
+          + "default: --vhosts vhosts on the live node with the fewest running vhosts")
   List<String> nodes = List.of();
+
+  @Option(names = "--vhosts", paramLabel = "K", description = "number of vhosts (default 1). "
+      + "With more than one, the vhosts get addresses on the job's own network and the "
+      + "command's mpirun spans them all with no extra flags (needs a cluster)")
+  int vhosts;
+
+  @Option(names = "--slots", paramLabel = "N", description = "MPI slots per vhost in "
+      + "mpirun's hostfile (default: this machine's cores)")
+  int slots = Runtime.getRuntime().availableProcessors();
 
   @Parameters(arity = "1..*", paramLabel = "CMD", description = "the command and its arguments "
       + "(put them after --)")
@@ -51,7 +60,7 @@ final class RunCommand implements Callable<Integer> {
     System.getenv().forEach((k, v) -> spec.addEnv(k + "=" + v));
     try (Cli cli = new Cli(connection)) {
       JobInfo job = cli.call(60).run(RunRequest.newBuilder().setSpec(spec).addAllNodes(nodes)
-          .build()).getJob();
+          .setVhosts(vhosts).setSlots(slots).build()).getJob();
       if (json) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("job", job.getJobId());

@@ -37,7 +37,8 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
 
   @Override
   public void run(RunRequest req, StreamObserver<RunResponse> out) {
-    GrpcErrors.unary(out, () -> RunResponse.newBuilder().setJob(coordinator.run(req.getSpec(), req.getNodesList())).build());
+    GrpcErrors.unary(out, () -> RunResponse.newBuilder().setJob(coordinator.run(req.getSpec(), req.getNodesList(),
+        req.getVhosts(), req.getSlots())).build());
   }
 
   @Override

@@ -120,29 +120,45 @@ public final class Coordinator implements AutoCloseable {
   }
 
   /**
-   * Where a new job's vhost goes: the node asked for (which must be known and up), or the live
-   * node with the fewest running vhosts.
+   * The node of each vhost of a new job: the nodes asked for (known and up), or the live node
+   * with the fewest running vhosts for all of them. All vhosts of a job share one node until
+   * the overlay between nodes exists.
    */
-  private String place(List<String> requested) {
-    if (requested.size() > 1) {
-      throw CohortException.precondition("a job on several nodes (%s) needs the multinode "
-          + "overlay, which is not built yet; give one node", String.join(",", requested));
-    }
-    if (requested.size() == 1) {
+  private List<String> place(List<String> requested, int vhosts) {
+    if (!requested.isEmpty()) {
+      if (vhosts > 0 && vhosts != requested.size()) {
+        throw CohortException.invalid("--vhosts %d does not match --nodes %s (one vhost per "
+            + "entry)", vhosts, String.join(",", requested));
+      }
+      requireOneNode(requested);
       agents.agent(requested.get(0)); // NOT_FOUND or UNAVAILABLE with the reason
-      return requested.get(0);
+      return requested;
     }
     java.util.Map<String, Integer> running = runningVhostsByNode();
-    return agents.nodes().stream().filter(agents::isAlive)
+    String node = agents.nodes().stream().filter(agents::isAlive)
         .min(java.util.Comparator.comparing((String n) -> running.getOrDefault(n, 0))
             .thenComparing(n -> n))
         .orElseThrow(() -> new CohortException(CohortException.Kind.UNAVAILABLE,
             "no node is up to run the job (see `cohort nodes`)"));
+    return java.util.Collections.nCopies(Math.max(1, vhosts), node);
+  }
+
+  private static void requireOneNode(List<String> nodes) {
+    if (nodes.stream().distinct().count() > 1) {
+      throw CohortException.precondition("vhosts of one job on different nodes (%s) need the "
+          + "overlay between nodes, which is not built yet; put them on one node (e.g. "
+          + "--nodes %s,%s)", String.join(",", nodes), nodes.get(0), nodes.get(0));
+    }
+  }
+
+  /** Address of vhost {@code index} of a job on the job's virtual network (one /24 per job). */
+  static String vhostAddress(String jobId, int index) {
+    return "198.19." + (Long.parseLong(jobId) % 256) + "." + (10 + index);
   }
 
   // ------------------------------------------------------------------ run
 
-  public JobInfo run(JobSpec spec, List<String> nodes) {
+  public JobInfo run(JobSpec spec, List<String> nodes, int vhosts, int slots) {
     if (spec.getCommandCount() == 0 || spec.getCommand(0).isBlank()) {
       throw CohortException.invalid("no command given: use `cohort run -- CMD ARGS...`");
     }
@@ -150,18 +166,54 @@ public final class Coordinator implements AutoCloseable {
       throw CohortException.invalid("working directory must be an absolute path, got '%s'",
           spec.getCwd());
     }
-    String node = place(nodes);
+    if (vhosts < 0 || vhosts > 64 || slots < 0) {
+      throw CohortException.invalid("--vhosts must be 1..64 and --slots positive");
+    }
+    List<String> placement = place(nodes, vhosts);
     String jobId = catalog.allocateJobId();
-    String vhostId = Ids.vhost(jobId, 0);
     String token = HexFormat.of().formatHex(random.generateSeed(16));
-    CreateVhostResponse created = agents.agent(node).createVhost(CreateVhostRequest.newBuilder()
-        .setJobId(jobId).setVhostId(vhostId).setHostname("job" + jobId + "-0").setSpec(spec)
-        .setToken(token).build());
+    boolean networked = placement.size() > 1;
+    List<String> peers = new ArrayList<>();
+    for (int i = 0; networked && i < placement.size(); i++) {
+      peers.add(vhostAddress(jobId, i));
+    }
+    // Workers first (their spawn services must be up when the head's mpirun starts), head last.
+    List<VhostPlacement> created = new ArrayList<>();
+    try {
+      for (int i = placement.size() - 1; i >= 0; i--) {
+        CreateVhostRequest.Builder req = CreateVhostRequest.newBuilder().setJobId(jobId)
+            .setVhostId(Ids.vhost(jobId, i)).setHostname("job" + jobId + "-" + i).setToken(token);
+        if (networked) {
+          req.setAddress(peers.get(i));
+        }
+        if (i == 0) {
+          req.setSpec(spec);
+          if (networked) {
+            req.addAllPeers(peers).setSlots(slots > 0 ? slots : 1);
+          }
+        } else {
+          // A worker vhost idles until the head's mpirun starts daemons in it.
+          req.setSpec(spec.toBuilder().clearCommand().addCommand("sleep").addCommand("infinity"));
+        }
+        created.add(0, agents.agent(placement.get(i)).createVhost(req.build()).getPlacement());
+      }
+    } catch (RuntimeException e) {
+      for (VhostPlacement v : created) {
+        try {
+          agents.agent(v.getNode()).kill(v.getVhostId());
+        } catch (RuntimeException ignored) {
+          // best effort: the run failed anyway
+        }
+      }
+      throw e;
+    }
+    String logPath = agents.agent(placement.get(0)).getVhost(Ids.vhost(jobId, 0)).getLogPath();
     JobInfo info = JobInfo.newBuilder().setJobId(jobId).setSpec(spec)
         .setState(JobState.JOB_STATE_RUNNING).setCreatedUnixMs(clock.millis()).setIncarnation(1)
-        .addVhosts(created.getPlacement()).setLogPath(created.getLogPath()).build();
+        .addAllVhosts(created).setLogPath(logPath).build();
     catalog.saveJob(JobRecord.newBuilder().setInfo(info).setToken(token).setNextEpoch(1).build());
-    log.info("job-{}: started on {} ({})", jobId, node, String.join(" ", spec.getCommandList()));
+    log.info("job-{}: started, {} vhost(s) on {} ({})", jobId, placement.size(),
+        placement.get(0), String.join(" ", spec.getCommandList()));
     return info;
   }
 
@@ -215,6 +267,9 @@ public final class Coordinator implements AutoCloseable {
     }
     JobRecord updated = rec.toBuilder().setInfo(b).build();
     if (updated.getInfo().getState() != info.getState()) {
+      if (updated.getInfo().getState() != JobState.JOB_STATE_STOPPED) {
+        endWorkers(updated.getInfo()); // the job ended with its head vhost
+      }
       catalog.saveJob(updated);
     }
     return updated;
@@ -352,6 +407,7 @@ public final class Coordinator implements AutoCloseable {
       throw CohortException.invalid("checkpoint %s has %d vhost(s); give as many nodes (got %s)",
           ckpt.getCheckpointId(), ckpt.getVhostsCount(), String.join(",", nodes));
     }
+    requireOneNode(nodes);
     for (String n : nodes) {
       agents.agent(n); // NOT_FOUND or UNAVAILABLE, with the reason, before anything changes
     }
@@ -389,6 +445,16 @@ public final class Coordinator implements AutoCloseable {
       JobInfo info = rec.getInfo().toBuilder().setState(JobState.JOB_STATE_KILLED).build();
       catalog.saveJob(rec.toBuilder().setInfo(info).build());
       return refresh(catalog.job(jobId)).getInfo();
+    }
+  }
+
+  private void endWorkers(JobInfo info) {
+    for (VhostPlacement v : info.getVhostsList().subList(1, info.getVhostsCount())) {
+      try {
+        agents.agent(v.getNode()).kill(v.getVhostId());
+      } catch (RuntimeException e) {
+        log.warn("job-{}: cannot end vhost {}: {}", info.getJobId(), v.getVhostId(), e.getMessage());
+      }
     }
   }
 

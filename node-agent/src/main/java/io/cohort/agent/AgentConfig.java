@@ -15,6 +15,8 @@ import java.util.List;
  * @param launchTimeout how long a vhost may take to start its command
  * @param criuTimeout how long one CRIU dump or restore may take before it is killed
  * @param minFreeBytes free space the image store must keep after an image is written
+ * @param vhostNetworking whether vhosts may get a veth, an address and routes in this agent's
+ *     network namespace (daemons on nodes: yes; the embedded mode on a user's machine: no)
  */
 public record AgentConfig(
     String node,
@@ -23,11 +25,21 @@ public record AgentConfig(
     List<String> criuCommand,
     Duration launchTimeout,
     Duration criuTimeout,
-    long minFreeBytes) {
+    long minFreeBytes,
+    boolean vhostNetworking) {
 
   public static AgentConfig defaults(String node, Path home, Path nativeDir, String criu) {
     return new AgentConfig(node, home, nativeDir.resolve("cohort-init"), List.of(criu),
-        Duration.ofSeconds(30), Duration.ofMinutes(10), 64L << 20);
+        Duration.ofSeconds(30), Duration.ofMinutes(10), 64L << 20, false);
+  }
+
+  public AgentConfig withVhostNetworking(boolean on) {
+    return new AgentConfig(node, home, initBinary, criuCommand, launchTimeout, criuTimeout,
+        minFreeBytes, on);
+  }
+
+  Path rshBinary() {
+    return initBinary.resolveSibling("cohort-rsh");
   }
 
   Path vhostsDir() {

@@ -71,12 +71,13 @@ final class CriuEngine {
    * the frozen tree until the agent answers (see {@link DumpSession}).
    */
   Process startDump(long pid, Path images, Path work, Path actionScript, Map<String, String> env,
-      boolean leaveRunning) throws IOException {
+      boolean leaveRunning, List<String> extra) throws IOException {
     List<String> cmd = new ArrayList<>(SETSID);
     cmd.addAll(criu);
     cmd.addAll(List.of("dump", "-t", Long.toString(pid), "-D", images.toString(),
         "-W", work.toString(), "-o", "dump.log", "--action-script", actionScript.toString()));
     cmd.addAll(COMMON);
+    cmd.addAll(extra);
     if (leaveRunning) {
       cmd.add("--leave-running");
     }
@@ -91,7 +92,7 @@ final class CriuEngine {
   record Restored(long pid, long criuMillis) {}
 
   /** Restores the tree saved in {@code images}, detached; logs go to {@code work}. */
-  Restored restore(Path images, Path work) throws CriuException, IOException {
+  Restored restore(Path images, Path work, List<String> extra) throws CriuException, IOException {
     Files.createDirectories(work);
     Path pidfile = work.resolve("restore.pid");
     Files.deleteIfExists(pidfile);
@@ -100,6 +101,7 @@ final class CriuEngine {
     cmd.addAll(List.of("restore", "-D", images.toString(), "-W", work.toString(),
         "-o", "restore.log", "-d", "--root", "/", "--pidfile", pidfile.toString()));
     cmd.addAll(COMMON);
+    cmd.addAll(extra);
     long t0 = System.nanoTime();
     Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
         .redirectOutput(work.resolve("restore.out").toFile()).start();

@@ -42,6 +42,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.BooleanSupplier;
@@ -63,6 +64,8 @@ import org.slf4j.LoggerFactory;
 public final class NodeAgent {
   private static final Logger log = LoggerFactory.getLogger(NodeAgent.class);
   private static final int READ_CHUNK = 64 * 1024;
+  /** Port of the spawn service of every networked vhost's init (cohort-rsh connects to it). */
+  static final int SPAWN_PORT = 7207;
 
   private final AgentConfig config;
   private final String who;
@@ -71,6 +74,7 @@ public final class NodeAgent {
   private final VhostLauncher launcher;
   private final Path actionScript;
   private final Path initPath;
+  private final Path rshPath;
   private final Function<String, ManagedChannel> dial;
   private final Map<String, ActiveDump> dumps = new ConcurrentHashMap<>();
   /** Dumps aborted before they were registered: "CKPT/VHOST". Guarded by {@code dumps}. */
@@ -111,7 +115,8 @@ public final class NodeAgent {
     this.who = "agent " + config.node();
     this.criu = new CriuEngine(config.criuCommand(), config.criuTimeout());
     this.images = new ImageStore(config.imagesDir());
-    this.initPath = installInit(config);
+    this.initPath = installContentAddressed(config.initBinary(), config.home(), "cohort-init");
+    this.rshPath = installContentAddressed(config.rshBinary(), config.home(), "cohort-rsh");
     this.launcher = new VhostLauncher(initPath, config.launchTimeout());
     this.actionScript = installActionScript(config.home());
     images.removeAbandonedPending();
@@ -146,10 +151,55 @@ public final class NodeAgent {
     } catch (IOException e) {
       throw DurableFiles.failure("cannot create " + dir, e);
     }
+    boolean networked = !req.getAddress().isEmpty();
+    if (networked && !config.vhostNetworking()) {
+      throw CohortException.precondition("a job with several vhosts needs vhost networking, "
+          + "which is off on this agent (the embedded mode never changes this machine's "
+          + "network): run it on a cluster (`cohort cluster up`, then `cohort run --vhosts N`)");
+    }
+    List<String> command = req.getSpec().getCommandList();
+    Map<String, String> env = jobEnvironment(req.getSpec().getEnvList());
+    List<String> initOptions = new java.util.ArrayList<>();
+    Path ready = dir.resolve("net-ready");
     long pid;
     try {
+      if (networked) {
+        Path tokenFile = dir.resolve("token");
+        Files.deleteIfExists(ready);
+        Files.writeString(tokenFile, req.getToken() + "\n");
+        initOptions.addAll(List.of("--spawn-port", Integer.toString(SPAWN_PORT),
+            "--token-file", tokenFile.toString()));
+        // The command starts once the vhost's network is configured (after the launch).
+        List<String> wrapped = new java.util.ArrayList<>(List.of("/bin/sh", "-c",
+            "while [ ! -e \"$0\" ]; do sleep 0.02; done; exec \"$@\"", ready.toString()));
+        wrapped.addAll(command);
+        command = wrapped;
+        if (req.getPeersCount() > 0) {
+          Path hostfile = dir.resolve("hostfile");
+          Files.write(hostfile, VhostNetwork.hostfile(req.getPeersList(), req.getSlots()));
+          env.put("OMPI_MCA_plm_rsh_agent", rshPath.toString());
+          env.put("OMPI_MCA_orte_default_hostfile", hostfile.toString());
+          env.put("OMPI_MCA_btl_tcp_if_include", "eth0");
+          env.put("OMPI_MCA_oob_tcp_if_include", "eth0");
+          env.put("COHORT_TOKEN", req.getToken());
+          env.put("COHORT_SPAWN_PORT", Integer.toString(SPAWN_PORT));
+        }
+      }
       pid = launcher.launch(req.getHostname(), logFile, status, req.getSpec().getCwd(),
-          req.getSpec().getCommandList(), jobEnvironment(req.getSpec().getEnvList()));
+          initOptions, command, env);
+      if (networked) {
+        try {
+          VhostNetwork.attach(pid, id, req.getAddress());
+          Files.writeString(ready, "");
+        } catch (RuntimeException e) {
+          new ProcessIdentity(pid, ProcessIdentity.of(pid).map(ProcessIdentity::startTicks)
+              .orElse(-1L)).kill();
+          throw e;
+        }
+      }
+    } catch (IOException e) {
+      DurableFiles.deleteTree(dir);
+      throw DurableFiles.failure("cannot create vhost " + id, e);
     } catch (RuntimeException e) {
       DurableFiles.deleteTree(dir);
       throw e;
@@ -160,7 +210,8 @@ public final class NodeAgent {
         .setSpec(req.getSpec()).setPid(pid).setPidStartTicks(init.startTicks())
         .setLogPath(logFile.toString()).setStatusPath(status.toString())
         .setState(VhostState.VHOST_STATE_RUNNING).setToken(req.getToken())
-        .setInitPath(initPath.toString()).build();
+        .setInitPath(initPath.toString()).setAddress(req.getAddress())
+        .setHostVeth(networked ? VhostNetwork.hostVeth(id) : "").build();
     save(rec);
     log.info("{}: vhost {} started, init pid {}", who, id, pid);
     return CreateVhostResponse.newBuilder().setPlacement(placement(rec))
@@ -249,7 +300,8 @@ public final class NodeAgent {
       try {
         session = DumpSession.start(pending.resolve("hook"), config.criuTimeout(),
             () -> criu.startDump(rec.getPid(), pending.resolve(ImageStore.CRIU_DIR), pending,
-                actionScript, env, !req.getStop()));
+                actionScript, env, !req.getStop(), rec.getAddress().isEmpty() ? List.of()
+                    : List.of("--external", "veth[eth0]")));
       } catch (IOException e) {
         images.discard(ckpt, rec.getVhostId());
         throw DurableFiles.failure("cannot start criu", e);
@@ -307,7 +359,7 @@ public final class NodeAgent {
         .setNode(config.node()).setCreatedUnixMs(System.currentTimeMillis())
         .setOutputLogPath(rec.getLogPath()).setOutputLogSize(active.logSize)
         .setDumpedPid(rec.getPid()).setStatusPath(rec.getStatusPath())
-        .setInitPath(rec.getInitPath());
+        .setInitPath(rec.getInitPath()).setAddress(rec.getAddress());
     Map.Entry<ImageManifest, String> sealed;
     synchronized (active) {
       if (active.aborted) {
@@ -503,7 +555,11 @@ public final class NodeAgent {
     CriuEngine.Restored restored;
     try {
       Files.deleteIfExists(Path.of(rec.getStatusPath()));
-      restored = criu.restore(image.criuDir(), work);
+      restored = criu.restore(image.criuDir(), work, rec.getAddress().isEmpty() ? List.of()
+          : List.of("--external", "veth[eth0]:" + VhostNetwork.hostVeth(rec.getVhostId())));
+      if (!rec.getAddress().isEmpty()) {
+        VhostNetwork.configureHostSide(VhostNetwork.hostVeth(rec.getVhostId()), rec.getAddress());
+      }
     } catch (CriuException | IOException e) {
       rollback.undo();
       throw CohortException.internal("restore of vhost " + rec.getVhostId() + " from checkpoint "
@@ -533,6 +589,8 @@ public final class NodeAgent {
     VhostRecord rec = VhostRecord.newBuilder().setVhostId(vhostId).setJobId(m.getJobId())
         .setHostname(m.getHostname()).setSpec(m.getSpec()).setLogPath(m.getOutputLogPath())
         .setStatusPath(m.getStatusPath()).setInitPath(m.getInitPath())
+        .setAddress(m.getAddress()).setHostVeth(m.getAddress().isEmpty() ? ""
+            : VhostNetwork.hostVeth(vhostId))
         .setState(VhostState.VHOST_STATE_STOPPED).build();
     try {
       Files.createDirectories(vhostDir(vhostId));
@@ -850,6 +908,7 @@ public final class NodeAgent {
 
   private VhostPlacement placement(VhostRecord rec) {
     return VhostPlacement.newBuilder().setVhostId(rec.getVhostId()).setNode(config.node())
+        .setAddress(rec.getAddress())
         .setPid(rec.getState() == VhostState.VHOST_STATE_RUNNING ? rec.getPid() : 0)
         .setHostname(rec.getHostname()).build();
   }
@@ -916,18 +975,17 @@ public final class NodeAgent {
   }
 
   /**
-   * Copies cohort-init to a path named after its content. CRIU restores a vhost's pid 1 by
-   * mapping the same binary file again, and refuses it if the file changed: a rebuilt
-   * native/build/cohort-init must never break the restart of an older checkpoint.
+   * Copies a native program (cohort-init, cohort-rsh) to a path named after its content. CRIU
+   * restores a process by mapping the same binary file again, and refuses it if the file
+   * changed: a rebuilt native/build must never break the restart of an older checkpoint.
    */
-  private static Path installInit(AgentConfig config) {
-    Path source = config.initBinary();
+  private static Path installContentAddressed(Path source, Path home, String name) {
     if (!Files.isRegularFile(source)) {
       return source; // VhostLauncher reports it missing, with the fix
     }
     try {
-      String sha = ImageStore.digest(source, "cohort-init").getSha256().substring(0, 16);
-      Path target = config.home().resolve("bin").resolve("cohort-init-" + sha);
+      String sha = ImageStore.digest(source, name).getSha256().substring(0, 16);
+      Path target = home.resolve("bin").resolve(name + "-" + sha);
       if (!Files.exists(target)) {
         Files.createDirectories(target.getParent());
         Path tmp = target.resolveSibling("." + target.getFileName() + ".tmp");

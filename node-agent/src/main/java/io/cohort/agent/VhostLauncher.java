@@ -25,15 +25,17 @@ final class VhostLauncher {
   }
 
   /** Starts {@code command} in a new vhost; returns pid 1's host pid. */
-  long launch(String hostname, Path log, Path status, String cwd, List<String> command,
-      Map<String, String> env) {
+  long launch(String hostname, Path log, Path status, String cwd, List<String> initOptions,
+      List<String> command, Map<String, String> env) {
     if (!Files.isExecutable(initBinary)) {
       throw CohortException.precondition("%s is missing: run `cohort setup` to build the native "
           + "programs", initBinary);
     }
     List<String> argv = new ArrayList<>(List.of(initBinary.toString(),
         "--hostname", hostname, "--log", log.toString(), "--status", status.toString(),
-        "--cwd", cwd, "--"));
+        "--cwd", cwd));
+    argv.addAll(initOptions);
+    argv.add("--");
     argv.addAll(command);
     Path errFile = null;
     try {

@@ -1,0 +1,135 @@
+package io.cohort.mpitests;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Jobs of several vhosts on the emulated cluster: the user's plain `mpirun` spans every vhost
+ * (Cohort's hostfile and cohort-rsh), ranks talk over TCP between vhosts and shared memory
+ * inside one, the barrier checkpoints all vhosts as one cut, and the job restarts on its node
+ * and on another node; jobs cannot reach each other's vhosts.
+ */
+class MultiVhostIT {
+  private static CohortHarness cohort;
+
+  @BeforeAll
+  static void up() throws Exception {
+    cohort = new CohortHarness("multivhost");
+    cohort.cohort(Duration.ofMinutes(3), "cluster", "up", "--nodes", "2", "--prefix", "cohortmv",
+        "--subnet", "198.18.78").ok();
+  }
+
+  @AfterAll
+  static void down() throws Exception {
+    try {
+      cohort.cohort(Duration.ofMinutes(2), "cluster", "down");
+    } finally {
+      cohort.close();
+    }
+  }
+
+  private static String run(String... args) {
+    List<String> all = new ArrayList<>(List.of("run", "--detach", "--json"));
+    all.addAll(List.of(args));
+    return cohort.cohort(all.toArray(String[]::new)).ok().json().get("job").getAsString();
+  }
+
+  private static Path log(String node, String job) {
+    return cohort.home.resolve("cluster/nodes/" + node + "/vhosts/" + job + "-0/output.log");
+  }
+
+  private static void awaitLog(Path log, String text) throws Exception {
+    long deadline = System.nanoTime() + Duration.ofSeconds(90).toNanos();
+    while (System.nanoTime() < deadline) {
+      if (Files.exists(log) && Files.readString(log).contains(text)) {
+        return;
+      }
+      Thread.sleep(100);
+    }
+    throw new AssertionError(log + " never got '" + text + "'");
+  }
+
+  private static long bytes(Path dir) throws Exception {
+    try (Stream<Path> s = Files.walk(dir)) {
+      return s.filter(Files::isRegularFile).mapToLong(p -> p.toFile().length()).sum();
+    }
+  }
+
+  /** Checkpoint (continue, then stop), restart on n1, then from the same checkpoint on n2. */
+  private void checkpointAndRestartAcrossVhosts(String[] mpirun, String... runOptions)
+      throws Exception {
+    String expected = CohortHarness.reference(mpirun);
+    List<String> args = new ArrayList<>(List.of("--nodes", "n1,n1"));
+    args.addAll(List.of(runOptions));
+    args.add("--");
+    args.addAll(List.of(mpirun));
+    String job = run(args.toArray(String[]::new));
+    awaitLog(log("n1", job), "iter 40 ");
+
+    String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();
+    assertEquals("JOB_STATE_RUNNING", cohort.state(job));
+    // Both vhosts were dumped, and the second one holds ranks (its image is far larger than
+    // an idle vhost's, well under 1 MB).
+    assertTrue(bytes(cohort.home.resolve("cluster/nodes/n1/images/" + first + "/" + job + "-1"))
+        > 8_000_000, "ranks ran in the second vhost");
+
+    String stop = cohort.checkpoint(job, true).get("checkpoint").getAsString();
+    assertEquals("JOB_STATE_STOPPED", cohort.state(job));
+    assertTrue(!Files.readString(log("n1", job)).contains("result"), "stopped mid-run");
+    cohort.cohort("restart", stop, "--detach").ok();
+    assertEquals(0, cohort.await(job));
+    assertEquals(expected, cohort.log(job), "restarted on the same node");
+
+    cohort.cohort("restart", stop, "--nodes", "n2,n2", "--detach").ok();
+    assertEquals("n2", cohort.job(job).getAsJsonArray("vhosts").get(1).getAsJsonObject()
+        .get("node").getAsString());
+    assertEquals(0, cohort.await(job));
+    assertEquals(expected, cohort.log(job), "restarted on another node");
+  }
+
+  @Test
+  void cMpiJobOverTwoVhosts() throws Exception {
+    // 4 ranks, 2 slots per vhost: shared memory inside each vhost, TCP between them.
+    checkpointAndRestartAcrossVhosts(CohortHarness.cRing(4, 600, 20), "--slots", "2");
+  }
+
+  @Test
+  void javaMpiJobOverTwoVhosts() throws Exception {
+    checkpointAndRestartAcrossVhosts(CohortHarness.javaRing(2, 600, 20), "--slots", "1");
+  }
+
+  @Test
+  void jobsCannotReachEachOthersVhosts() throws Exception {
+    String other = run("--nodes", "n1,n1", "--", "sleep", "120");
+    String otherAddress = "198.19." + (Long.parseLong(other) % 256) + ".11";
+    // The probe's own second vhost is at .11 of its own /24; both listen on the spawn port.
+    String probe = run("--nodes", "n1,n1", "--", "bash", "-c",
+        "own=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1); own=${own%.*}.11;"
+            + " try() { timeout 3 bash -c \"exec 3<>/dev/tcp/$1/7207\" 2>/dev/null"
+            + " && echo \"$2 reached\" || echo \"$2 blocked\"; };"
+            + " try $own own; try " + otherAddress + " other");
+    assertEquals(0, cohort.await(probe));
+    String out = cohort.log(probe);
+    assertTrue(out.contains("own reached"), "a job reaches its own vhosts: " + out);
+    assertTrue(out.contains("other blocked"), "but not another job's: " + out);
+    cohort.cohort("kill", other).ok();
+  }
+
+  @Test
+  void vhostsOnDifferentNodesNeedTheOverlay() {
+    CohortHarness.Result r = cohort.cohort("run", "--nodes", "n1,n2", "--", "true");
+    assertNotEquals(0, r.rc());
+    assertTrue(r.err().contains("overlay"), r.err());
+  }
+}
