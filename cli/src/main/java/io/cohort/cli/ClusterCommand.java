@@ -8,7 +8,8 @@ import picocli.CommandLine.Option;
 @Command(name = "cluster", mixinStandardHelpOptions = true,
     description = "Start or remove a cluster emulated on this machine (one network namespace "
         + "and agent daemon per node, a coordinator daemon, a bridge between them).",
-    subcommands = {ClusterCommand.Up.class, ClusterCommand.Down.class})
+    subcommands = {ClusterCommand.Up.class, ClusterCommand.Down.class,
+        ClusterCommand.Stop.class, ClusterCommand.Start.class})
 final class ClusterCommand implements Runnable {
   @picocli.CommandLine.Spec
   picocli.CommandLine.Model.CommandSpec spec;
@@ -43,6 +44,35 @@ final class ClusterCommand implements Runnable {
       }
       new EmulatedCluster(Embedded.Settings.fromEnvironment().home(), System.err)
           .up(nodes, prefix, subnet, Path.of(launcher));
+      return 0;
+    }
+  }
+
+  @Command(name = "stop", mixinStandardHelpOptions = true,
+      description = "Stop one daemon of the cluster (coordinator or a node's agent), as a crash "
+          + "would; its jobs' vhosts keep running. `cohort cluster start NAME` starts it again.")
+  static final class Stop implements Callable<Integer> {
+    @picocli.CommandLine.Parameters(paramLabel = "NAME", description = "coordinator, n1, n2, ...")
+    String name;
+
+    @Override
+    public Integer call() throws Exception {
+      new EmulatedCluster(Embedded.Settings.fromEnvironment().home(), System.err)
+          .restart(name, false);
+      return 0;
+    }
+  }
+
+  @Command(name = "start", mixinStandardHelpOptions = true,
+      description = "Start one daemon of the cluster again (stopping it first if it runs).")
+  static final class Start implements Callable<Integer> {
+    @picocli.CommandLine.Parameters(paramLabel = "NAME", description = "coordinator, n1, n2, ...")
+    String name;
+
+    @Override
+    public Integer call() throws Exception {
+      new EmulatedCluster(Embedded.Settings.fromEnvironment().home(), System.err)
+          .restart(name, true);
       return 0;
     }
   }

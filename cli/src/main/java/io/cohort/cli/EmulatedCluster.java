@@ -133,7 +133,42 @@ final class EmulatedCluster {
     o.addProperty("name", name);
     o.addProperty("pid", p.pid());
     o.addProperty("start", p.info().startInstant().map(Object::toString).orElse(""));
+    JsonArray argv = new JsonArray();
+    cmd.forEach(argv::add);
+    o.add("cmd", argv);
     return o;
+  }
+
+  /**
+   * Stops one daemon of the cluster ("coordinator" or a node name) if it runs, and starts it
+   * again with the same command line: what an operator does after a crash or an upgrade.
+   */
+  void restart(String name, boolean startAgain) throws Exception {
+    if (!Files.exists(stateFile())) {
+      throw CohortException.precondition("no local cluster is up (`cohort cluster up`)");
+    }
+    JsonObject state = JsonParser.parseString(Files.readString(stateFile())).getAsJsonObject();
+    JsonArray procs = state.getAsJsonArray("processes");
+    for (int i = 0; i < procs.size(); i++) {
+      JsonObject p = procs.get(i).getAsJsonObject();
+      if (!p.get("name").getAsString().equals(name)) {
+        continue;
+      }
+      stop(name, p.get("pid").getAsLong(), p.get("start").getAsString());
+      if (startAgain) {
+        List<String> cmd = new ArrayList<>();
+        p.getAsJsonArray("cmd").forEach(e -> cmd.add(e.getAsString()));
+        procs.set(i, start(name, cmd));
+        DurableFiles.writeAtomically(stateFile(), state.toString().getBytes(StandardCharsets.UTF_8));
+        if (!name.equals("coordinator")) {
+          awaitNodes(Files.readString(addressFile(home)).strip(), state.get("nodes").getAsInt());
+        }
+        progress.printf("cohort cluster: %s started again%n", name);
+      }
+      return;
+    }
+    throw CohortException.notFound("the cluster has no daemon named %s (coordinator, n1..n%d)",
+        name, state.get("nodes").getAsInt());
   }
 
   private void awaitNodes(String coordinator, int nodes) throws InterruptedException {
