@@ -3,6 +3,8 @@ package io.cohort.cli;
 import io.cohort.agent.AgentConfig;
 import io.cohort.agent.AgentGrpcService;
 import io.cohort.agent.NodeAgent;
+import io.cohort.agent.VhostOverlay;
+import java.net.InetSocketAddress;
 import io.cohort.proto.v1.GetNodeResponse;
 import io.cohort.proto.v1.HeartbeatRequest;
 import io.cohort.proto.v1.RegistryGrpc;
@@ -47,12 +49,16 @@ final class AgentCommand implements Callable<Integer> {
     Logger log = LoggerFactory.getLogger("agent " + node);
     Embedded.Settings s = Embedded.Settings.fromEnvironment();
     Path dir = home != null ? home : s.home().resolve("agent");
+    InetSocketAddress at = Daemons.parse(listen);
+    VhostOverlay overlay = VhostOverlay.start(node,
+        new InetSocketAddress(at.getHostString(), at.getPort() + 1));
     NodeAgent agent = new NodeAgent(AgentConfig.defaults(node, dir, s.nativeDir(), s.criu())
         .withVhostNetworking(true),
-        address -> NettyChannelBuilder.forTarget(address).usePlaintext().build());
+        address -> NettyChannelBuilder.forTarget(address).usePlaintext().build(), overlay);
     Server server = NettyServerBuilder.forAddress(Daemons.parse(listen))
         .addService(new AgentGrpcService(agent)).build().start();
-    log.info("serving on {} (state {}), coordinator {}", listen, dir, coordinator);
+    log.info("serving on {} (state {}), overlay on {}, coordinator {}", listen, dir,
+        agent.overlayAddress(), coordinator);
 
     ManagedChannel ch = NettyChannelBuilder.forTarget(coordinator).usePlaintext().build();
     RegistryGrpc.RegistryBlockingStub registry = RegistryGrpc.newBlockingStub(ch);
@@ -64,7 +70,8 @@ final class AgentCommand implements Callable<Integer> {
         registry.withDeadlineAfter(2, TimeUnit.SECONDS).heartbeat(HeartbeatRequest.newBuilder()
             .setNode(node).setAddress(listen).setKernel(me.getKernel())
             .setCriuVersion(me.getCriuVersion())
-            .setImageStoreFreeBytes(me.getImageStoreFreeBytes()).build());
+            .setImageStoreFreeBytes(me.getImageStoreFreeBytes())
+            .setOverlayAddress(agent.overlayAddress()).build());
         if (!connected[0]) {
           log.info("registered with the coordinator at {}", coordinator);
           connected[0] = true;
@@ -82,6 +89,7 @@ final class AgentCommand implements Callable<Integer> {
       beats.shutdownNow();
       ch.shutdownNow();
       server.shutdown();
+      overlay.close();
     }));
     server.awaitTermination();
     return 0;

@@ -14,13 +14,15 @@ import picocli.CommandLine.Command;
         AgentCommand.class, DoctorCommand.class, CommandLine.HelpCommand.class},
     footer = {"",
         "Repository commands (run from a Cohort checkout as ./cohort):",
-        "  setup      install what is missing (Open MPI, CRIU 4.2+, Java bindings) and build",
-        "  demo       setup, then run an MPI job, checkpoint it, stop it and restart it",
-        "  test       setup, then run the test suite (mvn verify)",
+        "  setup   install what is missing (Open MPI, CRIU 4.2+, mpi.jar), build",
+        "  demo    setup, then run an MPI job, checkpoint, stop and restart it",
+        "  test    setup, then run the native tests and the suite (mvn verify)",
         "",
-        "Environment: COHORT_HOME (state, default /var/lib/cohort), COHORT_CRIU (default",
-        "/opt/cohort/bin/criu), COHORT_NATIVE_DIR (cohort-init and cohort-rsh).",
-        "Without a coordinator daemon (--coordinator, $COHORT_COORDINATOR or a local cluster),",
+        "Environment: COHORT_HOME (state, default /var/lib/cohort), COHORT_CRIU",
+        "(default /opt/cohort/bin/criu), COHORT_NATIVE_DIR (cohort-init, cohort-rsh),",
+        "COHORT_COORDINATOR (a coordinator daemon), COHORT_LOG (log level).",
+        "Without a coordinator daemon (--coordinator, $COHORT_COORDINATOR, or a local",
+        "cluster from `cohort cluster up`),",
         "jobs run in the embedded single-node mode: no daemon needs to be started."})
 public final class Main implements Runnable {
   @CommandLine.Spec

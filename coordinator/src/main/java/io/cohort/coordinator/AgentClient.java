@@ -2,6 +2,7 @@ package io.cohort.coordinator;
 
 import io.cohort.common.GrpcErrors;
 import io.cohort.proto.v1.AgentGrpc;
+import io.cohort.proto.v1.ConfigureJobNetworkRequest;
 import io.cohort.proto.v1.CreateVhostRequest;
 import io.cohort.proto.v1.CreateVhostResponse;
 import io.cohort.proto.v1.DeleteImageRequest;
@@ -102,6 +103,10 @@ final class AgentClient {
 
   void verify(VerifyImageRequest r) {
     call(longCall, s -> s.verifyImage(r));
+  }
+
+  void configureJobNetwork(ConfigureJobNetworkRequest r) {
+    call(shortCall, s -> s.configureJobNetwork(r));
   }
 
   ImportImageResponse importImage(ImportImageRequest r) {

@@ -87,6 +87,12 @@ final class AgentDirectory implements AutoCloseable {
     return e == null ? "" : e.info.getAddress();
   }
 
+  /** Where a node's overlay endpoint listens (empty: the node has none). */
+  String overlayAddress(String node) {
+    Entry e = agents.get(node);
+    return e == null ? "" : e.info.getOverlayAddress();
+  }
+
   boolean isAlive(String node) {
     Entry e = agents.get(node);
     return e != null && alive(e);

@@ -3,6 +3,7 @@ package io.cohort.coordinator;
 import io.cohort.common.CohortException;
 import io.cohort.common.Ids;
 import io.cohort.proto.v1.CheckpointInfo;
+import io.cohort.proto.v1.ConfigureJobNetworkRequest;
 import io.cohort.proto.v1.CreateVhostRequest;
 import io.cohort.proto.v1.CreateVhostResponse;
 import io.cohort.proto.v1.GetVhostResponse;
@@ -20,6 +21,7 @@ import io.cohort.proto.v1.RestoreVhostRequest;
 import io.cohort.proto.v1.RestoreVhostResponse;
 import io.cohort.proto.v1.VerifyImageRequest;
 import io.cohort.proto.v1.VhostPlacement;
+import io.cohort.proto.v1.VhostRoute;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Clock;
@@ -143,11 +145,37 @@ public final class Coordinator implements AutoCloseable {
     return java.util.Collections.nCopies(Math.max(1, vhosts), node);
   }
 
-  private static void requireOneNode(List<String> nodes) {
-    if (nodes.stream().distinct().count() > 1) {
-      throw CohortException.precondition("vhosts of one job on different nodes (%s) need the "
-          + "overlay between nodes, which is not built yet; put them on one node (e.g. "
-          + "--nodes %s,%s)", String.join(",", nodes), nodes.get(0), nodes.get(0));
+  /** Vhosts of one job on different nodes talk through the overlay: every node needs one. */
+  private void requireOneNode(List<String> nodes) {
+    if (nodes.stream().distinct().count() <= 1) {
+      return;
+    }
+    for (String n : nodes.stream().distinct().toList()) {
+      agents.agent(n); // NOT_FOUND or UNAVAILABLE with the reason
+      if (agents.overlayAddress(n).isEmpty()) {
+        throw CohortException.precondition("node %s has no overlay endpoint, so vhosts of one "
+            + "job cannot span it and other nodes; put them on one node (e.g. --nodes %s,%s)",
+            n, nodes.get(0), nodes.get(0));
+      }
+    }
+  }
+
+  /** Tells every node of a job where all its vhosts are; starts vhosts waiting for it. */
+  private void configureNetwork(String jobId, List<VhostPlacement> vhosts) {
+    if (vhosts.size() < 2) {
+      return;
+    }
+    ConfigureJobNetworkRequest.Builder req = ConfigureJobNetworkRequest.newBuilder().setJobId(jobId);
+    for (VhostPlacement v : vhosts) {
+      req.addVhosts(VhostRoute.newBuilder().setAddress(v.getAddress()).setNode(v.getNode())
+          .setOverlayAddress(agents.overlayAddress(v.getNode())));
+    }
+    // Nodes of other vhosts first, the head's node last: its mpirun starts when released.
+    List<String> nodes = new ArrayList<>(vhosts.stream().map(VhostPlacement::getNode).distinct()
+        .toList());
+    java.util.Collections.reverse(nodes);
+    for (String n : nodes) {
+      agents.agent(n).configureJobNetwork(req.build());
     }
   }
 
@@ -197,6 +225,7 @@ public final class Coordinator implements AutoCloseable {
         }
         created.add(0, agents.agent(placement.get(i)).createVhost(req.build()).getPlacement());
       }
+      configureNetwork(jobId, created);
     } catch (RuntimeException e) {
       for (VhostPlacement v : created) {
         try {
@@ -373,6 +402,7 @@ public final class Coordinator implements AutoCloseable {
             offset = r.getOutputOffset();
           }
         }
+        configureNetwork(jobId, placed);
       } catch (RuntimeException e) {
         for (VhostPlacement p : placed) {
           try {

@@ -1,7 +1,6 @@
 package io.cohort.mpitests;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
@@ -15,10 +14,12 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Jobs of several vhosts on the emulated cluster: the user's plain `mpirun` spans every vhost
- * (Cohort's hostfile and cohort-rsh), ranks talk over TCP between vhosts and shared memory
- * inside one, the barrier checkpoints all vhosts as one cut, and the job restarts on its node
- * and on another node; jobs cannot reach each other's vhosts.
+ * Jobs of several vhosts on a 3-node emulated cluster: the user's plain `mpirun` spans every
+ * vhost (Cohort's hostfile and cohort-rsh), ranks talk over TCP between vhosts (through the
+ * TUN + Netty overlay when the vhosts are on different nodes) and shared memory inside one,
+ * the barrier checkpoints all vhosts as one cut, and the job restarts on a different pair of
+ * nodes and, from the same checkpoint, with both vhosts on one node; jobs cannot reach each
+ * other's vhosts.
  */
 class MultiVhostIT {
   private static CohortHarness cohort;
@@ -26,7 +27,7 @@ class MultiVhostIT {
   @BeforeAll
   static void up() throws Exception {
     cohort = new CohortHarness("multivhost");
-    cohort.cohort(Duration.ofMinutes(3), "cluster", "up", "--nodes", "2", "--prefix", "cohortmv",
+    cohort.cohort(Duration.ofMinutes(3), "cluster", "up", "--nodes", "3", "--prefix", "cohortmv",
         "--subnet", "198.18.78").ok();
   }
 
@@ -66,11 +67,14 @@ class MultiVhostIT {
     }
   }
 
-  /** Checkpoint (continue, then stop), restart on n1, then from the same checkpoint on n2. */
-  private void checkpointAndRestartAcrossVhosts(String[] mpirun, String... runOptions)
+  /**
+   * Runs on n1+n2; checkpoint (continue, then stop); restart on n2+n3; then from the same
+   * checkpoint with both vhosts on n3.
+   */
+  private void checkpointAndRestartAcrossNodes(String[] mpirun, String... runOptions)
       throws Exception {
     String expected = CohortHarness.reference(mpirun);
-    List<String> args = new ArrayList<>(List.of("--nodes", "n1,n1"));
+    List<String> args = new ArrayList<>(List.of("--nodes", "n1,n2"));
     args.addAll(List.of(runOptions));
     args.add("--");
     args.addAll(List.of(mpirun));
@@ -79,34 +83,42 @@ class MultiVhostIT {
 
     String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();
     assertEquals("JOB_STATE_RUNNING", cohort.state(job));
-    // Both vhosts were dumped, and the second one holds ranks (its image is far larger than
-    // an idle vhost's, well under 1 MB).
-    assertTrue(bytes(cohort.home.resolve("cluster/nodes/n1/images/" + first + "/" + job + "-1"))
-        > 8_000_000, "ranks ran in the second vhost");
+    // Both vhosts were dumped, and the second one (on n2) holds ranks: its image is far
+    // larger than an idle vhost's (well under 1 MB).
+    assertTrue(bytes(cohort.home.resolve("cluster/nodes/n2/images/" + first + "/" + job + "-1"))
+        > 4_000_000, "ranks ran in the second vhost, on n2");
 
     String stop = cohort.checkpoint(job, true).get("checkpoint").getAsString();
     assertEquals("JOB_STATE_STOPPED", cohort.state(job));
     assertTrue(!Files.readString(log("n1", job)).contains("result"), "stopped mid-run");
-    cohort.cohort("restart", stop, "--detach").ok();
-    assertEquals(0, cohort.await(job));
-    assertEquals(expected, cohort.log(job), "restarted on the same node");
 
-    cohort.cohort("restart", stop, "--nodes", "n2,n2", "--detach").ok();
-    assertEquals("n2", cohort.job(job).getAsJsonArray("vhosts").get(1).getAsJsonObject()
-        .get("node").getAsString());
+    cohort.cohort("restart", stop, "--nodes", "n2,n3", "--detach").ok();
+    assertEquals(List.of("n2", "n3"), nodes(job));
     assertEquals(0, cohort.await(job));
-    assertEquals(expected, cohort.log(job), "restarted on another node");
+    assertEquals(expected, cohort.log(job), "restarted on a different pair of nodes");
+
+    cohort.cohort("restart", stop, "--nodes", "n3,n3", "--detach").ok();
+    assertEquals(List.of("n3", "n3"), nodes(job));
+    assertEquals(0, cohort.await(job));
+    assertEquals(expected, cohort.log(job), "restarted with both vhosts on one node");
+  }
+
+  private static List<String> nodes(String job) {
+    List<String> out = new ArrayList<>();
+    cohort.job(job).getAsJsonArray("vhosts").forEach(v ->
+        out.add(v.getAsJsonObject().get("node").getAsString()));
+    return out;
   }
 
   @Test
-  void cMpiJobOverTwoVhosts() throws Exception {
+  void cMpiJobAcrossNodes() throws Exception {
     // 4 ranks, 2 slots per vhost: shared memory inside each vhost, TCP between them.
-    checkpointAndRestartAcrossVhosts(CohortHarness.cRing(4, 600, 20), "--slots", "2");
+    checkpointAndRestartAcrossNodes(CohortHarness.cRing(4, 600, 20), "--slots", "2");
   }
 
   @Test
-  void javaMpiJobOverTwoVhosts() throws Exception {
-    checkpointAndRestartAcrossVhosts(CohortHarness.javaRing(2, 600, 20), "--slots", "1");
+  void javaMpiJobAcrossNodes() throws Exception {
+    checkpointAndRestartAcrossNodes(CohortHarness.javaRing(2, 600, 20), "--slots", "1");
   }
 
   @Test
@@ -127,9 +139,19 @@ class MultiVhostIT {
   }
 
   @Test
-  void vhostsOnDifferentNodesNeedTheOverlay() {
-    CohortHarness.Result r = cohort.cohort("run", "--nodes", "n1,n2", "--", "true");
-    assertNotEquals(0, r.rc());
-    assertTrue(r.err().contains("overlay"), r.err());
+  void jobsOnTheSameNodesCannotReachEachOther() throws Exception {
+    // Same check across nodes: both jobs span n1 and n2.
+    String other = run("--nodes", "n1,n2", "--", "sleep", "120");
+    String otherAddress = "198.19." + (Long.parseLong(other) % 256) + ".11";
+    String probe = run("--nodes", "n1,n2", "--", "bash", "-c",
+        "own=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1); own=${own%.*}.11;"
+            + " try() { timeout 3 bash -c \"exec 3<>/dev/tcp/$1/7207\" 2>/dev/null"
+            + " && echo \"$2 reached\" || echo \"$2 blocked\"; };"
+            + " try $own own; try " + otherAddress + " other");
+    assertEquals(0, cohort.await(probe));
+    String out = cohort.log(probe);
+    assertTrue(out.contains("own reached"), "a job reaches its own vhost on the other node: " + out);
+    assertTrue(out.contains("other blocked"), "but not another job's: " + out);
+    cohort.cohort("kill", other).ok();
   }
 }

@@ -10,6 +10,8 @@ import io.cohort.proto.v1.DumpVhostRequest;
 import io.cohort.proto.v1.DumpVhostResponse;
 import io.cohort.proto.v1.FinishCheckpointRequest;
 import io.cohort.proto.v1.FinishCheckpointResponse;
+import io.cohort.proto.v1.ConfigureJobNetworkRequest;
+import io.cohort.proto.v1.ConfigureJobNetworkResponse;
 import io.cohort.proto.v1.ExportImageRequest;
 import io.cohort.proto.v1.GetNodeRequest;
 import io.cohort.proto.v1.ImageChunk;
@@ -108,6 +110,15 @@ public final class AgentGrpcService extends AgentGrpc.AgentImplBase {
     GrpcErrors.unary(out, () -> {
       agent.deleteImage(req.getCheckpointId(), req.getVhostId());
       return DeleteImageResponse.getDefaultInstance();
+    });
+  }
+
+  @Override
+  public void configureJobNetwork(ConfigureJobNetworkRequest req,
+      StreamObserver<ConfigureJobNetworkResponse> out) {
+    GrpcErrors.unary(out, () -> {
+      agent.configureJobNetwork(req);
+      return ConfigureJobNetworkResponse.getDefaultInstance();
     });
   }
 

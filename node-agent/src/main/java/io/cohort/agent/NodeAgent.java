@@ -26,6 +26,7 @@ import io.cohort.proto.v1.SealImageRequest;
 import io.cohort.proto.v1.SealImageResponse;
 import io.cohort.proto.v1.VhostPlacement;
 import io.cohort.proto.v1.VhostRecord;
+import io.cohort.proto.v1.ConfigureJobNetworkRequest;
 import io.cohort.proto.v1.ExportImageRequest;
 import io.cohort.proto.v1.ImageChunk;
 import io.cohort.proto.v1.ImportImageRequest;
@@ -76,6 +77,7 @@ public final class NodeAgent {
   private final Path initPath;
   private final Path rshPath;
   private final Function<String, ManagedChannel> dial;
+  private final VhostOverlay overlay;
   private final Map<String, ActiveDump> dumps = new ConcurrentHashMap<>();
   /** Dumps aborted before they were registered: "CKPT/VHOST". Guarded by {@code dumps}. */
   private final java.util.Set<String> abortedBeforeDump = new java.util.HashSet<>();
@@ -110,8 +112,15 @@ public final class NodeAgent {
    * an agent's address (null: images never move between nodes, as in the embedded mode).
    */
   public NodeAgent(AgentConfig config, Function<String, ManagedChannel> dial) {
+    this(config, dial, null);
+  }
+
+  /** A node agent whose vhosts reach other nodes through {@code overlay} (null: none). */
+  public NodeAgent(AgentConfig config, Function<String, ManagedChannel> dial,
+      VhostOverlay overlay) {
     this.config = config;
     this.dial = dial;
+    this.overlay = overlay;
     this.who = "agent " + config.node();
     this.criu = new CriuEngine(config.criuCommand(), config.criuTimeout());
     this.images = new ImageStore(config.imagesDir());
@@ -189,8 +198,9 @@ public final class NodeAgent {
           initOptions, command, env);
       if (networked) {
         try {
+          // The command starts when the coordinator has told every node of the job where its
+          // vhosts are (ConfigureJobNetwork writes the ready file).
           VhostNetwork.attach(pid, id, req.getAddress());
-          Files.writeString(ready, "");
         } catch (RuntimeException e) {
           new ProcessIdentity(pid, ProcessIdentity.of(pid).map(ProcessIdentity::startTicks)
               .orElse(-1L)).kill();
@@ -248,6 +258,7 @@ public final class NodeAgent {
     }
     rec = rec.toBuilder().setState(VhostState.VHOST_STATE_KILLED).setPid(0).build();
     save(rec);
+    dropVeth(rec);
     log.info("{}: vhost {} killed", who, vhostId);
     return rec.getState();
   }
@@ -555,6 +566,9 @@ public final class NodeAgent {
     CriuEngine.Restored restored;
     try {
       Files.deleteIfExists(Path.of(rec.getStatusPath()));
+      if (!rec.getAddress().isEmpty()) {
+        VhostNetwork.removeStale(rec.getVhostId());
+      }
       restored = criu.restore(image.criuDir(), work, rec.getAddress().isEmpty() ? List.of()
           : List.of("--external", "veth[eth0]:" + VhostNetwork.hostVeth(rec.getVhostId())));
       if (!rec.getAddress().isEmpty()) {
@@ -604,6 +618,52 @@ public final class NodeAgent {
   }
 
   // ---------------------------------------------------------------- images between nodes
+
+  /**
+   * Where every vhost of a job lives: remote ones are routed through the overlay. Then the
+   * job's local vhosts may start their commands.
+   */
+  public void configureJobNetwork(ConfigureJobNetworkRequest req) {
+    Ids.requireJob(req.getJobId());
+    boolean remote = req.getVhostsList().stream().anyMatch(v -> !v.getNode().equals(config.node()));
+    if (remote) {
+      if (overlay == null) {
+        throw CohortException.precondition("node %s has no overlay: vhosts of job %s on other "
+            + "nodes cannot be reached from it", config.node(), req.getJobId());
+      }
+      String table = Integer.toString(1000 + (int) (Long.parseLong(req.getJobId()) % 256));
+      overlay.configureJob(table, req.getVhostsList().stream().map(v -> new VhostOverlay.VhostRoute(
+          v.getAddress(), v.getNode(), v.getOverlayAddress())).toList());
+    }
+    for (var v : req.getVhostsList()) {
+      if (v.getNode().equals(config.node())) {
+        for (Path d : localVhostDirs(req.getJobId())) {
+          try {
+            Files.writeString(d.resolve("net-ready"), "");
+          } catch (IOException e) {
+            throw DurableFiles.failure("cannot start the vhost in " + d, e);
+          }
+        }
+        break;
+      }
+    }
+  }
+
+  private List<Path> localVhostDirs(String jobId) {
+    try (var s = Files.list(config.vhostsDir())) {
+      return s.filter(d -> d.getFileName().toString().startsWith(jobId + "-")).toList();
+    } catch (IOException e) {
+      return List.of();
+    }
+  }
+
+  /** Where this node's overlay listens ("" when it has none). */
+  public String overlayAddress() {
+    if (overlay == null) {
+      return "";
+    }
+    return overlay.address().getHostString() + ":" + overlay.address().getPort();
+  }
 
   /** Streams a committed image: manifest, CRIU files, and the output log up to the dump. */
   public void exportImage(String ckpt, String vhostId, Consumer<ImageChunk> sink,
@@ -887,7 +947,19 @@ public final class NodeAgent {
     }
     VhostRecord updated = b.build();
     save(updated);
+    dropVeth(updated);
     return updated;
+  }
+
+  /**
+   * Removes the node side of a dead vhost's veth. The vhost's network namespace may outlive
+   * its processes, and its veth, still holding the vhost's address, would answer a later
+   * incarnation's connections with resets.
+   */
+  private void dropVeth(VhostRecord rec) {
+    if (!rec.getAddress().isEmpty() && config.vhostNetworking()) {
+      VhostNetwork.removeStale(rec.getVhostId());
+    }
   }
 
   private VhostRecord load(String vhostId) {

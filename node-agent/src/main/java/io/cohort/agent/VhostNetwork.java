@@ -30,9 +30,36 @@ final class VhostNetwork {
     return name;
   }
 
+  /**
+   * Removes a node-side veth left by an earlier incarnation of the vhost (its network
+   * namespace can outlive its processes). Only called when that incarnation is known dead: a
+   * stale veth still carrying the vhost's address would answer the job's restored
+   * connections with resets.
+   */
+  static void removeStale(String vhostId) {
+    String host = hostVeth(vhostId);
+    if (exists(host)) {
+      runQuietly("ip", "link", "del", host);
+    }
+  }
+
+  private static boolean exists(String link) {
+    try {
+      Process p = new ProcessBuilder("ip", "link", "show", link).redirectErrorStream(true).start();
+      p.getInputStream().readAllBytes();
+      return p.waitFor() == 0;
+    } catch (IOException e) {
+      return false;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return false;
+    }
+  }
+
   /** Creates the veth pair of a vhost (whose init is {@code pid}) and configures both sides. */
   static void attach(long pid, String vhostId, String address) {
     String host = hostVeth(vhostId);
+    removeStale(vhostId);
     run("ip", "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns",
         Long.toString(pid));
     String ns = "--net=/proc/" + pid + "/ns/net";

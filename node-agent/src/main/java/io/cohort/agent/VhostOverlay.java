@@ -1,0 +1,146 @@
+package io.cohort.agent;
+
+import io.cohort.common.CohortException;
+import io.cohort.drain.Overlay;
+import io.cohort.drain.OverlayConfig;
+import io.cohort.drain.Routes;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The node's end of the overlay: a TUN device that the job routing tables send remote vhost
+ * addresses to, a reader thread that hands each IP packet to the channel-drain
+ * {@link Overlay}, and a sink that writes packets from other nodes back into the TUN.
+ */
+public final class VhostOverlay implements AutoCloseable {
+  static final String TUN = "cohort-tun";
+  private static final Logger log = LoggerFactory.getLogger(VhostOverlay.class);
+
+  private final String node;
+  private final Tun tun;
+  private final Routes routes = new Routes();
+  private final Overlay overlay;
+  private final Thread reader;
+  private volatile boolean closed;
+
+  private VhostOverlay(String node, Tun tun, InetSocketAddress listen) {
+    this.node = node;
+    this.tun = tun;
+    this.overlay = Overlay.start(OverlayConfig.defaults(node, listen), routes, this::deliver);
+    this.reader = new Thread(this::readLoop, "overlay-tun-" + node);
+    this.reader.setDaemon(true);
+    this.reader.start();
+  }
+
+  /** Creates the TUN device in this network namespace and starts the overlay on {@code listen}. */
+  public static VhostOverlay start(String node, InetSocketAddress listen) throws IOException {
+    Tun tun = Tun.open(TUN);
+    try {
+      run("ip", "link", "set", TUN, "up");
+      Files.writeString(Path.of("/proc/sys/net/ipv4/conf/" + TUN + "/rp_filter"), "0");
+      return new VhostOverlay(node, tun, listen);
+    } catch (IOException | RuntimeException e) {
+      tun.close();
+      throw e;
+    }
+  }
+
+  /** Where the overlay listens. */
+  public InetSocketAddress address() {
+    return overlay.localAddress();
+  }
+
+  /**
+   * The vhosts of a job, wherever they are: remote ones are routed into the TUN (in the job's
+   * own routing table) and to their node over the overlay.
+   */
+  void configureJob(String table, List<VhostRoute> vhosts) {
+    for (VhostRoute v : vhosts) {
+      int addr = ipv4(v.address());
+      routes.put(addr, v.node());
+      if (!v.node().equals(node)) {
+        String[] hp = v.overlayAddress().split(":");
+        overlay.addPeer(v.node(), new InetSocketAddress(hp[0], Integer.parseInt(hp[1])));
+        run("ip", "route", "replace", v.address() + "/32", "dev", TUN, "table", table);
+      }
+    }
+  }
+
+  /** One vhost of a job: its address, its node and that node's overlay address. */
+  record VhostRoute(String address, String node, String overlayAddress) {}
+
+  private void readLoop() {
+    byte[] buf = new byte[65536];
+    while (!closed) {
+      int n;
+      try {
+        n = tun.read(buf);
+      } catch (IOException e) {
+        if (!closed) {
+          log.error("overlay {}: {}", node, e.getMessage());
+        }
+        return;
+      }
+      if (n < 20 || (buf[0] >> 4) != 4) {
+        continue; // not IPv4
+      }
+      int dst = ((buf[16] & 0xff) << 24) | ((buf[17] & 0xff) << 16) | ((buf[18] & 0xff) << 8)
+          | (buf[19] & 0xff);
+      String job = Integer.toString(buf[18] & 0xff); // one /24 per job: 198.19.JOB.x
+      try {
+        overlay.send(job, dst, Unpooled.copiedBuffer(buf, 0, n));
+      } catch (RuntimeException e) {
+        log.debug("overlay {}: packet to {} dropped: {}", node, dst, e.getMessage());
+      }
+    }
+  }
+
+  private void deliver(String job, int dst, ByteBuf packet) {
+    try {
+      byte[] bytes = new byte[packet.readableBytes()];
+      packet.readBytes(bytes);
+      tun.write(bytes, bytes.length);
+    } catch (IOException e) {
+      log.debug("overlay {}: cannot deliver a packet: {}", node, e.getMessage());
+    } finally {
+      packet.release();
+    }
+  }
+
+  static int ipv4(String dotted) {
+    String[] p = dotted.split("\\.");
+    return (Integer.parseInt(p[0]) << 24) | (Integer.parseInt(p[1]) << 16)
+        | (Integer.parseInt(p[2]) << 8) | Integer.parseInt(p[3]);
+  }
+
+  private static void run(String... cmd) {
+    try {
+      Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+      if (p.waitFor() != 0) {
+        throw CohortException.internal("overlay: `" + String.join(" ", cmd) + "` failed: " + out,
+            null);
+      }
+    } catch (IOException e) {
+      throw CohortException.internal("overlay: cannot run " + cmd[0] + ": " + e, e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw CohortException.internal("interrupted", e);
+    }
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    overlay.close();
+    tun.close();
+  }
+}
