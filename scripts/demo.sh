@@ -4,8 +4,9 @@
 #     virtual host, is checkpointed while it runs, checkpointed again and stopped, then
 #     restarted; its output is compared with an uninterrupted run of the same program.
 #  2. A cluster emulated on this machine (network namespaces, coordinator and agent
-#     daemons): the same job over two vhosts (mpirun spans them: shared memory inside a
-#     vhost, TCP between them), checkpointed and stopped on node n1, restarted on node n2.
+#     daemons): the same job over two vhosts on nodes n1 and n2 (mpirun spans them: shared
+#     memory inside a vhost, TCP between them through the Netty overlay), checkpointed and
+#     stopped, restarted on nodes n2 and n3.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
@@ -62,13 +63,14 @@ export COHORT_HOME=${DEMO_CLUSTER_HOME:-/var/lib/cohort-demo}
 cleanup() { "$cohort" cluster down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 cleanup
+rm -rf "$COHORT_HOME/cluster" # the demo's own state: start from a clean catalog
 
-step "Multinode: start a cluster of 2 nodes emulated on this machine"
-run "$cohort" cluster up --nodes 2 --prefix cohortdemo --subnet 198.18.90
+step "Multinode: start a cluster of 3 nodes emulated on this machine"
+run "$cohort" cluster up --nodes 3 --prefix cohortdemo --subnet 198.18.90
 run "$cohort" nodes
 
-step "Run the job over 2 vhosts on node n1 (plain mpirun; Cohort gives it the hostfile)"
-job=$(run "$cohort" run --detach --nodes n1,n1 --slots 2 -- mpirun -np "$ranks" "$ring" "$iterations" 20)
+step "Run the job over 2 vhosts on nodes n1 and n2 (plain mpirun; Cohort gives it the hostfile)"
+job=$(run "$cohort" run --detach --nodes n1,n2 --slots 2 -- mpirun -np "$ranks" "$ring" "$iterations" 20)
 log="$COHORT_HOME/cluster/nodes/n1/vhosts/$job-0/output.log"
 for _ in $(seq 300); do grep -q "^iter 100 " "$log" 2>/dev/null && break; sleep 0.1; done
 run "$cohort" ps
@@ -78,14 +80,14 @@ run "$cohort" checkpoint "$job"
 ckpt=$(run "$cohort" checkpoint --stop "$job")
 run "$cohort" checkpoints "$job"
 
-step "Restart on node n2 (the image is streamed from n1 and verified) and follow it"
-run "$cohort" restart "$ckpt" --nodes n2,n2
+step "Restart on nodes n2 and n3 (images streamed and verified) and follow it"
+run "$cohort" restart "$ckpt" --nodes n2,n3
 run "$cohort" ps
 
 step "Compare with the uninterrupted run"
 if diff <("$cohort" logs "$job") \
     <(mpirun --allow-run-as-root --oversubscribe -np "$ranks" "$ring" "$iterations" 0) >/dev/null; then
-  echo "MATCH: moved from n1 to n2 mid-run, same output as an uninterrupted run"
+  echo "MATCH: moved from n1+n2 to n2+n3 mid-run, same output as an uninterrupted run"
 else
   echo "MISMATCH" >&2
   exit 1
