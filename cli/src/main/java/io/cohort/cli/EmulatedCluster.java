@@ -74,6 +74,17 @@ final class EmulatedCluster {
       throw CohortException.invalid("--subnet takes the first three octets of a /24, e.g. "
           + "198.18.0; got '%s'", subnet);
     }
+    // Never touch what another cluster (another COHORT_HOME) made: refuse names in use.
+    if (linkExists(prefix + "-br")) {
+      throw CohortException.precondition("a bridge named %s-br already exists (another cluster "
+          + "with prefix %s?); choose another --prefix and --subnet", prefix, prefix);
+    }
+    for (int i = 1; i <= nodes; i++) {
+      if (Files.exists(Path.of("/run/netns", prefix + "-n" + i))) {
+        throw CohortException.precondition("a network namespace named %s-n%d already exists "
+            + "(another cluster with prefix %s?); choose another --prefix", prefix, i, prefix);
+      }
+    }
     Path dir = dir(home);
     Files.createDirectories(dir.resolve("logs"));
     JsonObject state = new JsonObject();
@@ -278,6 +289,12 @@ final class EmulatedCluster {
     if (p.waitFor() != 0) {
       throw CohortException.internal("`" + String.join(" ", cmd) + "` failed: " + out, null);
     }
+  }
+
+  private static boolean linkExists(String name) throws IOException, InterruptedException {
+    Process p = new ProcessBuilder("ip", "link", "show", name).redirectErrorStream(true).start();
+    p.getInputStream().readAllBytes();
+    return p.waitFor() == 0;
   }
 
   private static void ipQuiet(String... args) {

@@ -1,0 +1,181 @@
+package io.cohort.agent;
+
+import io.cohort.common.CohortException;
+import io.cohort.common.DurableFiles;
+import io.cohort.common.Ids;
+import io.cohort.common.ProtoJson;
+import io.cohort.proto.v1.ExportImageRequest;
+import io.cohort.proto.v1.ImageChunk;
+import io.cohort.proto.v1.ImageManifest;
+import io.cohort.proto.v1.ImportImageRequest;
+import io.cohort.proto.v1.ImportImageResponse;
+import io.grpc.ManagedChannel;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
+import java.util.function.Function;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Images between nodes: one agent streams a committed image (manifest, CRIU files, the
+ * job's output log up to the dump), another fetches it, verifies every sha256 against the
+ * committed manifest, and puts what the restored processes need where they expect it.
+ */
+final class ImageTransfer {
+  private static final Logger log = LoggerFactory.getLogger(ImageTransfer.class);
+
+  private final AgentConfig config;
+  private final ImageStore images;
+  private final Function<String, ManagedChannel> dial;
+  private final Path initPath;
+  private final String who;
+
+  ImageTransfer(AgentConfig config, ImageStore images, Function<String, ManagedChannel> dial,
+      Path initPath) {
+    this.config = config;
+    this.images = images;
+    this.dial = dial;
+    this.initPath = initPath;
+    this.who = "agent " + config.node();
+  }
+
+  /** Streams a committed image: manifest, CRIU files, and the output log up to the dump. */
+  void export(String ckpt, String vhostId, Consumer<ImageChunk> sink,
+      BooleanSupplier cancelled) {
+    Path dir = images.committedDir(Ids.requireCheckpoint(ckpt), Ids.requireVhost(vhostId));
+    if (!Files.isDirectory(dir)) {
+      throw CohortException.notFound("node %s has no image of vhost %s for checkpoint %s",
+          config.node(), vhostId, ckpt);
+    }
+    ImageManifest m = ProtoJson.read(dir.resolve(ImageStore.MANIFEST), ImageManifest.newBuilder())
+        .build();
+    send(dir.resolve(ImageStore.MANIFEST), ImageStore.MANIFEST, Long.MAX_VALUE, sink, cancelled);
+    for (var file : m.getFilesList()) {
+      send(dir.resolve(ImageStore.CRIU_DIR).resolve(file.getPath()),
+          ImageStore.CRIU_DIR + "/" + file.getPath(), Long.MAX_VALUE, sink, cancelled);
+    }
+    send(Path.of(m.getOutputLogPath()), "output.log", m.getOutputLogSize(), sink, cancelled);
+  }
+
+  private static void send(Path file, String name, long limit, Consumer<ImageChunk> sink,
+      BooleanSupplier cancelled) {
+    byte[] buf = new byte[1 << 20];
+    long offset = 0;
+    try (InputStream in = Files.newInputStream(file)) {
+      sink.accept(ImageChunk.newBuilder().setPath(name).setOffset(0).build()); // even if empty
+      while (offset < limit && !cancelled.getAsBoolean()) {
+        int n = in.read(buf, 0, (int) Math.min(buf.length, limit - offset));
+        if (n <= 0) {
+          break;
+        }
+        sink.accept(ImageChunk.newBuilder().setPath(name).setOffset(offset)
+            .setData(com.google.protobuf.ByteString.copyFrom(buf, 0, n)).build());
+        offset += n;
+      }
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot send " + file, e);
+    }
+  }
+
+  /**
+   * Fetches an image from the agent at {@code source}, verifies it and stores it here; also
+   * puts the job's output log (up to the dump) and the vhost init binary where the restored
+   * processes expect them. Nothing is kept if the transfer or the verification fails.
+   */
+  ImportImageResponse importImage(ImportImageRequest req) {
+    String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
+    String vhost = Ids.requireVhost(req.getVhostId());
+    long t0 = System.nanoTime();
+    try {
+      images.verify(ckpt, vhost, req.getManifestSha256());
+      return ImportImageResponse.newBuilder().build(); // already here (or on shared storage)
+    } catch (CohortException notHere) {
+      // fetch it
+    }
+    if (dial == null) {
+      throw CohortException.precondition("this agent cannot fetch images from other nodes");
+    }
+    Path pending = images.pendingDir(ckpt, vhost);
+    DurableFiles.deleteTree(pending);
+    long bytes = 0;
+    ManagedChannel ch = dial.apply(req.getSourceAddress());
+    try {
+      Files.createDirectories(pending.resolve(ImageStore.CRIU_DIR));
+      var it = io.cohort.proto.v1.AgentGrpc.newBlockingStub(ch)
+          .withDeadlineAfter(config.criuTimeout().toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)
+          .exportImage(ExportImageRequest.newBuilder().setCheckpointId(ckpt).setVhostId(vhost)
+              .build());
+      while (it.hasNext()) {
+        ImageChunk c = it.next();
+        String name = c.getPath();
+        if (!name.equals(ImageStore.MANIFEST) && !name.equals("output.log")
+            && !(name.startsWith(ImageStore.CRIU_DIR + "/") && !name.substring(5).contains("/")
+                && !name.contains(".."))) {
+          throw CohortException.dataLoss("image of %s from %s has an unexpected file '%s'",
+              ckpt, req.getSourceAddress(), name);
+        }
+        Path f = pending.resolve(name);
+        try (var out = java.nio.channels.FileChannel.open(f, StandardOpenOption.CREATE,
+            StandardOpenOption.WRITE)) {
+          out.write(c.getData().asReadOnlyByteBuffer(), c.getOffset());
+        }
+        bytes += c.getData().size();
+      }
+      ImageManifest m = images.verifyDir(pending, ckpt, vhost, req.getManifestSha256()).manifest();
+      placeOutputLog(pending.resolve("output.log"), m);
+      placeInit(m);
+      Files.delete(pending.resolve("output.log"));
+      images.publish(ckpt, vhost);
+    } catch (io.grpc.StatusRuntimeException e) {
+      DurableFiles.deleteTree(pending);
+      throw io.cohort.common.GrpcErrors.fromStatus(e, "agent at " + req.getSourceAddress());
+    } catch (IOException e) {
+      DurableFiles.deleteTree(pending);
+      throw DurableFiles.failure("cannot import checkpoint " + ckpt, e);
+    } catch (RuntimeException e) {
+      DurableFiles.deleteTree(pending);
+      throw e;
+    } finally {
+      ch.shutdownNow();
+    }
+    long ms = (System.nanoTime() - t0) / 1_000_000;
+    log.info("{}: imported {}/{} from {}: {} MB in {} ms", who, ckpt, vhost,
+        req.getSourceAddress(), bytes >> 20, ms);
+    return ImportImageResponse.newBuilder().setBytes(bytes).setMillis(ms).build();
+  }
+
+  /** The output log must exist at its path with at least its size at the dump. */
+  private void placeOutputLog(Path received, ImageManifest m) throws IOException {
+    Path target = Path.of(m.getOutputLogPath());
+    if (Files.exists(target) && Files.size(target) >= m.getOutputLogSize()) {
+      return; // the same file (shared storage) or a later state of it: rolled back at restore
+    }
+    Files.createDirectories(target.getParent());
+    Path tmp = target.resolveSibling("." + target.getFileName() + ".import");
+    Files.copy(received, tmp, StandardCopyOption.REPLACE_EXISTING);
+    DurableFiles.fsync(tmp);
+    DurableFiles.rename(tmp, target);
+  }
+
+  /** The restored pid 1 maps the very init binary it ran: put ours there if it is the same. */
+  private void placeInit(ImageManifest m) throws IOException {
+    if (m.getInitPath().isEmpty() || Files.exists(Path.of(m.getInitPath()))) {
+      return;
+    }
+    Path want = Path.of(m.getInitPath());
+    if (!want.getFileName().equals(initPath.getFileName())) {
+      throw CohortException.precondition("checkpoint %s was taken with another build of "
+          + "cohort-init (%s) than this node's (%s); restore it on a node with that build",
+          m.getCheckpointId(), want.getFileName(), initPath.getFileName());
+    }
+    Files.createDirectories(want.getParent());
+    Files.copy(initPath, want);
+    want.toFile().setExecutable(true, false);
+  }
+}
