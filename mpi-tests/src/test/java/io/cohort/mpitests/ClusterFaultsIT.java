@@ -23,17 +23,12 @@ class ClusterFaultsIT {
   @BeforeAll
   static void up() throws Exception {
     cohort = new CohortHarness("faults");
-    cohort.cohort(Duration.ofMinutes(3), "cluster", "up", "--nodes", "2", "--prefix", "cohortft",
-        "--subnet", "198.18.79").ok();
+    cohort.clusterUp(2, "cohortft", "198.18.79");
   }
 
   @AfterAll
   static void down() throws Exception {
-    try {
-      cohort.cohort(Duration.ofMinutes(2), "cluster", "down");
-    } finally {
-      cohort.close();
-    }
+    cohort.closeCluster();
   }
 
   private static String run(String node, String[] command) {
@@ -42,21 +37,6 @@ class ClusterFaultsIT {
         0, 6);
     System.arraycopy(command, 0, args, 6, command.length);
     return cohort.cohort(args).ok().json().get("job").getAsString();
-  }
-
-  private static Path log(String node, String job) {
-    return cohort.home.resolve("cluster/nodes/" + node + "/vhosts/" + job + "-0/output.log");
-  }
-
-  private static void awaitLog(Path log, String text) throws Exception {
-    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-    while (System.nanoTime() < deadline) {
-      if (Files.exists(log) && Files.readString(log).contains(text)) {
-        return;
-      }
-      Thread.sleep(50);
-    }
-    throw new AssertionError(log + " never got '" + text + "'");
   }
 
   private static void awaitNodesUp(int n) throws Exception {
@@ -83,7 +63,7 @@ class ClusterFaultsIT {
     String[] command = CohortHarness.cRing(3, 400, 20);
     String expected = CohortHarness.reference(command);
     String job = run("n1", command);
-    awaitLog(log("n1", job), "iter 40 ");
+    CohortHarness.awaitFile(cohort.clusterLog("n1", job), "iter 40 ", Duration.ofSeconds(90));
     String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();
     String stop = cohort.checkpoint(job, true).get("checkpoint").getAsString();
 
@@ -109,7 +89,7 @@ class ClusterFaultsIT {
     String[] command = CohortHarness.cRing(3, 500, 20);
     String expected = CohortHarness.reference(command);
     String job = run("n2", command);
-    awaitLog(log("n2", job), "iter 40 ");
+    CohortHarness.awaitFile(cohort.clusterLog("n2", job), "iter 40 ", Duration.ofSeconds(90));
     String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();
 
     Process checkpoint = cohort.start("checkpoint", job);
@@ -126,8 +106,9 @@ class ClusterFaultsIT {
     assertNotEquals(0, checkpoint.exitValue(), "the epoch is aborted");
 
     // The job goes on without its agent (CRIU's hook lets it go when the agent dies).
-    int lines = Files.readString(log("n2", job)).split("\n").length;
-    awaitLog(log("n2", job), "iter " + (lines - 1) * 10 + " ");
+    int lines = Files.readString(cohort.clusterLog("n2", job)).split("\n").length;
+    CohortHarness.awaitFile(cohort.clusterLog("n2", job), "iter " + (lines - 1) * 10 + " ",
+        Duration.ofSeconds(90));
 
     cohort.cohort("cluster", "start", "n2").ok();
     assertEquals(1, cohort.checkpoints(job).size(), "the aborted checkpoint is not listed");

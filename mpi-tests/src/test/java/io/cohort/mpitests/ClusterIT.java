@@ -49,6 +49,16 @@ class ClusterIT {
         for (String n : new String[] {"n1", "n2", "n3"}) {
           assertTrue(alive(cohort, n), n + " must be up");
         }
+        // Another cluster (another Cohort home) with the same names is refused, and does not
+        // touch this one.
+        try (CohortHarness second = new CohortHarness("cluster-clash")) {
+          CohortHarness.Result clash = second.cohort("cluster", "up", "--nodes", "1", "--prefix",
+              PREFIX, "--subnet", "198.18.76");
+          assertNotEquals(0, clash.rc());
+          assertTrue(clash.err().contains("already exists"), clash.err());
+        }
+        assertTrue(alive(cohort, "n1") && exists("ip", "link", "show", PREFIX + "-br"),
+            "the first cluster is untouched");
 
         String job = cohort.cohort(concat(new String[] {"run", "--detach", "--json", "--nodes", "n2",
             "--"}, command)).ok().json().get("job").getAsString();
@@ -56,8 +66,7 @@ class ClusterIT {
             .get("node").getAsString());
         assertTrue(Files.exists(cohort.home.resolve("cluster/nodes/n2/vhosts/" + job + "-0")),
             "the vhost belongs to n2's agent");
-        awaitLog(cohort.home.resolve("cluster/nodes/n2/vhosts/" + job + "-0/output.log"),
-            "iter 40 ");
+        CohortHarness.awaitFile(cohort.clusterLog("n2", job), "iter 40 ", Duration.ofSeconds(60));
         cohort.checkpoint(job, false);
         assertEquals("JOB_STATE_RUNNING", cohort.state(job));
         String ckpt = cohort.checkpoint(job, true).get("checkpoint").getAsString();
@@ -117,17 +126,6 @@ class ClusterIT {
   private static boolean alive(CohortHarness cohort, String name) {
     JsonObject n = node(cohort, name);
     return n.has("alive") && n.get("alive").getAsBoolean();
-  }
-
-  private static void awaitLog(java.nio.file.Path log, String text) throws Exception {
-    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-    while (System.nanoTime() < deadline) {
-      if (Files.exists(log) && Files.readString(log).contains(text)) {
-        return;
-      }
-      Thread.sleep(100);
-    }
-    throw new AssertionError(log + " never got " + text);
   }
 
   private static long agentPid(CohortHarness cohort, String name) throws Exception {

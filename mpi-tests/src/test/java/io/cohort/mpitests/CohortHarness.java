@@ -123,15 +123,47 @@ final class CohortHarness implements AutoCloseable {
 
   /** Waits until the job's output contains {@code text}. */
   void awaitOutput(String job, String text, Duration timeout) throws InterruptedException {
+    awaitFile(logPath(job), text, timeout);
+  }
+
+  /** Waits until {@code file} contains {@code text} (a job's output log on some node). */
+  static void awaitFile(Path file, String text, Duration timeout) throws InterruptedException {
     long deadline = System.nanoTime() + timeout.toNanos();
     while (System.nanoTime() < deadline) {
-      if (Files.exists(logPath(job)) && readLog(job).contains(text)) {
+      if (read(file).contains(text)) {
         return;
       }
-      Thread.sleep(100);
+      Thread.sleep(50);
     }
-    fail("job " + job + " did not print '" + text + "' within " + timeout + "; output:\n"
-        + readLog(job));
+    fail(file + " did not get '" + text + "' within " + timeout + "; it holds:\n" + read(file));
+  }
+
+  private static String read(Path file) {
+    try {
+      return Files.readString(file);
+    } catch (IOException e) {
+      return "";
+    }
+  }
+
+  /** The output log of a job's head vhost on a node of the emulated cluster. */
+  Path clusterLog(String node, String job) {
+    return home.resolve("cluster/nodes/" + node + "/vhosts/" + job + "-0/output.log");
+  }
+
+  /** Starts an emulated cluster of this home, with names and addresses of its own. */
+  void clusterUp(int nodes, String prefix, String subnet) {
+    cohort(Duration.ofMinutes(3), "cluster", "up", "--nodes", Integer.toString(nodes),
+        "--prefix", prefix, "--subnet", subnet).ok();
+  }
+
+  /** Removes this home's cluster (if any), then everything else of the harness. */
+  void closeCluster() throws IOException {
+    try {
+      cohort(Duration.ofMinutes(2), "cluster", "down");
+    } finally {
+      close();
+    }
   }
 
   Path logPath(String job) {
@@ -139,11 +171,7 @@ final class CohortHarness implements AutoCloseable {
   }
 
   String readLog(String job) {
-    try {
-      return Files.readString(logPath(job));
-    } catch (IOException e) {
-      return "";
-    }
+    return read(logPath(job));
   }
 
   JsonObject checkpoint(String job, boolean stop) {

@@ -312,8 +312,4 @@ final class ImageStore {
   private static String abbrev(String hex) {
     return hex.length() > 12 ? hex.substring(0, 12) + "…" : hex;
   }
-
-  static List<String> criuFiles(ImageManifest m) {
-    return m.getFilesList().stream().map(FileDigest::getPath).toList();
-  }
 }

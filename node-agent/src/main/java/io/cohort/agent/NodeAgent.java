@@ -535,33 +535,39 @@ public final class NodeAgent {
    * image matches its manifest and the job's output log can be brought back to its size then.
    */
   public void verify(VerifyImageRequest req) {
-    String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
-    VhostRecord rec = loadOrAdopt(ckpt, req.getVhostId(), req.getManifestSha256());
-    ImageManifest m = images.verify(ckpt, rec.getVhostId(), req.getManifestSha256()).manifest();
-    Path logFile = outputLog(rec, m);
-    long have = logFile.toFile().length();
+    verified(Ids.requireCheckpoint(req.getCheckpointId()), Ids.requireVhost(req.getVhostId()),
+        req.getManifestSha256());
+  }
+
+  private ImageStore.Image verified(String ckpt, String vhostId, String manifestSha) {
+    ImageStore.Image image = images.verify(ckpt, vhostId, manifestSha);
+    ImageManifest m = image.manifest();
+    Path logFile = Path.of(m.getOutputLogPath());
     if (!Files.isRegularFile(logFile)) {
       throw CohortException.precondition("the job's output log %s is missing; it must exist "
           + "to restore checkpoint %s", logFile, ckpt);
     }
+    long have = logFile.toFile().length();
     if (have < m.getOutputLogSize()) {
       throw CohortException.precondition("the job's output log %s is shorter (%d bytes) than at "
           + "checkpoint %s (%d bytes): it was truncated or replaced, so the job's open file "
           + "cannot be restored", logFile, have, ckpt, m.getOutputLogSize());
     }
+    return image;
   }
 
   public RestoreVhostResponse restore(RestoreVhostRequest req) {
     String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
-    VhostRecord rec = refresh(loadOrAdopt(ckpt, req.getVhostId(), req.getManifestSha256()));
-    if (rec.getState() == VhostState.VHOST_STATE_RUNNING) {
+    String vhostId = Ids.requireVhost(req.getVhostId());
+    boolean known = Files.exists(vhostDir(vhostId).resolve("record.json"));
+    VhostRecord existing = known ? refresh(load(vhostId)) : null;
+    if (existing != null && existing.getState() == VhostState.VHOST_STATE_RUNNING) {
       throw CohortException.precondition("vhost %s is running; end it before restoring it",
-          rec.getVhostId());
+          vhostId);
     }
-    verify(VerifyImageRequest.newBuilder().setCheckpointId(ckpt).setVhostId(rec.getVhostId())
-        .setManifestSha256(req.getManifestSha256()).build());
-    ImageStore.Image image = images.verify(ckpt, rec.getVhostId(), req.getManifestSha256());
-    LogRollback rollback = rollBackLog(outputLog(rec, image.manifest()),
+    ImageStore.Image image = verified(ckpt, vhostId, req.getManifestSha256());
+    VhostRecord rec = existing != null ? existing : adopt(vhostId, image.manifest(), ckpt);
+    LogRollback rollback = rollBackLog(Path.of(image.manifest().getOutputLogPath()),
         image.manifest().getOutputLogSize(), ckpt);
     Path work = vhostDir(rec.getVhostId()).resolve("restore-" + ckpt + "-" + System.currentTimeMillis());
     CriuEngine.Restored restored;
@@ -591,16 +597,8 @@ public final class NodeAgent {
         .setOutputOffset(rollback.size()).setCriuMs(restored.criuMillis()).build();
   }
 
-  /**
-   * The vhost's record on this node; for a vhost that ran on another node, a record made from
-   * the (verified) image's manifest, so that it can be restored here.
-   */
-  private VhostRecord loadOrAdopt(String ckpt, String vhostId, String manifestSha) {
-    Path f = vhostDir(Ids.requireVhost(vhostId)).resolve("record.json");
-    if (Files.exists(f)) {
-      return load(vhostId);
-    }
-    ImageManifest m = images.verify(ckpt, vhostId, manifestSha).manifest();
+  /** A record for a vhost that ran on another node, made from its (verified) manifest. */
+  private VhostRecord adopt(String vhostId, ImageManifest m, String ckpt) {
     VhostRecord rec = VhostRecord.newBuilder().setVhostId(vhostId).setJobId(m.getJobId())
         .setHostname(m.getHostname()).setSpec(m.getSpec()).setLogPath(m.getOutputLogPath())
         .setStatusPath(m.getStatusPath()).setInitPath(m.getInitPath())
@@ -618,7 +616,7 @@ public final class NodeAgent {
     return rec;
   }
 
-  // ---------------------------------------------------------------- images between nodes
+  // ---------------------------------------------------------------- job network, images
 
   /**
    * Where every vhost of a job lives: remote ones are routed through the overlay. Then the
@@ -632,20 +630,15 @@ public final class NodeAgent {
         throw CohortException.precondition("node %s has no overlay: vhosts of job %s on other "
             + "nodes cannot be reached from it", config.node(), req.getJobId());
       }
-      String table = Integer.toString(1000 + (int) (Long.parseLong(req.getJobId()) % 256));
-      overlay.configureJob(table, req.getVhostsList().stream().map(v -> new VhostOverlay.VhostRoute(
-          v.getAddress(), v.getNode(), v.getOverlayAddress())).toList());
+      overlay.configureJob(VhostNetwork.tableOf(req.getVhosts(0).getAddress()),
+          req.getVhostsList().stream().map(v -> new VhostOverlay.VhostRoute(v.getAddress(),
+              v.getNode(), v.getOverlayAddress())).toList());
     }
-    for (var v : req.getVhostsList()) {
-      if (v.getNode().equals(config.node())) {
-        for (Path d : localVhostDirs(req.getJobId())) {
-          try {
-            Files.writeString(d.resolve("net-ready"), "");
-          } catch (IOException e) {
-            throw DurableFiles.failure("cannot start the vhost in " + d, e);
-          }
-        }
-        break;
+    for (Path d : localVhostDirs(req.getJobId())) {
+      try {
+        Files.writeString(d.resolve("net-ready"), "");
+      } catch (IOException e) {
+        throw DurableFiles.failure("cannot start the vhost in " + d, e);
       }
     }
   }
@@ -675,10 +668,6 @@ public final class NodeAgent {
   /** Fetches an image from another node's agent (see {@link ImageTransfer}). */
   public ImportImageResponse importImage(ImportImageRequest req) {
     return transfer.importImage(req);
-  }
-
-  private static Path outputLog(VhostRecord rec, ImageManifest m) {
-    return Path.of(m.getOutputLogPath().isEmpty() ? rec.getLogPath() : m.getOutputLogPath());
   }
 
   /** A rolled-back output log, and how to put it back if the restore fails. */

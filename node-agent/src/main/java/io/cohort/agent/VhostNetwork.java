@@ -93,11 +93,16 @@ final class VhostNetwork {
    */
   private static void isolate(String host, String address) {
     String subnet = address.substring(0, address.lastIndexOf('.')) + ".0/24";
-    String table = Integer.toString(1000 + Integer.parseInt(address.split("\\.")[2]));
+    String table = tableOf(address);
     runQuietly("ip", "rule", "del", "from", subnet, "lookup", table);
     run("ip", "rule", "add", "from", subnet, "lookup", table, "priority", "100");
     run("ip", "route", "replace", "unreachable", "default", "table", table);
     run("ip", "route", "replace", address + "/32", "dev", host, "table", table);
+  }
+
+  /** The routing table of the job whose /24 holds {@code address} (one /24 per job). */
+  static String tableOf(String address) {
+    return Integer.toString(1000 + Integer.parseInt(address.split("\\.")[2]));
   }
 
   private static void runQuietly(String... cmd) {
@@ -116,16 +121,17 @@ final class VhostNetwork {
     }
   }
 
-  private static void run(String... cmd) {
+  /** Runs an iproute2 (or nsenter) command; a failure is an error with its output. */
+  static void run(String... cmd) {
     try {
       Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
       String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
       if (p.waitFor() != 0) {
-        throw CohortException.internal("vhost networking: `" + String.join(" ", cmd)
+        throw CohortException.internal("node networking: `" + String.join(" ", cmd)
             + "` failed: " + out, null);
       }
     } catch (IOException e) {
-      throw CohortException.internal("vhost networking: cannot run " + cmd[0] + ": " + e, e);
+      throw CohortException.internal("node networking: cannot run " + cmd[0] + ": " + e, e);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw CohortException.internal("interrupted", e);

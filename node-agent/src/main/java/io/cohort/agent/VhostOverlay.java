@@ -1,6 +1,5 @@
 package io.cohort.agent;
 
-import io.cohort.common.CohortException;
 import io.cohort.drain.Overlay;
 import io.cohort.drain.OverlayConfig;
 import io.cohort.drain.Routes;
@@ -8,7 +7,6 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import java.io.IOException;
 import java.net.InetSocketAddress;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -44,7 +42,7 @@ public final class VhostOverlay implements AutoCloseable {
   public static VhostOverlay start(String node, InetSocketAddress listen) throws IOException {
     Tun tun = Tun.open(TUN);
     try {
-      run("ip", "link", "set", TUN, "up");
+      VhostNetwork.run("ip", "link", "set", TUN, "up");
       Files.writeString(Path.of("/proc/sys/net/ipv4/conf/" + TUN + "/rp_filter"), "0");
       return new VhostOverlay(node, tun, listen);
     } catch (IOException | RuntimeException e) {
@@ -69,7 +67,8 @@ public final class VhostOverlay implements AutoCloseable {
       if (!v.node().equals(node)) {
         String[] hp = v.overlayAddress().split(":");
         overlay.addPeer(v.node(), new InetSocketAddress(hp[0], Integer.parseInt(hp[1])));
-        run("ip", "route", "replace", v.address() + "/32", "dev", TUN, "table", table);
+        VhostNetwork.run("ip", "route", "replace", v.address() + "/32", "dev", TUN, "table",
+            table);
       }
     }
   }
@@ -119,22 +118,6 @@ public final class VhostOverlay implements AutoCloseable {
     String[] p = dotted.split("\\.");
     return (Integer.parseInt(p[0]) << 24) | (Integer.parseInt(p[1]) << 16)
         | (Integer.parseInt(p[2]) << 8) | Integer.parseInt(p[3]);
-  }
-
-  private static void run(String... cmd) {
-    try {
-      Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-      if (p.waitFor() != 0) {
-        throw CohortException.internal("overlay: `" + String.join(" ", cmd) + "` failed: " + out,
-            null);
-      }
-    } catch (IOException e) {
-      throw CohortException.internal("overlay: cannot run " + cmd[0] + ": " + e, e);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw CohortException.internal("interrupted", e);
-    }
   }
 
   @Override
