@@ -13,6 +13,7 @@
  * payload, and a rank that receives a block whose hash does not match aborts with status 2.
  */
 #include <mpi.h>
+#include "mix.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,16 +21,6 @@
 #include <time.h>
 
 #define BLOCK 4096 /* uint64 words passed per step: 32 KiB messages */
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
 
 static uint64_t block_hash(const uint64_t *block)
 {

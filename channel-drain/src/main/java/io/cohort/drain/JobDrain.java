@@ -243,6 +243,11 @@ final class JobDrain {
         });
     }
 
+    /** Completes once every task queued before it on the executor has run. */
+    CompletableFuture<Void> applied() {
+        return call(() -> CompletableFuture.completedFuture(null));
+    }
+
     JobStats stats() {
         return new JobStats(frozenView, epochView, delivered, recordedCount, heldCount, heldDropped);
     }

@@ -217,6 +217,15 @@ public final class Overlay implements AutoCloseable {
     }
 
     /**
+     * Completes once every call made so far for {@code jobId} has taken effect: after
+     * {@code freeze(...)} then {@code applied(job).join()}, no packet of the job reaches the
+     * sink until it is resumed (whereas the future {@link #freeze} returns waits for markers).
+     */
+    public CompletableFuture<Void> applied(String jobId) {
+        return drain(jobId).applied();
+    }
+
+    /**
      * Resumes {@code jobId} frozen at {@code epoch}: re-injects its recorded packets (arrival
      * order), then its held packets, into the sink, then delivers normally again. Idempotent.
      */

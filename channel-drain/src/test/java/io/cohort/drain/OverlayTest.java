@@ -361,6 +361,34 @@ class OverlayTest {
     }
 
     /**
+     * {@link Overlay#applied} is the point after which a freeze holds everything: a packet
+     * sent right after it is not delivered, however quickly it follows (the agent answers
+     * CRIU's network-lock hook only then).
+     */
+    @Test
+    void appliedMeansTheFreezeHoldsFromNowOn() throws Exception {
+        Overlay a = start("a");
+        start("b");
+        routes.put(A1, "a");
+        ListSink sinkA = sinks.get("a");
+        a.send(J, A1, packet(TAG_A, 0));
+        sinkA.awaitCount(J, 1, T);
+        for (int epoch = 1; epoch <= 50; epoch++) {
+            CompletableFuture<Recording> rec = a.freeze(J, epoch, Set.of("b"));
+            a.applied(J).get(T.toMillis(), TimeUnit.MILLISECONDS);
+            int before = sinkA.count(J);
+            a.send(J, A1, packet(TAG_A, epoch));
+            a.applied(J).get(T.toMillis(), TimeUnit.MILLISECONDS); // the send has been handled
+            assertEquals(before, sinkA.count(J), "epoch " + epoch + ": held, not delivered");
+            assertEquals(1, a.jobStats(J).held());
+            assertFalse(rec.isDone(), "the recording waits for b's marker");
+            a.resume(J, epoch).get(T.toMillis(), TimeUnit.MILLISECONDS);
+            sinkA.awaitCount(J, epoch + 1, T);
+        }
+        assertEquals(range(0, 51), sinkA.seqs(J, A1, TAG_A));
+    }
+
+    /**
      * Three nodes all hosting job J and all sending to each other; they freeze in the order
      * c, a, b (so a and b see c's marker before their own freeze). Every recording completes,
      * and after resume each node has each sender's whole sequence, in order.

@@ -58,15 +58,19 @@ final class CheckpointCommand implements Callable<Integer> {
         m.put("total_ms", info.getTimings().getTotalMs());
         m.put("freeze_ms", info.getTimings().getFreezeMs());
         m.put("criu_ms", info.getTimings().getCriuMs());
+        m.put("inflight_packets", info.getInflightPackets());
+        m.put("inflight_bytes", info.getInflightBytes());
         m.put("stopped", info.getStoppedJob());
         cli.json(m);
       } else {
         cli.out.println(info.getCheckpointId());
       }
       if (tty || !json) {
-        cli.err.printf("cohort: checkpoint %s committed: %.1f MB, job frozen %d ms, total %d ms%s%n",
+        boolean spans = info.getVhostsList().stream().map(v -> v.getNode()).distinct().count() > 1;
+        cli.err.printf("cohort: checkpoint %s committed: %.1f MB, job frozen %d ms, total %d ms%s%s%n",
             info.getCheckpointId(), info.getImageBytes() / 1e6, info.getTimings().getFreezeMs(),
-            info.getTimings().getTotalMs(), stop ? "; job stopped" : "");
+            info.getTimings().getTotalMs(), spans ? String.format(", %d packets in flight "
+                + "recorded", info.getInflightPackets()) : "", stop ? "; job stopped" : "");
       }
       return 0;
     }

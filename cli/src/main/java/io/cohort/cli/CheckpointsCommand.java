@@ -43,12 +43,13 @@ final class CheckpointsCommand implements Callable<Integer> {
         cli.out.println(Cli.GSON.toJson(a));
         return 0;
       }
-      cli.out.printf("%-10s %-6s %-19s %9s %8s %-6s %s%n", "CHECKPOINT", "JOB", "CREATED",
-          "SIZE", "FROZEN", "STOP", "VHOSTS");
+      cli.out.printf("%-10s %-6s %-19s %9s %8s %9s %-6s %s%n", "CHECKPOINT", "JOB", "CREATED",
+          "SIZE", "FROZEN", "IN-FLIGHT", "STOP", "VHOSTS");
       for (CheckpointInfo c : all) {
-        cli.out.printf("%-10s %-6s %-19s %8.1fM %6dms %-6s %s%n", c.getCheckpointId(),
+        cli.out.printf("%-10s %-6s %-19s %8.1fM %6dms %9d %-6s %s%n", c.getCheckpointId(),
             c.getJobId(), TIME.format(Instant.ofEpochMilli(c.getCreatedUnixMs())),
-            c.getImageBytes() / 1e6, c.getTimings().getFreezeMs(), c.getStoppedJob() ? "yes" : "no",
+            c.getImageBytes() / 1e6, c.getTimings().getFreezeMs(), c.getInflightPackets(),
+            c.getStoppedJob() ? "yes" : "no",
             c.getVhostsList().stream().map(PsCommand::placement).collect(Collectors.joining(",")));
       }
       return 0;

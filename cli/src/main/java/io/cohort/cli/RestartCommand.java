@@ -50,13 +50,16 @@ final class RestartCommand implements Callable<Integer> {
         m.put("checkpoint", r.getCheckpointId());
         m.put("restart_ms", r.getRestartMs());
         m.put("incarnation", r.getJob().getIncarnation());
+        m.put("inflight_packets", r.getInflightPackets());
         cli.json(m);
       } else if (detach) {
         cli.out.println(r.getJob().getJobId());
       }
       if (!json || Cli.interactive()) {
-        cli.err.printf("cohort: job %s restarted from checkpoint %s in %d ms%n",
-            r.getJob().getJobId(), r.getCheckpointId(), r.getRestartMs());
+        cli.err.printf("cohort: job %s restarted from checkpoint %s in %d ms%s%n",
+            r.getJob().getJobId(), r.getCheckpointId(), r.getRestartMs(),
+            r.getInflightPackets() == 0 ? "" : String.format(" (%d packets in flight at the "
+                + "checkpoint re-injected)", r.getInflightPackets()));
       }
       cli.out.flush();
       if (detach) {

@@ -219,7 +219,11 @@ final class CheckpointBarrier {
         .setJobId(job.getInfo().getJobId()).setEpoch(epoch).setCreatedUnixMs(clock.millis())
         .addAllVhosts(vhosts().stream().map(v -> v.toBuilder().setPid(0).build()).toList())
         .setStoppedJob(stop).setImageBytes(imageBytes);
-    sealed.forEach((vhost, r) -> info.putManifestSha256(vhost, r.getManifestSha256()));
+    sealed.forEach((vhost, r) -> {
+      info.putManifestSha256(vhost, r.getManifestSha256());
+      info.setInflightPackets(info.getInflightPackets() + r.getInflightPackets());
+      info.setInflightBytes(info.getInflightBytes() + r.getInflightBytes());
+    });
     try {
       catalog.commitCheckpoint(info.build());
     } catch (RuntimeException e) {
@@ -235,13 +239,21 @@ final class CheckpointBarrier {
     Phase next = stop ? Phase.STOPPING : Phase.PUBLISHING;
     transition(next, stop ? CheckpointPhase.CHECKPOINT_PHASE_STOPPING
         : CheckpointPhase.CHECKPOINT_PHASE_DONE,
-        "checkpoint " + ckpt + " committed" + (stop ? "; stopping the job" : ""), timeouts.finish());
+        "checkpoint " + ckpt + " committed" + inflight() + (stop ? "; stopping the job" : ""),
+        timeouts.finish());
     CheckpointDecision decision = stop ? CheckpointDecision.CHECKPOINT_DECISION_COMMIT_STOP
         : CheckpointDecision.CHECKPOINT_DECISION_COMMIT_RESUME;
     // The checkpoint is committed: an agent that fails to publish or stop is reported, and the
     // checkpoint is kept (a committed image still pending is found at restart).
     allOf(next, vhosts(), v -> () -> agents.agent(v.getNode()).finish(finish(v, decision)),
         (v, r) -> freezeMs = Math.max(freezeMs, r.getFreezeMs()), this::done);
+  }
+
+  /** What the overlay recorded, for the progress line (nothing for a job on one node). */
+  private String inflight() {
+    boolean spans = vhosts().stream().map(VhostPlacement::getNode).distinct().count() > 1;
+    return !spans ? "" : String.format(" (%d packets in flight recorded, %d bytes)",
+        committed.getInflightPackets(), committed.getInflightBytes());
   }
 
   private void done() {

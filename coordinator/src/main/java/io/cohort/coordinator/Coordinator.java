@@ -390,6 +390,7 @@ public final class Coordinator implements AutoCloseable {
       }
       List<VhostPlacement> placed = new ArrayList<>();
       long offset = 0;
+      long inflight = 0;
       try {
         for (int i = 0; i < ckpt.getVhostsCount(); i++) {
           VhostPlacement v = ckpt.getVhosts(i);
@@ -398,6 +399,7 @@ public final class Coordinator implements AutoCloseable {
               .setCheckpointId(ckpt.getCheckpointId()).setVhostId(v.getVhostId())
               .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), "")).build());
           placed.add(r.getPlacement());
+          inflight += r.getInflightPackets();
           if (placed.size() == 1) {
             offset = r.getOutputOffset();
           }
@@ -421,7 +423,7 @@ public final class Coordinator implements AutoCloseable {
           info.getIncarnation());
       return RestartResponse.newBuilder().setJob(refresh(catalog.job(jobId)).getInfo())
           .setCheckpointId(ckpt.getCheckpointId()).setOutputOffset(offset)
-          .setRestartMs(clock.millis() - t0).build();
+          .setRestartMs(clock.millis() - t0).setInflightPackets(inflight).build();
     }
   }
 

@@ -12,9 +12,11 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * One CRIU dump of one vhost, from freeze to release. CRIU's post-dump action script and this
- * class talk through two FIFOs in {@code hookDir}: {@code event} (script to agent: "dumped
- * SIZE") and {@code decision} (agent to script: "commit" or "abort"). The agent holds both
+ * One CRIU dump of one vhost, from freeze to release. CRIU's action script and this class
+ * talk through two FIFOs in {@code hookDir}: {@code event} (script to agent: "locked" when the
+ * tasks are frozen and CRIU is about to lock the network, "dumped SIZE" when the image is
+ * written) and {@code decision} (agent to script: "go" after "locked", then "commit" or
+ * "abort"). The agent holds both
  * FIFOs open read-write for the whole session, so neither side ever blocks in open() and no
  * message is lost if one side is early. The reader of {@code event} is always woken: by the
  * hook, by "criu-exited" when CRIU ends without reaching the hook, or by "criu-timeout".
@@ -87,9 +89,24 @@ final class DumpSession implements AutoCloseable {
     Process start() throws IOException;
   }
 
-  /** Waits until CRIU holds the tasks frozen with the image written, or fails, or times out. */
-  Dumped awaitDumped() throws IOException {
+  /**
+   * Waits until CRIU holds the tasks frozen with the image written, or fails, or times out.
+   * When the tasks are frozen and CRIU is about to lock their network, runs
+   * {@code onNetworkLock} and lets CRIU go on; if it throws, CRIU is told to give up (the
+   * tasks carry on) and the exception is thrown.
+   */
+  Dumped awaitDumped(Runnable onNetworkLock) throws IOException {
     String line = event.readLine();
+    while ("locked".equals(line)) {
+      try {
+        onNetworkLock.run();
+      } catch (RuntimeException e) {
+        decide(false);
+        throw e;
+      }
+      decision.write("go\n".getBytes(StandardCharsets.US_ASCII));
+      line = event.readLine();
+    }
     dumpedNanos = System.nanoTime();
     if (line != null && line.startsWith("dumped ")) {
       return new Dumped(Outcome.DUMPED, Long.parseLong(line.substring(7).trim()));

@@ -10,6 +10,7 @@ import io.cohort.proto.v1.CreateVhostResponse;
 import io.cohort.proto.v1.DumpVhostRequest;
 import io.cohort.proto.v1.DumpVhostResponse;
 import io.cohort.proto.v1.FinishCheckpointRequest;
+import io.cohort.proto.v1.InflightPackets;
 import io.cohort.proto.v1.FinishCheckpointResponse;
 import io.cohort.proto.v1.GetNodeResponse;
 import io.cohort.proto.v1.GetVhostResponse;
@@ -81,6 +82,17 @@ public final class NodeAgent {
   private final Map<String, ActiveDump> dumps = new ConcurrentHashMap<>();
   /** Dumps aborted before they were registered: "CKPT/VHOST". Guarded by {@code dumps}. */
   private final java.util.Set<String> abortedBeforeDump = new java.util.HashSet<>();
+  /** The overlay cut of each checkpoint in progress whose job spans nodes, by checkpoint id. */
+  private final Map<String, ChannelCut> cuts = new ConcurrentHashMap<>();
+  /** How long a cut waits for the other nodes' markers once every vhost is dumped. */
+  private static final java.time.Duration MARKER_TIMEOUT = java.time.Duration.ofSeconds(20);
+  /**
+   * Packets in flight towards each restored vhost at its checkpoint, by vhost id, written into
+   * its network once the job's network is configured again (every vhost restored and routed).
+   */
+  private final Map<String, List<byte[]>> restoredInflight = new ConcurrentHashMap<>();
+  /** Where in a vhost image the packets in flight at its cut are kept. */
+  static final String INFLIGHT_IMAGE = "cohort-inflight.img";
 
   /** A dump between DumpVhost and FinishCheckpoint. */
   private static final class ActiveDump {
@@ -89,17 +101,21 @@ public final class NodeAgent {
     final DumpVhostRequest request;
     final boolean stop;
     final String ckpt;
+    /** The job's overlay cut on this node; null when the job does not span nodes. */
+    final ChannelCut cut;
     volatile boolean aborted;
     volatile boolean released;
     volatile boolean sealed;
     volatile long logSize;
 
-    ActiveDump(DumpSession session, VhostRecord record, DumpVhostRequest request, String ckpt) {
+    ActiveDump(DumpSession session, VhostRecord record, DumpVhostRequest request, String ckpt,
+        ChannelCut cut) {
       this.session = session;
       this.record = record;
       this.request = request;
       this.stop = request.getStop();
       this.ckpt = ckpt;
+      this.cut = cut;
     }
   }
 
@@ -318,11 +334,16 @@ public final class NodeAgent {
         images.discard(ckpt, rec.getVhostId());
         throw DurableFiles.failure("cannot start criu", e);
       }
-      active = new ActiveDump(session, rec, req, ckpt);
+      active = new ActiveDump(session, rec, req, ckpt, cutFor(ckpt, rec, req.getEpoch()));
       dumps.put(key, active);
     }
     try {
-      DumpSession.Dumped d = active.session.awaitDumped();
+      ChannelCut cut = active.cut;
+      DumpSession.Dumped d = active.session.awaitDumped(() -> {
+        if (cut != null) {
+          cut.networkLocked(rec.getVhostId());
+        }
+      });
       if (d.outcome() != DumpSession.Outcome.DUMPED || d.logSize() < 0 || active.aborted) {
         throw dumpFailed(active, d);
       }
@@ -343,6 +364,35 @@ public final class NodeAgent {
       throw e instanceof IOException io ? DurableFiles.failure("checkpoint " + key + " failed", io)
           : CohortException.internal("checkpoint " + key + " failed: " + e, e);
     }
+  }
+
+  /**
+   * The overlay cut of {@code ckpt} on this node, shared by the job's local vhosts; null when
+   * the job has no vhost on another node (nothing of it crosses the overlay).
+   */
+  private ChannelCut cutFor(String ckpt, VhostRecord rec, long epoch) {
+    if (overlay == null || rec.getAddress().isEmpty()) {
+      return null;
+    }
+    String job = VhostOverlay.jobKey(rec.getAddress());
+    if (overlay.peersOf(job).isEmpty()) {
+      return null;
+    }
+    return cuts.computeIfAbsent(ckpt, c -> {
+      java.util.Set<String> local = new java.util.TreeSet<>();
+      for (Path d : localVhostDirs(rec.getJobId())) {
+        String id = d.getFileName().toString();
+        try {
+          if (refresh(load(id)).getState() == VhostState.VHOST_STATE_RUNNING) {
+            local.add(id);
+          }
+        } catch (CohortException e) {
+          // not a vhost (any more)
+        }
+      }
+      local.add(rec.getVhostId());
+      return new ChannelCut(overlay, job, epoch, local, MARKER_TIMEOUT);
+    });
   }
 
   /** Checkpoint-and-continue: every vhost is dumped, so this one may run again. */
@@ -372,20 +422,41 @@ public final class NodeAgent {
         .setOutputLogPath(rec.getLogPath()).setOutputLogSize(active.logSize)
         .setDumpedPid(rec.getPid()).setStatusPath(rec.getStatusPath())
         .setInitPath(rec.getInitPath()).setAddress(rec.getAddress());
+    List<byte[]> inflight = active.cut == null ? List.of()
+        : active.cut.recordingFor(rec.getAddress());
+    long inflightBytes = inflight.stream().mapToLong(b -> b.length).sum();
     Map.Entry<ImageManifest, String> sealed;
     synchronized (active) {
       if (active.aborted) {
         throw new CohortException(CohortException.Kind.ABORTED,
             "checkpoint " + active.ckpt + " was aborted");
       }
+      if (active.cut != null) {
+        writeInflight(images.pendingDir(active.ckpt, rec.getVhostId()), rec, active, inflight);
+      }
       sealed = images.seal(images.pendingDir(active.ckpt, rec.getVhostId()), m);
       images.publish(active.ckpt, rec.getVhostId());
       active.sealed = true;
     }
     long ms = (System.nanoTime() - t0) / 1_000_000;
-    log.info("{}: {}/{} sealed in {} ms", who, active.ckpt, rec.getVhostId(), ms);
+    log.info("{}: {}/{} sealed in {} ms ({} packets in flight towards it recorded)", who,
+        active.ckpt, rec.getVhostId(), ms, inflight.size());
     return SealImageResponse.newBuilder().setManifest(sealed.getKey())
-        .setManifestSha256(sealed.getValue()).setSealMs(ms).build();
+        .setManifestSha256(sealed.getValue()).setSealMs(ms).setInflightPackets(inflight.size())
+        .setInflightBytes(inflightBytes).build();
+  }
+
+  private static void writeInflight(Path pending, VhostRecord rec, ActiveDump active,
+      List<byte[]> packets) {
+    InflightPackets.Builder b = InflightPackets.newBuilder().setJobId(rec.getJobId())
+        .setEpoch(active.request.getEpoch());
+    packets.forEach(p -> b.addPackets(com.google.protobuf.ByteString.copyFrom(p)));
+    Path f = pending.resolve(ImageStore.CRIU_DIR).resolve(INFLIGHT_IMAGE);
+    try {
+      Files.write(f, b.build().toByteArray());
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot write the in-flight packets of " + active.ckpt, e);
+    }
   }
 
   private ActiveDump active(String ckpt, String vhostId) {
@@ -410,6 +481,10 @@ public final class NodeAgent {
       active = dumps.remove(key);
       if (active == null && abort) {
         abortedBeforeDump.add(key); // the dump, if it comes late, must not run
+        ChannelCut cut = cuts.remove(ckpt);
+        if (cut != null) {
+          cut.abort();
+        }
         images.discard(ckpt, req.getVhostId());
         return FinishCheckpointResponse.getDefaultInstance();
       }
@@ -440,6 +515,7 @@ public final class NodeAgent {
       }
     } finally {
       active.session.close();
+      cuts.remove(ckpt);
     }
     log.info("{}: {} committed ({})", who, key, stop ? "stopped" : "resumed");
     return FinishCheckpointResponse.newBuilder().setFreezeMs(freeze).build();
@@ -449,6 +525,10 @@ public final class NodeAgent {
     long freeze;
     synchronized (active) {
       active.aborted = true;
+    }
+    if (active.cut != null) {
+      active.cut.abort();
+      cuts.remove(active.ckpt);
     }
     try {
       freeze = active.released ? 0 : release(active, false);
@@ -479,6 +559,9 @@ public final class NodeAgent {
     } else if (commit && rc != 0) {
       log.warn("{}: criu exited with {} after releasing {}/{}", who, rc, active.ckpt,
           active.record.getVhostId());
+    }
+    if (commit && active.cut != null) {
+      active.cut.released(active.record.getVhostId(), active.stop); // network unlocked now
     }
     Path dumpLog = images.pendingDir(active.ckpt, active.record.getVhostId()).resolve("dump.log");
     if (!Files.exists(dumpLog)) {
@@ -591,10 +674,59 @@ public final class NodeAgent {
     rec = rec.toBuilder().setPid(restored.pid()).setPidStartTicks(init.startTicks())
         .setState(VhostState.VHOST_STATE_RUNNING).setExitCode(0).setExitSignal(0).build();
     save(rec);
-    log.info("{}: vhost {} restored from {} in {} ms, init pid {}", who, rec.getVhostId(), ckpt,
-        restored.criuMillis(), restored.pid());
+    List<byte[]> inflight = readInflight(image.criuDir(), ckpt);
+    if (inflight.isEmpty()) {
+      restoredInflight.remove(rec.getVhostId());
+    } else {
+      restoredInflight.put(rec.getVhostId(), inflight);
+    }
+    log.info("{}: vhost {} restored from {} in {} ms, init pid {}; {} packets were in flight "
+        + "towards it", who, rec.getVhostId(), ckpt, restored.criuMillis(), restored.pid(),
+        inflight.size());
     return RestoreVhostResponse.newBuilder().setPlacement(placement(rec))
-        .setOutputOffset(rollback.size()).setCriuMs(restored.criuMillis()).build();
+        .setOutputOffset(rollback.size()).setCriuMs(restored.criuMillis())
+        .setInflightPackets(inflight.size()).build();
+  }
+
+  /** The packets that were in flight towards a vhost at its checkpoint (verified image). */
+  private static List<byte[]> readInflight(Path criuDir, String ckpt) {
+    Path f = criuDir.resolve(INFLIGHT_IMAGE);
+    if (!Files.exists(f)) {
+      return List.of();
+    }
+    try {
+      return InflightPackets.parseFrom(Files.readAllBytes(f)).getPacketsList().stream()
+          .map(com.google.protobuf.ByteString::toByteArray).toList();
+    } catch (IOException e) {
+      // Verified against the manifest just before: only a bug or the disk can get here.
+      throw DurableFiles.failure("cannot read the in-flight packets of " + ckpt, e);
+    }
+  }
+
+  /**
+   * Writes the packets that were in flight towards a restored vhost at its checkpoint into its
+   * network, as if they arrived now: TCP takes what it has not seen and acknowledges it, and
+   * drops as a duplicate anything it already has. Without this, the senders' TCP would send
+   * them again after a retransmission timeout.
+   */
+  private void injectInflight(String vhostId) {
+    List<byte[]> packets = restoredInflight.remove(vhostId);
+    if (packets == null) {
+      return;
+    }
+    if (overlay == null) {
+      log.warn("{}: {} packets in flight towards {} not re-injected: this node has no overlay "
+          + "(TCP will send them again)", who, packets.size(), vhostId);
+      return;
+    }
+    try {
+      overlay.injectLocal(packets);
+      log.info("{}: re-injected {} packets in flight towards {} at its checkpoint", who,
+          packets.size(), vhostId);
+    } catch (IOException e) {
+      log.warn("{}: cannot re-inject the packets in flight towards {} ({}); TCP will send them "
+          + "again", who, vhostId, e.getMessage());
+    }
   }
 
   /** A record for a vhost that ran on another node, made from its (verified) manifest. */
@@ -635,6 +767,7 @@ public final class NodeAgent {
               v.getNode(), v.getOverlayAddress())).toList());
     }
     for (Path d : localVhostDirs(req.getJobId())) {
+      injectInflight(d.getFileName().toString());
       try {
         Files.writeString(d.resolve("net-ready"), "");
       } catch (IOException e) {

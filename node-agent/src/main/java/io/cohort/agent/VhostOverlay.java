@@ -10,6 +10,12 @@ import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import io.cohort.drain.Recording;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -27,6 +33,8 @@ public final class VhostOverlay implements AutoCloseable {
   private final Routes routes = new Routes();
   private final Overlay overlay;
   private final Thread reader;
+  /** Nodes hosting vhosts of each job, by overlay job key ({@link #jobKey}). */
+  private final Map<String, Set<String>> jobNodes = new ConcurrentHashMap<>();
   private volatile boolean closed;
 
   private VhostOverlay(String node, Tun tun, InetSocketAddress listen) {
@@ -61,6 +69,12 @@ public final class VhostOverlay implements AutoCloseable {
    * own routing table) and to their node over the overlay.
    */
   void configureJob(String table, List<VhostRoute> vhosts) {
+    String job = jobKey(vhosts.get(0).address());
+    // A job (re)starts here: whatever the overlay knew of an earlier incarnation is void.
+    overlay.removeJob(job);
+    Set<String> nodes = new TreeSet<>();
+    vhosts.forEach(v -> nodes.add(v.node()));
+    jobNodes.put(job, Set.copyOf(nodes));
     for (VhostRoute v : vhosts) {
       int addr = ipv4(v.address());
       routes.put(addr, v.node());
@@ -70,6 +84,52 @@ public final class VhostOverlay implements AutoCloseable {
         VhostNetwork.run("ip", "route", "replace", v.address() + "/32", "dev", TUN, "table",
             table);
       }
+    }
+  }
+
+  /**
+   * The overlay's name for the job a vhost address belongs to: the third octet, as every job
+   * has its own /24 (198.19.JOB.x) and the TUN reader sees only addresses.
+   */
+  static String jobKey(String vhostAddress) {
+    return Integer.toString((ipv4(vhostAddress) >> 8) & 0xff);
+  }
+
+  /** The other nodes hosting vhosts of {@code job} (empty: none, or not configured here). */
+  Set<String> peersOf(String job) {
+    Set<String> peers = new TreeSet<>(jobNodes.getOrDefault(job, Set.of()));
+    peers.remove(node);
+    return peers;
+  }
+
+  /**
+   * Cuts {@code job}'s channels at {@code epoch} (see {@link Overlay#freeze}): from the return
+   * of this method no packet of the job reaches this node's vhosts, and markers are on their
+   * way to the peers. The future completes with what was in flight from them.
+   */
+  CompletableFuture<Recording> freeze(String job, long epoch) {
+    CompletableFuture<Recording> recording = overlay.freeze(job, epoch, peersOf(job));
+    overlay.applied(job).join();
+    return recording;
+  }
+
+  /** Delivers what the cut of {@code epoch} recorded and held, then forwards again. */
+  CompletableFuture<Void> resume(String job, long epoch) {
+    return overlay.resume(job, epoch);
+  }
+
+  /** Forgets a job that is gone from this node (drops what was held for it). */
+  void removeJob(String job) {
+    overlay.removeJob(job);
+  }
+
+  /**
+   * Writes restored in-flight packets into this node's network, where the kernel routes them
+   * to the (local, just restored) vhost they are addressed to.
+   */
+  void injectLocal(List<byte[]> packets) throws IOException {
+    for (byte[] p : packets) {
+      tun.write(p, p.length);
     }
   }
 
@@ -93,7 +153,7 @@ public final class VhostOverlay implements AutoCloseable {
       }
       int dst = ((buf[16] & 0xff) << 24) | ((buf[17] & 0xff) << 16) | ((buf[18] & 0xff) << 8)
           | (buf[19] & 0xff);
-      String job = Integer.toString(buf[18] & 0xff); // one /24 per job: 198.19.JOB.x
+      String job = Integer.toString(buf[18] & 0xff); // as jobKey(): one /24 per job
       try {
         overlay.send(job, dst, Unpooled.copiedBuffer(buf, 0, n));
       } catch (RuntimeException e) {

@@ -1,21 +1,32 @@
 #!/bin/bash
-# CRIU action script installed by the Cohort node agent.
+# CRIU action script installed by the Cohort node agent. It talks to the agent through two
+# FIFOs in $COHORT_HOOK_DIR: "event" (to the agent) and "decision" (from the agent).
+#
+# network-lock runs once CRIU has frozen the tasks and before it locks the vhost's network.
+# The agent cuts the job's overlay channels (no packet reaches the vhost any more, markers go
+# to the other nodes) and answers "go"; anything else -> exit 1 (CRIU fails the dump and the
+# tasks carry on).
 #
 # post-dump runs after the images are written and before CRIU resumes or kills the frozen
 # tasks. It tells the agent the dump is done (with the size of the job's output log at that
 # instant) and holds the tasks frozen until the coordinator has decided: "commit" -> exit 0
 # (CRIU resumes them, or kills them for --stop); anything else -> exit 1 (CRIU abandons the
-# dump and the tasks carry on). If the agent dies meanwhile, the hook gives up within a
-# second and the job carries on: a crashed agent never leaves a job frozen.
-[ "$CRTOOLS_SCRIPT_ACTION" = "post-dump" ] || exit 0
+# dump and the tasks carry on).
+#
+# If the agent dies meanwhile, either wait gives up within a second and the job carries on:
+# a crashed agent never leaves a job frozen.
 [ -n "$COHORT_HOOK_DIR" ] || exit 0
-size=$(stat -c %s "$COHORT_LOG_PATH" 2>/dev/null || echo -1)
+case "$CRTOOLS_SCRIPT_ACTION" in
+  network-lock) message="locked"; want="go" ;;
+  post-dump) message="dumped $(stat -c %s "$COHORT_LOG_PATH" 2>/dev/null || echo -1)"; want="commit" ;;
+  *) exit 0 ;;
+esac
 # Read-write opens never block on a FIFO, whether or not the agent still has it open.
 exec 3<>"$COHORT_HOOK_DIR/event" 4<>"$COHORT_HOOK_DIR/decision"
-echo "dumped $size" >&3
+echo "$message" >&3
 while :; do
   if read -r -t 1 decision <&4; then
-    [ "$decision" = "commit" ]
+    [ "$decision" = "$want" ]
     exit
   fi
   kill -0 "$COHORT_AGENT_PID" 2>/dev/null || exit 1
