@@ -289,8 +289,8 @@ final class CheckpointBarrier {
   private void aborted() {
     transition(Phase.ABORTED, CheckpointPhase.CHECKPOINT_PHASE_DONE, "aborted", null);
     result.completeExceptionally(new CohortException(failure.kind(), "checkpoint " + ckpt
-        + " was aborted and discarded; the job " + (stop ? "was not stopped" : "carries on")
-        + " and its earlier checkpoints are unchanged. Reason: " + failure.getMessage(), failure));
+        + " was aborted and discarded; " + (stop ? "" : "the job carries on and ")
+        + "its earlier checkpoints are unchanged. Reason: " + failure.getMessage(), failure));
   }
 
   // ------------------------------------------------------------------ plumbing

@@ -30,6 +30,7 @@ import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.List;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -55,12 +56,17 @@ public final class Coordinator implements AutoCloseable {
   private final ScheduledExecutorService serial =
       Executors.newSingleThreadScheduledExecutor(daemon("cohort-barrier"));
   private final SecureRandom random = new SecureRandom();
+  /** Nodes where some job has vhosts to end ({@link JobRecord#getUnstoppedList}). */
+  private final java.util.Set<String> unstoppedNodes = ConcurrentHashMap.newKeySet();
 
   Coordinator(Catalog catalog, AgentDirectory agents, BarrierConfig barrierConfig, Clock clock) {
     this.catalog = catalog;
     this.agents = agents;
     this.barrierConfig = barrierConfig;
     this.clock = clock;
+    for (JobRecord r : catalog.jobs()) {
+      r.getUnstoppedList().forEach(v -> unstoppedNodes.add(v.getNode()));
+    }
   }
 
   /** A coordinator whose catalog lives in {@code home} and which reaches the given agents. */
@@ -90,6 +96,45 @@ public final class Coordinator implements AutoCloseable {
   /** An agent's heartbeat (coordinator daemon only). */
   public void heartbeat(HeartbeatRequest hb) {
     agents.heartbeat(hb);
+    if (unstoppedNodes.remove(hb.getNode())) {
+      io.execute(() -> {
+        for (JobRecord r : catalog.jobs()) {
+          if (r.getUnstoppedList().stream().anyMatch(v -> v.getNode().equals(hb.getNode()))) {
+            try (Catalog.Hold hold = catalog.lockJob(r.getInfo().getJobId())) {
+              endUnstopped(catalog.job(r.getInfo().getJobId()));
+            } catch (RuntimeException e) {
+              log.warn("job-{}: {}", r.getInfo().getJobId(), e.getMessage());
+            }
+          }
+        }
+      });
+    }
+  }
+
+  /**
+   * Ends the vhosts a failed --stop checkpoint left running where it can; returns the record
+   * with those still left (saved), and remembers their nodes for their next heartbeat.
+   */
+  private JobRecord endUnstopped(JobRecord rec) {
+    List<VhostPlacement> left = new ArrayList<>();
+    for (VhostPlacement v : rec.getUnstoppedList()) {
+      try {
+        agents.agent(v.getNode()).kill(v.getVhostId());
+        log.info("job-{}: vhost {} on {} ended (left running by a failed --stop checkpoint)",
+            rec.getInfo().getJobId(), v.getVhostId(), v.getNode());
+      } catch (CohortException e) {
+        if (e.kind() != CohortException.Kind.UNAVAILABLE) {
+          throw e;
+        }
+        left.add(v);
+        unstoppedNodes.add(v.getNode());
+      }
+    }
+    if (left.size() != rec.getUnstoppedCount()) {
+      rec = rec.toBuilder().clearUnstopped().addAllUnstopped(left).build();
+      catalog.saveJob(rec);
+    }
+    return rec;
   }
 
   /** The nodes, their liveness and how many running vhosts each has. */
@@ -329,8 +374,9 @@ public final class Coordinator implements AutoCloseable {
         throw new CohortException(CohortException.Kind.DEADLINE_EXCEEDED, "checkpoint of job "
             + jobId + " did not finish within " + limit + "; see the agent's log");
       } catch (ExecutionException e) {
-        throw e.getCause() instanceof CohortException ce ? ce
+        CohortException failure = e.getCause() instanceof CohortException ce ? ce
             : CohortException.internal("checkpoint failed: " + e.getCause(), e.getCause());
+        throw stop ? stopAnyway(rec, failure) : failure;
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw CohortException.internal("interrupted while checkpointing", e);
@@ -345,6 +391,35 @@ public final class Coordinator implements AutoCloseable {
     }
   }
 
+  /**
+   * A --stop checkpoint failed (and was discarded): the job is stopped all the same, as asked
+   * (its nodes are wanted for something else), and restarts from its previous checkpoint.
+   * Vhosts on a node that cannot be reached are ended when it is back. Returns the error to
+   * report, which says all this.
+   */
+  private CohortException stopAnyway(JobRecord rec, CohortException failure) {
+    JobInfo info = rec.getInfo();
+    List<CheckpointInfo> earlier = catalog.checkpoints(info.getJobId());
+    String previous = earlier.isEmpty() ? "" : earlier.get(earlier.size() - 1).getCheckpointId();
+    JobRecord stopped = rec.toBuilder().clearUnstopped().addAllUnstopped(info.getVhostsList())
+        .setInfo(info.toBuilder().setLatestCheckpoint(previous).setState(previous.isEmpty()
+            ? JobState.JOB_STATE_KILLED : JobState.JOB_STATE_STOPPED)).build();
+    catalog.saveJob(stopped);
+    stopped = endUnstopped(stopped);
+    StringBuilder m = new StringBuilder(failure.getMessage()).append("\nAs asked (--stop), job ")
+        .append(info.getJobId()).append(" was stopped all the same: ");
+    m.append(previous.isEmpty() ? "it has no earlier checkpoint, so it cannot be restarted."
+        : "`cohort restart " + previous + "` continues it from its previous checkpoint (what "
+            + "it computed since is lost).");
+    for (VhostPlacement v : stopped.getUnstoppedList()) {
+      m.append("\nVhost ").append(v.getVhostId()).append(" on node ").append(v.getNode())
+          .append(" could not be reached; it is ended as soon as that node's agent is back.");
+    }
+    log.warn("job-{}: --stop checkpoint failed; job stopped at {}", info.getJobId(),
+        previous.isEmpty() ? "no checkpoint" : previous);
+    return new CohortException(failure.kind(), m.toString(), failure);
+  }
+
   // ------------------------------------------------------------------ restart
 
   /** Restarts a job from a checkpoint id, or from the latest checkpoint of a job id. */
@@ -357,7 +432,14 @@ public final class Coordinator implements AutoCloseable {
     }
     try (Catalog.Hold hold = catalog.lockJob(jobId)) {
       CheckpointInfo ckpt = resolve(target);
-      JobRecord rec = refresh(catalog.job(jobId));
+      JobRecord rec = refresh(endUnstopped(catalog.job(jobId)));
+      if (rec.getUnstoppedCount() > 0) {
+        VhostPlacement v = rec.getUnstopped(0);
+        throw new CohortException(CohortException.Kind.UNAVAILABLE, String.format("job %s cannot "
+            + "restart yet: its vhost %s on node %s, left running when a --stop checkpoint "
+            + "failed, must end first and that node is down; restart when it is back (`cohort "
+            + "nodes`)", jobId, v.getVhostId(), v.getNode()));
+      }
       boolean running = rec.getInfo().getState() == JobState.JOB_STATE_RUNNING;
       if (running && !replace) {
         throw CohortException.precondition("job %s is running; to restart it from %s, end the "

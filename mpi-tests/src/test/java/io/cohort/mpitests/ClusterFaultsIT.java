@@ -92,18 +92,7 @@ class ClusterFaultsIT {
     CohortHarness.awaitFile(cohort.clusterLog("n2", job), "iter 40 ", Duration.ofSeconds(90));
     String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();
 
-    Process checkpoint = cohort.start("checkpoint", job);
-    Path dumping = cohort.home.resolve("cluster/nodes/n2/images/.pending/" + job + ".2/"
-        + job + "-0/criu");
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-    while (System.nanoTime() < deadline && checkpoint.isAlive() && count(dumping) < 3) {
-      Thread.sleep(5);
-    }
-    assertTrue(checkpoint.isAlive(), "the checkpoint must still be dumping");
-    long agent = agentPid("n2");
-    ProcessHandle.of(agent).ifPresent(ProcessHandle::destroyForcibly); // a crash, not a stop
-    assertTrue(checkpoint.waitFor(60, TimeUnit.SECONDS));
-    assertNotEquals(0, checkpoint.exitValue(), "the epoch is aborted");
+    killAgentDuringDump(job, "n2", false);
 
     // The job goes on without its agent (CRIU's hook lets it go when the agent dies).
     int lines = Files.readString(cohort.clusterLog("n2", job)).split("\n").length;
@@ -117,6 +106,68 @@ class ClusterFaultsIT {
     cohort.cohort("restart", first, "--detach").ok();
     assertEquals(0, cohort.await(job));
     assertEquals(expected, cohort.log(job), "the previous checkpoint is still restartable");
+  }
+
+  /**
+   * The same with --stop: the epoch is aborted, and the job is stopped all the same (as asked)
+   * with its previous checkpoint as the latest. Its vhost on the crashed node cannot be ended
+   * while the agent is down (CRIU's hook let it go on); it is ended as soon as the agent is
+   * back, and the previous checkpoint restarts.
+   */
+  @Test
+  void anAgentKilledDuringAStopDumpStopsTheJobAtItsPreviousCheckpoint() throws Exception {
+    String[] command = CohortHarness.cRing(3, 500, 20);
+    String expected = CohortHarness.reference(command);
+    String job = run("n2", command);
+    CohortHarness.awaitFile(cohort.clusterLog("n2", job), "iter 40 ", Duration.ofSeconds(90));
+    String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();
+    long init = JsonParser.parseString(Files.readString(cohort.home.resolve(
+        "cluster/nodes/n2/vhosts/" + job + "-0/record.json"))).getAsJsonObject().get("pid")
+        .getAsLong();
+
+    String err = killAgentDuringDump(job, "n2", true);
+    assertTrue(err.contains("was stopped all the same") && err.contains("cohort restart " + first)
+        && err.contains("on node n2 could not be reached"), err);
+    assertEquals("JOB_STATE_STOPPED", cohort.state(job));
+    assertEquals(first, cohort.job(job).get("latest_checkpoint").getAsString());
+    CohortHarness.Result early = cohort.cohort("restart", first, "--detach");
+    assertNotEquals(0, early.rc(), "no restart while the old vhost may still run");
+    assertTrue(early.err().contains("cannot restart yet"), early.err());
+
+    cohort.cohort("cluster", "start", "n2").ok();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (ProcessHandle.of(init).map(ProcessHandle::isAlive).orElse(false)) {
+      assertTrue(System.nanoTime() < deadline, "the vhost is ended once its agent is back");
+      Thread.sleep(100);
+    }
+    assertEquals(1, cohort.checkpoints(job).size(), "the aborted checkpoint is not listed");
+    cohort.cohort("restart", first, "--detach").ok();
+    assertEquals(0, cohort.await(job));
+    assertEquals(expected, cohort.log(job), "the previous checkpoint restarts");
+  }
+
+  /**
+   * Starts `cohort checkpoint JOB [--stop]`, SIGKILLs the agent of {@code node} while CRIU is
+   * writing the vhost's image, and returns the checkpoint's stderr (it must fail).
+   */
+  private static String killAgentDuringDump(String job, String node, boolean stop)
+      throws Exception {
+    Path err = cohort.home.resolve("checkpoint-" + job + ".err");
+    Process checkpoint = stop
+        ? cohort.start(ProcessBuilder.Redirect.to(err.toFile()), "checkpoint", job, "--stop")
+        : cohort.start(ProcessBuilder.Redirect.to(err.toFile()), "checkpoint", job);
+    Path dumping = cohort.home.resolve("cluster/nodes/" + node + "/images/.pending/" + job
+        + ".2/" + job + "-0/criu");
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (System.nanoTime() < deadline && checkpoint.isAlive() && count(dumping) < 3) {
+      Thread.sleep(5);
+    }
+    assertTrue(checkpoint.isAlive(), "the checkpoint must still be dumping");
+    long agent = agentPid(node);
+    ProcessHandle.of(agent).ifPresent(ProcessHandle::destroyForcibly); // a crash, not a stop
+    assertTrue(checkpoint.waitFor(60, TimeUnit.SECONDS));
+    assertNotEquals(0, checkpoint.exitValue(), "the epoch is aborted");
+    return Files.readString(err);
   }
 
   private static long count(Path dir) throws Exception {
