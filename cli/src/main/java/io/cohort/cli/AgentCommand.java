@@ -43,6 +43,12 @@ final class AgentCommand implements Callable<Integer> {
       description = "state directory (default: $COHORT_HOME/agent)")
   Path home;
 
+  @Option(names = "--shared-images", paramLabel = "DIR",
+      description = "keep checkpoint images in DIR, a directory every node sees (e.g. on a "
+          + "cluster file system), instead of the state directory: a job restarts on other "
+          + "nodes without copying its images, even when the nodes that wrote them are down")
+  Path sharedImages;
+
   @Override
   public Integer call() throws Exception {
     Daemons.logAtInfo();
@@ -53,7 +59,7 @@ final class AgentCommand implements Callable<Integer> {
     VhostOverlay overlay = VhostOverlay.start(node,
         new InetSocketAddress(at.getHostString(), at.getPort() + 1));
     NodeAgent agent = new NodeAgent(AgentConfig.defaults(node, dir, s.nativeDir(), s.criu())
-        .withVhostNetworking(true),
+        .withVhostNetworking(true).withSharedImages(sharedImages),
         address -> NettyChannelBuilder.forTarget(address).usePlaintext().build(), overlay);
     Server server = NettyServerBuilder.forAddress(Daemons.parse(listen))
         .addService(new AgentGrpcService(agent)).build().start();
@@ -71,7 +77,8 @@ final class AgentCommand implements Callable<Integer> {
             .setNode(node).setAddress(listen).setKernel(me.getKernel())
             .setCriuVersion(me.getCriuVersion())
             .setImageStoreFreeBytes(me.getImageStoreFreeBytes())
-            .setOverlayAddress(agent.overlayAddress()).build());
+            .setOverlayAddress(agent.overlayAddress())
+            .setImageStoreId(me.getImageStoreId()).build());
         if (!connected[0]) {
           log.info("registered with the coordinator at {}", coordinator);
           connected[0] = true;

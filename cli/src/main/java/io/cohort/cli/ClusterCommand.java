@@ -35,6 +35,11 @@ final class ClusterCommand implements Runnable {
             + "range reserved for testing)")
     String subnet;
 
+    @Option(names = "--shared-images", description = "one image directory for all nodes "
+        + "($COHORT_HOME/cluster/shared-images), as a cluster file system would give: restarts "
+        + "on other nodes copy nothing")
+    boolean sharedImages;
+
     @Override
     public Integer call() throws Exception {
       String launcher = System.getenv("COHORT_LAUNCHER");
@@ -43,7 +48,7 @@ final class ClusterCommand implements Runnable {
         return 1;
       }
       new EmulatedCluster(Embedded.Settings.fromEnvironment().home(), System.err)
-          .up(nodes, prefix, subnet, Path.of(launcher));
+          .up(nodes, prefix, subnet, Path.of(launcher), sharedImages);
       return 0;
     }
   }

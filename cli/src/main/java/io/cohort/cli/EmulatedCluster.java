@@ -62,7 +62,8 @@ final class EmulatedCluster {
     return dir(home).resolve("cluster.json");
   }
 
-  void up(int nodes, String prefix, String subnet, Path launcher) throws Exception {
+  void up(int nodes, String prefix, String subnet, Path launcher, boolean sharedImages)
+      throws Exception {
     if (Files.exists(stateFile())) {
       throw CohortException.precondition("a local cluster is already up (%s); run `cohort "
           + "cluster down` first", stateFile());
@@ -117,10 +118,14 @@ final class EmulatedCluster {
       procs.add(start("coordinator", List.of("setsid", launcher.toString(), "coordinator",
           "--listen", coordinator, "--home", dir.resolve("coordinator").toString())));
       for (int i = 1; i <= nodes; i++) {
-        procs.add(start("n" + i, List.of("ip", "netns", "exec", prefix + "-n" + i, "setsid",
-            launcher.toString(), "agent", "--node", "n" + i,
+        List<String> agent = new ArrayList<>(List.of("ip", "netns", "exec", prefix + "-n" + i,
+            "setsid", launcher.toString(), "agent", "--node", "n" + i,
             "--listen", subnet + "." + (10 + i) + ":" + AGENT_PORT, "--coordinator", coordinator,
-            "--home", dir.resolve("nodes").resolve("n" + i).toString())));
+            "--home", dir.resolve("nodes").resolve("n" + i).toString()));
+        if (sharedImages) {
+          agent.addAll(List.of("--shared-images", dir.resolve("shared-images").toString()));
+        }
+        procs.add(start("n" + i, agent));
         DurableFiles.writeAtomically(stateFile(), state.toString().getBytes(StandardCharsets.UTF_8));
       }
       DurableFiles.writeAtomically(stateFile(), state.toString().getBytes(StandardCharsets.UTF_8));

@@ -51,6 +51,7 @@ final class RestartCommand implements Callable<Integer> {
         m.put("restart_ms", r.getRestartMs());
         m.put("incarnation", r.getJob().getIncarnation());
         m.put("inflight_packets", r.getInflightPackets());
+        m.put("transferred_bytes", r.getTransferredBytes());
         cli.json(m);
       } else if (detach) {
         cli.out.println(r.getJob().getJobId());

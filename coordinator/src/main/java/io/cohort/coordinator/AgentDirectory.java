@@ -93,6 +93,12 @@ final class AgentDirectory implements AutoCloseable {
     return e == null ? "" : e.info.getOverlayAddress();
   }
 
+  /** The identity of a node's image store, from its heartbeats (empty: not known). */
+  String imageStore(String node) {
+    Entry e = agents.get(node);
+    return e == null ? "" : e.info.getImageStoreId();
+  }
+
   boolean isAlive(String node) {
     Entry e = agents.get(node);
     return e != null && alive(e);
@@ -116,7 +122,8 @@ final class AgentDirectory implements AutoCloseable {
           .setAlive(alive(e)).setLastHeardMs(liveness == null ? 0
               : clock.millis() - e.lastHeardMillis)
           .setKernel(e.info.getKernel()).setCriuVersion(e.info.getCriuVersion())
-          .setImageStoreFreeBytes(e.info.getImageStoreFreeBytes()));
+          .setImageStoreFreeBytes(e.info.getImageStoreFreeBytes())
+          .setImageStoreId(e.info.getImageStoreId()));
     }
     return out;
   }

@@ -221,6 +221,7 @@ final class CheckpointBarrier {
         .setStoppedJob(stop).setImageBytes(imageBytes);
     sealed.forEach((vhost, r) -> {
       info.putManifestSha256(vhost, r.getManifestSha256());
+      info.putImageStore(vhost, r.getImageStoreId());
       info.setInflightPackets(info.getInflightPackets() + r.getInflightPackets());
       info.setInflightBytes(info.getInflightBytes() + r.getInflightBytes());
     });

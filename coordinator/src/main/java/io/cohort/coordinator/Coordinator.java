@@ -455,16 +455,21 @@ public final class Coordinator implements AutoCloseable {
             .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), "")).build());
       }
       List<String> targets = targets(ckpt, rec.getInfo(), nodes);
+      long transferred = 0;
       for (int i = 0; i < ckpt.getVhostsCount(); i++) {
         VhostPlacement v = ckpt.getVhosts(i);
-        if (!targets.get(i).equals(v.getNode())) {
+        String store = ckpt.getImageStoreOrDefault(v.getVhostId(), "");
+        boolean inPlace = targets.get(i).equals(v.getNode())
+            || (!store.isEmpty() && store.equals(agents.imageStore(targets.get(i))));
+        if (!inPlace) {
           // The image is on another node: the target's agent fetches and verifies it (before
           // anything is ended, so a failed transfer changes nothing).
           agents.agent(v.getNode()); // UNAVAILABLE with the reason if that node is down
-          agents.agent(targets.get(i)).importImage(ImportImageRequest.newBuilder()
+          transferred += agents.agent(targets.get(i)).importImage(ImportImageRequest.newBuilder()
               .setCheckpointId(ckpt.getCheckpointId()).setVhostId(v.getVhostId())
               .setSourceAddress(agents.address(v.getNode()))
-              .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), "")).build());
+              .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), "")).build())
+              .getBytes();
         }
       }
       if (running) {
@@ -505,7 +510,8 @@ public final class Coordinator implements AutoCloseable {
           info.getIncarnation());
       return RestartResponse.newBuilder().setJob(refresh(catalog.job(jobId)).getInfo())
           .setCheckpointId(ckpt.getCheckpointId()).setOutputOffset(offset)
-          .setRestartMs(clock.millis() - t0).setInflightPackets(inflight).build();
+          .setRestartMs(clock.millis() - t0).setInflightPackets(inflight)
+          .setTransferredBytes(transferred).build();
     }
   }
 

@@ -17,6 +17,8 @@ import java.util.List;
  * @param minFreeBytes free space the image store must keep after an image is written
  * @param vhostNetworking whether vhosts may get a veth, an address and routes in this agent's
  *     network namespace (daemons on nodes: yes; the embedded mode on a user's machine: no)
+ * @param sharedImages an image directory shared with other nodes (e.g. on a cluster file
+ *     system), used instead of {@code home/images}; null: none
  */
 public record AgentConfig(
     String node,
@@ -26,16 +28,22 @@ public record AgentConfig(
     Duration launchTimeout,
     Duration criuTimeout,
     long minFreeBytes,
-    boolean vhostNetworking) {
+    boolean vhostNetworking,
+    Path sharedImages) {
 
   public static AgentConfig defaults(String node, Path home, Path nativeDir, String criu) {
     return new AgentConfig(node, home, nativeDir.resolve("cohort-init"), List.of(criu),
-        Duration.ofSeconds(30), Duration.ofMinutes(10), 64L << 20, false);
+        Duration.ofSeconds(30), Duration.ofMinutes(10), 64L << 20, false, null);
   }
 
   public AgentConfig withVhostNetworking(boolean on) {
     return new AgentConfig(node, home, initBinary, criuCommand, launchTimeout, criuTimeout,
-        minFreeBytes, on);
+        minFreeBytes, on, sharedImages);
+  }
+
+  public AgentConfig withSharedImages(Path dir) {
+    return new AgentConfig(node, home, initBinary, criuCommand, launchTimeout, criuTimeout,
+        minFreeBytes, vhostNetworking, dir);
   }
 
   Path rshBinary() {
@@ -47,6 +55,15 @@ public record AgentConfig(
   }
 
   Path imagesDir() {
-    return home.resolve("images");
+    return sharedImages != null ? sharedImages : home.resolve("images");
+  }
+
+  /**
+   * Where this agent's dumps in progress live inside the image store: beside the committed
+   * images (so publishing one is an atomic rename), and per node in a shared store, so that
+   * an agent only ever cleans up its own.
+   */
+  String pendingName() {
+    return sharedImages != null ? ".pending-" + node : ".pending";
   }
 }

@@ -25,7 +25,9 @@ import org.slf4j.LoggerFactory;
  * The images of one node. Layout under {@code root}:
  *
  * <pre>
+ *   store-id             a random identity: agents sharing the directory report the same
  *   .pending/CKPT/VHOST/   a dump in progress, or dumped and waiting for the commit
+ *                        (.pending-NODE/ in a directory shared between nodes)
  *       criu/            CRIU's image files
  *       hook/            FIFOs of the post-dump hook
  *       owner            pid and start time of the agent process that owns it
@@ -44,9 +46,42 @@ final class ImageStore {
   private static final String RESTORE_STATS = "stats-restore";
 
   private final Path root;
+  private final String pendingName;
+  private volatile String id;
 
-  ImageStore(Path root) {
+  ImageStore(Path root, String pendingName) {
     this.root = root;
+    this.pendingName = pendingName;
+  }
+
+  /**
+   * The store's identity, created by the first agent that uses the directory. Two agents that
+   * report the same identity see the same images.
+   */
+  String id() {
+    if (id != null) {
+      return id;
+    }
+    Path f = root.resolve("store-id");
+    try {
+      if (!Files.exists(f)) {
+        Files.createDirectories(root);
+        Path tmp = root.resolve("store-id." + ProcessHandle.current().pid() + ".tmp");
+        Files.writeString(tmp, java.util.UUID.randomUUID() + "\n");
+        DurableFiles.fsync(tmp);
+        try {
+          Files.createLink(f, tmp); // atomic, and never replaces another agent's
+        } catch (java.nio.file.FileAlreadyExistsException raced) {
+          // another agent created it first: use theirs
+        } finally {
+          Files.deleteIfExists(tmp);
+        }
+      }
+      id = Files.readString(f).strip();
+      return id;
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot read the identity of image store " + root, e);
+    }
   }
 
   /** A verified image ready to restore. */
@@ -72,7 +107,7 @@ final class ImageStore {
   }
 
   Path pendingDir(String ckpt, String vhost) {
-    return root.resolve(".pending").resolve(ckpt).resolve(vhost);
+    return root.resolve(pendingName).resolve(ckpt).resolve(vhost);
   }
 
   Path committedDir(String ckpt, String vhost) {
@@ -232,7 +267,7 @@ final class ImageStore {
 
   /** Removes pending images left by agent processes that died (a crash mid-dump). */
   void removeAbandonedPending() {
-    Path pending = root.resolve(".pending");
+    Path pending = root.resolve(pendingName);
     if (!Files.isDirectory(pending)) {
       return;
     }

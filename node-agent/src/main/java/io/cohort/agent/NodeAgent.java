@@ -139,7 +139,7 @@ public final class NodeAgent {
     this.overlay = overlay;
     this.who = "agent " + config.node();
     this.criu = new CriuEngine(config.criuCommand(), config.criuTimeout());
-    this.images = new ImageStore(config.imagesDir());
+    this.images = new ImageStore(config.imagesDir(), config.pendingName());
     this.initPath = installContentAddressed(config.initBinary(), config.home(), "cohort-init");
     this.rshPath = installContentAddressed(config.rshBinary(), config.home(), "cohort-rsh");
     this.launcher = new VhostLauncher(initPath, config.launchTimeout());
@@ -154,7 +154,8 @@ public final class NodeAgent {
 
   public GetNodeResponse describe() {
     return GetNodeResponse.newBuilder().setNode(config.node()).setKernel(kernel())
-        .setCriuVersion(criuVersion()).setImageStoreFreeBytes(images.freeBytes()).build();
+        .setCriuVersion(criuVersion()).setImageStoreFreeBytes(images.freeBytes())
+        .setImageStoreId(images.id()).build();
   }
 
   // ---------------------------------------------------------------- vhost lifecycle
@@ -443,7 +444,7 @@ public final class NodeAgent {
         active.ckpt, rec.getVhostId(), ms, inflight.size());
     return SealImageResponse.newBuilder().setManifest(sealed.getKey())
         .setManifestSha256(sealed.getValue()).setSealMs(ms).setInflightPackets(inflight.size())
-        .setInflightBytes(inflightBytes).build();
+        .setInflightBytes(inflightBytes).setImageStoreId(images.id()).build();
   }
 
   private static void writeInflight(Path pending, VhostRecord rec, ActiveDump active,
