@@ -1,0 +1,77 @@
+package io.cohort.bench;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonObject;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Part 3: a coordinated checkpoint of an MPI job over 1, 2 and 4 vhosts, one per node: the
+ * total, each phase, and the barrier's own overhead — the time that is neither CRIU writing
+ * the images nor the seal digesting and syncing them (coordination, RPCs, commit, resume).
+ */
+final class BarrierCost {
+  private final Cli cli;
+  private final int reps;
+  private final Path ring;
+
+  BarrierCost(Cli cli, int reps, Path ring) {
+    this.cli = cli;
+    this.reps = reps;
+    this.ring = ring;
+  }
+
+  JsonArray run(List<Integer> vhostCounts) {
+    JsonArray out = new JsonArray();
+    for (int k : vhostCounts) {
+      System.out.printf("bench: coordinated checkpoint, %d vhost(s)%n", k);
+      List<String> nodes = new ArrayList<>();
+      for (int i = 1; i <= k; i++) {
+        nodes.add("n" + i);
+      }
+      String job = cli.run(String.join(",", nodes), 1, "mpirun", "-np", Integer.toString(k),
+          ring.toString(), "1000000", "20");
+      cli.awaitOutput("n1", job, "iter 20 ", Duration.ofMinutes(2));
+      Stats total = new Stats();
+      Stats overhead = new Stats();
+      Stats prepare = new Stats();
+      Stats dump = new Stats();
+      Stats criu = new Stats();
+      Stats seal = new Stats();
+      Stats commit = new Stats();
+      Stats frozen = new Stats();
+      for (int i = 0; i < reps; i++) {
+        String id = cli.cohort("checkpoint", job, "--json").json().get("checkpoint")
+            .getAsString();
+        JsonObject t = cli.checkpointRecord(job, id).getAsJsonObject("timings");
+        double tot = CheckpointCost.num(t, "total_ms");
+        total.add(tot);
+        prepare.add(CheckpointCost.num(t, "prepare_ms"));
+        dump.add(CheckpointCost.num(t, "dump_ms"));
+        criu.add(CheckpointCost.num(t, "criu_ms"));
+        seal.add(CheckpointCost.num(t, "seal_ms"));
+        commit.add(CheckpointCost.num(t, "commit_ms"));
+        frozen.add(CheckpointCost.num(t, "freeze_ms"));
+        overhead.add(tot - CheckpointCost.num(t, "criu_ms") - CheckpointCost.num(t, "seal_ms"));
+        cli.cohort("rm", id);
+      }
+      cli.cohort("kill", job);
+      JsonObject r = new JsonObject();
+      r.addProperty("vhosts", k);
+      r.add("total_ms", total.json());
+      r.add("barrier_overhead_ms", overhead.json());
+      r.add("prepare_ms", prepare.json());
+      r.add("dump_ms", dump.json());
+      r.add("criu_ms", criu.json());
+      r.add("seal_ms", seal.json());
+      r.add("commit_ms", commit.json());
+      r.add("frozen_ms", frozen.json());
+      System.out.printf("  total %s ms, overhead %s ms (criu %s, seal %s, frozen %s)%n",
+          total.cell(), overhead.cell(), criu.cell(), seal.cell(), frozen.cell());
+      out.add(r);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,115 @@
+package io.cohort.bench;
+
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+
+/**
+ * `./cohort bench`: what Cohort costs, side by side with bare CRIU and the machine's limits,
+ * on an emulated cluster of 4 nodes. Prints a table and writes results.json, results.md and
+ * PNG plots into the output directory (docs/benchmarks by default).
+ *
+ * <pre>
+ * usage: Bench [--parts 1,2,3,4,5,6] [--reps N] [--sizes MB,MB,...] [--out DIR]
+ * </pre>
+ */
+public final class Bench {
+  private Bench() {}
+
+  public static void main(String[] args) throws Exception {
+    Set<Integer> parts = new TreeSet<>(List.of(1, 2, 3, 4, 5, 6));
+    int reps = 3;
+    List<Integer> sizes = List.of(64, 512, 2048);
+    Path repo = Path.of(System.getProperty("cohort.repo", ".")).toAbsolutePath().normalize();
+    Path out = repo.resolve("docs/benchmarks");
+    for (int i = 0; i < args.length; i++) {
+      switch (args[i]) {
+        case "--parts" -> parts = Arrays.stream(args[++i].split(",")).map(Integer::valueOf)
+            .collect(Collectors.toCollection(TreeSet::new));
+        case "--reps" -> reps = Integer.parseInt(args[++i]);
+        case "--sizes" -> sizes = Arrays.stream(args[++i].split(",")).map(Integer::valueOf)
+            .toList();
+        case "--out" -> out = Path.of(args[++i]).toAbsolutePath();
+        default -> {
+          System.err.println("usage: cohort bench [--parts 1,2,3,4,5,6] [--reps N] "
+              + "[--sizes 64,512,2048] [--out DIR]");
+          System.exit(2);
+        }
+      }
+    }
+    Path home = Path.of("/var/lib/cohort-bench");
+    DurableTree.delete(home);
+    Files.createDirectories(home);
+    Files.createDirectories(out);
+    Cli cli = new Cli(repo, home);
+    Path bin = repo.resolve("bench/target/bin");
+
+    JsonObject results = new JsonObject();
+    results.addProperty("date", Instant.now().toString());
+    results.add("machine", Machine.describe(cli));
+    results.addProperty("repetitions", reps);
+    try (Cluster cluster = Cluster.up(cli, 4)) {
+      if (parts.contains(6)) {
+        JsonObject idle = new JsonObject();
+        Thread.sleep(3000); // let the daemons settle after start-up
+        idle.addProperty("coordinator_mib", Rss.kib(cluster.pid("coordinator")) / 1024.0);
+        idle.addProperty("agent_mib", Rss.kib(cluster.pid("n1")) / 1024.0);
+        results.add("footprint_idle", idle);
+      }
+      if (parts.contains(1) || parts.contains(2) || parts.contains(6)) {
+        CheckpointCost cost = new CheckpointCost(cluster, reps, bin);
+        results.add("checkpoint_vs_memory", cost.run(sizes));
+        JsonObject busy = new JsonObject();
+        busy.addProperty("coordinator_mib", cost.coordinatorPeakMib);
+        busy.addProperty("agent_mib", cost.agentPeakMib);
+        results.add("footprint_checkpoint_peak", busy);
+      }
+      if (parts.contains(3)) {
+        results.add("coordinated_checkpoint", new BarrierCost(cli, reps,
+            repo.resolve("mpi-tests/target/mpi/ring")).run(List.of(1, 2, 4)));
+      }
+      NetworkCost net = new NetworkCost(cli, reps, bin.resolve("pingpong"));
+      if (parts.contains(4)) {
+        results.add("overlay_pingpong", net.overlay());
+      }
+      if (parts.contains(5)) {
+        results.add("steady_state", net.steadyState());
+      }
+    }
+    Path json = out.resolve("results.json");
+    Files.writeString(json, new GsonBuilder().setPrettyPrinting().create().toJson(results) + "\n");
+    Report report = new Report(results);
+    String md = report.markdown();
+    Files.writeString(out.resolve("results.md"), md, StandardCharsets.UTF_8);
+    report.plots(new Plots(out));
+    System.out.println();
+    System.out.println(md);
+    System.out.println("bench: wrote " + json + ", results.md and plots in " + out);
+  }
+
+  /** The rows of an array result, or none. */
+  static List<JsonObject> rows(JsonObject results, String key) {
+    List<JsonObject> out = new ArrayList<>();
+    if (results.has(key)) {
+      for (JsonElement e : results.getAsJsonArray(key)) {
+        out.add(e.getAsJsonObject());
+      }
+    }
+    return out;
+  }
+
+  static JsonArray array(JsonObject results, String key) {
+    return results.has(key) ? results.getAsJsonArray(key) : new JsonArray();
+  }
+}

@@ -1,0 +1,116 @@
+package io.cohort.bench;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonObject;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Parts 4 and 5: MPI ping-pong between two vhosts on different nodes (through the TUN and
+ * the channel-drain overlay) against the same two vhosts on one node (the nodes' kernel
+ * routes between their veths); and the run time of a fixed amount of communication under
+ * Cohort against plain mpirun.
+ */
+final class NetworkCost {
+  private static final Pattern LINE =
+      Pattern.compile("size (\\d+) rtt_us ([\\d.]+) mbps ([\\d.]+)");
+  private static final Pattern ELAPSED = Pattern.compile("elapsed ([\\d.]+)");
+  private final Cli cli;
+  private final int reps;
+  private final Path pingpong;
+
+  NetworkCost(Cli cli, int reps, Path pingpong) {
+    this.cli = cli;
+    this.reps = reps;
+    this.pingpong = pingpong;
+  }
+
+  /** Part 4: one row per message size, both placements side by side. */
+  JsonArray overlay() {
+    System.out.println("bench: overlay ping-pong, n1+n2 against n1+n1");
+    String cross = job("n1,n2", "mpirun", "-np", "2", pingpong.toString(), "4194304", "0.3");
+    String local = job("n1,n1", "mpirun", "-np", "2", pingpong.toString(), "4194304", "0.3");
+    Matcher a = LINE.matcher(cross);
+    Matcher b = LINE.matcher(local);
+    JsonArray out = new JsonArray();
+    while (a.find() && b.find()) {
+      JsonObject r = new JsonObject();
+      r.addProperty("bytes", Long.parseLong(a.group(1)));
+      r.addProperty("cross_node_rtt_us", Double.parseDouble(a.group(2)));
+      r.addProperty("same_node_rtt_us", Double.parseDouble(b.group(2)));
+      r.addProperty("cross_node_mb_s", Double.parseDouble(a.group(3)));
+      r.addProperty("same_node_mb_s", Double.parseDouble(b.group(3)));
+      out.add(r);
+    }
+    if (out.isEmpty()) {
+      throw new IllegalStateException("ping-pong printed nothing:\n" + cross + "\n" + local);
+    }
+    return out;
+  }
+
+  /**
+   * Part 5: the same fixed ping-pong (64 KiB messages, sized to take a few seconds) with plain
+   * mpirun and under Cohort, on one node (one vhost; shared memory) and over two vhosts on two
+   * nodes (TCP through the overlay; plain mpirun forced onto TCP over loopback).
+   */
+  JsonObject steadyState() {
+    System.out.println("bench: steady-state overhead");
+    String bytes = "65536";
+    String trips = calibrate(bytes);
+    List<String> plainShm = List.of("mpirun", "--allow-run-as-root", "-np", "2",
+        pingpong.toString(), "fixed", trips, bytes);
+    List<String> plainTcp = List.of("mpirun", "--allow-run-as-root", "-np", "2", "--mca", "btl",
+        "self,tcp", pingpong.toString(), "fixed", trips, bytes);
+    Stats plain1 = new Stats();
+    Stats cohort1 = new Stats();
+    Stats plain2 = new Stats();
+    Stats cohort2 = new Stats();
+    for (int i = 0; i < reps; i++) {
+      plain1.add(elapsed(cli.must(plainShm.toArray(String[]::new)).out()));
+      cohort1.add(elapsed(job("n1", "mpirun", "-np", "2", pingpong.toString(), "fixed", trips,
+          bytes)));
+      plain2.add(elapsed(cli.must(plainTcp.toArray(String[]::new)).out()));
+      cohort2.add(elapsed(job("n1,n2", "mpirun", "-np", "2", pingpong.toString(), "fixed",
+          trips, bytes)));
+    }
+    JsonObject r = new JsonObject();
+    r.addProperty("round_trips", Long.parseLong(trips));
+    r.addProperty("message_bytes", Long.parseLong(bytes));
+    r.add("one_node_plain_s", plain1.json());
+    r.add("one_node_cohort_s", cohort1.json());
+    r.add("two_vhosts_plain_tcp_s", plain2.json());
+    r.add("two_vhosts_cohort_s", cohort2.json());
+    r.addProperty("one_node_overhead", cohort1.median() / plain1.median() - 1);
+    r.addProperty("two_vhosts_overhead", cohort2.median() / plain2.median() - 1);
+    System.out.printf("  one node: plain %s s, cohort %s s; two vhosts: plain (tcp) %s s, "
+        + "cohort %s s%n", plain1.cell(), cohort1.cell(), plain2.cell(), cohort2.cell());
+    return r;
+  }
+
+  /** Round trips that take about 5 s with plain mpirun on one node. */
+  private String calibrate(String bytes) {
+    double s = elapsed(cli.must("mpirun", "--allow-run-as-root", "-np", "2",
+        pingpong.toString(), "fixed", "2000", bytes).out());
+    return Long.toString(Math.max(2000, Math.round(2000 * 5 / Math.max(s, 1e-3))));
+  }
+
+  /** Runs a job on {@code nodes} (one slot per vhost, two for a single vhost) to its end. */
+  private String job(String nodes, String... command) {
+    int slots = nodes.contains(",") ? 1 : 2;
+    String id = cli.run(nodes, slots, command);
+    List<String> wait = new ArrayList<>(List.of("wait", id));
+    cli.cohort(wait.toArray(String[]::new));
+    return cli.cohort("logs", id).out();
+  }
+
+  private static double elapsed(String out) {
+    Matcher m = ELAPSED.matcher(out);
+    if (!m.find()) {
+      throw new IllegalStateException("no elapsed time in:\n" + out);
+    }
+    return Double.parseDouble(m.group(1));
+  }
+}
