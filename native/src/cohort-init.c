@@ -68,7 +68,7 @@ static int fix_path(char **path, const char *what, bool node_visible)
 		return -1;
 	*path = abs;
 	if (node_visible && path_hidden_in_vhost(abs)) {
-		pr_err("--%s %s: the vhost has its own /tmp, /dev/shm, /proc and /sys; "
+		pr_err("--%s %s: the vhost has its own /tmp, /dev/shm, /dev/pts, /proc and /sys; "
 		       "use a path the node can see", what, abs);
 		return -1;
 	}

@@ -13,7 +13,7 @@
 #define MAX_STACK_DEPTH 64
 
 /* Directories that get a fresh mount inside every vhost. */
-static const char *const replaced_dirs[] = { "/tmp", "/dev/shm", "/proc", "/sys" };
+static const char *const replaced_dirs[] = { "/tmp", "/dev/shm", "/dev/pts", "/proc", "/sys" };
 
 bool path_hidden_in_vhost(const char *path)
 {
@@ -190,5 +190,16 @@ int mounts_setup(void)
 		return -1;
 	if (replace_mount("/proc", "proc", common | MS_NOEXEC, NULL) < 0)
 		return -1;
+	/*
+	 * Pseudo-terminals of the vhost's own (Open MPI gives its ranks some): with the node's
+	 * devpts, a restore would need the same pty numbers free on whichever node it lands.
+	 */
+	if (replace_mount("/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+			  "newinstance,ptmxmode=0666,mode=0620") < 0)
+		return -1;
+	if (mount("/dev/pts/ptmx", "/dev/ptmx", NULL, MS_BIND, NULL) < 0) {
+		pr_perror("bind /dev/pts/ptmx on /dev/ptmx");
+		return -1;
+	}
 	return 0;
 }

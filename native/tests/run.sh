@@ -386,6 +386,63 @@ test_criu_spawned_tcp() {
 	kill_vhost "$restored" "$ns"
 }
 
+# The vhost has its own devpts: its pseudo-terminals are numbered from 0 in
+# it, so restoring them never collides with the node's own (here the node
+# holds its pty 0 while the vhost is restored with its pty 0).
+test_criu_private_pty() {
+	local holder rc
+	if ! criu_available; then
+		note "SKIP: $CRIU not found"
+		return 2
+	fi
+	holder=
+	if [ ! -e /dev/pts/0 ]; then
+		script -qfc "sleep 600" /dev/null </dev/null >/dev/null 2>&1 &
+		holder=$!
+		sleep 0.5
+	fi
+	private_pty_dump_restore
+	rc=$?
+	[ -n "$holder" ] && kill "$holder" 2>/dev/null
+	return $rc
+}
+
+private_pty_dump_restore() {
+	local log=$WORK/pty.log img=$WORK/img-pty pid ns last restored inside outside
+	mkdir -p "$img"
+	# script(1) holds a pty pair (its master, sleep on the slave) beside the counter.
+	pid=$("$INIT" --hostname "vh-pty-$TAG" --log "$log" --status "$WORK/pty.status" -- \
+		sh -c 'echo "devpts $(stat -c %d /dev/pts)"; script -qfc "sleep 100000" /dev/null &
+			i=0; while true; do echo $i; i=$((i+1)); sleep 0.2; done') ||
+		{ fail "launcher exited $?"; return 1; }
+	register "$pid"
+	ns=$(readlink "/proc/$pid/ns/pid")
+	wait_counter "$log" 5 10 || { kill_vhost "$pid" "$ns"; return 1; }
+	inside=$(awk '/^devpts/ {print $2}' "$log")
+	outside=$(stat -c %d /dev/pts)
+	[ -n "$inside" ] && [ "$inside" != "$outside" ] ||
+		{ fail "the vhost uses the node's devpts ($inside, node $outside)"; kill_vhost "$pid" "$ns"; return 1; }
+	pgrep -x script --ns "$pid" --nslist pid >/dev/null ||
+		{ fail "no pty holder in the vhost"; kill_vhost "$pid" "$ns"; return 1; }
+	note "vhost devpts $inside, node $outside"
+	if ! "$CRIU" dump -t "$pid" -D "$img" "${CRIU_COMMON[@]}" -v4 -o dump.log; then
+		fail "criu dump failed"
+		criu_log_tail "$img/dump.log"
+		return 1
+	fi
+	wait_gone "$pid" 5 || { fail "tree still alive after dump"; return 1; }
+	last=$(counter_last "$log") || { fail "counter broken before restore: $last"; return 1; }
+	[ -e /dev/pts/0 ] || { fail "the node holds no pty 0"; return 1; }
+	restored=$(criu_restore "$img" "$WORK/restore-pty.pid" restore.log) || return 1
+	register "$restored"
+	ns=$(readlink "/proc/$restored/ns/pid")
+	wait_counter "$log" $((last + 5)) 10 || { kill_vhost "$restored" "$ns"; return 1; }
+	pgrep -x script --ns "$restored" --nslist pid >/dev/null ||
+		{ fail "the pty holder was not restored"; kill_vhost "$restored" "$ns"; return 1; }
+	note "restored with its pty 0 while the node's pty 0 is busy: $last -> $(counter_last "$log")"
+	kill_vhost "$restored" "$ns"
+}
+
 test_node_unchanged() {
 	local d
 	d=$(diff "$WORK/mountinfo.before" /proc/self/mountinfo) || { fail "node mounts changed:"; echo "$d"; return 1; }
@@ -414,6 +471,7 @@ run test_launch_errors
 run test_spawn
 run test_criu
 run test_criu_spawned_tcp
+run test_criu_private_pty
 run test_node_unchanged
 
 echo "passed $PASSED, failed $FAILED, skipped $SKIPPED"
