@@ -22,7 +22,10 @@ import java.util.stream.Collectors;
  *
  * <pre>
  * usage: Bench [--parts 1,2,3,4,5,6] [--reps N] [--sizes MB,MB,...] [--out DIR]
+ *        Bench --report [--out DIR]     (results.md and plots again from results.json)
  * </pre>
+ *
+ * results.json is written after every part, so an interrupted run keeps what it measured.
  */
 public final class Bench {
   private Bench() {}
@@ -31,6 +34,7 @@ public final class Bench {
     Set<Integer> parts = new TreeSet<>(List.of(1, 2, 3, 4, 5, 6));
     int reps = 3;
     List<Integer> sizes = List.of(64, 512, 2048);
+    boolean reportOnly = false;
     Path repo = Path.of(System.getProperty("cohort.repo", ".")).toAbsolutePath().normalize();
     Path out = repo.resolve("docs/benchmarks");
     for (int i = 0; i < args.length; i++) {
@@ -41,12 +45,19 @@ public final class Bench {
         case "--sizes" -> sizes = Arrays.stream(args[++i].split(",")).map(Integer::valueOf)
             .toList();
         case "--out" -> out = Path.of(args[++i]).toAbsolutePath();
+        case "--report" -> reportOnly = true;
         default -> {
           System.err.println("usage: cohort bench [--parts 1,2,3,4,5,6] [--reps N] "
-              + "[--sizes 64,512,2048] [--out DIR]");
+              + "[--sizes 64,512,2048] [--out DIR]\n       cohort bench --report [--out DIR]");
           System.exit(2);
         }
       }
+    }
+    Path json = out.resolve("results.json");
+    if (reportOnly) {
+      report(com.google.gson.JsonParser.parseString(Files.readString(json)).getAsJsonObject(),
+          out);
+      return;
     }
     Path home = Path.of("/var/lib/cohort-bench");
     DurableTree.delete(home);
@@ -66,6 +77,7 @@ public final class Bench {
         idle.addProperty("coordinator_mib", Rss.kib(cluster.pid("coordinator")) / 1024.0);
         idle.addProperty("agent_mib", Rss.kib(cluster.pid("n1")) / 1024.0);
         results.add("footprint_idle", idle);
+        save(results, json);
       }
       if (parts.contains(1) || parts.contains(2) || parts.contains(6)) {
         CheckpointCost cost = new CheckpointCost(cluster, reps, bin);
@@ -74,28 +86,38 @@ public final class Bench {
         busy.addProperty("coordinator_mib", cost.coordinatorPeakMib);
         busy.addProperty("agent_mib", cost.agentPeakMib);
         results.add("footprint_checkpoint_peak", busy);
+        save(results, json);
       }
       if (parts.contains(3)) {
         results.add("coordinated_checkpoint", new BarrierCost(cli, reps,
             repo.resolve("mpi-tests/target/mpi/ring")).run(List.of(1, 2, 4)));
+        save(results, json);
       }
       NetworkCost net = new NetworkCost(cli, reps, bin.resolve("pingpong"));
       if (parts.contains(4)) {
         results.add("overlay_pingpong", net.overlay());
+        save(results, json);
       }
       if (parts.contains(5)) {
         results.add("steady_state", net.steadyState());
+        save(results, json);
       }
     }
-    Path json = out.resolve("results.json");
+    report(results, out);
+  }
+
+  private static void save(JsonObject results, Path json) throws java.io.IOException {
     Files.writeString(json, new GsonBuilder().setPrettyPrinting().create().toJson(results) + "\n");
+  }
+
+  private static void report(JsonObject results, Path out) throws java.io.IOException {
     Report report = new Report(results);
     String md = report.markdown();
     Files.writeString(out.resolve("results.md"), md, StandardCharsets.UTF_8);
     report.plots(new Plots(out));
     System.out.println();
     System.out.println(md);
-    System.out.println("bench: wrote " + json + ", results.md and plots in " + out);
+    System.out.println("bench: wrote results.json, results.md and plots in " + out);
   }
 
   /** The rows of an array result, or none. */

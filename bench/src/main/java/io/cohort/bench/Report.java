@@ -157,9 +157,10 @@ final class Report {
   private void steadyAndFootprint() {
     if (r.has("steady_state")) {
       JsonObject s = r.getAsJsonObject("steady_state");
-      md.append("\n## 5. Steady state: a fixed ping-pong (").append(s.get("round_trips"))
-          .append(" round trips of ").append(s.get("message_bytes"))
-          .append(" bytes), run time in s\n\n| | plain mpirun | under Cohort | overhead |\n"
+      md.append("\n## 5. Steady state: a fixed ping-pong of ").append(s.get("message_bytes"))
+          .append("-byte messages (").append(s.get("round_trips")).append(" round trips on one "
+              + "node, ").append(s.get("two_vhosts_round_trips")).append(" over two vhosts), run "
+              + "time in s\n\n| | plain mpirun | under Cohort | overhead |\n"
               + "| --- | --- | --- | --- |\n");
       md.append(String.format("| one node (shared memory) | %.2f | %.2f | %+.1f %% |\n",
           median(s, "one_node_plain_s"), median(s, "one_node_cohort_s"),
