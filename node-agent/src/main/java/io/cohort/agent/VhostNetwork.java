@@ -56,12 +56,20 @@ final class VhostNetwork {
     }
   }
 
+  /**
+   * MTU of the vhosts' links and of the overlay's TUN. Nothing of a vhost's traffic crosses a
+   * physical link as it is (between nodes it rides the overlay's TCP connection), so the links
+   * take the largest IP packet: every packet costs the overlay the same work whatever its
+   * size, and with 1500-byte packets it tops out at a few tens of MB/s.
+   */
+  static final String MTU = "65000";
+
   /** Creates the veth pair of a vhost (whose init is {@code pid}) and configures both sides. */
   static void attach(long pid, String vhostId, String address) {
     String host = hostVeth(vhostId);
     removeStale(vhostId);
-    run("ip", "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns",
-        Long.toString(pid));
+    run("ip", "link", "add", host, "mtu", MTU, "type", "veth", "peer", "name", "eth0", "mtu",
+        MTU, "netns", Long.toString(pid));
     String ns = "--net=/proc/" + pid + "/ns/net";
     run("nsenter", ns, "ip", "addr", "add", address + "/32", "dev", "eth0");
     run("nsenter", ns, "ip", "link", "set", "eth0", "up");
@@ -77,7 +85,7 @@ final class VhostNetwork {
    */
   static void configureHostSide(String host, String address) {
     run("ip", "addr", "replace", GATEWAY + "/32", "dev", host);
-    run("ip", "link", "set", host, "up");
+    run("ip", "link", "set", host, "mtu", MTU, "up");
     sysctl("net/ipv4/ip_forward", "1");
     sysctl("net/ipv4/conf/" + host + "/proxy_arp", "1");
     sysctl("net/ipv4/conf/" + host + "/rp_filter", "0");

@@ -50,7 +50,7 @@ public final class VhostOverlay implements AutoCloseable {
   public static VhostOverlay start(String node, InetSocketAddress listen) throws IOException {
     Tun tun = Tun.open(TUN);
     try {
-      VhostNetwork.run("ip", "link", "set", TUN, "up");
+      VhostNetwork.run("ip", "link", "set", TUN, "mtu", VhostNetwork.MTU, "up");
       Files.writeString(Path.of("/proc/sys/net/ipv4/conf/" + TUN + "/rp_filter"), "0");
       return new VhostOverlay(node, tun, listen);
     } catch (IOException | RuntimeException e) {
