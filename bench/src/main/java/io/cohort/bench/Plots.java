@@ -32,11 +32,16 @@ final class Plots {
     c.getStyler().setXAxisLogarithmic(logX).setYAxisLogarithmic(logY)
         .setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.InsideNW)
         .setMarkerSize(7);
-    double[] xs = rows.asList().stream().mapToDouble(e -> x.apply(e.getAsJsonObject())).toArray();
     for (Series s : series) {
-      double[] ys = rows.asList().stream().mapToDouble(e -> s.y().apply(e.getAsJsonObject()))
-          .toArray();
-      c.addSeries(s.name(), xs, ys).setMarker(SeriesMarkers.CIRCLE);
+      // A logarithmic axis cannot show 0 (e.g. a throughput printed as 0.0): leave such points out.
+      List<double[]> points = rows.asList().stream().map(JsonElement::getAsJsonObject)
+          .map(o -> new double[] {x.apply(o), s.y().apply(o)})
+          .filter(p -> (!logX || p[0] > 0) && (!logY || p[1] > 0)).toList();
+      if (points.isEmpty()) {
+        continue;
+      }
+      c.addSeries(s.name(), points.stream().mapToDouble(p -> p[0]).toArray(),
+          points.stream().mapToDouble(p -> p[1]).toArray()).setMarker(SeriesMarkers.CIRCLE);
     }
     BitmapEncoder.saveBitmap(c, dir.resolve(file).toString(), BitmapEncoder.BitmapFormat.PNG);
   }
