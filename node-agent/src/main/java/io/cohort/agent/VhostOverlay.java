@@ -109,7 +109,20 @@ public final class VhostOverlay implements AutoCloseable {
    */
   CompletableFuture<Recording> freeze(String job, long epoch) {
     CompletableFuture<Recording> recording = overlay.freeze(job, epoch, peersOf(job));
-    overlay.applied(job).join();
+    try {
+      // CRIU waits for this answer with the job frozen: never wait for an overlay forever.
+      overlay.applied(job).get(5, java.util.concurrent.TimeUnit.SECONDS);
+    } catch (java.util.concurrent.TimeoutException e) {
+      overlay.resume(job, epoch);
+      throw new IllegalStateException("the overlay of " + node + " did not freeze job " + job
+          + " within 5 s", e);
+    } catch (java.util.concurrent.ExecutionException e) {
+      throw new IllegalStateException("the overlay of " + node + " cannot freeze job " + job
+          + ": " + e.getCause().getMessage(), e.getCause());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while freezing job " + job, e);
+    }
     return recording;
   }
 
