@@ -9,7 +9,8 @@ import picocli.CommandLine.Command;
     description = "Checkpoint and restart MPI jobs, unchanged, with CRIU.",
     subcommands = {
         RunCommand.class, CheckpointCommand.class, RestartCommand.class, PsCommand.class,
-        CheckpointsCommand.class, LogsCommand.class, WaitCommand.class, KillCommand.class,
+        CheckpointsCommand.class, LogsCommand.class, WatchCommand.class, WaitCommand.class,
+        KillCommand.class,
         RmCommand.class, NodesCommand.class, ClusterCommand.class, CoordinatorCommand.class,
         AgentCommand.class, DoctorCommand.class, CommandLine.HelpCommand.class},
     footer = {"",

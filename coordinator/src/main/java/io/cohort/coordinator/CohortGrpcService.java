@@ -2,6 +2,8 @@ package io.cohort.coordinator;
 
 import io.cohort.common.GrpcErrors;
 import io.cohort.proto.v1.CheckpointInfo;
+import io.cohort.proto.v1.JobEvent;
+import io.cohort.proto.v1.WatchJobRequest;
 import io.cohort.proto.v1.CheckpointPhase;
 import io.cohort.proto.v1.CheckpointProgress;
 import io.cohort.proto.v1.CheckpointRequest;
@@ -106,6 +108,21 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
   @Override
   public void killJob(KillJobRequest req, StreamObserver<KillJobResponse> out) {
     GrpcErrors.unary(out, () -> KillJobResponse.newBuilder().setJob(coordinator.kill(req.getJobId())).build());
+  }
+
+  @Override
+  public void watchJob(WatchJobRequest req, StreamObserver<JobEvent> out) {
+    ServerCallStreamObserver<JobEvent> call = (ServerCallStreamObserver<JobEvent>) out;
+    try {
+      coordinator.watch(req.getJobId(), job -> out.onNext(JobEvent.newBuilder().setJob(job)
+          .setSeenUnixMs(System.currentTimeMillis()).build()), call::isCancelled);
+    } catch (RuntimeException e) {
+      out.onError(GrpcErrors.toStatus(e));
+      return;
+    }
+    if (!call.isCancelled()) {
+      out.onCompleted();
+    }
   }
 
   @Override

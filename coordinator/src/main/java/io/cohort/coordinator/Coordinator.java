@@ -596,6 +596,32 @@ public final class Coordinator implements AutoCloseable {
     }
   }
 
+  /**
+   * Sends the job as it is, then again at each change, until it has ended (exited, killed,
+   * lost) or {@code cancelled}; checks every 250 ms.
+   */
+  public void watch(String jobId, Consumer<JobInfo> sink, BooleanSupplier cancelled) {
+    JobInfo last = null;
+    while (!cancelled.getAsBoolean()) {
+      JobInfo now = job(jobId);
+      if (!now.equals(last)) {
+        sink.accept(now);
+        last = now;
+      }
+      JobState s = now.getState();
+      if (s == JobState.JOB_STATE_EXITED || s == JobState.JOB_STATE_KILLED
+          || s == JobState.JOB_STATE_LOST) {
+        return;
+      }
+      try {
+        Thread.sleep(250);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+    }
+  }
+
   /** Streams the job's output from {@code offset}; with follow, until the job stops running. */
   public void output(String jobId, long offset, boolean follow, Consumer<OutputChunk> sink,
       BooleanSupplier cancelled) {

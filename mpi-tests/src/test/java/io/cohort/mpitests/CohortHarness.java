@@ -55,11 +55,17 @@ final class CohortHarness implements AutoCloseable {
 
   /** Starts a cohort command without waiting for it; its stderr goes to {@code err}. */
   Process start(ProcessBuilder.Redirect err, String... args) throws IOException {
+    return start(ProcessBuilder.Redirect.DISCARD, err, args);
+  }
+
+  /** Starts a cohort command without waiting for it, its stdout and stderr redirected. */
+  Process start(ProcessBuilder.Redirect out, ProcessBuilder.Redirect err, String... args)
+      throws IOException {
     List<String> cmd = new ArrayList<>();
     cmd.add(REPO.resolve("cohort").toString());
     cmd.addAll(List.of(args));
     ProcessBuilder pb = new ProcessBuilder(cmd).directory(REPO.toFile())
-        .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(err);
+        .redirectOutput(out).redirectError(err);
     pb.environment().put("COHORT_HOME", home.toString());
     return pb.start();
   }

@@ -129,6 +129,45 @@ class MpiCheckpointRestartIT {
     assertEquals(expected, cohort.log(job));
   }
 
+  /**
+   * `cohort watch` (the WatchJob stream) reports each change as it happens: running, stopped
+   * by a checkpoint, running again after the restart (next incarnation), exited; then it ends.
+   */
+  @Test
+  void watchReportsEveryChangeUntilTheJobEnds() throws Exception {
+    String job = cohort.runDetached(CohortHarness.cRing(2, 300, 20));
+    cohort.awaitOutput(job, "iter 40 ", START);
+    java.nio.file.Path events = cohort.home.resolve("watch.jsonl");
+    Process watch = cohort.start(ProcessBuilder.Redirect.to(events.toFile()),
+        ProcessBuilder.Redirect.DISCARD, "watch", job, "--json");
+    try {
+      CohortHarness.awaitFile(events, "JOB_STATE_RUNNING", START);
+      String ckpt = cohort.checkpoint(job, true).get("checkpoint").getAsString();
+      CohortHarness.awaitFile(events, "JOB_STATE_STOPPED", START);
+      cohort.cohort("restart", ckpt, "--detach").ok();
+      assertEquals(0, cohort.await(job));
+      assertTrue(watch.waitFor(30, java.util.concurrent.TimeUnit.SECONDS),
+          "watch ends with the job");
+      assertEquals(0, watch.exitValue());
+      List<String> states = new ArrayList<>();
+      JsonObject last = null;
+      for (String line : java.nio.file.Files.readAllLines(events)) {
+        last = com.google.gson.JsonParser.parseString(line).getAsJsonObject()
+            .getAsJsonObject("job");
+        String state = last.get("state").getAsString();
+        if (states.isEmpty() || !states.get(states.size() - 1).equals(state)) {
+          states.add(state);
+        }
+      }
+      assertEquals(List.of("JOB_STATE_RUNNING", "JOB_STATE_STOPPED", "JOB_STATE_RUNNING",
+          "JOB_STATE_EXITED"), states);
+      assertEquals(2, last.get("incarnation").getAsInt());
+      assertEquals(ckpt, last.get("latest_checkpoint").getAsString());
+    } finally {
+      watch.destroyForcibly();
+    }
+  }
+
   @Test
   void attachedRunStreamsOutputAndReturnsExitStatus() {
     CohortHarness.Result r = cohort.cohort("run", "--", "sh", "-c",
