@@ -277,6 +277,15 @@ criu_log_tail() {
 	tail -n 25 "$1" 2>/dev/null | sed 's/^/    | /'
 }
 
+# criu_dump PID DIR: dumps (and so ends) the tree of our init PID into DIR.
+criu_dump() {
+	if ! "$CRIU" dump -t "$1" -D "$2" "${CRIU_COMMON[@]}" -v4 -o dump.log; then
+		fail "criu dump failed"
+		criu_log_tail "$2/dump.log"
+		return 1
+	fi
+}
+
 # criu_restore DIR PIDFILE LOGNAME: prints the restored pid 1.
 criu_restore() {
 	rm -f "$2"
@@ -306,11 +315,7 @@ test_criu() {
 	wait_counter "$log" 5 10 || return 1
 
 	t0=$(date +%s.%N)
-	if ! "$CRIU" dump -t "$pid" -D "$img" "${CRIU_COMMON[@]}" -v4 -o dump.log; then
-		fail "criu dump failed"
-		criu_log_tail "$img/dump.log"
-		return 1
-	fi
+	criu_dump "$pid" "$img" || return 1
 	note "dump took $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s, image $(du -sh "$img" | cut -f1)"
 	wait_gone "$pid" 5 || { fail "tree still alive after dump"; return 1; }
 	[ -z "$(pidns_members "$ns")" ] || { fail "processes left after the dump"; return 1; }
@@ -369,11 +374,7 @@ test_criu_spawned_tcp() {
 	ns=$(readlink "/proc/$pid/ns/pid")
 	wait_counter "$log" 5 10 || { kill_vhost "$pid" "$ns"; return 1; }
 	note "vhost tree: $(for p in $(pidns_members "$ns"); do cat "/proc/$p/comm" 2>/dev/null; done | tr '\n' ' ')"
-	if ! "$CRIU" dump -t "$pid" -D "$img" "${CRIU_COMMON[@]}" -v4 -o dump.log; then
-		fail "criu dump failed"
-		criu_log_tail "$img/dump.log"
-		return 1
-	fi
+	criu_dump "$pid" "$img" || return 1
 	wait_gone "$pid" 5 || { fail "tree still alive after dump"; return 1; }
 	last=$(counter_last "$log") || { fail "counter broken before restore: $last"; return 1; }
 	ls "$img"/tcp-stream-*.img >/dev/null 2>&1 || { fail "no TCP stream in the image"; return 1; }
@@ -425,11 +426,7 @@ private_pty_dump_restore() {
 	pgrep -x script --ns "$pid" --nslist pid >/dev/null ||
 		{ fail "no pty holder in the vhost"; kill_vhost "$pid" "$ns"; return 1; }
 	note "vhost devpts $inside, node $outside"
-	if ! "$CRIU" dump -t "$pid" -D "$img" "${CRIU_COMMON[@]}" -v4 -o dump.log; then
-		fail "criu dump failed"
-		criu_log_tail "$img/dump.log"
-		return 1
-	fi
+	criu_dump "$pid" "$img" || return 1
 	wait_gone "$pid" 5 || { fail "tree still alive after dump"; return 1; }
 	last=$(counter_last "$log") || { fail "counter broken before restore: $last"; return 1; }
 	[ -e /dev/pts/0 ] || { fail "the node holds no pty 0"; return 1; }
