@@ -1,29 +1,35 @@
 package io.cohort.agent;
 
 import com.sun.jna.LastErrorException;
-import com.sun.jna.Library;
 import com.sun.jna.Memory;
 import com.sun.jna.Native;
+import com.sun.jna.Pointer;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufUtil;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 
 /**
  * A TUN device (layer 3, no packet-info header) opened through /dev/net/tun with JNA: the
  * node's door between its vhosts' routes and the overlay. read() blocks; one reader thread.
+ * Every forwarded packet passes here twice, so packets move between the kernel and Netty's
+ * native buffers directly (JNA direct mapping, no Java arrays in between).
  */
 final class Tun implements AutoCloseable {
-  private interface C extends Library {
-    C LIB = Native.load("c", C.class);
+  private static final class C {
+    static {
+      Native.register(C.class, "c");
+    }
 
-    int open(String path, int flags) throws LastErrorException;
+    static native int open(String path, int flags) throws LastErrorException;
 
-    int ioctl(int fd, long request, Memory arg) throws LastErrorException;
+    static native int ioctl(int fd, long request, Pointer arg) throws LastErrorException;
 
-    long read(int fd, byte[] buf, long count) throws LastErrorException;
+    static native long read(int fd, Pointer buf, long count) throws LastErrorException;
 
-    long write(int fd, byte[] buf, long count) throws LastErrorException;
+    static native long write(int fd, Pointer buf, long count) throws LastErrorException;
 
-    int close(int fd) throws LastErrorException;
+    static native int close(int fd) throws LastErrorException;
   }
 
   private static final int O_RDWR = 2;
@@ -42,16 +48,16 @@ final class Tun implements AutoCloseable {
   /** Creates (or attaches to) the TUN device {@code name} in this process's network namespace. */
   static Tun open(String name) throws IOException {
     try {
-      int fd = C.LIB.open("/dev/net/tun", O_RDWR);
+      int fd = C.open("/dev/net/tun", O_RDWR);
       Memory ifr = new Memory(40);
       ifr.clear();
       byte[] n = name.getBytes(StandardCharsets.US_ASCII);
       ifr.write(0, n, 0, Math.min(n.length, 15));
       ifr.setShort(16, (short) (IFF_TUN | IFF_NO_PI));
       try {
-        C.LIB.ioctl(fd, TUNSETIFF, ifr);
+        C.ioctl(fd, TUNSETIFF, ifr);
       } catch (LastErrorException e) {
-        C.LIB.close(fd);
+        C.close(fd);
         throw e;
       }
       return new Tun(fd, name);
@@ -65,19 +71,35 @@ final class Tun implements AutoCloseable {
     return name;
   }
 
-  /** Reads one packet into {@code buf}; returns its length (blocks until one comes). */
-  int read(byte[] buf) throws IOException {
+  /**
+   * Reads one packet into the writable part of {@code buf}, a native buffer, and advances its
+   * writer index; returns the packet's length (blocks until one comes).
+   */
+  int read(ByteBuf buf) throws IOException {
     try {
-      return (int) C.LIB.read(fd, buf, buf.length);
+      int n = (int) C.read(fd, new Pointer(buf.memoryAddress() + buf.writerIndex()),
+          buf.writableBytes());
+      buf.writerIndex(buf.writerIndex() + n);
+      return n;
     } catch (LastErrorException e) {
       throw new IOException("read from " + name + " failed (errno " + e.getErrorCode() + ")", e);
     }
   }
 
-  /** Writes one packet (delivered to the node's routing as if it arrived on the device). */
-  void write(byte[] packet, int length) throws IOException {
+  /**
+   * Writes the readable bytes of {@code packet} as one packet (delivered to the node's routing
+   * as if it arrived on the device), from its native memory when it has some.
+   */
+  void write(ByteBuf packet) throws IOException {
+    int length = packet.readableBytes();
     try {
-      C.LIB.write(fd, packet, length);
+      if (packet.hasMemoryAddress()) {
+        C.write(fd, new Pointer(packet.memoryAddress() + packet.readerIndex()), length);
+      } else {
+        Memory copy = new Memory(Math.max(1, length));
+        copy.write(0, ByteBufUtil.getBytes(packet), 0, length);
+        C.write(fd, copy, length);
+      }
     } catch (LastErrorException e) {
       throw new IOException("write to " + name + " failed (errno " + e.getErrorCode() + ")", e);
     }
@@ -86,7 +108,7 @@ final class Tun implements AutoCloseable {
   @Override
   public void close() {
     try {
-      C.LIB.close(fd);
+      C.close(fd);
     } catch (LastErrorException ignored) {
       // already closed
     }

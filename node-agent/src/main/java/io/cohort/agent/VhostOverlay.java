@@ -4,6 +4,7 @@ import io.cohort.drain.Overlay;
 import io.cohort.drain.OverlayConfig;
 import io.cohort.drain.Routes;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -26,6 +27,8 @@ import org.slf4j.LoggerFactory;
  */
 public final class VhostOverlay implements AutoCloseable {
   static final String TUN = "cohort-tun";
+  /** The largest packet the TUN can hand over (its MTU is {@link VhostNetwork#MTU}). */
+  private static final int MAX_PACKET = 65536;
   private static final Logger log = LoggerFactory.getLogger(VhostOverlay.class);
 
   private final String node;
@@ -142,7 +145,7 @@ public final class VhostOverlay implements AutoCloseable {
    */
   void injectLocal(List<byte[]> packets) throws IOException {
     for (byte[] p : packets) {
-      tun.write(p, p.length);
+      tun.write(Unpooled.wrappedBuffer(p));
     }
   }
 
@@ -150,36 +153,42 @@ public final class VhostOverlay implements AutoCloseable {
   record VhostRoute(String address, String node, String overlayAddress) {}
 
   private void readLoop() {
-    byte[] buf = new byte[65536];
-    while (!closed) {
-      int n;
-      try {
-        n = tun.read(buf);
-      } catch (IOException e) {
-        if (!closed) {
-          log.error("overlay {}: {}", node, e.getMessage());
+    // One native buffer to read into; each packet then gets a pooled buffer of its own size
+    // (a held or recorded packet must not pin 64 KB).
+    ByteBuf buf = PooledByteBufAllocator.DEFAULT.directBuffer(MAX_PACKET, MAX_PACKET);
+    try {
+      while (!closed) {
+        buf.clear();
+        int n;
+        try {
+          n = tun.read(buf);
+        } catch (IOException e) {
+          if (!closed) {
+            log.error("overlay {}: {}", node, e.getMessage());
+          }
+          return;
         }
-        return;
+        if (n < 20 || (buf.getByte(0) >> 4) != 4) {
+          continue; // not IPv4
+        }
+        int dst = buf.getInt(16);
+        String job = Integer.toString(buf.getUnsignedByte(18)); // as jobKey(): one /24 per job
+        ByteBuf packet = PooledByteBufAllocator.DEFAULT.directBuffer(n, n);
+        packet.writeBytes(buf, 0, n);
+        try {
+          overlay.send(job, dst, packet);
+        } catch (RuntimeException e) {
+          log.debug("overlay {}: packet to {} dropped: {}", node, dst, e.getMessage());
+        }
       }
-      if (n < 20 || (buf[0] >> 4) != 4) {
-        continue; // not IPv4
-      }
-      int dst = ((buf[16] & 0xff) << 24) | ((buf[17] & 0xff) << 16) | ((buf[18] & 0xff) << 8)
-          | (buf[19] & 0xff);
-      String job = Integer.toString(buf[18] & 0xff); // as jobKey(): one /24 per job
-      try {
-        overlay.send(job, dst, Unpooled.copiedBuffer(buf, 0, n));
-      } catch (RuntimeException e) {
-        log.debug("overlay {}: packet to {} dropped: {}", node, dst, e.getMessage());
-      }
+    } finally {
+      buf.release();
     }
   }
 
   private void deliver(String job, int dst, ByteBuf packet) {
     try {
-      byte[] bytes = new byte[packet.readableBytes()];
-      packet.readBytes(bytes);
-      tun.write(bytes, bytes.length);
+      tun.write(packet);
     } catch (IOException e) {
       log.debug("overlay {}: cannot deliver a packet: {}", node, e.getMessage());
     } finally {
