@@ -41,6 +41,8 @@ final class BarrierCost {
       Stats criu = new Stats();
       Stats seal = new Stats();
       Stats commit = new Stats();
+      Stats resume = new Stats();
+      Stats publish = new Stats();
       Stats frozen = new Stats();
       for (int i = 0; i < reps; i++) {
         String id = cli.cohort("checkpoint", job, "--json").json().get("checkpoint")
@@ -53,6 +55,8 @@ final class BarrierCost {
         criu.add(CheckpointCost.num(t, "criu_ms"));
         seal.add(CheckpointCost.num(t, "seal_ms"));
         commit.add(CheckpointCost.num(t, "commit_ms"));
+        resume.add(CheckpointCost.num(t, "resume_ms"));
+        publish.add(CheckpointCost.num(t, "publish_ms"));
         frozen.add(CheckpointCost.num(t, "freeze_ms"));
         overhead.add(tot - CheckpointCost.num(t, "criu_ms") - CheckpointCost.num(t, "seal_ms"));
         cli.cohort("rm", id);
@@ -67,9 +71,12 @@ final class BarrierCost {
       r.add("criu_ms", criu.json());
       r.add("seal_ms", seal.json());
       r.add("commit_ms", commit.json());
+      r.add("resume_ms", resume.json());
+      r.add("publish_ms", publish.json());
       r.add("frozen_ms", frozen.json());
-      System.out.printf("  total %s ms, overhead %s ms (criu %s, seal %s, frozen %s)%n",
-          total.cell(), overhead.cell(), criu.cell(), seal.cell(), frozen.cell());
+      System.out.printf("  total %s ms, overhead %s ms (criu %s, resume %s, seal %s, publish %s, "
+          + "frozen %s)%n", total.cell(), overhead.cell(), criu.cell(), resume.cell(), seal.cell(),
+          publish.cell(), frozen.cell());
       out.add(r);
     }
     return out;

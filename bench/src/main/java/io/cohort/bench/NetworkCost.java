@@ -4,7 +4,10 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -28,27 +31,64 @@ final class NetworkCost {
     this.pingpong = pingpong;
   }
 
-  /** Part 4: one row per message size, both placements side by side. */
+  /**
+   * Part 4: one row per message size (median of the repetitions): the two vhosts on two nodes
+   * (through the overlay), on one node (shared memory), and plain mpirun forced onto TCP over
+   * loopback — what TCP between two processes costs on this machine, with no overlay.
+   */
   JsonArray overlay() {
-    System.out.println("bench: overlay ping-pong, n1+n2 against n1+n1");
-    String cross = job("n1,n2", "mpirun", "-np", "2", pingpong.toString(), "4194304", "0.3");
-    String local = job("n1,n1", "mpirun", "-np", "2", pingpong.toString(), "4194304", "0.3");
-    Matcher a = LINE.matcher(cross);
-    Matcher b = LINE.matcher(local);
-    JsonArray out = new JsonArray();
-    while (a.find() && b.find()) {
-      JsonObject r = new JsonObject();
-      r.addProperty("bytes", Long.parseLong(a.group(1)));
-      r.addProperty("cross_node_rtt_us", Double.parseDouble(a.group(2)));
-      r.addProperty("same_node_rtt_us", Double.parseDouble(b.group(2)));
-      r.addProperty("cross_node_mb_s", Double.parseDouble(a.group(3)));
-      r.addProperty("same_node_mb_s", Double.parseDouble(b.group(3)));
-      out.add(r);
+    System.out.println("bench: overlay ping-pong, n1+n2 against n1+n1 and plain TCP");
+    String[] sweep = {pingpong.toString(), "4194304", "0.3"};
+    // The agents are long-running daemons: let their JIT compile the forwarding path first,
+    // as it will have been on any node that has carried traffic.
+    job("n1,n2", concat(List.of("mpirun", "-np", "2"), sweep));
+    Map<Long, Map<String, Stats>> bySize = new TreeMap<>();
+    for (int i = 0; i < reps; i++) {
+      collect(bySize, "cross_node", job("n1,n2", concat(List.of("mpirun", "-np", "2"), sweep)));
+      collect(bySize, "same_node", job("n1,n1", concat(List.of("mpirun", "-np", "2"), sweep)));
+      collect(bySize, "plain_tcp", cli.must(concat(List.of("mpirun", "--allow-run-as-root",
+          "-np", "2", "--mca", "btl", "self,tcp"), sweep)).out());
     }
+    JsonArray out = new JsonArray();
+    bySize.forEach((bytes, m) -> {
+      JsonObject r = new JsonObject();
+      r.addProperty("bytes", bytes);
+      for (String k : List.of("cross_node", "same_node", "plain_tcp")) {
+        Stats rtt = m.get(k + "_rtt_us");
+        Stats mbs = m.get(k + "_mb_s");
+        if (rtt == null || mbs == null) {
+          throw new IllegalStateException("no " + k + " figure for " + bytes + " bytes");
+        }
+        r.add(k + "_rtt_us", rtt.json());
+        r.add(k + "_mb_s", mbs.json());
+      }
+      out.add(r);
+    });
     if (out.isEmpty()) {
-      throw new IllegalStateException("ping-pong printed nothing:\n" + cross + "\n" + local);
+      throw new IllegalStateException("ping-pong printed nothing");
     }
     return out;
+  }
+
+  private static void collect(Map<Long, Map<String, Stats>> bySize, String kind, String output) {
+    Matcher m = LINE.matcher(output);
+    boolean any = false;
+    while (m.find()) {
+      Map<String, Stats> row = bySize.computeIfAbsent(Long.parseLong(m.group(1)),
+          b -> new HashMap<>());
+      row.computeIfAbsent(kind + "_rtt_us", k -> new Stats()).add(Double.parseDouble(m.group(2)));
+      row.computeIfAbsent(kind + "_mb_s", k -> new Stats()).add(Double.parseDouble(m.group(3)));
+      any = true;
+    }
+    if (!any) {
+      throw new IllegalStateException("ping-pong (" + kind + ") printed nothing:\n" + output);
+    }
+  }
+
+  private static String[] concat(List<String> head, String... tail) {
+    List<String> all = new ArrayList<>(head);
+    all.addAll(List.of(tail));
+    return all.toArray(String[]::new);
   }
 
   /**
@@ -73,7 +113,11 @@ final class NetworkCost {
     Stats cohort1 = new Stats();
     Stats plain2 = new Stats();
     Stats cohort2 = new Stats();
-    for (int i = 0; i < reps; i++) {
+    // Warm the agents' forwarding path (as on any node that has carried traffic).
+    job("n1,n2", "mpirun", "-np", "2", pingpong.toString(), "fixed", tcpTrips, bytes);
+    // Runs of a few seconds on a shared 2-core machine vary by tens of percent: at least five
+    // of each, interleaved, and the median.
+    for (int i = 0; i < Math.max(reps, 5); i++) {
       plain1.add(elapsed(cli.must(plainShm.toArray(String[]::new)).out()));
       cohort1.add(elapsed(job("n1", "mpirun", "-np", "2", pingpong.toString(), "fixed", trips,
           bytes)));

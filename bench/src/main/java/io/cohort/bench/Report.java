@@ -126,12 +126,15 @@ final class Report {
     }
     md.append("\n## 3. Coordinated checkpoint across nodes (one vhost per node)\n\n")
         .append("| vhosts | total | overhead (total − CRIU − seal) | prepare | dump | CRIU | "
-            + "seal | commit | frozen |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+            + "resume | seal | commit | publish | frozen |\n"
+            + "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (JsonObject b : rows) {
-      md.append(String.format("| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n",
+      md.append(String.format(
+          "| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n",
           b.get("vhosts").getAsInt(), median(b, "total_ms"), median(b, "barrier_overhead_ms"),
           median(b, "prepare_ms"), median(b, "dump_ms"), median(b, "criu_ms"),
-          median(b, "seal_ms"), median(b, "commit_ms"), median(b, "frozen_ms")));
+          median(b, "resume_ms"), median(b, "seal_ms"), median(b, "commit_ms"),
+          median(b, "publish_ms"), median(b, "frozen_ms")));
     }
     md.append("\nAll times in ms. ![barrier](barrier.png)\n");
   }
@@ -141,17 +144,28 @@ final class Report {
     if (rows.isEmpty()) {
       return;
     }
-    md.append("\n## 4. MPI ping-pong: two vhosts on two nodes (overlay) against one node\n\n")
-        .append("| bytes | round trip, cross-node µs | same node µs | cross-node MB/s | "
-            + "same node MB/s | ratio |\n| --- | --- | --- | --- | --- | --- |\n");
+    md.append("\n## 4. MPI ping-pong: two vhosts on two nodes (overlay) against the same two "
+            + "vhosts on one node and plain mpirun over TCP on loopback\n\n")
+        .append("Two vhosts on one node talk TCP through the node's kernel (veth to veth); on two "
+            + "nodes the packets also cross both agents (TUN, Netty, TCP between the nodes). "
+            + "Plain TCP: `mpirun --mca btl self,tcp` with no vhost, the cost of TCP itself.\n\n")
+        .append("| bytes | round trip µs: two nodes | one node | plain TCP | MB/s: two nodes | "
+            + "one node | plain TCP | two nodes / one node |\n"
+            + "| --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (JsonObject p : rows) {
-      md.append(String.format("| %d | %.1f | %.1f | %.1f | %.1f | %.2f |\n",
+      md.append(String.format("| %d | %.1f | %.1f | %s | %.1f | %.1f | %s | %.2f |\n",
           p.get("bytes").getAsLong(), median(p, "cross_node_rtt_us"),
-          median(p, "same_node_rtt_us"), median(p, "cross_node_mb_s"),
-          median(p, "same_node_mb_s"), median(p, "cross_node_mb_s")
-              / median(p, "same_node_mb_s")));
+          median(p, "same_node_rtt_us"), optional(p, "plain_tcp_rtt_us"),
+          median(p, "cross_node_mb_s"), median(p, "same_node_mb_s"),
+          optional(p, "plain_tcp_mb_s"),
+          median(p, "cross_node_mb_s") / median(p, "same_node_mb_s")));
     }
     md.append("\n![throughput](overlay-throughput.png) ![latency](overlay-latency.png)\n");
+  }
+
+  /** A median as a table cell, or "–" for a figure older results do not have. */
+  private static String optional(JsonObject row, String field) {
+    return row.has(field) ? String.format("%.1f", median(row, field)) : "–";
   }
 
   private void steadyAndFootprint() {
@@ -214,11 +228,13 @@ final class Report {
       p.lines("overlay-throughput", "MPI ping-pong throughput", "message bytes", "MB/s", ping,
           row -> row.get("bytes").getAsDouble(), true, true, List.of(
               new Plots.Series("two nodes (overlay)", row -> median(row, "cross_node_mb_s")),
-              new Plots.Series("one node", row -> median(row, "same_node_mb_s"))));
+              new Plots.Series("one node", row -> median(row, "same_node_mb_s")),
+              new Plots.Series("plain TCP, no vhost", row -> median(row, "plain_tcp_mb_s"))));
       p.lines("overlay-latency", "MPI ping-pong round trip", "message bytes", "µs", ping,
           row -> row.get("bytes").getAsDouble(), true, true, List.of(
               new Plots.Series("two nodes (overlay)", row -> median(row, "cross_node_rtt_us")),
-              new Plots.Series("one node", row -> median(row, "same_node_rtt_us"))));
+              new Plots.Series("one node", row -> median(row, "same_node_rtt_us")),
+              new Plots.Series("plain TCP, no vhost", row -> median(row, "plain_tcp_rtt_us"))));
     }
   }
 }

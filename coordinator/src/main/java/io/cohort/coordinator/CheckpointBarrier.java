@@ -198,6 +198,9 @@ final class CheckpointBarrier {
   }
 
   private void enterSealing() {
+    if (!stop) {
+      timings.setResumeMs(clock.millis() - phaseStartMs);
+    }
     transition(Phase.SEALING, CheckpointPhase.CHECKPOINT_PHASE_SEALING,
         String.format("digesting and syncing %.1f MB of images", imageBytes / 1e6),
         timeouts.dump());
@@ -247,7 +250,10 @@ final class CheckpointBarrier {
     // The checkpoint is committed: an agent that fails to publish or stop is reported, and the
     // checkpoint is kept (a committed image still pending is found at restart).
     allOf(next, vhosts(), v -> () -> agents.agent(v.getNode()).finish(finish(v, decision)),
-        (v, r) -> freezeMs = Math.max(freezeMs, r.getFreezeMs()), this::done);
+        (v, r) -> freezeMs = Math.max(freezeMs, r.getFreezeMs()), () -> {
+          timings.setPublishMs(clock.millis() - phaseStartMs);
+          done();
+        });
   }
 
   /** What the overlay recorded, for the progress line (nothing for a job on one node). */
