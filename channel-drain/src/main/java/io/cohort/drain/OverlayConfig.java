@@ -49,6 +49,11 @@ public record OverlayConfig(String nodeName, InetSocketAddress listen, int ioThr
                 backoffMax, handshakeTimeout, connectTimeout);
     }
 
+    public OverlayConfig withIoThreads(int ioThreads) {
+        return new OverlayConfig(nodeName, listen, ioThreads, queueLimit, heldLimit, backoffMin,
+                backoffMax, handshakeTimeout, connectTimeout);
+    }
+
     public OverlayConfig withQueueLimits(int queueLimit, int heldLimit) {
         return new OverlayConfig(nodeName, listen, ioThreads, queueLimit, heldLimit, backoffMin,
                 backoffMax, handshakeTimeout, connectTimeout);

@@ -150,13 +150,23 @@ final class PeerConnection {
         run(() -> decide(ch, dialedBySelf, incarnation), null);
     }
 
-    /** {@code ch} became writable again. */
+    /**
+     * {@code ch} became writable again. Always deferred to a later task, never run inline:
+     * Netty fires writability changes synchronously from inside a write or flush on {@code ch}
+     * (FlushConsolidationHandler flushes when the channel turns unwritable, and that flush can
+     * make it writable again), and a frame is two writes (length prefix, then body): writing
+     * more frames from here would land between them and corrupt the stream.
+     */
     void onWritable(Channel ch) {
-        run(() -> {
-            if (ch == current) {
-                flushQueue();
-            }
-        }, null);
+        try {
+            loop.execute(() -> {
+                if (ch == current) {
+                    flushQueue();
+                }
+            });
+        } catch (RejectedExecutionException e) {
+            // shutting down: nothing left to flush
+        }
     }
 
     /** Closes the connection for good and drops the queue (overlay closing or peer removed). */
