@@ -10,6 +10,7 @@ import io.cohort.proto.v1.FinishCheckpointRequest;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.PrepareCheckpointRequest;
 import io.cohort.proto.v1.ResumeVhostRequest;
+import io.cohort.proto.v1.ResumeVhostResponse;
 import io.cohort.proto.v1.SealImageRequest;
 import io.cohort.proto.v1.SealImageResponse;
 import io.cohort.proto.v1.VhostPlacement;
@@ -77,7 +78,7 @@ final class CheckpointBarrier {
   private static final Map<Phase, Set<Phase>> LEGAL = new EnumMap<>(Map.of(
       Phase.PREPARING, EnumSet.of(Phase.DUMPING, Phase.ABORTING),
       Phase.DUMPING, EnumSet.of(Phase.RESUMING, Phase.SEALING, Phase.ABORTING),
-      Phase.RESUMING, EnumSet.of(Phase.SEALING, Phase.ABORTING),
+      Phase.RESUMING, EnumSet.of(Phase.COMMITTING, Phase.ABORTING),
       Phase.SEALING, EnumSet.of(Phase.COMMITTING, Phase.ABORTING),
       Phase.COMMITTING, EnumSet.of(Phase.PUBLISHING, Phase.STOPPING, Phase.ABORTING),
       Phase.PUBLISHING, EnumSet.of(Phase.DONE),
@@ -188,19 +189,48 @@ final class CheckpointBarrier {
         });
   }
 
+  /**
+   * Resumes every vhost and seals its image at the same time: CRIU has written and closed
+   * every image file when it reaches its post-dump hook, so digesting and syncing need not wait
+   * for it to let the tasks go and exit (a --stop checkpoint seals with the tasks still held).
+   */
   private void enterResuming() {
-    transition(Phase.RESUMING, CheckpointPhase.CHECKPOINT_PHASE_RESUMING,
-        "every vhost is captured; resuming the job", timeouts.finish());
-    allOf(Phase.RESUMING, vhosts(), v -> () -> agents.agent(v.getNode()).resume(
-        ResumeVhostRequest.newBuilder().setCheckpointId(ckpt).setEpoch(epoch)
-            .setVhostId(v.getVhostId()).build()),
-        (v, r) -> freezeMs = Math.max(freezeMs, r.getFreezeMs()), this::enterSealing);
+    transition(Phase.RESUMING, CheckpointPhase.CHECKPOINT_PHASE_RESUMING, String.format(
+        "every vhost is captured; resuming the job while digesting and syncing %.1f MB of images",
+        imageBytes / 1e6), timeouts.dump().plus(timeouts.finish()));
+    long start = phaseStartMs;
+    allOf(Phase.RESUMING, vhosts(), v -> () -> resumeAndSeal(v, start),
+        (v, r) -> {
+          freezeMs = Math.max(freezeMs, r.resumed().getFreezeMs());
+          timings.setResumeMs(Math.max(timings.getResumeMs(), r.resumedAtMs() - start));
+          timings.setSealMs(Math.max(timings.getSealMs(), r.sealedAtMs() - start));
+          sealed.put(v.getVhostId(), r.sealed());
+        },
+        this::enterCommitting);
   }
 
+  /** One vhost's answers to the resume and the seal asked at once, and when each came. */
+  private record ResumedAndSealed(ResumeVhostResponse resumed, long resumedAtMs,
+      SealImageResponse sealed, long sealedAtMs) {}
+
+  private ResumedAndSealed resumeAndSeal(VhostPlacement v, long start) {
+    CompletableFuture<SealImageResponse> seal = CompletableFuture.supplyAsync(
+        () -> agents.agent(v.getNode()).seal(SealImageRequest.newBuilder().setCheckpointId(ckpt)
+            .setEpoch(epoch).setVhostId(v.getVhostId()).build()), io);
+    long[] sealedAt = new long[1];
+    CompletableFuture<SealImageResponse> timed = seal.thenApply(r -> {
+      sealedAt[0] = clock.millis();
+      return r;
+    });
+    ResumeVhostResponse resumed = agents.agent(v.getNode()).resume(ResumeVhostRequest.newBuilder()
+        .setCheckpointId(ckpt).setEpoch(epoch).setVhostId(v.getVhostId()).build());
+    long resumedAt = clock.millis();
+    SealImageResponse sealed = timed.join();
+    return new ResumedAndSealed(resumed, resumedAt, sealed, sealedAt[0]);
+  }
+
+  /** A --stop checkpoint's seal: the vhosts stay frozen until the record is written. */
   private void enterSealing() {
-    if (!stop) {
-      timings.setResumeMs(clock.millis() - phaseStartMs);
-    }
     transition(Phase.SEALING, CheckpointPhase.CHECKPOINT_PHASE_SEALING,
         String.format("digesting and syncing %.1f MB of images", imageBytes / 1e6),
         timeouts.dump());

@@ -158,7 +158,7 @@ class CheckpointBarrierTest {
   }
 
   @Test
-  void continueCommitsAfterEveryVhostIsCapturedAndResumesBeforeSealing() throws Exception {
+  void continueResumesAndSealsOnceEveryVhostIsCapturedThenCommits() throws Exception {
     Catalog catalog = new Catalog(dir);
     AgentDirectory agents = agents(Map.of(
         "n1", new ScriptedAgent(Set.of(), null), "n2", new ScriptedAgent(Set.of(), null)));
@@ -169,13 +169,15 @@ class CheckpointBarrierTest {
     assertEquals(Map.of("7-0", "sha-7-0", "7-1", "sha-7-1"), info.getManifestSha256Map());
     assertEquals(150, info.getTimings().getFreezeMs());
     assertTrue(catalog.checkpoint("7.3").isPresent(), "the record is the commit");
-    // Both dumps complete before any resume; both seals before any finish.
+    // Both dumps complete before any resume or seal; both seals before any finish.
     int lastDump = Math.max(calls.indexOf("dump 7-0"), calls.indexOf("dump 7-1"));
     int firstResume = Math.min(calls.indexOf("resume 7-0"), calls.indexOf("resume 7-1"));
+    int firstSeal = Math.min(calls.indexOf("seal 7-0"), calls.indexOf("seal 7-1"));
     int lastSeal = Math.max(calls.indexOf("seal 7-0"), calls.indexOf("seal 7-1"));
     int firstFinish = Math.min(calls.indexOf("finish 7-0 COMMIT_RESUME"),
         calls.indexOf("finish 7-1 COMMIT_RESUME"));
     assertTrue(lastDump < firstResume && firstResume >= 0, calls.toString());
+    assertTrue(lastDump < firstSeal && firstSeal >= 0, calls.toString());
     assertTrue(lastSeal < firstFinish && firstFinish >= 0, calls.toString());
   }
 
