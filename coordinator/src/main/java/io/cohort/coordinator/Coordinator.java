@@ -47,6 +47,9 @@ import org.slf4j.LoggerFactory;
 public final class Coordinator implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Coordinator.class);
   private static final Duration FOLLOW_DEADLINE = Duration.ofDays(30);
+  /** How often {@link #watch} checks a job: right after a change, and at most. */
+  private static final long WATCH_MIN_INTERVAL_MS = 250;
+  private static final long WATCH_MAX_INTERVAL_MS = 2000;
 
   private final Catalog catalog;
   private final AgentDirectory agents;
@@ -598,15 +601,21 @@ public final class Coordinator implements AutoCloseable {
 
   /**
    * Sends the job as it is, then again at each change, until it has ended (exited, killed,
-   * lost) or {@code cancelled}; checks every 250 ms.
+   * lost) or {@code cancelled}. Checks 250 ms after a change, then less and less often, up to
+   * every {@link #WATCH_MAX_INTERVAL_MS} ms: each check asks the head vhost's agent, and on a
+   * busy node checking four times a second slowed a one-node MPI ping-pong by 15-27 %.
    */
   public void watch(String jobId, Consumer<JobInfo> sink, BooleanSupplier cancelled) {
     JobInfo last = null;
+    long interval = WATCH_MIN_INTERVAL_MS;
     while (!cancelled.getAsBoolean()) {
       JobInfo now = job(jobId);
       if (!now.equals(last)) {
         sink.accept(now);
         last = now;
+        interval = WATCH_MIN_INTERVAL_MS;
+      } else {
+        interval = Math.min(WATCH_MAX_INTERVAL_MS, interval * 3 / 2);
       }
       JobState s = now.getState();
       if (s == JobState.JOB_STATE_EXITED || s == JobState.JOB_STATE_KILLED
@@ -614,7 +623,7 @@ public final class Coordinator implements AutoCloseable {
         return;
       }
       try {
-        Thread.sleep(250);
+        Thread.sleep(interval);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         return;
