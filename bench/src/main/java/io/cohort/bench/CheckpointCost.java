@@ -54,11 +54,18 @@ final class CheckpointCost {
     Stats restart = new Stats();
     long imageBytes = 0;
     String job = start(mb);
-    // The first dump after a process filled its memory is slow for CRIU whoever runs it (3 s
-    // instead of 1 s at 2 GB here): one unmeasured checkpoint, and one unmeasured bare dump
-    // below, so that neither side's figures carry it.
+    long pid = cli.job(job).getAsJsonArray("vhosts").get(0).getAsJsonObject().get("pid")
+        .getAsLong();
+    // Cohort's checkpoint and a bare `criu dump --leave-running` of the very same vhost take
+    // turns, so that neither side gets the machine's quieter moments. The first dump after a
+    // process filled its memory is slow whoever runs CRIU (3 s instead of 1 s at 2 GB here):
+    // one unmeasured checkpoint and one unmeasured bare dump first.
     cli.cohort("rm", cli.cohort("checkpoint", job, "--json").json().get("checkpoint")
         .getAsString());
+    cli.must(criu("dump", "-t", Long.toString(pid), "-D", fresh("dump").toString(), "-o",
+        "dump.log", "--leave-running"));
+    Stats bareDump = new Stats();
+    Stats bareSync = new Stats();
     try (Rss coord = new Rss(cluster.pid("coordinator")); Rss agent = new Rss(cluster.pid("n1"))) {
       for (int i = 0; i < reps; i++) {
         JsonObject c = cli.cohort("checkpoint", job, "--json").json();
@@ -70,6 +77,12 @@ final class CheckpointCost {
         seal.add(num(t, "seal_ms"));
         imageBytes = c.get("image_bytes").getAsLong();
         cli.cohort("rm", id);
+
+        Path dir = fresh("dump");
+        bareDump.add(cli.timed(criu("dump", "-t", Long.toString(pid), "-D", dir.toString(),
+            "-o", "dump.log", "--leave-running")));
+        bareSync.add(cli.timed(syncCommand(dir)));
+        DurableTree.delete(dir);
       }
       coordinatorPeakMib = Math.max(coordinatorPeakMib, coord.peakMib());
       agentPeakMib = Math.max(agentPeakMib, agent.peakMib());
@@ -84,22 +97,11 @@ final class CheckpointCost {
     }
     cli.cohort("kill", job);
 
-    // The same program in an identical vhost, dumped and restored by CRIU alone.
-    Stats bareDump = new Stats();
-    Stats bareSync = new Stats();
+    // The same program in an identical vhost, dumped (and killed) then restored by CRIU alone.
     Stats bareRestore = new Stats();
     String twin = start(mb);
-    long pid = cli.job(twin).getAsJsonArray("vhosts").get(0).getAsJsonObject().get("pid")
+    pid = cli.job(twin).getAsJsonArray("vhosts").get(0).getAsJsonObject().get("pid")
         .getAsLong();
-    Path warm = fresh("dump");
-    cli.must(criu("dump", "-t", Long.toString(pid), "-D", warm.toString(), "-o", "dump.log",
-        "--leave-running"));
-    for (int i = 0; i < reps; i++) {
-      Path dir = fresh("dump");
-      bareDump.add(cli.timed(criu("dump", "-t", Long.toString(pid), "-D", dir.toString(),
-          "-o", "dump.log", "--leave-running")));
-      bareSync.add(cli.timed(syncCommand(dir)));
-    }
     for (int i = 0; i < reps; i++) {
       Path dir = fresh("dump");
       cli.must(criu("dump", "-t", Long.toString(pid), "-D", dir.toString(), "-o", "dump.log"));
