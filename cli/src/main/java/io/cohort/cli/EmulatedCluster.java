@@ -3,6 +3,7 @@ package io.cohort.cli;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.cohort.agent.ProcessIdentity;
 import io.cohort.common.CohortException;
 import io.cohort.common.DurableFiles;
 import io.cohort.proto.v1.CohortGrpc;
@@ -148,7 +149,11 @@ final class EmulatedCluster {
     JsonObject o = new JsonObject();
     o.addProperty("name", name);
     o.addProperty("pid", p.pid());
-    o.addProperty("start", p.info().startInstant().map(Object::toString).orElse(""));
+    // The start time in clock ticks after boot, not as a date: a date is derived from the
+    // wall clock, and once that was stepped `cluster down` took its own daemons for strangers
+    // (a recycled pid) and left them running.
+    o.addProperty("start_ticks", ProcessIdentity.of(p.pid()).map(ProcessIdentity::startTicks)
+        .orElse(-1L));
     JsonArray argv = new JsonArray();
     cmd.forEach(argv::add);
     o.add("cmd", argv);
@@ -170,7 +175,7 @@ final class EmulatedCluster {
       if (!p.get("name").getAsString().equals(name)) {
         continue;
       }
-      stop(name, p.get("pid").getAsLong(), p.get("start").getAsString());
+      stop(name, p);
       if (startAgain) {
         List<String> cmd = new ArrayList<>();
         p.getAsJsonArray("cmd").forEach(e -> cmd.add(e.getAsString()));
@@ -227,7 +232,7 @@ final class EmulatedCluster {
     killJobs();
     for (var e : state.getAsJsonArray("processes")) {
       JsonObject p = e.getAsJsonObject();
-      stop(p.get("name").getAsString(), p.get("pid").getAsLong(), p.get("start").getAsString());
+      stop(p.get("name").getAsString(), p);
     }
     String prefix = state.get("prefix").getAsString();
     int nodes = state.get("nodes").getAsInt();
@@ -269,9 +274,9 @@ final class EmulatedCluster {
     }
   }
 
-  private void stop(String name, long pid, String start) throws InterruptedException {
-    var handle = ProcessHandle.of(pid).filter(h -> h.info().startInstant()
-        .map(Object::toString).orElse("").equals(start));
+  private void stop(String name, JsonObject p) throws InterruptedException {
+    long pid = p.get("pid").getAsLong();
+    var handle = ProcessHandle.of(pid).filter(h -> isOurs(h, p));
     if (handle.isEmpty()) {
       return; // already gone (or the pid was reused: not ours)
     }
@@ -284,6 +289,16 @@ final class EmulatedCluster {
       handle.get().destroyForcibly();
     }
     progress.printf("cohort cluster: stopped %s (pid %d)%n", name, pid);
+  }
+
+  /** Whether the live process {@code h} is the daemon recorded as {@code p}. */
+  private static boolean isOurs(ProcessHandle h, JsonObject p) {
+    if (p.has("start_ticks")) {
+      return new ProcessIdentity(h.pid(), p.get("start_ticks").getAsLong()).isAlive();
+    }
+    // A cluster brought up by an earlier version recorded the start as a date.
+    return p.has("start") && h.info().startInstant().map(Object::toString).orElse("")
+        .equals(p.get("start").getAsString());
   }
 
   private static void ip(String... args) throws IOException, InterruptedException {

@@ -12,16 +12,16 @@ import java.util.Optional;
  * @param pid host pid
  * @param startTicks start time in clock ticks after boot (/proc/PID/stat field 22)
  */
-record ProcessIdentity(long pid, long startTicks) {
+public record ProcessIdentity(long pid, long startTicks) {
 
   /** The identity of a live (non-zombie) process, if there is one with this pid. */
-  static Optional<ProcessIdentity> of(long pid) {
+  public static Optional<ProcessIdentity> of(long pid) {
     return stat(pid).filter(s -> s.state != 'Z' && s.state != 'X')
         .map(s -> new ProcessIdentity(pid, s.startTicks));
   }
 
   /** True if this very process still runs (not a zombie, not a recycled pid). */
-  boolean isAlive() {
+  public boolean isAlive() {
     return pid > 0 && of(pid).map(this::equals).orElse(false);
   }
 
