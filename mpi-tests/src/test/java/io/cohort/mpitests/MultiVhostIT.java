@@ -101,6 +101,21 @@ class MultiVhostIT {
     checkpointAndRestartAcrossNodes(CohortHarness.javaRing(2, 600, 20), "--slots", "1");
   }
 
+  /**
+   * A job over vhosts on several nodes has its ranks yield when idle (its traffic is forwarded
+   * by the agents, which busy-polling ranks would starve); a job on one vhost is left alone.
+   */
+  @Test
+  void ranksOfAJobAcrossNodesYieldWhenIdle() throws Exception {
+    String show = "echo yield=${OMPI_MCA_mpi_yield_when_idle:-unset}";
+    String across = run("--nodes", "n1,n2", "--", "bash", "-c", show);
+    String single = run("--nodes", "n1", "--", "bash", "-c", show);
+    assertEquals(0, cohort.await(across));
+    assertEquals(0, cohort.await(single));
+    assertTrue(cohort.log(across).contains("yield=1"), cohort.log(across));
+    assertTrue(cohort.log(single).contains("yield=unset"), cohort.log(single));
+  }
+
   @Test
   void jobsCannotReachEachOthersVhosts() throws Exception {
     assertIsolated("n1,n1");
