@@ -48,7 +48,16 @@ final class Plots {
 
   /** The median of a {median,min,max} field. */
   static double median(JsonObject row, String field) {
+    return stat(row, field, "median");
+  }
+
+  static double min(JsonObject row, String field) {
+    return stat(row, field, "min");
+  }
+
+  /** One statistic of a repeated figure ({@link Stats#json}), or a figure measured once. */
+  private static double stat(JsonObject row, String field, String which) {
     JsonElement e = row.get(field);
-    return e.isJsonObject() ? e.getAsJsonObject().get("median").getAsDouble() : e.getAsDouble();
+    return e.isJsonObject() ? e.getAsJsonObject().get(which).getAsDouble() : e.getAsDouble();
   }
 }

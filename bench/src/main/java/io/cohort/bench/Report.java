@@ -1,6 +1,7 @@
 package io.cohort.bench;
 
 import static io.cohort.bench.Plots.median;
+import static io.cohort.bench.Plots.min;
 
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
@@ -173,11 +174,6 @@ final class Report {
         min(s, plain), median(s, plain), min(s, cohort), median(s, cohort),
         s.get(overhead).getAsDouble() * 100, ofMedians == null ? "–"
             : String.format("%+.1f %%", ofMedians.getAsDouble() * 100));
-  }
-
-  private static double min(JsonObject row, String field) {
-    JsonElement e = row.get(field);
-    return e.isJsonObject() ? e.getAsJsonObject().get("min").getAsDouble() : e.getAsDouble();
   }
 
   /** A median as a table cell, or "–" for a figure older results do not have. */

@@ -3,13 +3,11 @@ package io.cohort.cli;
 import io.cohort.common.ProtoJson;
 import io.cohort.proto.v1.JobEvent;
 import io.cohort.proto.v1.JobInfo;
-import io.cohort.proto.v1.WatchJobRequest;
 import java.time.Instant;
 import java.time.ZoneId;
 import java.time.format.DateTimeFormatter;
 import java.util.Iterator;
 import java.util.concurrent.Callable;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -36,8 +34,7 @@ final class WatchCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     try (Cli cli = new Cli(connection)) {
-      Iterator<JobEvent> events = cli.stub.withDeadlineAfter(30, TimeUnit.DAYS)
-          .watchJob(WatchJobRequest.newBuilder().setJobId(job).build());
+      Iterator<JobEvent> events = cli.watch(job);
       while (events.hasNext()) {
         JobEvent e = events.next();
         if (json) {

@@ -199,34 +199,29 @@ final class CheckpointBarrier {
         "every vhost is captured; resuming the job while digesting and syncing %.1f MB of images",
         imageBytes / 1e6), timeouts.dump().plus(timeouts.finish()));
     long start = phaseStartMs;
-    allOf(Phase.RESUMING, vhosts(), v -> () -> resumeAndSeal(v, start),
+    allOf(Phase.RESUMING, vhosts(), v -> () -> resumeAndSeal(v),
         (v, r) -> {
           freezeMs = Math.max(freezeMs, r.resumed().getFreezeMs());
           timings.setResumeMs(Math.max(timings.getResumeMs(), r.resumedAtMs() - start));
-          timings.setSealMs(Math.max(timings.getSealMs(), r.sealedAtMs() - start));
-          sealed.put(v.getVhostId(), r.sealed());
+          timings.setSealMs(Math.max(timings.getSealMs(), r.sealed().atMs() - start));
+          sealed.put(v.getVhostId(), r.sealed().response());
         },
         this::enterCommitting);
   }
 
-  /** One vhost's answers to the resume and the seal asked at once, and when each came. */
-  private record ResumedAndSealed(ResumeVhostResponse resumed, long resumedAtMs,
-      SealImageResponse sealed, long sealedAtMs) {}
+  /** A seal's answer and when it came. */
+  private record Sealed(SealImageResponse response, long atMs) {}
 
-  private ResumedAndSealed resumeAndSeal(VhostPlacement v, long start) {
-    CompletableFuture<SealImageResponse> seal = CompletableFuture.supplyAsync(
-        () -> agents.agent(v.getNode()).seal(SealImageRequest.newBuilder().setCheckpointId(ckpt)
-            .setEpoch(epoch).setVhostId(v.getVhostId()).build()), io);
-    long[] sealedAt = new long[1];
-    CompletableFuture<SealImageResponse> timed = seal.thenApply(r -> {
-      sealedAt[0] = clock.millis();
-      return r;
-    });
+  /** One vhost's answers to the resume and the seal asked at once. */
+  private record ResumedAndSealed(ResumeVhostResponse resumed, long resumedAtMs, Sealed sealed) {}
+
+  private ResumedAndSealed resumeAndSeal(VhostPlacement v) {
+    CompletableFuture<Sealed> seal = CompletableFuture.supplyAsync(() -> new Sealed(
+        agents.agent(v.getNode()).seal(SealImageRequest.newBuilder().setCheckpointId(ckpt)
+            .setEpoch(epoch).setVhostId(v.getVhostId()).build()), clock.millis()), io);
     ResumeVhostResponse resumed = agents.agent(v.getNode()).resume(ResumeVhostRequest.newBuilder()
         .setCheckpointId(ckpt).setEpoch(epoch).setVhostId(v.getVhostId()).build());
-    long resumedAt = clock.millis();
-    SealImageResponse sealed = timed.join();
-    return new ResumedAndSealed(resumed, resumedAt, sealed, sealedAt[0]);
+    return new ResumedAndSealed(resumed, clock.millis(), seal.join());
   }
 
   /** A --stop checkpoint's seal: the vhosts stay frozen until the record is written. */

@@ -16,6 +16,9 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import io.cohort.drain.Recording;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -114,12 +117,12 @@ public final class VhostOverlay implements AutoCloseable {
     CompletableFuture<Recording> recording = overlay.freeze(job, epoch, peersOf(job));
     try {
       // CRIU waits for this answer with the job frozen: never wait for an overlay forever.
-      overlay.applied(job).get(5, java.util.concurrent.TimeUnit.SECONDS);
-    } catch (java.util.concurrent.TimeoutException e) {
+      overlay.applied(job).get(5, TimeUnit.SECONDS);
+    } catch (TimeoutException e) {
       overlay.resume(job, epoch);
       throw new IllegalStateException("the overlay of " + node + " did not freeze job " + job
           + " within 5 s", e);
-    } catch (java.util.concurrent.ExecutionException e) {
+    } catch (ExecutionException e) {
       throw new IllegalStateException("the overlay of " + node + " cannot freeze job " + job
           + ": " + e.getCause().getMessage(), e.getCause());
     } catch (InterruptedException e) {
