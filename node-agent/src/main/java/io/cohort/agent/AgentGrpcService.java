@@ -1,5 +1,6 @@
 package io.cohort.agent;
 
+import io.cohort.common.FlowControlledSink;
 import io.cohort.common.GrpcErrors;
 import io.cohort.proto.v1.AgentGrpc;
 import io.cohort.proto.v1.CreateVhostRequest;
@@ -34,7 +35,6 @@ import io.cohort.proto.v1.SealImageRequest;
 import io.cohort.proto.v1.SealImageResponse;
 import io.cohort.proto.v1.VerifyImageRequest;
 import io.cohort.proto.v1.VerifyImageResponse;
-import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 
 /** Thin gRPC adapter over {@link NodeAgent}: no logic here, only translation. */
@@ -124,14 +124,14 @@ public final class AgentGrpcService extends AgentGrpc.AgentImplBase {
 
   @Override
   public void exportImage(ExportImageRequest req, StreamObserver<ImageChunk> out) {
-    ServerCallStreamObserver<ImageChunk> call = (ServerCallStreamObserver<ImageChunk>) out;
+    FlowControlledSink<ImageChunk> sink = FlowControlledSink.of(out);
     try {
-      agent.exportImage(req.getCheckpointId(), req.getVhostId(), out::onNext, call::isCancelled);
+      agent.exportImage(req.getCheckpointId(), req.getVhostId(), sink, sink.cancelledSignal());
     } catch (RuntimeException e) {
-      out.onError(GrpcErrors.toStatus(e));
+      sink.fail(e);
       return;
     }
-    out.onCompleted();
+    sink.complete();
   }
 
   @Override
@@ -141,15 +141,13 @@ public final class AgentGrpcService extends AgentGrpc.AgentImplBase {
 
   @Override
   public void readOutput(ReadOutputRequest req, StreamObserver<OutputChunk> out) {
-    ServerCallStreamObserver<OutputChunk> call = (ServerCallStreamObserver<OutputChunk>) out;
+    FlowControlledSink<OutputChunk> sink = FlowControlledSink.of(out);
     try {
-      agent.readOutput(req, out::onNext, call::isCancelled);
+      agent.readOutput(req, sink, sink.cancelledSignal());
     } catch (RuntimeException e) {
-      out.onError(GrpcErrors.toStatus(e));
+      sink.fail(e);
       return;
     }
-    if (!call.isCancelled()) {
-      out.onCompleted();
-    }
+    sink.complete();
   }
 }

@@ -29,7 +29,7 @@ import org.slf4j.LoggerFactory;
  * <p>Thread-safe: the vhosts of the job are dumped, sealed and released on their own gRPC
  * threads.
  */
-final class ChannelCut {
+final class ChannelCut implements ChannelCuts.Cut {
   private static final Logger log = LoggerFactory.getLogger(ChannelCut.class);
 
   private final VhostOverlay overlay;
@@ -56,7 +56,8 @@ final class ChannelCut {
   }
 
   /** CRIU froze a local vhost of the job: cut the channels (first time only). */
-  synchronized void networkLocked(String vhost) {
+  @Override
+  public synchronized void networkLocked(String vhost) {
     if (recording == null) {
       recording = overlay.freeze(job, epoch);
       log.debug("job {} epoch {}: channels cut at the freeze of {}", job, epoch, vhost);
@@ -67,7 +68,8 @@ final class ChannelCut {
    * The packets recorded at the cut that are addressed to {@code address}; waits for the
    * peers' markers. Fails if the cut never happened or a marker did not come in time.
    */
-  List<byte[]> recordingFor(String address) {
+  @Override
+  public List<byte[]> recordingFor(String address) {
     return recording().byDestination().getOrDefault(VhostOverlay.ipv4(address), List.of());
   }
 
@@ -100,7 +102,8 @@ final class ChannelCut {
    * are, the overlay delivers what it recorded and held (after the last peer's marker, so that
    * the recording is complete first), or forgets the stopped job.
    */
-  void released(String vhost, boolean stopped) {
+  @Override
+  public void released(String vhost, boolean stopped) {
     synchronized (this) {
       released.add(vhost);
       if (resumed || !released.containsAll(vhosts)) {
@@ -122,7 +125,8 @@ final class ChannelCut {
   }
 
   /** The epoch is aborted: deliver what was recorded and held and forward again, now. */
-  void abort() {
+  @Override
+  public void abort() {
     synchronized (this) {
       if (resumed) {
         return;

@@ -1,5 +1,7 @@
 package io.cohort.agent;
 
+import io.cohort.common.CohortException;
+import io.cohort.common.ProcessRunner;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -16,7 +18,7 @@ import java.util.regex.Pattern;
  * Runs CRIU with the options verified for vhosts (docs/design.md, "CRIU options"). One
  * instance per agent; stateless apart from its configuration.
  */
-final class CriuEngine {
+final class CriuEngine implements Criu {
   /** Options shared by dump and restore: TCP, network lock, mounts. */
   private static final List<String> COMMON = List.of(
       "--tcp-established", "--network-lock", "nftables",
@@ -44,55 +46,45 @@ final class CriuEngine {
     this.timeout = timeout;
   }
 
-  /** `criu --version`, e.g. "4.2". */
-  String version() throws CriuException {
+  @Override
+  public String version() throws CriuException {
     List<String> cmd = new ArrayList<>(criu);
     cmd.add("--version");
+    ProcessRunner.Result r;
     try {
-      Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-      int rc = p.waitFor();
-      Matcher m = VERSION.matcher(out);
-      if (rc != 0 || !m.find()) {
-        throw new CriuException("cannot run `" + String.join(" ", cmd) + "`", rc, out.strip());
-      }
-      return m.group(1);
-    } catch (IOException e) {
-      throw new CriuException("cannot run " + criu.get(0) + ": " + e.getMessage()
-          + "; run `cohort setup` to install CRIU", -1, "");
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new CriuException("interrupted", -1, "");
+      r = ProcessRunner.run(ProcessRunner.SHORT, Map.of(), cmd);
+    } catch (CohortException e) {
+      throw new CriuException(e.getMessage() + "; run `cohort setup` to install CRIU", -1, "");
     }
+    Matcher m = VERSION.matcher(r.output());
+    if (!r.ok() || !m.find()) {
+      throw new CriuException("cannot run `" + String.join(" ", cmd) + "`", r.exitCode(),
+          r.output());
+    }
+    return m.group(1);
   }
 
-  /**
-   * Starts `criu dump` of the tree rooted at {@code pid}. The post-dump action script holds
-   * the frozen tree until the agent answers (see {@link DumpSession}).
-   */
-  Process startDump(long pid, Path images, Path work, Path actionScript, Map<String, String> env,
-      boolean leaveRunning, List<String> extra) throws IOException {
+  @Override
+  public Process startDump(DumpSpec spec) throws IOException {
     List<String> cmd = new ArrayList<>(SETSID);
     cmd.addAll(criu);
-    cmd.addAll(List.of("dump", "-t", Long.toString(pid), "-D", images.toString(),
-        "-W", work.toString(), "-o", "dump.log", "--action-script", actionScript.toString()));
+    cmd.addAll(List.of("dump", "-t", Long.toString(spec.pid()), "-D", spec.images().toString(),
+        "-W", spec.work().toString(), "-o", "dump.log", "--action-script",
+        spec.actionScript().toString()));
     cmd.addAll(COMMON);
-    cmd.addAll(extra);
-    if (leaveRunning) {
+    cmd.addAll(spec.extra());
+    if (spec.leaveRunning()) {
       cmd.add("--leave-running");
     }
     ProcessBuilder pb = new ProcessBuilder(cmd)
         .redirectErrorStream(true)
-        .redirectOutput(work.resolve("dump.out").toFile());
-    pb.environment().putAll(env);
+        .redirectOutput(spec.work().resolve("dump.out").toFile());
+    pb.environment().putAll(spec.env());
     return pb.start();
   }
 
-  /** Result of a restore: the host pid of the restored vhost init, and CRIU's own time. */
-  record Restored(long pid, long criuMillis) {}
-
-  /** Restores the tree saved in {@code images}, detached; logs go to {@code work}. */
-  Restored restore(Path images, Path work, List<String> extra) throws CriuException, IOException {
+  @Override
+  public Restored restore(Path images, Path work, List<String> extra) throws CriuException, IOException {
     Files.createDirectories(work);
     Path pidfile = work.resolve("restore.pid");
     Files.deleteIfExists(pidfile);
@@ -114,7 +106,7 @@ final class CriuEngine {
     return new Restored(Long.parseLong(pid), ms);
   }
 
-  int waitFor(Process p, String what) throws CriuException {
+  private int waitFor(Process p, String what) throws CriuException {
     try {
       if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
         p.destroyForcibly();

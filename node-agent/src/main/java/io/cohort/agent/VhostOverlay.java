@@ -56,7 +56,7 @@ public final class VhostOverlay implements AutoCloseable {
   public static VhostOverlay start(String node, InetSocketAddress listen) throws IOException {
     Tun tun = Tun.open(TUN);
     try {
-      VhostNetwork.run("ip", "link", "set", TUN, "mtu", VhostNetwork.MTU, "up");
+      IpVhostNetwork.run("ip", "link", "set", TUN, "mtu", VhostNetwork.MTU, "up");
       Files.writeString(Path.of("/proc/sys/net/ipv4/conf/" + TUN + "/rp_filter"), "0");
       return new VhostOverlay(node, tun, listen);
     } catch (IOException | RuntimeException e) {
@@ -87,7 +87,7 @@ public final class VhostOverlay implements AutoCloseable {
       if (!v.node().equals(node)) {
         String[] hp = v.overlayAddress().split(":");
         overlay.addPeer(v.node(), new InetSocketAddress(hp[0], Integer.parseInt(hp[1])));
-        VhostNetwork.run("ip", "route", "replace", v.address() + "/32", "dev", TUN, "table",
+        IpVhostNetwork.run("ip", "route", "replace", v.address() + "/32", "dev", TUN, "table",
             table);
       }
     }

@@ -14,13 +14,22 @@
 # dump and the tasks carry on).
 #
 # If the agent dies meanwhile, either wait gives up within a second and the job carries on:
-# a crashed agent never leaves a job frozen.
+# a crashed agent never leaves a job frozen. The agent is known by its pid and its start time
+# (field 22 of /proc/PID/stat), so a recycled pid is not taken for it.
 [ -n "$COHORT_HOOK_DIR" ] || exit 0
 case "$CRTOOLS_SCRIPT_ACTION" in
   network-lock) message="locked"; want="go" ;;
   post-dump) message="dumped $(stat -c %s "$COHORT_LOG_PATH" 2>/dev/null || echo -1)"; want="commit" ;;
   *) exit 0 ;;
 esac
+agent_alive() {
+  local stat
+  stat=$(cat "/proc/$COHORT_AGENT_PID/stat" 2>/dev/null) || return 1
+  [ -z "$COHORT_AGENT_START" ] && return 0
+  # Fields after "(comm) ": state is the 1st, starttime the 20th.
+  set -- ${stat##*) }
+  [ "$1" != Z ] && [ "${20}" = "$COHORT_AGENT_START" ]
+}
 # Read-write opens never block on a FIFO, whether or not the agent still has it open.
 exec 3<>"$COHORT_HOOK_DIR/event" 4<>"$COHORT_HOOK_DIR/decision"
 echo "$message" >&3
@@ -29,5 +38,5 @@ while :; do
     [ "$decision" = "$want" ]
     exit
   fi
-  kill -0 "$COHORT_AGENT_PID" 2>/dev/null || exit 1
+  agent_alive || exit 1
 done

@@ -36,7 +36,7 @@ class ImageStoreTest {
 
   @Test
   void aSealedImageVerifies() throws Exception {
-    ImageStore store = new ImageStore(dir, ".pending");
+    ImageStore store = new LocalImageStore(dir, ".pending");
     String sha = sealedAndPublished(store);
     ImageStore.Image image = store.verify("4.2", "4-0", sha);
     assertEquals("4.2", image.manifest().getCheckpointId());
@@ -47,7 +47,7 @@ class ImageStoreTest {
 
   @Test
   void anyChangeToTheImageIsDataLoss() throws Exception {
-    ImageStore store = new ImageStore(dir, ".pending");
+    ImageStore store = new LocalImageStore(dir, ".pending");
     String sha = sealedAndPublished(store);
     Path criu = store.committedDir("4.2", "4-0").resolve("criu");
 
@@ -71,7 +71,7 @@ class ImageStoreTest {
 
   @Test
   void aMissingManifestOrImageIsDataLoss() throws Exception {
-    ImageStore store = new ImageStore(dir, ".pending");
+    ImageStore store = new LocalImageStore(dir, ".pending");
     String sha = sealedAndPublished(store);
     Files.delete(store.committedDir("4.2", "4-0").resolve("manifest.json"));
     CohortException e = assertThrows(CohortException.class, () -> store.verify("4.2", "4-0", sha));
@@ -82,7 +82,7 @@ class ImageStoreTest {
 
   @Test
   void pendingImagesOfDeadOwnersAreRemovedOthersKept() throws Exception {
-    ImageStore store = new ImageStore(dir, ".pending");
+    ImageStore store = new LocalImageStore(dir, ".pending");
     Path mine = store.createPending("5.1", "5-0");
     Path orphan = store.createPending("6.1", "6-0");
     Files.writeString(orphan.resolve("owner"), "999999999 1\n");

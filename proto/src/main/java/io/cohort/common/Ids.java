@@ -51,6 +51,10 @@ public final class Ids {
     return requireCheckpoint(checkpoint).substring(0, checkpoint.indexOf('.'));
   }
 
+  public static long epochOfCheckpoint(String checkpoint) {
+    return Long.parseLong(requireCheckpoint(checkpoint).substring(checkpoint.indexOf('.') + 1));
+  }
+
   public static String vhost(String job, int index) {
     return job + "-" + index;
   }

@@ -1,0 +1,89 @@
+package io.cohort.agent;
+
+import io.cohort.common.CohortException;
+import io.cohort.common.ProcessRunner;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * {@link VhostNetwork} with iproute2: a veth pair per vhost, the vhost side ({@code eth0})
+ * inside the vhost with the vhost's address as a /32, the node side ({@code HOST_VETH}) in
+ * the agent's network namespace. Plain L3 routing: the vhost's default route goes to
+ * {@value #GATEWAY}, which the node side owns; the node has a /32 route per local vhost and
+ * forwards between them, each job with its own routing table (see {@link #isolate}). Every
+ * command runs through {@link ProcessRunner}, with a deadline.
+ */
+final class IpVhostNetwork implements VhostNetwork {
+  /** Link-local gateway address every vhost uses; owned by each node-side veth. */
+  static final String GATEWAY = "169.254.1.1";
+
+  @Override
+  public void removeStale(String vhostId) {
+    String host = VhostNetwork.hostVeth(vhostId);
+    if (ProcessRunner.run("ip", "link", "show", host).ok()) {
+      ProcessRunner.run("ip", "link", "del", host);
+    }
+  }
+
+  @Override
+  public void attach(long pid, String vhostId, String address) {
+    String host = VhostNetwork.hostVeth(vhostId);
+    removeStale(vhostId);
+    run("ip", "link", "add", host, "mtu", MTU, "type", "veth", "peer", "name", "eth0", "mtu",
+        MTU, "netns", Long.toString(pid));
+    String ns = "--net=/proc/" + pid + "/ns/net";
+    run("nsenter", ns, "ip", "addr", "add", address + "/32", "dev", "eth0");
+    run("nsenter", ns, "ip", "link", "set", "eth0", "up");
+    run("nsenter", ns, "ip", "route", "add", GATEWAY, "dev", "eth0", "scope", "link");
+    run("nsenter", ns, "ip", "route", "add", "default", "via", GATEWAY, "dev", "eth0");
+    configureHostSide(host, address);
+  }
+
+  @Override
+  public void reattach(String vhostId, String address) {
+    configureHostSide(VhostNetwork.hostVeth(vhostId), address);
+  }
+
+  /**
+   * The node side of a vhost's veth: up, owning the gateway address, answering ARP for the
+   * node, and a /32 route to the vhost.
+   */
+  private static void configureHostSide(String host, String address) {
+    run("ip", "addr", "replace", GATEWAY + "/32", "dev", host);
+    run("ip", "link", "set", host, "mtu", MTU, "up");
+    sysctl("net/ipv4/ip_forward", "1");
+    sysctl("net/ipv4/conf/" + host + "/proxy_arp", "1");
+    sysctl("net/ipv4/conf/" + host + "/rp_filter", "0");
+    sysctl("net/ipv4/conf/all/rp_filter", "0");
+    run("ip", "route", "replace", address + "/32", "dev", host);
+    isolate(host, address);
+  }
+
+  /**
+   * Jobs are isolated from each other: traffic from a job's subnet (/24) is routed with that
+   * job's own table, which holds only the job's vhosts and an unreachable default. A vhost
+   * can reach its job's other vhosts and nothing else.
+   */
+  private static void isolate(String host, String address) {
+    String subnet = address.substring(0, address.lastIndexOf('.')) + ".0/24";
+    String table = VhostNetwork.tableOf(address);
+    ProcessRunner.run("ip", "rule", "del", "from", subnet, "lookup", table); // may be absent
+    run("ip", "rule", "add", "from", subnet, "lookup", table, "priority", "100");
+    run("ip", "route", "replace", "unreachable", "default", "table", table);
+    run("ip", "route", "replace", address + "/32", "dev", host, "table", table);
+  }
+
+  private static void sysctl(String key, String value) {
+    try {
+      Files.writeString(Path.of("/proc/sys", key), value);
+    } catch (IOException e) {
+      throw CohortException.internal("cannot set " + key + "=" + value + ": " + e, e);
+    }
+  }
+
+  /** Runs an iproute2 (or nsenter) command; a failure is an error with its output. */
+  static void run(String... cmd) {
+    ProcessRunner.check("node networking", cmd);
+  }
+}

@@ -1,0 +1,105 @@
+package io.cohort.common;
+
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.time.Duration;
+import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
+
+/**
+ * The sending side of a server stream that respects gRPC flow control: {@link #accept} waits
+ * until the call is ready for another message (the client has room for it), so a slow reader
+ * slows the producer down instead of making the server buffer without bound.
+ *
+ * <p>Producers run on the service's executor (never on a transport thread), so waiting here
+ * blocks nothing but the producer. Use it from the thread that handles the call, as the one
+ * producer of the stream. gRPC delivers a call's on-ready event on the same serializing
+ * executor as the handler that is waiting, so the event cannot wake it while it waits:
+ * {@code isReady()} (updated by the transport) is polled at {@value #POLL_MS} ms instead,
+ * and the handlers only shorten the wait when they can run.
+ */
+public final class FlowControlledSink<T> implements Consumer<T> {
+  /** How long a message may wait for the client before the call is given up. */
+  public static final Duration DEFAULT_STALL = Duration.ofMinutes(5);
+
+  private static final long POLL_MS = 5;
+
+  private final ServerCallStreamObserver<T> call;
+  private final Duration stall;
+  private final Object lock = new Object();
+
+  private FlowControlledSink(ServerCallStreamObserver<T> call, Duration stall) {
+    this.call = call;
+    this.stall = stall;
+    Runnable wake = () -> {
+      synchronized (lock) {
+        lock.notifyAll();
+      }
+    };
+    call.setOnReadyHandler(wake);
+    call.setOnCancelHandler(wake);
+  }
+
+  /** Wraps the observer of a server-streaming call (set up before the first message). */
+  public static <T> FlowControlledSink<T> of(StreamObserver<T> out) {
+    return of(out, DEFAULT_STALL);
+  }
+
+  /** As {@link #of(StreamObserver)}, giving up after {@code stall} without room. */
+  public static <T> FlowControlledSink<T> of(StreamObserver<T> out, Duration stall) {
+    return new FlowControlledSink<>((ServerCallStreamObserver<T>) out, stall);
+  }
+
+  /** True once the client has gone away: the producer should stop. */
+  public boolean cancelled() {
+    return call.isCancelled();
+  }
+
+  /** As a {@link BooleanSupplier}, for producers that poll it. */
+  public BooleanSupplier cancelledSignal() {
+    return call::isCancelled;
+  }
+
+  /**
+   * Sends {@code message} once the client can take it. Throws CANCELLED if the client went
+   * away meanwhile, DEADLINE_EXCEEDED if it took nothing for {@link #DEFAULT_STALL}.
+   */
+  @Override
+  public void accept(T message) {
+    long deadline = System.nanoTime() + stall.toNanos();
+    synchronized (lock) {
+      while (!call.isReady()) {
+        if (call.isCancelled()) {
+          throw Status.CANCELLED.withDescription("the client went away").asRuntimeException();
+        }
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+          throw new CohortException(CohortException.Kind.DEADLINE_EXCEEDED,
+              "the client read nothing for " + stall + "; giving up the stream");
+        }
+        try {
+          lock.wait(Math.max(1, Math.min(POLL_MS, left / 1_000_000)));
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw Status.CANCELLED.withDescription("interrupted").asRuntimeException();
+        }
+      }
+    }
+    call.onNext(message);
+  }
+
+  /** Ends the stream normally, unless the client has gone already. */
+  public void complete() {
+    if (!call.isCancelled()) {
+      call.onCompleted();
+    }
+  }
+
+  /** Ends the stream with the canonical status of {@code t}, unless the client has gone. */
+  public void fail(Throwable t) {
+    if (!call.isCancelled()) {
+      call.onError(GrpcErrors.toStatus(t));
+    }
+  }
+}
