@@ -1,0 +1,336 @@
+package io.cohort.agent;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.cohort.common.CohortException;
+import io.cohort.proto.v1.CheckpointDecision;
+import io.cohort.proto.v1.DumpVhostRequest;
+import io.cohort.proto.v1.FinishCheckpointRequest;
+import io.cohort.proto.v1.ResumeVhostRequest;
+import io.cohort.proto.v1.SealImageRequest;
+import io.cohort.proto.v1.SealImageResponse;
+import io.cohort.proto.v1.VhostRecord;
+import io.cohort.proto.v1.VhostState;
+import java.io.IOException;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Proxy;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The agent's half of the barrier against a fake CRIU that plays the action-script protocol
+ * (real FIFOs, the real action script), a real image store in a temporary directory and a
+ * fake network cut. Each test names the behaviour whose breaking makes it fail.
+ */
+class CheckpointParticipantTest {
+  private static final String VHOST = "7-0";
+
+  @TempDir Path home;
+  private final List<Process> started = new ArrayList<>();
+  private FakeCriu criu;
+  private VhostRecords records;
+  private AgentConfig config;
+  private Path script;
+  private ProcessIdentity init;
+
+  @BeforeEach
+  void setUp() throws Exception {
+    criu = new FakeCriu(home);
+    // A short CRIU timeout: a broken release shows as a failure, not as a hung build.
+    AgentConfig d = AgentConfig.defaults("n1", home, home.resolve("native"), "criu");
+    config = new AgentConfig(d.node(), d.home(), d.initBinary(), d.criuCommand(),
+        d.launchTimeout(), Duration.ofSeconds(8), d.minFreeBytes(), false, null);
+    records = new VhostRecords(config.vhostsDir(), "n1");
+    script = NativeInstalls.actionScript(home);
+    init = sleeper(); // the vhost's "init": only its liveness matters here
+    Path dir = Files.createDirectories(records.vhostDir(VHOST));
+    Files.writeString(dir.resolve("output.log"), "hello\n");
+    records.save(VhostRecord.newBuilder().setVhostId(VHOST).setJobId("7").setHostname("h")
+        .setPid(init.pid()).setPidStartTicks(init.startTicks())
+        .setLogPath(dir.resolve("output.log").toString())
+        .setStatusPath(dir.resolve("status").toString())
+        .setState(VhostState.VHOST_STATE_RUNNING).build());
+  }
+
+  @AfterEach
+  void tearDown() throws Exception {
+    criu.hold(false);
+    for (Process p : started) {
+      p.destroyForcibly();
+      p.waitFor();
+    }
+  }
+
+  private ProcessIdentity sleeper() throws IOException {
+    Process p = new ProcessBuilder("sleep", "600").start();
+    started.add(p);
+    return ProcessIdentity.of(p.pid()).orElseThrow();
+  }
+
+  private CheckpointParticipant participant(ImageStore store, ChannelCuts cuts,
+      ProcessIdentity agent) {
+    return new CheckpointParticipant(config, records, store, criu, cuts, script, agent,
+        () -> "fake");
+  }
+
+  private LocalImageStore store() {
+    return new LocalImageStore(config.imagesDir(), config.pendingName());
+  }
+
+  private CheckpointParticipant participant() {
+    return participant(store(), ChannelCuts.NONE,
+        ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow());
+  }
+
+  private static DumpVhostRequest dump(long epoch, boolean stop) {
+    return DumpVhostRequest.newBuilder().setCheckpointId("7." + epoch).setEpoch(epoch)
+        .setVhostId(VHOST).setStop(stop).build();
+  }
+
+  private static FinishCheckpointRequest finish(long epoch, CheckpointDecision d) {
+    return FinishCheckpointRequest.newBuilder().setCheckpointId("7." + epoch).setEpoch(epoch)
+        .setVhostId(VHOST).setDecision(d).build();
+  }
+
+  private static ResumeVhostRequest resume(long epoch) {
+    return ResumeVhostRequest.newBuilder().setCheckpointId("7." + epoch).setVhostId(VHOST)
+        .build();
+  }
+
+  private static SealImageRequest seal(long epoch) {
+    return SealImageRequest.newBuilder().setCheckpointId("7." + epoch).setVhostId(VHOST).build();
+  }
+
+  private static final CheckpointDecision ABORT = CheckpointDecision.CHECKPOINT_DECISION_ABORT;
+  private static final CheckpointDecision COMMIT = CheckpointDecision.CHECKPOINT_DECISION_COMMIT_RESUME;
+  private static final CheckpointDecision COMMIT_STOP =
+      CheckpointDecision.CHECKPOINT_DECISION_COMMIT_STOP;
+
+  private boolean anyImage(long epoch) {
+    LocalImageStore s = store();
+    return Files.exists(s.pendingDir("7." + epoch, VHOST))
+        || Files.exists(s.committedDir("7." + epoch, VHOST));
+  }
+
+  @Test
+  void checkpointAndContinueCommitsASealedPublishedImage() throws Exception {
+    CheckpointParticipant p = participant();
+    p.dump(dump(1, false));
+    assertEquals("", criu.outcome(), "the tasks stay held until the resume");
+    p.resume(resume(1));
+    assertEquals("committed", criu.awaitOutcome());
+    SealImageResponse sealed = p.seal(seal(1));
+    p.finish(finish(1, COMMIT));
+    store().verify("7.1", VHOST, sealed.getManifestSha256());
+    assertEquals(6, sealed.getManifest().getOutputLogSize(), "log size read by the hook");
+  }
+
+  @Test
+  void abortBeforeTheDumpKeepsTheLateDumpFromRunning() throws Exception {
+    CheckpointParticipant p = participant();
+    p.finish(finish(1, ABORT));
+    CohortException e = assertThrows(CohortException.class, () -> p.dump(dump(1, false)));
+    assertEquals(CohortException.Kind.ABORTED, e.kind());
+    assertEquals(0, criu.dumps.get(), "CRIU must not even start");
+    assertFalse(anyImage(1));
+    p.dump(dump(2, false)); // a newer epoch still may
+    p.finish(finish(2, ABORT));
+  }
+
+  @Test
+  void abortRacingResumeAlwaysReleasesTheTasksAndLeavesNoImage() throws Exception {
+    CheckpointParticipant p = participant();
+    for (long epoch = 1; epoch <= 8; epoch++) {
+      p.dump(dump(epoch, false));
+      CountDownLatch go = new CountDownLatch(1);
+      long e = epoch;
+      CompletableFuture<Object> resumed = CompletableFuture.supplyAsync(() -> {
+        await(go);
+        return p.resume(resume(e));
+      });
+      CompletableFuture<Object> aborted = CompletableFuture.supplyAsync(() -> {
+        await(go);
+        return p.finish(finish(e, ABORT));
+      });
+      go.countDown();
+      aborted.get(20, TimeUnit.SECONDS);
+      try {
+        resumed.get(20, TimeUnit.SECONDS);
+      } catch (java.util.concurrent.ExecutionException lost) {
+        assertEquals(CohortException.Kind.ABORTED, ((CohortException) lost.getCause()).kind());
+      }
+      String outcome = criu.awaitOutcome();
+      assertTrue(outcome.equals("committed") || outcome.equals("released-by-abort"), outcome);
+      assertFalse(anyImage(epoch), "epoch " + epoch + " left an image");
+      assertThrows(CohortException.class, () -> p.seal(seal(e)));
+    }
+  }
+
+  private static void await(CountDownLatch l) {
+    try {
+      l.await();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  @Test
+  void sealAfterAbortIsRefusedAndPublishesNothing() throws Exception {
+    CheckpointParticipant p = participant();
+    p.dump(dump(1, true));
+    p.finish(finish(1, ABORT));
+    assertEquals("released-by-abort", criu.awaitOutcome());
+    CohortException e = assertThrows(CohortException.class, () -> p.seal(seal(1)));
+    assertEquals(CohortException.Kind.FAILED_PRECONDITION, e.kind()); // the dump is gone
+    assertFalse(anyImage(1));
+  }
+
+  @Test
+  void commitThatDoesNotMatchTheStopFlagAbortsAndTheJobCarriesOn() throws Exception {
+    CheckpointParticipant p = participant();
+    p.dump(dump(1, true));
+    assertThrows(CohortException.class, () -> p.resume(resume(1)), "a --stop dump never resumes");
+    p.seal(seal(1));
+    CohortException e = assertThrows(CohortException.class, () -> p.finish(finish(1, COMMIT)));
+    assertEquals(CohortException.Kind.FAILED_PRECONDITION, e.kind());
+    assertEquals("released-by-abort", criu.awaitOutcome());
+    assertEquals(VhostState.VHOST_STATE_RUNNING, records.load(VHOST).getState());
+    assertTrue(init.isAlive(), "the job must carry on");
+    assertFalse(anyImage(1));
+  }
+
+  @Test
+  void stopCommitEndsTheVhostAfterItsImageIsSealed() throws Exception {
+    CheckpointParticipant p = participant();
+    p.dump(dump(1, true));
+    SealImageResponse sealed = p.seal(seal(1));
+    assertEquals("", criu.outcome(), "held until the commit");
+    p.finish(finish(1, COMMIT_STOP));
+    assertEquals("committed", criu.awaitOutcome());
+    assertEquals(VhostState.VHOST_STATE_STOPPED, records.load(VHOST).getState());
+    assertTrue(init.awaitExit(5000), "the vhost's init is ended");
+    store().verify("7.1", VHOST, sealed.getManifestSha256());
+  }
+
+  @Test
+  void lateAnswersOfAnOlderEpochNeverTouchTheNewerDump() throws Exception {
+    CheckpointParticipant p = participant();
+    p.finish(finish(1, ABORT)); // epoch 1 aborted before its dump reached this agent
+    p.dump(dump(2, false));
+    p.finish(finish(1, ABORT)); // late, repeated
+    assertThrows(CohortException.class, () -> p.finish(finish(1, COMMIT)));
+    CohortException late = assertThrows(CohortException.class, () -> p.dump(dump(1, false)));
+    assertEquals(CohortException.Kind.ABORTED, late.kind());
+    assertEquals("", criu.outcome(), "epoch 2 is still held, untouched");
+    p.resume(resume(2));
+    SealImageResponse sealed = p.seal(seal(2));
+    p.finish(finish(2, COMMIT));
+    assertEquals("committed", criu.awaitOutcome());
+    store().verify("7.2", VHOST, sealed.getManifestSha256());
+  }
+
+  @Test
+  void aDumpThatFailsResumesTheJobAndKeepsCriusLog() throws Exception {
+    criu.failDumps();
+    CheckpointParticipant p = participant();
+    CohortException e = assertThrows(CohortException.class, () -> p.dump(dump(1, false)));
+    assertTrue(e.getMessage().contains("Dumping FAILED"), e.getMessage());
+    assertTrue(e.getMessage().contains("The job carries on"), e.getMessage());
+    assertFalse(anyImage(1));
+    assertTrue(Files.exists(home.resolve("logs/failed-dump-7.1-7-0.log")));
+  }
+
+  @Test
+  void aFailingNetworkCutAtTheLockLetsTheJobGo() throws Exception {
+    ChannelCuts cuts = new ChannelCuts() {
+      @Override
+      public Cut open(String ckpt, VhostRecord rec, long epoch, Set<String> local) {
+        return new Cut() {
+          @Override
+          public void networkLocked(String vhost) {
+            throw new IllegalStateException("overlay broken");
+          }
+
+          @Override
+          public List<byte[]> recordingFor(String address) {
+            return List.of();
+          }
+
+          @Override
+          public void released(String vhost, boolean stopped) {}
+
+          @Override
+          public void abort() {}
+        };
+      }
+
+      @Override
+      public void forget(String ckpt) {}
+    };
+    CheckpointParticipant p = participant(store(), cuts,
+        ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow());
+    assertThrows(CohortException.class, () -> p.dump(dump(1, false)));
+    assertEquals("aborted-at-lock", criu.awaitOutcome());
+    assertFalse(anyImage(1));
+  }
+
+  @Test
+  void aSealThatThrowsAbortsTheDumpAndReleasesTheHeldTasks() throws Exception {
+    LocalImageStore real = store();
+    ImageStore failing = (ImageStore) Proxy.newProxyInstance(getClass().getClassLoader(),
+        new Class<?>[] {ImageStore.class}, (proxy, m, args) -> {
+          if (m.getName().equals("seal")) {
+            throw new IllegalStateException("disk on fire");
+          }
+          try {
+            return m.invoke(real, args);
+          } catch (InvocationTargetException e) {
+            throw e.getCause();
+          }
+        });
+    CheckpointParticipant p = participant(failing, ChannelCuts.NONE,
+        ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow());
+    p.dump(dump(1, true));
+    assertThrows(CohortException.class, () -> p.seal(seal(1)));
+    assertEquals("released-by-abort", criu.awaitOutcome());
+    assertFalse(anyImage(1));
+    assertEquals(VhostState.VHOST_STATE_RUNNING, records.load(VHOST).getState());
+  }
+
+  @Test
+  void anAgentRestartedMidDumpLeavesTheJobRunningAndNoPendingImage() throws Exception {
+    ProcessIdentity oldAgent = sleeper();
+    LocalImageStore oldStore = new LocalImageStore(config.imagesDir(), config.pendingName(),
+        oldAgent);
+    CheckpointParticipant before = participant(oldStore, ChannelCuts.NONE, oldAgent);
+    before.dump(dump(1, false));
+    assertTrue(anyImage(1));
+    new ProcessBuilder("kill", "-9", Long.toString(oldAgent.pid())).start().waitFor();
+    assertTrue(oldAgent.awaitExit(5000));
+    // CRIU's hook notices within a second or two that its agent is gone and lets the job go.
+    assertEquals("released-by-abort", criu.awaitOutcome());
+    LocalImageStore newStore = store();
+    newStore.removeAbandonedPending(); // what a starting agent does
+    assertFalse(anyImage(1));
+    CheckpointParticipant after = participant(newStore, ChannelCuts.NONE,
+        ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow());
+    after.dump(dump(2, false));
+    after.finish(finish(2, ABORT));
+    assertEquals("released-by-abort", criu.awaitOutcome());
+    assertTrue(init.isAlive());
+  }
+}
