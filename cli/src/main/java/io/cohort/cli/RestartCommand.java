@@ -32,11 +32,18 @@ final class RestartCommand implements Callable<Integer> {
   boolean replace;
 
   @Option(names = "--nodes", split = ",", paramLabel = "NODE",
-      description = "restore the job's vhost on this node instead of where it was "
-          + "checkpointed; the image is copied there and verified first")
+      description = {"restore the job's vhosts on these nodes instead of where they were "
+          + "checkpointed (all known and up; images are copied there and verified first). "
+          + "Names all different: a set the vhosts are spread over evenly, in runs in the "
+          + "order listed (--nodes n3 puts them all on n3); the vhosts left over, and with "
+          + "more nodes than vhosts the vhosts themselves, go to the nodes with the fewest "
+          + "running vhosts, and nodes left unused are named on stderr. A name repeated: the "
+          + "node of each vhost in turn, one entry per vhost (--nodes n2,n3,n2)."})
   java.util.List<String> nodes = java.util.List.of();
 
-  @Option(names = "--json", description = "print {\"job\": ID, \"checkpoint\": CKPT, ...} as JSON")
+  @Option(names = "--json", description = "print {\"job\": ID, \"checkpoint\": CKPT, "
+      + "\"vhosts\": [{\"vhost\": ID, \"node\": NODE}, ...], \"unused_nodes\": [...], ...} as "
+      + "JSON")
   boolean json;
 
   @Override
@@ -52,16 +59,20 @@ final class RestartCommand implements Callable<Integer> {
         m.put("incarnation", r.getJob().getIncarnation());
         m.put("inflight_packets", r.getInflightPackets());
         m.put("transferred_bytes", r.getTransferredBytes());
+        m.put("vhosts", PlacementReport.json(r.getJob()));
+        m.put("unused_nodes", PlacementReport.unused(nodes, r.getJob()));
         cli.json(m);
       } else if (detach) {
         cli.out.println(r.getJob().getJobId());
       }
       if (!json || Cli.interactive()) {
-        cli.err.printf("cohort: job %s restarted from checkpoint %s in %d ms%s%n",
+        cli.err.printf("cohort: job %s restarted from checkpoint %s in %d ms%s: %s%n",
             r.getJob().getJobId(), r.getCheckpointId(), r.getRestartMs(),
             r.getInflightPackets() == 0 ? "" : String.format(" (%d packets in flight at the "
-                + "checkpoint re-injected)", r.getInflightPackets()));
+                + "checkpoint re-injected)", r.getInflightPackets()),
+            PlacementReport.where(r.getJob()));
       }
+      PlacementReport.noteUnused(cli.err, nodes, r.getJob());
       cli.out.flush();
       if (detach) {
         return 0;

@@ -21,7 +21,8 @@ import picocli.CommandLine.Parameters;
         + "keeps running.",
         "A plain `mpirun -np N prog` works inside: Cohort sets what Open MPI needs (run as "
         + "root, oversubscription)."},
-    footer = {"", "Example: cohort run --detach -- mpirun -np 4 ./ring 1000"})
+    footer = {"", "Example: cohort run --detach -- mpirun -np 4 ./ring 1000",
+        "         cohort run --vhosts 4 --nodes n1,n2 -- mpirun -np 8 ./ring 1000"})
 final class RunCommand implements Callable<Integer> {
   @Mixin
   ConnectionOptions connection = new ConnectionOptions();
@@ -32,17 +33,24 @@ final class RunCommand implements Callable<Integer> {
   @Option(names = {"-d", "--detach"}, description = "print the job id and return at once")
   boolean detach;
 
-  @Option(names = "--json", description = "print {\"job\": ID} as JSON")
+  @Option(names = "--json", description = "print {\"job\": ID, \"vhosts\": [{\"vhost\": ID, "
+      + "\"node\": NODE}, ...], \"unused_nodes\": [...]} as JSON")
   boolean json;
 
   @Option(names = "--nodes", split = ",", paramLabel = "NODE",
-      description = "one vhost on each node listed (see `cohort nodes`; a node may repeat); "
-          + "default: --vhosts vhosts on the live node with the fewest running vhosts")
+      description = {"the nodes to run on (see `cohort nodes`), all known and up. Names all "
+          + "different: a set the vhosts are spread over evenly, in runs in the order listed; "
+          + "the vhosts left over, and with more nodes than vhosts the vhosts themselves, go to "
+          + "the nodes with the fewest running vhosts, and nodes left unused are named on "
+          + "stderr. A name repeated: the node of each vhost in turn, one entry per vhost "
+          + "(--nodes n1,n1,n2). Without --vhosts: one vhost per entry.",
+          "Default: all vhosts on the live node with the fewest running vhosts."})
   List<String> nodes = List.of();
 
-  @Option(names = "--vhosts", paramLabel = "K", description = "number of vhosts (default 1). "
-      + "With more than one, the vhosts get addresses on the job's own network and the "
-      + "command's mpirun spans them all with no extra flags (needs a cluster)")
+  @Option(names = "--vhosts", paramLabel = "K", description = "number of vhosts (default: 1, "
+      + "or one per --nodes entry). With more than one, the vhosts get addresses on the job's "
+      + "own network and the command's mpirun spans them all with no extra flags (needs a "
+      + "cluster)")
   int vhosts;
 
   @Option(names = "--slots", paramLabel = "N", description = "MPI slots per vhost in "
@@ -64,12 +72,17 @@ final class RunCommand implements Callable<Integer> {
       if (json) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("job", job.getJobId());
+        m.put("vhosts", PlacementReport.json(job));
+        m.put("unused_nodes", PlacementReport.unused(nodes, job));
         cli.json(m);
       } else if (detach) {
         cli.out.println(job.getJobId());
+        cli.err.printf("cohort: job %s: %s%n", job.getJobId(), PlacementReport.where(job));
       } else {
-        cli.err.printf("cohort: job %s started (log: %s)%n", job.getJobId(), job.getLogPath());
+        cli.err.printf("cohort: job %s started: %s (log: %s)%n", job.getJobId(),
+            PlacementReport.where(job), job.getLogPath());
       }
+      PlacementReport.noteUnused(cli.err, nodes, job);
       cli.out.flush();
       if (detach) {
         return 0;

@@ -170,27 +170,18 @@ public final class Coordinator implements AutoCloseable {
   }
 
   /**
-   * The node of each vhost of a new job: the nodes asked for (known and up), or the live node
-   * with the fewest running vhosts for all of them. All vhosts of a job share one node until
-   * the overlay between nodes exists.
+   * The node of each vhost of a new job: spread over the nodes asked for, or all on the live
+   * node with the fewest running vhosts ({@link Placement} has the rule).
    */
-  private List<String> place(List<String> requested, int vhosts) {
-    if (!requested.isEmpty()) {
-      if (vhosts > 0 && vhosts != requested.size()) {
-        throw CohortException.invalid("--vhosts %d does not match --nodes %s (one vhost per "
-            + "entry)", vhosts, String.join(",", requested));
-      }
-      requireOneNode(requested);
-      agents.agent(requested.get(0)); // NOT_FOUND or UNAVAILABLE with the reason
-      return requested;
-    }
+  private Placement place(List<String> requested, int vhosts) {
     java.util.Map<String, Integer> running = runningVhostsByNode();
-    String node = agents.nodes().stream().filter(agents::isAlive)
-        .min(java.util.Comparator.comparing((String n) -> running.getOrDefault(n, 0))
-            .thenComparing(n -> n))
-        .orElseThrow(() -> new CohortException(CohortException.Kind.UNAVAILABLE,
-            "no node is up to run the job (see `cohort nodes`)"));
-    return java.util.Collections.nCopies(Math.max(1, vhosts), node);
+    if (requested.isEmpty()) {
+      return Placement.onLeastBusy(agents.nodes().stream().filter(agents::isAlive).toList(),
+          vhosts, running);
+    }
+    Placement p = Placement.onNodes(requested, vhosts, running, agents::agent);
+    requireOneNode(p.nodes());
+    return p;
   }
 
   /** Vhosts of one job on different nodes talk through the overlay: every node needs one. */
@@ -202,8 +193,8 @@ public final class Coordinator implements AutoCloseable {
       agents.agent(n); // NOT_FOUND or UNAVAILABLE with the reason
       if (agents.overlayAddress(n).isEmpty()) {
         throw CohortException.precondition("node %s has no overlay endpoint, so vhosts of one "
-            + "job cannot span it and other nodes; put them on one node (e.g. --nodes %s,%s)",
-            n, nodes.get(0), nodes.get(0));
+            + "job cannot span it and other nodes; put them on one node (e.g. --nodes %s)",
+            n, nodes.get(0));
       }
     }
   }
@@ -245,7 +236,8 @@ public final class Coordinator implements AutoCloseable {
     if (vhosts < 0 || vhosts > 64 || slots < 0) {
       throw CohortException.invalid("--vhosts must be 1..64 and --slots positive");
     }
-    List<String> placement = place(nodes, vhosts);
+    Placement where = place(nodes, vhosts);
+    List<String> placement = where.nodes();
     String jobId = catalog.allocateJobId();
     String token = HexFormat.of().formatHex(random.generateSeed(16));
     boolean networked = placement.size() > 1;
@@ -289,8 +281,10 @@ public final class Coordinator implements AutoCloseable {
         .setState(JobState.JOB_STATE_RUNNING).setCreatedUnixMs(clock.millis()).setIncarnation(1)
         .addAllVhosts(created).setLogPath(logPath).build();
     catalog.saveJob(JobRecord.newBuilder().setInfo(info).setToken(token).setNextEpoch(1).build());
-    log.info("job-{}: started, {} vhost(s) on {} ({})", jobId, placement.size(),
-        placement.get(0), String.join(" ", spec.getCommandList()));
+    log.info("job-{}: started, {} vhost(s) on {}{} ({})", jobId, placement.size(),
+        String.join(",", placement), where.unused().isEmpty() ? ""
+            : " (" + String.join(",", where.unused()) + " unused)",
+        String.join(" ", spec.getCommandList()));
     return info;
   }
 
@@ -519,22 +513,24 @@ public final class Coordinator implements AutoCloseable {
   }
 
   /**
-   * The node for each vhost of the checkpoint: the ones asked for (known, up, one per vhost),
-   * or the nodes that took the checkpoint.
+   * The node for each vhost of the checkpoint: spread over the nodes asked for (known and up;
+   * {@link Placement} has the rule), or the nodes that took the checkpoint.
    */
   private List<String> targets(CheckpointInfo ckpt, JobInfo job, List<String> nodes) {
     if (nodes.isEmpty()) {
       return ckpt.getVhostsList().stream().map(VhostPlacement::getNode).toList();
     }
-    if (nodes.size() != ckpt.getVhostsCount()) {
-      throw CohortException.invalid("checkpoint %s has %d vhost(s); give as many nodes (got %s)",
-          ckpt.getCheckpointId(), ckpt.getVhostsCount(), String.join(",", nodes));
+    java.util.Map<String, Integer> running = runningVhostsByNode();
+    if (job.getState() == JobState.JOB_STATE_RUNNING) { // --replace: its vhosts make way
+      job.getVhostsList().forEach(v -> running.merge(v.getNode(), -1, Integer::sum));
     }
-    requireOneNode(nodes);
-    for (String n : nodes) {
-      agents.agent(n); // NOT_FOUND or UNAVAILABLE, with the reason, before anything changes
+    Placement p = Placement.onNodes(nodes, ckpt.getVhostsCount(), running, agents::agent);
+    requireOneNode(p.nodes());
+    if (!p.unused().isEmpty()) {
+      log.info("job-{}: restart from {} leaves {} unused", job.getJobId(),
+          ckpt.getCheckpointId(), String.join(",", p.unused()));
     }
-    return nodes;
+    return p.nodes();
   }
 
   private CheckpointInfo resolve(String target) {

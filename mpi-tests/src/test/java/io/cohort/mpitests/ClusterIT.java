@@ -111,7 +111,28 @@ class ClusterIT {
         CohortHarness.Result downTarget = cohort.cohort("restart", ckpt, "--nodes", "n2");
         assertNotEquals(0, downTarget.rc());
         assertTrue(downTarget.err().contains("node n2 is down"), downTarget.err());
+        // The same for a set of nodes: refused if any node named is down or unknown, even one
+        // that would have been left unused, before anything changes.
+        CohortHarness.Result downInSet = cohort.cohort("run", "--vhosts", "2", "--nodes",
+            "n1,n2,n3", "--", "true");
+        assertNotEquals(0, downInSet.rc());
+        assertTrue(downInSet.err().contains("node n2 is down"), downInSet.err());
+        CohortHarness.Result unknownInSet = cohort.cohort("run", "--vhosts", "2", "--nodes",
+            "n1,n3,n9", "--", "true");
+        assertNotEquals(0, unknownInSet.rc());
+        assertTrue(unknownInSet.err().contains("node n9 is not known"), unknownInSet.err());
+        assertEquals(jobsBefore, JsonParser.parseString(cohort.cohort("ps", "--json").ok().out())
+            .getAsJsonArray().size(), "no job was created");
+        for (String set : new String[] {"n1,n3,n2", "n3,n9"}) {
+          CohortHarness.Result refused = cohort.cohort("restart", ckpt, "--nodes", set);
+          assertNotEquals(0, refused.rc(), set);
+          assertTrue(refused.err().contains(set.contains("n9") ? "node n9 is not known"
+              : "node n2 is down"), refused.err());
+        }
         assertEquals("JOB_STATE_EXITED", cohort.state(job), "a refused restart changes nothing");
+        assertEquals(1, cohort.job(job).getAsJsonArray("vhosts").size());
+        assertEquals("n1", cohort.job(job).getAsJsonArray("vhosts").get(0).getAsJsonObject()
+            .get("node").getAsString(), "still where it last ran");
         assertEquals(expected, cohort.cohort("logs", job).ok().out());
       } finally {
         cohort.cohort(Duration.ofMinutes(2), "cluster", "down");

@@ -1,6 +1,7 @@
 package io.cohort.mpitests;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
@@ -49,9 +50,10 @@ class MultiVhostIT {
 
   /**
    * Runs on n1+n2; checkpoint (continue, then stop); restart on n2+n3; then from the same
-   * checkpoint with both vhosts on n3.
+   * checkpoint with both vhosts on n3, asked as {@code onN3} (the set "n3", or the mapping
+   * "n3,n3").
    */
-  private void checkpointAndRestartAcrossNodes(String[] mpirun, String... runOptions)
+  private void checkpointAndRestartAcrossNodes(String[] mpirun, String onN3, String... runOptions)
       throws Exception {
     String expected = CohortHarness.reference(mpirun);
     List<String> args = new ArrayList<>(List.of("--nodes", "n1,n2"));
@@ -77,8 +79,9 @@ class MultiVhostIT {
     assertEquals(0, cohort.await(job));
     assertEquals(expected, cohort.log(job), "restarted on a different pair of nodes");
 
-    cohort.cohort("restart", stop, "--nodes", "n3,n3", "--detach").ok();
+    String said = cohort.cohort("restart", stop, "--nodes", onN3, "--detach").ok().err();
     assertEquals(List.of("n3", "n3"), nodes(job));
+    assertTrue(said.contains("vhosts " + job + "-0 on n3, " + job + "-1 on n3"), said);
     assertEquals(0, cohort.await(job));
     assertEquals(expected, cohort.log(job), "restarted with both vhosts on one node");
   }
@@ -93,12 +96,34 @@ class MultiVhostIT {
   @Test
   void cMpiJobAcrossNodes() throws Exception {
     // 4 ranks, 2 slots per vhost: shared memory inside each vhost, TCP between them.
-    checkpointAndRestartAcrossNodes(CohortHarness.cRing(4, 600, 20), "--slots", "2");
+    checkpointAndRestartAcrossNodes(CohortHarness.cRing(4, 600, 20), "n3,n3", "--slots", "2");
   }
 
   @Test
   void javaMpiJobAcrossNodes() throws Exception {
-    checkpointAndRestartAcrossNodes(CohortHarness.javaRing(2, 600, 20), "--slots", "1");
+    checkpointAndRestartAcrossNodes(CohortHarness.javaRing(2, 600, 20), "n3", "--slots", "1");
+  }
+
+  /**
+   * `--vhosts 2 --nodes n1,n2,n3`: the two vhosts go to two different nodes of the set, and
+   * the third node is reported unused (stderr and --json); the job runs across them.
+   */
+  @Test
+  void aJobOnMoreNodesThanVhostsLeavesOneUnusedAndSaysSo() {
+    CohortHarness.Result r = cohort.cohort("run", "--detach", "--json", "--vhosts", "2",
+        "--nodes", "n1,n2,n3", "--", "bash", "-c", "cat /etc/hostname").ok();
+    String job = r.json().get("job").getAsString();
+    List<String> used = nodes(job);
+    assertEquals(2, used.size());
+    assertNotEquals(used.get(0), used.get(1), "one vhost on each of two nodes: " + used);
+    List<String> unused = new ArrayList<>(List.of("n1", "n2", "n3"));
+    unused.removeAll(used);
+    assertEquals(unused.toString(), r.json().getAsJsonArray("unused_nodes").asList().stream()
+        .map(e -> e.getAsString()).toList().toString());
+    assertEquals(used.get(1), r.json().getAsJsonArray("vhosts").get(1).getAsJsonObject()
+        .get("node").getAsString());
+    assertTrue(r.err().contains("node " + unused.get(0) + " left unused"), r.err());
+    assertEquals(0, cohort.await(job));
   }
 
   /**
