@@ -30,6 +30,7 @@ import io.cohort.proto.v1.StreamOutputRequest;
 import io.grpc.Context;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import java.util.Iterator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -139,33 +140,40 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
     GrpcErrors.unary(out, () -> KillJobResponse.newBuilder().setJob(coordinator.kill(req.getJobId())).build());
   }
 
+  /**
+   * Sends the job at each change while the client is ready for more (gRPC's isReady reads the
+   * transport; a slow reader is sent the state as it is once it is ready again). The call's
+   * {@link Context} tells that the client went away: the observer's isCancelled() would only
+   * once this method returned, as gRPC delivers onCancel on the executor this method holds.
+   */
   @Override
   public void watchJob(WatchJobRequest req, StreamObserver<JobEvent> out) {
     ServerCallStreamObserver<JobEvent> call = (ServerCallStreamObserver<JobEvent>) out;
+    call.setOnCancelHandler(() -> { }); // a send after the client left is dropped, not thrown
+    Context context = Context.current();
     try {
       coordinator.watch(req.getJobId(), job -> out.onNext(JobEvent.newBuilder().setJob(job)
-          .setSeenUnixMs(System.currentTimeMillis()).build()), call::isCancelled);
+          .setSeenUnixMs(System.currentTimeMillis()).build()), context::isCancelled,
+          call::isReady);
     } catch (RuntimeException e) {
-      out.onError(GrpcErrors.toStatus(e));
+      send(out, () -> out.onError(GrpcErrors.toStatus(e)));
       return;
     }
-    if (!call.isCancelled()) {
-      out.onCompleted();
+    if (!context.isCancelled()) {
+      send(out, out::onCompleted);
     }
   }
 
+  /** Relays the head vhost's output from its agent, only as fast as the client reads it. */
   @Override
   public void streamOutput(StreamOutputRequest req, StreamObserver<OutputChunk> out) {
-    ServerCallStreamObserver<OutputChunk> call = (ServerCallStreamObserver<OutputChunk>) out;
+    Iterator<OutputChunk> source;
     try {
-      coordinator.output(req.getJobId(), req.getOffset(), req.getFollow(), out::onNext,
-          call::isCancelled);
+      source = coordinator.output(req.getJobId(), req.getOffset(), req.getFollow());
     } catch (RuntimeException e) {
       out.onError(GrpcErrors.toStatus(e));
       return;
     }
-    if (!call.isCancelled()) {
-      out.onCompleted();
-    }
+    FlowControlledRelay.start(source, (ServerCallStreamObserver<OutputChunk>) out);
   }
 }
