@@ -28,7 +28,6 @@ import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.List;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -56,6 +55,7 @@ public final class Coordinator implements AutoCloseable {
   private final SecureRandom random = new SecureRandom();
   private final JobReconciler reconciler;
   private final JobQueries queries;
+  private final JobCheckpointer checkpointer;
 
   Coordinator(Catalog catalog, AgentDirectory agents, BarrierConfig barrierConfig, Clock clock) {
     this.catalog = catalog;
@@ -65,6 +65,8 @@ public final class Coordinator implements AutoCloseable {
     JobObserver observer = new JobObserver(catalog, agents);
     this.reconciler = new JobReconciler(catalog, agents, observer, io);
     this.queries = new JobQueries(catalog, agents, observer, reconciler);
+    this.checkpointer = new JobCheckpointer(catalog, agents, reconciler, barrierConfig, clock,
+        io, serial);
   }
 
   /** A coordinator whose catalog lives in {@code home} and which reaches the given agents. */
@@ -280,71 +282,7 @@ public final class Coordinator implements AutoCloseable {
 
   /** Runs the barrier for one new epoch; blocks until it is committed or aborted. */
   public CheckpointInfo checkpoint(String jobId, boolean stop, CheckpointBarrier.Listener progress) {
-    try (Catalog.Hold hold = catalog.lockJob(jobId)) {
-      JobRecord rec = reconciler.reconcile(jobId);
-      if (rec.getInfo().getState() != JobState.JOB_STATE_RUNNING) {
-        throw CohortException.precondition("cannot checkpoint job %s: it is not running (%s)", jobId,
-            describe(rec.getInfo()));
-      }
-      long epoch = Math.max(1, rec.getNextEpoch());
-      // The epoch is used up even if the barrier aborts: epochs are never reused.
-      rec = rec.toBuilder().setNextEpoch(epoch + 1).build();
-      catalog.saveJob(rec);
-      CheckpointBarrier barrier = new CheckpointBarrier(rec, epoch, stop, agents, catalog, io,
-          serial, clock, barrierConfig, progress);
-      CheckpointInfo info;
-      Duration limit = barrierConfig.prepare().plus(barrierConfig.dump().multipliedBy(2))
-          .plus(barrierConfig.finish().multipliedBy(4));
-      try {
-        info = barrier.start().get(limit.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
-      } catch (java.util.concurrent.TimeoutException e) {
-        throw new CohortException(CohortException.Kind.DEADLINE_EXCEEDED, "checkpoint of job "
-            + jobId + " did not finish within " + limit + "; see the agent's log");
-      } catch (ExecutionException e) {
-        CohortException failure = e.getCause() instanceof CohortException ce ? ce
-            : CohortException.internal("checkpoint failed: " + e.getCause(), e.getCause());
-        throw stop ? stopAnyway(rec, failure) : failure;
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw CohortException.internal("interrupted while checkpointing", e);
-      }
-      JobInfo.Builder b = rec.getInfo().toBuilder().setLatestCheckpoint(info.getCheckpointId());
-      if (stop) {
-        b.setState(JobState.JOB_STATE_STOPPED);
-        b.clearVhosts().addAllVhosts(info.getVhostsList());
-      }
-      catalog.saveJob(rec.toBuilder().setInfo(b).build());
-      return info;
-    }
-  }
-
-  /**
-   * A --stop checkpoint failed (and was discarded): the job is stopped all the same, as asked
-   * (its nodes are wanted for something else), and restarts from its previous checkpoint.
-   * Vhosts on a node that cannot be reached are ended when it is back. Returns the error to
-   * report, which says all this.
-   */
-  private CohortException stopAnyway(JobRecord rec, CohortException failure) {
-    JobInfo info = rec.getInfo();
-    List<CheckpointInfo> earlier = catalog.checkpoints(info.getJobId());
-    String previous = earlier.isEmpty() ? "" : earlier.get(earlier.size() - 1).getCheckpointId();
-    JobRecord stopped = rec.toBuilder().clearUnstopped().addAllUnstopped(info.getVhostsList())
-        .setInfo(info.toBuilder().setLatestCheckpoint(previous).setState(previous.isEmpty()
-            ? JobState.JOB_STATE_KILLED : JobState.JOB_STATE_STOPPED)).build();
-    catalog.saveJob(stopped);
-    stopped = reconciler.endUnstopped(stopped);
-    StringBuilder m = new StringBuilder(failure.getMessage()).append("\nAs asked (--stop), job ")
-        .append(info.getJobId()).append(" was stopped all the same: ");
-    m.append(previous.isEmpty() ? "it has no earlier checkpoint, so it cannot be restarted."
-        : "`cohort restart " + previous + "` continues it from its previous checkpoint (what "
-            + "it computed since is lost).");
-    for (VhostPlacement v : stopped.getUnstoppedList()) {
-      m.append("\nVhost ").append(v.getVhostId()).append(" on node ").append(v.getNode())
-          .append(" could not be reached; it is ended as soon as that node's agent is back.");
-    }
-    log.warn("job-{}: --stop checkpoint failed; job stopped at {}", info.getJobId(),
-        previous.isEmpty() ? "no checkpoint" : previous);
-    return new CohortException(failure.kind(), m.toString(), failure);
+    return checkpointer.checkpoint(jobId, stop, progress);
   }
 
   // ------------------------------------------------------------------ restart
