@@ -28,7 +28,8 @@ import java.util.stream.Stream;
  *
  * <pre>
  *   jobs/ID.json            JobRecord
- *   jobs/ID.lock            held while the job is being changed (checkpoint, restart, kill)
+ *   jobs/ID.lock            held while the job's record changes (checkpoint, restart, kill,
+ *                           the reconcile step); queries never take it and never write
  *   checkpoints/ID.EPOCH.json  CheckpointInfo
  *   next-job-id             counter, changed under catalog.lock
  * </pre>
@@ -59,6 +60,31 @@ final class Catalog {
   /** Holds the job's lock (in this process and across processes on this machine). */
   Hold lockJob(String jobId) {
     return lock(root.resolve("jobs").resolve(Ids.requireJob(jobId) + ".lock"));
+  }
+
+  /**
+   * The job's lock if nobody holds it now, else empty (without waiting): for the reconcile
+   * step a query asks for, which leaves a busy job to whoever holds its lock.
+   */
+  Optional<Hold> tryLockJob(String jobId) {
+    Path file = root.resolve("jobs").resolve(Ids.requireJob(jobId) + ".lock");
+    ReentrantLock local = localLocks.computeIfAbsent(file.toString(), k -> new ReentrantLock());
+    if (local.isHeldByCurrentThread() || !local.tryLock()) {
+      return Optional.empty(); // (held by this thread: a file lock cannot be taken twice)
+    }
+    try {
+      FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+      FileLock fl = ch.tryLock();
+      if (fl == null) { // another process (an embedded CLI) holds it
+        ch.close();
+        local.unlock();
+        return Optional.empty();
+      }
+      return Optional.of(release(ch, fl, local));
+    } catch (IOException | RuntimeException e) {
+      local.unlock();
+      throw CohortException.internal("cannot lock " + file + ": " + e, e);
+    }
   }
 
   String allocateJobId() {
@@ -161,19 +187,23 @@ final class Catalog {
     try {
       FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
       FileLock fl = ch.lock();
-      return () -> {
-        try {
-          fl.release();
-          ch.close();
-        } catch (IOException ignored) {
-          // closing the channel releases the lock anyway
-        } finally {
-          local.unlock();
-        }
-      };
+      return release(ch, fl, local);
     } catch (IOException | RuntimeException e) {
       local.unlock();
       throw CohortException.internal("cannot lock " + file + ": " + e, e);
     }
+  }
+
+  private static Hold release(FileChannel ch, FileLock fl, ReentrantLock local) {
+    return () -> {
+      try {
+        fl.release();
+        ch.close();
+      } catch (IOException ignored) {
+        // closing the channel releases the lock anyway
+      } finally {
+        local.unlock();
+      }
+    };
   }
 }

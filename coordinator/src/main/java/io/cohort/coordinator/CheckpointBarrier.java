@@ -66,6 +66,14 @@ import org.slf4j.LoggerFactory;
  * the latest. All state changes happen on one serial executor; agent calls run on {@code io}
  * and post their results back tagged with the phase they belong to, so a late answer from an
  * earlier phase is ignored. Time comes from the injected clock.
+ *
+ * <p>Every step on the serial executor runs through {@link #guarded}, the one place that
+ * catches what a phase throws (a broken listener, a client stream cancelled between a check and
+ * a send, a bug) and turns it into the abort, as Ratis' {@code LeaderElection.run()} does: no
+ * exception can leave vhosts frozen by CRIU's post-dump hook. Progress goes through
+ * {@link #report}, which lets a listener failure abort a phase before the commit but never the
+ * abort itself nor a committed checkpoint's publishing: once aborting, ABORT reaches every
+ * agent whatever the listener does.
  */
 final class CheckpointBarrier {
   private static final Logger log = LoggerFactory.getLogger(CheckpointBarrier.class);
@@ -143,7 +151,7 @@ final class CheckpointBarrier {
 
   /** Starts the barrier; the future completes with the committed checkpoint or the abort reason. */
   CompletableFuture<CheckpointInfo> start() {
-    serial.execute(this::enterPreparing);
+    onSerial(this::enterPreparing);
     return result;
   }
 
@@ -175,7 +183,7 @@ final class CheckpointBarrier {
         (v, r) -> {
           imageBytes += r.getImageBytes();
           timings.setCriuMs(Math.max(timings.getCriuMs(), r.getCriuMs()));
-          listener.onPhase(CheckpointPhase.CHECKPOINT_PHASE_DUMPING, String.format(
+          report(CheckpointPhase.CHECKPOINT_PHASE_DUMPING, String.format(
               "vhost %s dumped: %.1f MB in %d ms", v.getVhostId(), r.getImageBytes() / 1e6,
               r.getCriuMs()));
         },
@@ -303,8 +311,17 @@ final class CheckpointBarrier {
 
   /** Any failure before the commit: abort the epoch and resume every vhost. */
   private void fail(Throwable t) {
-    if (phase == Phase.ABORTING || phase == Phase.ABORTED || COMMITTED.contains(phase)) {
-      log.warn("{}: {} after the commit: {}", who, phase, t.getMessage());
+    if (phase == Phase.ABORTING || phase == Phase.ABORTED) {
+      log.warn("{}: {} while aborting (ignored, the abort goes on): {}", who, phase, t.toString());
+      return;
+    }
+    if (COMMITTED.contains(phase)) {
+      // The record is written: the checkpoint exists whatever happens to its publishing (a
+      // committed image still pending is found at restart).
+      log.warn("{}: {} after the commit: {}", who, phase, t.toString());
+      if (committed != null && !result.isDone()) {
+        result.complete(committed.toBuilder().setTimings(timings).build());
+      }
       return;
     }
     failure = t instanceof CohortException ce ? ce
@@ -327,6 +344,47 @@ final class CheckpointBarrier {
 
   // ------------------------------------------------------------------ plumbing
 
+  /** Runs a step on the serial executor, guarded. */
+  private void onSerial(Runnable step) {
+    serial.execute(() -> guarded(step));
+  }
+
+  /**
+   * The one place where a step's failure is caught: whatever it throws aborts the epoch
+   * (before the commit), so nothing a phase does can skip the abort.
+   */
+  private void guarded(Runnable step) {
+    try {
+      step.run();
+    } catch (Throwable t) {
+      try {
+        fail(t);
+      } catch (Throwable abortFailed) {
+        // fail() does not throw (its reports are guarded); should it all the same, the caller
+        // must not wait for ever.
+        log.error("{}: the abort itself failed", who, abortFailed);
+        result.completeExceptionally(abortFailed);
+      }
+    }
+  }
+
+  /**
+   * Reports progress. A listener that throws before the commit aborts the phase (the thrown
+   * exception goes to {@link #guarded}); while aborting or after the commit its failure is only
+   * logged, so that ABORT still reaches every agent and a committed checkpoint is published.
+   */
+  private void report(CheckpointPhase reported, String message) {
+    try {
+      listener.onPhase(reported, message);
+    } catch (RuntimeException e) {
+      if (phase == Phase.ABORTING || phase == Phase.ABORTED || COMMITTED.contains(phase)) {
+        log.warn("{}: progress listener failed in {} (ignored): {}", who, phase, e.toString());
+        return;
+      }
+      throw e;
+    }
+  }
+
   private FinishCheckpointRequest finish(VhostPlacement v, CheckpointDecision d) {
     return FinishCheckpointRequest.newBuilder().setCheckpointId(ckpt).setEpoch(epoch)
         .setVhostId(v.getVhostId()).setDecision(d).build();
@@ -345,7 +403,8 @@ final class CheckpointBarrier {
       return;
     }
     for (K target : targets) {
-      CompletableFuture.supplyAsync(call.apply(target), io).whenCompleteAsync((r, err) -> {
+      Supplier<T> supplier = call.apply(target);
+      CompletableFuture.supplyAsync(supplier, io).whenCompleteAsync((r, err) -> guarded(() -> {
         if (phase != asked) {
           log.debug("{}: late answer for {} ignored", who, asked);
           return;
@@ -363,7 +422,7 @@ final class CheckpointBarrier {
         if (--pending[0] == 0) {
           then.run();
         }
-      }, serial);
+      }), serial);
     }
   }
 
@@ -379,13 +438,13 @@ final class CheckpointBarrier {
     }
     if (timeout != null) {
       Phase timed = next;
-      timer = serial.schedule(() -> {
+      timer = serial.schedule(() -> guarded(() -> {
         if (phase == timed) {
           fail(new CohortException(CohortException.Kind.DEADLINE_EXCEEDED,
               "phase " + timed + " did not finish within " + timeout));
         }
-      }, timeout.toMillis(), TimeUnit.MILLISECONDS);
+      }), timeout.toMillis(), TimeUnit.MILLISECONDS);
     }
-    listener.onPhase(reported, message);
+    report(reported, message);
   }
 }

@@ -1,5 +1,6 @@
 package io.cohort.coordinator;
 
+import io.cohort.common.CohortException;
 import io.cohort.common.GrpcErrors;
 import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.JobEvent;
@@ -26,11 +27,16 @@ import io.cohort.proto.v1.RestartResponse;
 import io.cohort.proto.v1.RunRequest;
 import io.cohort.proto.v1.RunResponse;
 import io.cohort.proto.v1.StreamOutputRequest;
+import io.grpc.Context;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import java.util.Iterator;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /** Thin gRPC adapter over {@link Coordinator}: the client API. */
 public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
+  private static final Logger log = LoggerFactory.getLogger(CohortGrpcService.class);
   private final Coordinator coordinator;
 
   public CohortGrpcService(Coordinator coordinator) {
@@ -43,27 +49,51 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
         req.getVhosts(), req.getSlots())).build());
   }
 
+  /**
+   * Streams the barrier's progress. A client that goes away (cancels, or its deadline passes)
+   * before the commit aborts the checkpoint: the next progress report fails, and the barrier
+   * turns any failure of its listener before the commit into the abort. The call's
+   * {@link Context} says so at once; the observer's own isCancelled() only once this method has
+   * returned, since gRPC delivers onCancel on the call's executor, which this method holds.
+   */
   @Override
   public void checkpoint(CheckpointRequest req, StreamObserver<CheckpointProgress> out) {
-    ServerCallStreamObserver<CheckpointProgress> call =
-        (ServerCallStreamObserver<CheckpointProgress>) out;
+    Context context = Context.current();
     CheckpointInfo info;
     try {
       info = coordinator.checkpoint(req.getJobId(), req.getStop(), (phase, message) -> {
-        synchronized (call) {
-          if (!call.isCancelled()) {
-            call.onNext(CheckpointProgress.newBuilder().setPhase(phase).setMessage(message).build());
+        if (context.isCancelled()) {
+          throw new CohortException(CohortException.Kind.ABORTED, "the client went away "
+              + "(cancelled, or its deadline passed) before the checkpoint was committed");
+        }
+        try {
+          synchronized (out) {
+            out.onNext(CheckpointProgress.newBuilder().setPhase(phase).setMessage(message).build());
           }
+        } catch (RuntimeException e) {
+          throw new CohortException(CohortException.Kind.ABORTED, "cannot send progress to the "
+              + "client, so it is taken as gone: " + e.getMessage(), e);
         }
       });
     } catch (RuntimeException e) {
-      out.onError(GrpcErrors.toStatus(e));
+      send(out, () -> out.onError(GrpcErrors.toStatus(e)));
       return;
     }
-    synchronized (call) {
+    send(out, () -> {
       out.onNext(CheckpointProgress.newBuilder().setPhase(CheckpointPhase.CHECKPOINT_PHASE_DONE)
           .setMessage("committed").setResult(info).build());
       out.onCompleted();
+    });
+  }
+
+  /** The last messages of a call whose client may have gone: nobody is left to tell. */
+  private static void send(StreamObserver<?> out, Runnable last) {
+    try {
+      synchronized (out) {
+        last.run();
+      }
+    } catch (RuntimeException e) {
+      log.debug("client gone before the end of its call: {}", e.toString());
     }
   }
 
@@ -110,33 +140,40 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
     GrpcErrors.unary(out, () -> KillJobResponse.newBuilder().setJob(coordinator.kill(req.getJobId())).build());
   }
 
+  /**
+   * Sends the job at each change while the client is ready for more (gRPC's isReady reads the
+   * transport; a slow reader is sent the state as it is once it is ready again). The call's
+   * {@link Context} tells that the client went away: the observer's isCancelled() would only
+   * once this method returned, as gRPC delivers onCancel on the executor this method holds.
+   */
   @Override
   public void watchJob(WatchJobRequest req, StreamObserver<JobEvent> out) {
     ServerCallStreamObserver<JobEvent> call = (ServerCallStreamObserver<JobEvent>) out;
+    call.setOnCancelHandler(() -> { }); // a send after the client left is dropped, not thrown
+    Context context = Context.current();
     try {
       coordinator.watch(req.getJobId(), job -> out.onNext(JobEvent.newBuilder().setJob(job)
-          .setSeenUnixMs(System.currentTimeMillis()).build()), call::isCancelled);
+          .setSeenUnixMs(System.currentTimeMillis()).build()), context::isCancelled,
+          call::isReady);
     } catch (RuntimeException e) {
-      out.onError(GrpcErrors.toStatus(e));
+      send(out, () -> out.onError(GrpcErrors.toStatus(e)));
       return;
     }
-    if (!call.isCancelled()) {
-      out.onCompleted();
+    if (!context.isCancelled()) {
+      send(out, out::onCompleted);
     }
   }
 
+  /** Relays the head vhost's output from its agent, only as fast as the client reads it. */
   @Override
   public void streamOutput(StreamOutputRequest req, StreamObserver<OutputChunk> out) {
-    ServerCallStreamObserver<OutputChunk> call = (ServerCallStreamObserver<OutputChunk>) out;
+    Iterator<OutputChunk> source;
     try {
-      coordinator.output(req.getJobId(), req.getOffset(), req.getFollow(), out::onNext,
-          call::isCancelled);
+      source = coordinator.output(req.getJobId(), req.getOffset(), req.getFollow());
     } catch (RuntimeException e) {
       out.onError(GrpcErrors.toStatus(e));
       return;
     }
-    if (!call.isCancelled()) {
-      out.onCompleted();
-    }
+    FlowControlledRelay.start(source, (ServerCallStreamObserver<OutputChunk>) out);
   }
 }

@@ -6,7 +6,6 @@ import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.ConfigureJobNetworkRequest;
 import io.cohort.proto.v1.CreateVhostRequest;
 import io.cohort.proto.v1.CreateVhostResponse;
-import io.cohort.proto.v1.GetVhostResponse;
 import io.cohort.proto.v1.HeartbeatRequest;
 import io.cohort.proto.v1.ImportImageRequest;
 import io.cohort.proto.v1.JobInfo;
@@ -15,7 +14,6 @@ import io.cohort.proto.v1.JobSpec;
 import io.cohort.proto.v1.JobState;
 import io.cohort.proto.v1.NodeInfo;
 import io.cohort.proto.v1.OutputChunk;
-import io.cohort.proto.v1.ReadOutputRequest;
 import io.cohort.proto.v1.RestartResponse;
 import io.cohort.proto.v1.RestoreVhostRequest;
 import io.cohort.proto.v1.RestoreVhostResponse;
@@ -30,8 +28,6 @@ import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.List;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -42,14 +38,12 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The coordinator: jobs, placement, the checkpoint barrier, restarts and the catalog.
- * Transport-neutral; {@link CohortGrpcService} is its gRPC adapter.
+ * Transport-neutral; {@link CohortGrpcService} is its gRPC adapter. Queries are
+ * {@link JobQueries}' (they never write); a job's record changes only under the job's lock:
+ * here (run, checkpoint, restart, kill) and in the {@link JobReconciler}'s step.
  */
 public final class Coordinator implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Coordinator.class);
-  private static final Duration FOLLOW_DEADLINE = Duration.ofDays(30);
-  /** How often {@link #watch} checks a job: right after a change, and at most. */
-  private static final long WATCH_MIN_INTERVAL_MS = 250;
-  private static final long WATCH_MAX_INTERVAL_MS = 2000;
 
   private final Catalog catalog;
   private final AgentDirectory agents;
@@ -59,17 +53,20 @@ public final class Coordinator implements AutoCloseable {
   private final ScheduledExecutorService serial =
       Executors.newSingleThreadScheduledExecutor(daemon("cohort-barrier"));
   private final SecureRandom random = new SecureRandom();
-  /** Nodes where some job has vhosts to end ({@link JobRecord#getUnstoppedList}). */
-  private final java.util.Set<String> unstoppedNodes = ConcurrentHashMap.newKeySet();
+  private final JobReconciler reconciler;
+  private final JobQueries queries;
+  private final JobCheckpointer checkpointer;
 
   Coordinator(Catalog catalog, AgentDirectory agents, BarrierConfig barrierConfig, Clock clock) {
     this.catalog = catalog;
     this.agents = agents;
     this.barrierConfig = barrierConfig;
     this.clock = clock;
-    for (JobRecord r : catalog.jobs()) {
-      r.getUnstoppedList().forEach(v -> unstoppedNodes.add(v.getNode()));
-    }
+    JobObserver observer = new JobObserver(catalog, agents);
+    this.reconciler = new JobReconciler(catalog, agents, observer, io);
+    this.queries = new JobQueries(catalog, agents, observer, reconciler);
+    this.checkpointer = new JobCheckpointer(catalog, agents, reconciler, barrierConfig, clock,
+        io, serial);
   }
 
   /** A coordinator whose catalog lives in {@code home} and which reaches the given agents. */
@@ -99,45 +96,7 @@ public final class Coordinator implements AutoCloseable {
   /** An agent's heartbeat (coordinator daemon only). */
   public void heartbeat(HeartbeatRequest hb) {
     agents.heartbeat(hb);
-    if (unstoppedNodes.remove(hb.getNode())) {
-      io.execute(() -> {
-        for (JobRecord r : catalog.jobs()) {
-          if (r.getUnstoppedList().stream().anyMatch(v -> v.getNode().equals(hb.getNode()))) {
-            try (Catalog.Hold hold = catalog.lockJob(r.getInfo().getJobId())) {
-              endUnstopped(catalog.job(r.getInfo().getJobId()));
-            } catch (RuntimeException e) {
-              log.warn("job-{}: {}", r.getInfo().getJobId(), e.getMessage());
-            }
-          }
-        }
-      });
-    }
-  }
-
-  /**
-   * Ends the vhosts a failed --stop checkpoint left running where it can; returns the record
-   * with those still left (saved), and remembers their nodes for their next heartbeat.
-   */
-  private JobRecord endUnstopped(JobRecord rec) {
-    List<VhostPlacement> left = new ArrayList<>();
-    for (VhostPlacement v : rec.getUnstoppedList()) {
-      try {
-        agents.agent(v.getNode()).kill(v.getVhostId());
-        log.info("job-{}: vhost {} on {} ended (left running by a failed --stop checkpoint)",
-            rec.getInfo().getJobId(), v.getVhostId(), v.getNode());
-      } catch (CohortException e) {
-        if (e.kind() != CohortException.Kind.UNAVAILABLE) {
-          throw e;
-        }
-        left.add(v);
-        unstoppedNodes.add(v.getNode());
-      }
-    }
-    if (left.size() != rec.getUnstoppedCount()) {
-      rec = rec.toBuilder().clearUnstopped().addAllUnstopped(left).build();
-      catalog.saveJob(rec);
-    }
-    return rec;
+    reconciler.nodeBack(hb.getNode());
   }
 
   /** The nodes, their liveness and how many running vhosts each has. */
@@ -291,130 +250,33 @@ public final class Coordinator implements AutoCloseable {
   // ------------------------------------------------------------------ queries
 
   public JobInfo job(String jobId) {
-    return refresh(catalog.job(jobId)).getInfo();
+    return queries.job(jobId);
   }
 
   public List<JobInfo> jobs() {
-    List<JobInfo> out = new ArrayList<>();
-    for (JobRecord r : catalog.jobs()) {
-      out.add(refresh(r).getInfo());
-    }
-    return out;
+    return queries.jobs();
   }
 
   public List<CheckpointInfo> checkpoints(String jobId) {
-    if (!jobId.isEmpty()) {
-      catalog.job(jobId); // NOT_FOUND for an unknown job
-    }
-    return catalog.checkpoints(jobId);
+    return queries.checkpoints(jobId);
   }
 
-  /** The job's state as its head vhost's agent reports it, saved when it changed. */
-  private JobRecord refresh(JobRecord rec) {
-    JobInfo info = rec.getInfo();
-    List<CheckpointInfo> ckpts = catalog.checkpoints(info.getJobId());
-    String latest = ckpts.isEmpty() ? "" : ckpts.get(ckpts.size() - 1).getCheckpointId();
-    JobInfo.Builder b = info.toBuilder().setLatestCheckpoint(latest);
-    if (info.getState() == JobState.JOB_STATE_RUNNING) {
-      VhostPlacement head = info.getVhosts(0);
-      GetVhostResponse v;
-      try {
-        v = agents.agent(head.getNode()).getVhost(head.getVhostId());
-      } catch (CohortException e) {
-        if (e.kind() == CohortException.Kind.UNAVAILABLE) {
-          return rec.toBuilder().setInfo(b).build(); // cannot tell: keep what we know
-        }
-        throw e;
-      }
-      switch (v.getState()) {
-        case VHOST_STATE_EXITED -> b.setState(JobState.JOB_STATE_EXITED)
-            .setExitCode(v.getExitCode()).setExitSignal(v.getExitSignal());
-        case VHOST_STATE_STOPPED -> b.setState(JobState.JOB_STATE_STOPPED);
-        case VHOST_STATE_KILLED -> b.setState(JobState.JOB_STATE_KILLED);
-        case VHOST_STATE_LOST -> b.setState(JobState.JOB_STATE_LOST);
-        default -> { }
-      }
-      b.setVhosts(0, v.getPlacement());
-    }
-    JobRecord updated = rec.toBuilder().setInfo(b).build();
-    if (updated.getInfo().getState() != info.getState()) {
-      if (updated.getInfo().getState() != JobState.JOB_STATE_STOPPED) {
-        endWorkers(updated.getInfo()); // the job ended with its head vhost
-      }
-      catalog.saveJob(updated);
-    }
-    return updated;
+  /** See {@link JobQueries#watch}. */
+  public void watch(String jobId, Consumer<JobInfo> sink, BooleanSupplier cancelled,
+      BooleanSupplier ready) {
+    queries.watch(jobId, sink, cancelled, ready);
+  }
+
+  /** See {@link JobQueries#output}. */
+  public Iterator<OutputChunk> output(String jobId, long offset, boolean follow) {
+    return queries.output(jobId, offset, follow);
   }
 
   // ------------------------------------------------------------------ checkpoint
 
   /** Runs the barrier for one new epoch; blocks until it is committed or aborted. */
   public CheckpointInfo checkpoint(String jobId, boolean stop, CheckpointBarrier.Listener progress) {
-    try (Catalog.Hold hold = catalog.lockJob(jobId)) {
-      JobRecord rec = refresh(catalog.job(jobId));
-      if (rec.getInfo().getState() != JobState.JOB_STATE_RUNNING) {
-        throw CohortException.precondition("cannot checkpoint job %s: it is not running (%s)", jobId,
-            describe(rec.getInfo()));
-      }
-      long epoch = Math.max(1, rec.getNextEpoch());
-      // The epoch is used up even if the barrier aborts: epochs are never reused.
-      rec = rec.toBuilder().setNextEpoch(epoch + 1).build();
-      catalog.saveJob(rec);
-      CheckpointBarrier barrier = new CheckpointBarrier(rec, epoch, stop, agents, catalog, io,
-          serial, clock, barrierConfig, progress);
-      CheckpointInfo info;
-      Duration limit = barrierConfig.prepare().plus(barrierConfig.dump().multipliedBy(2))
-          .plus(barrierConfig.finish().multipliedBy(4));
-      try {
-        info = barrier.start().get(limit.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
-      } catch (java.util.concurrent.TimeoutException e) {
-        throw new CohortException(CohortException.Kind.DEADLINE_EXCEEDED, "checkpoint of job "
-            + jobId + " did not finish within " + limit + "; see the agent's log");
-      } catch (ExecutionException e) {
-        CohortException failure = e.getCause() instanceof CohortException ce ? ce
-            : CohortException.internal("checkpoint failed: " + e.getCause(), e.getCause());
-        throw stop ? stopAnyway(rec, failure) : failure;
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw CohortException.internal("interrupted while checkpointing", e);
-      }
-      JobInfo.Builder b = rec.getInfo().toBuilder().setLatestCheckpoint(info.getCheckpointId());
-      if (stop) {
-        b.setState(JobState.JOB_STATE_STOPPED);
-        b.clearVhosts().addAllVhosts(info.getVhostsList());
-      }
-      catalog.saveJob(rec.toBuilder().setInfo(b).build());
-      return info;
-    }
-  }
-
-  /**
-   * A --stop checkpoint failed (and was discarded): the job is stopped all the same, as asked
-   * (its nodes are wanted for something else), and restarts from its previous checkpoint.
-   * Vhosts on a node that cannot be reached are ended when it is back. Returns the error to
-   * report, which says all this.
-   */
-  private CohortException stopAnyway(JobRecord rec, CohortException failure) {
-    JobInfo info = rec.getInfo();
-    List<CheckpointInfo> earlier = catalog.checkpoints(info.getJobId());
-    String previous = earlier.isEmpty() ? "" : earlier.get(earlier.size() - 1).getCheckpointId();
-    JobRecord stopped = rec.toBuilder().clearUnstopped().addAllUnstopped(info.getVhostsList())
-        .setInfo(info.toBuilder().setLatestCheckpoint(previous).setState(previous.isEmpty()
-            ? JobState.JOB_STATE_KILLED : JobState.JOB_STATE_STOPPED)).build();
-    catalog.saveJob(stopped);
-    stopped = endUnstopped(stopped);
-    StringBuilder m = new StringBuilder(failure.getMessage()).append("\nAs asked (--stop), job ")
-        .append(info.getJobId()).append(" was stopped all the same: ");
-    m.append(previous.isEmpty() ? "it has no earlier checkpoint, so it cannot be restarted."
-        : "`cohort restart " + previous + "` continues it from its previous checkpoint (what "
-            + "it computed since is lost).");
-    for (VhostPlacement v : stopped.getUnstoppedList()) {
-      m.append("\nVhost ").append(v.getVhostId()).append(" on node ").append(v.getNode())
-          .append(" could not be reached; it is ended as soon as that node's agent is back.");
-    }
-    log.warn("job-{}: --stop checkpoint failed; job stopped at {}", info.getJobId(),
-        previous.isEmpty() ? "no checkpoint" : previous);
-    return new CohortException(failure.kind(), m.toString(), failure);
+    return checkpointer.checkpoint(jobId, stop, progress);
   }
 
   // ------------------------------------------------------------------ restart
@@ -429,7 +291,7 @@ public final class Coordinator implements AutoCloseable {
     }
     try (Catalog.Hold hold = catalog.lockJob(jobId)) {
       CheckpointInfo ckpt = resolve(target);
-      JobRecord rec = refresh(endUnstopped(catalog.job(jobId)));
+      JobRecord rec = reconciler.reconcile(jobId);
       if (rec.getUnstoppedCount() > 0) {
         VhostPlacement v = rec.getUnstopped(0);
         throw new CohortException(CohortException.Kind.UNAVAILABLE, String.format("job %s cannot "
@@ -505,7 +367,7 @@ public final class Coordinator implements AutoCloseable {
       catalog.saveJob(rec.toBuilder().setInfo(info).build());
       log.info("job-{}: restarted from {} (incarnation {})", jobId, ckpt.getCheckpointId(),
           info.getIncarnation());
-      return RestartResponse.newBuilder().setJob(refresh(catalog.job(jobId)).getInfo())
+      return RestartResponse.newBuilder().setJob(reconciler.reconcile(jobId).getInfo())
           .setCheckpointId(ckpt.getCheckpointId()).setOutputOffset(offset)
           .setRestartMs(clock.millis() - t0).setInflightPackets(inflight)
           .setTransferredBytes(transferred).build();
@@ -555,7 +417,7 @@ public final class Coordinator implements AutoCloseable {
 
   public JobInfo kill(String jobId) {
     try (Catalog.Hold hold = catalog.lockJob(jobId)) {
-      JobRecord rec = refresh(catalog.job(jobId));
+      JobRecord rec = reconciler.reconcile(jobId);
       if (rec.getInfo().getState() != JobState.JOB_STATE_RUNNING) {
         throw CohortException.precondition("job %s is not running (%s)", jobId,
             describe(rec.getInfo()));
@@ -563,17 +425,7 @@ public final class Coordinator implements AutoCloseable {
       killVhosts(rec.getInfo());
       JobInfo info = rec.getInfo().toBuilder().setState(JobState.JOB_STATE_KILLED).build();
       catalog.saveJob(rec.toBuilder().setInfo(info).build());
-      return refresh(catalog.job(jobId)).getInfo();
-    }
-  }
-
-  private void endWorkers(JobInfo info) {
-    for (VhostPlacement v : info.getVhostsList().subList(1, info.getVhostsCount())) {
-      try {
-        agents.agent(v.getNode()).kill(v.getVhostId());
-      } catch (RuntimeException e) {
-        log.warn("job-{}: cannot end vhost {}: {}", info.getJobId(), v.getVhostId(), e.getMessage());
-      }
+      return reconciler.reconcile(jobId).getInfo();
     }
   }
 
@@ -592,51 +444,6 @@ public final class Coordinator implements AutoCloseable {
       for (VhostPlacement v : ckpt.getVhostsList()) {
         agents.agent(v.getNode()).deleteImage(ckptId, v.getVhostId());
       }
-    }
-  }
-
-  /**
-   * Sends the job as it is, then again at each change, until it has ended (exited, killed,
-   * lost) or {@code cancelled}. Checks 250 ms after a change, then less and less often, up to
-   * every {@link #WATCH_MAX_INTERVAL_MS} ms: each check asks the head vhost's agent, and on a
-   * busy node checking four times a second slowed a one-node MPI ping-pong by 15-27 %.
-   */
-  public void watch(String jobId, Consumer<JobInfo> sink, BooleanSupplier cancelled) {
-    JobInfo last = null;
-    long interval = WATCH_MIN_INTERVAL_MS;
-    while (!cancelled.getAsBoolean()) {
-      JobInfo now = job(jobId);
-      if (!now.equals(last)) {
-        sink.accept(now);
-        last = now;
-        interval = WATCH_MIN_INTERVAL_MS;
-      } else {
-        interval = Math.min(WATCH_MAX_INTERVAL_MS, interval * 3 / 2);
-      }
-      JobState s = now.getState();
-      if (s == JobState.JOB_STATE_EXITED || s == JobState.JOB_STATE_KILLED
-          || s == JobState.JOB_STATE_LOST) {
-        return;
-      }
-      try {
-        Thread.sleep(interval);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        return;
-      }
-    }
-  }
-
-  /** Streams the job's output from {@code offset}; with follow, until the job stops running. */
-  public void output(String jobId, long offset, boolean follow, Consumer<OutputChunk> sink,
-      BooleanSupplier cancelled) {
-    JobInfo info = job(jobId);
-    VhostPlacement head = info.getVhosts(0);
-    Iterator<OutputChunk> it = agents.agent(head.getNode()).readOutput(ReadOutputRequest.newBuilder()
-        .setVhostId(head.getVhostId()).setOffset(offset).setFollow(follow).build(),
-        follow ? FOLLOW_DEADLINE : Duration.ofMinutes(5));
-    while (!cancelled.getAsBoolean() && it.hasNext()) {
-      sink.accept(it.next());
     }
   }
 

@@ -1,0 +1,133 @@
+package io.cohort.coordinator;
+
+import io.cohort.common.CohortException;
+import io.cohort.proto.v1.JobInfo;
+import io.cohort.proto.v1.JobRecord;
+import io.cohort.proto.v1.VhostPlacement;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The one step that brings a job's record in line with what its agents report, under the
+ * job's lock: it reads the record, ends the vhosts a failed --stop checkpoint left running,
+ * observes the head vhost, and when the job has ended records that and ends its vhosts. A
+ * read-modify-write under the lock, so it never writes back a record older than one a
+ * checkpoint saved (an epoch handed out is never handed out again). Queries never write; one
+ * that sees a job has changed asks for this step, which leaves the job alone while someone
+ * else holds its lock (the holder reconciles it itself).
+ */
+final class JobReconciler {
+  private static final Logger log = LoggerFactory.getLogger(JobReconciler.class);
+
+  private final Catalog catalog;
+  private final AgentDirectory agents;
+  private final JobObserver observer;
+  private final Executor io;
+  /** Nodes where some job has vhosts to end ({@link JobRecord#getUnstoppedList}). */
+  private final Set<String> unstoppedNodes = ConcurrentHashMap.newKeySet();
+
+  JobReconciler(Catalog catalog, AgentDirectory agents, JobObserver observer, Executor io) {
+    this.catalog = catalog;
+    this.agents = agents;
+    this.observer = observer;
+    this.io = io;
+    for (JobRecord r : catalog.jobs()) {
+      r.getUnstoppedList().forEach(v -> unstoppedNodes.add(v.getNode()));
+    }
+  }
+
+  /**
+   * The reconcile step; the caller holds the job's lock. Returns the record as saved (or as it
+   * stands, when nothing changed).
+   */
+  JobRecord reconcile(String jobId) {
+    JobRecord rec = endUnstopped(catalog.job(jobId));
+    JobRecord seen = observer.observe(rec);
+    if (!JobObserver.drifted(rec, seen)) {
+      return seen;
+    }
+    if (JobObserver.ended(seen.getInfo().getState())) {
+      endVhosts(seen.getInfo());
+    }
+    catalog.saveJob(seen);
+    log.info("job-{}: {} -> {}", jobId, rec.getInfo().getState(), seen.getInfo().getState());
+    return seen;
+  }
+
+  /** The reconcile step if the job's lock is free now; empty if someone holds it. */
+  Optional<JobRecord> tryReconcile(String jobId) {
+    Optional<Catalog.Hold> hold = catalog.tryLockJob(jobId);
+    if (hold.isEmpty()) {
+      return Optional.empty();
+    }
+    try (Catalog.Hold h = hold.get()) {
+      return Optional.of(reconcile(jobId));
+    }
+  }
+
+  /**
+   * The job ended with its head vhost: ends the workers (they idle until killed) and tells the
+   * head's agent too, whose KillVhost is where an ended vhost's leftovers (its veth) are
+   * cleaned; GetVhost only reports.
+   */
+  private void endVhosts(JobInfo info) {
+    for (VhostPlacement v : info.getVhostsList()) {
+      try {
+        agents.agent(v.getNode()).kill(v.getVhostId());
+      } catch (RuntimeException e) {
+        log.warn("job-{}: cannot end vhost {}: {}", info.getJobId(), v.getVhostId(), e.getMessage());
+      }
+    }
+  }
+
+  /** An agent's heartbeat: if a job has vhosts to end on that node, end them now. */
+  void nodeBack(String node) {
+    if (!unstoppedNodes.remove(node)) {
+      return;
+    }
+    io.execute(() -> {
+      for (JobRecord r : catalog.jobs()) {
+        if (r.getUnstoppedList().stream().anyMatch(v -> v.getNode().equals(node))) {
+          try (Catalog.Hold hold = catalog.lockJob(r.getInfo().getJobId())) {
+            reconcile(r.getInfo().getJobId());
+          } catch (RuntimeException e) {
+            log.warn("job-{}: {}", r.getInfo().getJobId(), e.getMessage());
+          }
+        }
+      }
+    });
+  }
+
+  /**
+   * Ends the vhosts a failed --stop checkpoint left running where it can; returns the record
+   * with those still left (saved), and remembers their nodes for their next heartbeat. The
+   * caller holds the job's lock.
+   */
+  JobRecord endUnstopped(JobRecord rec) {
+    List<VhostPlacement> left = new ArrayList<>();
+    for (VhostPlacement v : rec.getUnstoppedList()) {
+      try {
+        agents.agent(v.getNode()).kill(v.getVhostId());
+        log.info("job-{}: vhost {} on {} ended (left running by a failed --stop checkpoint)",
+            rec.getInfo().getJobId(), v.getVhostId(), v.getNode());
+      } catch (CohortException e) {
+        if (e.kind() != CohortException.Kind.UNAVAILABLE) {
+          throw e;
+        }
+        left.add(v);
+        unstoppedNodes.add(v.getNode());
+      }
+    }
+    if (left.size() != rec.getUnstoppedCount()) {
+      rec = rec.toBuilder().clearUnstopped().addAllUnstopped(left).build();
+      catalog.saveJob(rec);
+    }
+    return rec;
+  }
+}
