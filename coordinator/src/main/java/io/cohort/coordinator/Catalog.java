@@ -51,7 +51,11 @@ final class Catalog {
     }
   }
 
-  /** An exclusive hold on a name, released by close(). */
+  /**
+   * An exclusive hold on a name, released by close(). Holders keep it in a try-with-resources
+   * block and never name it inside, which javac's -Xlint:try reports: a method that holds one is
+   * marked {@code @SuppressWarnings("try")}.
+   */
   interface Hold extends AutoCloseable {
     @Override
     void close();
@@ -87,6 +91,7 @@ final class Catalog {
     }
   }
 
+  @SuppressWarnings("try") // a Catalog.Hold, held for the block
   String allocateJobId() {
     try (Hold h = lock(root.resolve("catalog.lock"))) {
       Path counter = root.resolve("next-job-id");

@@ -94,6 +94,7 @@ public final class Coordinator implements AutoCloseable {
   }
 
   /** An agent's heartbeat (coordinator daemon only). */
+  @SuppressWarnings("try") // a Catalog.Hold, held for the block
   public void heartbeat(HeartbeatRequest hb) {
     agents.heartbeat(hb);
     reconciler.nodeBack(hb.getNode());
@@ -275,6 +276,7 @@ public final class Coordinator implements AutoCloseable {
   // ------------------------------------------------------------------ checkpoint
 
   /** Runs the barrier for one new epoch; blocks until it is committed or aborted. */
+  @SuppressWarnings("try") // a Catalog.Hold, held for the block
   public CheckpointInfo checkpoint(String jobId, boolean stop, CheckpointBarrier.Listener progress) {
     return checkpointer.checkpoint(jobId, stop, progress);
   }
@@ -282,6 +284,7 @@ public final class Coordinator implements AutoCloseable {
   // ------------------------------------------------------------------ restart
 
   /** Restarts a job from a checkpoint id, or from the latest checkpoint of a job id. */
+  @SuppressWarnings("try") // a Catalog.Hold, held for the block
   public RestartResponse restart(String target, boolean replace, List<String> nodes) {
     long t0 = clock.millis();
     String jobId = Ids.isCheckpoint(target) ? Ids.jobOfCheckpoint(target) : target;
@@ -415,6 +418,7 @@ public final class Coordinator implements AutoCloseable {
 
   // ------------------------------------------------------------------ kill, rm, output
 
+  @SuppressWarnings("try") // a Catalog.Hold, held for the block
   public JobInfo kill(String jobId) {
     try (Catalog.Hold hold = catalog.lockJob(jobId)) {
       JobRecord rec = reconciler.reconcile(jobId);
@@ -435,6 +439,7 @@ public final class Coordinator implements AutoCloseable {
     }
   }
 
+  @SuppressWarnings("try") // a Catalog.Hold, held for the block
   public void removeCheckpoint(String ckptId) {
     Ids.requireCheckpoint(ckptId);
     CheckpointInfo ckpt = catalog.checkpoint(ckptId).orElseThrow(() -> CohortException.notFound(
