@@ -43,6 +43,7 @@ final class JobCheckpointer {
   }
 
   /** Runs the barrier for one new epoch; blocks until it is committed or aborted. */
+  @SuppressWarnings("try") // a Catalog.Hold, held for the block
   CheckpointInfo checkpoint(String jobId, boolean stop, CheckpointBarrier.Listener progress) {
     try (Catalog.Hold hold = catalog.lockJob(jobId)) {
       JobRecord rec = reconciler.reconcile(jobId);

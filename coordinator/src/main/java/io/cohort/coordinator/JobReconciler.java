@@ -61,6 +61,7 @@ final class JobReconciler {
   }
 
   /** The reconcile step if the job's lock is free now; empty if someone holds it. */
+  @SuppressWarnings("try") // a Catalog.Hold, held for the block
   Optional<JobRecord> tryReconcile(String jobId) {
     Optional<Catalog.Hold> hold = catalog.tryLockJob(jobId);
     if (hold.isEmpty()) {
@@ -87,6 +88,7 @@ final class JobReconciler {
   }
 
   /** An agent's heartbeat: if a job has vhosts to end on that node, end them now. */
+  @SuppressWarnings("try") // a Catalog.Hold, held for the block
   void nodeBack(String node) {
     if (!unstoppedNodes.remove(node)) {
       return;

@@ -170,6 +170,7 @@ class JobReconcileTest {
    * next query's reconcile step records the end and ends the workers.
    */
   @Test
+  @SuppressWarnings("try") // a Catalog.Hold, held for the block
   void queriesUnderAHeldLockOnlyObserveAndTheReconcileStepWritesAfterwards() throws Exception {
     Agent agent = new Agent(n -> VhostState.VHOST_STATE_EXITED);
     Catalog catalog = new Catalog(dir);

@@ -68,6 +68,7 @@ class OutputFlowControlTest {
   }
 
   /** An agent whose output is {@code CHUNKS} chunks, served with flow control; counts pulls. */
+  @SuppressWarnings("deprecation") // grpc-java's own flow-controlled copy, as the fake agent
   private static final class Agent extends AgentGrpc.AgentImplBase {
     final AtomicInteger pulled = new AtomicInteger();
     final CountDownLatch exhausted = new CountDownLatch(1);
