@@ -8,9 +8,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Part 3: a coordinated checkpoint of an MPI job over 1, 2 and 4 vhosts, one per node: the
- * total, each phase, and the barrier's own overhead — the time that is neither CRIU writing
- * the images nor the seal digesting and syncing them (coordination, RPCs, commit, resume).
+ * Part 3: a coordinated checkpoint of an MPI job over 1, 2 and 4 vhosts, one per node: the total,
+ * each phase, and the barrier's own overhead — the time that is neither CRIU writing the images nor
+ * the seal digesting and syncing them (coordination, RPCs, commit, resume).
  */
 final class BarrierCost {
   private final Cli cli;
@@ -31,8 +31,16 @@ final class BarrierCost {
       for (int i = 1; i <= k; i++) {
         nodes.add("n" + i);
       }
-      String job = cli.run(String.join(",", nodes), 1, "mpirun", "-np", Integer.toString(k),
-          ring.toString(), "1000000", "20");
+      String job =
+          cli.run(
+              String.join(",", nodes),
+              1,
+              "mpirun",
+              "-np",
+              Integer.toString(k),
+              ring.toString(),
+              "1000000",
+              "20");
       cli.awaitOutput("n1", job, "iter 20 ", Duration.ofMinutes(2));
       Stats total = new Stats();
       Stats overhead = new Stats();
@@ -45,8 +53,7 @@ final class BarrierCost {
       Stats publish = new Stats();
       Stats frozen = new Stats();
       for (int i = 0; i < reps; i++) {
-        String id = cli.cohort("checkpoint", job, "--json").json().get("checkpoint")
-            .getAsString();
+        String id = cli.cohort("checkpoint", job, "--json").json().get("checkpoint").getAsString();
         JsonObject t = cli.checkpointRecord(job, id).getAsJsonObject("timings");
         double tot = CheckpointCost.num(t, "total_ms");
         total.add(tot);
@@ -74,9 +81,16 @@ final class BarrierCost {
       r.add("resume_ms", resume.json());
       r.add("publish_ms", publish.json());
       r.add("frozen_ms", frozen.json());
-      System.out.printf("  total %s ms, overhead %s ms (criu %s, resume %s, seal %s, publish %s, "
-          + "frozen %s)%n", total.cell(), overhead.cell(), criu.cell(), resume.cell(), seal.cell(),
-          publish.cell(), frozen.cell());
+      System.out.printf(
+          "  total %s ms, overhead %s ms (criu %s, resume %s, seal %s, publish %s, "
+              + "frozen %s)%n",
+          total.cell(),
+          overhead.cell(),
+          criu.cell(),
+          resume.cell(),
+          seal.cell(),
+          publish.cell(),
+          frozen.cell());
       out.add(r);
     }
     return out;

@@ -16,9 +16,9 @@ import java.util.TreeSet;
 import java.util.stream.Collectors;
 
 /**
- * `./cohort bench`: what Cohort costs, side by side with bare CRIU and the machine's limits,
- * on an emulated cluster of 4 nodes. Prints a table and writes results.json, results.md and
- * PNG plots into the output directory (docs/benchmarks by default).
+ * `./cohort bench`: what Cohort costs, side by side with bare CRIU and the machine's limits, on an
+ * emulated cluster of 4 nodes. Prints a table and writes results.json, results.md and PNG plots
+ * into the output directory (docs/benchmarks by default).
  *
  * <pre>
  * usage: Bench [--parts 1,2,3,4,5,6] [--reps N] [--sizes MB,MB,...] [--out DIR]
@@ -39,24 +39,27 @@ public final class Bench {
     Path out = repo.resolve("docs/benchmarks");
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
-        case "--parts" -> parts = Arrays.stream(args[++i].split(",")).map(Integer::valueOf)
-            .collect(Collectors.toCollection(TreeSet::new));
+        case "--parts" ->
+            parts =
+                Arrays.stream(args[++i].split(","))
+                    .map(Integer::valueOf)
+                    .collect(Collectors.toCollection(TreeSet::new));
         case "--reps" -> reps = Integer.parseInt(args[++i]);
-        case "--sizes" -> sizes = Arrays.stream(args[++i].split(",")).map(Integer::valueOf)
-            .toList();
+        case "--sizes" ->
+            sizes = Arrays.stream(args[++i].split(",")).map(Integer::valueOf).toList();
         case "--out" -> out = Path.of(args[++i]).toAbsolutePath();
         case "--report" -> reportOnly = true;
         default -> {
-          System.err.println("usage: cohort bench [--parts 1,2,3,4,5,6] [--reps N] "
-              + "[--sizes 64,512,2048] [--out DIR]\n       cohort bench --report [--out DIR]");
+          System.err.println(
+              "usage: cohort bench [--parts 1,2,3,4,5,6] [--reps N] "
+                  + "[--sizes 64,512,2048] [--out DIR]\n       cohort bench --report [--out DIR]");
           System.exit(2);
         }
       }
     }
     Path json = out.resolve("results.json");
     if (reportOnly) {
-      report(com.google.gson.JsonParser.parseString(Files.readString(json)).getAsJsonObject(),
-          out);
+      report(com.google.gson.JsonParser.parseString(Files.readString(json)).getAsJsonObject(), out);
       return;
     }
     Path home = Path.of("/var/lib/cohort-bench");
@@ -67,9 +70,10 @@ public final class Bench {
     Path bin = repo.resolve("bench/target/bin");
 
     // A run of some parts keeps the other parts' figures of the last run.
-    JsonObject results = parts.size() < 6 && Files.exists(json)
-        ? com.google.gson.JsonParser.parseString(Files.readString(json)).getAsJsonObject()
-        : new JsonObject();
+    JsonObject results =
+        parts.size() < 6 && Files.exists(json)
+            ? com.google.gson.JsonParser.parseString(Files.readString(json)).getAsJsonObject()
+            : new JsonObject();
     results.addProperty("date", Instant.now().toString());
     results.add("machine", Machine.describe(cli));
     results.addProperty("repetitions", reps);
@@ -92,8 +96,10 @@ public final class Bench {
         save(results, json);
       }
       if (parts.contains(3)) {
-        results.add("coordinated_checkpoint", new BarrierCost(cli, reps,
-            repo.resolve("mpi-tests/target/mpi/ring")).run(List.of(1, 2, 4)));
+        results.add(
+            "coordinated_checkpoint",
+            new BarrierCost(cli, reps, repo.resolve("mpi-tests/target/mpi/ring"))
+                .run(List.of(1, 2, 4)));
         save(results, json);
       }
       NetworkCost net = new NetworkCost(cli, reps, bin.resolve("pingpong"));

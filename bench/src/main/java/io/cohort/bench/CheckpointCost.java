@@ -10,16 +10,23 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Parts 1 and 2: checkpoint and restart of one vhost holding 64 MB to 2 GB of real content
- * (the memfill program), through Cohort, against a bare `criu dump` / `criu restore` of an
- * identical vhost with the same options, and against writing as many bytes to the same disk
- * with fsync. Also samples the daemons' resident memory during the checkpoints (part 6).
+ * Parts 1 and 2: checkpoint and restart of one vhost holding 64 MB to 2 GB of real content (the
+ * memfill program), through Cohort, against a bare `criu dump` / `criu restore` of an identical
+ * vhost with the same options, and against writing as many bytes to the same disk with fsync. Also
+ * samples the daemons' resident memory during the checkpoints (part 6).
  */
 final class CheckpointCost {
   /** The options Cohort's agent gives CRIU for every dump and restore (CriuEngine). */
-  private static final List<String> CRIU_OPTS = List.of("--tcp-established", "--network-lock",
-      "nftables", "--ext-mount-map", "auto", "--enable-external-masters",
-      "--enable-external-sharing", "-v3");
+  private static final List<String> CRIU_OPTS =
+      List.of(
+          "--tcp-established",
+          "--network-lock",
+          "nftables",
+          "--ext-mount-map",
+          "auto",
+          "--enable-external-masters",
+          "--enable-external-sharing",
+          "-v3");
 
   private final Cluster cluster;
   private final Cli cli;
@@ -54,19 +61,28 @@ final class CheckpointCost {
     Stats restart = new Stats();
     long imageBytes = 0;
     String job = start(mb);
-    long pid = cli.job(job).getAsJsonArray("vhosts").get(0).getAsJsonObject().get("pid")
-        .getAsLong();
+    long pid =
+        cli.job(job).getAsJsonArray("vhosts").get(0).getAsJsonObject().get("pid").getAsLong();
     // Cohort's checkpoint and a bare `criu dump --leave-running` of the very same vhost take
     // turns, so that neither side gets the machine's quieter moments. The first dump after a
     // process filled its memory is slow whoever runs CRIU (3 s instead of 1 s at 2 GB here):
     // one unmeasured checkpoint and one unmeasured bare dump first.
-    cli.cohort("rm", cli.cohort("checkpoint", job, "--json").json().get("checkpoint")
-        .getAsString());
-    cli.must(criu("dump", "-t", Long.toString(pid), "-D", fresh("dump").toString(), "-o",
-        "dump.log", "--leave-running"));
+    cli.cohort(
+        "rm", cli.cohort("checkpoint", job, "--json").json().get("checkpoint").getAsString());
+    cli.must(
+        criu(
+            "dump",
+            "-t",
+            Long.toString(pid),
+            "-D",
+            fresh("dump").toString(),
+            "-o",
+            "dump.log",
+            "--leave-running"));
     Stats bareDump = new Stats();
     Stats bareSync = new Stats();
-    try (Rss coord = new Rss(cluster.pid("coordinator")); Rss agent = new Rss(cluster.pid("n1"))) {
+    try (Rss coord = new Rss(cluster.pid("coordinator"));
+        Rss agent = new Rss(cluster.pid("n1"))) {
       for (int i = 0; i < reps; i++) {
         JsonObject c = cli.cohort("checkpoint", job, "--json").json();
         String id = c.get("checkpoint").getAsString();
@@ -79,8 +95,17 @@ final class CheckpointCost {
         cli.cohort("rm", id);
 
         Path dir = fresh("dump");
-        bareDump.add(cli.timed(criu("dump", "-t", Long.toString(pid), "-D", dir.toString(),
-            "-o", "dump.log", "--leave-running")));
+        bareDump.add(
+            cli.timed(
+                criu(
+                    "dump",
+                    "-t",
+                    Long.toString(pid),
+                    "-D",
+                    dir.toString(),
+                    "-o",
+                    "dump.log",
+                    "--leave-running")));
         bareSync.add(cli.timed(syncCommand(dir)));
         DurableTree.delete(dir);
       }
@@ -88,10 +113,10 @@ final class CheckpointCost {
       agentPeakMib = Math.max(agentPeakMib, agent.peakMib());
     }
     for (int i = 0; i < reps; i++) {
-      String id = cli.cohort("checkpoint", job, "--stop", "--json").json().get("checkpoint")
-          .getAsString();
-      restart.add(cli.cohort("restart", id, "--detach", "--json").json().get("restart_ms")
-          .getAsDouble());
+      String id =
+          cli.cohort("checkpoint", job, "--stop", "--json").json().get("checkpoint").getAsString();
+      restart.add(
+          cli.cohort("restart", id, "--detach", "--json").json().get("restart_ms").getAsDouble());
       cli.awaitOutput("n1", job, "ready", Duration.ofMinutes(2));
       cli.cohort("rm", id);
     }
@@ -100,13 +125,23 @@ final class CheckpointCost {
     // The same program in an identical vhost, dumped (and killed) then restored by CRIU alone.
     Stats bareRestore = new Stats();
     String twin = start(mb);
-    pid = cli.job(twin).getAsJsonArray("vhosts").get(0).getAsJsonObject().get("pid")
-        .getAsLong();
+    pid = cli.job(twin).getAsJsonArray("vhosts").get(0).getAsJsonObject().get("pid").getAsLong();
     for (int i = 0; i < reps; i++) {
       Path dir = fresh("dump");
       cli.must(criu("dump", "-t", Long.toString(pid), "-D", dir.toString(), "-o", "dump.log"));
-      bareRestore.add(cli.timed(criu("restore", "-D", dir.toString(), "-d", "--root", "/",
-          "--pidfile", dir.resolve("restored.pid").toString(), "-o", "restore.log")));
+      bareRestore.add(
+          cli.timed(
+              criu(
+                  "restore",
+                  "-D",
+                  dir.toString(),
+                  "-d",
+                  "--root",
+                  "/",
+                  "--pidfile",
+                  dir.resolve("restored.pid").toString(),
+                  "-o",
+                  "restore.log")));
       pid = Long.parseLong(Files.readString(dir.resolve("restored.pid")).strip());
     }
     cli.must("kill", "-KILL", Long.toString(pid)); // the restored vhost's init: ends the tree
@@ -118,8 +153,15 @@ final class CheckpointCost {
     Path f = fresh("disk").resolve("data");
     long blocks = Math.max(1, (imageBytes + (4 << 20) - 1) >> 22);
     for (int i = 0; i < reps; i++) {
-      disk.add(cli.timed("dd", "if=/dev/zero", "of=" + f, "bs=4M", "count=" + blocks,
-          "conv=fsync", "status=none"));
+      disk.add(
+          cli.timed(
+              "dd",
+              "if=/dev/zero",
+              "of=" + f,
+              "bs=4M",
+              "count=" + blocks,
+              "conv=fsync",
+              "status=none"));
       Files.deleteIfExists(f);
     }
     DurableTree.delete(scratch);
@@ -141,10 +183,19 @@ final class CheckpointCost {
     r.addProperty("checkpoint_target_ms", 1.25 * bare + 100);
     r.addProperty("image_write_rate_mb_s", imageBytes / 1e3 / (criu.median() + seal.median()));
     r.addProperty("disk_rate_mb_s", blocks * 4.194304 * 1e3 / disk.median());
-    System.out.printf("  image %.0f MB: cohort checkpoint %s ms (frozen %s, criu %s, seal %s); "
-        + "bare criu dump %s ms (+ sync %s); disk %s ms; restart %s ms vs bare restore %s ms%n",
-        imageBytes / 1e6, total.cell(), frozen.cell(), criu.cell(), seal.cell(), bareDump.cell(),
-        bareSync.cell(), disk.cell(), restart.cell(), bareRestore.cell());
+    System.out.printf(
+        "  image %.0f MB: cohort checkpoint %s ms (frozen %s, criu %s, seal %s); "
+            + "bare criu dump %s ms (+ sync %s); disk %s ms; restart %s ms vs bare restore %s ms%n",
+        imageBytes / 1e6,
+        total.cell(),
+        frozen.cell(),
+        criu.cell(),
+        seal.cell(),
+        bareDump.cell(),
+        bareSync.cell(),
+        disk.cell(),
+        restart.cell(),
+        bareRestore.cell());
     return r;
   }
 
@@ -156,8 +207,9 @@ final class CheckpointCost {
 
   /** CRIU as the agent on n1 runs it: in n1's network namespace, with the agent's options. */
   private String[] criu(String... args) {
-    List<String> cmd = new ArrayList<>(List.of("ip", "netns", "exec", cluster.namespace("n1"),
-        "/opt/cohort/bin/criu"));
+    List<String> cmd =
+        new ArrayList<>(
+            List.of("ip", "netns", "exec", cluster.namespace("n1"), "/opt/cohort/bin/criu"));
     cmd.addAll(List.of(args));
     cmd.addAll(CRIU_OPTS);
     return cmd.toArray(String[]::new);

@@ -14,9 +14,9 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Runs the real `./cohort` CLI and other commands for the benchmarks, with a private Cohort
- * home. Every call is a new process, as a user's would be; the figures come from the
- * coordinator's own timings (in the JSON answers), so the CLI's start-up is not counted.
+ * Runs the real `./cohort` CLI and other commands for the benchmarks, with a private Cohort home.
+ * Every call is a new process, as a user's would be; the figures come from the coordinator's own
+ * timings (in the JSON answers), so the CLI's start-up is not counted.
  */
 final class Cli {
   final Path repo;
@@ -31,8 +31,8 @@ final class Cli {
   record Result(int rc, String out, String err) {
     Result ok(List<String> cmd) {
       if (rc != 0) {
-        throw new IllegalStateException(String.join(" ", cmd) + " exited " + rc + ":\n" + err
-            + out);
+        throw new IllegalStateException(
+            String.join(" ", cmd) + " exited " + rc + ":\n" + err + out);
       }
       return this;
     }
@@ -61,15 +61,20 @@ final class Cli {
       Path out = Files.createTempFile("cohort-bench", ".out");
       Path err = Files.createTempFile("cohort-bench", ".err");
       try {
-        ProcessBuilder pb = new ProcessBuilder(cmd).directory(repo.toFile())
-            .redirectOutput(out.toFile()).redirectError(err.toFile());
+        ProcessBuilder pb =
+            new ProcessBuilder(cmd)
+                .directory(repo.toFile())
+                .redirectOutput(out.toFile())
+                .redirectError(err.toFile());
         pb.environment().put("COHORT_HOME", home.toString());
         Process p = pb.start();
         if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
           p.destroyForcibly();
           throw new IllegalStateException(String.join(" ", cmd) + " took over " + timeout);
         }
-        return new Result(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8),
+        return new Result(
+            p.exitValue(),
+            Files.readString(out, StandardCharsets.UTF_8),
             Files.readString(err, StandardCharsets.UTF_8));
       } finally {
         Files.deleteIfExists(out);
@@ -92,20 +97,29 @@ final class Cli {
 
   /** Starts a job detached on {@code nodes}; returns its id. */
   String run(String nodes, int slots, String... command) {
-    List<String> args = new ArrayList<>(List.of("run", "--detach", "--json", "--nodes", nodes,
-        "--slots", Integer.toString(slots), "--"));
+    List<String> args =
+        new ArrayList<>(
+            List.of(
+                "run",
+                "--detach",
+                "--json",
+                "--nodes",
+                nodes,
+                "--slots",
+                Integer.toString(slots),
+                "--"));
     args.addAll(List.of(command));
     return cohort(args.toArray(String[]::new)).json().get("job").getAsString();
   }
 
   /**
-   * `cohort run` attached, as a user runs a job to its end: returns its output. (Not `run
-   * --detach` then `cohort wait`: that second JVM would start up on the node's cores while the
-   * job runs; on 2 cores it made a 5 s MPI ping-pong 18 % slower.)
+   * `cohort run` attached, as a user runs a job to its end: returns its output. (Not `run --detach`
+   * then `cohort wait`: that second JVM would start up on the node's cores while the job runs; on 2
+   * cores it made a 5 s MPI ping-pong 18 % slower.)
    */
   String runToEnd(String nodes, int slots, String... command) {
-    List<String> args = new ArrayList<>(List.of("run", "--nodes", nodes, "--slots",
-        Integer.toString(slots), "--"));
+    List<String> args =
+        new ArrayList<>(List.of("run", "--nodes", nodes, "--slots", Integer.toString(slots), "--"));
     args.addAll(List.of(command));
     return cohort(args.toArray(String[]::new)).out();
   }
@@ -122,8 +136,8 @@ final class Cli {
 
   /** The full record (with every phase's timing) of a checkpoint. */
   JsonObject checkpointRecord(String job, String ckpt) {
-    JsonArray all = JsonParser.parseString(cohort("checkpoints", job, "--json").out)
-        .getAsJsonArray();
+    JsonArray all =
+        JsonParser.parseString(cohort("checkpoints", job, "--json").out).getAsJsonArray();
     for (JsonElement e : all) {
       if (e.getAsJsonObject().get("checkpoint_id").getAsString().equals(ckpt)) {
         return e.getAsJsonObject();
@@ -146,8 +160,8 @@ final class Cli {
           return;
         }
         if (System.nanoTime() > deadline) {
-          throw new IllegalStateException("job " + job + " did not print '" + text + "' within "
-              + timeout);
+          throw new IllegalStateException(
+              "job " + job + " did not print '" + text + "' within " + timeout);
         }
         Thread.sleep(100);
       } catch (IOException e) {

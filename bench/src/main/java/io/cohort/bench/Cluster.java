@@ -19,10 +19,18 @@ final class Cluster implements AutoCloseable {
   }
 
   static Cluster up(Cli cli, int nodes) {
-    cli.exec(java.util.List.of(cli.repo.resolve("cohort").toString(), "cluster", "down"),
+    cli.exec(
+        java.util.List.of(cli.repo.resolve("cohort").toString(), "cluster", "down"),
         java.time.Duration.ofMinutes(2)); // a cluster of an interrupted run
-    cli.cohort("cluster", "up", "--nodes", Integer.toString(nodes), "--prefix", PREFIX,
-        "--subnet", SUBNET);
+    cli.cohort(
+        "cluster",
+        "up",
+        "--nodes",
+        Integer.toString(nodes),
+        "--prefix",
+        PREFIX,
+        "--subnet",
+        SUBNET);
     return new Cluster(cli);
   }
 
@@ -33,9 +41,10 @@ final class Cluster implements AutoCloseable {
   /** The pid of a daemon of the cluster ("coordinator", "n1", ...). */
   long pid(String name) {
     try {
-      for (JsonElement e : JsonParser.parseString(Files.readString(
-          cli.home.resolve("cluster/cluster.json"))).getAsJsonObject()
-          .getAsJsonArray("processes")) {
+      for (JsonElement e :
+          JsonParser.parseString(Files.readString(cli.home.resolve("cluster/cluster.json")))
+              .getAsJsonObject()
+              .getAsJsonArray("processes")) {
         if (e.getAsJsonObject().get("name").getAsString().equals(name)) {
           return e.getAsJsonObject().get("pid").getAsLong();
         }

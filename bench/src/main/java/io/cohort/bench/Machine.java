@@ -16,30 +16,52 @@ final class Machine {
     m.addProperty("memory_gib", Math.round(memKib() / 1048576.0 * 10) / 10.0);
     m.addProperty("kernel", cli.must("uname", "-r").out().strip());
     m.addProperty("os", osName());
-    m.addProperty("disk", cli.must("findmnt", "-n", "-o", "SOURCE,FSTYPE", "--target",
-        cli.home.toString()).out().strip());
-    m.addProperty("criu", cli.must("/opt/cohort/bin/criu", "--version").out().lines()
-        .findFirst().orElse("").strip());
-    m.addProperty("open_mpi", cli.must("mpirun", "--allow-run-as-root", "--version").out()
-        .lines().findFirst().orElse("").strip());
-    m.addProperty("java", System.getProperty("java.vm.name") + " "
-        + System.getProperty("java.version"));
+    m.addProperty(
+        "disk",
+        cli.must("findmnt", "-n", "-o", "SOURCE,FSTYPE", "--target", cli.home.toString())
+            .out()
+            .strip());
+    m.addProperty(
+        "criu",
+        cli.must("/opt/cohort/bin/criu", "--version").out().lines().findFirst().orElse("").strip());
+    m.addProperty(
+        "open_mpi",
+        cli.must("mpirun", "--allow-run-as-root", "--version")
+            .out()
+            .lines()
+            .findFirst()
+            .orElse("")
+            .strip());
+    m.addProperty(
+        "java", System.getProperty("java.vm.name") + " " + System.getProperty("java.version"));
     return m;
   }
 
   private static String cpuModel() {
-    return read("/proc/cpuinfo").lines().filter(l -> l.startsWith("model name"))
-        .map(l -> l.substring(l.indexOf(':') + 1).strip()).findFirst().orElse("unknown");
+    return read("/proc/cpuinfo")
+        .lines()
+        .filter(l -> l.startsWith("model name"))
+        .map(l -> l.substring(l.indexOf(':') + 1).strip())
+        .findFirst()
+        .orElse("unknown");
   }
 
   private static long memKib() {
-    return read("/proc/meminfo").lines().filter(l -> l.startsWith("MemTotal:"))
-        .map(l -> Long.parseLong(l.replaceAll("\\D", ""))).findFirst().orElse(0L);
+    return read("/proc/meminfo")
+        .lines()
+        .filter(l -> l.startsWith("MemTotal:"))
+        .map(l -> Long.parseLong(l.replaceAll("\\D", "")))
+        .findFirst()
+        .orElse(0L);
   }
 
   private static String osName() {
-    return read("/etc/os-release").lines().filter(l -> l.startsWith("PRETTY_NAME="))
-        .map(l -> l.substring(13).replace("\"", "")).findFirst().orElse("unknown");
+    return read("/etc/os-release")
+        .lines()
+        .filter(l -> l.startsWith("PRETTY_NAME="))
+        .map(l -> l.substring(13).replace("\"", ""))
+        .findFirst()
+        .orElse("unknown");
   }
 
   private static String read(String f) {

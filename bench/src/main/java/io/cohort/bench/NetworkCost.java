@@ -12,10 +12,10 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * Parts 4 and 5: MPI ping-pong between two vhosts on different nodes (through the TUN and
- * the channel-drain overlay) against the same two vhosts on one node (the nodes' kernel
- * routes between their veths); and the run time of a fixed amount of communication under
- * Cohort against plain mpirun.
+ * Parts 4 and 5: MPI ping-pong between two vhosts on different nodes (through the TUN and the
+ * channel-drain overlay) against the same two vhosts on one node (the nodes' kernel routes between
+ * their veths); and the run time of a fixed amount of communication under Cohort against plain
+ * mpirun.
  */
 final class NetworkCost {
   private static final Pattern LINE =
@@ -46,24 +46,32 @@ final class NetworkCost {
     for (int i = 0; i < reps; i++) {
       collect(bySize, "cross_node", job("n1,n2", concat(List.of("mpirun", "-np", "2"), sweep)));
       collect(bySize, "same_node", job("n1,n1", concat(List.of("mpirun", "-np", "2"), sweep)));
-      collect(bySize, "plain_tcp", cli.must(concat(List.of("mpirun", "--allow-run-as-root",
-          "-np", "2", "--mca", "btl", "self,tcp"), sweep)).out());
+      collect(
+          bySize,
+          "plain_tcp",
+          cli.must(
+                  concat(
+                      List.of(
+                          "mpirun", "--allow-run-as-root", "-np", "2", "--mca", "btl", "self,tcp"),
+                      sweep))
+              .out());
     }
     JsonArray out = new JsonArray();
-    bySize.forEach((bytes, m) -> {
-      JsonObject r = new JsonObject();
-      r.addProperty("bytes", bytes);
-      for (String k : List.of("cross_node", "same_node", "plain_tcp")) {
-        Stats rtt = m.get(k + "_rtt_us");
-        Stats mbs = m.get(k + "_mb_s");
-        if (rtt == null || mbs == null) {
-          throw new IllegalStateException("no " + k + " figure for " + bytes + " bytes");
-        }
-        r.add(k + "_rtt_us", rtt.json());
-        r.add(k + "_mb_s", mbs.json());
-      }
-      out.add(r);
-    });
+    bySize.forEach(
+        (bytes, m) -> {
+          JsonObject r = new JsonObject();
+          r.addProperty("bytes", bytes);
+          for (String k : List.of("cross_node", "same_node", "plain_tcp")) {
+            Stats rtt = m.get(k + "_rtt_us");
+            Stats mbs = m.get(k + "_mb_s");
+            if (rtt == null || mbs == null) {
+              throw new IllegalStateException("no " + k + " figure for " + bytes + " bytes");
+            }
+            r.add(k + "_rtt_us", rtt.json());
+            r.add(k + "_mb_s", mbs.json());
+          }
+          out.add(r);
+        });
     if (out.isEmpty()) {
       throw new IllegalStateException("ping-pong printed nothing");
     }
@@ -74,8 +82,8 @@ final class NetworkCost {
     Matcher m = LINE.matcher(output);
     boolean any = false;
     while (m.find()) {
-      Map<String, Stats> row = bySize.computeIfAbsent(Long.parseLong(m.group(1)),
-          b -> new HashMap<>());
+      Map<String, Stats> row =
+          bySize.computeIfAbsent(Long.parseLong(m.group(1)), b -> new HashMap<>());
       row.computeIfAbsent(kind + "_rtt_us", k -> new Stats()).add(Double.parseDouble(m.group(2)));
       row.computeIfAbsent(kind + "_mb_s", k -> new Stats()).add(Double.parseDouble(m.group(3)));
       any = true;
@@ -92,17 +100,17 @@ final class NetworkCost {
   }
 
   /**
-   * Part 5: the same fixed ping-pong (64 KiB messages, sized to take about 5 s with plain
-   * mpirun) with plain mpirun and under Cohort, on one node (one vhost; shared memory) and over
-   * two vhosts on two nodes (TCP through the overlay; plain mpirun forced onto TCP over
-   * loopback, and sized for that).
+   * Part 5: the same fixed ping-pong (64 KiB messages, sized to take about 5 s with plain mpirun)
+   * with plain mpirun and under Cohort, on one node (one vhost; shared memory) and over two vhosts
+   * on two nodes (TCP through the overlay; plain mpirun forced onto TCP over loopback, and sized
+   * for that).
    */
   JsonObject steadyState() {
     System.out.println("bench: steady-state overhead");
     String bytes = "65536";
     List<String> shm = List.of("mpirun", "--allow-run-as-root", "-np", "2");
-    List<String> tcp = List.of("mpirun", "--allow-run-as-root", "-np", "2", "--mca", "btl",
-        "self,tcp");
+    List<String> tcp =
+        List.of("mpirun", "--allow-run-as-root", "-np", "2", "--mca", "btl", "self,tcp");
     String trips = calibrate(shm, bytes, 5);
     String tcpTrips = calibrate(tcp, bytes, 1); // the overlay is far slower: keep it short
     List<String> plainShm = new ArrayList<>(shm);
@@ -119,11 +127,12 @@ final class NetworkCost {
     // of each, interleaved, and the median.
     for (int i = 0; i < Math.max(reps, 5); i++) {
       plain1.add(elapsed(cli.must(plainShm.toArray(String[]::new)).out()));
-      cohort1.add(elapsed(job("n1", "mpirun", "-np", "2", pingpong.toString(), "fixed", trips,
-          bytes)));
+      cohort1.add(
+          elapsed(job("n1", "mpirun", "-np", "2", pingpong.toString(), "fixed", trips, bytes)));
       plain2.add(elapsed(cli.must(plainTcp.toArray(String[]::new)).out()));
-      cohort2.add(elapsed(job("n1,n2", "mpirun", "-np", "2", pingpong.toString(), "fixed",
-          tcpTrips, bytes)));
+      cohort2.add(
+          elapsed(
+              job("n1,n2", "mpirun", "-np", "2", pingpong.toString(), "fixed", tcpTrips, bytes)));
     }
     JsonObject r = new JsonObject();
     r.addProperty("round_trips", Long.parseLong(trips));
@@ -140,8 +149,9 @@ final class NetworkCost {
     r.addProperty("two_vhosts_overhead", cohort2.min() / plain2.min() - 1);
     r.addProperty("one_node_overhead_of_medians", cohort1.median() / plain1.median() - 1);
     r.addProperty("two_vhosts_overhead_of_medians", cohort2.median() / plain2.median() - 1);
-    System.out.printf("  one node: plain %s s, cohort %s s; two vhosts: plain (tcp) %s s, "
-        + "cohort %s s%n", plain1.cell(), cohort1.cell(), plain2.cell(), cohort2.cell());
+    System.out.printf(
+        "  one node: plain %s s, cohort %s s; two vhosts: plain (tcp) %s s, " + "cohort %s s%n",
+        plain1.cell(), cohort1.cell(), plain2.cell(), cohort2.cell());
     return r;
   }
 

@@ -24,24 +24,46 @@ final class Plots {
   /** One line per series over the rows of {@code rows}. */
   record Series(String name, Function<JsonObject, Double> y) {}
 
-  void lines(String file, String title, String xTitle, String yTitle, JsonArray rows,
-      Function<JsonObject, Double> x, boolean logX, boolean logY, List<Series> series)
+  void lines(
+      String file,
+      String title,
+      String xTitle,
+      String yTitle,
+      JsonArray rows,
+      Function<JsonObject, Double> x,
+      boolean logX,
+      boolean logY,
+      List<Series> series)
       throws IOException {
-    XYChart c = new XYChartBuilder().width(900).height(560).title(title).xAxisTitle(xTitle)
-        .yAxisTitle(yTitle).build();
-    c.getStyler().setXAxisLogarithmic(logX).setYAxisLogarithmic(logY)
+    XYChart c =
+        new XYChartBuilder()
+            .width(900)
+            .height(560)
+            .title(title)
+            .xAxisTitle(xTitle)
+            .yAxisTitle(yTitle)
+            .build();
+    c.getStyler()
+        .setXAxisLogarithmic(logX)
+        .setYAxisLogarithmic(logY)
         .setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.InsideNW)
         .setMarkerSize(7);
     for (Series s : series) {
       // A logarithmic axis cannot show 0 (e.g. a throughput printed as 0.0): leave such points out.
-      List<double[]> points = rows.asList().stream().map(JsonElement::getAsJsonObject)
-          .map(o -> new double[] {x.apply(o), s.y().apply(o)})
-          .filter(p -> (!logX || p[0] > 0) && (!logY || p[1] > 0)).toList();
+      List<double[]> points =
+          rows.asList().stream()
+              .map(JsonElement::getAsJsonObject)
+              .map(o -> new double[] {x.apply(o), s.y().apply(o)})
+              .filter(p -> (!logX || p[0] > 0) && (!logY || p[1] > 0))
+              .toList();
       if (points.isEmpty()) {
         continue;
       }
-      c.addSeries(s.name(), points.stream().mapToDouble(p -> p[0]).toArray(),
-          points.stream().mapToDouble(p -> p[1]).toArray()).setMarker(SeriesMarkers.CIRCLE);
+      c.addSeries(
+              s.name(),
+              points.stream().mapToDouble(p -> p[0]).toArray(),
+              points.stream().mapToDouble(p -> p[1]).toArray())
+          .setMarker(SeriesMarkers.CIRCLE);
     }
     BitmapEncoder.saveBitmap(c, dir.resolve(file).toString(), BitmapEncoder.BitmapFormat.PNG);
   }

@@ -14,16 +14,19 @@ final class Rss implements AutoCloseable {
 
   Rss(long pid) {
     this.pid = pid;
-    this.sampler = new Thread(() -> {
-      while (!stop) {
-        peakKib.accumulateAndGet(kib(pid), Math::max);
-        try {
-          Thread.sleep(20);
-        } catch (InterruptedException e) {
-          return;
-        }
-      }
-    }, "rss-" + pid);
+    this.sampler =
+        new Thread(
+            () -> {
+              while (!stop) {
+                peakKib.accumulateAndGet(kib(pid), Math::max);
+                try {
+                  Thread.sleep(20);
+                } catch (InterruptedException e) {
+                  return;
+                }
+              }
+            },
+            "rss-" + pid);
     sampler.setDaemon(true);
     sampler.start();
   }
@@ -32,8 +35,10 @@ final class Rss implements AutoCloseable {
   static long kib(long pid) {
     try {
       return Files.readAllLines(Path.of("/proc/" + pid + "/status")).stream()
-          .filter(l -> l.startsWith("VmRSS:")).map(l -> Long.parseLong(l.replaceAll("\\D", "")))
-          .findFirst().orElse(0L);
+          .filter(l -> l.startsWith("VmRSS:"))
+          .map(l -> Long.parseLong(l.replaceAll("\\D", "")))
+          .findFirst()
+          .orElse(0L);
     } catch (IOException e) {
       return 0;
     }

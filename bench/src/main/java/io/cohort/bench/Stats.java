@@ -37,13 +37,15 @@ final class Stats {
 
   /** "median (min–max)" for a table. */
   String cell() {
-    return values.size() == 1 ? fmt(median())
+    return values.size() == 1
+        ? fmt(median())
         : fmt(median()) + " (" + fmt(min()) + "–" + fmt(max()) + ")";
   }
 
   static String fmt(double v) {
-    return v >= 100 ? String.format("%.0f", v) : v >= 10 ? String.format("%.1f", v)
-        : String.format("%.2f", v);
+    return v >= 100
+        ? String.format("%.0f", v)
+        : v >= 10 ? String.format("%.1f", v) : String.format("%.2f", v);
   }
 
   private static double round(double v) {

@@ -18,9 +18,6 @@ import io.netty.handler.codec.LengthFieldPrepender;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.GlobalEventExecutor;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
@@ -34,363 +31,384 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
- * The packet overlay of one node: carries the IP packets of jobs between vhosts on different
- * nodes over one TCP connection per node pair, and drains the channels of a job at each
- * checkpoint epoch with Chandy-Lamport markers.
+ * The packet overlay of one node: carries the IP packets of jobs between vhosts on different nodes
+ * over one TCP connection per node pair, and drains the channels of a job at each checkpoint epoch
+ * with Chandy-Lamport markers.
  *
  * <h2>Sending</h2>
- * {@link #send} routes a packet by destination address ({@link Routes}): to the local
- * {@link PacketSink} if this node hosts it, otherwise to the owning node's connection, which
- * is opened on demand (dial) and redialed with backoff if it drops. While a peer is not
- * connected (or its channel not writable) its packets wait in a bounded queue; beyond
- * {@link OverlayConfig#queueLimit()} the oldest is dropped and counted — IP may drop.
- * Exactly one connection per node pair is kept; see {@link PeerConnection} for the rule
- * (the one dialed by the lower node name wins).
+ *
+ * {@link #send} routes a packet by destination address ({@link Routes}): to the local {@link
+ * PacketSink} if this node hosts it, otherwise to the owning node's connection, which is opened on
+ * demand (dial) and redialed with backoff if it drops. While a peer is not connected (or its
+ * channel not writable) its packets wait in a bounded queue; beyond {@link
+ * OverlayConfig#queueLimit()} the oldest is dropped and counted — IP may drop. Exactly one
+ * connection per node pair is kept; see {@link PeerConnection} for the rule (the one dialed by the
+ * lower node name wins).
  *
  * <h2>Draining at a checkpoint</h2>
- * {@link #freeze} stops delivering the job's packets and sends MARKER(job, epoch) to every
- * peer hosting its vhosts. From then on, per peer: packets of the job that arrive before that
- * peer's marker were in flight at the cut and are <b>recorded</b> (copied, keyed by
- * destination); packets after the marker belong to the next epoch and are <b>held</b>, as are
- * packets from this node's own TUN for local vhosts. The returned future completes with the
- * {@link Recording} once every expected marker arrived. {@link #resume} delivers the recorded
- * packets, then the held ones, then resumes delivery. Other jobs are never affected.
+ *
+ * {@link #freeze} stops delivering the job's packets and sends MARKER(job, epoch) to every peer
+ * hosting its vhosts. From then on, per peer: packets of the job that arrive before that peer's
+ * marker were in flight at the cut and are <b>recorded</b> (copied, keyed by destination); packets
+ * after the marker belong to the next epoch and are <b>held</b>, as are packets from this node's
+ * own TUN for local vhosts. The returned future completes with the {@link Recording} once every
+ * expected marker arrived. {@link #resume} delivers the recorded packets, then the held ones, then
+ * resumes delivery. Other jobs are never affected.
  *
  * <h2>Threads</h2>
- * Every method may be called from any thread and none blocks, except {@link #start} and
- * {@link #close}, which must not be called on an overlay event loop. Per-connection state
- * lives on the channel's event loop, per-peer state on the peer's loop ({@link PeerConnection}),
- * per-job state on the job's loop ({@link JobDrain}); the shared maps are concurrent.
+ *
+ * Every method may be called from any thread and none blocks, except {@link #start} and {@link
+ * #close}, which must not be called on an overlay event loop. Per-connection state lives on the
+ * channel's event loop, per-peer state on the peer's loop ({@link PeerConnection}), per-job state
+ * on the job's loop ({@link JobDrain}); the shared maps are concurrent.
  */
 public final class Overlay implements AutoCloseable {
 
-    private static final Logger log = LoggerFactory.getLogger(Overlay.class);
+  private static final Logger log = LoggerFactory.getLogger(Overlay.class);
 
-    private final OverlayConfig config;
-    private final String who;
-    private final long incarnation = ThreadLocalRandom.current().nextLong();
-    private final Routes routes;
-    private final PacketSink sink;
-    private final EventLoopGroup boss;
-    private final EventLoopGroup workers;
-    private final FrameCodec codec;
-    private final LengthFieldPrepender framePrepender = FrameCodec.newFramePrepender();
-    private final ChannelGroup connections = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
-    private final ConcurrentHashMap<String, InetSocketAddress> peerAddresses = new ConcurrentHashMap<>();
-    private final ConcurrentHashMap<String, PeerConnection> peers = new ConcurrentHashMap<>();
-    private final ConcurrentHashMap<String, JobDrain> jobs = new ConcurrentHashMap<>();
-    private final AtomicLong unroutable = new AtomicLong();
-    private final AtomicBoolean closed = new AtomicBoolean();
-    private Channel server;
+  private final OverlayConfig config;
+  private final String who;
+  private final long incarnation = ThreadLocalRandom.current().nextLong();
+  private final Routes routes;
+  private final PacketSink sink;
+  private final EventLoopGroup boss;
+  private final EventLoopGroup workers;
+  private final FrameCodec codec;
+  private final LengthFieldPrepender framePrepender = FrameCodec.newFramePrepender();
+  private final ChannelGroup connections = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
+  private final ConcurrentHashMap<String, InetSocketAddress> peerAddresses =
+      new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<String, PeerConnection> peers = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<String, JobDrain> jobs = new ConcurrentHashMap<>();
+  private final AtomicLong unroutable = new AtomicLong();
+  private final AtomicBoolean closed = new AtomicBoolean();
+  private Channel server;
 
-    private Overlay(OverlayConfig config, Routes routes, PacketSink sink) {
-        this.config = config;
-        this.who = "overlay " + config.nodeName() + ":";
-        this.routes = Objects.requireNonNull(routes, "routes");
-        this.sink = Objects.requireNonNull(sink, "sink");
-        this.codec = new FrameCodec(who);
-        this.boss = new NioEventLoopGroup(1, new DefaultThreadFactory("overlay-" + config.nodeName() + "-accept"));
-        this.workers = new NioEventLoopGroup(config.ioThreads(),
-                new DefaultThreadFactory("overlay-" + config.nodeName()));
+  private Overlay(OverlayConfig config, Routes routes, PacketSink sink) {
+    this.config = config;
+    this.who = "overlay " + config.nodeName() + ":";
+    this.routes = Objects.requireNonNull(routes, "routes");
+    this.sink = Objects.requireNonNull(sink, "sink");
+    this.codec = new FrameCodec(who);
+    this.boss =
+        new NioEventLoopGroup(
+            1, new DefaultThreadFactory("overlay-" + config.nodeName() + "-accept"));
+    this.workers =
+        new NioEventLoopGroup(
+            config.ioThreads(), new DefaultThreadFactory("overlay-" + config.nodeName()));
+  }
+
+  /**
+   * Starts an overlay listening on {@code config.listen()} (waits until bound).
+   *
+   * @param routes which node hosts each vhost address (read on every send)
+   * @param sink where packets for this node's vhosts go
+   */
+  public static Overlay start(OverlayConfig config, Routes routes, PacketSink sink) {
+    Overlay overlay = new Overlay(config, routes, sink);
+    try {
+      overlay.bind();
+    } catch (RuntimeException e) {
+      overlay.close();
+      throw e;
     }
+    return overlay;
+  }
 
-    /**
-     * Starts an overlay listening on {@code config.listen()} (waits until bound).
-     *
-     * @param routes which node hosts each vhost address (read on every send)
-     * @param sink   where packets for this node's vhosts go
-     */
-    public static Overlay start(OverlayConfig config, Routes routes, PacketSink sink) {
-        Overlay overlay = new Overlay(config, routes, sink);
-        try {
-            overlay.bind();
-        } catch (RuntimeException e) {
-            overlay.close();
-            throw e;
-        }
-        return overlay;
+  private void bind() {
+    ServerBootstrap b =
+        new ServerBootstrap()
+            .group(boss, workers)
+            .channel(NioServerSocketChannel.class)
+            .option(ChannelOption.SO_REUSEADDR, true)
+            .childOption(ChannelOption.TCP_NODELAY, true)
+            .childOption(ChannelOption.SO_KEEPALIVE, true)
+            .childHandler(new OverlayChannelInitializer(this, null));
+    server = b.bind(config.listen()).syncUninterruptibly().channel();
+    log.info("{} listening on {}", who, server.localAddress());
+  }
+
+  /** Opens a channel to {@code peer}, registered on {@code loop}. */
+  ChannelFuture dial(EventLoop loop, String peer, InetSocketAddress address) {
+    log.debug("{} dialing {} at {}", who, peer, address);
+    return new Bootstrap()
+        .group(loop)
+        .channel(NioSocketChannel.class)
+        .option(ChannelOption.TCP_NODELAY, true)
+        .option(ChannelOption.SO_KEEPALIVE, true)
+        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) config.connectTimeout().toMillis())
+        .handler(new OverlayChannelInitializer(this, peer))
+        .connect(address);
+  }
+
+  // ---- configuration ------------------------------------------------------------------
+
+  public String nodeName() {
+    return config.nodeName();
+  }
+
+  /** The address the overlay listens on (with the actual port if the configured one was 0). */
+  public InetSocketAddress localAddress() {
+    return (InetSocketAddress) server.localAddress();
+  }
+
+  /** Where {@code node}'s overlay listens; needed to dial it (a node may also just dial us). */
+  public void addPeer(String node, InetSocketAddress address) {
+    if (node.equals(nodeName())) {
+      return;
     }
+    peerAddresses.put(node, Objects.requireNonNull(address, "address"));
+  }
 
-    private void bind() {
-        ServerBootstrap b = new ServerBootstrap()
-                .group(boss, workers)
-                .channel(NioServerSocketChannel.class)
-                .option(ChannelOption.SO_REUSEADDR, true)
-                .childOption(ChannelOption.TCP_NODELAY, true)
-                .childOption(ChannelOption.SO_KEEPALIVE, true)
-                .childHandler(new OverlayChannelInitializer(this, null));
-        server = b.bind(config.listen()).syncUninterruptibly().channel();
-        log.info("{} listening on {}", who, server.localAddress());
+  /** Forgets {@code node}: closes its connection and drops its queued packets. */
+  public void removePeer(String node) {
+    peerAddresses.remove(node);
+    PeerConnection p = peers.remove(node);
+    if (p != null) {
+      p.close();
     }
+  }
 
-    /** Opens a channel to {@code peer}, registered on {@code loop}. */
-    ChannelFuture dial(EventLoop loop, String peer, InetSocketAddress address) {
-        log.debug("{} dialing {} at {}", who, peer, address);
-        return new Bootstrap()
-                .group(loop)
-                .channel(NioSocketChannel.class)
-                .option(ChannelOption.TCP_NODELAY, true)
-                .option(ChannelOption.SO_KEEPALIVE, true)
-                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) config.connectTimeout().toMillis())
-                .handler(new OverlayChannelInitializer(this, peer))
-                .connect(address);
+  // ---- data path ----------------------------------------------------------------------
+
+  /**
+   * Sends one IP packet of {@code jobId} to the vhost at {@code dstAddress}; takes ownership of
+   * {@code packet}. Unroutable packets (no route, overlay closed) are dropped and counted.
+   *
+   * @throws IllegalArgumentException if the packet cannot fit in a frame (it is released)
+   */
+  public void send(String jobId, int dstAddress, ByteBuf packet) {
+    if (closed.get()) {
+      packet.release();
+      unroutable.incrementAndGet();
+      return;
     }
-
-    // ---- configuration ------------------------------------------------------------------
-
-    public String nodeName() {
-        return config.nodeName();
+    int max = FrameCodec.maxPayload(jobId);
+    if (packet.readableBytes() > max) {
+      int size = packet.readableBytes();
+      packet.release();
+      throw new IllegalArgumentException(
+          "packet of "
+              + size
+              + " bytes for job "
+              + jobId
+              + " exceeds the largest frame payload, "
+              + max
+              + " bytes");
     }
-
-    /** The address the overlay listens on (with the actual port if the configured one was 0). */
-    public InetSocketAddress localAddress() {
-        return (InetSocketAddress) server.localAddress();
+    String node = routes.nodeOf(dstAddress);
+    if (node == null) {
+      packet.release();
+      if (unroutable.getAndIncrement() == 0) {
+        log.warn(
+            "{} no route to {} (job {}); dropping such packets",
+            who,
+            Ipv4.format(dstAddress),
+            jobId);
+      }
+    } else if (node.equals(nodeName())) {
+      drain(jobId).onLocalPacket(dstAddress, packet);
+    } else {
+      peer(node).send(new Frame.Packet(jobId, dstAddress, packet));
     }
+  }
 
-    /** Where {@code node}'s overlay listens; needed to dial it (a node may also just dial us). */
-    public void addPeer(String node, InetSocketAddress address) {
-        if (node.equals(nodeName())) {
-            return;
-        }
-        peerAddresses.put(node, Objects.requireNonNull(address, "address"));
+  /**
+   * Freezes {@code jobId} at {@code epoch}: stops delivering its packets to the sink and sends
+   * MARKER(job, epoch) to each of {@code peerNodes} (the other nodes hosting vhosts of the job;
+   * this node's own name is ignored). Returns the recording of the packets that were in flight from
+   * those peers, complete when all their markers arrived. It fails if the job is resumed first, if
+   * the job is frozen at another epoch, or if {@code epoch} is not after the job's last one.
+   * Idempotent for the same epoch. Dependent stages run on an overlay event loop: don't block in
+   * them.
+   */
+  public CompletableFuture<Recording> freeze(String jobId, long epoch, Set<String> peerNodes) {
+    Set<String> others = new TreeSet<>(peerNodes);
+    others.remove(nodeName());
+    return drain(jobId)
+        .freeze(epoch, others, () -> others.forEach(node -> peer(node).sendMarker(jobId, epoch)));
+  }
+
+  /**
+   * Completes once every call made so far for {@code jobId} has taken effect: after {@code
+   * freeze(...)} then {@code applied(job).join()}, no packet of the job reaches the sink until it
+   * is resumed (whereas the future {@link #freeze} returns waits for markers).
+   */
+  public CompletableFuture<Void> applied(String jobId) {
+    return drain(jobId).applied();
+  }
+
+  /**
+   * Resumes {@code jobId} frozen at {@code epoch}: re-injects its recorded packets (arrival order),
+   * then its held packets, into the sink, then delivers normally again. Idempotent.
+   */
+  public CompletableFuture<Void> resume(String jobId, long epoch) {
+    CompletableFuture<Void> done = drain(jobId).resume(epoch);
+    peers.values().forEach(p -> p.markerDone(jobId, epoch));
+    return done;
+  }
+
+  /**
+   * Injects restored in-flight packets of {@code jobId} (from a checkpoint's recordings) on
+   * restart: those for local vhosts go to the sink in list order, whatever the job's phase; others
+   * are sent to the node now hosting them (per {@link Routes}).
+   */
+  public CompletableFuture<Void> inject(String jobId, List<RecordedPacket> packets) {
+    List<RecordedPacket> local = new ArrayList<>();
+    for (RecordedPacket p : packets) {
+      String node = routes.nodeOf(p.dstAddress());
+      if (nodeName().equals(node)) {
+        local.add(p);
+      } else {
+        send(jobId, p.dstAddress(), Unpooled.wrappedBuffer(p.data()));
+      }
     }
+    return drain(jobId).inject(local);
+  }
 
-    /** Forgets {@code node}: closes its connection and drops its queued packets. */
-    public void removePeer(String node) {
-        peerAddresses.remove(node);
-        PeerConnection p = peers.remove(node);
-        if (p != null) {
-            p.close();
-        }
+  /**
+   * Forgets {@code jobId} (it ended): drops its held packets and fails a pending recording. A later
+   * packet of the job starts afresh, as never frozen.
+   */
+  public void removeJob(String jobId) {
+    JobDrain d = jobs.remove(jobId);
+    if (d != null) {
+      d.close();
     }
+    peers.values().forEach(p -> p.forgetMarker(jobId));
+  }
 
-    // ---- data path ----------------------------------------------------------------------
+  // ---- observation --------------------------------------------------------------------
 
-    /**
-     * Sends one IP packet of {@code jobId} to the vhost at {@code dstAddress}; takes ownership
-     * of {@code packet}. Unroutable packets (no route, overlay closed) are dropped and counted.
-     *
-     * @throws IllegalArgumentException if the packet cannot fit in a frame (it is released)
-     */
-    public void send(String jobId, int dstAddress, ByteBuf packet) {
-        if (closed.get()) {
-            packet.release();
-            unroutable.incrementAndGet();
-            return;
-        }
-        int max = FrameCodec.maxPayload(jobId);
-        if (packet.readableBytes() > max) {
-            int size = packet.readableBytes();
-            packet.release();
-            throw new IllegalArgumentException("packet of " + size + " bytes for job " + jobId
-                    + " exceeds the largest frame payload, " + max + " bytes");
-        }
-        String node = routes.nodeOf(dstAddress);
-        if (node == null) {
-            packet.release();
-            if (unroutable.getAndIncrement() == 0) {
-                log.warn("{} no route to {} (job {}); dropping such packets", who, Ipv4.format(dstAddress), jobId);
-            }
-        } else if (node.equals(nodeName())) {
-            drain(jobId).onLocalPacket(dstAddress, packet);
-        } else {
-            peer(node).send(new Frame.Packet(jobId, dstAddress, packet));
-        }
+  /** Whether a connection to {@code node} is established now. */
+  public boolean isConnected(String node) {
+    return connection(node).isPresent();
+  }
+
+  /** The connection to {@code node}, if established. */
+  public Optional<ConnectionInfo> connection(String node) {
+    PeerConnection p = peers.get(node);
+    return Optional.ofNullable(p == null ? null : p.info());
+  }
+
+  /** Open TCP connections (established or not), to help check there is one per peer. */
+  public int openConnections() {
+    return connections.size();
+  }
+
+  /** Counters of {@code jobId} on this node. */
+  public JobStats jobStats(String jobId) {
+    JobDrain d = jobs.get(jobId);
+    return d == null ? new JobStats(false, -1, 0, 0, 0, 0) : d.stats();
+  }
+
+  /** Packets dropped so far: queue overflow towards peers plus unroutable packets. */
+  public long droppedPackets() {
+    long n = unroutable.get();
+    for (PeerConnection p : peers.values()) {
+      n += p.dropped();
     }
+    return n;
+  }
 
-    /**
-     * Freezes {@code jobId} at {@code epoch}: stops delivering its packets to the sink and
-     * sends MARKER(job, epoch) to each of {@code peerNodes} (the other nodes hosting vhosts of
-     * the job; this node's own name is ignored). Returns the recording of the packets that
-     * were in flight from those peers, complete when all their markers arrived. It fails if
-     * the job is resumed first, if the job is frozen at another epoch, or if {@code epoch} is
-     * not after the job's last one. Idempotent for the same epoch. Dependent stages run on an
-     * overlay event loop: don't block in them.
-     */
-    public CompletableFuture<Recording> freeze(String jobId, long epoch, Set<String> peerNodes) {
-        Set<String> others = new TreeSet<>(peerNodes);
-        others.remove(nodeName());
-        return drain(jobId).freeze(epoch, others,
-                () -> others.forEach(node -> peer(node).sendMarker(jobId, epoch)));
+  /** Channels closed so far because another channel to the same peer won the tie-break. */
+  public long duplicateConnectionsClosed() {
+    long n = 0;
+    for (PeerConnection p : peers.values()) {
+      n += p.duplicatesClosed();
     }
+    return n;
+  }
 
-    /**
-     * Completes once every call made so far for {@code jobId} has taken effect: after
-     * {@code freeze(...)} then {@code applied(job).join()}, no packet of the job reaches the
-     * sink until it is resumed (whereas the future {@link #freeze} returns waits for markers).
-     */
-    public CompletableFuture<Void> applied(String jobId) {
-        return drain(jobId).applied();
+  // ---- lifecycle ----------------------------------------------------------------------
+
+  /**
+   * Closes every connection, drops queued and held packets, fails pending recordings, and shuts the
+   * event loops down gracefully (waits up to a few seconds). Idempotent. Must not be called on an
+   * overlay event loop.
+   */
+  @Override
+  public void close() {
+    if (!closed.compareAndSet(false, true)) {
+      return;
     }
-
-    /**
-     * Resumes {@code jobId} frozen at {@code epoch}: re-injects its recorded packets (arrival
-     * order), then its held packets, into the sink, then delivers normally again. Idempotent.
-     */
-    public CompletableFuture<Void> resume(String jobId, long epoch) {
-        CompletableFuture<Void> done = drain(jobId).resume(epoch);
-        peers.values().forEach(p -> p.markerDone(jobId, epoch));
-        return done;
+    for (EventExecutor e : workers) {
+      if (e.inEventLoop()) {
+        throw new IllegalStateException(who + " close() called on an overlay event loop");
+      }
     }
-
-    /**
-     * Injects restored in-flight packets of {@code jobId} (from a checkpoint's recordings) on
-     * restart: those for local vhosts go to the sink in list order, whatever the job's phase;
-     * others are sent to the node now hosting them (per {@link Routes}).
-     */
-    public CompletableFuture<Void> inject(String jobId, List<RecordedPacket> packets) {
-        List<RecordedPacket> local = new ArrayList<>();
-        for (RecordedPacket p : packets) {
-            String node = routes.nodeOf(p.dstAddress());
-            if (nodeName().equals(node)) {
-                local.add(p);
-            } else {
-                send(jobId, p.dstAddress(), Unpooled.wrappedBuffer(p.data()));
-            }
-        }
-        return drain(jobId).inject(local);
+    log.info("{} closing", who);
+    if (server != null) {
+      server.close().awaitUninterruptibly(2, TimeUnit.SECONDS);
     }
+    peers.values().forEach(PeerConnection::close);
+    jobs.values().forEach(JobDrain::close);
+    connections.close().awaitUninterruptibly(2, TimeUnit.SECONDS);
+    workers.shutdownGracefully(0, 2, TimeUnit.SECONDS);
+    boss.shutdownGracefully(0, 2, TimeUnit.SECONDS);
+    workers.terminationFuture().awaitUninterruptibly(5, TimeUnit.SECONDS);
+    boss.terminationFuture().awaitUninterruptibly(5, TimeUnit.SECONDS);
+    log.info("{} closed", who);
+  }
 
-    /**
-     * Forgets {@code jobId} (it ended): drops its held packets and fails a pending recording.
-     * A later packet of the job starts afresh, as never frozen.
-     */
-    public void removeJob(String jobId) {
-        JobDrain d = jobs.remove(jobId);
-        if (d != null) {
-            d.close();
-        }
-        peers.values().forEach(p -> p.forgetMarker(jobId));
-    }
+  // ---- for the package ------------------------------------------------------------------
 
-    // ---- observation --------------------------------------------------------------------
+  String who() {
+    return who;
+  }
 
-    /** Whether a connection to {@code node} is established now. */
-    public boolean isConnected(String node) {
-        return connection(node).isPresent();
-    }
+  OverlayConfig config() {
+    return config;
+  }
 
-    /** The connection to {@code node}, if established. */
-    public Optional<ConnectionInfo> connection(String node) {
-        PeerConnection p = peers.get(node);
-        return Optional.ofNullable(p == null ? null : p.info());
-    }
+  Frame.Hello hello() {
+    return new Frame.Hello(nodeName(), incarnation);
+  }
 
-    /** Open TCP connections (established or not), to help check there is one per peer. */
-    public int openConnections() {
-        return connections.size();
-    }
+  FrameCodec codec() {
+    return codec;
+  }
 
-    /** Counters of {@code jobId} on this node. */
-    public JobStats jobStats(String jobId) {
-        JobDrain d = jobs.get(jobId);
-        return d == null ? new JobStats(false, -1, 0, 0, 0, 0) : d.stats();
-    }
+  LengthFieldPrepender framePrepender() {
+    return framePrepender;
+  }
 
-    /** Packets dropped so far: queue overflow towards peers plus unroutable packets. */
-    public long droppedPackets() {
-        long n = unroutable.get();
-        for (PeerConnection p : peers.values()) {
-            n += p.dropped();
-        }
-        return n;
-    }
+  InetSocketAddress peerAddress(String node) {
+    return peerAddresses.get(node);
+  }
 
-    /** Channels closed so far because another channel to the same peer won the tie-break. */
-    public long duplicateConnectionsClosed() {
-        long n = 0;
-        for (PeerConnection p : peers.values()) {
-            n += p.duplicatesClosed();
-        }
-        return n;
-    }
+  /** The event loop that accepts connections (tests pause it to make two dials cross). */
+  EventLoopGroup acceptGroup() {
+    return boss;
+  }
 
-    // ---- lifecycle ----------------------------------------------------------------------
+  /** Every open overlay channel of this node (tests reach into them). */
+  ChannelGroup connections() {
+    return connections;
+  }
 
-    /**
-     * Closes every connection, drops queued and held packets, fails pending recordings, and
-     * shuts the event loops down gracefully (waits up to a few seconds). Idempotent. Must not
-     * be called on an overlay event loop.
-     */
-    @Override
-    public void close() {
-        if (!closed.compareAndSet(false, true)) {
-            return;
-        }
-        for (EventExecutor e : workers) {
-            if (e.inEventLoop()) {
-                throw new IllegalStateException(who + " close() called on an overlay event loop");
-            }
-        }
-        log.info("{} closing", who);
-        if (server != null) {
-            server.close().awaitUninterruptibly(2, TimeUnit.SECONDS);
-        }
-        peers.values().forEach(PeerConnection::close);
-        jobs.values().forEach(JobDrain::close);
-        connections.close().awaitUninterruptibly(2, TimeUnit.SECONDS);
-        workers.shutdownGracefully(0, 2, TimeUnit.SECONDS);
-        boss.shutdownGracefully(0, 2, TimeUnit.SECONDS);
-        workers.terminationFuture().awaitUninterruptibly(5, TimeUnit.SECONDS);
-        boss.terminationFuture().awaitUninterruptibly(5, TimeUnit.SECONDS);
-        log.info("{} closed", who);
-    }
+  void track(Channel ch) {
+    connections.add(ch);
+  }
 
-    // ---- for the package ------------------------------------------------------------------
+  PeerConnection peer(String node) {
+    return peers.computeIfAbsent(node, n -> new PeerConnection(this, n, workers.next()));
+  }
 
-    String who() {
-        return who;
-    }
+  void onPacket(String peer, Frame.Packet packet) {
+    drain(packet.jobId()).onRemotePacket(peer, packet);
+  }
 
-    OverlayConfig config() {
-        return config;
-    }
+  void onMarker(String peer, Frame.Marker marker) {
+    drain(marker.jobId()).onMarker(peer, marker.epoch());
+  }
 
-    Frame.Hello hello() {
-        return new Frame.Hello(nodeName(), incarnation);
-    }
-
-    FrameCodec codec() {
-        return codec;
-    }
-
-    LengthFieldPrepender framePrepender() {
-        return framePrepender;
-    }
-
-    InetSocketAddress peerAddress(String node) {
-        return peerAddresses.get(node);
-    }
-
-    /** The event loop that accepts connections (tests pause it to make two dials cross). */
-    EventLoopGroup acceptGroup() {
-        return boss;
-    }
-
-    /** Every open overlay channel of this node (tests reach into them). */
-    ChannelGroup connections() {
-        return connections;
-    }
-
-    void track(Channel ch) {
-        connections.add(ch);
-    }
-
-    PeerConnection peer(String node) {
-        return peers.computeIfAbsent(node, n -> new PeerConnection(this, n, workers.next()));
-    }
-
-    void onPacket(String peer, Frame.Packet packet) {
-        drain(packet.jobId()).onRemotePacket(peer, packet);
-    }
-
-    void onMarker(String peer, Frame.Marker marker) {
-        drain(marker.jobId()).onMarker(peer, marker.epoch());
-    }
-
-    private JobDrain drain(String jobId) {
-        return jobs.computeIfAbsent(jobId, id -> new JobDrain(who, id, workers.next(), sink, config.heldLimit()));
-    }
+  private JobDrain drain(String jobId) {
+    return jobs.computeIfAbsent(
+        jobId, id -> new JobDrain(who, id, workers.next(), sink, config.heldLimit()));
+  }
 }

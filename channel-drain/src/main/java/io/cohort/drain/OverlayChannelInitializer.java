@@ -6,32 +6,34 @@ import io.netty.channel.socket.SocketChannel;
 import io.netty.handler.flush.FlushConsolidationHandler;
 
 /**
- * The pipeline of every overlay channel, in order: flush consolidation → length framing →
- * {@link FrameCodec} → {@link PeerHandler}.
+ * The pipeline of every overlay channel, in order: flush consolidation → length framing → {@link
+ * FrameCodec} → {@link PeerHandler}.
  *
  * <p>One class for both sides (accepted and dialed channels) rather than one per side: the
- * pipelines are identical except for who speaks first, and one class keeps them from
- * drifting apart. A new instance per dial carries the name of the node dialed.
+ * pipelines are identical except for who speaks first, and one class keeps them from drifting
+ * apart. A new instance per dial carries the name of the node dialed.
  */
 final class OverlayChannelInitializer extends ChannelInitializer<SocketChannel> {
 
-    private final Overlay overlay;
-    private final String dialedPeer;
+  private final Overlay overlay;
+  private final String dialedPeer;
 
-    /** @param dialedPeer the node being dialed, or null for the server side */
-    OverlayChannelInitializer(Overlay overlay, String dialedPeer) {
-        this.overlay = overlay;
-        this.dialedPeer = dialedPeer;
-    }
+  /**
+   * @param dialedPeer the node being dialed, or null for the server side
+   */
+  OverlayChannelInitializer(Overlay overlay, String dialedPeer) {
+    this.overlay = overlay;
+    this.dialedPeer = dialedPeer;
+  }
 
-    @Override
-    protected void initChannel(SocketChannel ch) {
-        overlay.track(ch);
-        ChannelPipeline p = ch.pipeline();
-        p.addLast("flush", new FlushConsolidationHandler(256, true));
-        p.addLast("frameDecoder", FrameCodec.newFrameDecoder());
-        p.addLast("framePrepender", overlay.framePrepender());
-        p.addLast("codec", overlay.codec());
-        p.addLast("peer", new PeerHandler(overlay, dialedPeer));
-    }
+  @Override
+  protected void initChannel(SocketChannel ch) {
+    overlay.track(ch);
+    ChannelPipeline p = ch.pipeline();
+    p.addLast("flush", new FlushConsolidationHandler(256, true));
+    p.addLast("frameDecoder", FrameCodec.newFrameDecoder());
+    p.addLast("framePrepender", overlay.framePrepender());
+    p.addLast("codec", overlay.codec());
+    p.addLast("peer", new PeerHandler(overlay, dialedPeer));
+  }
 }

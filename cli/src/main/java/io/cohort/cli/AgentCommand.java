@@ -4,7 +4,6 @@ import io.cohort.agent.AgentConfig;
 import io.cohort.agent.AgentGrpcService;
 import io.cohort.agent.NodeAgent;
 import io.cohort.agent.VhostOverlay;
-import java.net.InetSocketAddress;
 import io.cohort.proto.v1.GetNodeResponse;
 import io.cohort.proto.v1.HeartbeatRequest;
 import io.cohort.proto.v1.RegistryGrpc;
@@ -13,6 +12,7 @@ import io.grpc.Server;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.netty.NettyServerBuilder;
+import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.Executors;
@@ -23,30 +23,45 @@ import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-@Command(name = "agent", mixinStandardHelpOptions = true,
-    description = {"Run a node agent daemon (as root): it runs jobs' vhosts on this node, "
-        + "checkpoints and restores them, and sends heartbeats to the coordinator.",
-        "Runs until SIGTERM or SIGINT; the jobs' vhosts keep running without it."})
+@Command(
+    name = "agent",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Run a node agent daemon (as root): it runs jobs' vhosts on this node, "
+          + "checkpoints and restores them, and sends heartbeats to the coordinator.",
+      "Runs until SIGTERM or SIGINT; the jobs' vhosts keep running without it."
+    })
 final class AgentCommand implements Callable<Integer> {
-  @Option(names = "--coordinator", required = true, paramLabel = "HOST:PORT",
+  @Option(
+      names = "--coordinator",
+      required = true,
+      paramLabel = "HOST:PORT",
       description = "the coordinator daemon")
   String coordinator;
 
   @Option(names = "--node", required = true, paramLabel = "NAME", description = "this node's name")
   String node;
 
-  @Option(names = "--listen", required = true, paramLabel = "HOST:PORT",
+  @Option(
+      names = "--listen",
+      required = true,
+      paramLabel = "HOST:PORT",
       description = "address to serve the agent protocol on (the coordinator dials it)")
   String listen;
 
-  @Option(names = "--home", paramLabel = "DIR",
+  @Option(
+      names = "--home",
+      paramLabel = "DIR",
       description = "state directory (default: $COHORT_HOME/agent)")
   Path home;
 
-  @Option(names = "--shared-images", paramLabel = "DIR",
-      description = "keep checkpoint images in DIR, a directory every node sees (e.g. on a "
-          + "cluster file system), instead of the state directory: a job restarts on other "
-          + "nodes without copying its images, even when the nodes that wrote them are down")
+  @Option(
+      names = "--shared-images",
+      paramLabel = "DIR",
+      description =
+          "keep checkpoint images in DIR, a directory every node sees (e.g. on a "
+              + "cluster file system), instead of the state directory: a job restarts on other "
+              + "nodes without copying its images, even when the nodes that wrote them are down")
   Path sharedImages;
 
   @Override
@@ -56,48 +71,72 @@ final class AgentCommand implements Callable<Integer> {
     Embedded.Settings s = Embedded.Settings.fromEnvironment();
     Path dir = home != null ? home : s.home().resolve("agent");
     InetSocketAddress at = Daemons.parse(listen);
-    VhostOverlay overlay = VhostOverlay.start(node,
-        new InetSocketAddress(at.getHostString(), at.getPort() + 1));
-    NodeAgent agent = new NodeAgent(AgentConfig.defaults(node, dir, s.nativeDir(), s.criu())
-        .withVhostNetworking(true).withSharedImages(sharedImages),
-        address -> NettyChannelBuilder.forTarget(address).usePlaintext().build(), overlay);
-    Server server = NettyServerBuilder.forAddress(Daemons.parse(listen))
-        .addService(new AgentGrpcService(agent)).build().start();
-    log.info("serving on {} (state {}), overlay on {}, coordinator {}", listen, dir,
-        agent.overlayAddress(), coordinator);
+    VhostOverlay overlay =
+        VhostOverlay.start(node, new InetSocketAddress(at.getHostString(), at.getPort() + 1));
+    NodeAgent agent =
+        new NodeAgent(
+            AgentConfig.defaults(node, dir, s.nativeDir(), s.criu())
+                .withVhostNetworking(true)
+                .withSharedImages(sharedImages),
+            address -> NettyChannelBuilder.forTarget(address).usePlaintext().build(),
+            overlay);
+    Server server =
+        NettyServerBuilder.forAddress(Daemons.parse(listen))
+            .addService(new AgentGrpcService(agent))
+            .build()
+            .start();
+    log.info(
+        "serving on {} (state {}), overlay on {}, coordinator {}",
+        listen,
+        dir,
+        agent.overlayAddress(),
+        coordinator);
 
     ManagedChannel ch = NettyChannelBuilder.forTarget(coordinator).usePlaintext().build();
     RegistryGrpc.RegistryBlockingStub registry = RegistryGrpc.newBlockingStub(ch);
     ScheduledExecutorService beats = Executors.newSingleThreadScheduledExecutor();
     boolean[] connected = {false};
-    beats.scheduleWithFixedDelay(() -> {
-      try {
-        GetNodeResponse me = agent.describe();
-        registry.withDeadlineAfter(2, TimeUnit.SECONDS).heartbeat(HeartbeatRequest.newBuilder()
-            .setNode(node).setAddress(listen).setKernel(me.getKernel())
-            .setCriuVersion(me.getCriuVersion())
-            .setImageStoreFreeBytes(me.getImageStoreFreeBytes())
-            .setOverlayAddress(agent.overlayAddress())
-            .setImageStoreId(me.getImageStoreId()).build());
-        if (!connected[0]) {
-          log.info("registered with the coordinator at {}", coordinator);
-          connected[0] = true;
-        }
-      } catch (StatusRuntimeException e) {
-        if (connected[0]) {
-          log.warn("lost the coordinator at {}: {}", coordinator, e.getStatus());
-          connected[0] = false;
-        }
-      } catch (RuntimeException e) {
-        log.warn("heartbeat failed: {}", e.toString());
-      }
-    }, 0, CoordinatorCommand.HEARTBEAT_MS, TimeUnit.MILLISECONDS);
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      beats.shutdownNow();
-      ch.shutdownNow();
-      server.shutdown();
-      overlay.close();
-    }));
+    beats.scheduleWithFixedDelay(
+        () -> {
+          try {
+            GetNodeResponse me = agent.describe();
+            registry
+                .withDeadlineAfter(2, TimeUnit.SECONDS)
+                .heartbeat(
+                    HeartbeatRequest.newBuilder()
+                        .setNode(node)
+                        .setAddress(listen)
+                        .setKernel(me.getKernel())
+                        .setCriuVersion(me.getCriuVersion())
+                        .setImageStoreFreeBytes(me.getImageStoreFreeBytes())
+                        .setOverlayAddress(agent.overlayAddress())
+                        .setImageStoreId(me.getImageStoreId())
+                        .build());
+            if (!connected[0]) {
+              log.info("registered with the coordinator at {}", coordinator);
+              connected[0] = true;
+            }
+          } catch (StatusRuntimeException e) {
+            if (connected[0]) {
+              log.warn("lost the coordinator at {}: {}", coordinator, e.getStatus());
+              connected[0] = false;
+            }
+          } catch (RuntimeException e) {
+            log.warn("heartbeat failed: {}", e.toString());
+          }
+        },
+        0,
+        CoordinatorCommand.HEARTBEAT_MS,
+        TimeUnit.MILLISECONDS);
+    Runtime.getRuntime()
+        .addShutdownHook(
+            new Thread(
+                () -> {
+                  beats.shutdownNow();
+                  ch.shutdownNow();
+                  server.shutdown();
+                  overlay.close();
+                }));
     server.awaitTermination();
     return 0;
   }

@@ -12,14 +12,17 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "checkpoint", mixinStandardHelpOptions = true,
-    description = {"Take a consistent checkpoint of a running job and print its id.",
-        "The job is frozen for the dump only, then carries on; with --stop it ends once the "
-        + "checkpoint is committed. If anything fails the checkpoint is discarded, the job "
-        + "carries on and earlier checkpoints are untouched."})
+@Command(
+    name = "checkpoint",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Take a consistent checkpoint of a running job and print its id.",
+      "The job is frozen for the dump only, then carries on; with --stop it ends once the "
+          + "checkpoint is committed. If anything fails the checkpoint is discarded, the job "
+          + "carries on and earlier checkpoints are untouched."
+    })
 final class CheckpointCommand implements Callable<Integer> {
-  @Mixin
-  ConnectionOptions connection = new ConnectionOptions();
+  @Mixin ConnectionOptions connection = new ConnectionOptions();
 
   @Parameters(paramLabel = "JOB", description = "job id")
   String job;
@@ -35,8 +38,9 @@ final class CheckpointCommand implements Callable<Integer> {
     try (Cli cli = new Cli(connection)) {
       long t0 = System.nanoTime();
       boolean tty = Cli.interactive();
-      Iterator<CheckpointProgress> it = cli.call(3600).checkpoint(
-          CheckpointRequest.newBuilder().setJobId(job).setStop(stop).build());
+      Iterator<CheckpointProgress> it =
+          cli.call(3600)
+              .checkpoint(CheckpointRequest.newBuilder().setJobId(job).setStop(stop).build());
       CheckpointInfo info = null;
       while (it.hasNext()) {
         CheckpointProgress p = it.next();
@@ -67,10 +71,16 @@ final class CheckpointCommand implements Callable<Integer> {
       }
       if (tty || !json) {
         boolean spans = info.getVhostsList().stream().map(v -> v.getNode()).distinct().count() > 1;
-        cli.err.printf("cohort: checkpoint %s committed: %.1f MB, job frozen %d ms, total %d ms%s%s%n",
-            info.getCheckpointId(), info.getImageBytes() / 1e6, info.getTimings().getFreezeMs(),
-            info.getTimings().getTotalMs(), spans ? String.format(", %d packets in flight "
-                + "recorded", info.getInflightPackets()) : "", stop ? "; job stopped" : "");
+        cli.err.printf(
+            "cohort: checkpoint %s committed: %.1f MB, job frozen %d ms, total %d ms%s%s%n",
+            info.getCheckpointId(),
+            info.getImageBytes() / 1e6,
+            info.getTimings().getFreezeMs(),
+            info.getTimings().getTotalMs(),
+            spans
+                ? String.format(", %d packets in flight " + "recorded", info.getInflightPackets())
+                : "",
+            stop ? "; job stopped" : "");
       }
       return 0;
     }

@@ -16,12 +16,14 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "checkpoints", mixinStandardHelpOptions = true,
-    description = "List committed checkpoints (all, or one job's): size, freeze time, "
-        + "and which node holds each vhost's image.")
+@Command(
+    name = "checkpoints",
+    mixinStandardHelpOptions = true,
+    description =
+        "List committed checkpoints (all, or one job's): size, freeze time, "
+            + "and which node holds each vhost's image.")
 final class CheckpointsCommand implements Callable<Integer> {
-  @Mixin
-  ConnectionOptions connection = new ConnectionOptions();
+  @Mixin ConnectionOptions connection = new ConnectionOptions();
 
   private static final DateTimeFormatter TIME =
       DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss").withZone(ZoneId.systemDefault());
@@ -35,20 +37,28 @@ final class CheckpointsCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     try (Cli cli = new Cli(connection)) {
-      List<CheckpointInfo> all = cli.call(60).listCheckpoints(
-          ListCheckpointsRequest.newBuilder().setJobId(job).build()).getCheckpointsList();
+      List<CheckpointInfo> all =
+          cli.call(60)
+              .listCheckpoints(ListCheckpointsRequest.newBuilder().setJobId(job).build())
+              .getCheckpointsList();
       if (json) {
         JsonArray a = new JsonArray();
         all.forEach(c -> a.add(JsonParser.parseString(ProtoJson.print(c))));
         cli.out.println(Cli.GSON.toJson(a));
         return 0;
       }
-      cli.out.printf("%-10s %-6s %-19s %9s %8s %9s %-6s %s%n", "CHECKPOINT", "JOB", "CREATED",
-          "SIZE", "FROZEN", "IN-FLIGHT", "STOP", "VHOSTS");
+      cli.out.printf(
+          "%-10s %-6s %-19s %9s %8s %9s %-6s %s%n",
+          "CHECKPOINT", "JOB", "CREATED", "SIZE", "FROZEN", "IN-FLIGHT", "STOP", "VHOSTS");
       for (CheckpointInfo c : all) {
-        cli.out.printf("%-10s %-6s %-19s %8.1fM %6dms %9d %-6s %s%n", c.getCheckpointId(),
-            c.getJobId(), TIME.format(Instant.ofEpochMilli(c.getCreatedUnixMs())),
-            c.getImageBytes() / 1e6, c.getTimings().getFreezeMs(), c.getInflightPackets(),
+        cli.out.printf(
+            "%-10s %-6s %-19s %8.1fM %6dms %9d %-6s %s%n",
+            c.getCheckpointId(),
+            c.getJobId(),
+            TIME.format(Instant.ofEpochMilli(c.getCreatedUnixMs())),
+            c.getImageBytes() / 1e6,
+            c.getTimings().getFreezeMs(),
+            c.getInflightPackets(),
             c.getStoppedJob() ? "yes" : "no",
             c.getVhostsList().stream().map(PsCommand::placement).collect(Collectors.joining(",")));
       }

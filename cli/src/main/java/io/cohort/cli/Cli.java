@@ -24,8 +24,10 @@ import java.util.concurrent.TimeUnit;
 final class Cli implements AutoCloseable {
   /** Exit code when the job was stopped by a checkpoint (EX_TEMPFAIL: it can be restarted). */
   static final int EXIT_STOPPED = 75;
+
   /** Exit code when the job was killed by `cohort kill` (128 + SIGKILL). */
   static final int EXIT_KILLED = 137;
+
   /** Exit code when the job's processes vanished without an exit status. */
   static final int EXIT_LOST = 70;
 
@@ -72,13 +74,17 @@ final class Cli implements AutoCloseable {
   }
 
   /**
-   * Streams the job's output to stdout from {@code offset} until the job stops running.
-   * Ctrl-C only detaches: the job keeps running, and a message says how to get back to it.
+   * Streams the job's output to stdout from {@code offset} until the job stops running. Ctrl-C only
+   * detaches: the job keeps running, and a message says how to get back to it.
    */
   void follow(String jobId, long offset) {
-    Thread hint = new Thread(() -> err.printf("%ncohort: detached from job %s; it keeps running "
-        + "(`cohort logs -f %s` to follow it, `cohort wait %s` for its exit status)%n",
-        jobId, jobId, jobId));
+    Thread hint =
+        new Thread(
+            () ->
+                err.printf(
+                    "%ncohort: detached from job %s; it keeps running "
+                        + "(`cohort logs -f %s` to follow it, `cohort wait %s` for its exit status)%n",
+                    jobId, jobId, jobId));
     Runtime.getRuntime().addShutdownHook(hint);
     try {
       stream(jobId, offset);
@@ -92,8 +98,14 @@ final class Cli implements AutoCloseable {
   }
 
   private void stream(String jobId, long offset) {
-    Iterator<OutputChunk> it = stub.withDeadlineAfter(30, TimeUnit.DAYS).streamOutput(
-        StreamOutputRequest.newBuilder().setJobId(jobId).setOffset(offset).setFollow(true).build());
+    Iterator<OutputChunk> it =
+        stub.withDeadlineAfter(30, TimeUnit.DAYS)
+            .streamOutput(
+                StreamOutputRequest.newBuilder()
+                    .setJobId(jobId)
+                    .setOffset(offset)
+                    .setFollow(true)
+                    .build());
     while (it.hasNext()) {
       OutputChunk c = it.next();
       out.write(c.getData().toByteArray(), 0, c.getData().size());
@@ -110,8 +122,10 @@ final class Cli implements AutoCloseable {
     return switch (j.getState()) {
       case JOB_STATE_EXITED -> j.getExitSignal() != 0 ? 128 + j.getExitSignal() : j.getExitCode();
       case JOB_STATE_STOPPED -> {
-        err.printf("cohort: job %s was stopped by checkpoint %s; restart it with `cohort restart "
-            + "%s`%n", j.getJobId(), j.getLatestCheckpoint(), j.getJobId());
+        err.printf(
+            "cohort: job %s was stopped by checkpoint %s; restart it with `cohort restart "
+                + "%s`%n",
+            j.getJobId(), j.getLatestCheckpoint(), j.getJobId());
         yield EXIT_STOPPED;
       }
       case JOB_STATE_KILLED -> {
@@ -119,7 +133,8 @@ final class Cli implements AutoCloseable {
         yield EXIT_KILLED;
       }
       case JOB_STATE_LOST -> {
-        err.printf("cohort: job %s was lost: its processes vanished without an exit status%n",
+        err.printf(
+            "cohort: job %s was lost: its processes vanished without an exit status%n",
             j.getJobId());
         yield EXIT_LOST;
       }
@@ -152,8 +167,8 @@ final class Cli implements AutoCloseable {
     return switch (j.getState()) {
       case JOB_STATE_RUNNING -> "running";
       case JOB_STATE_STOPPED -> "stopped";
-      case JOB_STATE_EXITED -> j.getExitSignal() != 0 ? "signal " + j.getExitSignal()
-          : "exited " + j.getExitCode();
+      case JOB_STATE_EXITED ->
+          j.getExitSignal() != 0 ? "signal " + j.getExitSignal() : "exited " + j.getExitCode();
       case JOB_STATE_KILLED -> "killed";
       case JOB_STATE_LOST -> "lost";
       default -> "?";
@@ -164,7 +179,8 @@ final class Cli implements AutoCloseable {
   static String message(StatusRuntimeException e) {
     if (e.getStatus().getCode() == io.grpc.Status.Code.UNAVAILABLE
         && e.getStatus().getCause() != null) {
-      return "cannot reach the coordinator (" + e.getStatus().getCause().getMessage()
+      return "cannot reach the coordinator ("
+          + e.getStatus().getCause().getMessage()
           + "); is it running? (`cohort cluster up` starts a local one; without a cluster or "
           + "--coordinator, cohort runs jobs on this machine)";
     }

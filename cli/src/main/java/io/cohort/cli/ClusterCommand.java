@@ -5,39 +5,57 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-@Command(name = "cluster", mixinStandardHelpOptions = true,
-    description = "Start or remove a cluster emulated on this machine (one network namespace "
-        + "and agent daemon per node, a coordinator daemon, a bridge between them).",
-    subcommands = {ClusterCommand.Up.class, ClusterCommand.Down.class,
-        ClusterCommand.Stop.class, ClusterCommand.Start.class})
+@Command(
+    name = "cluster",
+    mixinStandardHelpOptions = true,
+    description =
+        "Start or remove a cluster emulated on this machine (one network namespace "
+            + "and agent daemon per node, a coordinator daemon, a bridge between them).",
+    subcommands = {
+      ClusterCommand.Up.class,
+      ClusterCommand.Down.class,
+      ClusterCommand.Stop.class,
+      ClusterCommand.Start.class
+    })
 final class ClusterCommand implements Runnable {
-  @picocli.CommandLine.Spec
-  picocli.CommandLine.Model.CommandSpec spec;
+  @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
 
   @Override
   public void run() {
     spec.commandLine().usage(System.err);
   }
 
-  @Command(name = "up", mixinStandardHelpOptions = true,
-      description = {"Start a coordinator and N nodes named n1..nN. Later `cohort` commands "
-          + "use this cluster until `cohort cluster down`."})
+  @Command(
+      name = "up",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Start a coordinator and N nodes named n1..nN. Later `cohort` commands "
+            + "use this cluster until `cohort cluster down`."
+      })
   static final class Up implements Callable<Integer> {
     @Option(names = "--nodes", defaultValue = "3", description = "number of nodes (default 3)")
     int nodes;
 
-    @Option(names = "--prefix", defaultValue = "cohort",
+    @Option(
+        names = "--prefix",
+        defaultValue = "cohort",
         description = "name prefix of the bridge and namespaces (default cohort)")
     String prefix;
 
-    @Option(names = "--subnet", defaultValue = "198.18.0",
-        description = "the /24 for node addresses, first three octets (default 198.18.0, a "
-            + "range reserved for testing)")
+    @Option(
+        names = "--subnet",
+        defaultValue = "198.18.0",
+        description =
+            "the /24 for node addresses, first three octets (default 198.18.0, a "
+                + "range reserved for testing)")
     String subnet;
 
-    @Option(names = "--shared-images", description = "one image directory for all nodes "
-        + "($COHORT_HOME/cluster/shared-images), as a cluster file system would give: restarts "
-        + "on other nodes copy nothing")
+    @Option(
+        names = "--shared-images",
+        description =
+            "one image directory for all nodes "
+                + "($COHORT_HOME/cluster/shared-images), as a cluster file system would give: restarts "
+                + "on other nodes copy nothing")
     boolean sharedImages;
 
     @Override
@@ -53,9 +71,12 @@ final class ClusterCommand implements Runnable {
     }
   }
 
-  @Command(name = "stop", mixinStandardHelpOptions = true,
-      description = "Stop one daemon of the cluster (coordinator or a node's agent), as a crash "
-          + "would; its jobs' vhosts keep running. `cohort cluster start NAME` starts it again.")
+  @Command(
+      name = "stop",
+      mixinStandardHelpOptions = true,
+      description =
+          "Stop one daemon of the cluster (coordinator or a node's agent), as a crash "
+              + "would; its jobs' vhosts keep running. `cohort cluster start NAME` starts it again.")
   static final class Stop implements Callable<Integer> {
     @picocli.CommandLine.Parameters(paramLabel = "NAME", description = "coordinator, n1, n2, ...")
     String name;
@@ -68,7 +89,9 @@ final class ClusterCommand implements Runnable {
     }
   }
 
-  @Command(name = "start", mixinStandardHelpOptions = true,
+  @Command(
+      name = "start",
+      mixinStandardHelpOptions = true,
       description = "Start one daemon of the cluster again (stopping it first if it runs).")
   static final class Start implements Callable<Integer> {
     @picocli.CommandLine.Parameters(paramLabel = "NAME", description = "coordinator, n1, n2, ...")
@@ -82,9 +105,12 @@ final class ClusterCommand implements Runnable {
     }
   }
 
-  @Command(name = "down", mixinStandardHelpOptions = true,
-      description = "Kill the cluster's running jobs, stop its daemons, remove its namespaces "
-          + "and bridge. Its catalog of jobs and checkpoints is kept.")
+  @Command(
+      name = "down",
+      mixinStandardHelpOptions = true,
+      description =
+          "Kill the cluster's running jobs, stop its daemons, remove its namespaces "
+              + "and bridge. Its catalog of jobs and checkpoints is kept.")
   static final class Down implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {

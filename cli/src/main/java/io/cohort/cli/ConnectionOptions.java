@@ -6,13 +6,16 @@ import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
 /**
- * Which coordinator a command talks to: {@code --coordinator ADDR}, else $COHORT_COORDINATOR,
- * else the local emulated cluster when one is up, else the embedded single-node mode.
+ * Which coordinator a command talks to: {@code --coordinator ADDR}, else $COHORT_COORDINATOR, else
+ * the local emulated cluster when one is up, else the embedded single-node mode.
  */
 final class ConnectionOptions {
-  @Option(names = "--coordinator", paramLabel = "HOST:PORT",
-      description = "the coordinator daemon to use (default: $COHORT_COORDINATOR, else the "
-          + "local cluster if `cohort cluster up` ran, else the embedded single-node mode)")
+  @Option(
+      names = "--coordinator",
+      paramLabel = "HOST:PORT",
+      description =
+          "the coordinator daemon to use (default: $COHORT_COORDINATOR, else the "
+              + "local cluster if `cohort cluster up` ran, else the embedded single-node mode)")
   String coordinator;
 
   /** The coordinator's address, or null for the embedded mode. */

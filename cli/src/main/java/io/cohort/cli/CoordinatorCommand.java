@@ -16,18 +16,27 @@ import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-@Command(name = "coordinator", mixinStandardHelpOptions = true,
-    description = {"Run the coordinator daemon: the client API for `cohort --coordinator`, and "
-        + "the registry that node agents send their heartbeats to.",
-        "Runs until SIGTERM or SIGINT. `cohort cluster up` starts one for the local cluster."})
+@Command(
+    name = "coordinator",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Run the coordinator daemon: the client API for `cohort --coordinator`, and "
+          + "the registry that node agents send their heartbeats to.",
+      "Runs until SIGTERM or SIGINT. `cohort cluster up` starts one for the local cluster."
+    })
 final class CoordinatorCommand implements Callable<Integer> {
   static final long HEARTBEAT_MS = 1000;
 
-  @Option(names = "--listen", required = true, paramLabel = "HOST:PORT",
+  @Option(
+      names = "--listen",
+      required = true,
+      paramLabel = "HOST:PORT",
       description = "address to serve on")
   String listen;
 
-  @Option(names = "--home", paramLabel = "DIR",
+  @Option(
+      names = "--home",
+      paramLabel = "DIR",
       description = "catalog directory (default: $COHORT_HOME/coordinator)")
   Path home;
 
@@ -35,20 +44,29 @@ final class CoordinatorCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     Daemons.logAtInfo();
     Logger log = LoggerFactory.getLogger("coordinator");
-    Path dir = home != null ? home : Embedded.Settings.fromEnvironment().home().resolve("coordinator");
-    Coordinator coordinator = Coordinator.createWithRegistry(dir, BarrierConfig.defaults(),
-        Duration.ofMillis(HEARTBEAT_MS * 3),
-        address -> NettyChannelBuilder.forTarget(address).usePlaintext().build());
+    Path dir =
+        home != null ? home : Embedded.Settings.fromEnvironment().home().resolve("coordinator");
+    Coordinator coordinator =
+        Coordinator.createWithRegistry(
+            dir,
+            BarrierConfig.defaults(),
+            Duration.ofMillis(HEARTBEAT_MS * 3),
+            address -> NettyChannelBuilder.forTarget(address).usePlaintext().build());
     InetSocketAddress at = Daemons.parse(listen);
-    Server server = NettyServerBuilder.forAddress(at)
-        .addService(new CohortGrpcService(coordinator))
-        .addService(new RegistryGrpcService(coordinator, HEARTBEAT_MS))
-        .build().start();
+    Server server =
+        NettyServerBuilder.forAddress(at)
+            .addService(new CohortGrpcService(coordinator))
+            .addService(new RegistryGrpcService(coordinator, HEARTBEAT_MS))
+            .build()
+            .start();
     log.info("coordinator serving on {} (catalog {})", listen, dir);
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      server.shutdown();
-      coordinator.close();
-    }));
+    Runtime.getRuntime()
+        .addShutdownHook(
+            new Thread(
+                () -> {
+                  server.shutdown();
+                  coordinator.close();
+                }));
     server.awaitTermination();
     return 0;
   }

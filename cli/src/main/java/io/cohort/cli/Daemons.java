@@ -20,8 +20,8 @@ final class Daemons {
       throw CohortException.invalid("'%s' is not HOST:PORT", hostPort);
     }
     try {
-      return new InetSocketAddress(hostPort.substring(0, colon),
-          Integer.parseInt(hostPort.substring(colon + 1)));
+      return new InetSocketAddress(
+          hostPort.substring(0, colon), Integer.parseInt(hostPort.substring(colon + 1)));
     } catch (NumberFormatException e) {
       throw CohortException.invalid("'%s' is not HOST:PORT", hostPort);
     }

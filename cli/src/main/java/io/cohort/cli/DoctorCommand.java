@@ -12,10 +12,13 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import picocli.CommandLine.Command;
 
-@Command(name = "doctor", mixinStandardHelpOptions = true,
-    description = {"Check every requirement of Cohort on this machine and say how to fix "
-        + "what is missing.",
-        "Exits 0 when everything is in place, 1 otherwise."})
+@Command(
+    name = "doctor",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Check every requirement of Cohort on this machine and say how to fix " + "what is missing.",
+      "Exits 0 when everything is in place, 1 otherwise."
+    })
 final class DoctorCommand implements Callable<Integer> {
   static final Path MPI_JAR = Path.of("/opt/cohort/openmpi-java/mpi.jar");
   static final Path MPI_JNI = Path.of("/usr/lib/x86_64-linux-gnu/openmpi/lib/libmpi_java.so");
@@ -39,10 +42,16 @@ final class DoctorCommand implements Callable<Integer> {
     }
     Run mpi = run(List.of("mpirun", "--version"));
     Matcher v = Pattern.compile("\\(Open MPI\\) ([0-9.]+)").matcher(mpi.out);
-    add("open mpi", mpi.rc == 0 && v.find(), mpi.rc == 0 && v.find(0) ? "Open MPI " + v.group(1)
-        : mpi.out.strip(), SETUP + " (installs Debian's openmpi-bin and libopenmpi-dev)");
-    add("open mpi java bindings", Files.isRegularFile(MPI_JAR) && Files.isRegularFile(MPI_JNI),
-        MPI_JAR + ", " + MPI_JNI, SETUP + " (builds mpi.jar from Debian's openmpi source)");
+    add(
+        "open mpi",
+        mpi.rc == 0 && v.find(),
+        mpi.rc == 0 && v.find(0) ? "Open MPI " + v.group(1) : mpi.out.strip(),
+        SETUP + " (installs Debian's openmpi-bin and libopenmpi-dev)");
+    add(
+        "open mpi java bindings",
+        Files.isRegularFile(MPI_JAR) && Files.isRegularFile(MPI_JNI),
+        MPI_JAR + ", " + MPI_JNI,
+        SETUP + " (builds mpi.jar from Debian's openmpi source)");
     checkDisk(s.home());
     int failed = 0;
     for (Check c : checks) {
@@ -60,18 +69,30 @@ final class DoctorCommand implements Callable<Integer> {
     Run version = run(List.of(criu, "--version"));
     Matcher m = Pattern.compile("Version:\\s*([0-9]+)\\.([0-9]+)").matcher(version.out);
     if (version.rc != 0 || !m.find()) {
-      add("criu", false, criu + ": " + firstLine(version.out), SETUP + " (installs CRIU 4.2+ "
-          + "into /opt/cohort/criu; Debian 12's criu 3.17 does not work on this kernel)");
+      add(
+          "criu",
+          false,
+          criu + ": " + firstLine(version.out),
+          SETUP
+              + " (installs CRIU 4.2+ "
+              + "into /opt/cohort/criu; Debian 12's criu 3.17 does not work on this kernel)");
       return;
     }
     int major = Integer.parseInt(m.group(1));
     int minor = Integer.parseInt(m.group(2));
     boolean recent = major > 4 || (major == 4 && minor >= 2);
-    add("criu version", recent, m.group(1) + "." + m.group(2) + " (" + criu + ")",
-        SETUP + " (CRIU 4.2 or newer is needed: older ones fail on this kernel's vDSO or on TCP "
+    add(
+        "criu version",
+        recent,
+        m.group(1) + "." + m.group(2) + " (" + criu + ")",
+        SETUP
+            + " (CRIU 4.2 or newer is needed: older ones fail on this kernel's vDSO or on TCP "
             + "sockets)");
     Run check = run(List.of(criu, "check"));
-    add("criu check", check.rc == 0 && check.out.contains("Looks good"), firstLine(check.out),
+    add(
+        "criu check",
+        check.rc == 0 && check.out.contains("Looks good"),
+        firstLine(check.out),
         "see `" + criu + " check` output; run as root on a kernel with checkpoint/restore support");
   }
 
@@ -82,13 +103,19 @@ final class DoctorCommand implements Callable<Integer> {
         missing.add(ns);
       }
     }
-    Run unshare = run(List.of("unshare", "--fork", "--pid", "--net", "--uts", "--ipc", "--mount",
-        "true"));
-    add("kernel namespaces", missing.isEmpty() && unshare.rc == 0,
-        missing.isEmpty() ? (unshare.rc == 0 ? "pid, net, uts, ipc, mnt" : firstLine(unshare.out))
+    Run unshare =
+        run(List.of("unshare", "--fork", "--pid", "--net", "--uts", "--ipc", "--mount", "true"));
+    add(
+        "kernel namespaces",
+        missing.isEmpty() && unshare.rc == 0,
+        missing.isEmpty()
+            ? (unshare.rc == 0 ? "pid, net, uts, ipc, mnt" : firstLine(unshare.out))
             : "missing: " + String.join(", ", missing),
         "a kernel with pid, net, uts, ipc and mount namespaces, and root");
-    add("tun device", Files.exists(Path.of("/dev/net/tun")), "/dev/net/tun",
+    add(
+        "tun device",
+        Files.exists(Path.of("/dev/net/tun")),
+        "/dev/net/tun",
         "load the tun module (needed by the multinode overlay)");
   }
 
@@ -99,9 +126,14 @@ final class DoctorCommand implements Callable<Integer> {
     }
     try {
       long free = Files.getFileStore(p).getUsableSpace();
-      add("image store space", free >= MIN_FREE, String.format("%.1f GB free in %s", free / 1e9,
-          home), "free space in " + home + " or set COHORT_HOME to a larger file system; "
-          + "`cohort rm` removes old checkpoints");
+      add(
+          "image store space",
+          free >= MIN_FREE,
+          String.format("%.1f GB free in %s", free / 1e9, home),
+          "free space in "
+              + home
+              + " or set COHORT_HOME to a larger file system; "
+              + "`cohort rm` removes old checkpoints");
     } catch (IOException | NullPointerException e) {
       add("image store space", false, "cannot check " + home + ": " + e, "set COHORT_HOME");
     }

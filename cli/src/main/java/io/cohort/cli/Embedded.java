@@ -18,18 +18,20 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 
 /**
- * The embedded single-node mode: the same coordinator and agent code as the daemons, wired
- * together in this process over in-process gRPC. State lives on disk under the Cohort home,
- * so consecutive CLI processes see the same jobs and checkpoints.
+ * The embedded single-node mode: the same coordinator and agent code as the daemons, wired together
+ * in this process over in-process gRPC. State lives on disk under the Cohort home, so consecutive
+ * CLI processes see the same jobs and checkpoints.
  */
 final class Embedded implements AutoCloseable {
   static final String NODE = "local";
 
-  private final ExecutorService executor = Executors.newCachedThreadPool(r -> {
-    Thread t = new Thread(r, "cohort-embedded");
-    t.setDaemon(true);
-    return t;
-  });
+  private final ExecutorService executor =
+      Executors.newCachedThreadPool(
+          r -> {
+            Thread t = new Thread(r, "cohort-embedded");
+            t.setDaemon(true);
+            return t;
+          });
   private final Server agentServer;
   private final ManagedChannel agentChannel;
   private final Coordinator coordinator;
@@ -38,15 +40,28 @@ final class Embedded implements AutoCloseable {
 
   Embedded(Settings settings) throws IOException {
     String suffix = UUID.randomUUID().toString();
-    NodeAgent agent = new NodeAgent(AgentConfig.defaults(NODE, settings.home().resolve("agent"),
-        settings.nativeDir(), settings.criu()));
-    agentServer = InProcessServerBuilder.forName("agent-" + suffix).executor(executor)
-        .addService(new AgentGrpcService(agent)).build().start();
+    NodeAgent agent =
+        new NodeAgent(
+            AgentConfig.defaults(
+                NODE, settings.home().resolve("agent"), settings.nativeDir(), settings.criu()));
+    agentServer =
+        InProcessServerBuilder.forName("agent-" + suffix)
+            .executor(executor)
+            .addService(new AgentGrpcService(agent))
+            .build()
+            .start();
     agentChannel = InProcessChannelBuilder.forName("agent-" + suffix).executor(executor).build();
-    coordinator = Coordinator.create(settings.home().resolve("coordinator"),
-        Map.of(NODE, agentChannel), BarrierConfig.defaults());
-    coordinatorServer = InProcessServerBuilder.forName("coord-" + suffix).executor(executor)
-        .addService(new CohortGrpcService(coordinator)).build().start();
+    coordinator =
+        Coordinator.create(
+            settings.home().resolve("coordinator"),
+            Map.of(NODE, agentChannel),
+            BarrierConfig.defaults());
+    coordinatorServer =
+        InProcessServerBuilder.forName("coord-" + suffix)
+            .executor(executor)
+            .addService(new CohortGrpcService(coordinator))
+            .build()
+            .start();
     clientChannel = InProcessChannelBuilder.forName("coord-" + suffix).executor(executor).build();
   }
 

@@ -27,8 +27,8 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * A cluster emulated on this machine: every node is a network namespace with its own agent
- * daemon, joined to the others and to the coordinator daemon by veth pairs on one bridge.
+ * A cluster emulated on this machine: every node is a network namespace with its own agent daemon,
+ * joined to the others and to the coordinator daemon by veth pairs on one bridge.
  *
  * <pre>
  *   host:  PREFIX-br  SUBNET.1/24        coordinator daemon on SUBNET.1:7070
@@ -66,25 +66,29 @@ final class EmulatedCluster {
   void up(int nodes, String prefix, String subnet, Path launcher, boolean sharedImages)
       throws Exception {
     if (Files.exists(stateFile())) {
-      throw CohortException.precondition("a local cluster is already up (%s); run `cohort "
-          + "cluster down` first", stateFile());
+      throw CohortException.precondition(
+          "a local cluster is already up (%s); run `cohort " + "cluster down` first", stateFile());
     }
     if (nodes < 1 || nodes > 200) {
       throw CohortException.invalid("--nodes must be between 1 and 200, got %d", nodes);
     }
     if (!subnet.matches("\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}")) {
-      throw CohortException.invalid("--subnet takes the first three octets of a /24, e.g. "
-          + "198.18.0; got '%s'", subnet);
+      throw CohortException.invalid(
+          "--subnet takes the first three octets of a /24, e.g. " + "198.18.0; got '%s'", subnet);
     }
     // Never touch what another cluster (another COHORT_HOME) made: refuse names in use.
     if (linkExists(prefix + "-br")) {
-      throw CohortException.precondition("a bridge named %s-br already exists (another cluster "
-          + "with prefix %s?); choose another --prefix and --subnet", prefix, prefix);
+      throw CohortException.precondition(
+          "a bridge named %s-br already exists (another cluster "
+              + "with prefix %s?); choose another --prefix and --subnet",
+          prefix, prefix);
     }
     for (int i = 1; i <= nodes; i++) {
       if (Files.exists(Path.of("/run/netns", prefix + "-n" + i))) {
-        throw CohortException.precondition("a network namespace named %s-n%d already exists "
-            + "(another cluster with prefix %s?); choose another --prefix", prefix, i, prefix);
+        throw CohortException.precondition(
+            "a network namespace named %s-n%d already exists "
+                + "(another cluster with prefix %s?); choose another --prefix",
+            prefix, i, prefix);
       }
     }
     Path dir = dir(home);
@@ -116,23 +120,49 @@ final class EmulatedCluster {
         ip("-n", ns, "link", "set", "lo", "up");
       }
       String coordinator = subnet + ".1:" + COORDINATOR_PORT;
-      procs.add(start("coordinator", List.of("setsid", launcher.toString(), "coordinator",
-          "--listen", coordinator, "--home", dir.resolve("coordinator").toString())));
+      procs.add(
+          start(
+              "coordinator",
+              List.of(
+                  "setsid",
+                  launcher.toString(),
+                  "coordinator",
+                  "--listen",
+                  coordinator,
+                  "--home",
+                  dir.resolve("coordinator").toString())));
       for (int i = 1; i <= nodes; i++) {
-        List<String> agent = new ArrayList<>(List.of("ip", "netns", "exec", prefix + "-n" + i,
-            "setsid", launcher.toString(), "agent", "--node", "n" + i,
-            "--listen", subnet + "." + (10 + i) + ":" + AGENT_PORT, "--coordinator", coordinator,
-            "--home", dir.resolve("nodes").resolve("n" + i).toString()));
+        List<String> agent =
+            new ArrayList<>(
+                List.of(
+                    "ip",
+                    "netns",
+                    "exec",
+                    prefix + "-n" + i,
+                    "setsid",
+                    launcher.toString(),
+                    "agent",
+                    "--node",
+                    "n" + i,
+                    "--listen",
+                    subnet + "." + (10 + i) + ":" + AGENT_PORT,
+                    "--coordinator",
+                    coordinator,
+                    "--home",
+                    dir.resolve("nodes").resolve("n" + i).toString()));
         if (sharedImages) {
           agent.addAll(List.of("--shared-images", dir.resolve("shared-images").toString()));
         }
         procs.add(start("n" + i, agent));
-        DurableFiles.writeAtomically(stateFile(), state.toString().getBytes(StandardCharsets.UTF_8));
+        DurableFiles.writeAtomically(
+            stateFile(), state.toString().getBytes(StandardCharsets.UTF_8));
       }
       DurableFiles.writeAtomically(stateFile(), state.toString().getBytes(StandardCharsets.UTF_8));
       awaitNodes(coordinator, nodes);
-      DurableFiles.writeAtomically(addressFile(home), (coordinator + "\n").getBytes(StandardCharsets.UTF_8));
-      progress.printf("cohort cluster: up: coordinator %s, nodes n1..n%d (logs in %s)%n",
+      DurableFiles.writeAtomically(
+          addressFile(home), (coordinator + "\n").getBytes(StandardCharsets.UTF_8));
+      progress.printf(
+          "cohort cluster: up: coordinator %s, nodes n1..n%d (logs in %s)%n",
           coordinator, nodes, dir.resolve("logs"));
     } catch (Exception e) {
       progress.println("cohort cluster: failed, cleaning up: " + e.getMessage());
@@ -143,17 +173,20 @@ final class EmulatedCluster {
 
   private JsonObject start(String name, List<String> cmd) throws IOException {
     Path log = dir(home).resolve("logs").resolve(name + ".log");
-    Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
-        .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
-        .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null"))).start();
+    Process p =
+        new ProcessBuilder(cmd)
+            .redirectErrorStream(true)
+            .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
+            .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+            .start();
     JsonObject o = new JsonObject();
     o.addProperty("name", name);
     o.addProperty("pid", p.pid());
     // The start time in clock ticks after boot, not as a date: a date is derived from the
     // wall clock, and once that was stepped `cluster down` took its own daemons for strangers
     // (a recycled pid) and left them running.
-    o.addProperty("start_ticks", ProcessIdentity.of(p.pid()).map(ProcessIdentity::startTicks)
-        .orElse(-1L));
+    o.addProperty(
+        "start_ticks", ProcessIdentity.of(p.pid()).map(ProcessIdentity::startTicks).orElse(-1L));
     JsonArray argv = new JsonArray();
     cmd.forEach(argv::add);
     o.add("cmd", argv);
@@ -161,8 +194,8 @@ final class EmulatedCluster {
   }
 
   /**
-   * Stops one daemon of the cluster ("coordinator" or a node name) if it runs, and starts it
-   * again with the same command line: what an operator does after a crash or an upgrade.
+   * Stops one daemon of the cluster ("coordinator" or a node name) if it runs, and starts it again
+   * with the same command line: what an operator does after a crash or an upgrade.
    */
   void restart(String name, boolean startAgain) throws Exception {
     if (!Files.exists(stateFile())) {
@@ -180,7 +213,8 @@ final class EmulatedCluster {
         List<String> cmd = new ArrayList<>();
         p.getAsJsonArray("cmd").forEach(e -> cmd.add(e.getAsString()));
         procs.set(i, start(name, cmd));
-        DurableFiles.writeAtomically(stateFile(), state.toString().getBytes(StandardCharsets.UTF_8));
+        DurableFiles.writeAtomically(
+            stateFile(), state.toString().getBytes(StandardCharsets.UTF_8));
         if (!name.equals("coordinator")) {
           awaitNodes(Files.readString(addressFile(home)).strip(), state.get("nodes").getAsInt());
         }
@@ -188,7 +222,8 @@ final class EmulatedCluster {
       }
       return;
     }
-    throw CohortException.notFound("the cluster has no daemon named %s (coordinator, n1..n%d)",
+    throw CohortException.notFound(
+        "the cluster has no daemon named %s (coordinator, n1..n%d)",
         name, state.get("nodes").getAsInt());
   }
 
@@ -200,8 +235,10 @@ final class EmulatedCluster {
       long up = -1;
       while (System.nanoTime() < deadline) {
         try {
-          List<NodeInfo> all = stub.withDeadlineAfter(2, TimeUnit.SECONDS)
-              .listNodes(ListNodesRequest.getDefaultInstance()).getNodesList();
+          List<NodeInfo> all =
+              stub.withDeadlineAfter(2, TimeUnit.SECONDS)
+                  .listNodes(ListNodesRequest.getDefaultInstance())
+                  .getNodesList();
           long alive = all.stream().filter(NodeInfo::getAlive).count();
           if (alive != up) {
             progress.printf("cohort cluster: %d of %d agents registered%n", alive, nodes);
@@ -215,8 +252,11 @@ final class EmulatedCluster {
         }
         Thread.sleep(250);
       }
-      throw new CohortException(CohortException.Kind.DEADLINE_EXCEEDED, "the cluster's agents "
-          + "did not all register within 90 s; see " + dir(home).resolve("logs"));
+      throw new CohortException(
+          CohortException.Kind.DEADLINE_EXCEEDED,
+          "the cluster's agents "
+              + "did not all register within 90 s; see "
+              + dir(home).resolve("logs"));
     } finally {
       ch.shutdownNow();
     }
@@ -242,8 +282,8 @@ final class EmulatedCluster {
     ipQuiet("link", "del", prefix + "-br");
     Files.deleteIfExists(addressFile(home));
     Files.deleteIfExists(stateFile());
-    progress.println("cohort cluster: down (the catalog in " + dir(home).resolve("coordinator")
-        + " is kept)");
+    progress.println(
+        "cohort cluster: down (the catalog in " + dir(home).resolve("coordinator") + " is kept)");
   }
 
   /** Kills the running jobs of the cluster, so no vhost outlives it. */
@@ -256,8 +296,10 @@ final class EmulatedCluster {
     try {
       ch = NettyChannelBuilder.forTarget(Files.readString(address).strip()).usePlaintext().build();
       CohortGrpc.CohortBlockingStub stub = CohortGrpc.newBlockingStub(ch);
-      for (JobInfo j : stub.withDeadlineAfter(10, TimeUnit.SECONDS)
-          .listJobs(ListJobsRequest.getDefaultInstance()).getJobsList()) {
+      for (JobInfo j :
+          stub.withDeadlineAfter(10, TimeUnit.SECONDS)
+              .listJobs(ListJobsRequest.getDefaultInstance())
+              .getJobsList()) {
         if (j.getState() == JobState.JOB_STATE_RUNNING) {
           progress.printf("cohort cluster: killing job %s%n", j.getJobId());
           stub.withDeadlineAfter(30, TimeUnit.SECONDS)
@@ -265,8 +307,10 @@ final class EmulatedCluster {
         }
       }
     } catch (IOException | StatusRuntimeException e) {
-      progress.println("cohort cluster: cannot list the cluster's jobs (" + e.getMessage()
-          + "); their vhosts may still run");
+      progress.println(
+          "cohort cluster: cannot list the cluster's jobs ("
+              + e.getMessage()
+              + "); their vhosts may still run");
     } finally {
       if (ch != null) {
         ch.shutdownNow();
@@ -297,8 +341,12 @@ final class EmulatedCluster {
       return new ProcessIdentity(h.pid(), p.get("start_ticks").getAsLong()).isAlive();
     }
     // A cluster brought up by an earlier version recorded the start as a date.
-    return p.has("start") && h.info().startInstant().map(Object::toString).orElse("")
-        .equals(p.get("start").getAsString());
+    return p.has("start")
+        && h.info()
+            .startInstant()
+            .map(Object::toString)
+            .orElse("")
+            .equals(p.get("start").getAsString());
   }
 
   private static void ip(String... args) throws IOException, InterruptedException {

@@ -6,11 +6,12 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "kill", mixinStandardHelpOptions = true,
+@Command(
+    name = "kill",
+    mixinStandardHelpOptions = true,
     description = "End a running job and every process of it (its checkpoints stay).")
 final class KillCommand implements Callable<Integer> {
-  @Mixin
-  ConnectionOptions connection = new ConnectionOptions();
+  @Mixin ConnectionOptions connection = new ConnectionOptions();
 
   @Parameters(paramLabel = "JOB", description = "job id")
   String job;

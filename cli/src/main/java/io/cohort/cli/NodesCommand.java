@@ -11,12 +11,13 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-@Command(name = "nodes", mixinStandardHelpOptions = true,
-    description = "List the nodes the coordinator knows: up or down, running vhosts, free "
-        + "image space.")
+@Command(
+    name = "nodes",
+    mixinStandardHelpOptions = true,
+    description =
+        "List the nodes the coordinator knows: up or down, running vhosts, free " + "image space.")
 final class NodesCommand implements Callable<Integer> {
-  @Mixin
-  ConnectionOptions connection = new ConnectionOptions();
+  @Mixin ConnectionOptions connection = new ConnectionOptions();
 
   @Option(names = "--json", description = "print a JSON array of nodes")
   boolean json;
@@ -24,21 +25,25 @@ final class NodesCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     try (Cli cli = new Cli(connection)) {
-      List<NodeInfo> nodes = cli.call(30).listNodes(ListNodesRequest.getDefaultInstance())
-          .getNodesList();
+      List<NodeInfo> nodes =
+          cli.call(30).listNodes(ListNodesRequest.getDefaultInstance()).getNodesList();
       if (json) {
         JsonArray a = new JsonArray();
         nodes.forEach(n -> a.add(JsonParser.parseString(ProtoJson.print(n))));
         cli.out.println(Cli.GSON.toJson(a));
         return 0;
       }
-      cli.out.printf("%-8s %-6s %-22s %7s %10s %s%n", "NODE", "STATE", "ADDRESS", "VHOSTS",
-          "FREE", "CRIU");
+      cli.out.printf(
+          "%-8s %-6s %-22s %7s %10s %s%n", "NODE", "STATE", "ADDRESS", "VHOSTS", "FREE", "CRIU");
       for (NodeInfo n : nodes) {
-        cli.out.printf("%-8s %-6s %-22s %7d %9.1fG %s%n", n.getNode(), n.getAlive() ? "up"
-            : "down", n.getAddress().isEmpty() ? "-" : n.getAddress(), n.getRunningVhosts(),
-            n.getImageStoreFreeBytes() / 1e9, n.getCriuVersion().isEmpty() ? "-"
-                : n.getCriuVersion());
+        cli.out.printf(
+            "%-8s %-6s %-22s %7d %9.1fG %s%n",
+            n.getNode(),
+            n.getAlive() ? "up" : "down",
+            n.getAddress().isEmpty() ? "-" : n.getAddress(),
+            n.getRunningVhosts(),
+            n.getImageStoreFreeBytes() / 1e9,
+            n.getCriuVersion().isEmpty() ? "-" : n.getCriuVersion());
       }
       return 0;
     }

@@ -8,8 +8,8 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * What `run` and `restart` tell the user of where the job's vhosts went, and of the nodes
- * named with --nodes that got none (the coordinator's placement rule is in its Placement).
+ * What `run` and `restart` tell the user of where the job's vhosts went, and of the nodes named
+ * with --nodes that got none (the coordinator's placement rule is in its Placement).
  */
 final class PlacementReport {
   private PlacementReport() {}
@@ -33,19 +33,25 @@ final class PlacementReport {
   static void noteUnused(PrintStream err, List<String> named, JobInfo job) {
     List<String> unused = unused(named, job);
     if (!unused.isEmpty()) {
-      err.printf("cohort: %s %s left unused: %d vhost(s) over %d nodes named%n",
-          unused.size() == 1 ? "node" : "nodes", String.join(", ", unused),
-          job.getVhostsCount(), named.stream().distinct().count());
+      err.printf(
+          "cohort: %s %s left unused: %d vhost(s) over %d nodes named%n",
+          unused.size() == 1 ? "node" : "nodes",
+          String.join(", ", unused),
+          job.getVhostsCount(),
+          named.stream().distinct().count());
     }
   }
 
   /** The vhosts as JSON: [{"vhost": ID, "node": NODE}, ...]. */
   static List<Map<String, String>> json(JobInfo job) {
-    return job.getVhostsList().stream().map(v -> {
-      Map<String, String> m = new LinkedHashMap<>();
-      m.put("vhost", v.getVhostId());
-      m.put("node", v.getNode());
-      return m;
-    }).toList();
+    return job.getVhostsList().stream()
+        .map(
+            v -> {
+              Map<String, String> m = new LinkedHashMap<>();
+              m.put("vhost", v.getVhostId());
+              m.put("node", v.getNode());
+              return m;
+            })
+        .toList();
   }
 }

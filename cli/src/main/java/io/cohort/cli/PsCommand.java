@@ -13,11 +13,12 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-@Command(name = "ps", mixinStandardHelpOptions = true,
+@Command(
+    name = "ps",
+    mixinStandardHelpOptions = true,
     description = "List jobs: state, incarnation, where each vhost runs, latest checkpoint.")
 final class PsCommand implements Callable<Integer> {
-  @Mixin
-  ConnectionOptions connection = new ConnectionOptions();
+  @Mixin ConnectionOptions connection = new ConnectionOptions();
 
   @Option(names = "--json", description = "print a JSON array of jobs")
   boolean json;
@@ -25,22 +26,29 @@ final class PsCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     try (Cli cli = new Cli(connection)) {
-      List<JobInfo> jobs = cli.call(60).listJobs(ListJobsRequest.getDefaultInstance()).getJobsList();
+      List<JobInfo> jobs =
+          cli.call(60).listJobs(ListJobsRequest.getDefaultInstance()).getJobsList();
       if (json) {
         JsonArray a = new JsonArray();
         jobs.forEach(j -> a.add(JsonParser.parseString(ProtoJson.print(j))));
         cli.out.println(Cli.GSON.toJson(a));
         return 0;
       }
-      cli.out.printf("%-6s %-12s %-10s %-5s %-22s %-10s %s%n", "JOB", "NAME", "STATE", "INC",
-          "VHOSTS", "LATEST", "COMMAND");
+      cli.out.printf(
+          "%-6s %-12s %-10s %-5s %-22s %-10s %s%n",
+          "JOB", "NAME", "STATE", "INC", "VHOSTS", "LATEST", "COMMAND");
       for (JobInfo j : jobs) {
-        String vhosts = j.getVhostsList().stream().map(PsCommand::placement)
-            .collect(Collectors.joining(","));
-        cli.out.printf("%-6s %-12s %-10s %-5d %-22s %-10s %s%n", j.getJobId(),
-            j.getSpec().getName().isEmpty() ? "-" : j.getSpec().getName(), Cli.state(j),
-            j.getIncarnation(), vhosts, j.getLatestCheckpoint().isEmpty() ? "-"
-                : j.getLatestCheckpoint(), String.join(" ", j.getSpec().getCommandList()));
+        String vhosts =
+            j.getVhostsList().stream().map(PsCommand::placement).collect(Collectors.joining(","));
+        cli.out.printf(
+            "%-6s %-12s %-10s %-5d %-22s %-10s %s%n",
+            j.getJobId(),
+            j.getSpec().getName().isEmpty() ? "-" : j.getSpec().getName(),
+            Cli.state(j),
+            j.getIncarnation(),
+            vhosts,
+            j.getLatestCheckpoint().isEmpty() ? "-" : j.getLatestCheckpoint(),
+            String.join(" ", j.getSpec().getCommandList()));
       }
       return 0;
     }

@@ -10,47 +10,66 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "restart", mixinStandardHelpOptions = true,
-    description = {"Restart a job from a checkpoint (CKPT = JOB.EPOCH), or from the latest "
-        + "checkpoint of JOB, under the same job id.",
-        "The job's output continues in the same log; restarting from an older checkpoint "
-        + "rolls the log back to where it stood then (the cut-off bytes are kept beside the "
-        + "log as output.log.after-CKPT-TIME).",
-        "The image is verified (sha256 of every file) first; a damaged image is refused.",
-        "Without --detach, streams the new output and exits with the job's exit status."})
+@Command(
+    name = "restart",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Restart a job from a checkpoint (CKPT = JOB.EPOCH), or from the latest "
+          + "checkpoint of JOB, under the same job id.",
+      "The job's output continues in the same log; restarting from an older checkpoint "
+          + "rolls the log back to where it stood then (the cut-off bytes are kept beside the "
+          + "log as output.log.after-CKPT-TIME).",
+      "The image is verified (sha256 of every file) first; a damaged image is refused.",
+      "Without --detach, streams the new output and exits with the job's exit status."
+    })
 final class RestartCommand implements Callable<Integer> {
-  @Mixin
-  ConnectionOptions connection = new ConnectionOptions();
+  @Mixin ConnectionOptions connection = new ConnectionOptions();
 
   @Parameters(paramLabel = "CKPT|JOB", description = "checkpoint id or job id")
   String target;
 
-  @Option(names = {"-d", "--detach"}, description = "return once the job runs again")
+  @Option(
+      names = {"-d", "--detach"},
+      description = "return once the job runs again")
   boolean detach;
 
   @Option(names = "--replace", description = "if the job is running, end it first")
   boolean replace;
 
-  @Option(names = "--nodes", split = ",", paramLabel = "NODE",
-      description = {"restore the job's vhosts on these nodes instead of where they were "
-          + "checkpointed (all known and up; images are copied there and verified first). "
-          + "Names all different: a set the vhosts are spread over evenly, in runs in the "
-          + "order listed (--nodes n3 puts them all on n3); the vhosts left over, and with "
-          + "more nodes than vhosts the vhosts themselves, go to the nodes with the fewest "
-          + "running vhosts, and nodes left unused are named on stderr. A name repeated: the "
-          + "node of each vhost in turn, one entry per vhost (--nodes n2,n3,n2)."})
+  @Option(
+      names = "--nodes",
+      split = ",",
+      paramLabel = "NODE",
+      description = {
+        "restore the job's vhosts on these nodes instead of where they were "
+            + "checkpointed (all known and up; images are copied there and verified first). "
+            + "Names all different: a set the vhosts are spread over evenly, in runs in the "
+            + "order listed (--nodes n3 puts them all on n3); the vhosts left over, and with "
+            + "more nodes than vhosts the vhosts themselves, go to the nodes with the fewest "
+            + "running vhosts, and nodes left unused are named on stderr. A name repeated: the "
+            + "node of each vhost in turn, one entry per vhost (--nodes n2,n3,n2)."
+      })
   java.util.List<String> nodes = java.util.List.of();
 
-  @Option(names = "--json", description = "print {\"job\": ID, \"checkpoint\": CKPT, "
-      + "\"vhosts\": [{\"vhost\": ID, \"node\": NODE}, ...], \"unused_nodes\": [...], ...} as "
-      + "JSON")
+  @Option(
+      names = "--json",
+      description =
+          "print {\"job\": ID, \"checkpoint\": CKPT, "
+              + "\"vhosts\": [{\"vhost\": ID, \"node\": NODE}, ...], \"unused_nodes\": [...], ...} as "
+              + "JSON")
   boolean json;
 
   @Override
   public Integer call() throws Exception {
     try (Cli cli = new Cli(connection)) {
-      RestartResponse r = cli.call(3600).restart(RestartRequest.newBuilder().setTarget(target)
-          .setReplace(replace).addAllNodes(nodes).build());
+      RestartResponse r =
+          cli.call(3600)
+              .restart(
+                  RestartRequest.newBuilder()
+                      .setTarget(target)
+                      .setReplace(replace)
+                      .addAllNodes(nodes)
+                      .build());
       if (json) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("job", r.getJob().getJobId());
@@ -66,10 +85,16 @@ final class RestartCommand implements Callable<Integer> {
         cli.out.println(r.getJob().getJobId());
       }
       if (!json || Cli.interactive()) {
-        cli.err.printf("cohort: job %s restarted from checkpoint %s in %d ms%s: %s%n",
-            r.getJob().getJobId(), r.getCheckpointId(), r.getRestartMs(),
-            r.getInflightPackets() == 0 ? "" : String.format(" (%d packets in flight at the "
-                + "checkpoint re-injected)", r.getInflightPackets()),
+        cli.err.printf(
+            "cohort: job %s restarted from checkpoint %s in %d ms%s: %s%n",
+            r.getJob().getJobId(),
+            r.getCheckpointId(),
+            r.getRestartMs(),
+            r.getInflightPackets() == 0
+                ? ""
+                : String.format(
+                    " (%d packets in flight at the " + "checkpoint re-injected)",
+                    r.getInflightPackets()),
             PlacementReport.where(r.getJob()));
       }
       PlacementReport.noteUnused(cli.err, nodes, r.getJob());

@@ -6,11 +6,12 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "rm", mixinStandardHelpOptions = true,
+@Command(
+    name = "rm",
+    mixinStandardHelpOptions = true,
     description = "Delete a checkpoint and its images.")
 final class RmCommand implements Callable<Integer> {
-  @Mixin
-  ConnectionOptions connection = new ConnectionOptions();
+  @Mixin ConnectionOptions connection = new ConnectionOptions();
 
   @Parameters(paramLabel = "CKPT", description = "checkpoint id (JOB.EPOCH)")
   String checkpoint;
@@ -18,8 +19,9 @@ final class RmCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     try (Cli cli = new Cli(connection)) {
-      cli.call(300).removeCheckpoint(RemoveCheckpointRequest.newBuilder()
-          .setCheckpointId(checkpoint).build());
+      cli.call(300)
+          .removeCheckpoint(
+              RemoveCheckpointRequest.newBuilder().setCheckpointId(checkpoint).build());
       cli.err.printf("cohort: checkpoint %s removed%n", checkpoint);
       return 0;
     }

@@ -13,62 +13,96 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "run", mixinStandardHelpOptions = true,
-    description = {"Run CMD in a new virtual host (its own PIDs, network, hostname, /tmp and "
-        + "/dev/shm).",
-        "Without --detach, streams the job's output and exits with CMD's exit status "
-        + "(75 if a checkpoint stopped it, 137 if it was killed). Ctrl-C detaches; the job "
-        + "keeps running.",
-        "A plain `mpirun -np N prog` works inside: Cohort sets what Open MPI needs (run as "
-        + "root, oversubscription)."},
-    footer = {"", "Example: cohort run --detach -- mpirun -np 4 ./ring 1000",
-        "         cohort run --vhosts 4 --nodes n1,n2 -- mpirun -np 8 ./ring 1000"})
+@Command(
+    name = "run",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Run CMD in a new virtual host (its own PIDs, network, hostname, /tmp and " + "/dev/shm).",
+      "Without --detach, streams the job's output and exits with CMD's exit status "
+          + "(75 if a checkpoint stopped it, 137 if it was killed). Ctrl-C detaches; the job "
+          + "keeps running.",
+      "A plain `mpirun -np N prog` works inside: Cohort sets what Open MPI needs (run as "
+          + "root, oversubscription)."
+    },
+    footer = {
+      "",
+      "Example: cohort run --detach -- mpirun -np 4 ./ring 1000",
+      "         cohort run --vhosts 4 --nodes n1,n2 -- mpirun -np 8 ./ring 1000"
+    })
 final class RunCommand implements Callable<Integer> {
-  @Mixin
-  ConnectionOptions connection = new ConnectionOptions();
+  @Mixin ConnectionOptions connection = new ConnectionOptions();
 
   @Option(names = "--name", description = "a name to show in `cohort ps`")
   String name = "";
 
-  @Option(names = {"-d", "--detach"}, description = "print the job id and return at once")
+  @Option(
+      names = {"-d", "--detach"},
+      description = "print the job id and return at once")
   boolean detach;
 
-  @Option(names = "--json", description = "print {\"job\": ID, \"vhosts\": [{\"vhost\": ID, "
-      + "\"node\": NODE}, ...], \"unused_nodes\": [...]} as JSON")
+  @Option(
+      names = "--json",
+      description =
+          "print {\"job\": ID, \"vhosts\": [{\"vhost\": ID, "
+              + "\"node\": NODE}, ...], \"unused_nodes\": [...]} as JSON")
   boolean json;
 
-  @Option(names = "--nodes", split = ",", paramLabel = "NODE",
-      description = {"the nodes to run on (see `cohort nodes`), all known and up. Names all "
-          + "different: a set the vhosts are spread over evenly, in runs in the order listed; "
-          + "the vhosts left over, and with more nodes than vhosts the vhosts themselves, go to "
-          + "the nodes with the fewest running vhosts, and nodes left unused are named on "
-          + "stderr. A name repeated: the node of each vhost in turn, one entry per vhost "
-          + "(--nodes n1,n1,n2). Without --vhosts: one vhost per entry.",
-          "Default: all vhosts on the live node with the fewest running vhosts."})
+  @Option(
+      names = "--nodes",
+      split = ",",
+      paramLabel = "NODE",
+      description = {
+        "the nodes to run on (see `cohort nodes`), all known and up. Names all "
+            + "different: a set the vhosts are spread over evenly, in runs in the order listed; "
+            + "the vhosts left over, and with more nodes than vhosts the vhosts themselves, go to "
+            + "the nodes with the fewest running vhosts, and nodes left unused are named on "
+            + "stderr. A name repeated: the node of each vhost in turn, one entry per vhost "
+            + "(--nodes n1,n1,n2). Without --vhosts: one vhost per entry.",
+        "Default: all vhosts on the live node with the fewest running vhosts."
+      })
   List<String> nodes = List.of();
 
-  @Option(names = "--vhosts", paramLabel = "K", description = "number of vhosts (default: 1, "
-      + "or one per --nodes entry). With more than one, the vhosts get addresses on the job's "
-      + "own network and the command's mpirun spans them all with no extra flags (needs a "
-      + "cluster)")
+  @Option(
+      names = "--vhosts",
+      paramLabel = "K",
+      description =
+          "number of vhosts (default: 1, "
+              + "or one per --nodes entry). With more than one, the vhosts get addresses on the job's "
+              + "own network and the command's mpirun spans them all with no extra flags (needs a "
+              + "cluster)")
   int vhosts;
 
-  @Option(names = "--slots", paramLabel = "N", description = "MPI slots per vhost in "
-      + "mpirun's hostfile (default: this machine's cores)")
+  @Option(
+      names = "--slots",
+      paramLabel = "N",
+      description = "MPI slots per vhost in " + "mpirun's hostfile (default: this machine's cores)")
   int slots = Runtime.getRuntime().availableProcessors();
 
-  @Parameters(arity = "1..*", paramLabel = "CMD", description = "the command and its arguments "
-      + "(put them after --)")
+  @Parameters(
+      arity = "1..*",
+      paramLabel = "CMD",
+      description = "the command and its arguments " + "(put them after --)")
   List<String> command;
 
   @Override
   public Integer call() throws Exception {
-    JobSpec.Builder spec = JobSpec.newBuilder().setName(name).addAllCommand(command)
-        .setCwd(Path.of("").toAbsolutePath().toString());
+    JobSpec.Builder spec =
+        JobSpec.newBuilder()
+            .setName(name)
+            .addAllCommand(command)
+            .setCwd(Path.of("").toAbsolutePath().toString());
     System.getenv().forEach((k, v) -> spec.addEnv(k + "=" + v));
     try (Cli cli = new Cli(connection)) {
-      JobInfo job = cli.call(60).run(RunRequest.newBuilder().setSpec(spec).addAllNodes(nodes)
-          .setVhosts(vhosts).setSlots(slots).build()).getJob();
+      JobInfo job =
+          cli.call(60)
+              .run(
+                  RunRequest.newBuilder()
+                      .setSpec(spec)
+                      .addAllNodes(nodes)
+                      .setVhosts(vhosts)
+                      .setSlots(slots)
+                      .build())
+              .getJob();
       if (json) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("job", job.getJobId());
@@ -79,8 +113,9 @@ final class RunCommand implements Callable<Integer> {
         cli.out.println(job.getJobId());
         cli.err.printf("cohort: job %s: %s%n", job.getJobId(), PlacementReport.where(job));
       } else {
-        cli.err.printf("cohort: job %s started: %s (log: %s)%n", job.getJobId(),
-            PlacementReport.where(job), job.getLogPath());
+        cli.err.printf(
+            "cohort: job %s started: %s (log: %s)%n",
+            job.getJobId(), PlacementReport.where(job), job.getLogPath());
       }
       PlacementReport.noteUnused(cli.err, nodes, job);
       cli.out.flush();

@@ -5,12 +5,15 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "wait", mixinStandardHelpOptions = true,
-    description = {"Wait until a job is no longer running and exit with its exit status.",
-        "Exit 75 if a checkpoint stopped it, 137 if it was killed, 70 if it was lost."})
+@Command(
+    name = "wait",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Wait until a job is no longer running and exit with its exit status.",
+      "Exit 75 if a checkpoint stopped it, 137 if it was killed, 70 if it was lost."
+    })
 final class WaitCommand implements Callable<Integer> {
-  @Mixin
-  ConnectionOptions connection = new ConnectionOptions();
+  @Mixin ConnectionOptions connection = new ConnectionOptions();
 
   @Parameters(paramLabel = "JOB", description = "job id")
   String job;

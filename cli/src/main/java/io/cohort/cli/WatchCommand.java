@@ -14,16 +14,19 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "watch", mixinStandardHelpOptions = true,
-    description = {"Print a job's state, then a line each time it changes (state, "
-        + "incarnation, latest checkpoint, nodes), until it has ended (exited, killed, lost) "
-        + "or Ctrl-C. A stopped job may be restarted: watching goes on."})
+@Command(
+    name = "watch",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Print a job's state, then a line each time it changes (state, "
+          + "incarnation, latest checkpoint, nodes), until it has ended (exited, killed, lost) "
+          + "or Ctrl-C. A stopped job may be restarted: watching goes on."
+    })
 final class WatchCommand implements Callable<Integer> {
   private static final DateTimeFormatter TIME =
       DateTimeFormatter.ofPattern("HH:mm:ss").withZone(ZoneId.systemDefault());
 
-  @Mixin
-  ConnectionOptions connection = new ConnectionOptions();
+  @Mixin ConnectionOptions connection = new ConnectionOptions();
 
   @Parameters(paramLabel = "JOB", description = "job id")
   String job;
@@ -41,10 +44,13 @@ final class WatchCommand implements Callable<Integer> {
           cli.out.println(ProtoJson.print(e).replaceAll("\\s*\\n\\s*", " "));
         } else {
           JobInfo j = e.getJob();
-          cli.out.printf("%s job %s %s, incarnation %d, on %s, latest checkpoint %s%n",
-              TIME.format(Instant.ofEpochMilli(e.getSeenUnixMs())), j.getJobId(), Cli.state(j),
-              j.getIncarnation(), j.getVhostsList().stream().map(PsCommand::placement)
-                  .collect(Collectors.joining(",")),
+          cli.out.printf(
+              "%s job %s %s, incarnation %d, on %s, latest checkpoint %s%n",
+              TIME.format(Instant.ofEpochMilli(e.getSeenUnixMs())),
+              j.getJobId(),
+              Cli.state(j),
+              j.getIncarnation(),
+              j.getVhostsList().stream().map(PsCommand::placement).collect(Collectors.joining(",")),
               j.getLatestCheckpoint().isEmpty() ? "none" : j.getLatestCheckpoint());
         }
         cli.out.flush();

@@ -37,8 +37,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 
 /**
- * The coordinator's view of one node agent: blocking calls with a deadline each, failures
- * turned into {@link io.cohort.common.CohortException}s that name the node.
+ * The coordinator's view of one node agent: blocking calls with a deadline each, failures turned
+ * into {@link io.cohort.common.CohortException}s that name the node.
  */
 final class AgentClient {
   private final String node;
@@ -74,11 +74,13 @@ final class AgentClient {
   }
 
   GetVhostResponse getVhost(String vhostId) {
-    return call(shortCall, s -> s.getVhost(GetVhostRequest.newBuilder().setVhostId(vhostId).build()));
+    return call(
+        shortCall, s -> s.getVhost(GetVhostRequest.newBuilder().setVhostId(vhostId).build()));
   }
 
   KillVhostResponse kill(String vhostId) {
-    return call(shortCall, s -> s.killVhost(KillVhostRequest.newBuilder().setVhostId(vhostId).build()));
+    return call(
+        shortCall, s -> s.killVhost(KillVhostRequest.newBuilder().setVhostId(vhostId).build()));
   }
 
   PrepareCheckpointResponse prepare(PrepareCheckpointRequest r) {
@@ -118,8 +120,11 @@ final class AgentClient {
   }
 
   void deleteImage(String ckpt, String vhostId) {
-    call(shortCall, s -> s.deleteImage(DeleteImageRequest.newBuilder().setCheckpointId(ckpt)
-        .setVhostId(vhostId).build()));
+    call(
+        shortCall,
+        s ->
+            s.deleteImage(
+                DeleteImageRequest.newBuilder().setCheckpointId(ckpt).setVhostId(vhostId).build()));
   }
 
   /** Output chunks; the iterator throws CohortException on failure. */

@@ -13,13 +13,13 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
 
 /**
- * The node agents the coordinator can reach, by node name. In the embedded mode the one agent
- * is fixed and always there; the coordinator daemon learns its agents from their heartbeats
- * and calls a node down when it has not heard from it for {@code liveness}.
+ * The node agents the coordinator can reach, by node name. In the embedded mode the one agent is
+ * fixed and always there; the coordinator daemon learns its agents from their heartbeats and calls
+ * a node down when it has not heard from it for {@code liveness}.
  */
 final class AgentDirectory implements AutoCloseable {
-  private record Entry(AgentClient client, ManagedChannel owned, HeartbeatRequest info,
-      long lastHeardMillis) {}
+  private record Entry(
+      AgentClient client, ManagedChannel owned, HeartbeatRequest info, long lastHeardMillis) {}
 
   private final Map<String, Entry> agents = new ConcurrentHashMap<>();
   private final Clock clock;
@@ -33,12 +33,19 @@ final class AgentDirectory implements AutoCloseable {
     this.liveness = null;
     this.dial = null;
     this.clientFor = null;
-    fixed.forEach((node, c) -> agents.put(node, new Entry(c, null,
-        HeartbeatRequest.newBuilder().setNode(node).build(), Long.MAX_VALUE)));
+    fixed.forEach(
+        (node, c) ->
+            agents.put(
+                node,
+                new Entry(
+                    c, null, HeartbeatRequest.newBuilder().setNode(node).build(), Long.MAX_VALUE)));
   }
 
   /** Agents known from heartbeats; {@code dial} opens a channel to an agent's address. */
-  AgentDirectory(Clock clock, Duration liveness, Function<String, ManagedChannel> dial,
+  AgentDirectory(
+      Clock clock,
+      Duration liveness,
+      Function<String, ManagedChannel> dial,
       java.util.function.BiFunction<String, ManagedChannel, AgentClient> clientFor) {
     this.clock = clock;
     this.liveness = liveness;
@@ -54,29 +61,34 @@ final class AgentDirectory implements AutoCloseable {
     if (hb.getNode().isBlank() || hb.getAddress().isBlank()) {
       throw CohortException.invalid("a heartbeat needs a node name and an address");
     }
-    agents.compute(hb.getNode(), (node, old) -> {
-      if (old != null && old.info.getAddress().equals(hb.getAddress())) {
-        return new Entry(old.client, old.owned, hb, clock.millis());
-      }
-      if (old != null && old.owned != null) {
-        old.owned.shutdownNow();
-      }
-      ManagedChannel ch = dial.apply(hb.getAddress());
-      return new Entry(clientFor.apply(node, ch), ch, hb, clock.millis());
-    });
+    agents.compute(
+        hb.getNode(),
+        (node, old) -> {
+          if (old != null && old.info.getAddress().equals(hb.getAddress())) {
+            return new Entry(old.client, old.owned, hb, clock.millis());
+          }
+          if (old != null && old.owned != null) {
+            old.owned.shutdownNow();
+          }
+          ManagedChannel ch = dial.apply(hb.getAddress());
+          return new Entry(clientFor.apply(node, ch), ch, hb, clock.millis());
+        });
   }
 
   /** The agent of a live node; NOT_FOUND for an unknown node, UNAVAILABLE for a dead one. */
   AgentClient agent(String node) {
     Entry e = agents.get(node);
     if (e == null) {
-      throw CohortException.notFound("node %s is not known (known nodes: %s)", node,
-          nodes().isEmpty() ? "none" : String.join(", ", nodes()));
+      throw CohortException.notFound(
+          "node %s is not known (known nodes: %s)",
+          node, nodes().isEmpty() ? "none" : String.join(", ", nodes()));
     }
     if (!alive(e)) {
-      throw new CohortException(CohortException.Kind.UNAVAILABLE, String.format(
-          "node %s is down (its agent was last heard %d s ago); see `cohort nodes`", node,
-          (clock.millis() - e.lastHeardMillis) / 1000));
+      throw new CohortException(
+          CohortException.Kind.UNAVAILABLE,
+          String.format(
+              "node %s is down (its agent was last heard %d s ago); see `cohort nodes`",
+              node, (clock.millis() - e.lastHeardMillis) / 1000));
     }
     return e.client;
   }
@@ -118,22 +130,29 @@ final class AgentDirectory implements AutoCloseable {
     List<NodeInfo.Builder> out = new ArrayList<>();
     for (String node : nodes()) {
       Entry e = agents.get(node);
-      out.add(NodeInfo.newBuilder().setNode(node).setAddress(e.info.getAddress())
-          .setAlive(alive(e)).setLastHeardMs(liveness == null ? 0
-              : clock.millis() - e.lastHeardMillis)
-          .setKernel(e.info.getKernel()).setCriuVersion(e.info.getCriuVersion())
-          .setImageStoreFreeBytes(e.info.getImageStoreFreeBytes())
-          .setImageStoreId(e.info.getImageStoreId()));
+      out.add(
+          NodeInfo.newBuilder()
+              .setNode(node)
+              .setAddress(e.info.getAddress())
+              .setAlive(alive(e))
+              .setLastHeardMs(liveness == null ? 0 : clock.millis() - e.lastHeardMillis)
+              .setKernel(e.info.getKernel())
+              .setCriuVersion(e.info.getCriuVersion())
+              .setImageStoreFreeBytes(e.info.getImageStoreFreeBytes())
+              .setImageStoreId(e.info.getImageStoreId()));
     }
     return out;
   }
 
   @Override
   public void close() {
-    agents.values().forEach(e -> {
-      if (e.owned != null) {
-        e.owned.shutdownNow();
-      }
-    });
+    agents
+        .values()
+        .forEach(
+            e -> {
+              if (e.owned != null) {
+                e.owned.shutdownNow();
+              }
+            });
   }
 }

@@ -22,9 +22,9 @@ import java.util.concurrent.locks.ReentrantLock;
 import java.util.stream.Stream;
 
 /**
- * The coordinator's persistent catalog of jobs and committed checkpoints, one JSON file per
- * record under {@code root}, each written atomically. A checkpoint exists for clients exactly
- * when its record file exists: writing that file is the global commit.
+ * The coordinator's persistent catalog of jobs and committed checkpoints, one JSON file per record
+ * under {@code root}, each written atomically. A checkpoint exists for clients exactly when its
+ * record file exists: writing that file is the global commit.
  *
  * <pre>
  *   jobs/ID.json            JobRecord
@@ -52,9 +52,9 @@ final class Catalog {
   }
 
   /**
-   * An exclusive hold on a name, released by close(). Holders keep it in a try-with-resources
-   * block and never name it inside, which javac's -Xlint:try reports: a method that holds one is
-   * marked {@code @SuppressWarnings("try")}.
+   * An exclusive hold on a name, released by close(). Holders keep it in a try-with-resources block
+   * and never name it inside, which javac's -Xlint:try reports: a method that holds one is marked
+   * {@code @SuppressWarnings("try")}.
    */
   interface Hold extends AutoCloseable {
     @Override
@@ -67,8 +67,8 @@ final class Catalog {
   }
 
   /**
-   * The job's lock if nobody holds it now, else empty (without waiting): for the reconcile
-   * step a query asks for, which leaves a busy job to whoever holds its lock.
+   * The job's lock if nobody holds it now, else empty (without waiting): for the reconcile step a
+   * query asks for, which leaves a busy job to whoever holds its lock.
    */
   Optional<Hold> tryLockJob(String jobId) {
     Path file = root.resolve("jobs").resolve(Ids.requireJob(jobId) + ".lock");
@@ -156,8 +156,9 @@ final class Catalog {
         out.add(ProtoJson.read(f, CheckpointInfo.newBuilder()).build());
       }
     }
-    out.sort(Comparator.comparingLong((CheckpointInfo c) -> Long.parseLong(c.getJobId()))
-        .thenComparingLong(CheckpointInfo::getEpoch));
+    out.sort(
+        Comparator.comparingLong((CheckpointInfo c) -> Long.parseLong(c.getJobId()))
+            .thenComparingLong(CheckpointInfo::getEpoch));
     return out;
   }
 

@@ -37,8 +37,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The checkpoint barrier of one job for one epoch: a state machine that takes a consistent
- * global checkpoint of every vhost of the job.
+ * The checkpoint barrier of one job for one epoch: a state machine that takes a consistent global
+ * checkpoint of every vhost of the job.
  *
  * <pre>
  *   PREPARING -> DUMPING -> [RESUMING] -> SEALING -> COMMITTING -> PUBLISHING | STOPPING -> DONE
@@ -48,52 +48,61 @@ import org.slf4j.LoggerFactory;
  *
  * <ul>
  *   <li>PREPARING: every agent checks its vhosts are healthy and it has room for the images.
- *   <li>DUMPING: every vhost is frozen and dumped by CRIU; CRIU's post-dump hook keeps each
- *       one frozen after its image is written. No vhost runs again before every vhost is
- *       captured: a message sent after one resumed could otherwise be received by another
- *       before its dump, an inconsistent cut.
- *   <li>RESUMING (checkpoint-and-continue only): every vhost is captured, so all resume; the
- *       job's freeze ends here, before the slow part.
+ *   <li>DUMPING: every vhost is frozen and dumped by CRIU; CRIU's post-dump hook keeps each one
+ *       frozen after its image is written. No vhost runs again before every vhost is captured: a
+ *       message sent after one resumed could otherwise be received by another before its dump, an
+ *       inconsistent cut.
+ *   <li>RESUMING (checkpoint-and-continue only): every vhost is captured, so all resume; the job's
+ *       freeze ends here, before the slow part.
  *   <li>SEALING: agents digest (sha256) and sync the images and write their manifests.
  *   <li>COMMITTING: the coordinator writes the global record (atomic rename): from now on the
  *       checkpoint exists.
- *   <li>PUBLISHING / STOPPING: agents move the images to their committed place; with --stop,
- *       the still-frozen vhosts are ended (only now, when their images are durable).
+ *   <li>PUBLISHING / STOPPING: agents move the images to their committed place; with --stop, the
+ *       still-frozen vhosts are ended (only now, when their images are durable).
  * </ul>
  *
- * Any failure or phase timeout before the record is written aborts the epoch: every agent
- * discards its image and resumes its vhost if still frozen, and the previous checkpoint stays
- * the latest. All state changes happen on one serial executor; agent calls run on {@code io}
- * and post their results back tagged with the phase they belong to, so a late answer from an
- * earlier phase is ignored. Time comes from the injected clock.
+ * Any failure or phase timeout before the record is written aborts the epoch: every agent discards
+ * its image and resumes its vhost if still frozen, and the previous checkpoint stays the latest.
+ * All state changes happen on one serial executor; agent calls run on {@code io} and post their
+ * results back tagged with the phase they belong to, so a late answer from an earlier phase is
+ * ignored. Time comes from the injected clock.
  *
- * <p>Every step on the serial executor runs through {@link #guarded}, the one place that
- * catches what a phase throws (a broken listener, a client stream cancelled between a check and
- * a send, a bug) and turns it into the abort, as Ratis' {@code LeaderElection.run()} does: no
- * exception can leave vhosts frozen by CRIU's post-dump hook. Progress goes through
- * {@link #report}, which lets a listener failure abort a phase before the commit but never the
- * abort itself nor a committed checkpoint's publishing: once aborting, ABORT reaches every
- * agent whatever the listener does.
+ * <p>Every step on the serial executor runs through {@link #guarded}, the one place that catches
+ * what a phase throws (a broken listener, a client stream cancelled between a check and a send, a
+ * bug) and turns it into the abort, as Ratis' {@code LeaderElection.run()} does: no exception can
+ * leave vhosts frozen by CRIU's post-dump hook. Progress goes through {@link #report}, which lets a
+ * listener failure abort a phase before the commit but never the abort itself nor a committed
+ * checkpoint's publishing: once aborting, ABORT reaches every agent whatever the listener does.
  */
 final class CheckpointBarrier {
   private static final Logger log = LoggerFactory.getLogger(CheckpointBarrier.class);
 
   enum Phase {
-    PREPARING, DUMPING, RESUMING, SEALING, COMMITTING, PUBLISHING, STOPPING, DONE, ABORTING,
+    PREPARING,
+    DUMPING,
+    RESUMING,
+    SEALING,
+    COMMITTING,
+    PUBLISHING,
+    STOPPING,
+    DONE,
+    ABORTING,
     ABORTED
   }
 
-  private static final Map<Phase, Set<Phase>> LEGAL = new EnumMap<>(Map.of(
-      Phase.PREPARING, EnumSet.of(Phase.DUMPING, Phase.ABORTING),
-      Phase.DUMPING, EnumSet.of(Phase.RESUMING, Phase.SEALING, Phase.ABORTING),
-      Phase.RESUMING, EnumSet.of(Phase.COMMITTING, Phase.ABORTING),
-      Phase.SEALING, EnumSet.of(Phase.COMMITTING, Phase.ABORTING),
-      Phase.COMMITTING, EnumSet.of(Phase.PUBLISHING, Phase.STOPPING, Phase.ABORTING),
-      Phase.PUBLISHING, EnumSet.of(Phase.DONE),
-      Phase.STOPPING, EnumSet.of(Phase.DONE),
-      Phase.DONE, EnumSet.noneOf(Phase.class),
-      Phase.ABORTING, EnumSet.of(Phase.ABORTED),
-      Phase.ABORTED, EnumSet.noneOf(Phase.class)));
+  private static final Map<Phase, Set<Phase>> LEGAL =
+      new EnumMap<>(
+          Map.of(
+              Phase.PREPARING, EnumSet.of(Phase.DUMPING, Phase.ABORTING),
+              Phase.DUMPING, EnumSet.of(Phase.RESUMING, Phase.SEALING, Phase.ABORTING),
+              Phase.RESUMING, EnumSet.of(Phase.COMMITTING, Phase.ABORTING),
+              Phase.SEALING, EnumSet.of(Phase.COMMITTING, Phase.ABORTING),
+              Phase.COMMITTING, EnumSet.of(Phase.PUBLISHING, Phase.STOPPING, Phase.ABORTING),
+              Phase.PUBLISHING, EnumSet.of(Phase.DONE),
+              Phase.STOPPING, EnumSet.of(Phase.DONE),
+              Phase.DONE, EnumSet.noneOf(Phase.class),
+              Phase.ABORTING, EnumSet.of(Phase.ABORTED),
+              Phase.ABORTED, EnumSet.noneOf(Phase.class)));
 
   /** Phases after which an abort is no longer possible: the checkpoint is committed. */
   private static final Set<Phase> COMMITTED =
@@ -131,9 +140,17 @@ final class CheckpointBarrier {
   private final CheckpointTimings.Builder timings = CheckpointTimings.newBuilder();
   private CheckpointInfo committed;
 
-  CheckpointBarrier(JobRecord job, long epoch, boolean stop, AgentDirectory agents,
-      Catalog catalog, Executor io, ScheduledExecutorService serial, Clock clock,
-      BarrierConfig timeouts, Listener listener) {
+  CheckpointBarrier(
+      JobRecord job,
+      long epoch,
+      boolean stop,
+      AgentDirectory agents,
+      Catalog catalog,
+      Executor io,
+      ScheduledExecutorService serial,
+      Clock clock,
+      BarrierConfig timeouts,
+      Listener listener) {
     this.job = job;
     this.epoch = epoch;
     this.ckpt = job.getInfo().getJobId() + "." + epoch;
@@ -162,30 +179,65 @@ final class CheckpointBarrier {
   // ------------------------------------------------------------------ phases
 
   private void enterPreparing() {
-    transition(Phase.PREPARING, CheckpointPhase.CHECKPOINT_PHASE_PREPARING,
-        "checking " + vhosts().size() + " vhost(s)", timeouts.prepare());
-    Map<String, List<String>> byNode = vhosts().stream().collect(Collectors.groupingBy(
-        VhostPlacement::getNode, Collectors.mapping(VhostPlacement::getVhostId, Collectors.toList())));
-    allOf(Phase.PREPARING, byNode.keySet(), node -> () -> agents.agent(node).prepare(
-        PrepareCheckpointRequest.newBuilder().setCheckpointId(ckpt).setEpoch(epoch)
-            .addAllVhostIds(byNode.get(node)).build()),
-        (node, r) -> { }, this::enterDumping);
+    transition(
+        Phase.PREPARING,
+        CheckpointPhase.CHECKPOINT_PHASE_PREPARING,
+        "checking " + vhosts().size() + " vhost(s)",
+        timeouts.prepare());
+    Map<String, List<String>> byNode =
+        vhosts().stream()
+            .collect(
+                Collectors.groupingBy(
+                    VhostPlacement::getNode,
+                    Collectors.mapping(VhostPlacement::getVhostId, Collectors.toList())));
+    allOf(
+        Phase.PREPARING,
+        byNode.keySet(),
+        node ->
+            () ->
+                agents
+                    .agent(node)
+                    .prepare(
+                        PrepareCheckpointRequest.newBuilder()
+                            .setCheckpointId(ckpt)
+                            .setEpoch(epoch)
+                            .addAllVhostIds(byNode.get(node))
+                            .build()),
+        (node, r) -> {},
+        this::enterDumping);
   }
 
   private void enterDumping() {
     timings.setPrepareMs(clock.millis() - phaseStartMs);
-    transition(Phase.DUMPING, CheckpointPhase.CHECKPOINT_PHASE_DUMPING,
-        "freezing and dumping " + vhosts().size() + " vhost(s)", timeouts.dump());
+    transition(
+        Phase.DUMPING,
+        CheckpointPhase.CHECKPOINT_PHASE_DUMPING,
+        "freezing and dumping " + vhosts().size() + " vhost(s)",
+        timeouts.dump());
     vhosts().forEach(v -> dumpRequested.add(v.getVhostId()));
-    allOf(Phase.DUMPING, vhosts(), v -> () -> agents.agent(v.getNode()).dump(
-        DumpVhostRequest.newBuilder().setCheckpointId(ckpt).setEpoch(epoch)
-            .setVhostId(v.getVhostId()).setSpec(job.getInfo().getSpec()).setStop(stop).build()),
+    allOf(
+        Phase.DUMPING,
+        vhosts(),
+        v ->
+            () ->
+                agents
+                    .agent(v.getNode())
+                    .dump(
+                        DumpVhostRequest.newBuilder()
+                            .setCheckpointId(ckpt)
+                            .setEpoch(epoch)
+                            .setVhostId(v.getVhostId())
+                            .setSpec(job.getInfo().getSpec())
+                            .setStop(stop)
+                            .build()),
         (v, r) -> {
           imageBytes += r.getImageBytes();
           timings.setCriuMs(Math.max(timings.getCriuMs(), r.getCriuMs()));
-          report(CheckpointPhase.CHECKPOINT_PHASE_DUMPING, String.format(
-              "vhost %s dumped: %.1f MB in %d ms", v.getVhostId(), r.getImageBytes() / 1e6,
-              r.getCriuMs()));
+          report(
+              CheckpointPhase.CHECKPOINT_PHASE_DUMPING,
+              String.format(
+                  "vhost %s dumped: %.1f MB in %d ms",
+                  v.getVhostId(), r.getImageBytes() / 1e6, r.getCriuMs()));
         },
         () -> {
           timings.setDumpMs(clock.millis() - phaseStartMs);
@@ -198,16 +250,23 @@ final class CheckpointBarrier {
   }
 
   /**
-   * Resumes every vhost and seals its image at the same time: CRIU has written and closed
-   * every image file when it reaches its post-dump hook, so digesting and syncing need not wait
-   * for it to let the tasks go and exit (a --stop checkpoint seals with the tasks still held).
+   * Resumes every vhost and seals its image at the same time: CRIU has written and closed every
+   * image file when it reaches its post-dump hook, so digesting and syncing need not wait for it to
+   * let the tasks go and exit (a --stop checkpoint seals with the tasks still held).
    */
   private void enterResuming() {
-    transition(Phase.RESUMING, CheckpointPhase.CHECKPOINT_PHASE_RESUMING, String.format(
-        "every vhost is captured; resuming the job while digesting and syncing %.1f MB of images",
-        imageBytes / 1e6), timeouts.dump().plus(timeouts.finish()));
+    transition(
+        Phase.RESUMING,
+        CheckpointPhase.CHECKPOINT_PHASE_RESUMING,
+        String.format(
+            "every vhost is captured; resuming the job while digesting and syncing %.1f MB of images",
+            imageBytes / 1e6),
+        timeouts.dump().plus(timeouts.finish()));
     long start = phaseStartMs;
-    allOf(Phase.RESUMING, vhosts(), v -> () -> resumeAndSeal(v),
+    allOf(
+        Phase.RESUMING,
+        vhosts(),
+        v -> () -> resumeAndSeal(v),
         (v, r) -> {
           freezeMs = Math.max(freezeMs, r.resumed().getFreezeMs());
           timings.setResumeMs(Math.max(timings.getResumeMs(), r.resumedAtMs() - start));
@@ -224,22 +283,52 @@ final class CheckpointBarrier {
   private record ResumedAndSealed(ResumeVhostResponse resumed, long resumedAtMs, Sealed sealed) {}
 
   private ResumedAndSealed resumeAndSeal(VhostPlacement v) {
-    CompletableFuture<Sealed> seal = CompletableFuture.supplyAsync(() -> new Sealed(
-        agents.agent(v.getNode()).seal(SealImageRequest.newBuilder().setCheckpointId(ckpt)
-            .setEpoch(epoch).setVhostId(v.getVhostId()).build()), clock.millis()), io);
-    ResumeVhostResponse resumed = agents.agent(v.getNode()).resume(ResumeVhostRequest.newBuilder()
-        .setCheckpointId(ckpt).setEpoch(epoch).setVhostId(v.getVhostId()).build());
+    CompletableFuture<Sealed> seal =
+        CompletableFuture.supplyAsync(
+            () ->
+                new Sealed(
+                    agents
+                        .agent(v.getNode())
+                        .seal(
+                            SealImageRequest.newBuilder()
+                                .setCheckpointId(ckpt)
+                                .setEpoch(epoch)
+                                .setVhostId(v.getVhostId())
+                                .build()),
+                    clock.millis()),
+            io);
+    ResumeVhostResponse resumed =
+        agents
+            .agent(v.getNode())
+            .resume(
+                ResumeVhostRequest.newBuilder()
+                    .setCheckpointId(ckpt)
+                    .setEpoch(epoch)
+                    .setVhostId(v.getVhostId())
+                    .build());
     return new ResumedAndSealed(resumed, clock.millis(), seal.join());
   }
 
   /** A --stop checkpoint's seal: the vhosts stay frozen until the record is written. */
   private void enterSealing() {
-    transition(Phase.SEALING, CheckpointPhase.CHECKPOINT_PHASE_SEALING,
+    transition(
+        Phase.SEALING,
+        CheckpointPhase.CHECKPOINT_PHASE_SEALING,
         String.format("digesting and syncing %.1f MB of images", imageBytes / 1e6),
         timeouts.dump());
-    allOf(Phase.SEALING, vhosts(), v -> () -> agents.agent(v.getNode()).seal(
-        SealImageRequest.newBuilder().setCheckpointId(ckpt).setEpoch(epoch)
-            .setVhostId(v.getVhostId()).build()),
+    allOf(
+        Phase.SEALING,
+        vhosts(),
+        v ->
+            () ->
+                agents
+                    .agent(v.getNode())
+                    .seal(
+                        SealImageRequest.newBuilder()
+                            .setCheckpointId(ckpt)
+                            .setEpoch(epoch)
+                            .setVhostId(v.getVhostId())
+                            .build()),
         (v, r) -> sealed.put(v.getVhostId(), r),
         () -> {
           timings.setSealMs(clock.millis() - phaseStartMs);
@@ -248,19 +337,28 @@ final class CheckpointBarrier {
   }
 
   private void enterCommitting() {
-    transition(Phase.COMMITTING, CheckpointPhase.CHECKPOINT_PHASE_COMMITTING,
-        "writing the global checkpoint record", timeouts.finish());
+    transition(
+        Phase.COMMITTING,
+        CheckpointPhase.CHECKPOINT_PHASE_COMMITTING,
+        "writing the global checkpoint record",
+        timeouts.finish());
     long t0 = clock.millis();
-    CheckpointInfo.Builder info = CheckpointInfo.newBuilder().setCheckpointId(ckpt)
-        .setJobId(job.getInfo().getJobId()).setEpoch(epoch).setCreatedUnixMs(clock.millis())
-        .addAllVhosts(vhosts().stream().map(v -> v.toBuilder().setPid(0).build()).toList())
-        .setStoppedJob(stop).setImageBytes(imageBytes);
-    sealed.forEach((vhost, r) -> {
-      info.putManifestSha256(vhost, r.getManifestSha256());
-      info.putImageStore(vhost, r.getImageStoreId());
-      info.setInflightPackets(info.getInflightPackets() + r.getInflightPackets());
-      info.setInflightBytes(info.getInflightBytes() + r.getInflightBytes());
-    });
+    CheckpointInfo.Builder info =
+        CheckpointInfo.newBuilder()
+            .setCheckpointId(ckpt)
+            .setJobId(job.getInfo().getJobId())
+            .setEpoch(epoch)
+            .setCreatedUnixMs(clock.millis())
+            .addAllVhosts(vhosts().stream().map(v -> v.toBuilder().setPid(0).build()).toList())
+            .setStoppedJob(stop)
+            .setImageBytes(imageBytes);
+    sealed.forEach(
+        (vhost, r) -> {
+          info.putManifestSha256(vhost, r.getManifestSha256());
+          info.putImageStore(vhost, r.getImageStoreId());
+          info.setInflightPackets(info.getInflightPackets() + r.getInflightPackets());
+          info.setInflightBytes(info.getInflightBytes() + r.getInflightBytes());
+        });
     try {
       catalog.commitCheckpoint(info.build());
     } catch (RuntimeException e) {
@@ -274,16 +372,23 @@ final class CheckpointBarrier {
 
   private void enterPublishing() {
     Phase next = stop ? Phase.STOPPING : Phase.PUBLISHING;
-    transition(next, stop ? CheckpointPhase.CHECKPOINT_PHASE_STOPPING
-        : CheckpointPhase.CHECKPOINT_PHASE_DONE,
+    transition(
+        next,
+        stop ? CheckpointPhase.CHECKPOINT_PHASE_STOPPING : CheckpointPhase.CHECKPOINT_PHASE_DONE,
         "checkpoint " + ckpt + " committed" + inflight() + (stop ? "; stopping the job" : ""),
         timeouts.finish());
-    CheckpointDecision decision = stop ? CheckpointDecision.CHECKPOINT_DECISION_COMMIT_STOP
-        : CheckpointDecision.CHECKPOINT_DECISION_COMMIT_RESUME;
+    CheckpointDecision decision =
+        stop
+            ? CheckpointDecision.CHECKPOINT_DECISION_COMMIT_STOP
+            : CheckpointDecision.CHECKPOINT_DECISION_COMMIT_RESUME;
     // The checkpoint is committed: an agent that fails to publish or stop is reported, and the
     // checkpoint is kept (a committed image still pending is found at restart).
-    allOf(next, vhosts(), v -> () -> agents.agent(v.getNode()).finish(finish(v, decision)),
-        (v, r) -> freezeMs = Math.max(freezeMs, r.getFreezeMs()), () -> {
+    allOf(
+        next,
+        vhosts(),
+        v -> () -> agents.agent(v.getNode()).finish(finish(v, decision)),
+        (v, r) -> freezeMs = Math.max(freezeMs, r.getFreezeMs()),
+        () -> {
           timings.setPublishMs(clock.millis() - phaseStartMs);
           done();
         });
@@ -292,14 +397,17 @@ final class CheckpointBarrier {
   /** What the overlay recorded, for the progress line (nothing for a job on one node). */
   private String inflight() {
     boolean spans = vhosts().stream().map(VhostPlacement::getNode).distinct().count() > 1;
-    return !spans ? "" : String.format(" (%d packets in flight recorded, %d bytes)",
-        committed.getInflightPackets(), committed.getInflightBytes());
+    return !spans
+        ? ""
+        : String.format(
+            " (%d packets in flight recorded, %d bytes)",
+            committed.getInflightPackets(), committed.getInflightBytes());
   }
 
   private void done() {
     timings.setFreezeMs(freezeMs).setTotalMs(clock.millis() - startMs);
-    transition(Phase.DONE, CheckpointPhase.CHECKPOINT_PHASE_DONE, "checkpoint " + ckpt + " done",
-        null);
+    transition(
+        Phase.DONE, CheckpointPhase.CHECKPOINT_PHASE_DONE, "checkpoint " + ckpt + " done", null);
     CheckpointInfo info = committed.toBuilder().setTimings(timings).build();
     try {
       catalog.commitCheckpoint(info); // same record, now with the measured timings
@@ -324,22 +432,41 @@ final class CheckpointBarrier {
       }
       return;
     }
-    failure = t instanceof CohortException ce ? ce
-        : CohortException.internal(String.valueOf(t.getMessage()), t);
-    transition(Phase.ABORTING, CheckpointPhase.CHECKPOINT_PHASE_ABORTING,
-        "aborting: " + failure.getMessage(), timeouts.finish());
-    List<VhostPlacement> asked = vhosts().stream()
-        .filter(v -> dumpRequested.contains(v.getVhostId())).toList();
-    allOf(Phase.ABORTING, asked, v -> () -> agents.agent(v.getNode())
-        .finish(finish(v, CheckpointDecision.CHECKPOINT_DECISION_ABORT)),
-        (v, r) -> { }, this::aborted);
+    failure =
+        t instanceof CohortException ce
+            ? ce
+            : CohortException.internal(String.valueOf(t.getMessage()), t);
+    transition(
+        Phase.ABORTING,
+        CheckpointPhase.CHECKPOINT_PHASE_ABORTING,
+        "aborting: " + failure.getMessage(),
+        timeouts.finish());
+    List<VhostPlacement> asked =
+        vhosts().stream().filter(v -> dumpRequested.contains(v.getVhostId())).toList();
+    allOf(
+        Phase.ABORTING,
+        asked,
+        v ->
+            () ->
+                agents
+                    .agent(v.getNode())
+                    .finish(finish(v, CheckpointDecision.CHECKPOINT_DECISION_ABORT)),
+        (v, r) -> {},
+        this::aborted);
   }
 
   private void aborted() {
     transition(Phase.ABORTED, CheckpointPhase.CHECKPOINT_PHASE_DONE, "aborted", null);
-    result.completeExceptionally(new CohortException(failure.kind(), "checkpoint " + ckpt
-        + " was aborted and discarded; " + (stop ? "" : "the job carries on and ")
-        + "its earlier checkpoints are unchanged. Reason: " + failure.getMessage(), failure));
+    result.completeExceptionally(
+        new CohortException(
+            failure.kind(),
+            "checkpoint "
+                + ckpt
+                + " was aborted and discarded; "
+                + (stop ? "" : "the job carries on and ")
+                + "its earlier checkpoints are unchanged. Reason: "
+                + failure.getMessage(),
+            failure));
   }
 
   // ------------------------------------------------------------------ plumbing
@@ -350,8 +477,8 @@ final class CheckpointBarrier {
   }
 
   /**
-   * The one place where a step's failure is caught: whatever it throws aborts the epoch
-   * (before the commit), so nothing a phase does can skip the abort.
+   * The one place where a step's failure is caught: whatever it throws aborts the epoch (before the
+   * commit), so nothing a phase does can skip the abort.
    */
   private void guarded(Runnable step) {
     try {
@@ -386,17 +513,25 @@ final class CheckpointBarrier {
   }
 
   private FinishCheckpointRequest finish(VhostPlacement v, CheckpointDecision d) {
-    return FinishCheckpointRequest.newBuilder().setCheckpointId(ckpt).setEpoch(epoch)
-        .setVhostId(v.getVhostId()).setDecision(d).build();
+    return FinishCheckpointRequest.newBuilder()
+        .setCheckpointId(ckpt)
+        .setEpoch(epoch)
+        .setVhostId(v.getVhostId())
+        .setDecision(d)
+        .build();
   }
 
   /**
-   * Asks every target in parallel; each answer goes to {@code each} on the serial executor;
-   * once all answered, {@code then} runs. A failure aborts (in the abort phase itself it is
-   * logged and counted as an answer, so the abort always completes).
+   * Asks every target in parallel; each answer goes to {@code each} on the serial executor; once
+   * all answered, {@code then} runs. A failure aborts (in the abort phase itself it is logged and
+   * counted as an answer, so the abort always completes).
    */
-  private <K, T> void allOf(Phase asked, java.util.Collection<K> targets,
-      Function<K, Supplier<T>> call, BiConsumer<K, T> each, Runnable then) {
+  private <K, T> void allOf(
+      Phase asked,
+      java.util.Collection<K> targets,
+      Function<K, Supplier<T>> call,
+      BiConsumer<K, T> each,
+      Runnable then) {
     int[] pending = {targets.size()};
     if (pending[0] == 0) {
       then.run();
@@ -404,25 +539,33 @@ final class CheckpointBarrier {
     }
     for (K target : targets) {
       Supplier<T> supplier = call.apply(target);
-      CompletableFuture.supplyAsync(supplier, io).whenCompleteAsync((r, err) -> guarded(() -> {
-        if (phase != asked) {
-          log.debug("{}: late answer for {} ignored", who, asked);
-          return;
-        }
-        Throwable cause = err instanceof CompletionException ? err.getCause() : err;
-        if (cause != null && asked != Phase.ABORTING && !COMMITTED.contains(asked)) {
-          fail(cause);
-          return;
-        }
-        if (cause != null) {
-          log.warn("{}: {} on {} failed: {}", who, asked, target, cause.getMessage());
-        } else {
-          each.accept(target, r);
-        }
-        if (--pending[0] == 0) {
-          then.run();
-        }
-      }), serial);
+      CompletableFuture.supplyAsync(supplier, io)
+          .whenCompleteAsync(
+              (r, err) ->
+                  guarded(
+                      () -> {
+                        if (phase != asked) {
+                          log.debug("{}: late answer for {} ignored", who, asked);
+                          return;
+                        }
+                        Throwable cause = err instanceof CompletionException ? err.getCause() : err;
+                        if (cause != null
+                            && asked != Phase.ABORTING
+                            && !COMMITTED.contains(asked)) {
+                          fail(cause);
+                          return;
+                        }
+                        if (cause != null) {
+                          log.warn(
+                              "{}: {} on {} failed: {}", who, asked, target, cause.getMessage());
+                        } else {
+                          each.accept(target, r);
+                        }
+                        if (--pending[0] == 0) {
+                          then.run();
+                        }
+                      }),
+              serial);
     }
   }
 
@@ -438,12 +581,20 @@ final class CheckpointBarrier {
     }
     if (timeout != null) {
       Phase timed = next;
-      timer = serial.schedule(() -> guarded(() -> {
-        if (phase == timed) {
-          fail(new CohortException(CohortException.Kind.DEADLINE_EXCEEDED,
-              "phase " + timed + " did not finish within " + timeout));
-        }
-      }), timeout.toMillis(), TimeUnit.MILLISECONDS);
+      timer =
+          serial.schedule(
+              () ->
+                  guarded(
+                      () -> {
+                        if (phase == timed) {
+                          fail(
+                              new CohortException(
+                                  CohortException.Kind.DEADLINE_EXCEEDED,
+                                  "phase " + timed + " did not finish within " + timeout));
+                        }
+                      }),
+              timeout.toMillis(),
+              TimeUnit.MILLISECONDS);
     }
     report(reported, message);
   }

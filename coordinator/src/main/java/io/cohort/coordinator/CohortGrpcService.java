@@ -3,14 +3,13 @@ package io.cohort.coordinator;
 import io.cohort.common.CohortException;
 import io.cohort.common.GrpcErrors;
 import io.cohort.proto.v1.CheckpointInfo;
-import io.cohort.proto.v1.JobEvent;
-import io.cohort.proto.v1.WatchJobRequest;
 import io.cohort.proto.v1.CheckpointPhase;
 import io.cohort.proto.v1.CheckpointProgress;
 import io.cohort.proto.v1.CheckpointRequest;
 import io.cohort.proto.v1.CohortGrpc;
 import io.cohort.proto.v1.GetJobRequest;
 import io.cohort.proto.v1.GetJobResponse;
+import io.cohort.proto.v1.JobEvent;
 import io.cohort.proto.v1.KillJobRequest;
 import io.cohort.proto.v1.KillJobResponse;
 import io.cohort.proto.v1.ListCheckpointsRequest;
@@ -27,6 +26,7 @@ import io.cohort.proto.v1.RestartResponse;
 import io.cohort.proto.v1.RunRequest;
 import io.cohort.proto.v1.RunResponse;
 import io.cohort.proto.v1.StreamOutputRequest;
+import io.cohort.proto.v1.WatchJobRequest;
 import io.grpc.Context;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
@@ -45,45 +45,71 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
 
   @Override
   public void run(RunRequest req, StreamObserver<RunResponse> out) {
-    GrpcErrors.unary(out, () -> RunResponse.newBuilder().setJob(coordinator.run(req.getSpec(), req.getNodesList(),
-        req.getVhosts(), req.getSlots())).build());
+    GrpcErrors.unary(
+        out,
+        () ->
+            RunResponse.newBuilder()
+                .setJob(
+                    coordinator.run(
+                        req.getSpec(), req.getNodesList(), req.getVhosts(), req.getSlots()))
+                .build());
   }
 
   /**
    * Streams the barrier's progress. A client that goes away (cancels, or its deadline passes)
-   * before the commit aborts the checkpoint: the next progress report fails, and the barrier
-   * turns any failure of its listener before the commit into the abort. The call's
-   * {@link Context} says so at once; the observer's own isCancelled() only once this method has
-   * returned, since gRPC delivers onCancel on the call's executor, which this method holds.
+   * before the commit aborts the checkpoint: the next progress report fails, and the barrier turns
+   * any failure of its listener before the commit into the abort. The call's {@link Context} says
+   * so at once; the observer's own isCancelled() only once this method has returned, since gRPC
+   * delivers onCancel on the call's executor, which this method holds.
    */
   @Override
   public void checkpoint(CheckpointRequest req, StreamObserver<CheckpointProgress> out) {
     Context context = Context.current();
     CheckpointInfo info;
     try {
-      info = coordinator.checkpoint(req.getJobId(), req.getStop(), (phase, message) -> {
-        if (context.isCancelled()) {
-          throw new CohortException(CohortException.Kind.ABORTED, "the client went away "
-              + "(cancelled, or its deadline passed) before the checkpoint was committed");
-        }
-        try {
-          synchronized (out) {
-            out.onNext(CheckpointProgress.newBuilder().setPhase(phase).setMessage(message).build());
-          }
-        } catch (RuntimeException e) {
-          throw new CohortException(CohortException.Kind.ABORTED, "cannot send progress to the "
-              + "client, so it is taken as gone: " + e.getMessage(), e);
-        }
-      });
+      info =
+          coordinator.checkpoint(
+              req.getJobId(),
+              req.getStop(),
+              (phase, message) -> {
+                if (context.isCancelled()) {
+                  throw new CohortException(
+                      CohortException.Kind.ABORTED,
+                      "the client went away "
+                          + "(cancelled, or its deadline passed) before the checkpoint was committed");
+                }
+                try {
+                  synchronized (out) {
+                    out.onNext(
+                        CheckpointProgress.newBuilder()
+                            .setPhase(phase)
+                            .setMessage(message)
+                            .build());
+                  }
+                } catch (RuntimeException e) {
+                  throw new CohortException(
+                      CohortException.Kind.ABORTED,
+                      "cannot send progress to the "
+                          + "client, so it is taken as gone: "
+                          + e.getMessage(),
+                      e);
+                }
+              });
     } catch (RuntimeException e) {
       send(out, () -> out.onError(GrpcErrors.toStatus(e)));
       return;
     }
-    send(out, () -> {
-      out.onNext(CheckpointProgress.newBuilder().setPhase(CheckpointPhase.CHECKPOINT_PHASE_DONE)
-          .setMessage("committed").setResult(info).build());
-      out.onCompleted();
-    });
+    send(
+        out,
+        () -> {
+          out.onNext(
+              CheckpointProgress.newBuilder()
+                  .setPhase(CheckpointPhase.CHECKPOINT_PHASE_DONE)
+                  .setMessage("committed")
+                  .setResult(info)
+                  .build());
+          out.onCompleted();
+        });
   }
 
   /** The last messages of a call whose client may have gone: nobody is left to tell. */
@@ -99,61 +125,77 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
 
   @Override
   public void listNodes(ListNodesRequest req, StreamObserver<ListNodesResponse> out) {
-    GrpcErrors.unary(out, () -> ListNodesResponse.newBuilder().addAllNodes(coordinator.nodes())
-        .build());
+    GrpcErrors.unary(
+        out, () -> ListNodesResponse.newBuilder().addAllNodes(coordinator.nodes()).build());
   }
 
   @Override
   public void restart(RestartRequest req, StreamObserver<RestartResponse> out) {
-    GrpcErrors.unary(out, () -> coordinator.restart(req.getTarget(), req.getReplace(),
-        req.getNodesList()));
+    GrpcErrors.unary(
+        out, () -> coordinator.restart(req.getTarget(), req.getReplace(), req.getNodesList()));
   }
 
   @Override
   public void listJobs(ListJobsRequest req, StreamObserver<ListJobsResponse> out) {
-    GrpcErrors.unary(out, () -> ListJobsResponse.newBuilder().addAllJobs(coordinator.jobs()).build());
+    GrpcErrors.unary(
+        out, () -> ListJobsResponse.newBuilder().addAllJobs(coordinator.jobs()).build());
   }
 
   @Override
   public void getJob(GetJobRequest req, StreamObserver<GetJobResponse> out) {
-    GrpcErrors.unary(out, () -> GetJobResponse.newBuilder().setJob(coordinator.job(req.getJobId())).build());
+    GrpcErrors.unary(
+        out, () -> GetJobResponse.newBuilder().setJob(coordinator.job(req.getJobId())).build());
   }
 
   @Override
-  public void listCheckpoints(ListCheckpointsRequest req,
-      StreamObserver<ListCheckpointsResponse> out) {
-    GrpcErrors.unary(out, () -> ListCheckpointsResponse.newBuilder()
-        .addAllCheckpoints(coordinator.checkpoints(req.getJobId())).build());
+  public void listCheckpoints(
+      ListCheckpointsRequest req, StreamObserver<ListCheckpointsResponse> out) {
+    GrpcErrors.unary(
+        out,
+        () ->
+            ListCheckpointsResponse.newBuilder()
+                .addAllCheckpoints(coordinator.checkpoints(req.getJobId()))
+                .build());
   }
 
   @Override
-  public void removeCheckpoint(RemoveCheckpointRequest req,
-      StreamObserver<RemoveCheckpointResponse> out) {
-    GrpcErrors.unary(out, () -> {
-      coordinator.removeCheckpoint(req.getCheckpointId());
-      return RemoveCheckpointResponse.getDefaultInstance();
-    });
+  public void removeCheckpoint(
+      RemoveCheckpointRequest req, StreamObserver<RemoveCheckpointResponse> out) {
+    GrpcErrors.unary(
+        out,
+        () -> {
+          coordinator.removeCheckpoint(req.getCheckpointId());
+          return RemoveCheckpointResponse.getDefaultInstance();
+        });
   }
 
   @Override
   public void killJob(KillJobRequest req, StreamObserver<KillJobResponse> out) {
-    GrpcErrors.unary(out, () -> KillJobResponse.newBuilder().setJob(coordinator.kill(req.getJobId())).build());
+    GrpcErrors.unary(
+        out, () -> KillJobResponse.newBuilder().setJob(coordinator.kill(req.getJobId())).build());
   }
 
   /**
    * Sends the job at each change while the client is ready for more (gRPC's isReady reads the
-   * transport; a slow reader is sent the state as it is once it is ready again). The call's
-   * {@link Context} tells that the client went away: the observer's isCancelled() would only
-   * once this method returned, as gRPC delivers onCancel on the executor this method holds.
+   * transport; a slow reader is sent the state as it is once it is ready again). The call's {@link
+   * Context} tells that the client went away: the observer's isCancelled() would only once this
+   * method returned, as gRPC delivers onCancel on the executor this method holds.
    */
   @Override
   public void watchJob(WatchJobRequest req, StreamObserver<JobEvent> out) {
     ServerCallStreamObserver<JobEvent> call = (ServerCallStreamObserver<JobEvent>) out;
-    call.setOnCancelHandler(() -> { }); // a send after the client left is dropped, not thrown
+    call.setOnCancelHandler(() -> {}); // a send after the client left is dropped, not thrown
     Context context = Context.current();
     try {
-      coordinator.watch(req.getJobId(), job -> out.onNext(JobEvent.newBuilder().setJob(job)
-          .setSeenUnixMs(System.currentTimeMillis()).build()), context::isCancelled,
+      coordinator.watch(
+          req.getJobId(),
+          job ->
+              out.onNext(
+                  JobEvent.newBuilder()
+                      .setJob(job)
+                      .setSeenUnixMs(System.currentTimeMillis())
+                      .build()),
+          context::isCancelled,
           call::isReady);
     } catch (RuntimeException e) {
       send(out, () -> out.onError(GrpcErrors.toStatus(e)));

@@ -5,7 +5,6 @@ import io.cohort.common.Ids;
 import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.ConfigureJobNetworkRequest;
 import io.cohort.proto.v1.CreateVhostRequest;
-import io.cohort.proto.v1.CreateVhostResponse;
 import io.cohort.proto.v1.HeartbeatRequest;
 import io.cohort.proto.v1.ImportImageRequest;
 import io.cohort.proto.v1.JobInfo;
@@ -38,9 +37,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The coordinator: jobs, placement, the checkpoint barrier, restarts and the catalog.
- * Transport-neutral; {@link CohortGrpcService} is its gRPC adapter. Queries are
- * {@link JobQueries}' (they never write); a job's record changes only under the job's lock:
- * here (run, checkpoint, restart, kill) and in the {@link JobReconciler}'s step.
+ * Transport-neutral; {@link CohortGrpcService} is its gRPC adapter. Queries are {@link JobQueries}'
+ * (they never write); a job's record changes only under the job's lock: here (run, checkpoint,
+ * restart, kill) and in the {@link JobReconciler}'s step.
  */
 public final class Coordinator implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Coordinator.class);
@@ -65,27 +64,33 @@ public final class Coordinator implements AutoCloseable {
     JobObserver observer = new JobObserver(catalog, agents);
     this.reconciler = new JobReconciler(catalog, agents, observer, io);
     this.queries = new JobQueries(catalog, agents, observer, reconciler);
-    this.checkpointer = new JobCheckpointer(catalog, agents, reconciler, barrierConfig, clock,
-        io, serial);
+    this.checkpointer =
+        new JobCheckpointer(catalog, agents, reconciler, barrierConfig, clock, io, serial);
   }
 
   /** A coordinator whose catalog lives in {@code home} and which reaches the given agents. */
-  public static Coordinator create(Path home, java.util.Map<String, io.grpc.Channel> agentChannels,
+  public static Coordinator create(
+      Path home,
+      java.util.Map<String, io.grpc.Channel> agentChannels,
       BarrierConfig barrierConfig) {
     java.util.Map<String, AgentClient> clients = new java.util.HashMap<>();
     agentChannels.forEach((node, ch) -> clients.put(node, client(node, ch, barrierConfig)));
-    return new Coordinator(new Catalog(home), new AgentDirectory(clients), barrierConfig,
-        Clock.systemUTC());
+    return new Coordinator(
+        new Catalog(home), new AgentDirectory(clients), barrierConfig, Clock.systemUTC());
   }
 
   /**
-   * The coordinator daemon's: agents announce themselves with heartbeats, {@code dial} opens
-   * a channel to an agent's address, a node is down after {@code liveness} without a heartbeat.
+   * The coordinator daemon's: agents announce themselves with heartbeats, {@code dial} opens a
+   * channel to an agent's address, a node is down after {@code liveness} without a heartbeat.
    */
-  public static Coordinator createWithRegistry(Path home, BarrierConfig barrierConfig,
-      Duration liveness, java.util.function.Function<String, io.grpc.ManagedChannel> dial) {
-    AgentDirectory agents = new AgentDirectory(Clock.systemUTC(), liveness, dial,
-        (node, ch) -> client(node, ch, barrierConfig));
+  public static Coordinator createWithRegistry(
+      Path home,
+      BarrierConfig barrierConfig,
+      Duration liveness,
+      java.util.function.Function<String, io.grpc.ManagedChannel> dial) {
+    AgentDirectory agents =
+        new AgentDirectory(
+            Clock.systemUTC(), liveness, dial, (node, ch) -> client(node, ch, barrierConfig));
     return new Coordinator(new Catalog(home), agents, barrierConfig, Clock.systemUTC());
   }
 
@@ -108,7 +113,8 @@ public final class Coordinator implements AutoCloseable {
       if (b.getAlive() && b.getKernel().isEmpty()) { // a fixed agent: no heartbeat to tell
         try {
           var d = agents.agent(b.getNode()).describe();
-          b.setKernel(d.getKernel()).setCriuVersion(d.getCriuVersion())
+          b.setKernel(d.getKernel())
+              .setCriuVersion(d.getCriuVersion())
               .setImageStoreFreeBytes(d.getImageStoreFreeBytes());
         } catch (CohortException e) {
           b.setAlive(false);
@@ -130,14 +136,14 @@ public final class Coordinator implements AutoCloseable {
   }
 
   /**
-   * The node of each vhost of a new job: spread over the nodes asked for, or all on the live
-   * node with the fewest running vhosts ({@link Placement} has the rule).
+   * The node of each vhost of a new job: spread over the nodes asked for, or all on the live node
+   * with the fewest running vhosts ({@link Placement} has the rule).
    */
   private Placement place(List<String> requested, int vhosts) {
     java.util.Map<String, Integer> running = runningVhostsByNode();
     if (requested.isEmpty()) {
-      return Placement.onLeastBusy(agents.nodes().stream().filter(agents::isAlive).toList(),
-          vhosts, running);
+      return Placement.onLeastBusy(
+          agents.nodes().stream().filter(agents::isAlive).toList(), vhosts, running);
     }
     Placement p = Placement.onNodes(requested, vhosts, running, agents::agent);
     requireOneNode(p.nodes());
@@ -152,8 +158,9 @@ public final class Coordinator implements AutoCloseable {
     for (String n : nodes.stream().distinct().toList()) {
       agents.agent(n); // NOT_FOUND or UNAVAILABLE with the reason
       if (agents.overlayAddress(n).isEmpty()) {
-        throw CohortException.precondition("node %s has no overlay endpoint, so vhosts of one "
-            + "job cannot span it and other nodes; put them on one node (e.g. --nodes %s)",
+        throw CohortException.precondition(
+            "node %s has no overlay endpoint, so vhosts of one "
+                + "job cannot span it and other nodes; put them on one node (e.g. --nodes %s)",
             n, nodes.get(0));
       }
     }
@@ -164,14 +171,18 @@ public final class Coordinator implements AutoCloseable {
     if (vhosts.size() < 2) {
       return;
     }
-    ConfigureJobNetworkRequest.Builder req = ConfigureJobNetworkRequest.newBuilder().setJobId(jobId);
+    ConfigureJobNetworkRequest.Builder req =
+        ConfigureJobNetworkRequest.newBuilder().setJobId(jobId);
     for (VhostPlacement v : vhosts) {
-      req.addVhosts(VhostRoute.newBuilder().setAddress(v.getAddress()).setNode(v.getNode())
-          .setOverlayAddress(agents.overlayAddress(v.getNode())));
+      req.addVhosts(
+          VhostRoute.newBuilder()
+              .setAddress(v.getAddress())
+              .setNode(v.getNode())
+              .setOverlayAddress(agents.overlayAddress(v.getNode())));
     }
     // Nodes of other vhosts first, the head's node last: its mpirun starts when released.
-    List<String> nodes = new ArrayList<>(vhosts.stream().map(VhostPlacement::getNode).distinct()
-        .toList());
+    List<String> nodes =
+        new ArrayList<>(vhosts.stream().map(VhostPlacement::getNode).distinct().toList());
     java.util.Collections.reverse(nodes);
     for (String n : nodes) {
       agents.agent(n).configureJobNetwork(req.build());
@@ -190,8 +201,8 @@ public final class Coordinator implements AutoCloseable {
       throw CohortException.invalid("no command given: use `cohort run -- CMD ARGS...`");
     }
     if (!spec.getCwd().startsWith("/")) {
-      throw CohortException.invalid("working directory must be an absolute path, got '%s'",
-          spec.getCwd());
+      throw CohortException.invalid(
+          "working directory must be an absolute path, got '%s'", spec.getCwd());
     }
     if (vhosts < 0 || vhosts > 64 || slots < 0) {
       throw CohortException.invalid("--vhosts must be 1..64 and --slots positive");
@@ -209,8 +220,12 @@ public final class Coordinator implements AutoCloseable {
     List<VhostPlacement> created = new ArrayList<>();
     try {
       for (int i = placement.size() - 1; i >= 0; i--) {
-        CreateVhostRequest.Builder req = CreateVhostRequest.newBuilder().setJobId(jobId)
-            .setVhostId(Ids.vhost(jobId, i)).setHostname("job" + jobId + "-" + i).setToken(token);
+        CreateVhostRequest.Builder req =
+            CreateVhostRequest.newBuilder()
+                .setJobId(jobId)
+                .setVhostId(Ids.vhost(jobId, i))
+                .setHostname("job" + jobId + "-" + i)
+                .setToken(token);
         if (networked) {
           req.setAddress(peers.get(i));
         }
@@ -237,13 +252,23 @@ public final class Coordinator implements AutoCloseable {
       throw e;
     }
     String logPath = agents.agent(placement.get(0)).getVhost(Ids.vhost(jobId, 0)).getLogPath();
-    JobInfo info = JobInfo.newBuilder().setJobId(jobId).setSpec(spec)
-        .setState(JobState.JOB_STATE_RUNNING).setCreatedUnixMs(clock.millis()).setIncarnation(1)
-        .addAllVhosts(created).setLogPath(logPath).build();
+    JobInfo info =
+        JobInfo.newBuilder()
+            .setJobId(jobId)
+            .setSpec(spec)
+            .setState(JobState.JOB_STATE_RUNNING)
+            .setCreatedUnixMs(clock.millis())
+            .setIncarnation(1)
+            .addAllVhosts(created)
+            .setLogPath(logPath)
+            .build();
     catalog.saveJob(JobRecord.newBuilder().setInfo(info).setToken(token).setNextEpoch(1).build());
-    log.info("job-{}: started, {} vhost(s) on {}{} ({})", jobId, placement.size(),
-        String.join(",", placement), where.unused().isEmpty() ? ""
-            : " (" + String.join(",", where.unused()) + " unused)",
+    log.info(
+        "job-{}: started, {} vhost(s) on {}{} ({})",
+        jobId,
+        placement.size(),
+        String.join(",", placement),
+        where.unused().isEmpty() ? "" : " (" + String.join(",", where.unused()) + " unused)",
         String.join(" ", spec.getCommandList()));
     return info;
   }
@@ -263,8 +288,8 @@ public final class Coordinator implements AutoCloseable {
   }
 
   /** See {@link JobQueries#watch}. */
-  public void watch(String jobId, Consumer<JobInfo> sink, BooleanSupplier cancelled,
-      BooleanSupplier ready) {
+  public void watch(
+      String jobId, Consumer<JobInfo> sink, BooleanSupplier cancelled, BooleanSupplier ready) {
     queries.watch(jobId, sink, cancelled, ready);
   }
 
@@ -277,7 +302,8 @@ public final class Coordinator implements AutoCloseable {
 
   /** Runs the barrier for one new epoch; blocks until it is committed or aborted. */
   @SuppressWarnings("try") // a Catalog.Hold, held for the block
-  public CheckpointInfo checkpoint(String jobId, boolean stop, CheckpointBarrier.Listener progress) {
+  public CheckpointInfo checkpoint(
+      String jobId, boolean stop, CheckpointBarrier.Listener progress) {
     return checkpointer.checkpoint(jobId, stop, progress);
   }
 
@@ -289,49 +315,66 @@ public final class Coordinator implements AutoCloseable {
     long t0 = clock.millis();
     String jobId = Ids.isCheckpoint(target) ? Ids.jobOfCheckpoint(target) : target;
     if (!Ids.isJob(jobId)) {
-      throw CohortException.invalid("'%s' is neither a job id nor a checkpoint id (JOB.EPOCH)",
-          target);
+      throw CohortException.invalid(
+          "'%s' is neither a job id nor a checkpoint id (JOB.EPOCH)", target);
     }
     try (Catalog.Hold hold = catalog.lockJob(jobId)) {
       CheckpointInfo ckpt = resolve(target);
       JobRecord rec = reconciler.reconcile(jobId);
       if (rec.getUnstoppedCount() > 0) {
         VhostPlacement v = rec.getUnstopped(0);
-        throw new CohortException(CohortException.Kind.UNAVAILABLE, String.format("job %s cannot "
-            + "restart yet: its vhost %s on node %s, left running when a --stop checkpoint "
-            + "failed, must end first and that node is down; restart when it is back (`cohort "
-            + "nodes`)", jobId, v.getVhostId(), v.getNode()));
+        throw new CohortException(
+            CohortException.Kind.UNAVAILABLE,
+            String.format(
+                "job %s cannot "
+                    + "restart yet: its vhost %s on node %s, left running when a --stop checkpoint "
+                    + "failed, must end first and that node is down; restart when it is back (`cohort "
+                    + "nodes`)",
+                jobId, v.getVhostId(), v.getNode()));
       }
       boolean running = rec.getInfo().getState() == JobState.JOB_STATE_RUNNING;
       if (running && !replace) {
-        throw CohortException.precondition("job %s is running; to restart it from %s, end the "
-            + "running incarnation first (`cohort kill %s`) or add --replace", jobId,
-            ckpt.getCheckpointId(), jobId);
+        throw CohortException.precondition(
+            "job %s is running; to restart it from %s, end the "
+                + "running incarnation first (`cohort kill %s`) or add --replace",
+            jobId, ckpt.getCheckpointId(), jobId);
       }
       // With --replace, check every image before the running incarnation is ended, so a
       // damaged checkpoint never costs a running job. (RestoreVhost verifies again itself,
       // before it changes anything: without a running job there is nothing to lose.)
       for (VhostPlacement v : running ? ckpt.getVhostsList() : List.<VhostPlacement>of()) {
-        agents.agent(v.getNode()).verify(VerifyImageRequest.newBuilder()
-            .setCheckpointId(ckpt.getCheckpointId()).setVhostId(v.getVhostId())
-            .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), "")).build());
+        agents
+            .agent(v.getNode())
+            .verify(
+                VerifyImageRequest.newBuilder()
+                    .setCheckpointId(ckpt.getCheckpointId())
+                    .setVhostId(v.getVhostId())
+                    .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), ""))
+                    .build());
       }
       List<String> targets = targets(ckpt, rec.getInfo(), nodes);
       long transferred = 0;
       for (int i = 0; i < ckpt.getVhostsCount(); i++) {
         VhostPlacement v = ckpt.getVhosts(i);
         String store = ckpt.getImageStoreOrDefault(v.getVhostId(), "");
-        boolean inPlace = targets.get(i).equals(v.getNode())
-            || (!store.isEmpty() && store.equals(agents.imageStore(targets.get(i))));
+        boolean inPlace =
+            targets.get(i).equals(v.getNode())
+                || (!store.isEmpty() && store.equals(agents.imageStore(targets.get(i))));
         if (!inPlace) {
           // The image is on another node: the target's agent fetches and verifies it (before
           // anything is ended, so a failed transfer changes nothing).
           agents.agent(v.getNode()); // UNAVAILABLE with the reason if that node is down
-          transferred += agents.agent(targets.get(i)).importImage(ImportImageRequest.newBuilder()
-              .setCheckpointId(ckpt.getCheckpointId()).setVhostId(v.getVhostId())
-              .setSourceAddress(agents.address(v.getNode()))
-              .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), "")).build())
-              .getBytes();
+          transferred +=
+              agents
+                  .agent(targets.get(i))
+                  .importImage(
+                      ImportImageRequest.newBuilder()
+                          .setCheckpointId(ckpt.getCheckpointId())
+                          .setVhostId(v.getVhostId())
+                          .setSourceAddress(agents.address(v.getNode()))
+                          .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), ""))
+                          .build())
+                  .getBytes();
         }
       }
       if (running) {
@@ -344,9 +387,13 @@ public final class Coordinator implements AutoCloseable {
         for (int i = 0; i < ckpt.getVhostsCount(); i++) {
           VhostPlacement v = ckpt.getVhosts(i);
           AgentClient agent = agents.agent(targets.get(i));
-          RestoreVhostResponse r = agent.restore(RestoreVhostRequest.newBuilder()
-              .setCheckpointId(ckpt.getCheckpointId()).setVhostId(v.getVhostId())
-              .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), "")).build());
+          RestoreVhostResponse r =
+              agent.restore(
+                  RestoreVhostRequest.newBuilder()
+                      .setCheckpointId(ckpt.getCheckpointId())
+                      .setVhostId(v.getVhostId())
+                      .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), ""))
+                      .build());
           placed.add(r.getPlacement());
           inflight += r.getInflightPackets();
           if (placed.size() == 1) {
@@ -364,16 +411,29 @@ public final class Coordinator implements AutoCloseable {
         }
         throw e;
       }
-      JobInfo info = rec.getInfo().toBuilder().setState(JobState.JOB_STATE_RUNNING)
-          .setExitCode(0).setExitSignal(0).setIncarnation(rec.getInfo().getIncarnation() + 1)
-          .clearVhosts().addAllVhosts(placed).build();
+      JobInfo info =
+          rec.getInfo().toBuilder()
+              .setState(JobState.JOB_STATE_RUNNING)
+              .setExitCode(0)
+              .setExitSignal(0)
+              .setIncarnation(rec.getInfo().getIncarnation() + 1)
+              .clearVhosts()
+              .addAllVhosts(placed)
+              .build();
       catalog.saveJob(rec.toBuilder().setInfo(info).build());
-      log.info("job-{}: restarted from {} (incarnation {})", jobId, ckpt.getCheckpointId(),
+      log.info(
+          "job-{}: restarted from {} (incarnation {})",
+          jobId,
+          ckpt.getCheckpointId(),
           info.getIncarnation());
-      return RestartResponse.newBuilder().setJob(reconciler.reconcile(jobId).getInfo())
-          .setCheckpointId(ckpt.getCheckpointId()).setOutputOffset(offset)
-          .setRestartMs(clock.millis() - t0).setInflightPackets(inflight)
-          .setTransferredBytes(transferred).build();
+      return RestartResponse.newBuilder()
+          .setJob(reconciler.reconcile(jobId).getInfo())
+          .setCheckpointId(ckpt.getCheckpointId())
+          .setOutputOffset(offset)
+          .setRestartMs(clock.millis() - t0)
+          .setInflightPackets(inflight)
+          .setTransferredBytes(transferred)
+          .build();
     }
   }
 
@@ -392,28 +452,36 @@ public final class Coordinator implements AutoCloseable {
     Placement p = Placement.onNodes(nodes, ckpt.getVhostsCount(), running, agents::agent);
     requireOneNode(p.nodes());
     if (!p.unused().isEmpty()) {
-      log.info("job-{}: restart from {} leaves {} unused", job.getJobId(),
-          ckpt.getCheckpointId(), String.join(",", p.unused()));
+      log.info(
+          "job-{}: restart from {} leaves {} unused",
+          job.getJobId(),
+          ckpt.getCheckpointId(),
+          String.join(",", p.unused()));
     }
     return p.nodes();
   }
 
   private CheckpointInfo resolve(String target) {
     if (Ids.isCheckpoint(target)) {
-      return catalog.checkpoint(target).orElseThrow(() -> CohortException.notFound(
-          "checkpoint %s does not exist (see `cohort checkpoints`)", target));
+      return catalog
+          .checkpoint(target)
+          .orElseThrow(
+              () ->
+                  CohortException.notFound(
+                      "checkpoint %s does not exist (see `cohort checkpoints`)", target));
     }
     if (Ids.isJob(target)) {
       catalog.job(target);
       List<CheckpointInfo> all = catalog.checkpoints(target);
       if (all.isEmpty()) {
-        throw CohortException.notFound("job %s has no checkpoint to restart from; take one with "
-            + "`cohort checkpoint %s`", target, target);
+        throw CohortException.notFound(
+            "job %s has no checkpoint to restart from; take one with " + "`cohort checkpoint %s`",
+            target, target);
       }
       return all.get(all.size() - 1);
     }
-    throw CohortException.invalid("'%s' is neither a job id nor a checkpoint id (JOB.EPOCH)",
-        target);
+    throw CohortException.invalid(
+        "'%s' is neither a job id nor a checkpoint id (JOB.EPOCH)", target);
   }
 
   // ------------------------------------------------------------------ kill, rm, output
@@ -423,8 +491,8 @@ public final class Coordinator implements AutoCloseable {
     try (Catalog.Hold hold = catalog.lockJob(jobId)) {
       JobRecord rec = reconciler.reconcile(jobId);
       if (rec.getInfo().getState() != JobState.JOB_STATE_RUNNING) {
-        throw CohortException.precondition("job %s is not running (%s)", jobId,
-            describe(rec.getInfo()));
+        throw CohortException.precondition(
+            "job %s is not running (%s)", jobId, describe(rec.getInfo()));
       }
       killVhosts(rec.getInfo());
       JobInfo info = rec.getInfo().toBuilder().setState(JobState.JOB_STATE_KILLED).build();
@@ -442,8 +510,13 @@ public final class Coordinator implements AutoCloseable {
   @SuppressWarnings("try") // a Catalog.Hold, held for the block
   public void removeCheckpoint(String ckptId) {
     Ids.requireCheckpoint(ckptId);
-    CheckpointInfo ckpt = catalog.checkpoint(ckptId).orElseThrow(() -> CohortException.notFound(
-        "checkpoint %s does not exist (see `cohort checkpoints`)", ckptId));
+    CheckpointInfo ckpt =
+        catalog
+            .checkpoint(ckptId)
+            .orElseThrow(
+                () ->
+                    CohortException.notFound(
+                        "checkpoint %s does not exist (see `cohort checkpoints`)", ckptId));
     try (Catalog.Hold hold = catalog.lockJob(ckpt.getJobId())) {
       catalog.deleteCheckpoint(ckptId); // unlisted first: never a listed checkpoint without images
       for (VhostPlacement v : ckpt.getVhostsList()) {
@@ -455,10 +528,16 @@ public final class Coordinator implements AutoCloseable {
   static String describe(JobInfo j) {
     return switch (j.getState()) {
       case JOB_STATE_RUNNING -> "running";
-      case JOB_STATE_STOPPED -> "stopped by checkpoint " + j.getLatestCheckpoint()
-          + " (restart it with `cohort restart " + j.getJobId() + "`)";
-      case JOB_STATE_EXITED -> j.getExitSignal() != 0 ? "killed by signal " + j.getExitSignal()
-          : "exited with status " + j.getExitCode();
+      case JOB_STATE_STOPPED ->
+          "stopped by checkpoint "
+              + j.getLatestCheckpoint()
+              + " (restart it with `cohort restart "
+              + j.getJobId()
+              + "`)";
+      case JOB_STATE_EXITED ->
+          j.getExitSignal() != 0
+              ? "killed by signal " + j.getExitSignal()
+              : "exited with status " + j.getExitCode();
       case JOB_STATE_KILLED -> "killed";
       case JOB_STATE_LOST -> "lost (its processes vanished without an exit status)";
       default -> j.getState().name();

@@ -7,15 +7,15 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Copies a source to a server stream only as fast as the client takes it, as grpc-java's
- * {@code StreamObservers.copyWithFlowControl}: it pulls the next item only while the call
- * {@code isReady()}, and gRPC runs it again (the on-ready handler) when the client asks for
- * more. A slow reader thus holds the source back instead of making the coordinator buffer
- * without bound; when the source is an agent's stream, that stream waits in turn.
+ * Copies a source to a server stream only as fast as the client takes it, as grpc-java's {@code
+ * StreamObservers.copyWithFlowControl}: it pulls the next item only while the call {@code
+ * isReady()}, and gRPC runs it again (the on-ready handler) when the client asks for more. A slow
+ * reader thus holds the source back instead of making the coordinator buffer without bound; when
+ * the source is an agent's stream, that stream waits in turn.
  *
- * <p>Runs only on the call's serializing executor (gRPC's handlers), so its state needs no lock.
- * A client that goes away cancels the call's context, which cancels an agent call made in it,
- * so a source blocked waiting for more (follow) fails and the relay ends.
+ * <p>Runs only on the call's serializing executor (gRPC's handlers), so its state needs no lock. A
+ * client that goes away cancels the call's context, which cancels an agent call made in it, so a
+ * source blocked waiting for more (follow) fails and the relay ends.
  */
 final class FlowControlledRelay<T> implements Runnable {
   private static final Logger log = LoggerFactory.getLogger(FlowControlledRelay.class);

@@ -16,9 +16,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Takes a job's checkpoint: under the job's lock, reconciles the job, hands out the next
- * epoch (used up even if the barrier aborts), runs the {@link CheckpointBarrier} and records
- * the result; a failed --stop checkpoint stops the job all the same.
+ * Takes a job's checkpoint: under the job's lock, reconciles the job, hands out the next epoch
+ * (used up even if the barrier aborts), runs the {@link CheckpointBarrier} and records the result;
+ * a failed --stop checkpoint stops the job all the same.
  */
 final class JobCheckpointer {
   private static final Logger log = LoggerFactory.getLogger(JobCheckpointer.class);
@@ -31,8 +31,14 @@ final class JobCheckpointer {
   private final Executor io;
   private final ScheduledExecutorService serial;
 
-  JobCheckpointer(Catalog catalog, AgentDirectory agents, JobReconciler reconciler,
-      BarrierConfig barrierConfig, Clock clock, Executor io, ScheduledExecutorService serial) {
+  JobCheckpointer(
+      Catalog catalog,
+      AgentDirectory agents,
+      JobReconciler reconciler,
+      BarrierConfig barrierConfig,
+      Clock clock,
+      Executor io,
+      ScheduledExecutorService serial) {
     this.catalog = catalog;
     this.agents = agents;
     this.reconciler = reconciler;
@@ -48,26 +54,38 @@ final class JobCheckpointer {
     try (Catalog.Hold hold = catalog.lockJob(jobId)) {
       JobRecord rec = reconciler.reconcile(jobId);
       if (rec.getInfo().getState() != JobState.JOB_STATE_RUNNING) {
-        throw CohortException.precondition("cannot checkpoint job %s: it is not running (%s)", jobId,
-            Coordinator.describe(rec.getInfo()));
+        throw CohortException.precondition(
+            "cannot checkpoint job %s: it is not running (%s)",
+            jobId, Coordinator.describe(rec.getInfo()));
       }
       long epoch = Math.max(1, rec.getNextEpoch());
       // The epoch is used up even if the barrier aborts: epochs are never reused.
       rec = rec.toBuilder().setNextEpoch(epoch + 1).build();
       catalog.saveJob(rec);
-      CheckpointBarrier barrier = new CheckpointBarrier(rec, epoch, stop, agents, catalog, io,
-          serial, clock, barrierConfig, progress);
+      CheckpointBarrier barrier =
+          new CheckpointBarrier(
+              rec, epoch, stop, agents, catalog, io, serial, clock, barrierConfig, progress);
       CheckpointInfo info;
-      Duration limit = barrierConfig.prepare().plus(barrierConfig.dump().multipliedBy(2))
-          .plus(barrierConfig.finish().multipliedBy(4));
+      Duration limit =
+          barrierConfig
+              .prepare()
+              .plus(barrierConfig.dump().multipliedBy(2))
+              .plus(barrierConfig.finish().multipliedBy(4));
       try {
         info = barrier.start().get(limit.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
       } catch (java.util.concurrent.TimeoutException e) {
-        throw new CohortException(CohortException.Kind.DEADLINE_EXCEEDED, "checkpoint of job "
-            + jobId + " did not finish within " + limit + "; see the agent's log");
+        throw new CohortException(
+            CohortException.Kind.DEADLINE_EXCEEDED,
+            "checkpoint of job "
+                + jobId
+                + " did not finish within "
+                + limit
+                + "; see the agent's log");
       } catch (ExecutionException e) {
-        CohortException failure = e.getCause() instanceof CohortException ce ? ce
-            : CohortException.internal("checkpoint failed: " + e.getCause(), e.getCause());
+        CohortException failure =
+            e.getCause() instanceof CohortException ce
+                ? ce
+                : CohortException.internal("checkpoint failed: " + e.getCause(), e.getCause());
         throw stop ? stopAnyway(rec, failure) : failure;
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
@@ -84,30 +102,51 @@ final class JobCheckpointer {
   }
 
   /**
-   * A --stop checkpoint failed (and was discarded): the job is stopped all the same, as asked
-   * (its nodes are wanted for something else), and restarts from its previous checkpoint.
-   * Vhosts on a node that cannot be reached are ended when it is back. Returns the error to
-   * report, which says all this.
+   * A --stop checkpoint failed (and was discarded): the job is stopped all the same, as asked (its
+   * nodes are wanted for something else), and restarts from its previous checkpoint. Vhosts on a
+   * node that cannot be reached are ended when it is back. Returns the error to report, which says
+   * all this.
    */
   private CohortException stopAnyway(JobRecord rec, CohortException failure) {
     JobInfo info = rec.getInfo();
     List<CheckpointInfo> earlier = catalog.checkpoints(info.getJobId());
     String previous = earlier.isEmpty() ? "" : earlier.get(earlier.size() - 1).getCheckpointId();
-    JobRecord stopped = rec.toBuilder().clearUnstopped().addAllUnstopped(info.getVhostsList())
-        .setInfo(info.toBuilder().setLatestCheckpoint(previous).setState(previous.isEmpty()
-            ? JobState.JOB_STATE_KILLED : JobState.JOB_STATE_STOPPED)).build();
+    JobRecord stopped =
+        rec.toBuilder()
+            .clearUnstopped()
+            .addAllUnstopped(info.getVhostsList())
+            .setInfo(
+                info.toBuilder()
+                    .setLatestCheckpoint(previous)
+                    .setState(
+                        previous.isEmpty()
+                            ? JobState.JOB_STATE_KILLED
+                            : JobState.JOB_STATE_STOPPED))
+            .build();
     catalog.saveJob(stopped);
     stopped = reconciler.endUnstopped(stopped);
-    StringBuilder m = new StringBuilder(failure.getMessage()).append("\nAs asked (--stop), job ")
-        .append(info.getJobId()).append(" was stopped all the same: ");
-    m.append(previous.isEmpty() ? "it has no earlier checkpoint, so it cannot be restarted."
-        : "`cohort restart " + previous + "` continues it from its previous checkpoint (what "
-            + "it computed since is lost).");
+    StringBuilder m =
+        new StringBuilder(failure.getMessage())
+            .append("\nAs asked (--stop), job ")
+            .append(info.getJobId())
+            .append(" was stopped all the same: ");
+    m.append(
+        previous.isEmpty()
+            ? "it has no earlier checkpoint, so it cannot be restarted."
+            : "`cohort restart "
+                + previous
+                + "` continues it from its previous checkpoint (what "
+                + "it computed since is lost).");
     for (VhostPlacement v : stopped.getUnstoppedList()) {
-      m.append("\nVhost ").append(v.getVhostId()).append(" on node ").append(v.getNode())
+      m.append("\nVhost ")
+          .append(v.getVhostId())
+          .append(" on node ")
+          .append(v.getNode())
           .append(" could not be reached; it is ended as soon as that node's agent is back.");
     }
-    log.warn("job-{}: --stop checkpoint failed; job stopped at {}", info.getJobId(),
+    log.warn(
+        "job-{}: --stop checkpoint failed; job stopped at {}",
+        info.getJobId(),
         previous.isEmpty() ? "no checkpoint" : previous);
     return new CohortException(failure.kind(), m.toString(), failure);
   }

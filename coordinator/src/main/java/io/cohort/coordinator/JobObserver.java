@@ -11,9 +11,9 @@ import java.util.List;
 
 /**
  * What a job is now: its record as the catalog has it, with its latest checkpoint and, for a
- * running job, the state its head vhost's agent reports. Only looks: it writes nothing and
- * ends nothing, and asks the agent with GetVhost, a pure query. Writing what it sees is the
- * {@link JobReconciler}'s, under the job's lock.
+ * running job, the state its head vhost's agent reports. Only looks: it writes nothing and ends
+ * nothing, and asks the agent with GetVhost, a pure query. Writing what it sees is the {@link
+ * JobReconciler}'s, under the job's lock.
  */
 final class JobObserver {
   private final Catalog catalog;
@@ -42,12 +42,14 @@ final class JobObserver {
         throw e;
       }
       switch (v.getState()) {
-        case VHOST_STATE_EXITED -> b.setState(JobState.JOB_STATE_EXITED)
-            .setExitCode(v.getExitCode()).setExitSignal(v.getExitSignal());
+        case VHOST_STATE_EXITED ->
+            b.setState(JobState.JOB_STATE_EXITED)
+                .setExitCode(v.getExitCode())
+                .setExitSignal(v.getExitSignal());
         case VHOST_STATE_STOPPED -> b.setState(JobState.JOB_STATE_STOPPED);
         case VHOST_STATE_KILLED -> b.setState(JobState.JOB_STATE_KILLED);
         case VHOST_STATE_LOST -> b.setState(JobState.JOB_STATE_LOST);
-        default -> { }
+        default -> {}
       }
       b.setVhosts(0, v.getPlacement());
     }
@@ -60,7 +62,8 @@ final class JobObserver {
   }
 
   static boolean ended(JobState s) {
-    return s == JobState.JOB_STATE_EXITED || s == JobState.JOB_STATE_KILLED
+    return s == JobState.JOB_STATE_EXITED
+        || s == JobState.JOB_STATE_KILLED
         || s == JobState.JOB_STATE_LOST;
   }
 }

@@ -15,14 +15,16 @@ import java.util.function.Consumer;
 
 /**
  * The read side: `ps`, `job`, `watch`, `checkpoints`, `logs`. Queries take no lock and write
- * nothing; what they show is the record as the {@link JobObserver} sees it now. When that
- * differs from the record (the job ended), they hand the job to the {@link JobReconciler},
- * which re-reads and writes under the job's lock, or leaves it to whoever holds the lock.
+ * nothing; what they show is the record as the {@link JobObserver} sees it now. When that differs
+ * from the record (the job ended), they hand the job to the {@link JobReconciler}, which re-reads
+ * and writes under the job's lock, or leaves it to whoever holds the lock.
  */
 final class JobQueries {
   private static final Duration FOLLOW_DEADLINE = Duration.ofDays(30);
+
   /** How often {@link #watch} checks a job: right after a change, and at most. */
   private static final long WATCH_MIN_INTERVAL_MS = 250;
+
   private static final long WATCH_MAX_INTERVAL_MS = 2000;
 
   private final Catalog catalog;
@@ -30,8 +32,8 @@ final class JobQueries {
   private final JobObserver observer;
   private final JobReconciler reconciler;
 
-  JobQueries(Catalog catalog, AgentDirectory agents, JobObserver observer,
-      JobReconciler reconciler) {
+  JobQueries(
+      Catalog catalog, AgentDirectory agents, JobObserver observer, JobReconciler reconciler) {
     this.catalog = catalog;
     this.agents = agents;
     this.observer = observer;
@@ -67,15 +69,15 @@ final class JobQueries {
   }
 
   /**
-   * Sends the job as it is, then again at each change, until it has ended (exited, killed,
-   * lost) or {@code cancelled}. Checks 250 ms after a change, then less and less often, up to
-   * every {@link #WATCH_MAX_INTERVAL_MS} ms: each check asks the head vhost's agent, and on a
-   * busy node checking four times a second slowed a one-node MPI ping-pong by 15-27 %. While
-   * the reader is not {@code ready} for more, it neither checks nor sends: a slow reader gets
-   * the state as it is when it is ready again, and nothing piles up for it.
+   * Sends the job as it is, then again at each change, until it has ended (exited, killed, lost) or
+   * {@code cancelled}. Checks 250 ms after a change, then less and less often, up to every {@link
+   * #WATCH_MAX_INTERVAL_MS} ms: each check asks the head vhost's agent, and on a busy node checking
+   * four times a second slowed a one-node MPI ping-pong by 15-27 %. While the reader is not {@code
+   * ready} for more, it neither checks nor sends: a slow reader gets the state as it is when it is
+   * ready again, and nothing piles up for it.
    */
-  void watch(String jobId, Consumer<JobInfo> sink, BooleanSupplier cancelled,
-      BooleanSupplier ready) {
+  void watch(
+      String jobId, Consumer<JobInfo> sink, BooleanSupplier cancelled, BooleanSupplier ready) {
     JobInfo last = null;
     long interval = WATCH_MIN_INTERVAL_MS;
     while (!cancelled.getAsBoolean()) {
@@ -104,14 +106,20 @@ final class JobQueries {
   }
 
   /**
-   * The job's output from {@code offset}, read from its head vhost's agent as the caller pulls
-   * it; with follow, until the job stops running. The caller pulls only as fast as its reader
-   * takes (see {@link FlowControlledRelay}), and the agent's stream waits in turn.
+   * The job's output from {@code offset}, read from its head vhost's agent as the caller pulls it;
+   * with follow, until the job stops running. The caller pulls only as fast as its reader takes
+   * (see {@link FlowControlledRelay}), and the agent's stream waits in turn.
    */
   Iterator<OutputChunk> output(String jobId, long offset, boolean follow) {
     VhostPlacement head = job(jobId).getVhosts(0);
-    return agents.agent(head.getNode()).readOutput(ReadOutputRequest.newBuilder()
-        .setVhostId(head.getVhostId()).setOffset(offset).setFollow(follow).build(),
-        follow ? FOLLOW_DEADLINE : Duration.ofMinutes(5));
+    return agents
+        .agent(head.getNode())
+        .readOutput(
+            ReadOutputRequest.newBuilder()
+                .setVhostId(head.getVhostId())
+                .setOffset(offset)
+                .setFollow(follow)
+                .build(),
+            follow ? FOLLOW_DEADLINE : Duration.ofMinutes(5));
   }
 }

@@ -14,13 +14,13 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The one step that brings a job's record in line with what its agents report, under the
- * job's lock: it reads the record, ends the vhosts a failed --stop checkpoint left running,
- * observes the head vhost, and when the job has ended records that and ends its vhosts. A
- * read-modify-write under the lock, so it never writes back a record older than one a
- * checkpoint saved (an epoch handed out is never handed out again). Queries never write; one
- * that sees a job has changed asks for this step, which leaves the job alone while someone
- * else holds its lock (the holder reconciles it itself).
+ * The one step that brings a job's record in line with what its agents report, under the job's
+ * lock: it reads the record, ends the vhosts a failed --stop checkpoint left running, observes the
+ * head vhost, and when the job has ended records that and ends its vhosts. A read-modify-write
+ * under the lock, so it never writes back a record older than one a checkpoint saved (an epoch
+ * handed out is never handed out again). Queries never write; one that sees a job has changed asks
+ * for this step, which leaves the job alone while someone else holds its lock (the holder
+ * reconciles it itself).
  */
 final class JobReconciler {
   private static final Logger log = LoggerFactory.getLogger(JobReconciler.class);
@@ -29,6 +29,7 @@ final class JobReconciler {
   private final AgentDirectory agents;
   private final JobObserver observer;
   private final Executor io;
+
   /** Nodes where some job has vhosts to end ({@link JobRecord#getUnstoppedList}). */
   private final Set<String> unstoppedNodes = ConcurrentHashMap.newKeySet();
 
@@ -74,15 +75,16 @@ final class JobReconciler {
 
   /**
    * The job ended with its head vhost: ends the workers (they idle until killed) and tells the
-   * head's agent too, whose KillVhost is where an ended vhost's leftovers (its veth) are
-   * cleaned; GetVhost only reports.
+   * head's agent too, whose KillVhost is where an ended vhost's leftovers (its veth) are cleaned;
+   * GetVhost only reports.
    */
   private void endVhosts(JobInfo info) {
     for (VhostPlacement v : info.getVhostsList()) {
       try {
         agents.agent(v.getNode()).kill(v.getVhostId());
       } catch (RuntimeException e) {
-        log.warn("job-{}: cannot end vhost {}: {}", info.getJobId(), v.getVhostId(), e.getMessage());
+        log.warn(
+            "job-{}: cannot end vhost {}: {}", info.getJobId(), v.getVhostId(), e.getMessage());
       }
     }
   }
@@ -93,31 +95,35 @@ final class JobReconciler {
     if (!unstoppedNodes.remove(node)) {
       return;
     }
-    io.execute(() -> {
-      for (JobRecord r : catalog.jobs()) {
-        if (r.getUnstoppedList().stream().anyMatch(v -> v.getNode().equals(node))) {
-          try (Catalog.Hold hold = catalog.lockJob(r.getInfo().getJobId())) {
-            reconcile(r.getInfo().getJobId());
-          } catch (RuntimeException e) {
-            log.warn("job-{}: {}", r.getInfo().getJobId(), e.getMessage());
+    io.execute(
+        () -> {
+          for (JobRecord r : catalog.jobs()) {
+            if (r.getUnstoppedList().stream().anyMatch(v -> v.getNode().equals(node))) {
+              try (Catalog.Hold hold = catalog.lockJob(r.getInfo().getJobId())) {
+                reconcile(r.getInfo().getJobId());
+              } catch (RuntimeException e) {
+                log.warn("job-{}: {}", r.getInfo().getJobId(), e.getMessage());
+              }
+            }
           }
-        }
-      }
-    });
+        });
   }
 
   /**
-   * Ends the vhosts a failed --stop checkpoint left running where it can; returns the record
-   * with those still left (saved), and remembers their nodes for their next heartbeat. The
-   * caller holds the job's lock.
+   * Ends the vhosts a failed --stop checkpoint left running where it can; returns the record with
+   * those still left (saved), and remembers their nodes for their next heartbeat. The caller holds
+   * the job's lock.
    */
   JobRecord endUnstopped(JobRecord rec) {
     List<VhostPlacement> left = new ArrayList<>();
     for (VhostPlacement v : rec.getUnstoppedList()) {
       try {
         agents.agent(v.getNode()).kill(v.getVhostId());
-        log.info("job-{}: vhost {} on {} ended (left running by a failed --stop checkpoint)",
-            rec.getInfo().getJobId(), v.getVhostId(), v.getNode());
+        log.info(
+            "job-{}: vhost {} on {} ended (left running by a failed --stop checkpoint)",
+            rec.getInfo().getJobId(),
+            v.getVhostId(),
+            v.getNode());
       } catch (CohortException e) {
         if (e.kind() != CohortException.Kind.UNAVAILABLE) {
           throw e;

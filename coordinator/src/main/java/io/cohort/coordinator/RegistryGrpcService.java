@@ -18,9 +18,11 @@ public final class RegistryGrpcService extends RegistryGrpc.RegistryImplBase {
 
   @Override
   public void heartbeat(HeartbeatRequest req, StreamObserver<HeartbeatResponse> out) {
-    GrpcErrors.unary(out, () -> {
-      coordinator.heartbeat(req);
-      return HeartbeatResponse.newBuilder().setIntervalMs(intervalMs).build();
-    });
+    GrpcErrors.unary(
+        out,
+        () -> {
+          coordinator.heartbeat(req);
+          return HeartbeatResponse.newBuilder().setIntervalMs(intervalMs).build();
+        });
   }
 }

@@ -14,8 +14,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class CatalogTest {
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   @Test
   void jobIdsAreNeverReusedAcrossInstances() {
@@ -29,12 +28,18 @@ class CatalogTest {
     Catalog c = new Catalog(dir);
     for (String id : new String[] {"2.10", "2.9", "10.1", "3.1"}) {
       String[] p = id.split("\\.");
-      c.commitCheckpoint(CheckpointInfo.newBuilder().setCheckpointId(id).setJobId(p[0])
-          .setEpoch(Long.parseLong(p[1])).build());
+      c.commitCheckpoint(
+          CheckpointInfo.newBuilder()
+              .setCheckpointId(id)
+              .setJobId(p[0])
+              .setEpoch(Long.parseLong(p[1]))
+              .build());
     }
-    assertEquals(java.util.List.of("2.9", "2.10", "3.1", "10.1"),
+    assertEquals(
+        java.util.List.of("2.9", "2.10", "3.1", "10.1"),
         c.checkpoints("").stream().map(CheckpointInfo::getCheckpointId).toList());
-    assertEquals(java.util.List.of("2.9", "2.10"),
+    assertEquals(
+        java.util.List.of("2.9", "2.10"),
         c.checkpoints("2").stream().map(CheckpointInfo::getCheckpointId).toList());
     c.deleteCheckpoint("2.9");
     assertFalse(c.checkpoint("2.9").isPresent());

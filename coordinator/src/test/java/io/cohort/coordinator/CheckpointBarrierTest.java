@@ -3,25 +3,24 @@ package io.cohort.coordinator;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.cohort.common.CohortException;
 import io.cohort.proto.v1.AgentGrpc;
 import io.cohort.proto.v1.CheckpointInfo;
+import io.cohort.proto.v1.CheckpointPhase;
+import io.cohort.proto.v1.CheckpointProgress;
+import io.cohort.proto.v1.CheckpointRequest;
 import io.cohort.proto.v1.DumpVhostRequest;
 import io.cohort.proto.v1.DumpVhostResponse;
 import io.cohort.proto.v1.FinishCheckpointRequest;
 import io.cohort.proto.v1.FinishCheckpointResponse;
-import io.cohort.proto.v1.CheckpointPhase;
-import io.cohort.proto.v1.CheckpointProgress;
-import io.cohort.proto.v1.CheckpointRequest;
 import io.cohort.proto.v1.GetVhostRequest;
 import io.cohort.proto.v1.GetVhostResponse;
-import io.cohort.proto.v1.JobState;
-import io.cohort.proto.v1.VhostState;
 import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobRecord;
+import io.cohort.proto.v1.JobState;
 import io.cohort.proto.v1.PrepareCheckpointRequest;
 import io.cohort.proto.v1.PrepareCheckpointResponse;
 import io.cohort.proto.v1.ResumeVhostRequest;
@@ -29,6 +28,7 @@ import io.cohort.proto.v1.ResumeVhostResponse;
 import io.cohort.proto.v1.SealImageRequest;
 import io.cohort.proto.v1.SealImageResponse;
 import io.cohort.proto.v1.VhostPlacement;
+import io.cohort.proto.v1.VhostState;
 import io.grpc.ManagedChannel;
 import io.grpc.Server;
 import io.grpc.Status;
@@ -59,12 +59,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The barrier state machine against scripted agents served over in-process gRPC: the order of
- * the phases, the commit record, and aborts on failures and timeouts.
+ * The barrier state machine against scripted agents served over in-process gRPC: the order of the
+ * phases, the commit record, and aborts on failures and timeouts.
  */
 class CheckpointBarrierTest {
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   private final List<Server> servers = new ArrayList<>();
   private final List<ManagedChannel> channels = new ArrayList<>();
@@ -91,7 +90,8 @@ class CheckpointBarrierTest {
     }
 
     @Override
-    public void prepareCheckpoint(PrepareCheckpointRequest r, StreamObserver<PrepareCheckpointResponse> o) {
+    public void prepareCheckpoint(
+        PrepareCheckpointRequest r, StreamObserver<PrepareCheckpointResponse> o) {
       calls.add("prepare " + r.getVhostIdsList());
       o.onNext(PrepareCheckpointResponse.getDefaultInstance());
       o.onCompleted();
@@ -131,16 +131,26 @@ class CheckpointBarrierTest {
 
     @Override
     public void getVhost(GetVhostRequest r, StreamObserver<GetVhostResponse> o) {
-      o.onNext(GetVhostResponse.newBuilder().setState(VhostState.VHOST_STATE_RUNNING)
-          .setPlacement(VhostPlacement.newBuilder().setVhostId(r.getVhostId()).setNode("n1"))
-          .build());
+      o.onNext(
+          GetVhostResponse.newBuilder()
+              .setState(VhostState.VHOST_STATE_RUNNING)
+              .setPlacement(VhostPlacement.newBuilder().setVhostId(r.getVhostId()).setNode("n1"))
+              .build());
       o.onCompleted();
     }
 
     @Override
-    public void finishCheckpoint(FinishCheckpointRequest r, StreamObserver<FinishCheckpointResponse> o) {
-      calls.add("finish " + r.getVhostId() + " " + r.getDecision().name().replace("CHECKPOINT_DECISION_", ""));
-      o.onNext(FinishCheckpointResponse.newBuilder().setFreezeMs(r.getDecision().getNumber() * 10).build());
+    public void finishCheckpoint(
+        FinishCheckpointRequest r, StreamObserver<FinishCheckpointResponse> o) {
+      calls.add(
+          "finish "
+              + r.getVhostId()
+              + " "
+              + r.getDecision().name().replace("CHECKPOINT_DECISION_", ""));
+      o.onNext(
+          FinishCheckpointResponse.newBuilder()
+              .setFreezeMs(r.getDecision().getNumber() * 10)
+              .build());
       o.onCompleted();
     }
   }
@@ -149,12 +159,17 @@ class CheckpointBarrierTest {
     Map<String, AgentClient> clients = new HashMap<>();
     for (Map.Entry<String, ScriptedAgent> e : byNode.entrySet()) {
       String name = "barrier-test-" + e.getKey() + "-" + System.nanoTime();
-      servers.add(InProcessServerBuilder.forName(name).executor(io).addService(e.getValue())
-          .build().start());
+      servers.add(
+          InProcessServerBuilder.forName(name)
+              .executor(io)
+              .addService(e.getValue())
+              .build()
+              .start());
       ManagedChannel ch = InProcessChannelBuilder.forName(name).executor(io).build();
       channels.add(ch);
-      clients.put(e.getKey(), new AgentClient(e.getKey(), ch, Duration.ofSeconds(5),
-          Duration.ofSeconds(20)));
+      clients.put(
+          e.getKey(),
+          new AgentClient(e.getKey(), ch, Duration.ofSeconds(5), Duration.ofSeconds(20)));
     }
     return new AgentDirectory(clients);
   }
@@ -168,19 +183,32 @@ class CheckpointBarrierTest {
     return JobRecord.newBuilder().setInfo(info).build();
   }
 
-  private CheckpointInfo run(AgentDirectory agents, Catalog catalog, boolean stop,
-      BarrierConfig config, String... vhosts) throws Exception {
+  private CheckpointInfo run(
+      AgentDirectory agents, Catalog catalog, boolean stop, BarrierConfig config, String... vhosts)
+      throws Exception {
     List<String> phases = Collections.synchronizedList(new ArrayList<>());
-    CheckpointBarrier b = new CheckpointBarrier(job(vhosts), 3, stop, agents, catalog, io, serial,
-        Clock.systemUTC(), config, (phase, msg) -> phases.add(phase.name()));
+    CheckpointBarrier b =
+        new CheckpointBarrier(
+            job(vhosts),
+            3,
+            stop,
+            agents,
+            catalog,
+            io,
+            serial,
+            Clock.systemUTC(),
+            config,
+            (phase, msg) -> phases.add(phase.name()));
     return b.start().get(30, TimeUnit.SECONDS);
   }
 
   @Test
   void continueResumesAndSealsOnceEveryVhostIsCapturedThenCommits() throws Exception {
     Catalog catalog = new Catalog(dir);
-    AgentDirectory agents = agents(Map.of(
-        "n1", new ScriptedAgent(Set.of(), null), "n2", new ScriptedAgent(Set.of(), null)));
+    AgentDirectory agents =
+        agents(
+            Map.of(
+                "n1", new ScriptedAgent(Set.of(), null), "n2", new ScriptedAgent(Set.of(), null)));
     CheckpointInfo info = run(agents, catalog, false, BarrierConfig.defaults(), "7-0@n1", "7-1@n2");
 
     assertEquals("7.3", info.getCheckpointId());
@@ -193,8 +221,9 @@ class CheckpointBarrierTest {
     int firstResume = Math.min(calls.indexOf("resume 7-0"), calls.indexOf("resume 7-1"));
     int firstSeal = Math.min(calls.indexOf("seal 7-0"), calls.indexOf("seal 7-1"));
     int lastSeal = Math.max(calls.indexOf("seal 7-0"), calls.indexOf("seal 7-1"));
-    int firstFinish = Math.min(calls.indexOf("finish 7-0 COMMIT_RESUME"),
-        calls.indexOf("finish 7-1 COMMIT_RESUME"));
+    int firstFinish =
+        Math.min(
+            calls.indexOf("finish 7-0 COMMIT_RESUME"), calls.indexOf("finish 7-1 COMMIT_RESUME"));
     assertTrue(lastDump < firstResume && firstResume >= 0, calls.toString());
     assertTrue(lastDump < firstSeal && firstSeal >= 0, calls.toString());
     assertTrue(lastSeal < firstFinish && firstFinish >= 0, calls.toString());
@@ -206,25 +235,34 @@ class CheckpointBarrierTest {
     AgentDirectory agents = agents(Map.of("n1", new ScriptedAgent(Set.of(), null)));
     CheckpointInfo info = run(agents, catalog, true, BarrierConfig.defaults(), "7-0@n1");
     assertTrue(info.getStoppedJob());
-    assertEquals(List.of("prepare [7-0]", "dump 7-0 stop", "seal 7-0", "finish 7-0 COMMIT_STOP"),
-        calls);
+    assertEquals(
+        List.of("prepare [7-0]", "dump 7-0 stop", "seal 7-0", "finish 7-0 COMMIT_STOP"), calls);
   }
 
   @Test
   void aFailedDumpAbortsEveryVhostAndCommitsNothing() throws Exception {
     Catalog catalog = new Catalog(dir);
-    AgentDirectory agents = agents(Map.of(
-        "n1", new ScriptedAgent(Set.of(), null), "n2", new ScriptedAgent(Set.of("7-1"), null)));
-    ExecutionException e = assertThrows(ExecutionException.class,
-        () -> run(agents, catalog, false, BarrierConfig.defaults(), "7-0@n1", "7-1@n2"));
+    AgentDirectory agents =
+        agents(
+            Map.of(
+                "n1",
+                new ScriptedAgent(Set.of(), null),
+                "n2",
+                new ScriptedAgent(Set.of("7-1"), null)));
+    ExecutionException e =
+        assertThrows(
+            ExecutionException.class,
+            () -> run(agents, catalog, false, BarrierConfig.defaults(), "7-0@n1", "7-1@n2"));
     CohortException ce = assertInstanceOf(CohortException.class, e.getCause());
     assertEquals(CohortException.Kind.RESOURCE_EXHAUSTED, ce.kind());
-    assertTrue(ce.getMessage().contains("disk full") && ce.getMessage().contains("carries on"),
+    assertTrue(
+        ce.getMessage().contains("disk full") && ce.getMessage().contains("carries on"),
         ce.getMessage());
     assertFalse(catalog.checkpoint("7.3").isPresent());
-    assertTrue(calls.contains("finish 7-0 ABORT") && calls.contains("finish 7-1 ABORT"),
-        calls.toString());
-    assertFalse(calls.stream().anyMatch(c -> c.startsWith("resume") || c.startsWith("seal")),
+    assertTrue(
+        calls.contains("finish 7-0 ABORT") && calls.contains("finish 7-1 ABORT"), calls.toString());
+    assertFalse(
+        calls.stream().anyMatch(c -> c.startsWith("resume") || c.startsWith("seal")),
         calls.toString());
   }
 
@@ -233,11 +271,12 @@ class CheckpointBarrierTest {
     Catalog catalog = new Catalog(dir);
     CountDownLatch hang = new CountDownLatch(1);
     AgentDirectory agents = agents(Map.of("n1", new ScriptedAgent(Set.of(), hang)));
-    BarrierConfig quick = new BarrierConfig(Duration.ofSeconds(5), Duration.ofMillis(300),
-        Duration.ofSeconds(5));
+    BarrierConfig quick =
+        new BarrierConfig(Duration.ofSeconds(5), Duration.ofMillis(300), Duration.ofSeconds(5));
     try {
-      ExecutionException e = assertThrows(ExecutionException.class,
-          () -> run(agents, catalog, false, quick, "7-0@n1"));
+      ExecutionException e =
+          assertThrows(
+              ExecutionException.class, () -> run(agents, catalog, false, quick, "7-0@n1"));
       CohortException ce = assertInstanceOf(CohortException.class, e.getCause());
       assertEquals(CohortException.Kind.DEADLINE_EXCEEDED, ce.kind());
       assertTrue(calls.contains("finish 7-0 ABORT"), calls.toString());
@@ -258,17 +297,30 @@ class CheckpointBarrierTest {
     };
   }
 
-  private CompletableFuture<CheckpointInfo> start(Catalog catalog, boolean stop,
-      CheckpointBarrier.Listener listener, String... vhosts) throws Exception {
-    AgentDirectory agents = agents(Map.of(
-        "n1", new ScriptedAgent(Set.of(), null), "n2", new ScriptedAgent(Set.of(), null)));
-    return new CheckpointBarrier(job(vhosts), 3, stop, agents, catalog, io, serial,
-        Clock.systemUTC(), BarrierConfig.defaults(), listener).start();
+  private CompletableFuture<CheckpointInfo> start(
+      Catalog catalog, boolean stop, CheckpointBarrier.Listener listener, String... vhosts)
+      throws Exception {
+    AgentDirectory agents =
+        agents(
+            Map.of(
+                "n1", new ScriptedAgent(Set.of(), null), "n2", new ScriptedAgent(Set.of(), null)));
+    return new CheckpointBarrier(
+            job(vhosts),
+            3,
+            stop,
+            agents,
+            catalog,
+            io,
+            serial,
+            Clock.systemUTC(),
+            BarrierConfig.defaults(),
+            listener)
+        .start();
   }
 
   /**
-   * The abort must come at once, not after a phase timeout (10 minutes by default): a barrier
-   * that is left hanging keeps the dumped vhosts frozen by CRIU's post-dump hook.
+   * The abort must come at once, not after a phase timeout (10 minutes by default): a barrier that
+   * is left hanging keeps the dumped vhosts frozen by CRIU's post-dump hook.
    */
   private static CohortException abortedPromptly(CompletableFuture<CheckpointInfo> f)
       throws Exception {
@@ -295,25 +347,30 @@ class CheckpointBarrierTest {
   @Test
   void aListenerThatThrowsInAnyPhaseBeforeTheCommitAbortsAndReleasesEveryVhost() throws Exception {
     record Case(String name, boolean stop, BiPredicate<CheckpointPhase, String> when) {}
-    List<Case> cases = List.of(
-        new Case("preparing", false, (p, m) -> p == CheckpointPhase.CHECKPOINT_PHASE_PREPARING),
-        new Case("dumping", false, (p, m) -> p == CheckpointPhase.CHECKPOINT_PHASE_DUMPING
-            && m.startsWith("freezing")),
-        new Case("a vhost dumped", false, (p, m) -> m.startsWith("vhost 7-1 dumped")),
-        new Case("resuming", false, (p, m) -> p == CheckpointPhase.CHECKPOINT_PHASE_RESUMING),
-        new Case("sealing", true, (p, m) -> p == CheckpointPhase.CHECKPOINT_PHASE_SEALING),
-        new Case("committing", false,
-            (p, m) -> p == CheckpointPhase.CHECKPOINT_PHASE_COMMITTING));
+    List<Case> cases =
+        List.of(
+            new Case("preparing", false, (p, m) -> p == CheckpointPhase.CHECKPOINT_PHASE_PREPARING),
+            new Case(
+                "dumping",
+                false,
+                (p, m) ->
+                    p == CheckpointPhase.CHECKPOINT_PHASE_DUMPING && m.startsWith("freezing")),
+            new Case("a vhost dumped", false, (p, m) -> m.startsWith("vhost 7-1 dumped")),
+            new Case("resuming", false, (p, m) -> p == CheckpointPhase.CHECKPOINT_PHASE_RESUMING),
+            new Case("sealing", true, (p, m) -> p == CheckpointPhase.CHECKPOINT_PHASE_SEALING),
+            new Case(
+                "committing", false, (p, m) -> p == CheckpointPhase.CHECKPOINT_PHASE_COMMITTING));
     for (Case c : cases) {
       calls.clear();
       Catalog catalog = new Catalog(dir.resolve(c.name().replace(' ', '-')));
-      CohortException e = abortedPromptly(start(catalog, c.stop(), throwing(c.when()),
-          "7-0@n1", "7-1@n2"));
+      CohortException e =
+          abortedPromptly(start(catalog, c.stop(), throwing(c.when()), "7-0@n1", "7-1@n2"));
       assertTrue(e.getMessage().contains("listener broke"), c.name() + ": " + e.getMessage());
       assertFalse(catalog.checkpoint("7.3").isPresent(), c.name());
       assertEveryDumpedVhostReleased();
       if (!c.name().equals("preparing") && !c.name().equals("dumping")) {
-        assertTrue(calls.contains("finish 7-0 ABORT") && calls.contains("finish 7-1 ABORT"),
+        assertTrue(
+            calls.contains("finish 7-0 ABORT") && calls.contains("finish 7-1 ABORT"),
             c.name() + ": " + calls);
       }
     }
@@ -323,73 +380,115 @@ class CheckpointBarrierTest {
   void aListenerThatKeepsThrowingThroughTheAbortStillReleasesEveryVhost() throws Exception {
     // From the first dumped vhost on, every report fails: the abort's own reports included.
     boolean[] broken = {false};
-    CohortException e = abortedPromptly(start(new Catalog(dir), false, throwing((p, m) -> {
-      broken[0] |= m.startsWith("vhost 7-0 dumped") || m.startsWith("vhost 7-1 dumped");
-      return broken[0];
-    }), "7-0@n1", "7-1@n2"));
+    CohortException e =
+        abortedPromptly(
+            start(
+                new Catalog(dir),
+                false,
+                throwing(
+                    (p, m) -> {
+                      broken[0] |=
+                          m.startsWith("vhost 7-0 dumped") || m.startsWith("vhost 7-1 dumped");
+                      return broken[0];
+                    }),
+                "7-0@n1",
+                "7-1@n2"));
     assertTrue(e.getMessage().contains("listener broke"), e.getMessage());
-    assertTrue(calls.contains("finish 7-0 ABORT") && calls.contains("finish 7-1 ABORT"),
-        calls.toString());
+    assertTrue(
+        calls.contains("finish 7-0 ABORT") && calls.contains("finish 7-1 ABORT"), calls.toString());
     assertEveryDumpedVhostReleased();
   }
 
   @Test
   void aFailedDumpStillAbortsEveryVhostWhenTheListenerThrowsDuringTheAbort() throws Exception {
     Catalog catalog = new Catalog(dir);
-    AgentDirectory agents = agents(Map.of(
-        "n1", new ScriptedAgent(Set.of(), null), "n2", new ScriptedAgent(Set.of("7-1"), null)));
-    CompletableFuture<CheckpointInfo> f = new CheckpointBarrier(job("7-0@n1", "7-1@n2"), 3,
-        false, agents, catalog, io, serial, Clock.systemUTC(), BarrierConfig.defaults(),
-        throwing((p, m) -> p == CheckpointPhase.CHECKPOINT_PHASE_ABORTING
-            || m.equals("aborted"))).start();
+    AgentDirectory agents =
+        agents(
+            Map.of(
+                "n1",
+                new ScriptedAgent(Set.of(), null),
+                "n2",
+                new ScriptedAgent(Set.of("7-1"), null)));
+    CompletableFuture<CheckpointInfo> f =
+        new CheckpointBarrier(
+                job("7-0@n1", "7-1@n2"),
+                3,
+                false,
+                agents,
+                catalog,
+                io,
+                serial,
+                Clock.systemUTC(),
+                BarrierConfig.defaults(),
+                throwing(
+                    (p, m) ->
+                        p == CheckpointPhase.CHECKPOINT_PHASE_ABORTING || m.equals("aborted")))
+            .start();
     CohortException e = abortedPromptly(f);
     assertEquals(CohortException.Kind.RESOURCE_EXHAUSTED, e.kind());
-    assertTrue(calls.contains("finish 7-0 ABORT") && calls.contains("finish 7-1 ABORT"),
-        calls.toString());
+    assertTrue(
+        calls.contains("finish 7-0 ABORT") && calls.contains("finish 7-1 ABORT"), calls.toString());
   }
 
   @Test
-  void aListenerThatThrowsAfterTheCommitLeavesTheCheckpointCommittedAndFinished()
-      throws Exception {
+  void aListenerThatThrowsAfterTheCommitLeavesTheCheckpointCommittedAndFinished() throws Exception {
     for (boolean stop : new boolean[] {false, true}) {
       calls.clear();
       Catalog catalog = new Catalog(dir.resolve("stop-" + stop));
-      CheckpointInfo info = start(catalog, stop, throwing((p, m) -> m.contains("committed")
-          || p == CheckpointPhase.CHECKPOINT_PHASE_STOPPING || m.endsWith(" done")),
-          "7-0@n1", "7-1@n2").get(10, TimeUnit.SECONDS);
+      CheckpointInfo info =
+          start(
+                  catalog,
+                  stop,
+                  throwing(
+                      (p, m) ->
+                          m.contains("committed")
+                              || p == CheckpointPhase.CHECKPOINT_PHASE_STOPPING
+                              || m.endsWith(" done")),
+                  "7-0@n1",
+                  "7-1@n2")
+              .get(10, TimeUnit.SECONDS);
       assertEquals("7.3", info.getCheckpointId());
       assertTrue(catalog.checkpoint("7.3").isPresent());
       String decision = stop ? "COMMIT_STOP" : "COMMIT_RESUME";
-      assertTrue(calls.contains("finish 7-0 " + decision)
-          && calls.contains("finish 7-1 " + decision), calls.toString());
+      assertTrue(
+          calls.contains("finish 7-0 " + decision) && calls.contains("finish 7-1 " + decision),
+          calls.toString());
     }
   }
 
   /**
-   * The race of the issue: the client cancels between the adapter's isCancelled() check and
-   * its onNext, which then throws CANCELLED inside the barrier.
+   * The race of the issue: the client cancels between the adapter's isCancelled() check and its
+   * onNext, which then throws CANCELLED inside the barrier.
    */
   @Test
   void aClientStreamThatFailsMidwayAbortsTheCheckpointAndReleasesEveryVhost() throws Exception {
     Catalog catalog = new Catalog(dir);
-    AgentDirectory agents = agents(Map.of(
-        "n1", new ScriptedAgent(Set.of(), null), "n2", new ScriptedAgent(Set.of(), null)));
+    AgentDirectory agents =
+        agents(
+            Map.of(
+                "n1", new ScriptedAgent(Set.of(), null), "n2", new ScriptedAgent(Set.of(), null)));
     JobRecord rec = job("7-0@n1", "7-1@n2");
-    catalog.saveJob(rec.toBuilder().setNextEpoch(3).setInfo(rec.getInfo().toBuilder()
-        .setState(JobState.JOB_STATE_RUNNING)).build());
+    catalog.saveJob(
+        rec.toBuilder()
+            .setNextEpoch(3)
+            .setInfo(rec.getInfo().toBuilder().setState(JobState.JOB_STATE_RUNNING))
+            .build());
     CancelledMidway out = new CancelledMidway();
-    try (Coordinator coordinator = new Coordinator(catalog, agents, BarrierConfig.defaults(),
-        Clock.systemUTC())) {
-      CompletableFuture<Void> call = CompletableFuture.runAsync(() -> new CohortGrpcService(
-          coordinator).checkpoint(CheckpointRequest.newBuilder().setJobId("7").build(), out));
+    try (Coordinator coordinator =
+        new Coordinator(catalog, agents, BarrierConfig.defaults(), Clock.systemUTC())) {
+      CompletableFuture<Void> call =
+          CompletableFuture.runAsync(
+              () ->
+                  new CohortGrpcService(coordinator)
+                      .checkpoint(CheckpointRequest.newBuilder().setJobId("7").build(), out));
       try {
         call.get(10, TimeUnit.SECONDS);
       } catch (TimeoutException e) {
         throw new AssertionError("checkpoint hangs after its client stream failed: " + calls, e);
       }
     }
-    assertTrue(calls.contains("finish 7-0 ABORT") && calls.contains("finish 7-1 ABORT"),
-        calls.toString());
+    assertTrue(
+        calls.contains("finish 7-0 ABORT") && calls.contains("finish 7-1 ABORT"), calls.toString());
     assertFalse(catalog.checkpoint("7.3").isPresent());
     assertEquals(4, catalog.job("7").getNextEpoch(), "the aborted epoch stays used up");
     assertEquals(Status.Code.ABORTED, Status.fromThrowable(out.error).getCode());
@@ -416,8 +515,7 @@ class CheckpointBarrierTest {
     }
 
     @Override
-    public void onCompleted() {
-    }
+    public void onCompleted() {}
 
     @Override
     public boolean isCancelled() {
@@ -425,12 +523,10 @@ class CheckpointBarrierTest {
     }
 
     @Override
-    public void setOnCancelHandler(Runnable onCancelHandler) {
-    }
+    public void setOnCancelHandler(Runnable onCancelHandler) {}
 
     @Override
-    public void setCompression(String compression) {
-    }
+    public void setCompression(String compression) {}
 
     @Override
     public boolean isReady() {
@@ -438,19 +534,15 @@ class CheckpointBarrierTest {
     }
 
     @Override
-    public void setOnReadyHandler(Runnable onReadyHandler) {
-    }
+    public void setOnReadyHandler(Runnable onReadyHandler) {}
 
     @Override
-    public void disableAutoInboundFlowControl() {
-    }
+    public void disableAutoInboundFlowControl() {}
 
     @Override
-    public void request(int count) {
-    }
+    public void request(int count) {}
 
     @Override
-    public void setMessageCompression(boolean enable) {
-    }
+    public void setMessageCompression(boolean enable) {}
   }
 }

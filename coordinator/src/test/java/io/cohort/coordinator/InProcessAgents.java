@@ -25,12 +25,17 @@ final class InProcessAgents implements AutoCloseable {
     Map<String, AgentClient> clients = new HashMap<>();
     for (Map.Entry<String, AgentGrpc.AgentImplBase> e : byNode.entrySet()) {
       String name = "agent-" + e.getKey() + "-" + System.nanoTime();
-      servers.add(InProcessServerBuilder.forName(name).executor(executor)
-          .addService(e.getValue()).build().start());
+      servers.add(
+          InProcessServerBuilder.forName(name)
+              .executor(executor)
+              .addService(e.getValue())
+              .build()
+              .start());
       ManagedChannel ch = InProcessChannelBuilder.forName(name).executor(executor).build();
       channels.add(ch);
-      clients.put(e.getKey(), new AgentClient(e.getKey(), ch, Duration.ofSeconds(10),
-          Duration.ofSeconds(20)));
+      clients.put(
+          e.getKey(),
+          new AgentClient(e.getKey(), ch, Duration.ofSeconds(10), Duration.ofSeconds(20)));
     }
     return new AgentDirectory(clients);
   }

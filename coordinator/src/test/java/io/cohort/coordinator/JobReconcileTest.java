@@ -41,12 +41,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Queries (ps, job, watch) only observe; a job's record changes only in the reconcile step,
- * under the job's lock. Interleavings of a query with a checkpoint and with a held lock.
+ * Queries (ps, job, watch) only observe; a job's record changes only in the reconcile step, under
+ * the job's lock. Interleavings of a query with a checkpoint and with a held lock.
  */
 class JobReconcileTest {
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   private final InProcessAgents inProcess = new InProcessAgents();
   private final List<String> kills = Collections.synchronizedList(new ArrayList<>());
@@ -68,8 +67,11 @@ class JobReconcileTest {
     @Override
     public void getVhost(GetVhostRequest r, StreamObserver<GetVhostResponse> o) {
       VhostState s = state.apply(gets.incrementAndGet());
-      o.onNext(GetVhostResponse.newBuilder().setState(s).setPlacement(VhostPlacement.newBuilder()
-          .setVhostId(r.getVhostId()).setNode("n1")).build());
+      o.onNext(
+          GetVhostResponse.newBuilder()
+              .setState(s)
+              .setPlacement(VhostPlacement.newBuilder().setVhostId(r.getVhostId()).setNode("n1"))
+              .build());
       o.onCompleted();
     }
 
@@ -81,8 +83,8 @@ class JobReconcileTest {
     }
 
     @Override
-    public void prepareCheckpoint(PrepareCheckpointRequest r,
-        StreamObserver<PrepareCheckpointResponse> o) {
+    public void prepareCheckpoint(
+        PrepareCheckpointRequest r, StreamObserver<PrepareCheckpointResponse> o) {
       o.onNext(PrepareCheckpointResponse.getDefaultInstance());
       o.onCompleted();
     }
@@ -106,8 +108,8 @@ class JobReconcileTest {
     }
 
     @Override
-    public void finishCheckpoint(FinishCheckpointRequest r,
-        StreamObserver<FinishCheckpointResponse> o) {
+    public void finishCheckpoint(
+        FinishCheckpointRequest r, StreamObserver<FinishCheckpointResponse> o) {
       o.onNext(FinishCheckpointResponse.getDefaultInstance());
       o.onCompleted();
     }
@@ -115,10 +117,16 @@ class JobReconcileTest {
 
   /** Job 7: a running head vhost 7-0 and a worker 7-1, both on n1. */
   private static JobRecord runningJob() {
-    return JobRecord.newBuilder().setNextEpoch(1).setInfo(JobInfo.newBuilder().setJobId("7")
-        .setState(JobState.JOB_STATE_RUNNING).setIncarnation(1)
-        .addVhosts(VhostPlacement.newBuilder().setVhostId("7-0").setNode("n1"))
-        .addVhosts(VhostPlacement.newBuilder().setVhostId("7-1").setNode("n1"))).build();
+    return JobRecord.newBuilder()
+        .setNextEpoch(1)
+        .setInfo(
+            JobInfo.newBuilder()
+                .setJobId("7")
+                .setState(JobState.JOB_STATE_RUNNING)
+                .setIncarnation(1)
+                .addVhosts(VhostPlacement.newBuilder().setVhostId("7-0").setNode("n1"))
+                .addVhosts(VhostPlacement.newBuilder().setVhostId("7-1").setNode("n1")))
+        .build();
   }
 
   private static void await(CountDownLatch latch) throws InterruptedException {
@@ -126,48 +134,56 @@ class JobReconcileTest {
   }
 
   /**
-   * A `ps` reads the record, then its GetVhost is slow; a checkpoint takes epoch 1 meanwhile;
-   * then the agent answers that the job has exited. Written back, the `ps`'s stale record would
-   * set next_epoch back to 1, and the job's next checkpoint (after a restart) would reuse
-   * epoch 1 and overwrite checkpoint 7.1.
+   * A `ps` reads the record, then its GetVhost is slow; a checkpoint takes epoch 1 meanwhile; then
+   * the agent answers that the job has exited. Written back, the `ps`'s stale record would set
+   * next_epoch back to 1, and the job's next checkpoint (after a restart) would reuse epoch 1 and
+   * overwrite checkpoint 7.1.
    */
   @Test
   void aQueryRacingACheckpointNeverTakesItsEpochBack() throws Exception {
     CountDownLatch psAsked = new CountDownLatch(1);
     CountDownLatch answerPs = new CountDownLatch(1);
-    Agent agent = new Agent(n -> {
-      if (n == 1) { // the ps
-        psAsked.countDown();
-        try {
-          answerPs.await(10, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-        }
-        return VhostState.VHOST_STATE_EXITED;
-      }
-      return VhostState.VHOST_STATE_RUNNING;
-    });
+    Agent agent =
+        new Agent(
+            n -> {
+              if (n == 1) { // the ps
+                psAsked.countDown();
+                try {
+                  answerPs.await(10, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                  Thread.currentThread().interrupt();
+                }
+                return VhostState.VHOST_STATE_EXITED;
+              }
+              return VhostState.VHOST_STATE_RUNNING;
+            });
     Catalog catalog = new Catalog(dir);
     catalog.saveJob(runningJob());
-    try (Coordinator coordinator = new Coordinator(catalog,
-        inProcess.serve(Map.of("n1", agent)), BarrierConfig.defaults(), Clock.systemUTC())) {
+    try (Coordinator coordinator =
+        new Coordinator(
+            catalog,
+            inProcess.serve(Map.of("n1", agent)),
+            BarrierConfig.defaults(),
+            Clock.systemUTC())) {
       CompletableFuture<List<JobInfo>> ps = CompletableFuture.supplyAsync(coordinator::jobs);
       await(psAsked);
-      CheckpointInfo ckpt = coordinator.checkpoint("7", false, (phase, message) -> { });
+      CheckpointInfo ckpt = coordinator.checkpoint("7", false, (phase, message) -> {});
       assertEquals(1, ckpt.getEpoch());
       assertEquals(2, catalog.job("7").getNextEpoch());
       answerPs.countDown();
       ps.get(10, TimeUnit.SECONDS);
-      assertEquals(2, catalog.job("7").getNextEpoch(),
+      assertEquals(
+          2,
+          catalog.job("7").getNextEpoch(),
           "a query wrote back a stale record: epoch 1 would be used again");
       assertEquals("7.1", catalog.job("7").getInfo().getLatestCheckpoint());
     }
   }
 
   /**
-   * While a checkpoint (or restart, kill) holds the job's lock, queries only look: they report
-   * what the agent says but neither write the record nor end vhosts. Once the lock is free, the
-   * next query's reconcile step records the end and ends the workers.
+   * While a checkpoint (or restart, kill) holds the job's lock, queries only look: they report what
+   * the agent says but neither write the record nor end vhosts. Once the lock is free, the next
+   * query's reconcile step records the end and ends the workers.
    */
   @Test
   @SuppressWarnings("try") // a Catalog.Hold, held for the block
@@ -175,24 +191,32 @@ class JobReconcileTest {
     Agent agent = new Agent(n -> VhostState.VHOST_STATE_EXITED);
     Catalog catalog = new Catalog(dir);
     catalog.saveJob(runningJob());
-    try (Coordinator coordinator = new Coordinator(catalog,
-        inProcess.serve(Map.of("n1", agent)), BarrierConfig.defaults(), Clock.systemUTC())) {
+    try (Coordinator coordinator =
+        new Coordinator(
+            catalog,
+            inProcess.serve(Map.of("n1", agent)),
+            BarrierConfig.defaults(),
+            Clock.systemUTC())) {
       CountDownLatch held = new CountDownLatch(1);
       CountDownLatch release = new CountDownLatch(1);
-      CompletableFuture<Void> holder = CompletableFuture.runAsync(() -> {
-        try (Catalog.Hold hold = catalog.lockJob("7")) {
-          held.countDown();
-          release.await(10, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-        }
-      });
+      CompletableFuture<Void> holder =
+          CompletableFuture.runAsync(
+              () -> {
+                try (Catalog.Hold hold = catalog.lockJob("7")) {
+                  held.countDown();
+                  release.await(10, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                  Thread.currentThread().interrupt();
+                }
+              });
       await(held);
-      List<JobInfo> jobs = CompletableFuture.supplyAsync(coordinator::jobs).get(10, TimeUnit.SECONDS);
-      JobInfo one = CompletableFuture.supplyAsync(() -> coordinator.job("7"))
-          .get(10, TimeUnit.SECONDS);
+      List<JobInfo> jobs =
+          CompletableFuture.supplyAsync(coordinator::jobs).get(10, TimeUnit.SECONDS);
+      JobInfo one =
+          CompletableFuture.supplyAsync(() -> coordinator.job("7")).get(10, TimeUnit.SECONDS);
       List<JobInfo> watched = Collections.synchronizedList(new ArrayList<>());
-      CompletableFuture.runAsync(() -> coordinator.watch("7", watched::add, () -> false, () -> true))
+      CompletableFuture.runAsync(
+              () -> coordinator.watch("7", watched::add, () -> false, () -> true))
           .get(10, TimeUnit.SECONDS);
       assertEquals(JobState.JOB_STATE_EXITED, jobs.get(0).getState(), "queries show what is");
       assertEquals(JobState.JOB_STATE_EXITED, one.getState());

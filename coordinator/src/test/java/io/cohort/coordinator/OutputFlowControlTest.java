@@ -41,14 +41,13 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * `cohort logs` through the coordinator: a client that reads slowly holds the relay back, so
- * the coordinator does not pull the agent's output (and buffer it) faster than it is read.
+ * `cohort logs` through the coordinator: a client that reads slowly holds the relay back, so the
+ * coordinator does not pull the agent's output (and buffer it) faster than it is read.
  */
 class OutputFlowControlTest {
   private static final int CHUNKS = 500;
 
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   private final InProcessAgents inProcess = new InProcessAgents();
   private final ExecutorService executor = Executors.newCachedThreadPool();
@@ -75,31 +74,36 @@ class OutputFlowControlTest {
 
     @Override
     public void getVhost(GetVhostRequest r, StreamObserver<GetVhostResponse> o) {
-      o.onNext(GetVhostResponse.newBuilder().setState(VhostState.VHOST_STATE_RUNNING)
-          .setPlacement(VhostPlacement.newBuilder().setVhostId(r.getVhostId()).setNode("n1"))
-          .build());
+      o.onNext(
+          GetVhostResponse.newBuilder()
+              .setState(VhostState.VHOST_STATE_RUNNING)
+              .setPlacement(VhostPlacement.newBuilder().setVhostId(r.getVhostId()).setNode("n1"))
+              .build());
       o.onCompleted();
     }
 
     @Override
     public void readOutput(ReadOutputRequest r, StreamObserver<OutputChunk> o) {
-      Iterator<OutputChunk> source = new Iterator<>() {
-        @Override
-        public boolean hasNext() {
-          if (pulled.get() < CHUNKS) {
-            return true;
-          }
-          exhausted.countDown();
-          return false;
-        }
+      Iterator<OutputChunk> source =
+          new Iterator<>() {
+            @Override
+            public boolean hasNext() {
+              if (pulled.get() < CHUNKS) {
+                return true;
+              }
+              exhausted.countDown();
+              return false;
+            }
 
-        @Override
-        public OutputChunk next() {
-          int i = pulled.getAndIncrement();
-          return OutputChunk.newBuilder().setOffset(i * 1024L)
-              .setData(ByteString.copyFrom(new byte[1024])).build();
-        }
-      };
+            @Override
+            public OutputChunk next() {
+              int i = pulled.getAndIncrement();
+              return OutputChunk.newBuilder()
+                  .setOffset(i * 1024L)
+                  .setData(ByteString.copyFrom(new byte[1024]))
+                  .build();
+            }
+          };
       StreamObservers.copyWithFlowControl(source, (ServerCallStreamObserver<OutputChunk>) o);
     }
   }
@@ -108,48 +112,65 @@ class OutputFlowControlTest {
   void aClientThatDoesNotReadHoldsTheRelayBackAndGetsEverythingOnceItReads() throws Exception {
     Agent agent = new Agent();
     Catalog catalog = new Catalog(dir);
-    catalog.saveJob(JobRecord.newBuilder().setNextEpoch(1).setInfo(JobInfo.newBuilder()
-        .setJobId("7").setState(JobState.JOB_STATE_RUNNING)
-        .addVhosts(VhostPlacement.newBuilder().setVhostId("7-0").setNode("n1"))).build());
-    Coordinator coordinator = new Coordinator(catalog, inProcess.serve(Map.of("n1", agent)),
-        BarrierConfig.defaults(), Clock.systemUTC());
+    catalog.saveJob(
+        JobRecord.newBuilder()
+            .setNextEpoch(1)
+            .setInfo(
+                JobInfo.newBuilder()
+                    .setJobId("7")
+                    .setState(JobState.JOB_STATE_RUNNING)
+                    .addVhosts(VhostPlacement.newBuilder().setVhostId("7-0").setNode("n1")))
+            .build());
+    Coordinator coordinator =
+        new Coordinator(
+            catalog,
+            inProcess.serve(Map.of("n1", agent)),
+            BarrierConfig.defaults(),
+            Clock.systemUTC());
     String name = "coordinator-" + System.nanoTime();
-    server = InProcessServerBuilder.forName(name).executor(executor)
-        .addService(new CohortGrpcService(coordinator)).build().start();
+    server =
+        InProcessServerBuilder.forName(name)
+            .executor(executor)
+            .addService(new CohortGrpcService(coordinator))
+            .build()
+            .start();
     channel = InProcessChannelBuilder.forName(name).executor(executor).build();
 
     CountDownLatch first = new CountDownLatch(1);
     AtomicInteger received = new AtomicInteger();
     CompletableFuture<Void> completed = new CompletableFuture<>();
     ClientCallStreamObserver<?>[] stream = {null};
-    CohortGrpc.newStub(channel).streamOutput(StreamOutputRequest.newBuilder().setJobId("7")
-        .build(), new ClientResponseObserver<StreamOutputRequest, OutputChunk>() {
-          @Override
-          public void beforeStart(ClientCallStreamObserver<StreamOutputRequest> s) {
-            stream[0] = s;
-            s.disableAutoRequestWithInitial(1); // reads one chunk, then nothing until told
-          }
+    CohortGrpc.newStub(channel)
+        .streamOutput(
+            StreamOutputRequest.newBuilder().setJobId("7").build(),
+            new ClientResponseObserver<StreamOutputRequest, OutputChunk>() {
+              @Override
+              public void beforeStart(ClientCallStreamObserver<StreamOutputRequest> s) {
+                stream[0] = s;
+                s.disableAutoRequestWithInitial(1); // reads one chunk, then nothing until told
+              }
 
-          @Override
-          public void onNext(OutputChunk c) {
-            assertEquals(received.getAndIncrement() * 1024L, c.getOffset());
-            first.countDown();
-          }
+              @Override
+              public void onNext(OutputChunk c) {
+                assertEquals(received.getAndIncrement() * 1024L, c.getOffset());
+                first.countDown();
+              }
 
-          @Override
-          public void onError(Throwable t) {
-            completed.completeExceptionally(t);
-          }
+              @Override
+              public void onError(Throwable t) {
+                completed.completeExceptionally(t);
+              }
 
-          @Override
-          public void onCompleted() {
-            completed.complete(null);
-          }
-        });
+              @Override
+              public void onCompleted() {
+                completed.complete(null);
+              }
+            });
     assertTrue(first.await(10, TimeUnit.SECONDS));
     // Without flow control the relay drains the agent in a few milliseconds, so waiting one
     // second for that not to happen is a clear margin; the bound allows gRPC's small buffers.
-    assertFalse(agent.exhausted.await(1, TimeUnit.SECONDS),
+    assertFalse(
+        agent.exhausted.await(1, TimeUnit.SECONDS),
         "the coordinator pulled all " + CHUNKS + " chunks for a client that read one");
     assertTrue(agent.pulled.get() <= 8, "pulled " + agent.pulled.get() + " for 1 read");
 

@@ -13,17 +13,20 @@ import org.junit.jupiter.api.Test;
 
 class PlacementTest {
   private static final Map<String, Integer> IDLE = Map.of();
+
   /** Checked nodes, in order; n1..n4 are up, n5 is down, anything else unknown. */
   private final List<String> checked = new ArrayList<>();
-  private final Consumer<String> requireUp = n -> {
-    checked.add(n);
-    if (n.equals("n5")) {
-      throw new CohortException(CohortException.Kind.UNAVAILABLE, "node n5 is down");
-    }
-    if (!n.matches("n[1-4]")) {
-      throw CohortException.notFound("node %s is not known", n);
-    }
-  };
+
+  private final Consumer<String> requireUp =
+      n -> {
+        checked.add(n);
+        if (n.equals("n5")) {
+          throw new CohortException(CohortException.Kind.UNAVAILABLE, "node n5 is down");
+        }
+        if (!n.matches("n[1-4]")) {
+          throw CohortException.notFound("node %s is not known", n);
+        }
+      };
 
   private Placement place(String nodes, int vhosts, Map<String, Integer> running) {
     return Placement.onNodes(List.of(nodes.split(",", -1)), vhosts, running, requireUp);
@@ -49,7 +52,9 @@ class PlacementTest {
   void asManyNodesAsVhostsGiveOneEachInTheOrderListed() {
     assertEquals(List.of("n2", "n3"), place("n2,n3", 2, IDLE).nodes());
     assertEquals(List.of("n3", "n1", "n2"), place("n3,n1,n2", 0, IDLE).nodes());
-    assertEquals(List.of("n3", "n1"), place("n3,n1", 2, Map.of("n3", 9)).nodes(),
+    assertEquals(
+        List.of("n3", "n1"),
+        place("n3,n1", 2, Map.of("n3", 9)).nodes(),
         "one vhost per node whatever their load");
   }
 
@@ -81,8 +86,9 @@ class PlacementTest {
   void aMappingOfTheWrongLengthIsRefused() {
     CohortException e = assertThrows(CohortException.class, () -> place("n1,n1", 3, IDLE));
     assertEquals(CohortException.Kind.INVALID_ARGUMENT, e.kind());
-    assertTrue(e.getMessage().contains("3 vhost(s), 2 entries")
-        && e.getMessage().contains("--nodes n1"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains("3 vhost(s), 2 entries") && e.getMessage().contains("--nodes n1"),
+        e.getMessage());
     assertEquals(List.of(), checked, "refused before any node is asked about");
   }
 
@@ -92,8 +98,8 @@ class PlacementTest {
       CohortException e = assertThrows(CohortException.class, () -> place(nodes, 2, IDLE));
       assertEquals(CohortException.Kind.INVALID_ARGUMENT, e.kind(), nodes);
     }
-    CohortException e = assertThrows(CohortException.class,
-        () -> Placement.onNodes(List.of(), 2, IDLE, requireUp));
+    CohortException e =
+        assertThrows(CohortException.class, () -> Placement.onNodes(List.of(), 2, IDLE, requireUp));
     assertEquals(CohortException.Kind.INVALID_ARGUMENT, e.kind());
   }
 
@@ -104,19 +110,19 @@ class PlacementTest {
     assertTrue(unknown.getMessage().contains("n9"), unknown.getMessage());
     CohortException down = assertThrows(CohortException.class, () -> place("n1,n2,n5", 2, IDLE));
     assertEquals(CohortException.Kind.UNAVAILABLE, down.kind());
-    CohortException inMapping = assertThrows(CohortException.class,
-        () -> place("n5,n5", 2, IDLE));
+    CohortException inMapping = assertThrows(CohortException.class, () -> place("n5,n5", 2, IDLE));
     assertEquals(CohortException.Kind.UNAVAILABLE, inMapping.kind());
     assertEquals(List.of("n1", "n9", "n1", "n2", "n5", "n5"), checked, "each node once per call");
   }
 
   @Test
   void withNoNodeNamedAllVhostsGoToTheLeastBusyLiveNode() {
-    assertEquals(List.of("n2", "n2", "n2"),
+    assertEquals(
+        List.of("n2", "n2", "n2"),
         Placement.onLeastBusy(List.of("n1", "n2", "n3"), 3, Map.of("n1", 1, "n3", 1)).nodes());
     assertEquals(List.of("n1"), Placement.onLeastBusy(List.of("n2", "n1"), 0, IDLE).nodes());
-    CohortException e = assertThrows(CohortException.class,
-        () -> Placement.onLeastBusy(List.of(), 2, IDLE));
+    CohortException e =
+        assertThrows(CohortException.class, () -> Placement.onLeastBusy(List.of(), 2, IDLE));
     assertEquals(CohortException.Kind.UNAVAILABLE, e.kind());
   }
 }

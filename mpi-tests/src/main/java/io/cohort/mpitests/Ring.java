@@ -4,10 +4,10 @@ import mpi.MPI;
 import mpi.MPIException;
 
 /**
- * The Java twin of ring.c, on the Open MPI Java bindings: each rank keeps a state array,
- * passes a block of it around the ring every iteration (with a hash the receiver checks),
- * mixes what it received into its state, and rank 0 prints a global checksum every 10
- * iterations and "result CHECKSUM" at the end. Deterministic for given arguments.
+ * The Java twin of ring.c, on the Open MPI Java bindings: each rank keeps a state array, passes a
+ * block of it around the ring every iteration (with a hash the receiver checks), mixes what it
+ * received into its state, and rank 0 prints a global checksum every 10 iterations and "result
+ * CHECKSUM" at the end. Deterministic for given arguments.
  *
  * <p>usage: Ring ITERATIONS [DELAY_MS] [STATE_MB]
  */
@@ -57,8 +57,8 @@ public final class Ring {
       state[i] = mix(((long) rank << 40) ^ i);
     }
     if (rank == 0) {
-      System.out.printf("ring: %d ranks, %d iterations, %d MiB state per rank%n", size,
-          iterations, stateMb);
+      System.out.printf(
+          "ring: %d ranks, %d iterations, %d MiB state per rank%n", size, iterations, stateMb);
     }
     int right = (rank + 1) % size;
     int left = (rank + size - 1) % size;
@@ -66,11 +66,11 @@ public final class Ring {
       int off = (int) ((it * BLOCK) % (words - BLOCK + 1));
       System.arraycopy(state, off, send, 0, BLOCK);
       send[BLOCK] = blockHash(send);
-      MPI.COMM_WORLD.sendRecv(send, BLOCK + 1, MPI.LONG, right, 0, recv, BLOCK + 1, MPI.LONG,
-          left, 0);
+      MPI.COMM_WORLD.sendRecv(
+          send, BLOCK + 1, MPI.LONG, right, 0, recv, BLOCK + 1, MPI.LONG, left, 0);
       if (recv[BLOCK] != blockHash(recv)) {
-        System.err.printf("Ring: rank %d: corrupt message from rank %d at iteration %d%n", rank,
-            left, it);
+        System.err.printf(
+            "Ring: rank %d: corrupt message from rank %d at iteration %d%n", rank, left, it);
         MPI.COMM_WORLD.abort(2);
       }
       long l = 0;

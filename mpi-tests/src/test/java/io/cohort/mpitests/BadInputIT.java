@@ -16,13 +16,14 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInfo;
 
 /**
- * Bad input gets a clear error and a nonzero exit, and changes nothing else: the job's state,
- * its output and the list of checkpoints stay as they were, and a good restart still works.
+ * Bad input gets a clear error and a nonzero exit, and changes nothing else: the job's state, its
+ * output and the list of checkpoints stay as they were, and a good restart still works.
  */
 class BadInputIT {
   /** A small job that counts; its output shows exactly where it was stopped. */
-  private static final String[] COUNTER = {"sh", "-c",
-      "i=0; while [ $i -lt 400 ]; do echo $i; i=$((i+1)); sleep 0.05; done"};
+  private static final String[] COUNTER = {
+    "sh", "-c", "i=0; while [ $i -lt 400 ]; do echo $i; i=$((i+1)); sleep 0.05; done"
+  };
 
   private CohortHarness cohort;
 
@@ -71,8 +72,10 @@ class BadInputIT {
     String logBefore = cohort.log(job);
     Path pages;
     try (Stream<Path> s = Files.list(cohort.imageDir(ckpt).resolve("criu"))) {
-      pages = s.filter(p -> p.getFileName().toString().startsWith("pages-"))
-          .max(Comparator.comparingLong(p -> p.toFile().length())).orElseThrow();
+      pages =
+          s.filter(p -> p.getFileName().toString().startsWith("pages-"))
+              .max(Comparator.comparingLong(p -> p.toFile().length()))
+              .orElseThrow();
     }
     long at = pages.toFile().length() / 2;
     byte original;
@@ -109,7 +112,8 @@ class BadInputIT {
     String ckpt = stoppedJob();
     String logBefore = cohort.log(ckpt.substring(0, ckpt.indexOf('.')));
     Path manifest = cohort.imageDir(ckpt).resolve("manifest.json");
-    Files.writeString(manifest, Files.readString(manifest).replace("\"hostname\"", "\"hostname\" "));
+    Files.writeString(
+        manifest, Files.readString(manifest).replace("\"hostname\"", "\"hostname\" "));
     assertFails(cohort.cohort("restart", ckpt), "modified after the commit");
     assertNothingChanged(ckpt, logBefore);
   }
@@ -144,17 +148,19 @@ class BadInputIT {
     String job = cohort.runDetached(COUNTER);
     cohort.awaitOutput(job, "\n10\n", Duration.ofSeconds(30));
     String ckpt = cohort.checkpoint(job, false).get("checkpoint").getAsString();
-    long pid = cohort.job(job).getAsJsonArray("vhosts").get(0).getAsJsonObject()
-        .get("pid").getAsLong();
+    long pid =
+        cohort.job(job).getAsJsonArray("vhosts").get(0).getAsJsonObject().get("pid").getAsLong();
 
     assertFails(cohort.cohort("restart", ckpt), "is running");
     assertEquals("JOB_STATE_RUNNING", cohort.state(job));
-    assertTrue(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false),
+    assertTrue(
+        ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false),
         "the running incarnation must be untouched");
 
     cohort.cohort("restart", ckpt, "--replace", "--detach").ok();
-    assertTrue(!ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)
-        || ProcessHandle.of(pid).flatMap(h -> h.info().command()).isEmpty(),
+    assertTrue(
+        !ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)
+            || ProcessHandle.of(pid).flatMap(h -> h.info().command()).isEmpty(),
         "--replace ends the old incarnation");
     assertEquals(0, cohort.await(job));
     assertTrue(cohort.log(job).endsWith("\n399\n"));

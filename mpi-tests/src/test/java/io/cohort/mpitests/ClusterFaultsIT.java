@@ -33,8 +33,8 @@ class ClusterFaultsIT {
 
   private static String run(String node, String[] command) {
     String[] args = new String[command.length + 6];
-    System.arraycopy(new String[] {"run", "--detach", "--json", "--nodes", node, "--"}, 0, args,
-        0, 6);
+    System.arraycopy(
+        new String[] {"run", "--detach", "--json", "--nodes", node, "--"}, 0, args, 0, 6);
     System.arraycopy(command, 0, args, 6, command.length);
     return cohort.cohort(args).ok().json().get("job").getAsString();
   }
@@ -96,8 +96,8 @@ class ClusterFaultsIT {
 
     // The job goes on without its agent (CRIU's hook lets it go when the agent dies).
     int lines = Files.readString(cohort.clusterLog("n2", job)).split("\n").length;
-    CohortHarness.awaitFile(cohort.clusterLog("n2", job), "iter " + (lines - 1) * 10 + " ",
-        Duration.ofSeconds(90));
+    CohortHarness.awaitFile(
+        cohort.clusterLog("n2", job), "iter " + (lines - 1) * 10 + " ", Duration.ofSeconds(90));
 
     cohort.cohort("cluster", "start", "n2").ok();
     assertEquals(1, cohort.checkpoints(job).size(), "the aborted checkpoint is not listed");
@@ -109,10 +109,10 @@ class ClusterFaultsIT {
   }
 
   /**
-   * The same with --stop: the epoch is aborted, and the job is stopped all the same (as asked)
-   * with its previous checkpoint as the latest. Its vhost on the crashed node cannot be ended
-   * while the agent is down (CRIU's hook let it go on); it is ended as soon as the agent is
-   * back, and the previous checkpoint restarts.
+   * The same with --stop: the epoch is aborted, and the job is stopped all the same (as asked) with
+   * its previous checkpoint as the latest. Its vhost on the crashed node cannot be ended while the
+   * agent is down (CRIU's hook let it go on); it is ended as soon as the agent is back, and the
+   * previous checkpoint restarts.
    */
   @Test
   void anAgentKilledDuringAStopDumpStopsTheJobAtItsPreviousCheckpoint() throws Exception {
@@ -121,13 +121,20 @@ class ClusterFaultsIT {
     String job = run("n2", command);
     CohortHarness.awaitFile(cohort.clusterLog("n2", job), "iter 40 ", Duration.ofSeconds(90));
     String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();
-    long init = JsonParser.parseString(Files.readString(cohort.home.resolve(
-        "cluster/nodes/n2/vhosts/" + job + "-0/record.json"))).getAsJsonObject().get("pid")
-        .getAsLong();
+    long init =
+        JsonParser.parseString(
+                Files.readString(
+                    cohort.home.resolve("cluster/nodes/n2/vhosts/" + job + "-0/record.json")))
+            .getAsJsonObject()
+            .get("pid")
+            .getAsLong();
 
     String err = killAgentDuringDump(job, "n2", true);
-    assertTrue(err.contains("was stopped all the same") && err.contains("cohort restart " + first)
-        && err.contains("on node n2 could not be reached"), err);
+    assertTrue(
+        err.contains("was stopped all the same")
+            && err.contains("cohort restart " + first)
+            && err.contains("on node n2 could not be reached"),
+        err);
     assertEquals("JOB_STATE_STOPPED", cohort.state(job));
     assertEquals(first, cohort.job(job).get("latest_checkpoint").getAsString());
     CohortHarness.Result early = cohort.cohort("restart", first, "--detach");
@@ -153,11 +160,13 @@ class ClusterFaultsIT {
   private static String killAgentDuringDump(String job, String node, boolean stop)
       throws Exception {
     Path err = cohort.home.resolve("checkpoint-" + job + ".err");
-    Process checkpoint = stop
-        ? cohort.start(ProcessBuilder.Redirect.to(err.toFile()), "checkpoint", job, "--stop")
-        : cohort.start(ProcessBuilder.Redirect.to(err.toFile()), "checkpoint", job);
-    Path dumping = cohort.home.resolve("cluster/nodes/" + node + "/images/.pending/" + job
-        + ".2/" + job + "-0/criu");
+    Process checkpoint =
+        stop
+            ? cohort.start(ProcessBuilder.Redirect.to(err.toFile()), "checkpoint", job, "--stop")
+            : cohort.start(ProcessBuilder.Redirect.to(err.toFile()), "checkpoint", job);
+    Path dumping =
+        cohort.home.resolve(
+            "cluster/nodes/" + node + "/images/.pending/" + job + ".2/" + job + "-0/criu");
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
     while (System.nanoTime() < deadline && checkpoint.isAlive() && count(dumping) < 3) {
       Thread.sleep(5);
@@ -180,9 +189,10 @@ class ClusterFaultsIT {
   }
 
   private static long agentPid(String name) throws Exception {
-    for (JsonElement e : JsonParser.parseString(Files.readString(
-        cohort.home.resolve("cluster/cluster.json"))).getAsJsonObject()
-        .getAsJsonArray("processes")) {
+    for (JsonElement e :
+        JsonParser.parseString(Files.readString(cohort.home.resolve("cluster/cluster.json")))
+            .getAsJsonObject()
+            .getAsJsonArray("processes")) {
       if (e.getAsJsonObject().get("name").getAsString().equals(name)) {
         return e.getAsJsonObject().get("pid").getAsLong();
       }

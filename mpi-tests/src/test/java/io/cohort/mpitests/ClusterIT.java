@@ -14,10 +14,10 @@ import java.time.Duration;
 import org.junit.jupiter.api.Test;
 
 /**
- * The daemons over real sockets on an emulated cluster (network namespaces joined by a
- * bridge): registration and liveness, placement on a chosen node, checkpoint and restart of a
- * real MPI job there and, from the same checkpoint, on other nodes (image streamed between
- * agents and verified), clear errors for unknown and dead nodes, and a clean `cluster down`.
+ * The daemons over real sockets on an emulated cluster (network namespaces joined by a bridge):
+ * registration and liveness, placement on a chosen node, checkpoint and restart of a real MPI job
+ * there and, from the same checkpoint, on other nodes (image streamed between agents and verified),
+ * clear errors for unknown and dead nodes, and a clean `cluster down`.
  */
 class ClusterIT {
   private static final String PREFIX = "cohortit";
@@ -29,8 +29,8 @@ class ClusterIT {
   }
 
   private static JsonObject node(CohortHarness cohort, String name) {
-    for (JsonElement e : JsonParser.parseString(cohort.cohort("nodes", "--json").ok().out())
-        .getAsJsonArray()) {
+    for (JsonElement e :
+        JsonParser.parseString(cohort.cohort("nodes", "--json").ok().out()).getAsJsonArray()) {
       if (e.getAsJsonObject().get("node").getAsString().equals(name)) {
         return e.getAsJsonObject();
       }
@@ -44,27 +44,54 @@ class ClusterIT {
     String expected = CohortHarness.reference(command);
     try (CohortHarness cohort = new CohortHarness("cluster")) {
       try {
-        cohort.cohort(Duration.ofMinutes(3), "cluster", "up", "--nodes", "3", "--prefix", PREFIX,
-            "--subnet", "198.18.77").ok();
+        cohort
+            .cohort(
+                Duration.ofMinutes(3),
+                "cluster",
+                "up",
+                "--nodes",
+                "3",
+                "--prefix",
+                PREFIX,
+                "--subnet",
+                "198.18.77")
+            .ok();
         for (String n : new String[] {"n1", "n2", "n3"}) {
           assertTrue(alive(cohort, n), n + " must be up");
         }
         // Another cluster (another Cohort home) with the same names is refused, and does not
         // touch this one.
         try (CohortHarness second = new CohortHarness("cluster-clash")) {
-          CohortHarness.Result clash = second.cohort("cluster", "up", "--nodes", "1", "--prefix",
-              PREFIX, "--subnet", "198.18.76");
+          CohortHarness.Result clash =
+              second.cohort(
+                  "cluster", "up", "--nodes", "1", "--prefix", PREFIX, "--subnet", "198.18.76");
           assertNotEquals(0, clash.rc());
           assertTrue(clash.err().contains("already exists"), clash.err());
         }
-        assertTrue(alive(cohort, "n1") && exists("ip", "link", "show", PREFIX + "-br"),
+        assertTrue(
+            alive(cohort, "n1") && exists("ip", "link", "show", PREFIX + "-br"),
             "the first cluster is untouched");
 
-        String job = cohort.cohort(concat(new String[] {"run", "--detach", "--json", "--nodes", "n2",
-            "--"}, command)).ok().json().get("job").getAsString();
-        assertEquals("n2", cohort.job(job).getAsJsonArray("vhosts").get(0).getAsJsonObject()
-            .get("node").getAsString());
-        assertTrue(Files.exists(cohort.home.resolve("cluster/nodes/n2/vhosts/" + job + "-0")),
+        String job =
+            cohort
+                .cohort(
+                    concat(
+                        new String[] {"run", "--detach", "--json", "--nodes", "n2", "--"}, command))
+                .ok()
+                .json()
+                .get("job")
+                .getAsString();
+        assertEquals(
+            "n2",
+            cohort
+                .job(job)
+                .getAsJsonArray("vhosts")
+                .get(0)
+                .getAsJsonObject()
+                .get("node")
+                .getAsString());
+        assertTrue(
+            Files.exists(cohort.home.resolve("cluster/nodes/n2/vhosts/" + job + "-0")),
             "the vhost belongs to n2's agent");
         CohortHarness.awaitFile(cohort.clusterLog("n2", job), "iter 40 ", Duration.ofSeconds(60));
         cohort.checkpoint(job, false);
@@ -78,10 +105,20 @@ class ClusterIT {
         // The same checkpoint on other nodes: the image is streamed there and verified.
         for (String other : new String[] {"n3", "n1"}) {
           cohort.cohort("restart", ckpt, "--nodes", other, "--detach").ok();
-          assertEquals(other, cohort.job(job).getAsJsonArray("vhosts").get(0).getAsJsonObject()
-              .get("node").getAsString());
-          assertTrue(Files.isDirectory(cohort.home.resolve("cluster/nodes/" + other
-              + "/images/" + ckpt + "/" + job + "-0/criu")), "image copied to " + other);
+          assertEquals(
+              other,
+              cohort
+                  .job(job)
+                  .getAsJsonArray("vhosts")
+                  .get(0)
+                  .getAsJsonObject()
+                  .get("node")
+                  .getAsString());
+          assertTrue(
+              Files.isDirectory(
+                  cohort.home.resolve(
+                      "cluster/nodes/" + other + "/images/" + ckpt + "/" + job + "-0/criu")),
+              "image copied to " + other);
           assertEquals(0, cohort.await(job));
           assertEquals(expected, cohort.cohort("logs", job).ok().out(), "restarted on " + other);
         }
@@ -98,41 +135,62 @@ class ClusterIT {
           Thread.sleep(250);
         }
         assertFalse(alive(cohort, "n2"));
-        int jobsBefore = JsonParser.parseString(cohort.cohort("ps", "--json").ok().out())
-            .getAsJsonArray().size();
+        int jobsBefore =
+            JsonParser.parseString(cohort.cohort("ps", "--json").ok().out())
+                .getAsJsonArray()
+                .size();
         CohortHarness.Result down = cohort.cohort("run", "--nodes", "n2", "--", "true");
         assertNotEquals(0, down.rc());
         assertTrue(down.err().contains("node n2 is down"), down.err());
         CohortHarness.Result unknown = cohort.cohort("run", "--nodes", "n9", "--", "true");
         assertNotEquals(0, unknown.rc());
         assertTrue(unknown.err().contains("node n9 is not known"), unknown.err());
-        assertEquals(jobsBefore, JsonParser.parseString(cohort.cohort("ps", "--json").ok().out())
-            .getAsJsonArray().size(), "no job was created");
+        assertEquals(
+            jobsBefore,
+            JsonParser.parseString(cohort.cohort("ps", "--json").ok().out())
+                .getAsJsonArray()
+                .size(),
+            "no job was created");
         CohortHarness.Result downTarget = cohort.cohort("restart", ckpt, "--nodes", "n2");
         assertNotEquals(0, downTarget.rc());
         assertTrue(downTarget.err().contains("node n2 is down"), downTarget.err());
         // The same for a set of nodes: refused if any node named is down or unknown, even one
         // that would have been left unused, before anything changes.
-        CohortHarness.Result downInSet = cohort.cohort("run", "--vhosts", "2", "--nodes",
-            "n1,n2,n3", "--", "true");
+        CohortHarness.Result downInSet =
+            cohort.cohort("run", "--vhosts", "2", "--nodes", "n1,n2,n3", "--", "true");
         assertNotEquals(0, downInSet.rc());
         assertTrue(downInSet.err().contains("node n2 is down"), downInSet.err());
-        CohortHarness.Result unknownInSet = cohort.cohort("run", "--vhosts", "2", "--nodes",
-            "n1,n3,n9", "--", "true");
+        CohortHarness.Result unknownInSet =
+            cohort.cohort("run", "--vhosts", "2", "--nodes", "n1,n3,n9", "--", "true");
         assertNotEquals(0, unknownInSet.rc());
         assertTrue(unknownInSet.err().contains("node n9 is not known"), unknownInSet.err());
-        assertEquals(jobsBefore, JsonParser.parseString(cohort.cohort("ps", "--json").ok().out())
-            .getAsJsonArray().size(), "no job was created");
+        assertEquals(
+            jobsBefore,
+            JsonParser.parseString(cohort.cohort("ps", "--json").ok().out())
+                .getAsJsonArray()
+                .size(),
+            "no job was created");
         for (String set : new String[] {"n1,n3,n2", "n3,n9"}) {
           CohortHarness.Result refused = cohort.cohort("restart", ckpt, "--nodes", set);
           assertNotEquals(0, refused.rc(), set);
-          assertTrue(refused.err().contains(set.contains("n9") ? "node n9 is not known"
-              : "node n2 is down"), refused.err());
+          assertTrue(
+              refused
+                  .err()
+                  .contains(set.contains("n9") ? "node n9 is not known" : "node n2 is down"),
+              refused.err());
         }
         assertEquals("JOB_STATE_EXITED", cohort.state(job), "a refused restart changes nothing");
         assertEquals(1, cohort.job(job).getAsJsonArray("vhosts").size());
-        assertEquals("n1", cohort.job(job).getAsJsonArray("vhosts").get(0).getAsJsonObject()
-            .get("node").getAsString(), "still where it last ran");
+        assertEquals(
+            "n1",
+            cohort
+                .job(job)
+                .getAsJsonArray("vhosts")
+                .get(0)
+                .getAsJsonObject()
+                .get("node")
+                .getAsString(),
+            "still where it last ran");
         assertEquals(expected, cohort.cohort("logs", job).ok().out());
       } finally {
         cohort.cohort(Duration.ofMinutes(2), "cluster", "down");
@@ -150,8 +208,10 @@ class ClusterIT {
   }
 
   private static long agentPid(CohortHarness cohort, String name) throws Exception {
-    JsonArray procs = JsonParser.parseString(Files.readString(
-        cohort.home.resolve("cluster/cluster.json"))).getAsJsonObject().getAsJsonArray("processes");
+    JsonArray procs =
+        JsonParser.parseString(Files.readString(cohort.home.resolve("cluster/cluster.json")))
+            .getAsJsonObject()
+            .getAsJsonArray("processes");
     for (JsonElement e : procs) {
       if (e.getAsJsonObject().get("name").getAsString().equals(name)) {
         return e.getAsJsonObject().get("pid").getAsLong();

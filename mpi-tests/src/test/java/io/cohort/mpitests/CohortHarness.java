@@ -19,11 +19,12 @@ import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 /**
- * Drives the real `./cohort` CLI (a new JVM per command, as a user would) against a private
- * Cohort home under target/, and cleans up every process it started, even when a test fails.
+ * Drives the real `./cohort` CLI (a new JVM per command, as a user would) against a private Cohort
+ * home under target/, and cleans up every process it started, even when a test fails.
  */
 final class CohortHarness implements AutoCloseable {
-  static final Path REPO = Path.of(System.getProperty("cohort.repo", "..")).toAbsolutePath().normalize();
+  static final Path REPO =
+      Path.of(System.getProperty("cohort.repo", "..")).toAbsolutePath().normalize();
   static final Path CLASSES = Path.of(System.getProperty("mpitests.classes", "target/classes"));
   static final Path RING = REPO.resolve("mpi-tests/target/mpi/ring");
   static final String MPI_JAR = "/opt/cohort/openmpi-java/mpi.jar";
@@ -64,8 +65,8 @@ final class CohortHarness implements AutoCloseable {
     List<String> cmd = new ArrayList<>();
     cmd.add(REPO.resolve("cohort").toString());
     cmd.addAll(List.of(args));
-    ProcessBuilder pb = new ProcessBuilder(cmd).directory(REPO.toFile())
-        .redirectOutput(out).redirectError(err);
+    ProcessBuilder pb =
+        new ProcessBuilder(cmd).directory(REPO.toFile()).redirectOutput(out).redirectError(err);
     pb.environment().put("COHORT_HOME", home.toString());
     return pb.start();
   }
@@ -102,8 +103,11 @@ final class CohortHarness implements AutoCloseable {
     try {
       Path out = Files.createTempFile(home, "out", ".txt");
       Path err = Files.createTempFile(home, "err", ".txt");
-      Process p = pb.redirectOutput(out.toFile()).redirectError(err.toFile())
-          .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+      Process p =
+          pb.redirectOutput(out.toFile())
+              .redirectError(err.toFile())
+              .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+              .start();
       if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
         p.destroyForcibly().waitFor();
         fail("cohort " + String.join(" ", args) + " did not finish within " + timeout);
@@ -163,8 +167,17 @@ final class CohortHarness implements AutoCloseable {
 
   /** Starts an emulated cluster of this home, with names and addresses of its own. */
   void clusterUp(int nodes, String prefix, String subnet) {
-    cohort(Duration.ofMinutes(3), "cluster", "up", "--nodes", Integer.toString(nodes),
-        "--prefix", prefix, "--subnet", subnet).ok();
+    cohort(
+            Duration.ofMinutes(3),
+            "cluster",
+            "up",
+            "--nodes",
+            Integer.toString(nodes),
+            "--prefix",
+            prefix,
+            "--subnet",
+            subnet)
+        .ok();
   }
 
   /** Removes this home's cluster (if any), then everything else of the harness. */
@@ -185,8 +198,8 @@ final class CohortHarness implements AutoCloseable {
   }
 
   JsonObject checkpoint(String job, boolean stop) {
-    Result r = stop ? cohort("checkpoint", job, "--stop", "--json")
-        : cohort("checkpoint", job, "--json");
+    Result r =
+        stop ? cohort("checkpoint", job, "--stop", "--json") : cohort("checkpoint", job, "--json");
     return r.ok().json();
   }
 
@@ -225,10 +238,21 @@ final class CohortHarness implements AutoCloseable {
   }
 
   static String[] javaRing(int ranks, int iterations, int delayMs) {
-    return new String[] {"mpirun", "-np", Integer.toString(ranks), "java", "-XX:+UseSerialGC",
-        "-Xmx128m", "-XX:TieredStopAtLevel=1", "-cp", CLASSES + ":" + MPI_JAR,
-        "-Djava.library.path=" + JNI, "io.cohort.mpitests.Ring", Integer.toString(iterations),
-        Integer.toString(delayMs)};
+    return new String[] {
+      "mpirun",
+      "-np",
+      Integer.toString(ranks),
+      "java",
+      "-XX:+UseSerialGC",
+      "-Xmx128m",
+      "-XX:TieredStopAtLevel=1",
+      "-cp",
+      CLASSES + ":" + MPI_JAR,
+      "-Djava.library.path=" + JNI,
+      "io.cohort.mpitests.Ring",
+      Integer.toString(iterations),
+      Integer.toString(delayMs)
+    };
   }
 
   /** The output of the same program run with plain mpirun, outside Cohort. */

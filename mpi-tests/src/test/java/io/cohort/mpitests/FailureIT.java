@@ -14,9 +14,9 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
 /**
- * Failures in the middle of a checkpoint: the coordinator and agent killed during the dump,
- * and a disk that fills up during the dump. Either way the checkpoint is not listed, the
- * earlier ones stay restartable, and the job carries on unharmed.
+ * Failures in the middle of a checkpoint: the coordinator and agent killed during the dump, and a
+ * disk that fills up during the dump. Either way the checkpoint is not listed, the earlier ones
+ * stay restartable, and the job carries on unharmed.
  */
 class FailureIT {
   private static final Duration START = Duration.ofSeconds(60);
@@ -59,7 +59,9 @@ class FailureIT {
       JsonArray listed = cohort.checkpoints(job);
       assertEquals(1, listed.size(), "the interrupted checkpoint must not be listed");
       assertEquals(first, listed.get(0).getAsJsonObject().get("checkpoint_id").getAsString());
-      assertEquals(0, files(cohort.home.resolve("agent/images/.pending/" + job + ".2")),
+      assertEquals(
+          0,
+          files(cohort.home.resolve("agent/images/.pending/" + job + ".2")),
           "the abandoned partial image is removed");
 
       assertEquals(0, cohort.await(job));
@@ -77,7 +79,14 @@ class FailureIT {
     Path mount = Files.createTempDirectory(CohortHarness.base(), "fulldisk-");
     // A small file system of our own. It runs out of inodes (ENOSPC, like any full disk)
     // part-way through the second dump, after the space check of the prepare phase passed.
-    exec("mount", "-t", "tmpfs", "-o", "size=512m,nr_inodes=4000", "cohort-test-full", mount.toString());
+    exec(
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=512m,nr_inodes=4000",
+        "cohort-test-full",
+        mount.toString());
     CohortHarness cohort = new CohortHarness(mount);
     try {
       String job = cohort.runDetached(command);
@@ -94,7 +103,8 @@ class FailureIT {
       CohortHarness.Result r = cohort.cohort("checkpoint", job);
       System.out.println("checkpoint on a full disk: exit " + r.rc() + "\n" + r.err());
       assertNotEquals(0, r.rc());
-      assertTrue(r.err().contains("aborted") && r.err().contains("No space left on device"), r.err());
+      assertTrue(
+          r.err().contains("aborted") && r.err().contains("No space left on device"), r.err());
       assertEquals(1, cohort.checkpoints(job).size(), "nothing new is listed");
       assertEquals("JOB_STATE_RUNNING", cohort.state(job), "the job carries on");
       assertEquals(0, files(cohort.home.resolve("agent/images/.pending/" + job + ".2")));
@@ -118,8 +128,11 @@ class FailureIT {
   }
 
   private static String exec(String... cmd) throws Exception {
-    Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
-        .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null"))).start();
+    Process p =
+        new ProcessBuilder(cmd)
+            .redirectErrorStream(true)
+            .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+            .start();
     String out = new String(p.getInputStream().readAllBytes());
     assertEquals(0, p.waitFor(), String.join(" ", cmd) + ": " + out);
     return out;

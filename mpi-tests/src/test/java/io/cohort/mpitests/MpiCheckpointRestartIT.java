@@ -14,8 +14,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInfo;
 
 /**
- * Real Open MPI jobs (C and Java) run under Cohort, checkpointed with real CRIU and restarted;
- * the final output must equal a plain, uninterrupted mpirun run of the same program.
+ * Real Open MPI jobs (C and Java) run under Cohort, checkpointed with real CRIU and restarted; the
+ * final output must equal a plain, uninterrupted mpirun run of the same program.
  */
 class MpiCheckpointRestartIT {
   private static final Duration START = Duration.ofSeconds(60);
@@ -43,8 +43,11 @@ class MpiCheckpointRestartIT {
     String atStop = cohort.log(job);
     assertFalse(atStop.contains("result"), "the checkpoint must be taken mid-run:\n" + atStop);
 
-    JsonObject restart = cohort.cohort("restart", ckpt.get("checkpoint").getAsString(),
-        "--detach", "--json").ok().json();
+    JsonObject restart =
+        cohort
+            .cohort("restart", ckpt.get("checkpoint").getAsString(), "--detach", "--json")
+            .ok()
+            .json();
     System.out.println("restart: " + restart);
     assertEquals(2, restart.get("incarnation").getAsInt());
     assertEquals(0, cohort.await(job));
@@ -58,8 +61,10 @@ class MpiCheckpointRestartIT {
 
   @Test
   void cRingOverTcpStopAndRestart() throws Exception {
-    stopAndRestart(CohortHarness.cRing(3, 300, 20, "--mca", "btl", "self,tcp",
-        "--mca", "btl_tcp_if_include", "lo"), "iter 60 ");
+    stopAndRestart(
+        CohortHarness.cRing(
+            3, 300, 20, "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo"),
+        "iter 60 ");
   }
 
   @Test
@@ -121,8 +126,11 @@ class MpiCheckpointRestartIT {
     String job = cohort.runDetached(command);
     cohort.awaitOutput(job, "iter 40 ", START);
     String ckpt = cohort.checkpoint(job, true).get("checkpoint").getAsString();
-    assertTrue(ProcessHandle.current().children().noneMatch(p -> p.isAlive()
-        && p.info().commandLine().orElse("").contains("cohort.jar")),
+    assertTrue(
+        ProcessHandle.current()
+            .children()
+            .noneMatch(
+                p -> p.isAlive() && p.info().commandLine().orElse("").contains("cohort.jar")),
         "no cohort CLI/agent process of the test may survive between commands");
     cohort.cohort("restart", ckpt, "--detach").ok();
     assertEquals(0, cohort.await(job));
@@ -130,37 +138,44 @@ class MpiCheckpointRestartIT {
   }
 
   /**
-   * `cohort watch` (the WatchJob stream) reports each change as it happens: running, stopped
-   * by a checkpoint, running again after the restart (next incarnation), exited; then it ends.
+   * `cohort watch` (the WatchJob stream) reports each change as it happens: running, stopped by a
+   * checkpoint, running again after the restart (next incarnation), exited; then it ends.
    */
   @Test
   void watchReportsEveryChangeUntilTheJobEnds() throws Exception {
     String job = cohort.runDetached(CohortHarness.cRing(2, 300, 20));
     cohort.awaitOutput(job, "iter 40 ", START);
     java.nio.file.Path events = cohort.home.resolve("watch.jsonl");
-    Process watch = cohort.start(ProcessBuilder.Redirect.to(events.toFile()),
-        ProcessBuilder.Redirect.DISCARD, "watch", job, "--json");
+    Process watch =
+        cohort.start(
+            ProcessBuilder.Redirect.to(events.toFile()),
+            ProcessBuilder.Redirect.DISCARD,
+            "watch",
+            job,
+            "--json");
     try {
       CohortHarness.awaitFile(events, "JOB_STATE_RUNNING", START);
       String ckpt = cohort.checkpoint(job, true).get("checkpoint").getAsString();
       CohortHarness.awaitFile(events, "JOB_STATE_STOPPED", START);
       cohort.cohort("restart", ckpt, "--detach").ok();
       assertEquals(0, cohort.await(job));
-      assertTrue(watch.waitFor(30, java.util.concurrent.TimeUnit.SECONDS),
-          "watch ends with the job");
+      assertTrue(
+          watch.waitFor(30, java.util.concurrent.TimeUnit.SECONDS), "watch ends with the job");
       assertEquals(0, watch.exitValue());
       List<String> states = new ArrayList<>();
       JsonObject last = null;
       for (String line : java.nio.file.Files.readAllLines(events)) {
-        last = com.google.gson.JsonParser.parseString(line).getAsJsonObject()
-            .getAsJsonObject("job");
+        last =
+            com.google.gson.JsonParser.parseString(line).getAsJsonObject().getAsJsonObject("job");
         String state = last.get("state").getAsString();
         if (states.isEmpty() || !states.get(states.size() - 1).equals(state)) {
           states.add(state);
         }
       }
-      assertEquals(List.of("JOB_STATE_RUNNING", "JOB_STATE_STOPPED", "JOB_STATE_RUNNING",
-          "JOB_STATE_EXITED"), states);
+      assertEquals(
+          List.of(
+              "JOB_STATE_RUNNING", "JOB_STATE_STOPPED", "JOB_STATE_RUNNING", "JOB_STATE_EXITED"),
+          states);
       assertEquals(2, last.get("incarnation").getAsInt());
       assertEquals(ckpt, last.get("latest_checkpoint").getAsString());
     } finally {
@@ -170,8 +185,9 @@ class MpiCheckpointRestartIT {
 
   @Test
   void attachedRunStreamsOutputAndReturnsExitStatus() {
-    CohortHarness.Result r = cohort.cohort("run", "--", "sh", "-c",
-        "echo out-line; echo err-line >&2; hostname; exit 7");
+    CohortHarness.Result r =
+        cohort.cohort(
+            "run", "--", "sh", "-c", "echo out-line; echo err-line >&2; hostname; exit 7");
     assertEquals(7, r.rc(), r.err());
     assertTrue(r.out().contains("out-line") && r.out().contains("err-line"), r.out());
     assertTrue(r.out().contains("job"), "runs in a vhost with its own hostname: " + r.out());

@@ -15,12 +15,11 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Jobs of several vhosts on a 3-node emulated cluster: the user's plain `mpirun` spans every
- * vhost (Cohort's hostfile and cohort-rsh), ranks talk over TCP between vhosts (through the
- * TUN + Netty overlay when the vhosts are on different nodes) and shared memory inside one,
- * the barrier checkpoints all vhosts as one cut, and the job restarts on a different pair of
- * nodes and, from the same checkpoint, with both vhosts on one node; jobs cannot reach each
- * other's vhosts.
+ * Jobs of several vhosts on a 3-node emulated cluster: the user's plain `mpirun` spans every vhost
+ * (Cohort's hostfile and cohort-rsh), ranks talk over TCP between vhosts (through the TUN + Netty
+ * overlay when the vhosts are on different nodes) and shared memory inside one, the barrier
+ * checkpoints all vhosts as one cut, and the job restarts on a different pair of nodes and, from
+ * the same checkpoint, with both vhosts on one node; jobs cannot reach each other's vhosts.
  */
 class MultiVhostIT {
   private static CohortHarness cohort;
@@ -67,12 +66,15 @@ class MultiVhostIT {
     assertEquals("JOB_STATE_RUNNING", cohort.state(job));
     // Both vhosts were dumped, and the second one (on n2) holds ranks: its image is far
     // larger than an idle vhost's (well under 1 MB).
-    assertTrue(bytes(cohort.home.resolve("cluster/nodes/n2/images/" + first + "/" + job + "-1"))
-        > 4_000_000, "ranks ran in the second vhost, on n2");
+    assertTrue(
+        bytes(cohort.home.resolve("cluster/nodes/n2/images/" + first + "/" + job + "-1"))
+            > 4_000_000,
+        "ranks ran in the second vhost, on n2");
 
     String stop = cohort.checkpoint(job, true).get("checkpoint").getAsString();
     assertEquals("JOB_STATE_STOPPED", cohort.state(job));
-    assertTrue(!Files.readString(cohort.clusterLog("n1", job)).contains("result"), "stopped mid-run");
+    assertTrue(
+        !Files.readString(cohort.clusterLog("n1", job)).contains("result"), "stopped mid-run");
 
     cohort.cohort("restart", stop, "--nodes", "n2,n3", "--detach").ok();
     assertEquals(List.of("n2", "n3"), nodes(job));
@@ -88,8 +90,10 @@ class MultiVhostIT {
 
   private static List<String> nodes(String job) {
     List<String> out = new ArrayList<>();
-    cohort.job(job).getAsJsonArray("vhosts").forEach(v ->
-        out.add(v.getAsJsonObject().get("node").getAsString()));
+    cohort
+        .job(job)
+        .getAsJsonArray("vhosts")
+        .forEach(v -> out.add(v.getAsJsonObject().get("node").getAsString()));
     return out;
   }
 
@@ -105,30 +109,48 @@ class MultiVhostIT {
   }
 
   /**
-   * `--vhosts 2 --nodes n1,n2,n3`: the two vhosts go to two different nodes of the set, and
-   * the third node is reported unused (stderr and --json); the job runs across them.
+   * `--vhosts 2 --nodes n1,n2,n3`: the two vhosts go to two different nodes of the set, and the
+   * third node is reported unused (stderr and --json); the job runs across them.
    */
   @Test
   void aJobOnMoreNodesThanVhostsLeavesOneUnusedAndSaysSo() {
-    CohortHarness.Result r = cohort.cohort("run", "--detach", "--json", "--vhosts", "2",
-        "--nodes", "n1,n2,n3", "--", "bash", "-c", "cat /etc/hostname").ok();
+    CohortHarness.Result r =
+        cohort
+            .cohort(
+                "run",
+                "--detach",
+                "--json",
+                "--vhosts",
+                "2",
+                "--nodes",
+                "n1,n2,n3",
+                "--",
+                "bash",
+                "-c",
+                "cat /etc/hostname")
+            .ok();
     String job = r.json().get("job").getAsString();
     List<String> used = nodes(job);
     assertEquals(2, used.size());
     assertNotEquals(used.get(0), used.get(1), "one vhost on each of two nodes: " + used);
     List<String> unused = new ArrayList<>(List.of("n1", "n2", "n3"));
     unused.removeAll(used);
-    assertEquals(unused.toString(), r.json().getAsJsonArray("unused_nodes").asList().stream()
-        .map(e -> e.getAsString()).toList().toString());
-    assertEquals(used.get(1), r.json().getAsJsonArray("vhosts").get(1).getAsJsonObject()
-        .get("node").getAsString());
+    assertEquals(
+        unused.toString(),
+        r.json().getAsJsonArray("unused_nodes").asList().stream()
+            .map(e -> e.getAsString())
+            .toList()
+            .toString());
+    assertEquals(
+        used.get(1),
+        r.json().getAsJsonArray("vhosts").get(1).getAsJsonObject().get("node").getAsString());
     assertTrue(r.err().contains("node " + unused.get(0) + " left unused"), r.err());
     assertEquals(0, cohort.await(job));
   }
 
   /**
-   * A job over vhosts on several nodes has its ranks yield when idle (its traffic is forwarded
-   * by the agents, which busy-polling ranks would starve); a job on one vhost is left alone.
+   * A job over vhosts on several nodes has its ranks yield when idle (its traffic is forwarded by
+   * the agents, which busy-polling ranks would starve); a job on one vhost is left alone.
    */
   @Test
   void ranksOfAJobAcrossNodesYieldWhenIdle() throws Exception {
@@ -152,17 +174,25 @@ class MultiVhostIT {
   }
 
   /**
-   * Two jobs with vhosts on {@code nodes}: a probe in the first vhost of one job reaches the
-   * spawn port of its own second vhost, and not that of the other job.
+   * Two jobs with vhosts on {@code nodes}: a probe in the first vhost of one job reaches the spawn
+   * port of its own second vhost, and not that of the other job.
    */
   private static void assertIsolated(String nodes) throws Exception {
     String other = run("--nodes", nodes, "--", "sleep", "120");
     String otherAddress = "198.19." + (Long.parseLong(other) % 256) + ".11";
-    String probe = run("--nodes", nodes, "--", "bash", "-c",
-        "own=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1); own=${own%.*}.11;"
-            + " try() { timeout 3 bash -c \"exec 3<>/dev/tcp/$1/7207\" 2>/dev/null"
-            + " && echo \"$2 reached\" || echo \"$2 blocked\"; };"
-            + " try $own own; try " + otherAddress + " other");
+    String probe =
+        run(
+            "--nodes",
+            nodes,
+            "--",
+            "bash",
+            "-c",
+            "own=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1); own=${own%.*}.11;"
+                + " try() { timeout 3 bash -c \"exec 3<>/dev/tcp/$1/7207\" 2>/dev/null"
+                + " && echo \"$2 reached\" || echo \"$2 blocked\"; };"
+                + " try $own own; try "
+                + otherAddress
+                + " other");
     assertEquals(0, cohort.await(probe));
     String out = cohort.log(probe);
     assertTrue(out.contains("own reached"), "a job reaches its own vhosts: " + out);

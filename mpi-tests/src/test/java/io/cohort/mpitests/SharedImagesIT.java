@@ -12,9 +12,9 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Nodes that share one image directory (`cluster up --shared-images`, as a cluster file
- * system would give): a checkpoint written on n1 restarts on n2 in place, with nothing
- * copied, while n1 is down.
+ * Nodes that share one image directory (`cluster up --shared-images`, as a cluster file system
+ * would give): a checkpoint written on n1 restarts on n2 in place, with nothing copied, while n1 is
+ * down.
  */
 class SharedImagesIT {
   private static CohortHarness cohort;
@@ -22,8 +22,19 @@ class SharedImagesIT {
   @BeforeAll
   static void up() throws Exception {
     cohort = new CohortHarness("shared");
-    cohort.cohort(Duration.ofMinutes(3), "cluster", "up", "--nodes", "2", "--prefix", "cohortsh",
-        "--subnet", "198.18.81", "--shared-images").ok();
+    cohort
+        .cohort(
+            Duration.ofMinutes(3),
+            "cluster",
+            "up",
+            "--nodes",
+            "2",
+            "--prefix",
+            "cohortsh",
+            "--subnet",
+            "198.18.81",
+            "--shared-images")
+        .ok();
   }
 
   @AfterAll
@@ -36,23 +47,32 @@ class SharedImagesIT {
     String[] command = CohortHarness.cRing(3, 400, 20);
     String expected = CohortHarness.reference(command);
     String[] args = new String[command.length + 6];
-    System.arraycopy(new String[] {"run", "--detach", "--json", "--nodes", "n1", "--"}, 0, args,
-        0, 6);
+    System.arraycopy(
+        new String[] {"run", "--detach", "--json", "--nodes", "n1", "--"}, 0, args, 0, 6);
     System.arraycopy(command, 0, args, 6, command.length);
     String job = cohort.cohort(args).ok().json().get("job").getAsString();
     CohortHarness.awaitFile(cohort.clusterLog("n1", job), "iter 40 ", Duration.ofSeconds(90));
     String ckpt = cohort.checkpoint(job, true).get("checkpoint").getAsString();
 
-    assertTrue(Files.isRegularFile(cohort.home.resolve("cluster/shared-images/" + ckpt + "/"
-        + job + "-0/manifest.json")), "the image is in the shared directory");
+    assertTrue(
+        Files.isRegularFile(
+            cohort.home.resolve("cluster/shared-images/" + ckpt + "/" + job + "-0/manifest.json")),
+        "the image is in the shared directory");
     assertFalse(Files.exists(cohort.home.resolve("cluster/nodes/n1/images/" + ckpt)));
 
     cohort.cohort("cluster", "stop", "n1").ok();
-    JsonObject restart = cohort.cohort("restart", ckpt, "--nodes", "n2", "--detach", "--json")
-        .ok().json();
+    JsonObject restart =
+        cohort.cohort("restart", ckpt, "--nodes", "n2", "--detach", "--json").ok().json();
     assertEquals(0, restart.get("transferred_bytes").getAsLong(), "restored in place");
-    assertEquals("n2", cohort.job(job).getAsJsonArray("vhosts").get(0).getAsJsonObject()
-        .get("node").getAsString());
+    assertEquals(
+        "n2",
+        cohort
+            .job(job)
+            .getAsJsonArray("vhosts")
+            .get(0)
+            .getAsJsonObject()
+            .get("node")
+            .getAsString());
     assertEquals(0, cohort.await(job));
     assertEquals(expected, cohort.log(job));
   }

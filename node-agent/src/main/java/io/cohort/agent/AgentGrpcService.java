@@ -3,24 +3,24 @@ package io.cohort.agent;
 import io.cohort.common.FlowControlledSink;
 import io.cohort.common.GrpcErrors;
 import io.cohort.proto.v1.AgentGrpc;
+import io.cohort.proto.v1.ConfigureJobNetworkRequest;
+import io.cohort.proto.v1.ConfigureJobNetworkResponse;
 import io.cohort.proto.v1.CreateVhostRequest;
 import io.cohort.proto.v1.CreateVhostResponse;
 import io.cohort.proto.v1.DeleteImageRequest;
 import io.cohort.proto.v1.DeleteImageResponse;
 import io.cohort.proto.v1.DumpVhostRequest;
 import io.cohort.proto.v1.DumpVhostResponse;
+import io.cohort.proto.v1.ExportImageRequest;
 import io.cohort.proto.v1.FinishCheckpointRequest;
 import io.cohort.proto.v1.FinishCheckpointResponse;
-import io.cohort.proto.v1.ConfigureJobNetworkRequest;
-import io.cohort.proto.v1.ConfigureJobNetworkResponse;
-import io.cohort.proto.v1.ExportImageRequest;
 import io.cohort.proto.v1.GetNodeRequest;
-import io.cohort.proto.v1.ImageChunk;
-import io.cohort.proto.v1.ImportImageRequest;
-import io.cohort.proto.v1.ImportImageResponse;
 import io.cohort.proto.v1.GetNodeResponse;
 import io.cohort.proto.v1.GetVhostRequest;
 import io.cohort.proto.v1.GetVhostResponse;
+import io.cohort.proto.v1.ImageChunk;
+import io.cohort.proto.v1.ImportImageRequest;
+import io.cohort.proto.v1.ImportImageResponse;
 import io.cohort.proto.v1.KillVhostRequest;
 import io.cohort.proto.v1.KillVhostResponse;
 import io.cohort.proto.v1.OutputChunk;
@@ -62,12 +62,13 @@ public final class AgentGrpcService extends AgentGrpc.AgentImplBase {
 
   @Override
   public void killVhost(KillVhostRequest req, StreamObserver<KillVhostResponse> out) {
-    GrpcErrors.unary(out, () -> KillVhostResponse.newBuilder().setState(agent.kill(req.getVhostId())).build());
+    GrpcErrors.unary(
+        out, () -> KillVhostResponse.newBuilder().setState(agent.kill(req.getVhostId())).build());
   }
 
   @Override
-  public void prepareCheckpoint(PrepareCheckpointRequest req,
-      StreamObserver<PrepareCheckpointResponse> out) {
+  public void prepareCheckpoint(
+      PrepareCheckpointRequest req, StreamObserver<PrepareCheckpointResponse> out) {
     GrpcErrors.unary(out, () -> agent.prepare(req));
   }
 
@@ -87,17 +88,19 @@ public final class AgentGrpcService extends AgentGrpc.AgentImplBase {
   }
 
   @Override
-  public void finishCheckpoint(FinishCheckpointRequest req,
-      StreamObserver<FinishCheckpointResponse> out) {
+  public void finishCheckpoint(
+      FinishCheckpointRequest req, StreamObserver<FinishCheckpointResponse> out) {
     GrpcErrors.unary(out, () -> agent.finish(req));
   }
 
   @Override
   public void verifyImage(VerifyImageRequest req, StreamObserver<VerifyImageResponse> out) {
-    GrpcErrors.unary(out, () -> {
-      agent.verify(req);
-      return VerifyImageResponse.getDefaultInstance();
-    });
+    GrpcErrors.unary(
+        out,
+        () -> {
+          agent.verify(req);
+          return VerifyImageResponse.getDefaultInstance();
+        });
   }
 
   @Override
@@ -107,19 +110,23 @@ public final class AgentGrpcService extends AgentGrpc.AgentImplBase {
 
   @Override
   public void deleteImage(DeleteImageRequest req, StreamObserver<DeleteImageResponse> out) {
-    GrpcErrors.unary(out, () -> {
-      agent.deleteImage(req.getCheckpointId(), req.getVhostId());
-      return DeleteImageResponse.getDefaultInstance();
-    });
+    GrpcErrors.unary(
+        out,
+        () -> {
+          agent.deleteImage(req.getCheckpointId(), req.getVhostId());
+          return DeleteImageResponse.getDefaultInstance();
+        });
   }
 
   @Override
-  public void configureJobNetwork(ConfigureJobNetworkRequest req,
-      StreamObserver<ConfigureJobNetworkResponse> out) {
-    GrpcErrors.unary(out, () -> {
-      agent.configureJobNetwork(req);
-      return ConfigureJobNetworkResponse.getDefaultInstance();
-    });
+  public void configureJobNetwork(
+      ConfigureJobNetworkRequest req, StreamObserver<ConfigureJobNetworkResponse> out) {
+    GrpcErrors.unary(
+        out,
+        () -> {
+          agent.configureJobNetwork(req);
+          return ConfigureJobNetworkResponse.getDefaultInstance();
+        });
   }
 
   @Override

@@ -17,17 +17,15 @@ import org.slf4j.LoggerFactory;
  * The overlay side of one checkpoint of one job on this node: the Chandy-Lamport cut of the
  * channels between this node's vhosts of the job and its vhosts on other nodes.
  *
- * <p>When CRIU has frozen the first local vhost of the job and is about to lock its network
- * ({@link #networkLocked}), the overlay stops delivering the job's packets here and sends a
- * marker to every peer node; what arrives from a peer before its marker was in flight at the
- * cut and is recorded, and saved with the images of the vhosts it is addressed to
- * ({@link #recordingFor}). Once every local vhost is let go again ({@link #released}), the
- * overlay delivers the recorded packets, then those held since, and forwards again; an abort
- * does the same at once ({@link #abort}). A job stopped by its checkpoint is forgotten
- * ({@link #released} with {@code stopped}).
+ * <p>When CRIU has frozen the first local vhost of the job and is about to lock its network ({@link
+ * #networkLocked}), the overlay stops delivering the job's packets here and sends a marker to every
+ * peer node; what arrives from a peer before its marker was in flight at the cut and is recorded,
+ * and saved with the images of the vhosts it is addressed to ({@link #recordingFor}). Once every
+ * local vhost is let go again ({@link #released}), the overlay delivers the recorded packets, then
+ * those held since, and forwards again; an abort does the same at once ({@link #abort}). A job
+ * stopped by its checkpoint is forgotten ({@link #released} with {@code stopped}).
  *
- * <p>Thread-safe: the vhosts of the job are dumped, sealed and released on their own gRPC
- * threads.
+ * <p>Thread-safe: the vhosts of the job are dumped, sealed and released on their own gRPC threads.
  */
 final class ChannelCut implements ChannelCuts.Cut {
   private static final Logger log = LoggerFactory.getLogger(ChannelCut.class);
@@ -42,12 +40,12 @@ final class ChannelCut implements ChannelCuts.Cut {
   private boolean resumed;
 
   /**
-   * @param job           the overlay's key of the job ({@link VhostOverlay#jobKey})
-   * @param vhosts        the job's vhosts on this node, all part of the checkpoint
+   * @param job the overlay's key of the job ({@link VhostOverlay#jobKey})
+   * @param vhosts the job's vhosts on this node, all part of the checkpoint
    * @param markerTimeout how long to wait for the peers' markers once every vhost is dumped
    */
-  ChannelCut(VhostOverlay overlay, String job, long epoch, Set<String> vhosts,
-      Duration markerTimeout) {
+  ChannelCut(
+      VhostOverlay overlay, String job, long epoch, Set<String> vhosts, Duration markerTimeout) {
     this.overlay = overlay;
     this.job = job;
     this.epoch = epoch;
@@ -65,8 +63,8 @@ final class ChannelCut implements ChannelCuts.Cut {
   }
 
   /**
-   * The packets recorded at the cut that are addressed to {@code address}; waits for the
-   * peers' markers. Fails if the cut never happened or a marker did not come in time.
+   * The packets recorded at the cut that are addressed to {@code address}; waits for the peers'
+   * markers. Fails if the cut never happened or a marker did not come in time.
    */
   @Override
   public List<byte[]> recordingFor(String address) {
@@ -79,28 +77,44 @@ final class ChannelCut implements ChannelCuts.Cut {
       r = recording;
     }
     if (r == null) {
-      throw CohortException.internal("checkpoint of job " + job + " epoch " + epoch
-          + ": the overlay channels were never cut (CRIU did not report the network lock)", null);
+      throw CohortException.internal(
+          "checkpoint of job "
+              + job
+              + " epoch "
+              + epoch
+              + ": the overlay channels were never cut (CRIU did not report the network lock)",
+          null);
     }
     try {
       return r.get(markerTimeout.toMillis(), TimeUnit.MILLISECONDS);
     } catch (TimeoutException e) {
-      throw new CohortException(CohortException.Kind.DEADLINE_EXCEEDED, "checkpoint of epoch "
-          + epoch + ": the markers of the nodes " + overlay.peersOf(job) + " did not all arrive "
-          + "within " + markerTimeout + "; is one of them unreachable?");
+      throw new CohortException(
+          CohortException.Kind.DEADLINE_EXCEEDED,
+          "checkpoint of epoch "
+              + epoch
+              + ": the markers of the nodes "
+              + overlay.peersOf(job)
+              + " did not all arrive "
+              + "within "
+              + markerTimeout
+              + "; is one of them unreachable?");
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw CohortException.internal("interrupted while waiting for the overlay markers", e);
     } catch (ExecutionException e) {
-      throw CohortException.internal("the overlay could not record the channels of epoch "
-          + epoch + ": " + e.getCause().getMessage(), e.getCause());
+      throw CohortException.internal(
+          "the overlay could not record the channels of epoch "
+              + epoch
+              + ": "
+              + e.getCause().getMessage(),
+          e.getCause());
     }
   }
 
   /**
-   * A local vhost runs again (or, {@code stopped}, was ended) after a committed dump. Once all
-   * are, the overlay delivers what it recorded and held (after the last peer's marker, so that
-   * the recording is complete first), or forgets the stopped job.
+   * A local vhost runs again (or, {@code stopped}, was ended) after a committed dump. Once all are,
+   * the overlay delivers what it recorded and held (after the last peer's marker, so that the
+   * recording is complete first), or forgets the stopped job.
    */
   @Override
   public void released(String vhost, boolean stopped) {
@@ -118,8 +132,11 @@ final class ChannelCut implements ChannelCuts.Cut {
     try {
       recording();
     } catch (CohortException e) {
-      log.warn("job {} epoch {}: resuming the overlay without a complete recording: {}", job,
-          epoch, e.getMessage());
+      log.warn(
+          "job {} epoch {}: resuming the overlay without a complete recording: {}",
+          job,
+          epoch,
+          e.getMessage());
     }
     overlay.resume(job, epoch);
   }

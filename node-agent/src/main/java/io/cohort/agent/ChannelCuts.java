@@ -8,14 +8,14 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * The network side of a checkpoint on this node: one {@link Cut} per checkpoint of a job that
- * spans nodes, shared by the job's local vhosts. {@link #overlay} cuts the overlay's channels
- * with markers ({@link ChannelCut}); {@link #NONE} is for nodes without an overlay.
+ * The network side of a checkpoint on this node: one {@link Cut} per checkpoint of a job that spans
+ * nodes, shared by the job's local vhosts. {@link #overlay} cuts the overlay's channels with
+ * markers ({@link ChannelCut}); {@link #NONE} is for nodes without an overlay.
  */
 interface ChannelCuts {
   /**
-   * The cut of {@code ckpt} for the job of {@code rec}, opened by its first local vhost; null
-   * when nothing of the job crosses to another node.
+   * The cut of {@code ckpt} for the job of {@code rec}, opened by its first local vhost; null when
+   * nothing of the job crosses to another node.
    *
    * @param localVhosts the job's vhosts on this node that take part in the checkpoint
    */
@@ -40,15 +40,16 @@ interface ChannelCuts {
   }
 
   /** No overlay: jobs never span nodes from here. */
-  ChannelCuts NONE = new ChannelCuts() {
-    @Override
-    public Cut open(String ckpt, VhostRecord rec, long epoch, Set<String> localVhosts) {
-      return null;
-    }
+  ChannelCuts NONE =
+      new ChannelCuts() {
+        @Override
+        public Cut open(String ckpt, VhostRecord rec, long epoch, Set<String> localVhosts) {
+          return null;
+        }
 
-    @Override
-    public void forget(String ckpt) {}
-  };
+        @Override
+        public void forget(String ckpt) {}
+      };
 
   /** Cuts of the channels of {@code overlay}, waiting at most {@code markerTimeout}. */
   static ChannelCuts overlay(VhostOverlay overlay, Duration markerTimeout) {
@@ -66,8 +67,8 @@ interface ChannelCuts {
         if (overlay.peersOf(job).isEmpty()) {
           return null;
         }
-        return cuts.computeIfAbsent(ckpt,
-            c -> new ChannelCut(overlay, job, epoch, localVhosts, markerTimeout));
+        return cuts.computeIfAbsent(
+            ckpt, c -> new ChannelCut(overlay, job, epoch, localVhosts, markerTimeout));
       }
 
       @Override

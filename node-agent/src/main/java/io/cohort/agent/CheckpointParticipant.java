@@ -1,5 +1,6 @@
 package io.cohort.agent;
 
+import io.cohort.agent.ParticipantDump.State;
 import io.cohort.common.CohortException;
 import io.cohort.common.DurableFiles;
 import io.cohort.common.Ids;
@@ -18,7 +19,6 @@ import io.cohort.proto.v1.SealImageRequest;
 import io.cohort.proto.v1.SealImageResponse;
 import io.cohort.proto.v1.VhostRecord;
 import io.cohort.proto.v1.VhostState;
-import io.cohort.agent.ParticipantDump.State;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -35,21 +35,20 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The agent's half of the checkpoint barrier: prepare, dump, resume, seal, finish (commit or
- * abort) of this node's vhosts, each dump one {@link ParticipantDump} state machine.
+ * The agent's half of the checkpoint barrier: prepare, dump, resume, seal, finish (commit or abort)
+ * of this node's vhosts, each dump one {@link ParticipantDump} state machine.
  *
  * <p>Rules kept here:
  *
  * <ul>
- *   <li>A vhost has at most one dump at a time, and an epoch once closed on a vhost (committed
- *       or aborted, even before its dump arrived) is never dumped again there: a late
- *       DumpVhost of an aborted epoch is refused, a late answer of an older epoch never
- *       touches a newer dump.
- *   <li>Every failure inside a phase aborts the dump in one place ({@link #failing}): the
- *       tasks run on, the pending image goes, the coordinator is told.
- *   <li>An agent that dies leaves no job frozen: CRIU's hook gives up once the agent process
- *       it was started by is gone (pid and start time in its environment), and the next agent
- *       removes the abandoned pending images.
+ *   <li>A vhost has at most one dump at a time, and an epoch once closed on a vhost (committed or
+ *       aborted, even before its dump arrived) is never dumped again there: a late DumpVhost of an
+ *       aborted epoch is refused, a late answer of an older epoch never touches a newer dump.
+ *   <li>Every failure inside a phase aborts the dump in one place ({@link #failing}): the tasks run
+ *       on, the pending image goes, the coordinator is told.
+ *   <li>An agent that dies leaves no job frozen: CRIU's hook gives up once the agent process it was
+ *       started by is gone (pid and start time in its environment), and the next agent removes the
+ *       abandoned pending images.
  * </ul>
  */
 final class CheckpointParticipant {
@@ -64,13 +63,22 @@ final class CheckpointParticipant {
   private final Path actionScript;
   private final ProcessIdentity self;
   private final Supplier<String> criuVersion;
+
   /** The dump in progress of each vhost, by vhost id. Guarded by {@code this}. */
   private final Map<String, ParticipantDump> active = new HashMap<>();
+
   /** The newest epoch closed (committed or aborted) on each vhost. Guarded by {@code this}. */
   private final Map<String, Long> closedEpoch = new HashMap<>();
 
-  CheckpointParticipant(AgentConfig config, VhostRecords records, ImageStore images, Criu criu,
-      ChannelCuts cuts, Path actionScript, ProcessIdentity self, Supplier<String> criuVersion) {
+  CheckpointParticipant(
+      AgentConfig config,
+      VhostRecords records,
+      ImageStore images,
+      Criu criu,
+      ChannelCuts cuts,
+      Path actionScript,
+      ProcessIdentity self,
+      Supplier<String> criuVersion) {
     this.config = config;
     this.who = "agent " + config.node();
     this.records = records;
@@ -91,13 +99,21 @@ final class CheckpointParticipant {
     }
     long free = images.freeBytes();
     if (free < estimate + config.minFreeBytes()) {
-      throw new CohortException(CohortException.Kind.RESOURCE_EXHAUSTED, String.format(
-          "not enough space for checkpoint %s on %s: %d MB free in %s, about %d MB needed; "
-              + "free some space (e.g. `cohort rm` old checkpoints)", req.getCheckpointId(),
-          config.node(), free >> 20, config.imagesDir(), (estimate + config.minFreeBytes()) >> 20));
+      throw new CohortException(
+          CohortException.Kind.RESOURCE_EXHAUSTED,
+          String.format(
+              "not enough space for checkpoint %s on %s: %d MB free in %s, about %d MB needed; "
+                  + "free some space (e.g. `cohort rm` old checkpoints)",
+              req.getCheckpointId(),
+              config.node(),
+              free >> 20,
+              config.imagesDir(),
+              (estimate + config.minFreeBytes()) >> 20));
     }
-    return PrepareCheckpointResponse.newBuilder().setFreeBytes(free)
-        .setEstimatedBytes(estimate).build();
+    return PrepareCheckpointResponse.newBuilder()
+        .setFreeBytes(free)
+        .setEstimatedBytes(estimate)
+        .build();
   }
 
   // ------------------------------------------------------------------ dump
@@ -108,25 +124,32 @@ final class CheckpointParticipant {
    */
   DumpVhostResponse dump(DumpVhostRequest req) {
     ParticipantDump dump = register(req);
-    return failing(dump, () -> {
-      DumpSession.Dumped d = dump.session.awaitDumped(() -> {
-        if (dump.cut != null) {
-          dump.cut.networkLocked(dump.record.getVhostId());
-        }
-      });
-      if (dump.state() == State.ABORTED) {
-        throw dump.refused("dump");
-      }
-      if (d.outcome() != DumpSession.Outcome.DUMPED || d.logSize() < 0) {
-        throw dumpFailed(dump, d);
-      }
-      dump.dumped(d.logSize());
-      long bytes = LocalImageStore.totalBytes(images.pendingDir(dump.ckpt,
-          dump.record.getVhostId()).resolve(ImageStore.CRIU_DIR));
-      long ms = dump.session.millisToDumped();
-      log.info("{}: dumped in {} ms, {} MB", dump, ms, bytes >> 20);
-      return DumpVhostResponse.newBuilder().setCriuMs(ms).setImageBytes(bytes).build();
-    });
+    return failing(
+        dump,
+        () -> {
+          DumpSession.Dumped d =
+              dump.session.awaitDumped(
+                  () -> {
+                    if (dump.cut != null) {
+                      dump.cut.networkLocked(dump.record.getVhostId());
+                    }
+                  });
+          if (dump.state() == State.ABORTED) {
+            throw dump.refused("dump");
+          }
+          if (d.outcome() != DumpSession.Outcome.DUMPED || d.logSize() < 0) {
+            throw dumpFailed(dump, d);
+          }
+          dump.dumped(d.logSize());
+          long bytes =
+              LocalImageStore.totalBytes(
+                  images
+                      .pendingDir(dump.ckpt, dump.record.getVhostId())
+                      .resolve(ImageStore.CRIU_DIR));
+          long ms = dump.session.millisToDumped();
+          log.info("{}: dumped in {} ms, {} MB", dump, ms, bytes >> 20);
+          return DumpVhostResponse.newBuilder().setCriuMs(ms).setImageBytes(bytes).build();
+        });
   }
 
   /** Checks the fences, creates the pending image and starts CRIU; all under the lock. */
@@ -136,14 +159,19 @@ final class CheckpointParticipant {
     String vhost = rec.getVhostId();
     long epoch = Ids.epochOfCheckpoint(ckpt);
     if (epoch <= closedEpoch.getOrDefault(vhost, 0L)) {
-      throw new CohortException(CohortException.Kind.ABORTED, "checkpoint " + ckpt
-          + " was already ended on vhost " + vhost + " (aborted before its dump, or older than "
-          + "the newest checkpoint there)");
+      throw new CohortException(
+          CohortException.Kind.ABORTED,
+          "checkpoint "
+              + ckpt
+              + " was already ended on vhost "
+              + vhost
+              + " (aborted before its dump, or older than "
+              + "the newest checkpoint there)");
     }
     ParticipantDump running = active.get(vhost);
     if (running != null) {
-      throw CohortException.precondition("vhost %s is already being checkpointed (%s)", vhost,
-          running.ckpt);
+      throw CohortException.precondition(
+          "vhost %s is already being checkpointed (%s)", vhost, running.ckpt);
     }
     Path pending = images.createPending(ckpt, vhost);
     Map<String, String> env = new HashMap<>();
@@ -153,13 +181,24 @@ final class CheckpointParticipant {
     env.put("COHORT_AGENT_START", Long.toString(self.startTicks()));
     DumpSession session;
     try {
-      session = DumpSession.start(pending.resolve("hook"), config.criuTimeout(),
-          () -> criu.startDump(new Criu.DumpSpec(rec.getPid(),
-              pending.resolve(ImageStore.CRIU_DIR), pending, actionScript, env, !req.getStop(),
-              VhostNetwork.dumpOptions(rec.getAddress()))));
+      session =
+          DumpSession.start(
+              pending.resolve("hook"),
+              config.criuTimeout(),
+              () ->
+                  criu.startDump(
+                      new Criu.DumpSpec(
+                          rec.getPid(),
+                          pending.resolve(ImageStore.CRIU_DIR),
+                          pending,
+                          actionScript,
+                          env,
+                          !req.getStop(),
+                          VhostNetwork.dumpOptions(rec.getAddress()))));
     } catch (IOException | RuntimeException e) {
       images.discard(ckpt, vhost);
-      throw e instanceof IOException io ? DurableFiles.failure("cannot start criu", io)
+      throw e instanceof IOException io
+          ? DurableFiles.failure("cannot start criu", io)
           : (RuntimeException) e;
     }
     ChannelCuts.Cut cut = cuts.open(ckpt, rec, req.getEpoch(), localVhostsOfJob(rec));
@@ -190,69 +229,99 @@ final class CheckpointParticipant {
   ResumeVhostResponse resume(ResumeVhostRequest req) {
     ParticipantDump dump = active(req.getCheckpointId(), req.getVhostId());
     if (dump.stop) {
-      throw CohortException.precondition("checkpoint %s stops the job: its vhosts are not "
-          + "resumed", req.getCheckpointId());
+      throw CohortException.precondition(
+          "checkpoint %s stops the job: its vhosts are not " + "resumed", req.getCheckpointId());
     }
-    return failing(dump, () -> {
-      synchronized (dump) {
-        dump.advance("resume", Map.of(State.HELD, State.RESUMED,
-            State.HELD_SEALING, State.RESUMED_SEALING, State.HELD_SEALED, State.SEALED));
-        decide(dump, true);
-      }
-      return ResumeVhostResponse.newBuilder().setFreezeMs(awaitReleased(dump, true)).build();
-    });
+    return failing(
+        dump,
+        () -> {
+          synchronized (dump) {
+            dump.advance(
+                "resume",
+                Map.of(
+                    State.HELD,
+                    State.RESUMED,
+                    State.HELD_SEALING,
+                    State.RESUMED_SEALING,
+                    State.HELD_SEALED,
+                    State.SEALED));
+            decide(dump, true);
+          }
+          return ResumeVhostResponse.newBuilder().setFreezeMs(awaitReleased(dump, true)).build();
+        });
   }
 
   // ------------------------------------------------------------------ seal
 
   /**
-   * Digests and syncs the image, writes its manifest durably and publishes it (moves it to
-   * its committed place). From here the image is complete and durable; it becomes a
-   * checkpoint when the coordinator writes the record, and is discarded if the epoch aborts.
+   * Digests and syncs the image, writes its manifest durably and publishes it (moves it to its
+   * committed place). From here the image is complete and durable; it becomes a checkpoint when the
+   * coordinator writes the record, and is discarded if the epoch aborts.
    */
   SealImageResponse seal(SealImageRequest req) {
     ParticipantDump dump = active(req.getCheckpointId(), req.getVhostId());
-    return failing(dump, () -> {
-      dump.advance("seal", Map.of(State.HELD, State.HELD_SEALING,
-          State.RESUMED, State.RESUMED_SEALING));
-      long t0 = System.nanoTime();
-      VhostRecord rec = dump.record;
-      Path pending = images.pendingDir(dump.ckpt, rec.getVhostId());
-      ImageManifest.Builder m = ImageManifest.newBuilder().setFormatVersion(1)
-          .setCheckpointId(dump.ckpt).setJobId(rec.getJobId()).setEpoch(dump.epoch)
-          .setVhostId(rec.getVhostId()).setHostname(rec.getHostname())
-          .setCriuVersion(criuVersion.get()).setKernel(NodeAgent.kernel())
-          .setSpec(dump.request.getSpec()).setNode(config.node())
-          .setCreatedUnixMs(System.currentTimeMillis()).setOutputLogPath(rec.getLogPath())
-          .setOutputLogSize(dump.logSize()).setDumpedPid(rec.getPid())
-          .setStatusPath(rec.getStatusPath()).setInitPath(rec.getInitPath())
-          .setAddress(rec.getAddress());
-      List<byte[]> inflight = dump.cut == null ? List.of()
-          : dump.cut.recordingFor(rec.getAddress());
-      if (dump.cut != null) {
-        writeInflight(pending, dump, inflight);
-      }
-      Map.Entry<ImageManifest, String> sealed = images.seal(pending, m);
-      synchronized (dump) {
-        // Published under the dump's monitor: an abort either comes first (nothing published)
-        // or finds the image published and discards it there.
-        dump.advance("seal", Map.of(State.HELD_SEALING, State.HELD_SEALED,
-            State.RESUMED_SEALING, State.SEALED));
-        images.publish(dump.ckpt, rec.getVhostId());
-      }
-      long ms = (System.nanoTime() - t0) / 1_000_000;
-      long inflightBytes = inflight.stream().mapToLong(b -> b.length).sum();
-      log.info("{}: sealed in {} ms ({} packets in flight towards it recorded)", dump, ms,
-          inflight.size());
-      return SealImageResponse.newBuilder().setManifest(sealed.getKey())
-          .setManifestSha256(sealed.getValue()).setSealMs(ms).setInflightPackets(inflight.size())
-          .setInflightBytes(inflightBytes).setImageStoreId(images.id()).build();
-    });
+    return failing(
+        dump,
+        () -> {
+          dump.advance(
+              "seal", Map.of(State.HELD, State.HELD_SEALING, State.RESUMED, State.RESUMED_SEALING));
+          long t0 = System.nanoTime();
+          VhostRecord rec = dump.record;
+          Path pending = images.pendingDir(dump.ckpt, rec.getVhostId());
+          ImageManifest.Builder m =
+              ImageManifest.newBuilder()
+                  .setFormatVersion(1)
+                  .setCheckpointId(dump.ckpt)
+                  .setJobId(rec.getJobId())
+                  .setEpoch(dump.epoch)
+                  .setVhostId(rec.getVhostId())
+                  .setHostname(rec.getHostname())
+                  .setCriuVersion(criuVersion.get())
+                  .setKernel(NodeAgent.kernel())
+                  .setSpec(dump.request.getSpec())
+                  .setNode(config.node())
+                  .setCreatedUnixMs(System.currentTimeMillis())
+                  .setOutputLogPath(rec.getLogPath())
+                  .setOutputLogSize(dump.logSize())
+                  .setDumpedPid(rec.getPid())
+                  .setStatusPath(rec.getStatusPath())
+                  .setInitPath(rec.getInitPath())
+                  .setAddress(rec.getAddress());
+          List<byte[]> inflight =
+              dump.cut == null ? List.of() : dump.cut.recordingFor(rec.getAddress());
+          if (dump.cut != null) {
+            writeInflight(pending, dump, inflight);
+          }
+          Map.Entry<ImageManifest, String> sealed = images.seal(pending, m);
+          synchronized (dump) {
+            // Published under the dump's monitor: an abort either comes first (nothing published)
+            // or finds the image published and discards it there.
+            dump.advance(
+                "seal",
+                Map.of(State.HELD_SEALING, State.HELD_SEALED, State.RESUMED_SEALING, State.SEALED));
+            images.publish(dump.ckpt, rec.getVhostId());
+          }
+          long ms = (System.nanoTime() - t0) / 1_000_000;
+          long inflightBytes = inflight.stream().mapToLong(b -> b.length).sum();
+          log.info(
+              "{}: sealed in {} ms ({} packets in flight towards it recorded)",
+              dump,
+              ms,
+              inflight.size());
+          return SealImageResponse.newBuilder()
+              .setManifest(sealed.getKey())
+              .setManifestSha256(sealed.getValue())
+              .setSealMs(ms)
+              .setInflightPackets(inflight.size())
+              .setInflightBytes(inflightBytes)
+              .setImageStoreId(images.id())
+              .build();
+        });
   }
 
   private static void writeInflight(Path pending, ParticipantDump dump, List<byte[]> packets) {
-    InflightPackets.Builder b = InflightPackets.newBuilder().setJobId(dump.record.getJobId())
-        .setEpoch(dump.epoch);
+    InflightPackets.Builder b =
+        InflightPackets.newBuilder().setJobId(dump.record.getJobId()).setEpoch(dump.epoch);
     packets.forEach(p -> b.addPackets(com.google.protobuf.ByteString.copyFrom(p)));
     Path f = pending.resolve(ImageStore.CRIU_DIR).resolve(Restorer.INFLIGHT_IMAGE);
     try {
@@ -265,9 +334,9 @@ final class CheckpointParticipant {
   // ------------------------------------------------------------------ finish
 
   /**
-   * Commit (the image is already sealed in place; for --stop, end the vhost) or abort (discard
-   * the image; a vhost still frozen carries on). An abort is idempotent and may come before
-   * the dump it aborts; an answer for an older epoch never touches a newer dump.
+   * Commit (the image is already sealed in place; for --stop, end the vhost) or abort (discard the
+   * image; a vhost still frozen carries on). An abort is idempotent and may come before the dump it
+   * aborts; an answer for an older epoch never touches a newer dump.
    */
   FinishCheckpointResponse finish(FinishCheckpointRequest req) {
     String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
@@ -289,8 +358,8 @@ final class CheckpointParticipant {
         images.discard(ckpt, vhost);
         return FinishCheckpointResponse.getDefaultInstance();
       }
-      throw CohortException.precondition("no dump of %s/%s is waiting for a decision on %s",
-          ckpt, vhost, config.node());
+      throw CohortException.precondition(
+          "no dump of %s/%s is waiting for a decision on %s", ckpt, vhost, config.node());
     }
     if (abort) {
       return FinishCheckpointResponse.newBuilder().setFreezeMs(abort(dump)).build();
@@ -302,22 +371,26 @@ final class CheckpointParticipant {
 
   private FinishCheckpointResponse commit(ParticipantDump dump, boolean stop) {
     if (stop != dump.stop) {
-      throw CohortException.precondition("cannot commit %s: the decision (stop=%s) does not "
-          + "match the dump (stop=%s)", dump, stop, dump.stop);
+      throw CohortException.precondition(
+          "cannot commit %s: the decision (stop=%s) does not " + "match the dump (stop=%s)",
+          dump, stop, dump.stop);
     }
     boolean wasHeld;
     synchronized (dump) {
       if (!dump.state().sealed()) {
-        throw CohortException.precondition("cannot commit %s: its image is not sealed (%s)",
-            dump, dump.state());
+        throw CohortException.precondition(
+            "cannot commit %s: its image is not sealed (%s)", dump, dump.state());
       }
       if (stop) {
         // Recorded before the tasks end, so that nobody takes the vhost for crashed.
-        records.save(dump.record.toBuilder().setState(VhostState.VHOST_STATE_STOPPED).setPid(0)
-            .build());
+        records.save(
+            dump.record.toBuilder().setState(VhostState.VHOST_STATE_STOPPED).setPid(0).build());
       }
-      wasHeld = dump.advance("commit", Map.of(State.HELD_SEALED, State.COMMITTED,
-          State.SEALED, State.COMMITTED)).held();
+      wasHeld =
+          dump.advance(
+                  "commit",
+                  Map.of(State.HELD_SEALED, State.COMMITTED, State.SEALED, State.COMMITTED))
+              .held();
       if (wasHeld) {
         decide(dump, true);
       }
@@ -343,8 +416,8 @@ final class CheckpointParticipant {
   // ------------------------------------------------------------------ abort
 
   /**
-   * Runs one phase of {@code dump}; any failure aborts the dump (the tasks run on, the image
-   * goes) before it is thrown, so that no exception can leave a vhost frozen.
+   * Runs one phase of {@code dump}; any failure aborts the dump (the tasks run on, the image goes)
+   * before it is thrown, so that no exception can leave a vhost frozen.
    */
   private <T> T failing(ParticipantDump dump, PhaseBody<T> body) {
     try {
@@ -425,16 +498,16 @@ final class CheckpointParticipant {
   }
 
   /**
-   * Waits for CRIU to let the tasks go after a decision; returns how long they were frozen.
-   * The answer is queued for the hook: CRIU finishes its dump (if still dumping), reads it and
-   * lets the tasks go. Killing CRIU instead could leave them with its network lock.
+   * Waits for CRIU to let the tasks go after a decision; returns how long they were frozen. The
+   * answer is queued for the hook: CRIU finishes its dump (if still dumping), reads it and lets the
+   * tasks go. Killing CRIU instead could leave them with its network lock.
    */
   private long awaitReleased(ParticipantDump dump, boolean commit) {
     DumpSession s = dump.session;
     Integer rc = s.awaitExit(config.criuTimeout());
     if (rc == null) {
-      log.error("{}: criu did not let the tasks go within {}; killing it", dump,
-          config.criuTimeout());
+      log.error(
+          "{}: criu did not let the tasks go within {}; killing it", dump, config.criuTimeout());
       s.killCriu();
     } else if (commit && rc != 0) {
       log.warn("{}: criu exited with {} after releasing the tasks", dump, rc);
@@ -457,8 +530,8 @@ final class CheckpointParticipant {
       dump = active.get(vhostId);
     }
     if (dump == null || !dump.ckpt.equals(ckpt)) {
-      throw CohortException.precondition("no dump of %s/%s is in progress on %s", ckpt, vhostId,
-          config.node());
+      throw CohortException.precondition(
+          "no dump of %s/%s is in progress on %s", ckpt, vhostId, config.node());
     }
     return dump;
   }
@@ -466,24 +539,45 @@ final class CheckpointParticipant {
   private CohortException dumpFailed(ParticipantDump dump, DumpSession.Dumped d) {
     String vhost = dump.record.getVhostId();
     if (d.outcome() == DumpSession.Outcome.DUMPED) {
-      return CohortException.precondition("checkpoint %s failed: the job's output log %s could "
-          + "not be read at the dump (was it removed?). The job carries on.", dump.ckpt,
-          dump.record.getLogPath());
+      return CohortException.precondition(
+          "checkpoint %s failed: the job's output log %s could "
+              + "not be read at the dump (was it removed?). The job carries on.",
+          dump.ckpt, dump.record.getLogPath());
     }
     if (d.outcome() == DumpSession.Outcome.TIMED_OUT) {
-      return new CohortException(CohortException.Kind.DEADLINE_EXCEEDED, "checkpoint "
-          + dump.ckpt + " failed: criu did not dump vhost " + vhost + " within "
-          + config.criuTimeout() + ". The job carries on.");
+      return new CohortException(
+          CohortException.Kind.DEADLINE_EXCEEDED,
+          "checkpoint "
+              + dump.ckpt
+              + " failed: criu did not dump vhost "
+              + vhost
+              + " within "
+              + config.criuTimeout()
+              + ". The job carries on.");
     }
     Integer rc = dump.session.awaitExit(Duration.ofSeconds(10));
     String tail = CriuEngine.logTail(keepFailedLog(dump.ckpt, vhost));
     if (tail.contains("No space left on device")) {
-      return new CohortException(CohortException.Kind.RESOURCE_EXHAUSTED, "checkpoint "
-          + dump.ckpt + " failed: the image store " + config.imagesDir() + " is full; free some "
-          + "space (e.g. `cohort rm` old checkpoints). The job carries on. CRIU said:\n" + tail);
+      return new CohortException(
+          CohortException.Kind.RESOURCE_EXHAUSTED,
+          "checkpoint "
+              + dump.ckpt
+              + " failed: the image store "
+              + config.imagesDir()
+              + " is full; free some "
+              + "space (e.g. `cohort rm` old checkpoints). The job carries on. CRIU said:\n"
+              + tail);
     }
-    return CohortException.internal("checkpoint " + dump.ckpt + " failed: criu dump of vhost "
-        + vhost + " exited with " + rc + ". The job carries on. CRIU said:\n" + tail, null);
+    return CohortException.internal(
+        "checkpoint "
+            + dump.ckpt
+            + " failed: criu dump of vhost "
+            + vhost
+            + " exited with "
+            + rc
+            + ". The job carries on. CRIU said:\n"
+            + tail,
+        null);
   }
 
   /** Keeps CRIU's log of a failed dump (the pending image is discarded) for the user. */
@@ -502,11 +596,12 @@ final class CheckpointParticipant {
   /** Resident memory of every process of the vhost (an estimate of its image size). */
   private static long residentBytes(long initPid) {
     long total = 0;
-    for (ProcessHandle p : ProcessHandle.of(initPid)
-        .map(h -> Stream.concat(Stream.of(h), h.descendants()).toList()).orElse(List.of())) {
+    for (ProcessHandle p :
+        ProcessHandle.of(initPid)
+            .map(h -> Stream.concat(Stream.of(h), h.descendants()).toList())
+            .orElse(List.of())) {
       try {
-        String[] f = Files.readString(Path.of("/proc", Long.toString(p.pid()), "statm"))
-            .split(" ");
+        String[] f = Files.readString(Path.of("/proc", Long.toString(p.pid()), "statm")).split(" ");
         total += Long.parseLong(f[1]) * 4096;
       } catch (IOException | RuntimeException gone) {
         // the process ended meanwhile

@@ -6,17 +6,17 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * CRIU as the agent uses it. {@link CriuEngine} runs the real binary; tests use a fake that
- * plays CRIU's side of the action-script protocol (see {@link DumpSession}).
+ * CRIU as the agent uses it. {@link CriuEngine} runs the real binary; tests use a fake that plays
+ * CRIU's side of the action-script protocol (see {@link DumpSession}).
  */
 interface Criu {
   /** `criu --version`, e.g. "4.2". */
   String version() throws CriuException;
 
   /**
-   * Starts a dump of the tree rooted at {@code spec.pid()}. CRIU runs the action script
-   * {@code spec.actionScript()} (with {@code spec.env()}) at the network lock and after the
-   * images are written; the post-dump hook holds the frozen tree until the agent decides.
+   * Starts a dump of the tree rooted at {@code spec.pid()}. CRIU runs the action script {@code
+   * spec.actionScript()} (with {@code spec.env()}) at the network lock and after the images are
+   * written; the post-dump hook holds the frozen tree until the agent decides.
    */
   Process startDump(DumpSpec spec) throws IOException;
 
@@ -34,8 +34,14 @@ interface Criu {
    * @param leaveRunning resume the tasks after a committed dump (else: kill them, --stop)
    * @param extra further options (e.g. the vhost's external veth)
    */
-  record DumpSpec(long pid, Path images, Path work, Path actionScript, Map<String, String> env,
-      boolean leaveRunning, List<String> extra) {}
+  record DumpSpec(
+      long pid,
+      Path images,
+      Path work,
+      Path actionScript,
+      Map<String, String> env,
+      boolean leaveRunning,
+      List<String> extra) {}
 
   /** Result of a restore: the host pid of the restored vhost init, and CRIU's own time. */
   record Restored(long pid, long criuMillis) {}

@@ -15,20 +15,26 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * Runs CRIU with the options verified for vhosts (docs/design.md, "CRIU options"). One
- * instance per agent; stateless apart from its configuration.
+ * Runs CRIU with the options verified for vhosts (docs/design.md, "CRIU options"). One instance per
+ * agent; stateless apart from its configuration.
  */
 final class CriuEngine implements Criu {
   /** Options shared by dump and restore: TCP, network lock, mounts. */
-  private static final List<String> COMMON = List.of(
-      "--tcp-established", "--network-lock", "nftables",
-      "--ext-mount-map", "auto", "--enable-external-masters", "--enable-external-sharing",
-      "-v3");
+  private static final List<String> COMMON =
+      List.of(
+          "--tcp-established",
+          "--network-lock",
+          "nftables",
+          "--ext-mount-map",
+          "auto",
+          "--enable-external-masters",
+          "--enable-external-sharing",
+          "-v3");
 
   /**
-   * CRIU runs in a session of its own: a Ctrl-C on the terminal of the CLI (whose embedded
-   * agent started it) must never kill CRIU in the middle of a dump or restore, which could
-   * leave the job's network locked.
+   * CRIU runs in a session of its own: a Ctrl-C on the terminal of the CLI (whose embedded agent
+   * started it) must never kill CRIU in the middle of a dump or restore, which could leave the
+   * job's network locked.
    */
   private static final List<String> SETSID = List.of("setsid");
 
@@ -58,8 +64,8 @@ final class CriuEngine implements Criu {
     }
     Matcher m = VERSION.matcher(r.output());
     if (!r.ok() || !m.find()) {
-      throw new CriuException("cannot run `" + String.join(" ", cmd) + "`", r.exitCode(),
-          r.output());
+      throw new CriuException(
+          "cannot run `" + String.join(" ", cmd) + "`", r.exitCode(), r.output());
     }
     return m.group(1);
   }
@@ -68,35 +74,62 @@ final class CriuEngine implements Criu {
   public Process startDump(DumpSpec spec) throws IOException {
     List<String> cmd = new ArrayList<>(SETSID);
     cmd.addAll(criu);
-    cmd.addAll(List.of("dump", "-t", Long.toString(spec.pid()), "-D", spec.images().toString(),
-        "-W", spec.work().toString(), "-o", "dump.log", "--action-script",
-        spec.actionScript().toString()));
+    cmd.addAll(
+        List.of(
+            "dump",
+            "-t",
+            Long.toString(spec.pid()),
+            "-D",
+            spec.images().toString(),
+            "-W",
+            spec.work().toString(),
+            "-o",
+            "dump.log",
+            "--action-script",
+            spec.actionScript().toString()));
     cmd.addAll(COMMON);
     cmd.addAll(spec.extra());
     if (spec.leaveRunning()) {
       cmd.add("--leave-running");
     }
-    ProcessBuilder pb = new ProcessBuilder(cmd)
-        .redirectErrorStream(true)
-        .redirectOutput(spec.work().resolve("dump.out").toFile());
+    ProcessBuilder pb =
+        new ProcessBuilder(cmd)
+            .redirectErrorStream(true)
+            .redirectOutput(spec.work().resolve("dump.out").toFile());
     pb.environment().putAll(spec.env());
     return pb.start();
   }
 
   @Override
-  public Restored restore(Path images, Path work, List<String> extra) throws CriuException, IOException {
+  public Restored restore(Path images, Path work, List<String> extra)
+      throws CriuException, IOException {
     Files.createDirectories(work);
     Path pidfile = work.resolve("restore.pid");
     Files.deleteIfExists(pidfile);
     List<String> cmd = new ArrayList<>(SETSID);
     cmd.addAll(criu);
-    cmd.addAll(List.of("restore", "-D", images.toString(), "-W", work.toString(),
-        "-o", "restore.log", "-d", "--root", "/", "--pidfile", pidfile.toString()));
+    cmd.addAll(
+        List.of(
+            "restore",
+            "-D",
+            images.toString(),
+            "-W",
+            work.toString(),
+            "-o",
+            "restore.log",
+            "-d",
+            "--root",
+            "/",
+            "--pidfile",
+            pidfile.toString()));
     cmd.addAll(COMMON);
     cmd.addAll(extra);
     long t0 = System.nanoTime();
-    Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
-        .redirectOutput(work.resolve("restore.out").toFile()).start();
+    Process p =
+        new ProcessBuilder(cmd)
+            .redirectErrorStream(true)
+            .redirectOutput(work.resolve("restore.out").toFile())
+            .start();
     int rc = waitFor(p, "restore");
     long ms = (System.nanoTime() - t0) / 1_000_000;
     if (rc != 0) {
@@ -111,8 +144,8 @@ final class CriuEngine implements Criu {
       if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
         p.destroyForcibly();
         p.waitFor();
-        throw new CriuException("criu " + what + " did not finish within " + timeout
-            + " and was killed", -1, "");
+        throw new CriuException(
+            "criu " + what + " did not finish within " + timeout + " and was killed", -1, "");
       }
       return p.exitValue();
     } catch (InterruptedException e) {
@@ -126,12 +159,16 @@ final class CriuEngine implements Criu {
   static String logTail(Path log) {
     try {
       List<String> lines = Files.readAllLines(log, StandardCharsets.UTF_8);
-      List<String> errors = lines.stream().filter(l -> l.contains("Error") || l.contains("BUG"))
-          .filter(l -> !l.contains("RLIMIT_NOFILE")) // harmless: CRIU raising its own limit
-          .toList();
+      List<String> errors =
+          lines.stream()
+              .filter(l -> l.contains("Error") || l.contains("BUG"))
+              .filter(l -> !l.contains("RLIMIT_NOFILE")) // harmless: CRIU raising its own limit
+              .toList();
       List<String> pick = errors.isEmpty() ? lines : errors;
       return String.join("\n", pick.subList(Math.max(0, pick.size() - 8), pick.size()))
-          + "\n(full log: " + log + ")";
+          + "\n(full log: "
+          + log
+          + ")";
     } catch (IOException e) {
       return "(no CRIU log at " + log + ")";
     }

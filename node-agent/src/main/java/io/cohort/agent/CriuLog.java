@@ -16,8 +16,8 @@ final class CriuLog {
   private CriuLog() {}
 
   /**
-   * How long the tasks were frozen: from the first "Seized task" to "Unfreezing tasks"
-   * (CRIU 4.x at -v3 and above); empty if the log does not say.
+   * How long the tasks were frozen: from the first "Seized task" to "Unfreezing tasks" (CRIU 4.x at
+   * -v3 and above); empty if the log does not say.
    */
   static OptionalLong frozenMillis(Path log) {
     long seized = -1;
@@ -39,7 +39,8 @@ final class CriuLog {
     } catch (IOException e) {
       return OptionalLong.empty();
     }
-    return seized >= 0 && unfrozen >= seized ? OptionalLong.of((unfrozen - seized) / 1000)
+    return seized >= 0 && unfrozen >= seized
+        ? OptionalLong.of((unfrozen - seized) / 1000)
         : OptionalLong.empty();
   }
 }

@@ -12,14 +12,13 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * One CRIU dump of one vhost, from freeze to release. CRIU's action script and this class
- * talk through two FIFOs in {@code hookDir}: {@code event} (script to agent: "locked" when the
- * tasks are frozen and CRIU is about to lock the network, "dumped SIZE" when the image is
- * written) and {@code decision} (agent to script: "go" after "locked", then "commit" or
- * "abort"). The agent holds both
- * FIFOs open read-write for the whole session, so neither side ever blocks in open() and no
- * message is lost if one side is early. The reader of {@code event} is always woken: by the
- * hook, by "criu-exited" when CRIU ends without reaching the hook, or by "criu-timeout".
+ * One CRIU dump of one vhost, from freeze to release. CRIU's action script and this class talk
+ * through two FIFOs in {@code hookDir}: {@code event} (script to agent: "locked" when the tasks are
+ * frozen and CRIU is about to lock the network, "dumped SIZE" when the image is written) and {@code
+ * decision} (agent to script: "go" after "locked", then "commit" or "abort"). The agent holds both
+ * FIFOs open read-write for the whole session, so neither side ever blocks in open() and no message
+ * is lost if one side is early. The reader of {@code event} is always woken: by the hook, by
+ * "criu-exited" when CRIU ends without reaching the hook, or by "criu-timeout".
  */
 final class DumpSession implements AutoCloseable {
   /** What {@link #awaitDumped} saw. */
@@ -46,23 +45,27 @@ final class DumpSession implements AutoCloseable {
   private volatile long dumpedNanos;
   private volatile long exitNanos;
 
-  private DumpSession(RandomAccessFile event, RandomAccessFile decision, Process criu, long t0,
-      Duration timeout) {
+  private DumpSession(
+      RandomAccessFile event, RandomAccessFile decision, Process criu, long t0, Duration timeout) {
     this.event = event;
     this.decision = decision;
     this.criu = criu;
     this.startNanos = t0;
-    this.exit = criu.onExit().thenApply(p -> {
-      exitNanos = System.nanoTime();
-      wake("criu-exited");
-      return p.exitValue();
-    });
+    this.exit =
+        criu.onExit()
+            .thenApply(
+                p -> {
+                  exitNanos = System.nanoTime();
+                  wake("criu-exited");
+                  return p.exitValue();
+                });
     CompletableFuture.delayedExecutor(timeout.toMillis(), TimeUnit.MILLISECONDS)
-        .execute(() -> {
-          if (dumpedNanos == 0 && criu.isAlive()) {
-            wake("criu-timeout");
-          }
-        });
+        .execute(
+            () -> {
+              if (dumpedNanos == 0 && criu.isAlive()) {
+                wake("criu-timeout");
+              }
+            });
   }
 
   /** Creates the FIFOs and starts CRIU; {@code launch} starts the dump. */
@@ -90,10 +93,10 @@ final class DumpSession implements AutoCloseable {
   }
 
   /**
-   * Waits until CRIU holds the tasks frozen with the image written, or fails, or times out.
-   * When the tasks are frozen and CRIU is about to lock their network, runs
-   * {@code onNetworkLock} and lets CRIU go on; if it throws, CRIU is told to give up (the
-   * tasks carry on) and the exception is thrown.
+   * Waits until CRIU holds the tasks frozen with the image written, or fails, or times out. When
+   * the tasks are frozen and CRIU is about to lock their network, runs {@code onNetworkLock} and
+   * lets CRIU go on; if it throws, CRIU is told to give up (the tasks carry on) and the exception
+   * is thrown.
    */
   Dumped awaitDumped(Runnable onNetworkLock) throws IOException {
     String line = event.readLine();

@@ -5,16 +5,16 @@ import java.nio.file.Path;
 import java.util.Map;
 
 /**
- * Where a node keeps its checkpoint images, from the dump to the restore. {@link
- * LocalImageStore} keeps them in a directory (node-local or shared); compression or another
- * store is a change behind this interface.
+ * Where a node keeps its checkpoint images, from the dump to the restore. {@link LocalImageStore}
+ * keeps them in a directory (node-local or shared); compression or another store is a change behind
+ * this interface.
  *
  * <p>An image's life: {@link #createPending} (CRIU writes into it) → {@link #seal} (digested,
- * synced, manifest written) → {@link #publish} (one atomic rename to its committed place,
- * before the coordinator writes the checkpoint record, so the record only ever names images
- * that are durable) → {@link #verify} at a restore. An epoch that aborts {@link #discard}s
- * its images wherever they got to; images that no record names (a coordinator that died
- * between the seal and the record) are listed by {@link #list} so that they can be swept.
+ * synced, manifest written) → {@link #publish} (one atomic rename to its committed place, before
+ * the coordinator writes the checkpoint record, so the record only ever names images that are
+ * durable) → {@link #verify} at a restore. An epoch that aborts {@link #discard}s its images
+ * wherever they got to; images that no record names (a coordinator that died between the seal and
+ * the record) are listed by {@link #list} so that they can be swept.
  */
 interface ImageStore {
   String MANIFEST = "manifest.json";
@@ -44,8 +44,8 @@ interface ImageStore {
   Path committedDir(String ckpt, String vhost);
 
   /**
-   * Syncs and digests every CRIU file of a pending image, writes the manifest durably and
-   * returns it with the sha256 of its bytes.
+   * Syncs and digests every CRIU file of a pending image, writes the manifest durably and returns
+   * it with the sha256 of its bytes.
    */
   Map.Entry<ImageManifest, String> seal(Path pending, ImageManifest.Builder manifest);
 
@@ -59,8 +59,8 @@ interface ImageStore {
   void delete(String ckpt, String vhost);
 
   /**
-   * Loads and checks a committed image. Any missing, extra, resized or altered file, or a
-   * manifest that is not the committed one, is DATA_LOSS with a message naming the file.
+   * Loads and checks a committed image. Any missing, extra, resized or altered file, or a manifest
+   * that is not the committed one, is DATA_LOSS with a message naming the file.
    */
   Image verify(String ckpt, String vhost, String expectedManifestSha);
 

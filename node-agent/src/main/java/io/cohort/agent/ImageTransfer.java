@@ -23,9 +23,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Images between nodes: one agent streams a committed image (manifest, CRIU files, the
- * job's output log up to the dump), another fetches it, verifies every sha256 against the
- * committed manifest, and puts what the restored processes need where they expect it.
+ * Images between nodes: one agent streams a committed image (manifest, CRIU files, the job's output
+ * log up to the dump), another fetches it, verifies every sha256 against the committed manifest,
+ * and puts what the restored processes need where they expect it.
  */
 final class ImageTransfer {
   private static final Logger log = LoggerFactory.getLogger(ImageTransfer.class);
@@ -36,8 +36,8 @@ final class ImageTransfer {
   private final Path initPath;
   private final String who;
 
-  ImageTransfer(AgentConfig config, ImageStore images, Function<String, ManagedChannel> dial,
-      Path initPath) {
+  ImageTransfer(
+      AgentConfig config, ImageStore images, Function<String, ManagedChannel> dial, Path initPath) {
     this.config = config;
     this.images = images;
     this.dial = dial;
@@ -46,25 +46,28 @@ final class ImageTransfer {
   }
 
   /** Streams a committed image: manifest, CRIU files, and the output log up to the dump. */
-  void export(String ckpt, String vhostId, Consumer<ImageChunk> sink,
-      BooleanSupplier cancelled) {
+  void export(String ckpt, String vhostId, Consumer<ImageChunk> sink, BooleanSupplier cancelled) {
     Path dir = images.committedDir(Ids.requireCheckpoint(ckpt), Ids.requireVhost(vhostId));
     if (!Files.isDirectory(dir)) {
-      throw CohortException.notFound("node %s has no image of vhost %s for checkpoint %s",
-          config.node(), vhostId, ckpt);
+      throw CohortException.notFound(
+          "node %s has no image of vhost %s for checkpoint %s", config.node(), vhostId, ckpt);
     }
-    ImageManifest m = ProtoJson.read(dir.resolve(ImageStore.MANIFEST), ImageManifest.newBuilder())
-        .build();
+    ImageManifest m =
+        ProtoJson.read(dir.resolve(ImageStore.MANIFEST), ImageManifest.newBuilder()).build();
     send(dir.resolve(ImageStore.MANIFEST), ImageStore.MANIFEST, Long.MAX_VALUE, sink, cancelled);
     for (var file : m.getFilesList()) {
-      send(dir.resolve(ImageStore.CRIU_DIR).resolve(file.getPath()),
-          ImageStore.CRIU_DIR + "/" + file.getPath(), Long.MAX_VALUE, sink, cancelled);
+      send(
+          dir.resolve(ImageStore.CRIU_DIR).resolve(file.getPath()),
+          ImageStore.CRIU_DIR + "/" + file.getPath(),
+          Long.MAX_VALUE,
+          sink,
+          cancelled);
     }
     send(Path.of(m.getOutputLogPath()), "output.log", m.getOutputLogSize(), sink, cancelled);
   }
 
-  private static void send(Path file, String name, long limit, Consumer<ImageChunk> sink,
-      BooleanSupplier cancelled) {
+  private static void send(
+      Path file, String name, long limit, Consumer<ImageChunk> sink, BooleanSupplier cancelled) {
     byte[] buf = new byte[1 << 20];
     long offset = 0;
     try (InputStream in = Files.newInputStream(file)) {
@@ -74,8 +77,12 @@ final class ImageTransfer {
         if (n <= 0) {
           break;
         }
-        sink.accept(ImageChunk.newBuilder().setPath(name).setOffset(offset)
-            .setData(com.google.protobuf.ByteString.copyFrom(buf, 0, n)).build());
+        sink.accept(
+            ImageChunk.newBuilder()
+                .setPath(name)
+                .setOffset(offset)
+                .setData(com.google.protobuf.ByteString.copyFrom(buf, 0, n))
+                .build());
         offset += n;
       }
     } catch (IOException e) {
@@ -84,9 +91,9 @@ final class ImageTransfer {
   }
 
   /**
-   * Fetches an image from the agent at {@code source}, verifies it and stores it here; also
-   * puts the job's output log (up to the dump) and the vhost init binary where the restored
-   * processes expect them. Nothing is kept if the transfer or the verification fails.
+   * Fetches an image from the agent at {@code source}, verifies it and stores it here; also puts
+   * the job's output log (up to the dump) and the vhost init binary where the restored processes
+   * expect them. Nothing is kept if the transfer or the verification fails.
    */
   ImportImageResponse importImage(ImportImageRequest req) {
     String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
@@ -107,22 +114,28 @@ final class ImageTransfer {
     ManagedChannel ch = dial.apply(req.getSourceAddress());
     try {
       Files.createDirectories(pending.resolve(ImageStore.CRIU_DIR));
-      var it = io.cohort.proto.v1.AgentGrpc.newBlockingStub(ch)
-          .withDeadlineAfter(config.criuTimeout().toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)
-          .exportImage(ExportImageRequest.newBuilder().setCheckpointId(ckpt).setVhostId(vhost)
-              .build());
+      var it =
+          io.cohort.proto.v1.AgentGrpc.newBlockingStub(ch)
+              .withDeadlineAfter(
+                  config.criuTimeout().toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS)
+              .exportImage(
+                  ExportImageRequest.newBuilder().setCheckpointId(ckpt).setVhostId(vhost).build());
       while (it.hasNext()) {
         ImageChunk c = it.next();
         String name = c.getPath();
-        if (!name.equals(ImageStore.MANIFEST) && !name.equals("output.log")
-            && !(name.startsWith(ImageStore.CRIU_DIR + "/") && !name.substring(5).contains("/")
+        if (!name.equals(ImageStore.MANIFEST)
+            && !name.equals("output.log")
+            && !(name.startsWith(ImageStore.CRIU_DIR + "/")
+                && !name.substring(5).contains("/")
                 && !name.contains(".."))) {
-          throw CohortException.dataLoss("image of %s from %s has an unexpected file '%s'",
+          throw CohortException.dataLoss(
+              "image of %s from %s has an unexpected file '%s'",
               ckpt, req.getSourceAddress(), name);
         }
         Path f = pending.resolve(name);
-        try (var out = java.nio.channels.FileChannel.open(f, StandardOpenOption.CREATE,
-            StandardOpenOption.WRITE)) {
+        try (var out =
+            java.nio.channels.FileChannel.open(
+                f, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
           out.write(c.getData().asReadOnlyByteBuffer(), c.getOffset());
         }
         bytes += c.getData().size();
@@ -145,8 +158,14 @@ final class ImageTransfer {
       ch.shutdownNow();
     }
     long ms = (System.nanoTime() - t0) / 1_000_000;
-    log.info("{}: imported {}/{} from {}: {} MB in {} ms", who, ckpt, vhost,
-        req.getSourceAddress(), bytes >> 20, ms);
+    log.info(
+        "{}: imported {}/{} from {}: {} MB in {} ms",
+        who,
+        ckpt,
+        vhost,
+        req.getSourceAddress(),
+        bytes >> 20,
+        ms);
     return ImportImageResponse.newBuilder().setBytes(bytes).setMillis(ms).build();
   }
 
@@ -170,8 +189,9 @@ final class ImageTransfer {
     }
     Path want = Path.of(m.getInitPath());
     if (!want.getFileName().equals(initPath.getFileName())) {
-      throw CohortException.precondition("checkpoint %s was taken with another build of "
-          + "cohort-init (%s) than this node's (%s); restore it on a node with that build",
+      throw CohortException.precondition(
+          "checkpoint %s was taken with another build of "
+              + "cohort-init (%s) than this node's (%s); restore it on a node with that build",
           m.getCheckpointId(), want.getFileName(), initPath.getFileName());
     }
     Files.createDirectories(want.getParent());

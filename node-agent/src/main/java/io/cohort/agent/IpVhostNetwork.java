@@ -7,12 +7,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * {@link VhostNetwork} with iproute2: a veth pair per vhost, the vhost side ({@code eth0})
- * inside the vhost with the vhost's address as a /32, the node side ({@code HOST_VETH}) in
- * the agent's network namespace. Plain L3 routing: the vhost's default route goes to
- * {@value #GATEWAY}, which the node side owns; the node has a /32 route per local vhost and
- * forwards between them, each job with its own routing table (see {@link #isolate}). Every
- * command runs through {@link ProcessRunner}, with a deadline.
+ * {@link VhostNetwork} with iproute2: a veth pair per vhost, the vhost side ({@code eth0}) inside
+ * the vhost with the vhost's address as a /32, the node side ({@code HOST_VETH}) in the agent's
+ * network namespace. Plain L3 routing: the vhost's default route goes to {@value #GATEWAY}, which
+ * the node side owns; the node has a /32 route per local vhost and forwards between them, each job
+ * with its own routing table (see {@link #isolate}). Every command runs through {@link
+ * ProcessRunner}, with a deadline.
  */
 final class IpVhostNetwork implements VhostNetwork {
   /** Link-local gateway address every vhost uses; owned by each node-side veth. */
@@ -30,8 +30,22 @@ final class IpVhostNetwork implements VhostNetwork {
   public void attach(long pid, String vhostId, String address) {
     String host = VhostNetwork.hostVeth(vhostId);
     removeStale(vhostId);
-    run("ip", "link", "add", host, "mtu", MTU, "type", "veth", "peer", "name", "eth0", "mtu",
-        MTU, "netns", Long.toString(pid));
+    run(
+        "ip",
+        "link",
+        "add",
+        host,
+        "mtu",
+        MTU,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "mtu",
+        MTU,
+        "netns",
+        Long.toString(pid));
     String ns = "--net=/proc/" + pid + "/ns/net";
     run("nsenter", ns, "ip", "addr", "add", address + "/32", "dev", "eth0");
     run("nsenter", ns, "ip", "link", "set", "eth0", "up");
@@ -46,8 +60,8 @@ final class IpVhostNetwork implements VhostNetwork {
   }
 
   /**
-   * The node side of a vhost's veth: up, owning the gateway address, answering ARP for the
-   * node, and a /32 route to the vhost.
+   * The node side of a vhost's veth: up, owning the gateway address, answering ARP for the node,
+   * and a /32 route to the vhost.
    */
   private static void configureHostSide(String host, String address) {
     run("ip", "addr", "replace", GATEWAY + "/32", "dev", host);
@@ -61,9 +75,9 @@ final class IpVhostNetwork implements VhostNetwork {
   }
 
   /**
-   * Jobs are isolated from each other: traffic from a job's subnet (/24) is routed with that
-   * job's own table, which holds only the job's vhosts and an unreachable default. A vhost
-   * can reach its job's other vhosts and nothing else.
+   * Jobs are isolated from each other: traffic from a job's subnet (/24) is routed with that job's
+   * own table, which holds only the job's vhosts and an unreachable default. A vhost can reach its
+   * job's other vhosts and nothing else.
    */
   private static void isolate(String host, String address) {
     String subnet = address.substring(0, address.lastIndexOf('.')) + ".0/24";

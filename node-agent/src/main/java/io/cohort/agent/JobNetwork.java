@@ -13,24 +13,27 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A job's network on this node beyond each vhost's own link: routes to its vhosts on other
- * nodes (through the overlay), the packets to re-inject into restored vhosts, and the go
- * signal (the ready file) that lets the vhosts' commands start once every node knows where
- * every vhost of the job is.
+ * A job's network on this node beyond each vhost's own link: routes to its vhosts on other nodes
+ * (through the overlay), the packets to re-inject into restored vhosts, and the go signal (the
+ * ready file) that lets the vhosts' commands start once every node knows where every vhost of the
+ * job is.
  */
 final class JobNetwork {
   private static final Logger log = LoggerFactory.getLogger(JobNetwork.class);
+
   /** Created in a vhost's directory when its command may start. */
   static final String READY_FILE = "net-ready";
 
   private final String node;
   private final String who;
   private final VhostRecords records;
+
   /** Null when this node has no overlay (the embedded mode). */
   private final VhostOverlay overlay;
+
   /**
-   * Packets in flight towards each restored vhost at its checkpoint, by vhost id, written into
-   * its network once the job's network is configured again (every vhost restored and routed).
+   * Packets in flight towards each restored vhost at its checkpoint, by vhost id, written into its
+   * network once the job's network is configured again (every vhost restored and routed).
    */
   private final Map<String, List<byte[]>> restoredInflight = new ConcurrentHashMap<>();
 
@@ -59,20 +62,27 @@ final class JobNetwork {
   }
 
   /**
-   * Where every vhost of a job lives: remote ones are routed through the overlay. Then the
-   * job's local vhosts may start their commands.
+   * Where every vhost of a job lives: remote ones are routed through the overlay. Then the job's
+   * local vhosts may start their commands.
    */
   void configure(ConfigureJobNetworkRequest req) {
     Ids.requireJob(req.getJobId());
     boolean remote = req.getVhostsList().stream().anyMatch(v -> !v.getNode().equals(node));
     if (remote) {
       if (overlay == null) {
-        throw CohortException.precondition("node %s has no overlay: vhosts of job %s on other "
-            + "nodes cannot be reached from it", node, req.getJobId());
+        throw CohortException.precondition(
+            "node %s has no overlay: vhosts of job %s on other "
+                + "nodes cannot be reached from it",
+            node, req.getJobId());
       }
-      overlay.configureJob(VhostNetwork.tableOf(req.getVhosts(0).getAddress()),
-          req.getVhostsList().stream().map(v -> new VhostOverlay.VhostRoute(v.getAddress(),
-              v.getNode(), v.getOverlayAddress())).toList());
+      overlay.configureJob(
+          VhostNetwork.tableOf(req.getVhosts(0).getAddress()),
+          req.getVhostsList().stream()
+              .map(
+                  v ->
+                      new VhostOverlay.VhostRoute(
+                          v.getAddress(), v.getNode(), v.getOverlayAddress()))
+              .toList());
     }
     for (String vhostId : records.ofJob(req.getJobId())) {
       injectInflight(vhostId);
@@ -86,9 +96,9 @@ final class JobNetwork {
 
   /**
    * Writes the packets that were in flight towards a restored vhost at its checkpoint into its
-   * network, as if they arrived now: TCP takes what it has not seen and acknowledges it, and
-   * drops as a duplicate anything it already has. Without this, the senders' TCP would send
-   * them again after a retransmission timeout.
+   * network, as if they arrived now: TCP takes what it has not seen and acknowledges it, and drops
+   * as a duplicate anything it already has. Without this, the senders' TCP would send them again
+   * after a retransmission timeout.
    */
   private void injectInflight(String vhostId) {
     List<byte[]> packets = restoredInflight.remove(vhostId);
@@ -96,17 +106,28 @@ final class JobNetwork {
       return;
     }
     if (overlay == null) {
-      log.warn("{}: {} packets in flight towards {} not re-injected: this node has no overlay "
-          + "(TCP will send them again)", who, packets.size(), vhostId);
+      log.warn(
+          "{}: {} packets in flight towards {} not re-injected: this node has no overlay "
+              + "(TCP will send them again)",
+          who,
+          packets.size(),
+          vhostId);
       return;
     }
     try {
       overlay.injectLocal(packets);
-      log.info("{}: re-injected {} packets in flight towards {} at its checkpoint", who,
-          packets.size(), vhostId);
+      log.info(
+          "{}: re-injected {} packets in flight towards {} at its checkpoint",
+          who,
+          packets.size(),
+          vhostId);
     } catch (IOException e) {
-      log.warn("{}: cannot re-inject the packets in flight towards {} ({}); TCP will send them "
-          + "again", who, vhostId, e.getMessage());
+      log.warn(
+          "{}: cannot re-inject the packets in flight towards {} ({}); TCP will send them "
+              + "again",
+          who,
+          vhostId,
+          e.getMessage());
     }
   }
 }

@@ -35,11 +35,12 @@ import org.slf4j.LoggerFactory;
  *   CKPT/VHOST/           a committed image: same content, moved here by one atomic rename
  * </pre>
  *
- * An image is trusted only if its manifest's sha256 is the one in the coordinator's commit
- * record and every file matches the manifest's size and sha256.
+ * An image is trusted only if its manifest's sha256 is the one in the coordinator's commit record
+ * and every file matches the manifest's size and sha256.
  */
 final class LocalImageStore implements ImageStore {
   private static final Logger log = LoggerFactory.getLogger(LocalImageStore.class);
+
   /** Written by CRIU into the image directory at each restore: not part of the image. */
   private static final String RESTORE_STATS = "stats-restore";
 
@@ -54,8 +55,8 @@ final class LocalImageStore implements ImageStore {
   }
 
   /**
-   * A store whose pending images are owned by {@code owner}: another agent's images are
-   * abandoned (and removed) once their owner is dead.
+   * A store whose pending images are owned by {@code owner}: another agent's images are abandoned
+   * (and removed) once their owner is dead.
    */
   LocalImageStore(Path root, String pendingName, ProcessIdentity owner) {
     this.root = root;
@@ -121,16 +122,17 @@ final class LocalImageStore implements ImageStore {
 
   /** Threads that wait in fsync while the image's files are digested (I/O, not CPU). */
   private static final java.util.concurrent.ExecutorService SYNCERS =
-      java.util.concurrent.Executors.newCachedThreadPool(r -> {
-        Thread t = new Thread(r, "image-fsync");
-        t.setDaemon(true);
-        return t;
-      });
+      java.util.concurrent.Executors.newCachedThreadPool(
+          r -> {
+            Thread t = new Thread(r, "image-fsync");
+            t.setDaemon(true);
+            return t;
+          });
 
   /**
-   * Syncs and digests every CRIU file, writes the manifest durably and returns it with the
-   * sha256 of its bytes. Each file's fsync (disk) runs while it is digested (CPU): the seal
-   * takes about the longer of the two, not their sum.
+   * Syncs and digests every CRIU file, writes the manifest durably and returns it with the sha256
+   * of its bytes. Each file's fsync (disk) runs while it is digested (CPU): the seal takes about
+   * the longer of the two, not their sum.
    */
   @Override
   public Map.Entry<ImageManifest, String> seal(Path pending, ImageManifest.Builder manifest) {
@@ -142,23 +144,29 @@ final class LocalImageStore implements ImageStore {
       throw DurableFiles.failure("cannot seal image " + pending, e);
     }
     // Digest and sync the files in parallel: pages files are large, the rest are many.
-    List<FileDigest> digests = files.parallelStream().map(f -> {
-      java.util.concurrent.CompletableFuture<Void> synced =
-          java.util.concurrent.CompletableFuture.runAsync(() -> {
-            try {
-              DurableFiles.fsync(f);
-            } catch (IOException e) {
-              throw DurableFiles.failure("cannot sync image file " + f, e);
-            }
-          }, SYNCERS);
-      FileDigest d = digest(f, criu.relativize(f).toString());
-      try {
-        synced.join();
-      } catch (java.util.concurrent.CompletionException e) {
-        throw e.getCause() instanceof RuntimeException re ? re : e;
-      }
-      return d;
-    }).toList();
+    List<FileDigest> digests =
+        files.parallelStream()
+            .map(
+                f -> {
+                  java.util.concurrent.CompletableFuture<Void> synced =
+                      java.util.concurrent.CompletableFuture.runAsync(
+                          () -> {
+                            try {
+                              DurableFiles.fsync(f);
+                            } catch (IOException e) {
+                              throw DurableFiles.failure("cannot sync image file " + f, e);
+                            }
+                          },
+                          SYNCERS);
+                  FileDigest d = digest(f, criu.relativize(f).toString());
+                  try {
+                    synced.join();
+                  } catch (java.util.concurrent.CompletionException e) {
+                    throw e.getCause() instanceof RuntimeException re ? re : e;
+                  }
+                  return d;
+                })
+            .toList();
     manifest.addAllFiles(digests);
     try {
       DurableFiles.fsyncDirectory(criu);
@@ -180,8 +188,8 @@ final class LocalImageStore implements ImageStore {
   }
 
   /**
-   * Moves a sealed image to its final place (one atomic rename). It is a checkpoint only once
-   * the coordinator has written the record; until then an abort discards it.
+   * Moves a sealed image to its final place (one atomic rename). It is a checkpoint only once the
+   * coordinator has written the record; until then an abort discards it.
    */
   @Override
   public void publish(String ckpt, String vhost) {
@@ -216,8 +224,8 @@ final class LocalImageStore implements ImageStore {
   }
 
   /**
-   * Loads and checks a committed image. Any missing, extra, resized or altered file, or a
-   * manifest that is not the committed one, is DATA_LOSS with a message naming the file.
+   * Loads and checks a committed image. Any missing, extra, resized or altered file, or a manifest
+   * that is not the committed one, is DATA_LOSS with a message naming the file.
    */
   @Override
   public Image verify(String ckpt, String vhost, String expectedManifestSha) {
@@ -237,18 +245,25 @@ final class LocalImageStore implements ImageStore {
     try {
       bytes = Files.readAllBytes(dir.resolve(MANIFEST));
     } catch (NoSuchFileException e) {
-      throw CohortException.dataLoss("checkpoint %s is damaged: the manifest of vhost %s is "
-          + "missing (%s); it cannot be trusted, restart from another checkpoint",
+      throw CohortException.dataLoss(
+          "checkpoint %s is damaged: the manifest of vhost %s is "
+              + "missing (%s); it cannot be trusted, restart from another checkpoint",
           ckpt, vhost, dir.resolve(MANIFEST));
     } catch (IOException e) {
       throw DurableFiles.failure("cannot read manifest of " + ckpt, e);
     }
     if (!sha256(bytes).equals(expectedManifestSha)) {
-      throw CohortException.dataLoss("checkpoint %s is damaged: the manifest of vhost %s was "
-          + "modified after the commit (sha256 mismatch)", ckpt, vhost);
+      throw CohortException.dataLoss(
+          "checkpoint %s is damaged: the manifest of vhost %s was "
+              + "modified after the commit (sha256 mismatch)",
+          ckpt, vhost);
     }
-    ImageManifest m = ProtoJson.parse(new String(bytes, java.nio.charset.StandardCharsets.UTF_8),
-        ImageManifest.newBuilder(), "manifest of checkpoint " + ckpt).build();
+    ImageManifest m =
+        ProtoJson.parse(
+                new String(bytes, java.nio.charset.StandardCharsets.UTF_8),
+                ImageManifest.newBuilder(),
+                "manifest of checkpoint " + ckpt)
+            .build();
     Path criu = dir.resolve(CRIU_DIR);
     Map<String, FileDigest> expected = new TreeMap<>();
     m.getFilesList().forEach(f -> expected.put(f.getPath(), f));
@@ -256,29 +271,38 @@ final class LocalImageStore implements ImageStore {
       for (Path f : files.toList()) {
         String name = criu.relativize(f).toString();
         if (!expected.containsKey(name) && !name.equals(RESTORE_STATS)) {
-          throw CohortException.dataLoss("checkpoint %s is damaged: unexpected file %s in the "
-              + "image of vhost %s", ckpt, name, vhost);
+          throw CohortException.dataLoss(
+              "checkpoint %s is damaged: unexpected file %s in the " + "image of vhost %s",
+              ckpt, name, vhost);
         }
       }
     } catch (NoSuchFileException e) {
-      throw CohortException.dataLoss("checkpoint %s is damaged: the image directory %s of vhost "
-          + "%s is missing", ckpt, criu, vhost);
+      throw CohortException.dataLoss(
+          "checkpoint %s is damaged: the image directory %s of vhost " + "%s is missing",
+          ckpt, criu, vhost);
     } catch (IOException e) {
       throw DurableFiles.failure("cannot list image " + criu, e);
     }
     for (FileDigest want : expected.values()) {
       Path f = criu.resolve(want.getPath()).normalize();
       if (!f.startsWith(criu) || !Files.isRegularFile(f)) {
-        throw CohortException.dataLoss("checkpoint %s is damaged: image file %s of vhost %s is "
-            + "missing", ckpt, want.getPath(), vhost);
+        throw CohortException.dataLoss(
+            "checkpoint %s is damaged: image file %s of vhost %s is " + "missing",
+            ckpt, want.getPath(), vhost);
       }
       FileDigest got = digest(f, want.getPath());
       if (got.getSize() != want.getSize() || !got.getSha256().equals(want.getSha256())) {
-        throw CohortException.dataLoss("checkpoint %s is damaged: image file %s of vhost %s "
-            + "does not match its manifest (size %d, expected %d; sha256 %s, expected %s); "
-            + "it cannot be restored, restart from another checkpoint",
-            ckpt, want.getPath(), vhost, got.getSize(), want.getSize(),
-            abbrev(got.getSha256()), abbrev(want.getSha256()));
+        throw CohortException.dataLoss(
+            "checkpoint %s is damaged: image file %s of vhost %s "
+                + "does not match its manifest (size %d, expected %d; sha256 %s, expected %s); "
+                + "it cannot be restored, restart from another checkpoint",
+            ckpt,
+            want.getPath(),
+            vhost,
+            got.getSize(),
+            want.getSize(),
+            abbrev(got.getSha256()),
+            abbrev(want.getSha256()));
       }
     }
     return new Image(dir, m);
@@ -297,7 +321,9 @@ final class LocalImageStore implements ImageStore {
           continue; // pending images
         }
         try (Stream<Path> vhosts = Files.list(c)) {
-          vhosts.filter(v -> Files.exists(v.resolve(MANIFEST))).sorted()
+          vhosts
+              .filter(v -> Files.exists(v.resolve(MANIFEST)))
+              .sorted()
               .forEach(v -> out.add(name + "/" + v.getFileName()));
         }
       }
@@ -343,8 +369,8 @@ final class LocalImageStore implements ImageStore {
   }
 
   /**
-   * A pending image whose owner process is dead. One without an owner file yet is being
-   * created right now, unless it is old (a crash between mkdir and the owner file).
+   * A pending image whose owner process is dead. One without an owner file yet is being created
+   * right now, unless it is old (a crash between mkdir and the owner file).
    */
   private static boolean abandoned(Path dir) {
     Path owner = dir.resolve("owner");
@@ -382,8 +408,11 @@ final class LocalImageStore implements ImageStore {
     } catch (IOException e) {
       throw DurableFiles.failure("cannot read image file " + f, e);
     }
-    return FileDigest.newBuilder().setPath(name).setSize(size)
-        .setSha256(HexFormat.of().formatHex(md.digest())).build();
+    return FileDigest.newBuilder()
+        .setPath(name)
+        .setSize(size)
+        .setSha256(HexFormat.of().formatHex(md.digest()))
+        .build();
   }
 
   static String sha256(byte[] bytes) {

@@ -9,16 +9,16 @@ import java.nio.file.StandardCopyOption;
 import java.util.Arrays;
 
 /**
- * The programs the agent hands to vhosts and CRIU, installed under its home: the native
- * programs (by content) and CRIU's action script.
+ * The programs the agent hands to vhosts and CRIU, installed under its home: the native programs
+ * (by content) and CRIU's action script.
  */
 final class NativeInstalls {
   private NativeInstalls() {}
 
   /**
    * Copies a native program (cohort-init, cohort-rsh) to a path named after its content. CRIU
-   * restores a process by mapping the same binary file again, and refuses it if the file
-   * changed: a rebuilt native/build must never break the restart of an older checkpoint.
+   * restores a process by mapping the same binary file again, and refuses it if the file changed: a
+   * rebuilt native/build must never break the restart of an older checkpoint.
    */
   static Path contentAddressed(Path source, Path home, String name) {
     if (!Files.isRegularFile(source)) {

@@ -39,15 +39,14 @@ import java.util.function.Function;
  * Transport-neutral: {@link AgentGrpcService} is its thin gRPC adapter.
  *
  * <ul>
- *   <li>{@link Vhosts}: create, observe and end vhosts; {@link VhostRecords} keeps their
- *       records;
+ *   <li>{@link Vhosts}: create, observe and end vhosts; {@link VhostRecords} keeps their records;
  *   <li>{@link CheckpointParticipant}: the agent's half of the barrier (prepare, dump, resume,
  *       seal, finish), one {@link ParticipantDump} state machine per dump;
  *   <li>{@link Restorer}: verify and restore images;
  *   <li>{@link JobNetwork}: routes between a job's vhosts across nodes, re-injection;
  *   <li>{@link ImageTransfer}: images between nodes; {@link OutputLog}: the job's output;
- *   <li>behind interfaces, for tests and for change: {@link Criu}, {@link ImageStore},
- *       {@link VhostNetwork}, {@link ChannelCuts}.
+ *   <li>behind interfaces, for tests and for change: {@link Criu}, {@link ImageStore}, {@link
+ *       VhostNetwork}, {@link ChannelCuts}.
  * </ul>
  */
 public final class NodeAgent {
@@ -70,40 +69,61 @@ public final class NodeAgent {
   }
 
   /**
-   * An agent that can fetch images from other nodes' agents; {@code dial} opens a channel to
-   * an agent's address (null: images never move between nodes, as in the embedded mode).
+   * An agent that can fetch images from other nodes' agents; {@code dial} opens a channel to an
+   * agent's address (null: images never move between nodes, as in the embedded mode).
    */
   public NodeAgent(AgentConfig config, Function<String, ManagedChannel> dial) {
     this(config, dial, null);
   }
 
   /** A node agent whose vhosts reach other nodes through {@code overlay} (null: none). */
-  public NodeAgent(AgentConfig config, Function<String, ManagedChannel> dial,
-      VhostOverlay overlay) {
-    this(config, dial, overlay, new CriuEngine(config.criuCommand(), config.criuTimeout()),
-        new LocalImageStore(config.imagesDir(), config.pendingName()), new IpVhostNetwork());
+  public NodeAgent(
+      AgentConfig config, Function<String, ManagedChannel> dial, VhostOverlay overlay) {
+    this(
+        config,
+        dial,
+        overlay,
+        new CriuEngine(config.criuCommand(), config.criuTimeout()),
+        new LocalImageStore(config.imagesDir(), config.pendingName()),
+        new IpVhostNetwork());
   }
 
   /** The agent over the given parts (tests pass fakes). */
-  NodeAgent(AgentConfig config, Function<String, ManagedChannel> dial, VhostOverlay overlay,
-      Criu criu, ImageStore images, VhostNetwork network) {
+  NodeAgent(
+      AgentConfig config,
+      Function<String, ManagedChannel> dial,
+      VhostOverlay overlay,
+      Criu criu,
+      ImageStore images,
+      VhostNetwork network) {
     this.config = config;
     this.criu = criu;
     this.images = images;
-    Path initPath = NativeInstalls.contentAddressed(config.initBinary(), config.home(),
-        "cohort-init");
-    Path rshPath = NativeInstalls.contentAddressed(config.rshBinary(), config.home(),
-        "cohort-rsh");
+    Path initPath =
+        NativeInstalls.contentAddressed(config.initBinary(), config.home(), "cohort-init");
+    Path rshPath = NativeInstalls.contentAddressed(config.rshBinary(), config.home(), "cohort-rsh");
     VhostRecords records = new VhostRecords(config.vhostsDir(), config.node());
     this.output = new OutputLog(records, config.node());
-    this.vhosts = new Vhosts(config, records, new VhostLauncher(initPath, config.launchTimeout()),
-        network, initPath, rshPath);
-    this.participant = new CheckpointParticipant(config, records, images, criu,
-        ChannelCuts.overlay(overlay, MARKER_TIMEOUT), NativeInstalls.actionScript(config.home()),
-        ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow(), this::criuVersion);
+    this.vhosts =
+        new Vhosts(
+            config,
+            records,
+            new VhostLauncher(initPath, config.launchTimeout()),
+            network,
+            initPath,
+            rshPath);
+    this.participant =
+        new CheckpointParticipant(
+            config,
+            records,
+            images,
+            criu,
+            ChannelCuts.overlay(overlay, MARKER_TIMEOUT),
+            NativeInstalls.actionScript(config.home()),
+            ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow(),
+            this::criuVersion);
     this.jobNetwork = new JobNetwork(config.node(), records, overlay);
-    this.restorer = new Restorer(config.node(), records, images, criu, network, jobNetwork,
-        output);
+    this.restorer = new Restorer(config.node(), records, images, criu, network, jobNetwork, output);
     this.transfer = new ImageTransfer(config, images, dial, initPath);
     images.removeAbandonedPending();
   }
@@ -113,9 +133,13 @@ public final class NodeAgent {
   }
 
   public GetNodeResponse describe() {
-    return GetNodeResponse.newBuilder().setNode(config.node()).setKernel(kernel())
-        .setCriuVersion(criuVersion()).setImageStoreFreeBytes(images.freeBytes())
-        .setImageStoreId(images.id()).build();
+    return GetNodeResponse.newBuilder()
+        .setNode(config.node())
+        .setKernel(kernel())
+        .setCriuVersion(criuVersion())
+        .setImageStoreFreeBytes(images.freeBytes())
+        .setImageStoreId(images.id())
+        .build();
   }
 
   // ---------------------------------------------------------------- vhosts
@@ -171,8 +195,8 @@ public final class NodeAgent {
   }
 
   /** Streams a committed image to another node's agent (see {@link ImageTransfer}). */
-  public void exportImage(String ckpt, String vhostId, Consumer<ImageChunk> sink,
-      BooleanSupplier cancelled) {
+  public void exportImage(
+      String ckpt, String vhostId, Consumer<ImageChunk> sink, BooleanSupplier cancelled) {
     transfer.export(ckpt, vhostId, sink, cancelled);
   }
 
@@ -192,8 +216,8 @@ public final class NodeAgent {
     return jobNetwork.overlayAddress();
   }
 
-  public void readOutput(ReadOutputRequest req, Consumer<OutputChunk> sink,
-      BooleanSupplier cancelled) {
+  public void readOutput(
+      ReadOutputRequest req, Consumer<OutputChunk> sink, BooleanSupplier cancelled) {
     output.read(req, sink, cancelled);
   }
 

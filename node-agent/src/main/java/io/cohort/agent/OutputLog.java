@@ -38,9 +38,9 @@ final class OutputLog {
   }
 
   /**
-   * Sends the output log from the request's offset; with follow, keeps sending until the vhost
-   * is no longer running (then sends the rest) or {@code cancelled} says stop. {@code sink}
-   * may block (flow control): nothing is read ahead of what it takes.
+   * Sends the output log from the request's offset; with follow, keeps sending until the vhost is
+   * no longer running (then sends the rest) or {@code cancelled} says stop. {@code sink} may block
+   * (flow control): nothing is read ahead of what it takes.
    */
   void read(ReadOutputRequest req, Consumer<OutputChunk> sink, BooleanSupplier cancelled) {
     VhostRecord rec = records.load(req.getVhostId());
@@ -50,8 +50,9 @@ final class OutputLog {
     try (RandomAccessFile f = new RandomAccessFile(logFile.toFile(), "r")) {
       boolean finalPass = false;
       while (!cancelled.getAsBoolean()) {
-        boolean running = req.getFollow() && records.observe(req.getVhostId()).getState()
-            == VhostState.VHOST_STATE_RUNNING;
+        boolean running =
+            req.getFollow()
+                && records.observe(req.getVhostId()).getState() == VhostState.VHOST_STATE_RUNNING;
         long len = f.length();
         if (len < offset) {
           offset = len; // rolled back by a restart from an older checkpoint
@@ -62,8 +63,11 @@ final class OutputLog {
           if (n <= 0) {
             break;
           }
-          sink.accept(OutputChunk.newBuilder().setOffset(offset)
-              .setData(com.google.protobuf.ByteString.copyFrom(buf, 0, n)).build());
+          sink.accept(
+              OutputChunk.newBuilder()
+                  .setOffset(offset)
+                  .setData(com.google.protobuf.ByteString.copyFrom(buf, 0, n))
+                  .build());
           offset += n;
         }
         if (!running) {
@@ -76,8 +80,8 @@ final class OutputLog {
         Thread.sleep(FOLLOW_POLL_MS);
       }
     } catch (FileNotFoundException e) {
-      throw CohortException.notFound("output log %s of vhost %s is missing", logFile,
-          req.getVhostId());
+      throw CohortException.notFound(
+          "output log %s of vhost %s is missing", logFile, req.getVhostId());
     } catch (IOException e) {
       throw DurableFiles.failure("cannot read " + logFile, e);
     } catch (InterruptedException e) {
@@ -95,16 +99,16 @@ final class OutputLog {
         Files.write(log, Files.readAllBytes(saved), StandardOpenOption.APPEND);
         Files.delete(saved);
       } catch (IOException e) {
-        LoggerFactory.getLogger(OutputLog.class).error("cannot put back {} into {}: {}", saved,
-            log, e.toString());
+        LoggerFactory.getLogger(OutputLog.class)
+            .error("cannot put back {} into {}: {}", saved, log, e.toString());
       }
     }
   }
 
   /**
    * Brings the output log back to its size at the checkpoint (CRIU refuses a file whose size
-   * changed, and restarting from a checkpoint means its later output never happened). The
-   * bytes cut off are kept beside the log, so no output is ever lost.
+   * changed, and restarting from a checkpoint means its later output never happened). The bytes cut
+   * off are kept beside the log, so no output is ever lost.
    */
   Rollback rollBack(Path logFile, long want, String ckpt) {
     try (RandomAccessFile f = new RandomAccessFile(logFile.toFile(), "rw")) {
@@ -112,8 +116,9 @@ final class OutputLog {
       if (have <= want) {
         return new Rollback(logFile, want, null);
       }
-      Path saved = logFile.resolveSibling(logFile.getFileName() + ".after-" + ckpt + "-"
-          + System.currentTimeMillis());
+      Path saved =
+          logFile.resolveSibling(
+              logFile.getFileName() + ".after-" + ckpt + "-" + System.currentTimeMillis());
       try (InputStream in = Files.newInputStream(logFile)) {
         in.skipNBytes(want);
         Files.copy(in, saved, StandardCopyOption.REPLACE_EXISTING);
@@ -121,8 +126,12 @@ final class OutputLog {
       DurableFiles.fsync(saved);
       f.setLength(want);
       f.getFD().sync();
-      log.info("{}: output log rolled back to checkpoint {} ({} bytes kept in {})", who, ckpt,
-          have - want, saved);
+      log.info(
+          "{}: output log rolled back to checkpoint {} ({} bytes kept in {})",
+          who,
+          ckpt,
+          have - want,
+          saved);
       return new Rollback(logFile, want, saved);
     } catch (IOException e) {
       throw DurableFiles.failure("cannot roll back " + logFile, e);

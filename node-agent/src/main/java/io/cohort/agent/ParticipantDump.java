@@ -11,8 +11,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One vhost's dump for one checkpoint, as the agent sees it: the per-dump state machine of
- * the agent's half of the barrier ({@link CheckpointParticipant} drives it).
+ * One vhost's dump for one checkpoint, as the agent sees it: the per-dump state machine of the
+ * agent's half of the barrier ({@link CheckpointParticipant} drives it).
  *
  * <pre>
  *   DUMPING -> HELD -+-> RESUMED ------> RESUMED_SEALING -> SEALED ------+-> COMMITTED
@@ -26,26 +26,33 @@ import org.slf4j.LoggerFactory;
  * <ul>
  *   <li>DUMPING: CRIU freezes the vhost and writes its image.
  *   <li>HELD: the image is written; CRIU's post-dump hook holds the tasks frozen.
- *   <li>RESUMED: checkpoint-and-continue, every vhost captured: the hook was told to let the
- *       tasks go. The image is not sealed yet.
- *   <li>*_SEALING / HELD_SEALED / SEALED: the image is being digested and synced, then is
- *       sealed and published (moved to its committed place), with the tasks still held (a
- *       --stop checkpoint, or a seal that overtook the resume) or running.
+ *   <li>RESUMED: checkpoint-and-continue, every vhost captured: the hook was told to let the tasks
+ *       go. The image is not sealed yet.
+ *   <li>*_SEALING / HELD_SEALED / SEALED: the image is being digested and synced, then is sealed
+ *       and published (moved to its committed place), with the tasks still held (a --stop
+ *       checkpoint, or a seal that overtook the resume) or running.
  *   <li>COMMITTED: the coordinator wrote the record; for --stop, the tasks were ended.
- *   <li>ABORTED: the epoch failed: the tasks run on (if still held, the hook is told to let
- *       them go) and the image is discarded wherever it got to.
+ *   <li>ABORTED: the epoch failed: the tasks run on (if still held, the hook is told to let them
+ *       go) and the image is discarded wherever it got to.
  * </ul>
  *
- * The resume and the seal of a vhost run at once on two threads, so "held or running" and
- * "how far the image is" are combined in one state. Transitions happen under this object's
- * monitor and are checked against {@link #LEGAL}; the slow work between them (CRIU, digests,
- * fsync) runs outside it, so an abort is never kept waiting by a seal.
+ * The resume and the seal of a vhost run at once on two threads, so "held or running" and "how far
+ * the image is" are combined in one state. Transitions happen under this object's monitor and are
+ * checked against {@link #LEGAL}; the slow work between them (CRIU, digests, fsync) runs outside
+ * it, so an abort is never kept waiting by a seal.
  */
 final class ParticipantDump {
   private static final Logger log = LoggerFactory.getLogger(ParticipantDump.class);
 
   enum State {
-    DUMPING, HELD, HELD_SEALING, HELD_SEALED, RESUMED, RESUMED_SEALING, SEALED, COMMITTED,
+    DUMPING,
+    HELD,
+    HELD_SEALING,
+    HELD_SEALED,
+    RESUMED,
+    RESUMED_SEALING,
+    SEALED,
+    COMMITTED,
     ABORTED;
 
     /** CRIU's hook still holds the tasks frozen (or will, once the dump reaches it). */
@@ -62,16 +69,19 @@ final class ParticipantDump {
     }
   }
 
-  static final Map<State, Set<State>> LEGAL = new EnumMap<>(Map.of(
-      State.DUMPING, EnumSet.of(State.HELD, State.ABORTED),
-      State.HELD, EnumSet.of(State.RESUMED, State.HELD_SEALING, State.ABORTED),
-      State.HELD_SEALING, EnumSet.of(State.RESUMED_SEALING, State.HELD_SEALED, State.ABORTED),
-      State.HELD_SEALED, EnumSet.of(State.SEALED, State.COMMITTED, State.ABORTED),
-      State.RESUMED, EnumSet.of(State.RESUMED_SEALING, State.ABORTED),
-      State.RESUMED_SEALING, EnumSet.of(State.SEALED, State.ABORTED),
-      State.SEALED, EnumSet.of(State.COMMITTED, State.ABORTED),
-      State.COMMITTED, EnumSet.noneOf(State.class),
-      State.ABORTED, EnumSet.noneOf(State.class)));
+  static final Map<State, Set<State>> LEGAL =
+      new EnumMap<>(
+          Map.of(
+              State.DUMPING, EnumSet.of(State.HELD, State.ABORTED),
+              State.HELD, EnumSet.of(State.RESUMED, State.HELD_SEALING, State.ABORTED),
+              State.HELD_SEALING,
+                  EnumSet.of(State.RESUMED_SEALING, State.HELD_SEALED, State.ABORTED),
+              State.HELD_SEALED, EnumSet.of(State.SEALED, State.COMMITTED, State.ABORTED),
+              State.RESUMED, EnumSet.of(State.RESUMED_SEALING, State.ABORTED),
+              State.RESUMED_SEALING, EnumSet.of(State.SEALED, State.ABORTED),
+              State.SEALED, EnumSet.of(State.COMMITTED, State.ABORTED),
+              State.COMMITTED, EnumSet.noneOf(State.class),
+              State.ABORTED, EnumSet.noneOf(State.class)));
 
   final String ckpt;
   final long epoch;
@@ -79,14 +89,21 @@ final class ParticipantDump {
   final DumpVhostRequest request;
   final boolean stop;
   final DumpSession session;
+
   /** The job's overlay cut on this node; null when the job does not span nodes. */
   final ChannelCuts.Cut cut;
+
   private final String name;
   private State state = State.DUMPING;
   private long logSize = -1;
 
-  ParticipantDump(String ckpt, VhostRecord record, DumpVhostRequest request,
-      DumpSession session, ChannelCuts.Cut cut, String who) {
+  ParticipantDump(
+      String ckpt,
+      VhostRecord record,
+      DumpVhostRequest request,
+      DumpSession session,
+      ChannelCuts.Cut cut,
+      String who) {
     this.ckpt = ckpt;
     this.epoch = request.getEpoch();
     this.record = record;
@@ -112,9 +129,9 @@ final class ParticipantDump {
   }
 
   /**
-   * Moves to {@code next} if the current state is one of {@code from}; otherwise throws:
-   * ABORTED if the dump was aborted meanwhile, FAILED_PRECONDITION for any other state.
-   * Returns the state left.
+   * Moves to {@code next} if the current state is one of {@code from}; otherwise throws: ABORTED if
+   * the dump was aborted meanwhile, FAILED_PRECONDITION for any other state. Returns the state
+   * left.
    */
   synchronized State advance(String what, Map<State, State> next) {
     State to = next.get(state);
@@ -139,11 +156,12 @@ final class ParticipantDump {
   /** The error for a request that the current state does not allow. */
   synchronized CohortException refused(String what) {
     if (state == State.ABORTED) {
-      return new CohortException(CohortException.Kind.ABORTED, "checkpoint " + ckpt
-          + " of vhost " + record.getVhostId() + " was aborted");
+      return new CohortException(
+          CohortException.Kind.ABORTED,
+          "checkpoint " + ckpt + " of vhost " + record.getVhostId() + " was aborted");
     }
-    return CohortException.precondition("cannot %s %s of vhost %s: its dump is %s", what, ckpt,
-        record.getVhostId(), state);
+    return CohortException.precondition(
+        "cannot %s %s of vhost %s: its dump is %s", what, ckpt, record.getVhostId(), state);
   }
 
   private void to(State next) {

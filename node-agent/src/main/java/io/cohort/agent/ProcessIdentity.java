@@ -6,8 +6,8 @@ import java.nio.file.Path;
 import java.util.Optional;
 
 /**
- * A process named by its pid and its start time, so that a recycled pid is never mistaken
- * for the process we started.
+ * A process named by its pid and its start time, so that a recycled pid is never mistaken for the
+ * process we started.
  *
  * @param pid host pid
  * @param startTicks start time in clock ticks after boot (/proc/PID/stat field 22)
@@ -16,7 +16,8 @@ public record ProcessIdentity(long pid, long startTicks) {
 
   /** The identity of a live (non-zombie) process, if there is one with this pid. */
   public static Optional<ProcessIdentity> of(long pid) {
-    return stat(pid).filter(s -> s.state != 'Z' && s.state != 'X')
+    return stat(pid)
+        .filter(s -> s.state != 'Z' && s.state != 'X')
         .map(s -> new ProcessIdentity(pid, s.startTicks));
   }
 

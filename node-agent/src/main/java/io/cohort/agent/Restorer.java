@@ -18,12 +18,13 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Restores vhosts from checkpoint images: checks first that the image and the job's files
- * allow it (changing nothing), rolls the output log back to the checkpoint, runs CRIU, and
- * hands the packets that were in flight towards the vhost to its {@link JobNetwork}.
+ * Restores vhosts from checkpoint images: checks first that the image and the job's files allow it
+ * (changing nothing), rolls the output log back to the checkpoint, runs CRIU, and hands the packets
+ * that were in flight towards the vhost to its {@link JobNetwork}.
  */
 final class Restorer {
   private static final Logger log = LoggerFactory.getLogger(Restorer.class);
+
   /** Where in a vhost image the packets in flight at its cut are kept. */
   static final String INFLIGHT_IMAGE = "cohort-inflight.img";
 
@@ -36,8 +37,14 @@ final class Restorer {
   private final JobNetwork jobNetwork;
   private final OutputLog output;
 
-  Restorer(String node, VhostRecords records, ImageStore images, Criu criu,
-      VhostNetwork network, JobNetwork jobNetwork, OutputLog output) {
+  Restorer(
+      String node,
+      VhostRecords records,
+      ImageStore images,
+      Criu criu,
+      VhostNetwork network,
+      JobNetwork jobNetwork,
+      OutputLog output) {
     this.node = node;
     this.who = "agent " + node;
     this.records = records;
@@ -49,11 +56,13 @@ final class Restorer {
   }
 
   /**
-   * Checks, without changing anything, that a vhost can be restored from a checkpoint: the
-   * image matches its manifest and the job's output log can be brought back to its size then.
+   * Checks, without changing anything, that a vhost can be restored from a checkpoint: the image
+   * matches its manifest and the job's output log can be brought back to its size then.
    */
   void verify(VerifyImageRequest req) {
-    verified(Ids.requireCheckpoint(req.getCheckpointId()), Ids.requireVhost(req.getVhostId()),
+    verified(
+        Ids.requireCheckpoint(req.getCheckpointId()),
+        Ids.requireVhost(req.getVhostId()),
         req.getManifestSha256());
   }
 
@@ -62,14 +71,17 @@ final class Restorer {
     ImageManifest m = image.manifest();
     Path logFile = Path.of(m.getOutputLogPath());
     if (!Files.isRegularFile(logFile)) {
-      throw CohortException.precondition("the job's output log %s is missing; it must exist "
-          + "to restore checkpoint %s", logFile, ckpt);
+      throw CohortException.precondition(
+          "the job's output log %s is missing; it must exist " + "to restore checkpoint %s",
+          logFile, ckpt);
     }
     long have = logFile.toFile().length();
     if (have < m.getOutputLogSize()) {
-      throw CohortException.precondition("the job's output log %s is shorter (%d bytes) than at "
-          + "checkpoint %s (%d bytes): it was truncated or replaced, so the job's open file "
-          + "cannot be restored", logFile, have, ckpt, m.getOutputLogSize());
+      throw CohortException.precondition(
+          "the job's output log %s is shorter (%d bytes) than at "
+              + "checkpoint %s (%d bytes): it was truncated or replaced, so the job's open file "
+              + "cannot be restored",
+          logFile, have, ckpt, m.getOutputLogSize());
     }
     return image;
   }
@@ -79,44 +91,69 @@ final class Restorer {
     String vhostId = Ids.requireVhost(req.getVhostId());
     VhostRecord existing = records.exists(vhostId) ? records.observe(vhostId) : null;
     if (existing != null && existing.getState() == VhostState.VHOST_STATE_RUNNING) {
-      throw CohortException.precondition("vhost %s is running; end it before restoring it",
-          vhostId);
+      throw CohortException.precondition(
+          "vhost %s is running; end it before restoring it", vhostId);
     }
     ImageStore.Image image = verified(ckpt, vhostId, req.getManifestSha256());
     VhostRecord rec = existing != null ? existing : adopt(vhostId, image.manifest(), ckpt);
-    OutputLog.Rollback rollback = output.rollBack(Path.of(image.manifest().getOutputLogPath()),
-        image.manifest().getOutputLogSize(), ckpt);
-    Path work = records.vhostDir(vhostId).resolve("restore-" + ckpt + "-"
-        + System.currentTimeMillis());
+    OutputLog.Rollback rollback =
+        output.rollBack(
+            Path.of(image.manifest().getOutputLogPath()),
+            image.manifest().getOutputLogSize(),
+            ckpt);
+    Path work =
+        records.vhostDir(vhostId).resolve("restore-" + ckpt + "-" + System.currentTimeMillis());
     Criu.Restored restored;
     try {
       Files.deleteIfExists(Path.of(rec.getStatusPath()));
       if (!rec.getAddress().isEmpty()) {
         network.removeStale(vhostId);
       }
-      restored = criu.restore(image.criuDir(), work,
-          VhostNetwork.restoreOptions(vhostId, rec.getAddress()));
+      restored =
+          criu.restore(
+              image.criuDir(), work, VhostNetwork.restoreOptions(vhostId, rec.getAddress()));
       if (!rec.getAddress().isEmpty()) {
         network.reattach(vhostId, rec.getAddress());
       }
     } catch (CriuException | IOException | CohortException e) {
       rollback.undo();
-      throw CohortException.internal("restore of vhost " + vhostId + " from checkpoint "
-          + ckpt + " failed; the output log is as it was. " + e.getMessage(), e);
+      throw CohortException.internal(
+          "restore of vhost "
+              + vhostId
+              + " from checkpoint "
+              + ckpt
+              + " failed; the output log is as it was. "
+              + e.getMessage(),
+          e);
     }
-    ProcessIdentity init = ProcessIdentity.of(restored.pid())
-        .orElseGet(() -> new ProcessIdentity(restored.pid(), -1));
-    rec = rec.toBuilder().setPid(restored.pid()).setPidStartTicks(init.startTicks())
-        .setState(VhostState.VHOST_STATE_RUNNING).setExitCode(0).setExitSignal(0).build();
+    ProcessIdentity init =
+        ProcessIdentity.of(restored.pid()).orElseGet(() -> new ProcessIdentity(restored.pid(), -1));
+    rec =
+        rec.toBuilder()
+            .setPid(restored.pid())
+            .setPidStartTicks(init.startTicks())
+            .setState(VhostState.VHOST_STATE_RUNNING)
+            .setExitCode(0)
+            .setExitSignal(0)
+            .build();
     records.save(rec);
     List<byte[]> inflight = readInflight(image.criuDir(), ckpt);
     jobNetwork.holdForRestored(vhostId, inflight);
-    log.info("{}: vhost {} restored from {} in {} ms, init pid {}; {} packets were in flight "
-        + "towards it", who, vhostId, ckpt, restored.criuMillis(), restored.pid(),
+    log.info(
+        "{}: vhost {} restored from {} in {} ms, init pid {}; {} packets were in flight "
+            + "towards it",
+        who,
+        vhostId,
+        ckpt,
+        restored.criuMillis(),
+        restored.pid(),
         inflight.size());
-    return RestoreVhostResponse.newBuilder().setPlacement(records.placement(rec))
-        .setOutputOffset(rollback.size()).setCriuMs(restored.criuMillis())
-        .setInflightPackets(inflight.size()).build();
+    return RestoreVhostResponse.newBuilder()
+        .setPlacement(records.placement(rec))
+        .setOutputOffset(rollback.size())
+        .setCriuMs(restored.criuMillis())
+        .setInflightPackets(inflight.size())
+        .build();
   }
 
   /** The packets that were in flight towards a vhost at its checkpoint (verified image). */
@@ -127,7 +164,8 @@ final class Restorer {
     }
     try {
       return InflightPackets.parseFrom(Files.readAllBytes(f)).getPacketsList().stream()
-          .map(com.google.protobuf.ByteString::toByteArray).toList();
+          .map(com.google.protobuf.ByteString::toByteArray)
+          .toList();
     } catch (IOException e) {
       // Verified against the manifest just before: only a bug or the disk can get here.
       throw DurableFiles.failure("cannot read the in-flight packets of " + ckpt, e);
@@ -136,12 +174,19 @@ final class Restorer {
 
   /** A record for a vhost that ran on another node, made from its (verified) manifest. */
   private VhostRecord adopt(String vhostId, ImageManifest m, String ckpt) {
-    VhostRecord rec = VhostRecord.newBuilder().setVhostId(vhostId).setJobId(m.getJobId())
-        .setHostname(m.getHostname()).setSpec(m.getSpec()).setLogPath(m.getOutputLogPath())
-        .setStatusPath(m.getStatusPath()).setInitPath(m.getInitPath())
-        .setAddress(m.getAddress()).setHostVeth(m.getAddress().isEmpty() ? ""
-            : VhostNetwork.hostVeth(vhostId))
-        .setState(VhostState.VHOST_STATE_STOPPED).build();
+    VhostRecord rec =
+        VhostRecord.newBuilder()
+            .setVhostId(vhostId)
+            .setJobId(m.getJobId())
+            .setHostname(m.getHostname())
+            .setSpec(m.getSpec())
+            .setLogPath(m.getOutputLogPath())
+            .setStatusPath(m.getStatusPath())
+            .setInitPath(m.getInitPath())
+            .setAddress(m.getAddress())
+            .setHostVeth(m.getAddress().isEmpty() ? "" : VhostNetwork.hostVeth(vhostId))
+            .setState(VhostState.VHOST_STATE_STOPPED)
+            .build();
     try {
       Files.createDirectories(records.vhostDir(vhostId));
       Files.createDirectories(Path.of(m.getStatusPath()).getParent());
@@ -149,8 +194,13 @@ final class Restorer {
       throw DurableFiles.failure("cannot adopt vhost " + vhostId, e);
     }
     records.save(rec);
-    log.info("{}: adopted vhost {} of job {} from checkpoint {} on {}", who, vhostId,
-        m.getJobId(), ckpt, node);
+    log.info(
+        "{}: adopted vhost {} of job {} from checkpoint {} on {}",
+        who,
+        vhostId,
+        m.getJobId(),
+        ckpt,
+        node);
     return rec;
   }
 }

@@ -10,10 +10,10 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 
 /**
- * A TUN device (layer 3, no packet-info header) opened through /dev/net/tun with JNA: the
- * node's door between its vhosts' routes and the overlay. read() blocks; one reader thread.
- * Every forwarded packet passes here twice, so packets move between the kernel and Netty's
- * native buffers directly (JNA direct mapping, no Java arrays in between).
+ * A TUN device (layer 3, no packet-info header) opened through /dev/net/tun with JNA: the node's
+ * door between its vhosts' routes and the overlay. read() blocks; one reader thread. Every
+ * forwarded packet passes here twice, so packets move between the kernel and Netty's native buffers
+ * directly (JNA direct mapping, no Java arrays in between).
  */
 final class Tun implements AutoCloseable {
   private static final class C {
@@ -62,8 +62,8 @@ final class Tun implements AutoCloseable {
       }
       return new Tun(fd, name);
     } catch (LastErrorException e) {
-      throw new IOException("cannot open TUN device " + name + " (errno " + e.getErrorCode()
-          + ")", e);
+      throw new IOException(
+          "cannot open TUN device " + name + " (errno " + e.getErrorCode() + ")", e);
     }
   }
 
@@ -77,8 +77,9 @@ final class Tun implements AutoCloseable {
    */
   int read(ByteBuf buf) throws IOException {
     try {
-      int n = (int) C.read(fd, new Pointer(buf.memoryAddress() + buf.writerIndex()),
-          buf.writableBytes());
+      int n =
+          (int)
+              C.read(fd, new Pointer(buf.memoryAddress() + buf.writerIndex()), buf.writableBytes());
       buf.writerIndex(buf.writerIndex() + n);
       return n;
     } catch (LastErrorException e) {
@@ -87,8 +88,8 @@ final class Tun implements AutoCloseable {
   }
 
   /**
-   * Writes the readable bytes of {@code packet} as one packet (delivered to the node's routing
-   * as if it arrived on the device), from its native memory when it has some.
+   * Writes the readable bytes of {@code packet} as one packet (delivered to the node's routing as
+   * if it arrived on the device), from its native memory when it has some.
    */
   void write(ByteBuf packet) throws IOException {
     int length = packet.readableBytes();

@@ -12,8 +12,8 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Starts a vhost through native/cohort-init: the launcher creates the namespaces, forks the
- * vhost's pid 1, waits until the command has been exec'd and prints pid 1's host pid.
+ * Starts a vhost through native/cohort-init: the launcher creates the namespaces, forks the vhost's
+ * pid 1, waits until the command has been exec'd and prints pid 1's host pid.
  */
 final class VhostLauncher {
   private final Path initBinary;
@@ -25,24 +25,40 @@ final class VhostLauncher {
   }
 
   /** Starts {@code command} in a new vhost; returns pid 1's host pid. */
-  long launch(String hostname, Path log, Path status, String cwd, List<String> initOptions,
-      List<String> command, Map<String, String> env) {
+  long launch(
+      String hostname,
+      Path log,
+      Path status,
+      String cwd,
+      List<String> initOptions,
+      List<String> command,
+      Map<String, String> env) {
     if (!Files.isExecutable(initBinary)) {
-      throw CohortException.precondition("%s is missing: run `cohort setup` to build the native "
-          + "programs", initBinary);
+      throw CohortException.precondition(
+          "%s is missing: run `cohort setup` to build the native " + "programs", initBinary);
     }
-    List<String> argv = new ArrayList<>(List.of(initBinary.toString(),
-        "--hostname", hostname, "--log", log.toString(), "--status", status.toString(),
-        "--cwd", cwd));
+    List<String> argv =
+        new ArrayList<>(
+            List.of(
+                initBinary.toString(),
+                "--hostname",
+                hostname,
+                "--log",
+                log.toString(),
+                "--status",
+                status.toString(),
+                "--cwd",
+                cwd));
     argv.addAll(initOptions);
     argv.add("--");
     argv.addAll(command);
     Path errFile = null;
     try {
       errFile = Files.createTempFile(log.getParent(), ".launch-", ".err");
-      ProcessBuilder pb = new ProcessBuilder(argv)
-          .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
-          .redirectError(errFile.toFile());
+      ProcessBuilder pb =
+          new ProcessBuilder(argv)
+              .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+              .redirectError(errFile.toFile());
       pb.environment().clear();
       pb.environment().putAll(env);
       Process p = pb.start();
@@ -50,18 +66,19 @@ final class VhostLauncher {
       // descriptors, so waiting first cannot block on a full pipe.
       if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
         p.destroyForcibly();
-        throw CohortException.internal("cohort-init did not start the vhost within " + timeout, null);
+        throw CohortException.internal(
+            "cohort-init did not start the vhost within " + timeout, null);
       }
       String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
       String errText = Files.readString(errFile).strip();
       int rc = p.exitValue();
       if (rc == 127 || rc == 126) {
-        throw CohortException.invalid("cannot start the job: %s",
-            errText.replaceFirst("^cohort-init: ", ""));
+        throw CohortException.invalid(
+            "cannot start the job: %s", errText.replaceFirst("^cohort-init: ", ""));
       }
       if (rc != 0) {
-        throw CohortException.internal("cannot create the virtual host (cohort-init exit " + rc
-            + "): " + errText, null);
+        throw CohortException.internal(
+            "cannot create the virtual host (cohort-init exit " + rc + "): " + errText, null);
       }
       return Long.parseLong(out);
     } catch (IOException e) {

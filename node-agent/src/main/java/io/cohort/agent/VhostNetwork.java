@@ -5,15 +5,15 @@ import java.util.List;
 
 /**
  * A vhost's link to its node and the routes between a job's vhosts: what the agent asks of the
- * node's network. {@link IpVhostNetwork} does it with iproute2; tests use a fake. Every
- * method is idempotent, so a retried or repeated call changes nothing more.
+ * node's network. {@link IpVhostNetwork} does it with iproute2; tests use a fake. Every method is
+ * idempotent, so a retried or repeated call changes nothing more.
  */
 interface VhostNetwork {
   /**
    * MTU of the vhosts' links and of the overlay's TUN. Nothing of a vhost's traffic crosses a
-   * physical link as it is (between nodes it rides the overlay's TCP connection), so the links
-   * take the largest IP packet: every packet costs the overlay the same work whatever its
-   * size, and with 1500-byte packets it tops out at a few tens of MB/s.
+   * physical link as it is (between nodes it rides the overlay's TCP connection), so the links take
+   * the largest IP packet: every packet costs the overlay the same work whatever its size, and with
+   * 1500-byte packets it tops out at a few tens of MB/s.
    */
   String MTU = "65000";
 
@@ -21,16 +21,14 @@ interface VhostNetwork {
   void attach(long pid, String vhostId, String address);
 
   /**
-   * After a restore (CRIU re-created the vhost's side of the link): configures the node side
-   * again.
+   * After a restore (CRIU re-created the vhost's side of the link): configures the node side again.
    */
   void reattach(String vhostId, String address);
 
   /**
-   * Removes the node side of a vhost's link left by an earlier incarnation (its network
-   * namespace can outlive its processes). Only called when that incarnation is known dead: a
-   * stale link still carrying the vhost's address would answer the job's restored
-   * connections with resets.
+   * Removes the node side of a vhost's link left by an earlier incarnation (its network namespace
+   * can outlive its processes). Only called when that incarnation is known dead: a stale link still
+   * carrying the vhost's address would answer the job's restored connections with resets.
    */
   void removeStale(String vhostId);
 
@@ -41,8 +39,7 @@ interface VhostNetwork {
 
   /** The CRIU option that plugs the restored vhost's link into its node-side name. */
   static List<String> restoreOptions(String vhostId, String address) {
-    return address.isEmpty() ? List.of()
-        : List.of("--external", "veth[eth0]:" + hostVeth(vhostId));
+    return address.isEmpty() ? List.of() : List.of("--external", "veth[eth0]:" + hostVeth(vhostId));
   }
 
   /** Node-side name of a vhost's veth (at most 15 characters). */

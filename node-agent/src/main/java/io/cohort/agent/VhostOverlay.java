@@ -2,6 +2,7 @@ package io.cohort.agent;
 
 import io.cohort.drain.Overlay;
 import io.cohort.drain.OverlayConfig;
+import io.cohort.drain.Recording;
 import io.cohort.drain.Routes;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.PooledByteBufAllocator;
@@ -19,19 +20,20 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import io.cohort.drain.Recording;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * The node's end of the overlay: a TUN device that the job routing tables send remote vhost
- * addresses to, a reader thread that hands each IP packet to the channel-drain
- * {@link Overlay}, and a sink that writes packets from other nodes back into the TUN.
+ * addresses to, a reader thread that hands each IP packet to the channel-drain {@link Overlay}, and
+ * a sink that writes packets from other nodes back into the TUN.
  */
 public final class VhostOverlay implements AutoCloseable {
   static final String TUN = "cohort-tun";
+
   /** The largest packet the TUN can hand over (its MTU is {@link VhostNetwork#MTU}). */
   private static final int MAX_PACKET = 65536;
+
   private static final Logger log = LoggerFactory.getLogger(VhostOverlay.class);
 
   private final String node;
@@ -39,8 +41,10 @@ public final class VhostOverlay implements AutoCloseable {
   private final Routes routes = new Routes();
   private final Overlay overlay;
   private final Thread reader;
+
   /** Nodes hosting vhosts of each job, by overlay job key ({@link #jobKey}). */
   private final Map<String, Set<String>> jobNodes = new ConcurrentHashMap<>();
+
   private volatile boolean closed;
 
   private VhostOverlay(String node, Tun tun, InetSocketAddress listen) {
@@ -71,8 +75,8 @@ public final class VhostOverlay implements AutoCloseable {
   }
 
   /**
-   * The vhosts of a job, wherever they are: remote ones are routed into the TUN (in the job's
-   * own routing table) and to their node over the overlay.
+   * The vhosts of a job, wherever they are: remote ones are routed into the TUN (in the job's own
+   * routing table) and to their node over the overlay.
    */
   void configureJob(String table, List<VhostRoute> vhosts) {
     String job = jobKey(vhosts.get(0).address());
@@ -87,15 +91,15 @@ public final class VhostOverlay implements AutoCloseable {
       if (!v.node().equals(node)) {
         String[] hp = v.overlayAddress().split(":");
         overlay.addPeer(v.node(), new InetSocketAddress(hp[0], Integer.parseInt(hp[1])));
-        IpVhostNetwork.run("ip", "route", "replace", v.address() + "/32", "dev", TUN, "table",
-            table);
+        IpVhostNetwork.run(
+            "ip", "route", "replace", v.address() + "/32", "dev", TUN, "table", table);
       }
     }
   }
 
   /**
-   * The overlay's name for the job a vhost address belongs to: the third octet, as every job
-   * has its own /24 (198.19.JOB.x) and the TUN reader sees only addresses.
+   * The overlay's name for the job a vhost address belongs to: the third octet, as every job has
+   * its own /24 (198.19.JOB.x) and the TUN reader sees only addresses.
    */
   static String jobKey(String vhostAddress) {
     return Integer.toString((ipv4(vhostAddress) >> 8) & 0xff);
@@ -109,9 +113,9 @@ public final class VhostOverlay implements AutoCloseable {
   }
 
   /**
-   * Cuts {@code job}'s channels at {@code epoch} (see {@link Overlay#freeze}): from the return
-   * of this method no packet of the job reaches this node's vhosts, and markers are on their
-   * way to the peers. The future completes with what was in flight from them.
+   * Cuts {@code job}'s channels at {@code epoch} (see {@link Overlay#freeze}): from the return of
+   * this method no packet of the job reaches this node's vhosts, and markers are on their way to
+   * the peers. The future completes with what was in flight from them.
    */
   CompletableFuture<Recording> freeze(String job, long epoch) {
     CompletableFuture<Recording> recording = overlay.freeze(job, epoch, peersOf(job));
@@ -120,11 +124,12 @@ public final class VhostOverlay implements AutoCloseable {
       overlay.applied(job).get(5, TimeUnit.SECONDS);
     } catch (TimeoutException e) {
       overlay.resume(job, epoch);
-      throw new IllegalStateException("the overlay of " + node + " did not freeze job " + job
-          + " within 5 s", e);
+      throw new IllegalStateException(
+          "the overlay of " + node + " did not freeze job " + job + " within 5 s", e);
     } catch (ExecutionException e) {
-      throw new IllegalStateException("the overlay of " + node + " cannot freeze job " + job
-          + ": " + e.getCause().getMessage(), e.getCause());
+      throw new IllegalStateException(
+          "the overlay of " + node + " cannot freeze job " + job + ": " + e.getCause().getMessage(),
+          e.getCause());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IllegalStateException("interrupted while freezing job " + job, e);
@@ -143,8 +148,8 @@ public final class VhostOverlay implements AutoCloseable {
   }
 
   /**
-   * Writes restored in-flight packets into this node's network, where the kernel routes them
-   * to the (local, just restored) vhost they are addressed to.
+   * Writes restored in-flight packets into this node's network, where the kernel routes them to the
+   * (local, just restored) vhost they are addressed to.
    */
   void injectLocal(List<byte[]> packets) throws IOException {
     for (byte[] p : packets) {
@@ -201,8 +206,10 @@ public final class VhostOverlay implements AutoCloseable {
 
   static int ipv4(String dotted) {
     String[] p = dotted.split("\\.");
-    return (Integer.parseInt(p[0]) << 24) | (Integer.parseInt(p[1]) << 16)
-        | (Integer.parseInt(p[2]) << 8) | Integer.parseInt(p[3]);
+    return (Integer.parseInt(p[0]) << 24)
+        | (Integer.parseInt(p[1]) << 16)
+        | (Integer.parseInt(p[2]) << 8)
+        | Integer.parseInt(p[3]);
   }
 
   @Override

@@ -13,13 +13,12 @@ import java.util.List;
 import java.util.stream.Stream;
 
 /**
- * The vhost records of a node: {@code vhosts/VHOST/record.json} (a {@link VhostRecord}),
- * beside the vhost's {@code output.log} and {@code status} (written by the vhost init when
- * the command ends).
+ * The vhost records of a node: {@code vhosts/VHOST/record.json} (a {@link VhostRecord}), beside the
+ * vhost's {@code output.log} and {@code status} (written by the vhost init when the command ends).
  *
- * <p>{@link #observe} is a pure query: it tells what a RUNNING record's processes are doing
- * now without writing anything. Records change only through {@link #save}, called by the
- * vhost's lifecycle steps ({@link Vhosts}, {@link CheckpointParticipant}, {@link Restorer}).
+ * <p>{@link #observe} is a pure query: it tells what a RUNNING record's processes are doing now
+ * without writing anything. Records change only through {@link #save}, called by the vhost's
+ * lifecycle steps ({@link Vhosts}, {@link CheckpointParticipant}, {@link Restorer}).
  */
 final class VhostRecords {
   private final Path dir;
@@ -53,16 +52,18 @@ final class VhostRecords {
   /** The ids of this node's vhosts of a job. */
   List<String> ofJob(String jobId) {
     try (Stream<Path> s = Files.list(dir)) {
-      return s.map(d -> d.getFileName().toString()).filter(id -> id.startsWith(jobId + "-"))
-          .sorted().toList();
+      return s.map(d -> d.getFileName().toString())
+          .filter(id -> id.startsWith(jobId + "-"))
+          .sorted()
+          .toList();
     } catch (IOException e) {
       return List.of();
     }
   }
 
   /**
-   * The record as its processes are now: a RUNNING record whose init is gone is EXITED (with
-   * the status the init wrote) or LOST (no status). Writes nothing.
+   * The record as its processes are now: a RUNNING record whose init is gone is EXITED (with the
+   * status the init wrote) or LOST (no status). Writes nothing.
    */
   VhostRecord observe(VhostRecord rec) {
     if (rec.getState() != VhostState.VHOST_STATE_RUNNING || identity(rec).isAlive()) {
@@ -92,17 +93,20 @@ final class VhostRecords {
   VhostRecord requireRunning(String vhostId, String what) {
     VhostRecord rec = observe(vhostId);
     if (rec.getState() != VhostState.VHOST_STATE_RUNNING) {
-      throw CohortException.precondition("cannot %s job %s: it is not running (%s)", what,
-          rec.getJobId(), describeState(rec));
+      throw CohortException.precondition(
+          "cannot %s job %s: it is not running (%s)", what, rec.getJobId(), describeState(rec));
     }
     return rec;
   }
 
   VhostPlacement placement(VhostRecord rec) {
-    return VhostPlacement.newBuilder().setVhostId(rec.getVhostId()).setNode(node)
+    return VhostPlacement.newBuilder()
+        .setVhostId(rec.getVhostId())
+        .setNode(node)
         .setAddress(rec.getAddress())
         .setPid(rec.getState() == VhostState.VHOST_STATE_RUNNING ? rec.getPid() : 0)
-        .setHostname(rec.getHostname()).build();
+        .setHostname(rec.getHostname())
+        .build();
   }
 
   static ProcessIdentity identity(VhostRecord rec) {
@@ -111,8 +115,10 @@ final class VhostRecords {
 
   static String describeState(VhostRecord rec) {
     return switch (rec.getState()) {
-      case VHOST_STATE_EXITED -> rec.getExitSignal() != 0
-          ? "killed by signal " + rec.getExitSignal() : "exited with status " + rec.getExitCode();
+      case VHOST_STATE_EXITED ->
+          rec.getExitSignal() != 0
+              ? "killed by signal " + rec.getExitSignal()
+              : "exited with status " + rec.getExitCode();
       case VHOST_STATE_STOPPED -> "stopped by a checkpoint";
       case VHOST_STATE_KILLED -> "killed";
       case VHOST_STATE_LOST -> "lost: its processes vanished without an exit status";

@@ -20,11 +20,12 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The life of a vhost on this node outside checkpoints: created with the job's command in it,
- * observed, ended. Queries ({@link #get}) only observe; {@link #kill} is the one step that
- * ends a vhost and cleans up after it (its record, its node-side link), and is idempotent.
+ * observed, ended. Queries ({@link #get}) only observe; {@link #kill} is the one step that ends a
+ * vhost and cleans up after it (its record, its node-side link), and is idempotent.
  */
 final class Vhosts {
   private static final Logger log = LoggerFactory.getLogger(Vhosts.class);
+
   /** Port of the spawn service of every networked vhost's init (cohort-rsh connects to it). */
   static final int SPAWN_PORT = 7207;
 
@@ -36,8 +37,13 @@ final class Vhosts {
   private final Path initPath;
   private final Path rshPath;
 
-  Vhosts(AgentConfig config, VhostRecords records, VhostLauncher launcher, VhostNetwork network,
-      Path initPath, Path rshPath) {
+  Vhosts(
+      AgentConfig config,
+      VhostRecords records,
+      VhostLauncher launcher,
+      VhostNetwork network,
+      Path initPath,
+      Path rshPath) {
     this.config = config;
     this.who = "agent " + config.node();
     this.records = records;
@@ -57,9 +63,10 @@ final class Vhosts {
     }
     boolean networked = !req.getAddress().isEmpty();
     if (networked && !config.vhostNetworking()) {
-      throw CohortException.precondition("a job with several vhosts needs vhost networking, "
-          + "which is off on this agent (the embedded mode never changes this machine's "
-          + "network): run it on a cluster (`cohort cluster up`, then `cohort run --vhosts N`)");
+      throw CohortException.precondition(
+          "a job with several vhosts needs vhost networking, "
+              + "which is off on this agent (the embedded mode never changes this machine's "
+              + "network): run it on a cluster (`cohort cluster up`, then `cohort run --vhosts N`)");
     }
     Path dir = records.vhostDir(id);
     Path logFile = dir.resolve("output.log");
@@ -79,8 +86,15 @@ final class Vhosts {
       if (networked) {
         command = networkedCommand(req, dir, command, env, initOptions);
       }
-      pid = launcher.launch(req.getHostname(), logFile, status, req.getSpec().getCwd(),
-          initOptions, command, env);
+      pid =
+          launcher.launch(
+              req.getHostname(),
+              logFile,
+              status,
+              req.getSpec().getCwd(),
+              initOptions,
+              command,
+              env);
       if (networked) {
         try {
           // The command starts when the coordinator has told every node of the job where its
@@ -99,34 +113,55 @@ final class Vhosts {
       throw e;
     }
     ProcessIdentity init = ProcessIdentity.of(pid).orElseGet(() -> new ProcessIdentity(pid, -1));
-    VhostRecord rec = VhostRecord.newBuilder()
-        .setVhostId(id).setJobId(req.getJobId()).setHostname(req.getHostname())
-        .setSpec(req.getSpec()).setPid(pid).setPidStartTicks(init.startTicks())
-        .setLogPath(logFile.toString()).setStatusPath(status.toString())
-        .setState(VhostState.VHOST_STATE_RUNNING).setToken(req.getToken())
-        .setInitPath(initPath.toString()).setAddress(req.getAddress())
-        .setHostVeth(networked ? VhostNetwork.hostVeth(id) : "").build();
+    VhostRecord rec =
+        VhostRecord.newBuilder()
+            .setVhostId(id)
+            .setJobId(req.getJobId())
+            .setHostname(req.getHostname())
+            .setSpec(req.getSpec())
+            .setPid(pid)
+            .setPidStartTicks(init.startTicks())
+            .setLogPath(logFile.toString())
+            .setStatusPath(status.toString())
+            .setState(VhostState.VHOST_STATE_RUNNING)
+            .setToken(req.getToken())
+            .setInitPath(initPath.toString())
+            .setAddress(req.getAddress())
+            .setHostVeth(networked ? VhostNetwork.hostVeth(id) : "")
+            .build();
     records.save(rec);
     log.info("{}: vhost {} started, init pid {}", who, id, pid);
-    return CreateVhostResponse.newBuilder().setPlacement(records.placement(rec))
-        .setLogPath(logFile.toString()).build();
+    return CreateVhostResponse.newBuilder()
+        .setPlacement(records.placement(rec))
+        .setLogPath(logFile.toString())
+        .build();
   }
 
   /**
    * A networked vhost's command waits for its ready file (written once the job's network is
-   * configured on every node); its init runs the spawn service for cohort-rsh, and mpirun
-   * gets the job's hostfile.
+   * configured on every node); its init runs the spawn service for cohort-rsh, and mpirun gets the
+   * job's hostfile.
    */
-  private List<String> networkedCommand(CreateVhostRequest req, Path dir, List<String> command,
-      Map<String, String> env, List<String> initOptions) throws IOException {
+  private List<String> networkedCommand(
+      CreateVhostRequest req,
+      Path dir,
+      List<String> command,
+      Map<String, String> env,
+      List<String> initOptions)
+      throws IOException {
     Path tokenFile = dir.resolve("token");
     Files.deleteIfExists(dir.resolve(JobNetwork.READY_FILE));
     Files.writeString(tokenFile, req.getToken() + "\n");
-    initOptions.addAll(List.of("--spawn-port", Integer.toString(SPAWN_PORT),
-        "--token-file", tokenFile.toString()));
-    List<String> wrapped = new ArrayList<>(List.of("/bin/sh", "-c",
-        "while [ ! -e \"$0\" ]; do sleep 0.02; done; exec \"$@\"",
-        dir.resolve(JobNetwork.READY_FILE).toString()));
+    initOptions.addAll(
+        List.of(
+            "--spawn-port", Integer.toString(SPAWN_PORT), "--token-file", tokenFile.toString()));
+    List<String> wrapped =
+        new ArrayList<>(
+            List.of(
+                "/bin/sh",
+                "-c",
+                "while [ ! -e \"$0\" ]; do sleep 0.02; done; exec \"$@\"",
+                dir.resolve(JobNetwork.READY_FILE).toString()));
     wrapped.addAll(command);
     if (req.getPeersCount() > 0) {
       Path hostfile = dir.resolve("hostfile");
@@ -154,9 +189,14 @@ final class Vhosts {
     } catch (IOException e) {
       size = -1;
     }
-    return GetVhostResponse.newBuilder().setState(rec.getState()).setExitCode(rec.getExitCode())
-        .setExitSignal(rec.getExitSignal()).setPlacement(records.placement(rec))
-        .setLogPath(rec.getLogPath()).setLogSize(size).build();
+    return GetVhostResponse.newBuilder()
+        .setState(rec.getState())
+        .setExitCode(rec.getExitCode())
+        .setExitSignal(rec.getExitSignal())
+        .setPlacement(records.placement(rec))
+        .setLogPath(rec.getLogPath())
+        .setLogSize(size)
+        .build();
   }
 
   /**
@@ -171,8 +211,8 @@ final class Vhosts {
       init.kill();
       try {
         if (!init.awaitExit(10_000)) {
-          throw CohortException.internal("vhost " + vhostId + " (pid " + init.pid()
-              + ") did not die after SIGKILL", null);
+          throw CohortException.internal(
+              "vhost " + vhostId + " (pid " + init.pid() + ") did not die after SIGKILL", null);
         }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();

@@ -32,9 +32,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The agent's half of the barrier against a fake CRIU that plays the action-script protocol
- * (real FIFOs, the real action script), a real image store in a temporary directory and a
- * fake network cut. Each test names the behaviour whose breaking makes it fail.
+ * The agent's half of the barrier against a fake CRIU that plays the action-script protocol (real
+ * FIFOs, the real action script), a real image store in a temporary directory and a fake network
+ * cut. Each test names the behaviour whose breaking makes it fail.
  */
 class CheckpointParticipantTest {
   private static final String VHOST = "7-0";
@@ -52,18 +52,33 @@ class CheckpointParticipantTest {
     criu = new FakeCriu(home);
     // A short CRIU timeout: a broken release shows as a failure, not as a hung build.
     AgentConfig d = AgentConfig.defaults("n1", home, home.resolve("native"), "criu");
-    config = new AgentConfig(d.node(), d.home(), d.initBinary(), d.criuCommand(),
-        d.launchTimeout(), Duration.ofSeconds(8), d.minFreeBytes(), false, null);
+    config =
+        new AgentConfig(
+            d.node(),
+            d.home(),
+            d.initBinary(),
+            d.criuCommand(),
+            d.launchTimeout(),
+            Duration.ofSeconds(8),
+            d.minFreeBytes(),
+            false,
+            null);
     records = new VhostRecords(config.vhostsDir(), "n1");
     script = NativeInstalls.actionScript(home);
     init = sleeper(); // the vhost's "init": only its liveness matters here
     Path dir = Files.createDirectories(records.vhostDir(VHOST));
     Files.writeString(dir.resolve("output.log"), "hello\n");
-    records.save(VhostRecord.newBuilder().setVhostId(VHOST).setJobId("7").setHostname("h")
-        .setPid(init.pid()).setPidStartTicks(init.startTicks())
-        .setLogPath(dir.resolve("output.log").toString())
-        .setStatusPath(dir.resolve("status").toString())
-        .setState(VhostState.VHOST_STATE_RUNNING).build());
+    records.save(
+        VhostRecord.newBuilder()
+            .setVhostId(VHOST)
+            .setJobId("7")
+            .setHostname("h")
+            .setPid(init.pid())
+            .setPidStartTicks(init.startTicks())
+            .setLogPath(dir.resolve("output.log").toString())
+            .setStatusPath(dir.resolve("status").toString())
+            .setState(VhostState.VHOST_STATE_RUNNING)
+            .build());
   }
 
   @AfterEach
@@ -81,10 +96,10 @@ class CheckpointParticipantTest {
     return ProcessIdentity.of(p.pid()).orElseThrow();
   }
 
-  private CheckpointParticipant participant(ImageStore store, ChannelCuts cuts,
-      ProcessIdentity agent) {
-    return new CheckpointParticipant(config, records, store, criu, cuts, script, agent,
-        () -> "fake");
+  private CheckpointParticipant participant(
+      ImageStore store, ChannelCuts cuts, ProcessIdentity agent) {
+    return new CheckpointParticipant(
+        config, records, store, criu, cuts, script, agent, () -> "fake");
   }
 
   private LocalImageStore store() {
@@ -92,23 +107,30 @@ class CheckpointParticipantTest {
   }
 
   private CheckpointParticipant participant() {
-    return participant(store(), ChannelCuts.NONE,
-        ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow());
+    return participant(
+        store(), ChannelCuts.NONE, ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow());
   }
 
   private static DumpVhostRequest dump(long epoch, boolean stop) {
-    return DumpVhostRequest.newBuilder().setCheckpointId("7." + epoch).setEpoch(epoch)
-        .setVhostId(VHOST).setStop(stop).build();
+    return DumpVhostRequest.newBuilder()
+        .setCheckpointId("7." + epoch)
+        .setEpoch(epoch)
+        .setVhostId(VHOST)
+        .setStop(stop)
+        .build();
   }
 
   private static FinishCheckpointRequest finish(long epoch, CheckpointDecision d) {
-    return FinishCheckpointRequest.newBuilder().setCheckpointId("7." + epoch).setEpoch(epoch)
-        .setVhostId(VHOST).setDecision(d).build();
+    return FinishCheckpointRequest.newBuilder()
+        .setCheckpointId("7." + epoch)
+        .setEpoch(epoch)
+        .setVhostId(VHOST)
+        .setDecision(d)
+        .build();
   }
 
   private static ResumeVhostRequest resume(long epoch) {
-    return ResumeVhostRequest.newBuilder().setCheckpointId("7." + epoch).setVhostId(VHOST)
-        .build();
+    return ResumeVhostRequest.newBuilder().setCheckpointId("7." + epoch).setVhostId(VHOST).build();
   }
 
   private static SealImageRequest seal(long epoch) {
@@ -116,7 +138,8 @@ class CheckpointParticipantTest {
   }
 
   private static final CheckpointDecision ABORT = CheckpointDecision.CHECKPOINT_DECISION_ABORT;
-  private static final CheckpointDecision COMMIT = CheckpointDecision.CHECKPOINT_DECISION_COMMIT_RESUME;
+  private static final CheckpointDecision COMMIT =
+      CheckpointDecision.CHECKPOINT_DECISION_COMMIT_RESUME;
   private static final CheckpointDecision COMMIT_STOP =
       CheckpointDecision.CHECKPOINT_DECISION_COMMIT_STOP;
 
@@ -158,14 +181,18 @@ class CheckpointParticipantTest {
       p.dump(dump(epoch, false));
       CountDownLatch go = new CountDownLatch(1);
       long e = epoch;
-      CompletableFuture<Object> resumed = CompletableFuture.supplyAsync(() -> {
-        await(go);
-        return p.resume(resume(e));
-      });
-      CompletableFuture<Object> aborted = CompletableFuture.supplyAsync(() -> {
-        await(go);
-        return p.finish(finish(e, ABORT));
-      });
+      CompletableFuture<Object> resumed =
+          CompletableFuture.supplyAsync(
+              () -> {
+                await(go);
+                return p.resume(resume(e));
+              });
+      CompletableFuture<Object> aborted =
+          CompletableFuture.supplyAsync(
+              () -> {
+                await(go);
+                return p.finish(finish(e, ABORT));
+              });
       go.countDown();
       aborted.get(20, TimeUnit.SECONDS);
       try {
@@ -256,33 +283,34 @@ class CheckpointParticipantTest {
 
   @Test
   void aFailingNetworkCutAtTheLockLetsTheJobGo() throws Exception {
-    ChannelCuts cuts = new ChannelCuts() {
-      @Override
-      public Cut open(String ckpt, VhostRecord rec, long epoch, Set<String> local) {
-        return new Cut() {
+    ChannelCuts cuts =
+        new ChannelCuts() {
           @Override
-          public void networkLocked(String vhost) {
-            throw new IllegalStateException("overlay broken");
+          public Cut open(String ckpt, VhostRecord rec, long epoch, Set<String> local) {
+            return new Cut() {
+              @Override
+              public void networkLocked(String vhost) {
+                throw new IllegalStateException("overlay broken");
+              }
+
+              @Override
+              public List<byte[]> recordingFor(String address) {
+                return List.of();
+              }
+
+              @Override
+              public void released(String vhost, boolean stopped) {}
+
+              @Override
+              public void abort() {}
+            };
           }
 
           @Override
-          public List<byte[]> recordingFor(String address) {
-            return List.of();
-          }
-
-          @Override
-          public void released(String vhost, boolean stopped) {}
-
-          @Override
-          public void abort() {}
+          public void forget(String ckpt) {}
         };
-      }
-
-      @Override
-      public void forget(String ckpt) {}
-    };
-    CheckpointParticipant p = participant(store(), cuts,
-        ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow());
+    CheckpointParticipant p =
+        participant(store(), cuts, ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow());
     assertThrows(CohortException.class, () -> p.dump(dump(1, false)));
     assertEquals("aborted-at-lock", criu.awaitOutcome());
     assertFalse(anyImage(1));
@@ -291,19 +319,26 @@ class CheckpointParticipantTest {
   @Test
   void aSealThatThrowsAbortsTheDumpAndReleasesTheHeldTasks() throws Exception {
     LocalImageStore real = store();
-    ImageStore failing = (ImageStore) Proxy.newProxyInstance(getClass().getClassLoader(),
-        new Class<?>[] {ImageStore.class}, (proxy, m, args) -> {
-          if (m.getName().equals("seal")) {
-            throw new IllegalStateException("disk on fire");
-          }
-          try {
-            return m.invoke(real, args);
-          } catch (InvocationTargetException e) {
-            throw e.getCause();
-          }
-        });
-    CheckpointParticipant p = participant(failing, ChannelCuts.NONE,
-        ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow());
+    ImageStore failing =
+        (ImageStore)
+            Proxy.newProxyInstance(
+                getClass().getClassLoader(),
+                new Class<?>[] {ImageStore.class},
+                (proxy, m, args) -> {
+                  if (m.getName().equals("seal")) {
+                    throw new IllegalStateException("disk on fire");
+                  }
+                  try {
+                    return m.invoke(real, args);
+                  } catch (InvocationTargetException e) {
+                    throw e.getCause();
+                  }
+                });
+    CheckpointParticipant p =
+        participant(
+            failing,
+            ChannelCuts.NONE,
+            ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow());
     p.dump(dump(1, true));
     assertThrows(CohortException.class, () -> p.seal(seal(1)));
     assertEquals("released-by-abort", criu.awaitOutcome());
@@ -314,8 +349,8 @@ class CheckpointParticipantTest {
   @Test
   void anAgentRestartedMidDumpLeavesTheJobRunningAndNoPendingImage() throws Exception {
     ProcessIdentity oldAgent = sleeper();
-    LocalImageStore oldStore = new LocalImageStore(config.imagesDir(), config.pendingName(),
-        oldAgent);
+    LocalImageStore oldStore =
+        new LocalImageStore(config.imagesDir(), config.pendingName(), oldAgent);
     CheckpointParticipant before = participant(oldStore, ChannelCuts.NONE, oldAgent);
     before.dump(dump(1, false));
     assertTrue(anyImage(1));
@@ -326,8 +361,11 @@ class CheckpointParticipantTest {
     LocalImageStore newStore = store();
     newStore.removeAbandonedPending(); // what a starting agent does
     assertFalse(anyImage(1));
-    CheckpointParticipant after = participant(newStore, ChannelCuts.NONE,
-        ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow());
+    CheckpointParticipant after =
+        participant(
+            newStore,
+            ChannelCuts.NONE,
+            ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow());
     after.dump(dump(2, false));
     after.finish(finish(2, ABORT));
     assertEquals("released-by-abort", criu.awaitOutcome());

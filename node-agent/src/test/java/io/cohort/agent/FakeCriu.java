@@ -8,9 +8,9 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * A CRIU for the agent's unit tests: each dump runs fake-criu.sh, which plays CRIU's side of
- * the action-script protocol against the agent's real action script and FIFOs. Tests steer it
- * with files in {@link #control} and read what happened to the tasks from {@link #outcome}.
+ * A CRIU for the agent's unit tests: each dump runs fake-criu.sh, which plays CRIU's side of the
+ * action-script protocol against the agent's real action script and FIFOs. Tests steer it with
+ * files in {@link #control} and read what happened to the tasks from {@link #outcome}.
  */
 final class FakeCriu implements Criu {
   final Path control;
@@ -35,9 +35,15 @@ final class FakeCriu implements Criu {
     dumps.incrementAndGet();
     Files.deleteIfExists(control.resolve("outcome"));
     Files.deleteIfExists(control.resolve("at-post-dump"));
-    ProcessBuilder pb = new ProcessBuilder("bash", script.toString(), spec.images().toString(),
-        spec.actionScript().toString(), control.toString()).redirectErrorStream(true)
-        .redirectOutput(spec.work().resolve("dump.out").toFile());
+    ProcessBuilder pb =
+        new ProcessBuilder(
+                "bash",
+                script.toString(),
+                spec.images().toString(),
+                spec.actionScript().toString(),
+                control.toString())
+            .redirectErrorStream(true)
+            .redirectOutput(spec.work().resolve("dump.out").toFile());
     pb.environment().putAll(spec.env());
     return pb.start();
   }

@@ -15,15 +15,14 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** Sealing, publishing and verifying images, on plain files standing in for CRIU's output. */
 class ImageStoreTest {
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   private String sealedAndPublished(ImageStore store) throws Exception {
     Path pending = store.createPending("4.2", "4-0");
     Files.write(pending.resolve("criu/pages-1.img"), new byte[100_000]);
     Files.writeString(pending.resolve("criu/core-1.img"), "core");
-    Map.Entry<ImageManifest, String> sealed = store.seal(pending,
-        ImageManifest.newBuilder().setCheckpointId("4.2").setVhostId("4-0"));
+    Map.Entry<ImageManifest, String> sealed =
+        store.seal(pending, ImageManifest.newBuilder().setCheckpointId("4.2").setVhostId("4-0"));
     assertEquals(2, sealed.getKey().getFilesCount());
     store.publish("4.2", "4-0");
     assertFalse(Files.exists(store.pendingDir("4.2", "4-0")));
@@ -76,7 +75,8 @@ class ImageStoreTest {
     Files.delete(store.committedDir("4.2", "4-0").resolve("manifest.json"));
     CohortException e = assertThrows(CohortException.class, () -> store.verify("4.2", "4-0", sha));
     assertTrue(e.getMessage().contains("manifest"), e.getMessage());
-    assertEquals(CohortException.Kind.DATA_LOSS,
+    assertEquals(
+        CohortException.Kind.DATA_LOSS,
         assertThrows(CohortException.class, () -> store.verify("9.9", "9-0", "")).kind());
   }
 

@@ -1,9 +1,8 @@
 package io.cohort.common;
 
 /**
- * The one unchecked exception of Cohort's domain logic. Its {@link Kind} says which
- * canonical status it becomes on the wire; its message is written for the user: what
- * happened and what to do.
+ * The one unchecked exception of Cohort's domain logic. Its {@link Kind} says which canonical
+ * status it becomes on the wire; its message is written for the user: what happened and what to do.
  */
 public final class CohortException extends RuntimeException {
   private static final long serialVersionUID = 1L;

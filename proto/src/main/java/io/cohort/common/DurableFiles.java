@@ -12,7 +12,10 @@ import java.nio.file.StandardOpenOption;
 import java.util.Comparator;
 import java.util.stream.Stream;
 
-/** File operations that survive a crash: write to a temporary name, fsync, rename, fsync the directory. */
+/**
+ * File operations that survive a crash: write to a temporary name, fsync, rename, fsync the
+ * directory.
+ */
 public final class DurableFiles {
   private DurableFiles() {}
 
@@ -23,8 +26,8 @@ public final class DurableFiles {
       Files.createDirectories(dir);
       // A unique temporary name: several processes may rewrite the same record at once.
       tmp = Files.createTempFile(dir, "." + file.getFileName() + ".", ".tmp");
-      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.TRUNCATE_EXISTING,
-          StandardOpenOption.WRITE)) {
+      try (FileChannel ch =
+          FileChannel.open(tmp, StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
         ByteBuffer buf = ByteBuffer.wrap(bytes);
         while (buf.hasRemaining()) {
           ch.write(buf);
@@ -84,8 +87,10 @@ public final class DurableFiles {
   public static CohortException failure(String what, IOException e) {
     String m = String.valueOf(e.getMessage());
     if (m.contains("No space left on device")) {
-      return new CohortException(CohortException.Kind.RESOURCE_EXHAUSTED,
-          what + ": no space left on device; free some space (e.g. `cohort rm` old checkpoints)", e);
+      return new CohortException(
+          CohortException.Kind.RESOURCE_EXHAUSTED,
+          what + ": no space left on device; free some space (e.g. `cohort rm` old checkpoints)",
+          e);
     }
     return new CohortException(CohortException.Kind.INTERNAL, what + ": " + m, e);
   }

@@ -8,16 +8,16 @@ import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 
 /**
- * The sending side of a server stream that respects gRPC flow control: {@link #accept} waits
- * until the call is ready for another message (the client has room for it), so a slow reader
- * slows the producer down instead of making the server buffer without bound.
+ * The sending side of a server stream that respects gRPC flow control: {@link #accept} waits until
+ * the call is ready for another message (the client has room for it), so a slow reader slows the
+ * producer down instead of making the server buffer without bound.
  *
- * <p>Producers run on the service's executor (never on a transport thread), so waiting here
- * blocks nothing but the producer. Use it from the thread that handles the call, as the one
- * producer of the stream. gRPC delivers a call's on-ready event on the same serializing
- * executor as the handler that is waiting, so the event cannot wake it while it waits:
- * {@code isReady()} (updated by the transport) is polled at {@value #POLL_MS} ms instead,
- * and the handlers only shorten the wait when they can run.
+ * <p>Producers run on the service's executor (never on a transport thread), so waiting here blocks
+ * nothing but the producer. Use it from the thread that handles the call, as the one producer of
+ * the stream. gRPC delivers a call's on-ready event on the same serializing executor as the handler
+ * that is waiting, so the event cannot wake it while it waits: {@code isReady()} (updated by the
+ * transport) is polled at {@value #POLL_MS} ms instead, and the handlers only shorten the wait when
+ * they can run.
  */
 public final class FlowControlledSink<T> implements Consumer<T> {
   /** How long a message may wait for the client before the call is given up. */
@@ -32,11 +32,12 @@ public final class FlowControlledSink<T> implements Consumer<T> {
   private FlowControlledSink(ServerCallStreamObserver<T> call, Duration stall) {
     this.call = call;
     this.stall = stall;
-    Runnable wake = () -> {
-      synchronized (lock) {
-        lock.notifyAll();
-      }
-    };
+    Runnable wake =
+        () -> {
+          synchronized (lock) {
+            lock.notifyAll();
+          }
+        };
     call.setOnReadyHandler(wake);
     call.setOnCancelHandler(wake);
   }
@@ -62,8 +63,8 @@ public final class FlowControlledSink<T> implements Consumer<T> {
   }
 
   /**
-   * Sends {@code message} once the client can take it. Throws CANCELLED if the client went
-   * away meanwhile, DEADLINE_EXCEEDED if it took nothing for {@link #DEFAULT_STALL}.
+   * Sends {@code message} once the client can take it. Throws CANCELLED if the client went away
+   * meanwhile, DEADLINE_EXCEEDED if it took nothing for {@link #DEFAULT_STALL}.
    */
   @Override
   public void accept(T message) {
@@ -75,7 +76,8 @@ public final class FlowControlledSink<T> implements Consumer<T> {
         }
         long left = deadline - System.nanoTime();
         if (left <= 0) {
-          throw new CohortException(CohortException.Kind.DEADLINE_EXCEEDED,
+          throw new CohortException(
+              CohortException.Kind.DEADLINE_EXCEEDED,
               "the client read nothing for " + stall + "; giving up the stream");
         }
         try {

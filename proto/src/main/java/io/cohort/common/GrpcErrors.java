@@ -23,11 +23,11 @@ public final class GrpcErrors {
   }
 
   /**
-   * Answers a unary call with {@code call}'s result, or with the canonical status of its
-   * failure: the whole body of every unary service method.
+   * Answers a unary call with {@code call}'s result, or with the canonical status of its failure:
+   * the whole body of every unary service method.
    */
-  public static <T> void unary(io.grpc.stub.StreamObserver<T> out,
-      java.util.function.Supplier<T> call) {
+  public static <T> void unary(
+      io.grpc.stub.StreamObserver<T> out, java.util.function.Supplier<T> call) {
     T result;
     try {
       result = call.get();
@@ -50,8 +50,9 @@ public final class GrpcErrors {
       kind = CohortException.Kind.INTERNAL;
     }
     boolean transport = s.getDescription() == null || s.getCause() != null;
-    if (transport && (s.getCode() == Status.Code.UNAVAILABLE
-        || s.getCode() == Status.Code.DEADLINE_EXCEEDED)) {
+    if (transport
+        && (s.getCode() == Status.Code.UNAVAILABLE
+            || s.getCode() == Status.Code.DEADLINE_EXCEEDED)) {
       msg = who + ": " + msg; // the call did not reach a server that could explain
     }
     return new CohortException(kind, msg, e);

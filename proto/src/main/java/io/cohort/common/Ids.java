@@ -3,12 +3,13 @@ package io.cohort.common;
 import java.util.regex.Pattern;
 
 /**
- * Identifier formats. A job id is a decimal number; a checkpoint id is "JOB.EPOCH"; a vhost
- * id is "JOB-INDEX". Checking them early keeps malformed input out of paths and logs.
+ * Identifier formats. A job id is a decimal number; a checkpoint id is "JOB.EPOCH"; a vhost id is
+ * "JOB-INDEX". Checking them early keeps malformed input out of paths and logs.
  */
 public final class Ids {
   private static final Pattern JOB = Pattern.compile("[1-9][0-9]{0,17}");
-  private static final Pattern CHECKPOINT = Pattern.compile("([1-9][0-9]{0,17})\\.([1-9][0-9]{0,17})");
+  private static final Pattern CHECKPOINT =
+      Pattern.compile("([1-9][0-9]{0,17})\\.([1-9][0-9]{0,17})");
   private static final Pattern VHOST = Pattern.compile("[1-9][0-9]{0,17}-[0-9]{1,6}");
 
   private Ids() {}
@@ -23,7 +24,8 @@ public final class Ids {
 
   public static String requireJob(String s) {
     if (!isJob(s)) {
-      throw CohortException.invalid("'%s' is not a job id (job ids are numbers, see `cohort ps`)", s);
+      throw CohortException.invalid(
+          "'%s' is not a job id (job ids are numbers, see `cohort ps`)", s);
     }
     return s;
   }
@@ -31,7 +33,8 @@ public final class Ids {
   public static String requireCheckpoint(String s) {
     if (!isCheckpoint(s)) {
       throw CohortException.invalid(
-          "'%s' is not a checkpoint id (checkpoint ids look like JOB.EPOCH, see `cohort checkpoints`)", s);
+          "'%s' is not a checkpoint id (checkpoint ids look like JOB.EPOCH, see `cohort checkpoints`)",
+          s);
     }
     return s;
   }

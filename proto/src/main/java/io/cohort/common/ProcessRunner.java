@@ -11,13 +11,12 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Runs an external command (iproute2, nsenter, CRIU's helpers) to completion within a deadline.
- * The one place where the daemons wait for a child process: a stuck command is killed at its
- * deadline and reported, so it can never hold a gRPC thread forever.
+ * Runs an external command (iproute2, nsenter, CRIU's helpers) to completion within a deadline. The
+ * one place where the daemons wait for a child process: a stuck command is killed at its deadline
+ * and reported, so it can never hold a gRPC thread forever.
  *
- * <p>Output (stdout and stderr together) goes to a temporary file rather than a pipe, so a
- * command that writes a lot, or leaves a background child holding the pipe, cannot make the
- * wait block.
+ * <p>Output (stdout and stderr together) goes to a temporary file rather than a pipe, so a command
+ * that writes a lot, or leaves a background child holding the pipe, cannot make the wait block.
  */
 public final class ProcessRunner {
   /** Deadline of the short node-local commands (ip, nsenter, sysctl helpers). */
@@ -37,31 +36,40 @@ public final class ProcessRunner {
 
   private ProcessRunner() {}
 
-  /** Runs {@code cmd} with {@link #SHORT} as its deadline; see {@link #run(Duration, Map, List)}. */
+  /**
+   * Runs {@code cmd} with {@link #SHORT} as its deadline; see {@link #run(Duration, Map, List)}.
+   */
   public static Result run(String... cmd) {
     return run(SHORT, Map.of(), List.of(cmd));
   }
 
   /**
-   * Runs {@code cmd} with {@code env} added to this process's environment and waits at most
-   * {@code deadline}. Throws DEADLINE_EXCEEDED (the command killed) past it, INTERNAL if it
-   * cannot be started; a nonzero exit is returned, not thrown.
+   * Runs {@code cmd} with {@code env} added to this process's environment and waits at most {@code
+   * deadline}. Throws DEADLINE_EXCEEDED (the command killed) past it, INTERNAL if it cannot be
+   * started; a nonzero exit is returned, not thrown.
    */
   public static Result run(Duration deadline, Map<String, String> env, List<String> cmd) {
     Path out = null;
     Process p = null;
     try {
       out = Files.createTempFile("cohort-cmd-", ".out");
-      ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true)
-          .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
-          .redirectOutput(out.toFile());
+      ProcessBuilder pb =
+          new ProcessBuilder(cmd)
+              .redirectErrorStream(true)
+              .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+              .redirectOutput(out.toFile());
       pb.environment().putAll(env);
       p = pb.start();
       if (!p.waitFor(deadline.toMillis(), TimeUnit.MILLISECONDS)) {
         p.destroyForcibly();
         p.waitFor(5, TimeUnit.SECONDS);
-        throw new CohortException(CohortException.Kind.DEADLINE_EXCEEDED, "`"
-            + String.join(" ", cmd) + "` did not finish within " + deadline + " and was killed");
+        throw new CohortException(
+            CohortException.Kind.DEADLINE_EXCEEDED,
+            "`"
+                + String.join(" ", cmd)
+                + "` did not finish within "
+                + deadline
+                + " and was killed");
       }
       return new Result(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8).strip());
     } catch (IOException e) {
@@ -84,14 +92,14 @@ public final class ProcessRunner {
   }
 
   /**
-   * Runs {@code cmd} (deadline {@link #SHORT}); a nonzero exit is an INTERNAL error whose
-   * message starts with {@code what} and quotes the command and its output.
+   * Runs {@code cmd} (deadline {@link #SHORT}); a nonzero exit is an INTERNAL error whose message
+   * starts with {@code what} and quotes the command and its output.
    */
   public static String check(String what, String... cmd) {
     Result r = run(cmd);
     if (!r.ok()) {
-      throw CohortException.internal(what + ": `" + String.join(" ", cmd) + "` failed: "
-          + r.output(), null);
+      throw CohortException.internal(
+          what + ": `" + String.join(" ", cmd) + "` failed: " + r.output(), null);
     }
     return r.output();
   }

@@ -57,7 +57,8 @@ public final class ProtoJson {
       PARSER.merge(text, builder);
       return builder;
     } catch (InvalidProtocolBufferException | RuntimeException e) {
-      throw CohortException.dataLoss("%s is damaged (not a valid record: %s)", what, e.getMessage());
+      throw CohortException.dataLoss(
+          "%s is damaged (not a valid record: %s)", what, e.getMessage());
     }
   }
 }
