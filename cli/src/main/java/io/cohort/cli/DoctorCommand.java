@@ -1,13 +1,15 @@
 package io.cohort.cli;
 
+import io.cohort.common.CohortException;
+import io.cohort.common.ProcessRunner;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import picocli.CommandLine.Command;
@@ -147,18 +149,10 @@ final class DoctorCommand implements Callable<Integer> {
 
   private static Run run(List<String> cmd) {
     try {
-      Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-      if (!p.waitFor(60, TimeUnit.SECONDS)) {
-        p.destroyForcibly();
-        return new Run(-1, "timed out");
-      }
-      return new Run(p.exitValue(), out);
-    } catch (IOException e) {
-      return new Run(-1, "not found: " + cmd.get(0));
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return new Run(-1, "interrupted");
+      ProcessRunner.Result r = ProcessRunner.run(Duration.ofSeconds(60), Map.of(), cmd);
+      return new Run(r.exitCode(), r.output());
+    } catch (CohortException e) {
+      return new Run(-1, e.getMessage());
     }
   }
 

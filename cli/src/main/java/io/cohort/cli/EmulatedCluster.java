@@ -6,6 +6,7 @@ import com.google.gson.JsonParser;
 import io.cohort.agent.ProcessIdentity;
 import io.cohort.common.CohortException;
 import io.cohort.common.DurableFiles;
+import io.cohort.common.ProcessRunner;
 import io.cohort.proto.v1.CohortGrpc;
 import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobState;
@@ -352,17 +353,11 @@ final class EmulatedCluster {
   private static void ip(String... args) throws IOException, InterruptedException {
     List<String> cmd = new ArrayList<>(List.of("ip"));
     cmd.addAll(List.of(args));
-    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-    if (p.waitFor() != 0) {
-      throw CohortException.internal("`" + String.join(" ", cmd) + "` failed: " + out, null);
-    }
+    ProcessRunner.check("emulated cluster", cmd.toArray(String[]::new));
   }
 
   private static boolean linkExists(String name) throws IOException, InterruptedException {
-    Process p = new ProcessBuilder("ip", "link", "show", name).redirectErrorStream(true).start();
-    p.getInputStream().readAllBytes();
-    return p.waitFor() == 0;
+    return ProcessRunner.run("ip", "link", "show", name).ok();
   }
 
   private static void ipQuiet(String... args) {
