@@ -11,8 +11,6 @@ import io.cohort.proto.v1.FinishCheckpointRequest;
 import io.cohort.proto.v1.FinishCheckpointResponse;
 import io.cohort.proto.v1.ImageManifest;
 import io.cohort.proto.v1.InflightPackets;
-import io.cohort.proto.v1.PrepareCheckpointRequest;
-import io.cohort.proto.v1.PrepareCheckpointResponse;
 import io.cohort.proto.v1.ResumeVhostRequest;
 import io.cohort.proto.v1.ResumeVhostResponse;
 import io.cohort.proto.v1.SealImageRequest;
@@ -22,15 +20,12 @@ import io.cohort.proto.v1.VhostState;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.function.Supplier;
-import java.util.stream.Stream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -63,6 +58,7 @@ final class CheckpointParticipant {
   private final Path actionScript;
   private final ProcessIdentity self;
   private final Supplier<String> criuVersion;
+  private final DumpFailures failures;
 
   /** The dump in progress of each vhost, by vhost id. Guarded by {@code this}. */
   private final Map<String, ParticipantDump> active = new HashMap<>();
@@ -88,32 +84,7 @@ final class CheckpointParticipant {
     this.actionScript = actionScript;
     this.self = self;
     this.criuVersion = criuVersion;
-  }
-
-  // ------------------------------------------------------------------ prepare
-
-  PrepareCheckpointResponse prepare(PrepareCheckpointRequest req) {
-    long estimate = 0;
-    for (String id : req.getVhostIdsList()) {
-      estimate += residentBytes(records.requireRunning(id, "checkpoint").getPid());
-    }
-    long free = images.freeBytes();
-    if (free < estimate + config.minFreeBytes()) {
-      throw new CohortException(
-          CohortException.Kind.RESOURCE_EXHAUSTED,
-          String.format(
-              "not enough space for checkpoint %s on %s: %d MB free in %s, about %d MB needed; "
-                  + "free some space (e.g. `cohort rm` old checkpoints)",
-              req.getCheckpointId(),
-              config.node(),
-              free >> 20,
-              config.imagesDir(),
-              (estimate + config.minFreeBytes()) >> 20));
-    }
-    return PrepareCheckpointResponse.newBuilder()
-        .setFreeBytes(free)
-        .setEstimatedBytes(estimate)
-        .build();
+    this.failures = new DumpFailures(config, images);
   }
 
   // ------------------------------------------------------------------ dump
@@ -138,7 +109,7 @@ final class CheckpointParticipant {
             throw dump.refused("dump");
           }
           if (d.outcome() != DumpSession.Outcome.DUMPED || d.logSize() < 0) {
-            throw dumpFailed(dump, d);
+            throw failures.explain(dump, d);
           }
           dump.dumped(d.logSize());
           long bytes =
@@ -534,79 +505,5 @@ final class CheckpointParticipant {
           "no dump of %s/%s is in progress on %s", ckpt, vhostId, config.node());
     }
     return dump;
-  }
-
-  private CohortException dumpFailed(ParticipantDump dump, DumpSession.Dumped d) {
-    String vhost = dump.record.getVhostId();
-    if (d.outcome() == DumpSession.Outcome.DUMPED) {
-      return CohortException.precondition(
-          "checkpoint %s failed: the job's output log %s could "
-              + "not be read at the dump (was it removed?). The job carries on.",
-          dump.ckpt, dump.record.getLogPath());
-    }
-    if (d.outcome() == DumpSession.Outcome.TIMED_OUT) {
-      return new CohortException(
-          CohortException.Kind.DEADLINE_EXCEEDED,
-          "checkpoint "
-              + dump.ckpt
-              + " failed: criu did not dump vhost "
-              + vhost
-              + " within "
-              + config.criuTimeout()
-              + ". The job carries on.");
-    }
-    Integer rc = dump.session.awaitExit(Duration.ofSeconds(10));
-    String tail = CriuEngine.logTail(keepFailedLog(dump.ckpt, vhost));
-    if (tail.contains("No space left on device")) {
-      return new CohortException(
-          CohortException.Kind.RESOURCE_EXHAUSTED,
-          "checkpoint "
-              + dump.ckpt
-              + " failed: the image store "
-              + config.imagesDir()
-              + " is full; free some "
-              + "space (e.g. `cohort rm` old checkpoints). The job carries on. CRIU said:\n"
-              + tail);
-    }
-    return CohortException.internal(
-        "checkpoint "
-            + dump.ckpt
-            + " failed: criu dump of vhost "
-            + vhost
-            + " exited with "
-            + rc
-            + ". The job carries on. CRIU said:\n"
-            + tail,
-        null);
-  }
-
-  /** Keeps CRIU's log of a failed dump (the pending image is discarded) for the user. */
-  private Path keepFailedLog(String ckpt, String vhost) {
-    Path from = images.pendingDir(ckpt, vhost).resolve("dump.log");
-    Path to = config.home().resolve("logs").resolve("failed-dump-" + ckpt + "-" + vhost + ".log");
-    try {
-      Files.createDirectories(to.getParent());
-      Files.copy(from, to, StandardCopyOption.REPLACE_EXISTING);
-      return to;
-    } catch (IOException e) {
-      return from; // e.g. the disk is full: quote what can still be read now
-    }
-  }
-
-  /** Resident memory of every process of the vhost (an estimate of its image size). */
-  private static long residentBytes(long initPid) {
-    long total = 0;
-    for (ProcessHandle p :
-        ProcessHandle.of(initPid)
-            .map(h -> Stream.concat(Stream.of(h), h.descendants()).toList())
-            .orElse(List.of())) {
-      try {
-        String[] f = Files.readString(Path.of("/proc", Long.toString(p.pid()), "statm")).split(" ");
-        total += Long.parseLong(f[1]) * 4096;
-      } catch (IOException | RuntimeException gone) {
-        // the process ended meanwhile
-      }
-    }
-    return total;
   }
 }

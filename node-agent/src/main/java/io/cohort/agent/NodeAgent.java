@@ -57,6 +57,7 @@ public final class NodeAgent {
   private final Criu criu;
   private final ImageStore images;
   private final Vhosts vhosts;
+  private final CheckpointPreflight preflight;
   private final CheckpointParticipant participant;
   private final Restorer restorer;
   private final JobNetwork jobNetwork;
@@ -112,6 +113,7 @@ public final class NodeAgent {
             network,
             initPath,
             rshPath);
+    this.preflight = new CheckpointPreflight(config, records, images);
     this.participant =
         new CheckpointParticipant(
             config,
@@ -161,7 +163,7 @@ public final class NodeAgent {
   // ---------------------------------------------------------------- checkpoint phases
 
   public PrepareCheckpointResponse prepare(PrepareCheckpointRequest req) {
-    return participant.prepare(req);
+    return preflight.prepare(req);
   }
 
   public DumpVhostResponse dump(DumpVhostRequest req) {

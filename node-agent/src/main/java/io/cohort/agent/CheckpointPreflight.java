@@ -1,0 +1,68 @@
+package io.cohort.agent;
+
+import io.cohort.common.CohortException;
+import io.cohort.proto.v1.PrepareCheckpointRequest;
+import io.cohort.proto.v1.PrepareCheckpointResponse;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+
+/**
+ * The prepare phase of a checkpoint on this node: every vhost asked for is running, and the image
+ * store has room for their images (estimated from their resident memory) and the configured
+ * reserve.
+ */
+final class CheckpointPreflight {
+  private final AgentConfig config;
+  private final VhostRecords records;
+  private final ImageStore images;
+
+  CheckpointPreflight(AgentConfig config, VhostRecords records, ImageStore images) {
+    this.config = config;
+    this.records = records;
+    this.images = images;
+  }
+
+  PrepareCheckpointResponse prepare(PrepareCheckpointRequest req) {
+    long estimate = 0;
+    for (String id : req.getVhostIdsList()) {
+      estimate += residentBytes(records.requireRunning(id, "checkpoint").getPid());
+    }
+    long free = images.freeBytes();
+    if (free < estimate + config.minFreeBytes()) {
+      throw new CohortException(
+          CohortException.Kind.RESOURCE_EXHAUSTED,
+          String.format(
+              "not enough space for checkpoint %s on %s: %d MB free in %s, about %d MB needed; "
+                  + "free some space (e.g. `cohort rm` old checkpoints)",
+              req.getCheckpointId(),
+              config.node(),
+              free >> 20,
+              config.imagesDir(),
+              (estimate + config.minFreeBytes()) >> 20));
+    }
+    return PrepareCheckpointResponse.newBuilder()
+        .setFreeBytes(free)
+        .setEstimatedBytes(estimate)
+        .build();
+  }
+
+  /** Resident memory of every process of the vhost (an estimate of its image size). */
+  private static long residentBytes(long initPid) {
+    long total = 0;
+    for (ProcessHandle p :
+        ProcessHandle.of(initPid)
+            .map(h -> Stream.concat(Stream.of(h), h.descendants()).toList())
+            .orElse(List.of())) {
+      try {
+        String[] f = Files.readString(Path.of("/proc", Long.toString(p.pid()), "statm")).split(" ");
+        total += Long.parseLong(f[1]) * 4096;
+      } catch (IOException | RuntimeException gone) {
+        // the process ended meanwhile
+      }
+    }
+    return total;
+  }
+}
