@@ -64,6 +64,9 @@ final class CheckpointCommand implements Callable<Integer> {
         m.put("criu_ms", info.getTimings().getCriuMs());
         m.put("inflight_packets", info.getInflightPackets());
         m.put("inflight_bytes", info.getInflightBytes());
+        m.put("tracked_files", info.getTrackedFiles());
+        m.put("tracked_bytes_copied", info.getTrackedBytesCopied());
+        m.put("tracked_capture_ms", info.getTrackedCaptureMs());
         m.put("stopped", info.getStoppedJob());
         cli.json(m);
       } else {
@@ -72,13 +75,20 @@ final class CheckpointCommand implements Callable<Integer> {
       if (tty || !json) {
         boolean spans = info.getVhostsList().stream().map(v -> v.getNode()).distinct().count() > 1;
         cli.err.printf(
-            "cohort: checkpoint %s committed: %.1f MB, job frozen %d ms, total %d ms%s%s%n",
+            "cohort: checkpoint %s committed: %.1f MB, job frozen %d ms, total %d ms%s%s%s%n",
             info.getCheckpointId(),
             info.getImageBytes() / 1e6,
             info.getTimings().getFreezeMs(),
             info.getTimings().getTotalMs(),
             spans
                 ? String.format(", %d packets in flight " + "recorded", info.getInflightPackets())
+                : "",
+            info.getTrackedFiles() > 0
+                ? String.format(
+                    ", %d open files tracked (%.1f MB copied, %d ms)",
+                    info.getTrackedFiles(),
+                    info.getTrackedBytesCopied() / 1e6,
+                    info.getTrackedCaptureMs())
                 : "",
             stop ? "; job stopped" : "");
       }

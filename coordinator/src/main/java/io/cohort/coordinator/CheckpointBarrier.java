@@ -358,6 +358,9 @@ final class CheckpointBarrier {
           info.putImageStore(vhost, r.getImageStoreId());
           info.setInflightPackets(info.getInflightPackets() + r.getInflightPackets());
           info.setInflightBytes(info.getInflightBytes() + r.getInflightBytes());
+          info.setTrackedFiles(info.getTrackedFiles() + r.getTrackedFiles());
+          info.setTrackedBytesCopied(info.getTrackedBytesCopied() + r.getTrackedBytesCopied());
+          info.setTrackedCaptureMs(Math.max(info.getTrackedCaptureMs(), r.getTrackedCaptureMs()));
         });
     try {
       catalog.commitCheckpoint(info.build());

@@ -181,4 +181,34 @@ class BadInputIT {
     cohort.cohort("restart", second, "--detach").ok();
     assertEquals(0, cohort.await(job));
   }
+
+  /**
+   * A file the job wrote that was deleted or replaced after the checkpoint: the restart (with
+   * --replace, of a running job) is refused before anything changes, naming the file; the running
+   * job is not killed.
+   */
+  @Test
+  void restartRefusedWhenAFileTheJobWroteWasDeletedOrReplaced() throws Exception {
+    Path dir = Files.createDirectories(cohort.home.resolve("files"));
+    String job = cohort.runDetached(FilesRollbackIT.writer(dir, 2000, 40));
+    cohort.awaitOutput(job, "step 10\n", Duration.ofSeconds(60));
+    String ckpt = cohort.checkpoint(job, false).get("checkpoint").getAsString();
+    cohort.awaitOutput(job, "step 20\n", Duration.ofSeconds(60));
+
+    Path out = dir.resolve("out-1.txt");
+    Files.delete(out);
+    CohortHarness.Result deleted = cohort.cohort("restart", ckpt, "--replace");
+    assertFails(deleted, out + " was deleted");
+    assertEquals("JOB_STATE_RUNNING", cohort.state(job));
+
+    Path log = dir.resolve("log-0.txt");
+    Path copy = dir.resolve("log-0.copy");
+    Files.copy(log, copy);
+    Files.move(copy, log, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    CohortHarness.Result replaced = cohort.cohort("restart", ckpt, "--replace");
+    assertFails(replaced, log + " was replaced by another file");
+    assertEquals("JOB_STATE_RUNNING", cohort.state(job));
+    assertEquals(1, cohort.checkpoints(job).size());
+    cohort.cohort("kill", job).ok();
+  }
 }

@@ -15,6 +15,7 @@ import io.cohort.proto.v1.ResumeVhostRequest;
 import io.cohort.proto.v1.ResumeVhostResponse;
 import io.cohort.proto.v1.SealImageRequest;
 import io.cohort.proto.v1.SealImageResponse;
+import io.cohort.proto.v1.TrackedFiles;
 import io.cohort.proto.v1.VhostRecord;
 import io.cohort.proto.v1.VhostState;
 import java.io.IOException;
@@ -59,6 +60,7 @@ final class CheckpointParticipant {
   private final ProcessIdentity self;
   private final Supplier<String> criuVersion;
   private final DumpFailures failures;
+  private final FileTracker files;
 
   /** The dump in progress of each vhost, by vhost id. Guarded by {@code this}. */
   private final Map<String, ParticipantDump> active = new HashMap<>();
@@ -85,6 +87,7 @@ final class CheckpointParticipant {
     this.self = self;
     this.criuVersion = criuVersion;
     this.failures = new DumpFailures(config, images);
+    this.files = new FileTracker(config.home());
   }
 
   // ------------------------------------------------------------------ dump
@@ -112,6 +115,21 @@ final class CheckpointParticipant {
             throw failures.explain(dump, d);
           }
           dump.dumped(d.logSize());
+          // Still frozen by the hook: the job's files are as they were at the cut.
+          TrackedFiles tracked =
+              files.capture(
+                  dump.record.getPid(),
+                  images
+                      .pendingDir(dump.ckpt, dump.record.getVhostId())
+                      .resolve(ImageStore.CRIU_DIR));
+          if (tracked.getFilesCount() > 0) {
+            log.info(
+                "{}: {} open files tracked in {} ms, {} MB copied",
+                dump,
+                tracked.getFilesCount(),
+                tracked.getCaptureMs(),
+                tracked.getBytesCopied() >> 20);
+          }
           long bytes =
               LocalImageStore.totalBytes(
                   images
@@ -258,6 +276,7 @@ final class CheckpointParticipant {
                   .setStatusPath(rec.getStatusPath())
                   .setInitPath(rec.getInitPath())
                   .setAddress(rec.getAddress());
+          TrackedFiles tracked = FileTracker.read(pending.resolve(ImageStore.CRIU_DIR));
           List<byte[]> inflight =
               dump.cut == null ? List.of() : dump.cut.recordingFor(rec.getAddress());
           if (dump.cut != null) {
@@ -286,6 +305,9 @@ final class CheckpointParticipant {
               .setInflightPackets(inflight.size())
               .setInflightBytes(inflightBytes)
               .setImageStoreId(images.id())
+              .setTrackedFiles(tracked.getFilesCount())
+              .setTrackedBytesCopied(tracked.getBytesCopied())
+              .setTrackedCaptureMs(tracked.getCaptureMs())
               .build();
         });
   }

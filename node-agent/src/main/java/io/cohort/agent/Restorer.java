@@ -83,6 +83,7 @@ final class Restorer {
               + "cannot be restored",
           logFile, have, ckpt, m.getOutputLogSize());
     }
+    FileRollback.check(FileTracker.read(image.criuDir()), image.criuDir(), ckpt);
     return image;
   }
 
@@ -101,6 +102,8 @@ final class Restorer {
             Path.of(image.manifest().getOutputLogPath()),
             image.manifest().getOutputLogSize(),
             ckpt);
+    FileRollback.Applied files =
+        FileRollback.apply(FileTracker.read(image.criuDir()), image.criuDir(), ckpt);
     Path work =
         records.vhostDir(vhostId).resolve("restore-" + ckpt + "-" + System.currentTimeMillis());
     Criu.Restored restored;
@@ -116,6 +119,7 @@ final class Restorer {
         network.reattach(vhostId, rec.getAddress());
       }
     } catch (CriuException | IOException | CohortException e) {
+      files.undo();
       rollback.undo();
       throw CohortException.internal(
           "restore of vhost "
