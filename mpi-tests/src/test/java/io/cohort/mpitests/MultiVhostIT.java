@@ -199,4 +199,41 @@ class MultiVhostIT {
     assertTrue(out.contains("other blocked"), "but not another job's: " + out);
     cohort.cohort("kill", other).ok();
   }
+
+  /**
+   * Files a job across nodes writes roll back with the checkpoint when it restarts on other nodes:
+   * checkpoint while it runs, let it run on, kill it, restart on n2+n3; every file ends as an
+   * uninterrupted run leaves it.
+   */
+  @Test
+  void filesTheJobWritesRollBackWhenItRestartsOnOtherNodes() throws Exception {
+    Path base = Files.createDirectories(cohort.home.resolve("writer"));
+    Path ref = Files.createDirectories(base.resolve("reference"));
+    Path dir = Files.createDirectories(base.resolve("run"));
+    String w = FilesRollbackIT.WRITER.toString();
+    CohortHarness.reference(
+        "mpirun", "-np", "2", "--map-by", "node", w, ref.toString(), "120", "0");
+    String job =
+        run(
+            "--nodes",
+            "n1,n2",
+            "--",
+            "mpirun",
+            "-np",
+            "2",
+            "--map-by",
+            "node",
+            w,
+            dir.toString(),
+            "120",
+            "40");
+    CohortHarness.awaitFile(cohort.clusterLog("n1", job), "step 20\n", Duration.ofSeconds(90));
+    String ckpt = cohort.checkpoint(job, false).get("checkpoint").getAsString();
+    CohortHarness.awaitFile(cohort.clusterLog("n1", job), "step 60\n", Duration.ofSeconds(90));
+    cohort.cohort("kill", job).ok();
+    cohort.cohort("restart", ckpt, "--nodes", "n2,n3", "--detach").ok();
+    assertEquals(List.of("n2", "n3"), nodes(job));
+    assertEquals(0, cohort.await(job));
+    FilesRollbackIT.assertSameFiles(ref, dir);
+  }
 }
