@@ -3,7 +3,6 @@ package io.cohort.agent;
 import io.cohort.common.CohortException;
 import io.cohort.common.ProcessRunner;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -133,7 +132,7 @@ final class CriuEngine implements Criu {
     int rc = waitFor(p, "restore");
     long ms = (System.nanoTime() - t0) / 1_000_000;
     if (rc != 0) {
-      throw new CriuException("criu restore failed", rc, logTail(work.resolve("restore.log")));
+      throw new CriuException(rc, work.resolve("restore.log"));
     }
     String pid = Files.readString(pidfile).strip();
     return new Restored(Long.parseLong(pid), ms);
@@ -152,25 +151,6 @@ final class CriuEngine implements Criu {
       Thread.currentThread().interrupt();
       p.destroyForcibly();
       throw new CriuException("interrupted while waiting for criu " + what, -1, "");
-    }
-  }
-
-  /** The error lines of a CRIU log (or its last lines), for messages to users. */
-  static String logTail(Path log) {
-    try {
-      List<String> lines = Files.readAllLines(log, StandardCharsets.UTF_8);
-      List<String> errors =
-          lines.stream()
-              .filter(l -> l.contains("Error") || l.contains("BUG"))
-              .filter(l -> !l.contains("RLIMIT_NOFILE")) // harmless: CRIU raising its own limit
-              .toList();
-      List<String> pick = errors.isEmpty() ? lines : errors;
-      return String.join("\n", pick.subList(Math.max(0, pick.size() - 8), pick.size()))
-          + "\n(full log: "
-          + log
-          + ")";
-    } catch (IOException e) {
-      return "(no CRIU log at " + log + ")";
     }
   }
 }

@@ -8,9 +8,9 @@ import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 
 /**
- * Why a dump failed, told to the user: CRIU's own words (the error lines of its log, which is kept
- * under the agent's home since the pending image is discarded), a full image store, a timeout;
- * always with what became of the job (it carries on).
+ * Why a dump failed, told to the user: the cause read from CRIU's log (which is kept under the
+ * agent's home since the pending image is discarded), a full image store, a timeout; always with
+ * what became of the job (it carries on).
  */
 final class DumpFailures {
   private final AgentConfig config;
@@ -41,17 +41,18 @@ final class DumpFailures {
               + ". The job carries on.");
     }
     Integer rc = dump.session.awaitExit(Duration.ofSeconds(10));
-    String tail = CriuEngine.logTail(keepFailedLog(dump.ckpt, vhost));
-    if (tail.contains("No space left on device")) {
+    Path log = keepFailedLog(dump.ckpt, vhost);
+    CriuLogCause.Cause cause = CriuLogCause.of(log);
+    if (cause.kind() == CriuLogCause.Kind.NO_SPACE) {
       return new CohortException(
           CohortException.Kind.RESOURCE_EXHAUSTED,
           "checkpoint "
               + dump.ckpt
               + " failed: the image store "
               + config.imagesDir()
-              + " is full; free some "
-              + "space (e.g. `cohort rm` old checkpoints). The job carries on. CRIU said:\n"
-              + tail);
+              + " is full; free some space (e.g. `cohort rm` old checkpoints). The job carries"
+              + " on. Full CRIU log: "
+              + log);
     }
     return CohortException.internal(
         "checkpoint "
@@ -60,8 +61,10 @@ final class DumpFailures {
             + vhost
             + " exited with "
             + rc
-            + ". The job carries on. CRIU said:\n"
-            + tail,
+            + ": "
+            + cause.line()
+            + ". The job carries on. Full CRIU log: "
+            + log,
         null);
   }
 

@@ -121,13 +121,15 @@ final class Restorer {
     } catch (CriuException | IOException | CohortException e) {
       files.undo();
       rollback.undo();
+      // CriuException's message is one line: the cause read from CRIU's log, and where it is.
       throw CohortException.internal(
           "restore of vhost "
               + vhostId
               + " from checkpoint "
               + ckpt
-              + " failed; the output log is as it was. "
-              + e.getMessage(),
+              + " failed: "
+              + e.getMessage()
+              + ". The output log is as it was.",
           e);
     }
     ProcessIdentity init =
