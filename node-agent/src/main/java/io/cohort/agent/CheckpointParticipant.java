@@ -26,6 +26,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -61,6 +66,15 @@ final class CheckpointParticipant {
   private final Supplier<String> criuVersion;
   private final DumpFailures failures;
   private final FileTracker files;
+
+  /** Captures of the job's files, running beside CRIU's dump (I/O: a thread each). */
+  private final ExecutorService captures =
+      Executors.newCachedThreadPool(
+          r -> {
+            Thread t = new Thread(r, "file-capture");
+            t.setDaemon(true);
+            return t;
+          });
 
   /** The dump in progress of each vhost, by vhost id. Guarded by {@code this}. */
   private final Map<String, ParticipantDump> active = new HashMap<>();
@@ -98,6 +112,9 @@ final class CheckpointParticipant {
    */
   DumpVhostResponse dump(DumpVhostRequest req) {
     ParticipantDump dump = register(req);
+    Path criuDir =
+        images.pendingDir(dump.ckpt, dump.record.getVhostId()).resolve(ImageStore.CRIU_DIR);
+    AtomicReference<CompletableFuture<TrackedFiles>> capture = new AtomicReference<>();
     return failing(
         dump,
         () -> {
@@ -107,6 +124,13 @@ final class CheckpointParticipant {
                     if (dump.cut != null) {
                       dump.cut.networkLocked(dump.record.getVhostId());
                     }
+                    // The tasks are frozen from here on: the job's files are as they were at
+                    // the cut, so they are captured while CRIU writes the image.
+                    if (capture.get() == null) {
+                      capture.set(
+                          CompletableFuture.supplyAsync(
+                              () -> files.capture(dump.record.getPid(), criuDir), captures));
+                    }
                   });
           if (dump.state() == State.ABORTED) {
             throw dump.refused("dump");
@@ -115,13 +139,11 @@ final class CheckpointParticipant {
             throw failures.explain(dump, d);
           }
           dump.dumped(d.logSize());
-          // Still frozen by the hook: the job's files are as they were at the cut.
+          // Still frozen by the hook, if the capture could not start at the network lock.
           TrackedFiles tracked =
-              files.capture(
-                  dump.record.getPid(),
-                  images
-                      .pendingDir(dump.ckpt, dump.record.getVhostId())
-                      .resolve(ImageStore.CRIU_DIR));
+              capture.get() != null
+                  ? joinCapture(capture.get())
+                  : files.capture(dump.record.getPid(), criuDir);
           if (tracked.getFilesCount() > 0) {
             log.info(
                 "{}: {} open files tracked in {} ms, {} MB copied",
@@ -210,6 +232,14 @@ final class CheckpointParticipant {
     }
     local.add(rec.getVhostId());
     return local;
+  }
+
+  private static TrackedFiles joinCapture(CompletableFuture<TrackedFiles> capture) {
+    try {
+      return capture.join();
+    } catch (CompletionException e) {
+      throw e.getCause() instanceof RuntimeException re ? re : e;
+    }
   }
 
   // ------------------------------------------------------------------ resume

@@ -131,8 +131,7 @@ final class FileRollback {
   /** Writes a copied file back over the file (same inode), keeping what was there beside it. */
   private static void writeBack(Path file, Path copy, TrackedFile t, String ckpt, Applied applied)
       throws IOException {
-    if (Files.size(file) == t.getSize()
-        && FileTracker.sha256(file, 0, Long.MAX_VALUE).equals(t.getSha256())) {
+    if (Files.mismatch(file, copy) == -1) {
       return; // already as it was (e.g. another vhost of the job shares it)
     }
     Path saved = aside(file, ckpt);

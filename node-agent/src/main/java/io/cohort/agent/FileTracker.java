@@ -15,6 +15,7 @@ import java.nio.file.attribute.BasicFileAttributes;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -24,8 +25,8 @@ import java.util.stream.Stream;
 /**
  * Captures, at a checkpoint, the regular files a vhost's processes hold open for writing or have
  * mapped writable, so that a restart can return them to their state at the cut (see {@link
- * FileRollback}). Runs while CRIU's hook holds the processes frozen, so nothing writes to them
- * meanwhile.
+ * FileRollback}). Runs once CRIU has frozen the processes (from its network-lock hook), beside
+ * CRIU's dump, so nothing writes to the files meanwhile and the capture adds little to the freeze.
  *
  * <p>A file written without read access (fopen "w", an append-only log) is only extended in the
  * common case: its size, identity and the sha256 of its last {@link #TAIL_BYTES} bytes are
@@ -85,9 +86,8 @@ final class FileTracker {
           String name = "cohort-file-" + n++ + ".copy";
           copy(file, criuDir.resolve(name));
           copied += a.size();
-          t.setKind(TrackedFileKind.TRACKED_FILE_KIND_COPIED)
-              .setCopyName(name)
-              .setSha256(sha256(criuDir.resolve(name), 0, Long.MAX_VALUE));
+          // No digest here: the seal digests the copy with the image's other files.
+          t.setKind(TrackedFileKind.TRACKED_FILE_KIND_COPIED).setCopyName(name);
         } else {
           long tail = Math.min(TAIL_BYTES, a.size());
           t.setKind(TrackedFileKind.TRACKED_FILE_KIND_EXTENDED)
@@ -112,22 +112,19 @@ final class FileTracker {
   /** The files the tree holds open for writing or maps writable: path -> may change in place. */
   private Map<String, Boolean> openForWriting(long initPid) {
     Map<String, Boolean> files = new TreeMap<>();
-    List<Long> pids =
-        ProcessHandle.of(initPid)
-            .map(h -> Stream.concat(Stream.of(h), h.descendants()).map(ProcessHandle::pid))
-            .orElse(Stream.empty())
-            .toList();
-    for (long pid : pids) {
+    for (long pid : tree(initPid)) {
       Path proc = Path.of("/proc", Long.toString(pid));
       try (Stream<Path> fds = Files.list(proc.resolve("fd"))) {
         for (Path fd : fds.toList()) {
           try {
             String target = Files.readSymbolicLink(fd).toString();
-            int flags = flags(proc.resolve("fdinfo").resolve(fd.getFileName()));
-            if ((flags & O_ACCMODE) == 0 || !tracked(target)) {
-              continue;
+            if (!tracked(target)) {
+              continue; // sockets, pipes, devices, the vhost's /tmp: most descriptors
             }
-            files.merge(target, (flags & O_ACCMODE) == O_RDWR, Boolean::logicalOr);
+            int mode = flags(proc.resolve("fdinfo").resolve(fd.getFileName())) & O_ACCMODE;
+            if (mode != 0) {
+              files.merge(target, mode == O_RDWR, Boolean::logicalOr);
+            }
           } catch (IOException | RuntimeException closed) {
             // the descriptor went away
           }
@@ -135,19 +132,44 @@ final class FileTracker {
       } catch (IOException gone) {
         continue; // the process ended
       }
-      try {
-        for (String line : Files.readAllLines(proc.resolve("maps"))) {
-          // "start-end perms offset dev inode   path": shared writable mappings of files
-          String[] f = line.trim().split("\\s+", 6);
-          if (f.length == 6 && f[1].startsWith("rw") && f[1].charAt(3) == 's' && tracked(f[5])) {
-            files.put(f[5], true);
-          }
-        }
-      } catch (IOException gone) {
+      // "start-end perms offset dev inode   path": shared writable mappings of files. A JVM
+      // maps thousands of regions: test the perms before splitting a line.
+      try (Stream<String> maps = Files.lines(proc.resolve("maps"))) {
+        maps.filter(l -> l.contains(" rw-s "))
+            .map(l -> l.trim().split("\\s+", 6))
+            .filter(f -> f.length == 6 && tracked(f[5]))
+            .forEach(f -> files.put(f[5], true));
+      } catch (IOException | java.io.UncheckedIOException gone) {
         // the process ended
       }
     }
     return files;
+  }
+
+  /**
+   * The pids of the tree rooted at {@code root}, from each task's children list (only the tree is
+   * read, not the whole process table).
+   */
+  private static List<Long> tree(long root) {
+    List<Long> pids = new ArrayList<>();
+    java.util.ArrayDeque<Long> todo = new java.util.ArrayDeque<>(List.of(root));
+    while (!todo.isEmpty()) {
+      long pid = todo.pop();
+      pids.add(pid);
+      try (Stream<Path> tasks = Files.list(Path.of("/proc", Long.toString(pid), "task"))) {
+        for (Path task : tasks.toList()) {
+          String children = Files.readString(task.resolve("children")).trim();
+          if (!children.isEmpty()) {
+            for (String c : children.split(" ")) {
+              todo.push(Long.parseLong(c));
+            }
+          }
+        }
+      } catch (IOException | RuntimeException gone) {
+        // the process ended
+      }
+    }
+    return pids;
   }
 
   private boolean tracked(String path) {
