@@ -212,7 +212,7 @@ class MultiVhostIT {
     Path dir = Files.createDirectories(base.resolve("run"));
     String w = FilesRollbackIT.WRITER.toString();
     CohortHarness.reference(
-        "mpirun", "-np", "2", "--map-by", "node", w, ref.toString(), "120", "0");
+        "mpirun", "-np", "2", "--map-by", "node", w, ref.toString(), "300", "0");
     String job =
         run(
             "--nodes",
@@ -225,7 +225,7 @@ class MultiVhostIT {
             "node",
             w,
             dir.toString(),
-            "120",
+            "300",
             "40");
     CohortHarness.awaitFile(cohort.clusterLog("n1", job), "step 20\n", Duration.ofSeconds(90));
     String ckpt = cohort.checkpoint(job, false).get("checkpoint").getAsString();
