@@ -38,6 +38,7 @@ final class Report {
     barrierTable();
     overlayTable();
     steadyAndFootprint();
+    filesTable();
     return md.toString();
   }
 
@@ -105,6 +106,23 @@ final class Report {
               o * 100, min(s, "one_node_cohort_s"), min(s, "one_node_plain_s")),
           Math.max(o, 0) / 0.03,
           o <= 0.03);
+    }
+    for (JsonObject f : Bench.rows(r, "tracked_files")) {
+      if (f.get("mode").getAsString().equals("append")) {
+        double ratio = f.get("checkpoint_vs_none").getAsDouble();
+        JsonObject none =
+            Bench.rows(r, "tracked_files").stream()
+                .filter(n -> n.get("mode").getAsString().equals("none"))
+                .findFirst()
+                .orElseThrow();
+        row(
+            "a 1 GB append-only file adds ≤ 5 % to the checkpoint",
+            String.format(
+                "%.0f vs %.0f ms without (%+.1f %%)",
+                median(f, "checkpoint_ms"), median(none, "checkpoint_ms"), (ratio - 1) * 100),
+            ratio,
+            ratio <= 1.05);
+      }
     }
     for (String k : List.of("footprint_idle", "footprint_checkpoint_peak")) {
       if (r.has(k)) {
@@ -297,6 +315,45 @@ final class Report {
                     : "–"));
       }
     }
+  }
+
+  private void filesTable() {
+    List<JsonObject> rows = Bench.rows(r, "tracked_files");
+    if (rows.isEmpty()) {
+      return;
+    }
+    md.append("\n## 7. Files the job writes: one vhost of ")
+        .append(rows.get(0).get("memory_mb").getAsInt())
+        .append(
+            " MB, with a 1 GB append-only file, a 100 MB file rewritten in place, or no file\n\n")
+        .append(
+            "| file | checkpoint | × none | frozen | CRIU in it | capture | seal | copied "
+                + "| image | restart | × none | restart after a rollback | × none |\n"
+                + "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+                + "| --- |\n");
+    for (JsonObject f : rows) {
+      md.append(
+          String.format(
+              "| %s | %.0f | %.2f | %.0f | %.0f | %.0f | %.0f | %.0f MB | %.0f MB | %.0f | %.2f "
+                  + "| %.0f | %.2f |\n",
+              f.get("mode").getAsString(),
+              median(f, "checkpoint_ms"),
+              f.get("checkpoint_vs_none").getAsDouble(),
+              median(f, "frozen_ms"),
+              median(f, "criu_ms"),
+              median(f, "capture_ms"),
+              median(f, "seal_ms"),
+              f.get("tracked_bytes_copied").getAsDouble() / 1e6,
+              f.get("image_bytes").getAsDouble() / 1e6,
+              median(f, "restart_ms"),
+              f.get("restart_vs_none").getAsDouble(),
+              median(f, "rollback_restart_ms"),
+              f.get("rollback_restart_vs_none").getAsDouble()));
+    }
+    md.append(
+        "\nAll times in ms. Restart: from a `--stop` checkpoint (the files unchanged); after a "
+            + "rollback: the job ran on 1 s after the checkpoint and was killed, its files are "
+            + "returned to the checkpoint.\n");
   }
 
   void plots(Plots p) throws IOException {
