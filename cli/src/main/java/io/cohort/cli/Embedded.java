@@ -45,7 +45,8 @@ final class Embedded implements AutoCloseable {
     // needs it, and building it (its gRPC service, the binaries it installs) was a fifth of
     // such a command.
     agentServer = InProcessServerBuilder.forName("agent-" + suffix).executor(executor)
-        .fallbackHandlerRegistry(new OnFirstCall(AgentGrpc.getServiceDescriptor(),
+        .fallbackHandlerRegistry(new OnFirstCall(AgentGrpc.SERVICE_NAME,
+            AgentGrpc::getServiceDescriptor,
             () -> new AgentGrpcService(new NodeAgent(AgentConfig.defaults(NODE,
                 settings.home().resolve("agent"), settings.nativeDir(), settings.criu())))
                 .bindService()))

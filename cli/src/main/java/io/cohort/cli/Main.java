@@ -2,6 +2,7 @@ package io.cohort.cli;
 
 import io.grpc.StatusRuntimeException;
 import java.util.List;
+import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -37,28 +38,43 @@ public final class Main implements Runnable {
     spec.commandLine().usage(System.err);
   }
 
-  public static void main(String[] args) {
-    CommandLine cl = commandLine(args);
-    cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
-      if (ex instanceof StatusRuntimeException sre) {
-        System.err.println("cohort: " + Cli.message(sre));
-        return 1;
+  public static void main(String[] args) throws Exception {
+    Callable<Integer> quick = QuickParse.parse(args);
+    int rc;
+    if (quick != null) {
+      try {
+        rc = quick.call();
+      } catch (Exception e) {
+        rc = failed(e);
       }
-      if (ex instanceof io.cohort.common.CohortException ce) {
-        System.err.println("cohort: " + ce.getMessage());
-        return 1;
-      }
-      throw ex;
-    });
-    System.exit(cl.execute(args));
+    } else {
+      CommandLine cl = commandLine(args);
+      cl.setExecutionExceptionHandler((ex, cmd, parsed) -> failed(ex));
+      rc = cl.execute(args);
+    }
+    System.exit(rc);
+  }
+
+  /** The exit code of a command that failed: 1 with the message, or {@code e} itself. */
+  private static int failed(Exception e) throws Exception {
+    if (e instanceof StatusRuntimeException sre) {
+      System.err.println("cohort: " + Cli.message(sre));
+      return 1;
+    }
+    if (e instanceof io.cohort.common.CohortException ce) {
+      System.err.println("cohort: " + ce.getMessage());
+      return 1;
+    }
+    throw e;
   }
 
   /**
    * The command line for {@code args}. Picocli builds its model of a command by reflection
-   * over its annotations, and that was a third of a `cohort ps` (0.3 s of 1 s): a command line
-   * that starts with a subcommand's name gets that subcommand only, and parses exactly as with
-   * all of them. Anything else (no subcommand, --help, `help`, a typo) gets all of them, so
-   * that the usage, the help and picocli's suggestions list every command.
+   * over its annotations (0.3 s of a 1 s `cohort ps` with all the subcommands; see also
+   * {@link QuickParse}): a command line that starts with a subcommand's name gets that
+   * subcommand only, and parses exactly as with all of them. Anything else (no subcommand,
+   * --help, `help`, a typo) gets all of them, so that the usage, the help and picocli's
+   * suggestions list every command.
    */
   static CommandLine commandLine(String[] args) {
     CommandLine cl = new CommandLine(new Main());

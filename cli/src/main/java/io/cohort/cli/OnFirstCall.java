@@ -18,26 +18,33 @@ import java.util.function.Supplier;
  * and the next call tries again.
  */
 final class OnFirstCall extends HandlerRegistry {
-  private final ServiceDescriptor descriptor;
+  private final String name;
+  private final Supplier<ServiceDescriptor> descriptor;
   private final Supplier<ServerServiceDefinition> build;
   private ServerServiceDefinition service; // guarded by this
 
-  OnFirstCall(ServiceDescriptor descriptor, Supplier<ServerServiceDefinition> build) {
+  /**
+   * {@code descriptor} is called only when {@code build} fails: it loads every message class
+   * of the service, which a read-only command would not otherwise load.
+   */
+  OnFirstCall(String name, Supplier<ServiceDescriptor> descriptor,
+      Supplier<ServerServiceDefinition> build) {
+    this.name = name;
     this.descriptor = descriptor;
     this.build = build;
   }
 
   @Override
   public ServerMethodDefinition<?, ?> lookupMethod(String method, String authority) {
-    MethodDescriptor<?, ?> known = descriptor.getMethods().stream()
-        .filter(m -> m.getFullMethodName().equals(method)).findFirst().orElse(null);
-    if (known == null) {
+    if (!name.equals(MethodDescriptor.extractFullServiceName(method))) {
       return null; // not this service's: UNIMPLEMENTED, as from any server
     }
     try {
       return service().getMethod(method);
     } catch (RuntimeException e) {
-      return failing(known, GrpcErrors.toStatus(e).getStatus());
+      return descriptor.get().getMethods().stream()
+          .filter(m -> m.getFullMethodName().equals(method)).findFirst()
+          .map(m -> failing(m, GrpcErrors.toStatus(e).getStatus())).orElse(null);
     }
   }
 
