@@ -55,8 +55,11 @@ final class RunCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    Path cwd = Path.of("").toAbsolutePath();
+    // Before anything is created; $PATH is the job's too (the environment is passed on).
+    VisibleInVhost.check(cwd, command, System.getenv("PATH"));
     JobSpec.Builder spec = JobSpec.newBuilder().setName(name).addAllCommand(command)
-        .setCwd(Path.of("").toAbsolutePath().toString());
+        .setCwd(cwd.toString());
     System.getenv().forEach((k, v) -> spec.addEnv(k + "=" + v));
     try (Cli cli = new Cli(connection)) {
       JobInfo job = cli.call(60).run(RunRequest.newBuilder().setSpec(spec).addAllNodes(nodes)
