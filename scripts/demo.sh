@@ -7,30 +7,58 @@
 #     daemons): the same job over two vhosts on nodes n1 and n2 (mpirun spans them: shared
 #     memory inside a vhost, TCP between them through the Netty overlay), checkpointed and
 #     stopped, restarted on nodes n2 and n3.
+#
+# It runs from a clone anywhere (/tmp included) and on a machine of any speed: the job runs
+# from a work directory that every vhost sees (a vhost has its own /tmp and /dev/shm), and
+# it holds three quarters of the way through until the demo lets it go, so every checkpoint
+# finds it running however long a step (a JVM's start, say) takes. Holding changes nothing
+# in its output.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 cohort="$repo/cohort"
-ring="$repo/mpi-tests/target/mpi/ring"
+built="$repo/mpi-tests/target/mpi/ring"
 iterations=${DEMO_ITERATIONS:-400}
+hold_at=$((iterations * 3 / 4))
 ranks=${DEMO_RANKS:-4}
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*" >&2; "$@"; }
 
-[[ -x "$ring" ]] || { echo "demo: $ring is missing; run ./cohort setup" >&2; exit 1; }
+# Waits until the job's output has a line starting with TEXT; fails after 5 minutes.
+await_output() {
+  local job=$1 text=$2 deadline=$((SECONDS + 300))
+  until "$cohort" logs "$job" | grep -q "^$text"; do
+    if ((SECONDS > deadline)); then
+      echo "demo: job $job did not print '$text' within 5 minutes" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+}
+
+[[ -x "$built" ]] || { echo "demo: $built is missing; run ./cohort setup" >&2; exit 1; }
+
+# The work directory: the job's working directory, its program and its hold files.
+work=$(mktemp -d /var/tmp/cohort-demo.XXXXXX)
+cleanup() {
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cp "$built" "$work/ring"
+cd "$work"
+ring="$work/ring"
 
 step "Reference: the same program with plain mpirun, uninterrupted"
 expected=$(mpirun --allow-run-as-root --oversubscribe -np "$ranks" "$ring" "$iterations" 0 | tail -1)
 echo "$expected"
 
 step "Run the job under Cohort (unchanged mpirun command line, in its own virtual host)"
-job=$(run "$cohort" run --detach --name demo-ring -- mpirun -np "$ranks" "$ring" "$iterations" 20)
+echo "(it holds before iteration $hold_at until $work/go1 exists)"
+job=$(run "$cohort" run --detach --name demo-ring -- \
+  mpirun -np "$ranks" "$ring" "$iterations" 20 4 "$hold_at" "$work/go1")
 echo "job id: $job"
-for _ in $(seq 100); do
-  "$cohort" logs "$job" | grep -q "^iter 100 " && break
-  sleep 0.2
-done
+await_output "$job" "iter 100 "
 run "$cohort" logs "$job" | tail -2
 
 step "Checkpoint while it runs (the job carries on)"
@@ -44,6 +72,7 @@ run "$cohort" ps
 run "$cohort" checkpoints "$job"
 
 step "Restart from checkpoint $ckpt and follow the job to its end"
+touch "$work/go1"
 run "$cohort" restart "$ckpt"
 
 step "Compare with the uninterrupted run"
@@ -60,9 +89,11 @@ fi
 
 # Part 2 uses its own state directory and network names, so it never touches a cluster of yours.
 export COHORT_HOME=${DEMO_CLUSTER_HOME:-/var/lib/cohort-demo}
-cleanup() { "$cohort" cluster down >/dev/null 2>&1 || true; }
-trap cleanup EXIT
-cleanup
+cleanup() {
+  "$cohort" cluster down >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+"$cohort" cluster down >/dev/null 2>&1 || true
 rm -rf "$COHORT_HOME/cluster" # the demo's own state: start from a clean catalog
 
 step "Multinode: start a cluster of 3 nodes emulated on this machine"
@@ -70,9 +101,9 @@ run "$cohort" cluster up --nodes 3 --prefix cohortdemo --subnet 198.18.90
 run "$cohort" nodes
 
 step "Run the job over 2 vhosts on nodes n1 and n2 (plain mpirun; Cohort gives it the hostfile)"
-job=$(run "$cohort" run --detach --nodes n1,n2 --slots 2 -- mpirun -np "$ranks" "$ring" "$iterations" 20)
-log="$COHORT_HOME/cluster/nodes/n1/vhosts/$job-0/output.log"
-for _ in $(seq 300); do grep -q "^iter 100 " "$log" 2>/dev/null && break; sleep 0.1; done
+job=$(run "$cohort" run --detach --nodes n1,n2 --slots 2 -- \
+  mpirun -np "$ranks" "$ring" "$iterations" 20 4 "$hold_at" "$work/go2")
+await_output "$job" "iter 100 "
 run "$cohort" ps
 
 step "Checkpoint both vhosts as one consistent cut, then checkpoint and stop"
@@ -81,6 +112,7 @@ ckpt=$(run "$cohort" checkpoint --stop "$job")
 run "$cohort" checkpoints "$job"
 
 step "Restart on nodes n2 and n3 (images streamed and verified) and follow it"
+touch "$work/go2"
 run "$cohort" restart "$ckpt" --nodes n2,n3
 run "$cohort" ps
 

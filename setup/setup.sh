@@ -45,7 +45,10 @@ else
   say "java build ... ok (up to date)"
 fi
 
-# 4. `cohort` on PATH.
+# 4. The CLI's class archive, when the jar is newer (a short command starts 3x faster).
+bash "$repo/setup/cli-archive.sh"
+
+# 5. `cohort` on PATH.
 link=/usr/local/bin/cohort
 if [[ "$(readlink -f "$link" 2>/dev/null)" != "$repo/cohort" ]]; then
   ln -sfn "$repo/cohort" "$link"

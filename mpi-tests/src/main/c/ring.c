@@ -1,7 +1,7 @@
 /*
  * ring — an MPI test program whose output depends on every rank's state at every step.
  *
- * usage: ring ITERATIONS [DELAY_MS] [STATE_MB]
+ * usage: ring ITERATIONS [DELAY_MS] [STATE_MB [HOLD_AT HOLD_FILE]]
  *
  * Each rank keeps a state array (STATE_MB MiB, default 4) filled from its rank. Every
  * iteration passes a block of the state around the ring (MPI_Sendrecv to the right
@@ -11,6 +11,10 @@
  * give the same bytes, so a checkpointed-and-restarted run can be compared with an
  * uninterrupted one. The program checks itself too: every message carries a hash of its
  * payload, and a rank that receives a block whose hash does not match aborts with status 2.
+ *
+ * With HOLD_AT and HOLD_FILE, rank 0 waits before iteration HOLD_AT until HOLD_FILE exists
+ * (the other ranks wait for it in MPI), and the output stays the same: a demo can take its
+ * checkpoints while the job is certainly still running, however slow the machine.
  */
 #include <mpi.h>
 #include "mix.h"
@@ -19,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BLOCK 4096 /* uint64 words passed per step: 32 KiB messages */
 
@@ -42,7 +47,8 @@ static void sleep_ms(long ms)
 int main(int argc, char **argv)
 {
 	int rank, size;
-	long iterations, delay_ms = 0, state_mb = 4;
+	long iterations, delay_ms = 0, state_mb = 4, hold_at = -1;
+	const char *hold_file = NULL;
 	size_t words;
 	uint64_t *state, *send, *recv, local, global;
 
@@ -51,7 +57,7 @@ int main(int argc, char **argv)
 	MPI_Comm_size(MPI_COMM_WORLD, &size);
 	if (argc < 2) {
 		if (rank == 0)
-			fprintf(stderr, "usage: ring ITERATIONS [DELAY_MS] [STATE_MB]\n");
+			fprintf(stderr, "usage: ring ITERATIONS [DELAY_MS] [STATE_MB [HOLD_AT HOLD_FILE]]\n");
 		MPI_Finalize();
 		return 1;
 	}
@@ -60,6 +66,10 @@ int main(int argc, char **argv)
 		delay_ms = atol(argv[2]);
 	if (argc > 3)
 		state_mb = atol(argv[3]);
+	if (argc > 5) {
+		hold_at = atol(argv[4]);
+		hold_file = argv[5];
+	}
 	words = (size_t)state_mb * 1024 * 1024 / sizeof(uint64_t);
 	if (words < BLOCK)
 		words = BLOCK;
@@ -81,6 +91,10 @@ int main(int argc, char **argv)
 	for (long it = 0; it < iterations; it++) {
 		int right = (rank + 1) % size, left = (rank + size - 1) % size;
 		size_t off = (size_t)(it * BLOCK) % (words - BLOCK + 1);
+
+		if (rank == 0 && it == hold_at)
+			while (access(hold_file, F_OK) != 0)
+				sleep_ms(10);
 
 		memcpy(send, state + off, BLOCK * sizeof(uint64_t));
 		send[BLOCK] = block_hash(send);

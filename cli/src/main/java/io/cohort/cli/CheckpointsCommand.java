@@ -44,7 +44,7 @@ final class CheckpointsCommand implements Callable<Integer> {
       if (json) {
         JsonArray a = new JsonArray();
         all.forEach(c -> a.add(JsonParser.parseString(ProtoJson.print(c))));
-        cli.out.println(Cli.GSON.toJson(a));
+        cli.out.println(Cli.gson().toJson(a));
         return 0;
       }
       cli.out.printf(

@@ -31,7 +31,14 @@ final class Cli implements AutoCloseable {
   /** Exit code when the job's processes vanished without an exit status. */
   static final int EXIT_LOST = 70;
 
-  static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();
+  /** For --json; built on first use (10 ms of a plain `cohort ps` otherwise). */
+  static Gson gson() {
+    return JsonHolder.GSON;
+  }
+
+  private static final class JsonHolder {
+    static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();
+  }
 
   private final Embedded embedded;
   private final ManagedChannel remote;
@@ -70,7 +77,7 @@ final class Cli implements AutoCloseable {
   }
 
   void json(Map<String, ?> fields) {
-    out.println(GSON.toJson(fields));
+    out.println(gson().toJson(fields));
   }
 
   /**

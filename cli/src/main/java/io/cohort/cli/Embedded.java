@@ -6,6 +6,7 @@ import io.cohort.agent.NodeAgent;
 import io.cohort.coordinator.BarrierConfig;
 import io.cohort.coordinator.CohortGrpcService;
 import io.cohort.coordinator.Coordinator;
+import io.cohort.proto.v1.AgentGrpc;
 import io.grpc.ManagedChannel;
 import io.grpc.Server;
 import io.grpc.inprocess.InProcessChannelBuilder;
@@ -13,9 +14,9 @@ import io.grpc.inprocess.InProcessServerBuilder;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Map;
-import java.util.UUID;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The embedded single-node mode: the same coordinator and agent code as the daemons, wired together
@@ -24,6 +25,7 @@ import java.util.concurrent.Executors;
  */
 final class Embedded implements AutoCloseable {
   static final String NODE = "local";
+  private static final AtomicLong INSTANCES = new AtomicLong();
 
   private final ExecutorService executor =
       Executors.newCachedThreadPool(
@@ -39,15 +41,27 @@ final class Embedded implements AutoCloseable {
   private final ManagedChannel clientChannel;
 
   Embedded(Settings settings) throws IOException {
-    String suffix = UUID.randomUUID().toString();
-    NodeAgent agent =
-        new NodeAgent(
-            AgentConfig.defaults(
-                NODE, settings.home().resolve("agent"), settings.nativeDir(), settings.criu()));
+    // Unique in this process is enough for in-process names (a UUID cost a SecureRandom).
+    String suffix = Long.toString(INSTANCES.incrementAndGet());
+    // The agent is built on its first call: `ps` or `checkpoints` with no running job never
+    // needs it, and building it (its gRPC service, the binaries it installs) was a fifth of
+    // such a command.
     agentServer =
         InProcessServerBuilder.forName("agent-" + suffix)
             .executor(executor)
-            .addService(new AgentGrpcService(agent))
+            .fallbackHandlerRegistry(
+                new OnFirstCall(
+                    AgentGrpc.SERVICE_NAME,
+                    AgentGrpc::getServiceDescriptor,
+                    () ->
+                        new AgentGrpcService(
+                                new NodeAgent(
+                                    AgentConfig.defaults(
+                                        NODE,
+                                        settings.home().resolve("agent"),
+                                        settings.nativeDir(),
+                                        settings.criu())))
+                            .bindService()))
             .build()
             .start();
     agentChannel = InProcessChannelBuilder.forName("agent-" + suffix).executor(executor).build();

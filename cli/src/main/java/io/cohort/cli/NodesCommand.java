@@ -30,7 +30,7 @@ final class NodesCommand implements Callable<Integer> {
       if (json) {
         JsonArray a = new JsonArray();
         nodes.forEach(n -> a.add(JsonParser.parseString(ProtoJson.print(n))));
-        cli.out.println(Cli.GSON.toJson(a));
+        cli.out.println(Cli.gson().toJson(a));
         return 0;
       }
       cli.out.printf(

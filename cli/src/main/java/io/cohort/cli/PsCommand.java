@@ -31,7 +31,7 @@ final class PsCommand implements Callable<Integer> {
       if (json) {
         JsonArray a = new JsonArray();
         jobs.forEach(j -> a.add(JsonParser.parseString(ProtoJson.print(j))));
-        cli.out.println(Cli.GSON.toJson(a));
+        cli.out.println(Cli.gson().toJson(a));
         return 0;
       }
       cli.out.printf(

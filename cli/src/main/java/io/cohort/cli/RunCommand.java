@@ -86,11 +86,11 @@ final class RunCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    Path cwd = Path.of("").toAbsolutePath();
+    // Before anything is created; $PATH is the job's too (the environment is passed on).
+    VisibleInVhost.check(cwd, command, System.getenv("PATH"));
     JobSpec.Builder spec =
-        JobSpec.newBuilder()
-            .setName(name)
-            .addAllCommand(command)
-            .setCwd(Path.of("").toAbsolutePath().toString());
+        JobSpec.newBuilder().setName(name).addAllCommand(command).setCwd(cwd.toString());
     System.getenv().forEach((k, v) -> spec.addEnv(k + "=" + v));
     try (Cli cli = new Cli(connection)) {
       JobInfo job =

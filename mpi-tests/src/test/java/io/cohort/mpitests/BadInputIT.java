@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Comparator;
+import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -141,6 +142,51 @@ class BadInputIT {
     assertEquals("[]", cohort.cohort("ps", "--json").ok().out().strip(), "no job was created");
     assertFails(cohort.cohort("run", "--", "no-such-command-anywhere"), "command not found");
     assertEquals("[]", cohort.cohort("ps", "--json").ok().out().strip());
+  }
+
+  /**
+   * A vhost has its own /tmp and /dev/shm: a job started from there, or whose program lies there,
+   * is refused before anything is created, saying why and what to do.
+   */
+  @Test
+  void runFromWhereTheVhostCannotSeeIsRefusedBeforeAnythingIsCreated() throws Exception {
+    Path dir = Files.createTempDirectory(Path.of("/tmp"), "cohort-badinput");
+    Path prog = dir.resolve("hello.sh");
+    Files.writeString(prog, "#!/bin/sh\necho hello\n");
+    assertTrue(prog.toFile().setExecutable(true));
+    try {
+      CohortHarness.Result r = cohort.cohortIn(dir, Duration.ofMinutes(1), "run", "--", "true");
+      assertFails(r, "the working directory " + dir + " is under /tmp");
+      assertTrue(r.err().contains("Run it from a directory outside"), r.err());
+      assertFails(
+          cohort.cohort("run", "--", prog.toString()), "the program " + prog + " is under /tmp");
+      assertFails(
+          cohort.cohort("run", "--detach", "--", "mpirun", "-np", "1", prog.toString()),
+          "the program " + prog + " is under /tmp");
+      cohort.extraEnv.put("PATH", dir + ":" + System.getenv("PATH"));
+      assertFails(cohort.cohort("run", "--", "hello.sh"), "(" + prog + ") is under /tmp");
+      cohort.extraEnv.remove("PATH");
+
+      assertEquals("[]", cohort.cohort("ps", "--json").ok().out().strip(), "no job was created");
+      Path vhosts = cohort.home.resolve("agent/vhosts");
+      if (Files.exists(vhosts)) {
+        try (Stream<Path> s = Files.list(vhosts)) {
+          assertEquals(List.of(), s.toList(), "no vhost was created");
+        }
+      }
+      // The same program from a directory the vhost sees runs.
+      Path visible = cohort.home.resolve("visible");
+      Files.createDirectories(visible);
+      Files.copy(prog, visible.resolve("hello.sh"));
+      assertTrue(visible.resolve("hello.sh").toFile().setExecutable(true));
+      CohortHarness.Result ok =
+          cohort.cohortIn(visible, Duration.ofMinutes(1), "run", "--", "./hello.sh");
+      assertEquals(0, ok.rc(), ok.toString());
+      assertEquals("hello\n", ok.out());
+    } finally {
+      Files.deleteIfExists(prog);
+      Files.deleteIfExists(dir);
+    }
   }
 
   @Test

@@ -91,10 +91,15 @@ final class CohortHarness implements AutoCloseable {
   }
 
   Result cohort(Duration timeout, String... args) {
+    return cohortIn(REPO, timeout, args);
+  }
+
+  /** `cohort ARGS` run from {@code dir}. */
+  Result cohortIn(Path dir, Duration timeout, String... args) {
     List<String> cmd = new ArrayList<>();
     cmd.add(REPO.resolve("cohort").toString());
     cmd.addAll(List.of(args));
-    ProcessBuilder pb = new ProcessBuilder(cmd).directory(REPO.toFile());
+    ProcessBuilder pb = new ProcessBuilder(cmd).directory(dir.toFile());
     Map<String, String> env = pb.environment();
     env.putAll(extraEnv);
     env.put("COHORT_HOME", home.toString());
