@@ -5,17 +5,12 @@ import io.cohort.proto.v1.CheckpointDecision;
 import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.CheckpointPhase;
 import io.cohort.proto.v1.CheckpointTimings;
-import io.cohort.proto.v1.DumpVhostRequest;
-import io.cohort.proto.v1.FinishCheckpointRequest;
 import io.cohort.proto.v1.JobRecord;
-import io.cohort.proto.v1.PrepareCheckpointRequest;
-import io.cohort.proto.v1.ResumeVhostRequest;
-import io.cohort.proto.v1.ResumeVhostResponse;
-import io.cohort.proto.v1.SealImageRequest;
 import io.cohort.proto.v1.SealImageResponse;
 import io.cohort.proto.v1.VhostPlacement;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.Collection;
 import java.util.EnumMap;
 import java.util.EnumSet;
 import java.util.HashMap;
@@ -24,11 +19,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ScheduledFuture;
-import java.util.concurrent.TimeUnit;
 import java.util.function.BiConsumer;
 import java.util.function.Function;
 import java.util.function.Supplier;
@@ -65,7 +57,8 @@ import org.slf4j.LoggerFactory;
  * its image and resumes its vhost if still frozen, and the previous checkpoint stays the latest.
  * All state changes happen on one serial executor; agent calls run on {@code io} and post their
  * results back tagged with the phase they belong to, so a late answer from an earlier phase is
- * ignored. Time comes from the injected clock.
+ * ignored. Time comes from the injected clock. What each call asks an agent is {@link
+ * BarrierCalls}'; the fan-out of a phase's calls and its timer are {@link PhaseFanOut}'s.
  *
  * <p>Every step on the serial executor runs through {@link #guarded}, the one place that catches
  * what a phase throws (a broken listener, a client stream cancelled between a check and a send, a
@@ -117,19 +110,18 @@ final class CheckpointBarrier {
   private final long epoch;
   private final String ckpt;
   private final boolean stop;
-  private final AgentDirectory agents;
   private final Catalog catalog;
-  private final Executor io;
   private final ScheduledExecutorService serial;
   private final Clock clock;
   private final BarrierConfig timeouts;
   private final Listener listener;
   private final String who;
+  private final BarrierCalls calls;
+  private final PhaseFanOut fanOut;
   private final CompletableFuture<CheckpointInfo> result = new CompletableFuture<>();
 
   // State below is touched only on `serial`.
   private Phase phase;
-  private ScheduledFuture<?> timer;
   private final Set<String> dumpRequested = new HashSet<>();
   private final Map<String, SealImageResponse> sealed = new HashMap<>();
   private long imageBytes;
@@ -155,15 +147,15 @@ final class CheckpointBarrier {
     this.epoch = epoch;
     this.ckpt = job.getInfo().getJobId() + "." + epoch;
     this.stop = stop;
-    this.agents = agents;
     this.catalog = catalog;
-    this.io = io;
     this.serial = serial;
     this.clock = clock;
     this.timeouts = timeouts;
     this.listener = listener;
     this.who = "job-" + job.getInfo().getJobId() + " epoch " + epoch;
     this.startMs = clock.millis();
+    this.calls = new BarrierCalls(agents, io, clock, ckpt, epoch, job.getInfo().getSpec(), stop);
+    this.fanOut = new PhaseFanOut(who, io, serial, () -> phase, this::guarded, this::fail);
   }
 
   /** Starts the barrier; the future completes with the committed checkpoint or the abort reason. */
@@ -193,16 +185,7 @@ final class CheckpointBarrier {
     allOf(
         Phase.PREPARING,
         byNode.keySet(),
-        node ->
-            () ->
-                agents
-                    .agent(node)
-                    .prepare(
-                        PrepareCheckpointRequest.newBuilder()
-                            .setCheckpointId(ckpt)
-                            .setEpoch(epoch)
-                            .addAllVhostIds(byNode.get(node))
-                            .build()),
+        node -> () -> calls.prepare(node, byNode.get(node)),
         (node, r) -> {},
         this::enterDumping);
   }
@@ -218,18 +201,7 @@ final class CheckpointBarrier {
     allOf(
         Phase.DUMPING,
         vhosts(),
-        v ->
-            () ->
-                agents
-                    .agent(v.getNode())
-                    .dump(
-                        DumpVhostRequest.newBuilder()
-                            .setCheckpointId(ckpt)
-                            .setEpoch(epoch)
-                            .setVhostId(v.getVhostId())
-                            .setSpec(job.getInfo().getSpec())
-                            .setStop(stop)
-                            .build()),
+        v -> () -> calls.dump(v),
         (v, r) -> {
           imageBytes += r.getImageBytes();
           timings.setCriuMs(Math.max(timings.getCriuMs(), r.getCriuMs()));
@@ -266,7 +238,7 @@ final class CheckpointBarrier {
     allOf(
         Phase.RESUMING,
         vhosts(),
-        v -> () -> resumeAndSeal(v),
+        v -> () -> calls.resumeAndSeal(v),
         (v, r) -> {
           freezeMs = Math.max(freezeMs, r.resumed().getFreezeMs());
           timings.setResumeMs(Math.max(timings.getResumeMs(), r.resumedAtMs() - start));
@@ -274,39 +246,6 @@ final class CheckpointBarrier {
           sealed.put(v.getVhostId(), r.sealed().response());
         },
         this::enterCommitting);
-  }
-
-  /** A seal's answer and when it came. */
-  private record Sealed(SealImageResponse response, long atMs) {}
-
-  /** One vhost's answers to the resume and the seal asked at once. */
-  private record ResumedAndSealed(ResumeVhostResponse resumed, long resumedAtMs, Sealed sealed) {}
-
-  private ResumedAndSealed resumeAndSeal(VhostPlacement v) {
-    CompletableFuture<Sealed> seal =
-        CompletableFuture.supplyAsync(
-            () ->
-                new Sealed(
-                    agents
-                        .agent(v.getNode())
-                        .seal(
-                            SealImageRequest.newBuilder()
-                                .setCheckpointId(ckpt)
-                                .setEpoch(epoch)
-                                .setVhostId(v.getVhostId())
-                                .build()),
-                    clock.millis()),
-            io);
-    ResumeVhostResponse resumed =
-        agents
-            .agent(v.getNode())
-            .resume(
-                ResumeVhostRequest.newBuilder()
-                    .setCheckpointId(ckpt)
-                    .setEpoch(epoch)
-                    .setVhostId(v.getVhostId())
-                    .build());
-    return new ResumedAndSealed(resumed, clock.millis(), seal.join());
   }
 
   /** A --stop checkpoint's seal: the vhosts stay frozen until the record is written. */
@@ -319,16 +258,7 @@ final class CheckpointBarrier {
     allOf(
         Phase.SEALING,
         vhosts(),
-        v ->
-            () ->
-                agents
-                    .agent(v.getNode())
-                    .seal(
-                        SealImageRequest.newBuilder()
-                            .setCheckpointId(ckpt)
-                            .setEpoch(epoch)
-                            .setVhostId(v.getVhostId())
-                            .build()),
+        v -> () -> calls.seal(v),
         (v, r) -> sealed.put(v.getVhostId(), r),
         () -> {
           timings.setSealMs(clock.millis() - phaseStartMs);
@@ -386,7 +316,7 @@ final class CheckpointBarrier {
     allOf(
         next,
         vhosts(),
-        v -> () -> agents.agent(v.getNode()).finish(finish(v, decision)),
+        v -> () -> calls.finish(v, decision),
         (v, r) -> freezeMs = Math.max(freezeMs, r.getFreezeMs()),
         () -> {
           timings.setPublishMs(clock.millis() - phaseStartMs);
@@ -446,11 +376,7 @@ final class CheckpointBarrier {
     allOf(
         Phase.ABORTING,
         asked,
-        v ->
-            () ->
-                agents
-                    .agent(v.getNode())
-                    .finish(finish(v, CheckpointDecision.CHECKPOINT_DECISION_ABORT)),
+        v -> () -> calls.finish(v, CheckpointDecision.CHECKPOINT_DECISION_ABORT),
         (v, r) -> {},
         this::aborted);
   }
@@ -512,61 +438,19 @@ final class CheckpointBarrier {
     }
   }
 
-  private FinishCheckpointRequest finish(VhostPlacement v, CheckpointDecision d) {
-    return FinishCheckpointRequest.newBuilder()
-        .setCheckpointId(ckpt)
-        .setEpoch(epoch)
-        .setVhostId(v.getVhostId())
-        .setDecision(d)
-        .build();
-  }
-
   /**
-   * Asks every target in parallel; each answer goes to {@code each} on the serial executor; once
-   * all answered, {@code then} runs. A failure aborts (in the abort phase itself it is logged and
-   * counted as an answer, so the abort always completes).
+   * Asks every target of a phase in parallel ({@link PhaseFanOut#allOf}): a failure aborts, except
+   * in the abort itself and after the commit, where it is logged and counted as an answer, so the
+   * abort always completes and a committed checkpoint is always published.
    */
   private <K, T> void allOf(
       Phase asked,
-      java.util.Collection<K> targets,
+      Collection<K> targets,
       Function<K, Supplier<T>> call,
       BiConsumer<K, T> each,
       Runnable then) {
-    int[] pending = {targets.size()};
-    if (pending[0] == 0) {
-      then.run();
-      return;
-    }
-    for (K target : targets) {
-      Supplier<T> supplier = call.apply(target);
-      CompletableFuture.supplyAsync(supplier, io)
-          .whenCompleteAsync(
-              (r, err) ->
-                  guarded(
-                      () -> {
-                        if (phase != asked) {
-                          log.debug("{}: late answer for {} ignored", who, asked);
-                          return;
-                        }
-                        Throwable cause = err instanceof CompletionException ? err.getCause() : err;
-                        if (cause != null
-                            && asked != Phase.ABORTING
-                            && !COMMITTED.contains(asked)) {
-                          fail(cause);
-                          return;
-                        }
-                        if (cause != null) {
-                          log.warn(
-                              "{}: {} on {} failed: {}", who, asked, target, cause.getMessage());
-                        } else {
-                          each.accept(target, r);
-                        }
-                        if (--pending[0] == 0) {
-                          then.run();
-                        }
-                      }),
-              serial);
-    }
+    boolean tolerant = asked == Phase.ABORTING || COMMITTED.contains(asked);
+    fanOut.allOf(asked, tolerant, targets, call, each, then);
   }
 
   private void transition(Phase next, CheckpointPhase reported, String message, Duration timeout) {
@@ -576,26 +460,7 @@ final class CheckpointBarrier {
     log.info("{}: {} -> {}", who, phase == null ? "START" : phase, next);
     phase = next;
     phaseStartMs = clock.millis();
-    if (timer != null) {
-      timer.cancel(false);
-    }
-    if (timeout != null) {
-      Phase timed = next;
-      timer =
-          serial.schedule(
-              () ->
-                  guarded(
-                      () -> {
-                        if (phase == timed) {
-                          fail(
-                              new CohortException(
-                                  CohortException.Kind.DEADLINE_EXCEEDED,
-                                  "phase " + timed + " did not finish within " + timeout));
-                        }
-                      }),
-              timeout.toMillis(),
-              TimeUnit.MILLISECONDS);
-    }
+    fanOut.time(next, timeout);
     report(reported, message);
   }
 }
