@@ -23,6 +23,8 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The coordinator: jobs, placement, the checkpoint barrier, restarts and the catalog.
@@ -32,6 +34,8 @@ import java.util.function.Consumer;
  * those (run records a new job), here (kill, rm) and in the {@link JobReconciler}'s step.
  */
 public final class Coordinator implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(Coordinator.class);
+
   private final Catalog catalog;
   private final AgentDirectory agents;
   private final ExecutorService io = Executors.newCachedThreadPool(daemon("cohort-coord-io"));
@@ -43,6 +47,7 @@ public final class Coordinator implements AutoCloseable {
   private final JobVhosts vhosts;
   private final JobLauncher launcher;
   private final JobRestarter restarter;
+  private final ImageSweeper sweeper;
 
   Coordinator(Catalog catalog, AgentDirectory agents, BarrierConfig barrierConfig, Clock clock) {
     this.catalog = catalog;
@@ -55,6 +60,7 @@ public final class Coordinator implements AutoCloseable {
     this.vhosts = new JobVhosts(catalog, agents);
     this.launcher = new JobLauncher(catalog, agents, vhosts, clock);
     this.restarter = new JobRestarter(catalog, agents, reconciler, vhosts, clock);
+    this.sweeper = new ImageSweeper(catalog, agents, io);
   }
 
   /** A coordinator whose catalog lives in {@code home} and which reaches the given agents. */
@@ -87,10 +93,32 @@ public final class Coordinator implements AutoCloseable {
     return new AgentClient(node, ch, Duration.ofSeconds(30), config.dump().plusMinutes(1));
   }
 
-  /** An agent's heartbeat (coordinator daemon only). */
+  /**
+   * An agent's heartbeat (coordinator daemon only). When the node (re)registers, which includes its
+   * first heartbeat after this coordinator started, its images are swept ({@link ImageSweeper}).
+   */
   public void heartbeat(HeartbeatRequest hb) {
-    agents.heartbeat(hb);
+    if (agents.heartbeat(hb)) {
+      sweeper.sweepLater(hb.getNode());
+    }
     reconciler.nodeBack(hb.getNode());
+  }
+
+  /**
+   * Sweeps the images no checkpoint record lists from every live node now ({@link ImageSweeper});
+   * the embedded mode's start. Returns how many were removed; a node that cannot be swept is
+   * skipped (and logged).
+   */
+  public int sweepImages() {
+    int removed = 0;
+    for (String node : agents.nodes().stream().filter(agents::isAlive).toList()) {
+      try {
+        removed += sweeper.sweep(node).size();
+      } catch (RuntimeException e) {
+        log.warn("cannot sweep the images of node {}: {}", node, e.getMessage());
+      }
+    }
+    return removed;
   }
 
   /** The nodes, their liveness and how many running vhosts each has. */

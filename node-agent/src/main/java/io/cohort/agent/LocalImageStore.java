@@ -333,6 +333,15 @@ final class LocalImageStore implements ImageStore {
     return out;
   }
 
+  @Override
+  public long bytes(String ckpt, String vhost) {
+    try {
+      return totalBytes(committedDir(ckpt, vhost).resolve(CRIU_DIR));
+    } catch (CohortException gone) { // deleted meanwhile
+      return 0;
+    }
+  }
+
   /** Bytes free in the file system of the store. */
   @Override
   public long freeBytes() {
