@@ -46,26 +46,32 @@ import org.slf4j.LoggerFactory;
  *       inconsistent cut.
  *   <li>RESUMING (checkpoint-and-continue only): every vhost is captured, so all resume; the job's
  *       freeze ends here, before the slow part.
- *   <li>SEALING: agents digest (sha256) and sync the images and write their manifests.
+ *   <li>SEALING (or the seal within RESUMING): agents digest (sha256) and sync the images, write
+ *       their manifests and publish each image: one atomic rename from the pending directory to
+ *       IMAGES/CKPT/VHOST, before the record, so the record only ever names durable images.
  *   <li>COMMITTING: the coordinator writes the global record (atomic rename): from now on the
  *       checkpoint exists.
- *   <li>PUBLISHING / STOPPING: agents move the images to their committed place; with --stop, the
- *       still-frozen vhosts are ended (only now, when their images are durable).
+ *   <li>PUBLISHING / STOPPING: agents are told the checkpoint is committed (their images are in
+ *       place since the seal; they forget the epoch); with --stop, the still-frozen vhosts are
+ *       ended (only now, when their images are durable and recorded).
  * </ul>
  *
  * Any failure or phase timeout before the record is written aborts the epoch: every agent discards
- * its image and resumes its vhost if still frozen, and the previous checkpoint stays the latest.
- * All state changes happen on one serial executor; agent calls run on {@code io} and post their
- * results back tagged with the phase they belong to, so a late answer from an earlier phase is
- * ignored. Time comes from the injected clock. What each call asks an agent is {@link
- * BarrierCalls}'; the fan-out of a phase's calls and its timer are {@link PhaseFanOut}'s.
+ * its image, published or not, and resumes its vhost if still frozen, and the previous checkpoint
+ * stays the latest. An image the abort cannot reach (its agent is down) or that a coordinator crash
+ * left behind is listed by no record; {@link ImageSweeper} removes it later. All state changes
+ * happen on one serial executor; agent calls run on {@code io} and post their results back tagged
+ * with the phase they belong to, so a late answer from an earlier phase is ignored. Time comes from
+ * the injected clock. What each call asks an agent is {@link BarrierCalls}'; the fan-out of a
+ * phase's calls and its timer are {@link PhaseFanOut}'s.
  *
  * <p>Every step on the serial executor runs through {@link #guarded}, the one place that catches
  * what a phase throws (a broken listener, a client stream cancelled between a check and a send, a
  * bug) and turns it into the abort, as Ratis' {@code LeaderElection.run()} does: no exception can
  * leave vhosts frozen by CRIU's post-dump hook. Progress goes through {@link #report}, which lets a
- * listener failure abort a phase before the commit but never the abort itself nor a committed
- * checkpoint's publishing: once aborting, ABORT reaches every agent whatever the listener does.
+ * listener failure abort a phase before the commit but never the abort itself nor the PUBLISHING or
+ * STOPPING of a committed checkpoint: once aborting, ABORT reaches every agent whatever the
+ * listener does.
  */
 final class CheckpointBarrier {
   private static final Logger log = LoggerFactory.getLogger(CheckpointBarrier.class);
@@ -311,8 +317,8 @@ final class CheckpointBarrier {
         stop
             ? CheckpointDecision.CHECKPOINT_DECISION_COMMIT_STOP
             : CheckpointDecision.CHECKPOINT_DECISION_COMMIT_RESUME;
-    // The checkpoint is committed: an agent that fails to publish or stop is reported, and the
-    // checkpoint is kept (a committed image still pending is found at restart).
+    // The checkpoint is committed and its images were published at the seal: an agent that fails
+    // to take the decision (or to stop its vhost) is reported, and the checkpoint is kept.
     allOf(
         next,
         vhosts(),
@@ -354,8 +360,8 @@ final class CheckpointBarrier {
       return;
     }
     if (COMMITTED.contains(phase)) {
-      // The record is written: the checkpoint exists whatever happens to its publishing (a
-      // committed image still pending is found at restart).
+      // The record is written and names images published at the seal: the checkpoint exists
+      // whatever happens to this phase.
       log.warn("{}: {} after the commit: {}", who, phase, t.toString());
       if (committed != null && !result.isDone()) {
         result.complete(committed.toBuilder().setTimings(timings).build());
@@ -424,7 +430,8 @@ final class CheckpointBarrier {
   /**
    * Reports progress. A listener that throws before the commit aborts the phase (the thrown
    * exception goes to {@link #guarded}); while aborting or after the commit its failure is only
-   * logged, so that ABORT still reaches every agent and a committed checkpoint is published.
+   * logged, so that ABORT still reaches every agent and COMMIT every agent of a committed
+   * checkpoint.
    */
   private void report(CheckpointPhase reported, String message) {
     try {
@@ -441,7 +448,7 @@ final class CheckpointBarrier {
   /**
    * Asks every target of a phase in parallel ({@link PhaseFanOut#allOf}): a failure aborts, except
    * in the abort itself and after the commit, where it is logged and counted as an answer, so the
-   * abort always completes and a committed checkpoint is always published.
+   * abort always completes and every agent hears of a commit.
    */
   private <K, T> void allOf(
       Phase asked,

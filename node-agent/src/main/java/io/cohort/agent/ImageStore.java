@@ -56,7 +56,7 @@ interface ImageStore {
   /** Forgets an image that will not be committed, wherever it got to. */
   void discard(String ckpt, String vhost);
 
-  /** Deletes a committed image. */
+  /** Deletes a published image (a removed checkpoint's, or an orphan the sweep found). */
   void delete(String ckpt, String vhost);
 
   /**
