@@ -12,6 +12,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 
 @Command(
@@ -55,6 +56,7 @@ final class DoctorCommand implements Callable<Integer> {
         MPI_JAR + ", " + MPI_JNI,
         SETUP + " (builds mpi.jar from Debian's openmpi source)");
     checkDisk(s.home());
+    checkOrphanImages(s.home());
     int failed = 0;
     for (Check c : checks) {
       System.out.printf("%-4s %-24s %s%n", c.ok ? "ok" : "FAIL", c.name, c.detail);
@@ -138,6 +140,59 @@ final class DoctorCommand implements Callable<Integer> {
               + "`cohort rm` removes old checkpoints");
     } catch (IOException | NullPointerException e) {
       add("image store space", false, "cannot check " + home + ": " + e, "set COHORT_HOME");
+    }
+  }
+
+  /**
+   * Images in this machine's store that no checkpoint record in this machine's catalog lists (the
+   * layout of docs/user-guide.md, "Where things are"). Only reported, never a failure and never
+   * removed here: the coordinator's sweep removes them at its next start (embedded: the next
+   * command), unless a checkpoint of their job is running (an image of a checkpoint in progress
+   * shows here until its record is written) or the catalog does not know their job.
+   */
+  private void checkOrphanImages(Path home) {
+    Path images = home.resolve("agent").resolve("images");
+    Path records = home.resolve("coordinator").resolve("checkpoints");
+    if (!Files.isDirectory(images) || !Files.isDirectory(records)) {
+      return; // no store or no catalog on this machine: nothing to compare
+    }
+    List<String> orphans = new ArrayList<>();
+    long bytes = 0;
+    try (Stream<Path> ckpts = Files.list(images)) {
+      for (Path c : ckpts.filter(Files::isDirectory).sorted().toList()) {
+        String ckpt = c.getFileName().toString();
+        if (ckpt.startsWith(".") || Files.exists(records.resolve(ckpt + ".json"))) {
+          continue; // pending, or listed by a record
+        }
+        try (Stream<Path> vhosts = Files.list(c)) {
+          for (Path v : vhosts.filter(v -> Files.exists(v.resolve("manifest.json"))).toList()) {
+            orphans.add(ckpt + "/" + v.getFileName());
+            bytes += sizeOf(v);
+          }
+        }
+      }
+    } catch (IOException | java.io.UncheckedIOException e) {
+      add("orphan images", false, "cannot list " + images + ": " + e, "check " + images);
+      return;
+    }
+    add(
+        "orphan images",
+        true,
+        orphans.isEmpty()
+            ? "none (every image in " + images + " is listed by a checkpoint record)"
+            : String.format(
+                "%d image(s), %.1f MB, listed by no checkpoint record: %s; the next start of the"
+                    + " coordinator removes them (see docs/design.md)",
+                orphans.size(),
+                bytes / 1e6,
+                String.join(", ", orphans.subList(0, Math.min(5, orphans.size())))
+                    + (orphans.size() > 5 ? ", ..." : "")),
+        "");
+  }
+
+  private static long sizeOf(Path dir) throws IOException {
+    try (Stream<Path> files = Files.walk(dir)) {
+      return files.filter(Files::isRegularFile).mapToLong(f -> f.toFile().length()).sum();
     }
   }
 

@@ -70,6 +70,9 @@ final class Embedded implements AutoCloseable {
             settings.home().resolve("coordinator"),
             Map.of(NODE, agentChannel),
             BarrierConfig.defaults());
+    // This coordinator's start: images a crashed checkpoint left (sealed, never recorded) go.
+    // Before any command, and waited for, so that an exiting CLI never stops a removal midway.
+    coordinator.sweepImages();
     coordinatorServer =
         InProcessServerBuilder.forName("coord-" + suffix)
             .executor(executor)

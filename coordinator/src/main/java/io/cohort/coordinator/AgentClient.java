@@ -18,6 +18,8 @@ import io.cohort.proto.v1.ImportImageRequest;
 import io.cohort.proto.v1.ImportImageResponse;
 import io.cohort.proto.v1.KillVhostRequest;
 import io.cohort.proto.v1.KillVhostResponse;
+import io.cohort.proto.v1.ListImagesRequest;
+import io.cohort.proto.v1.ListImagesResponse;
 import io.cohort.proto.v1.OutputChunk;
 import io.cohort.proto.v1.PrepareCheckpointRequest;
 import io.cohort.proto.v1.PrepareCheckpointResponse;
@@ -125,6 +127,11 @@ final class AgentClient {
         s ->
             s.deleteImage(
                 DeleteImageRequest.newBuilder().setCheckpointId(ckpt).setVhostId(vhostId).build()));
+  }
+
+  /** The published images of the node's store (see the sweep, {@link ImageSweeper}). */
+  ListImagesResponse listImages() {
+    return call(shortCall, s -> s.listImages(ListImagesRequest.getDefaultInstance()));
   }
 
   /** Output chunks; the iterator throws CohortException on failure. */

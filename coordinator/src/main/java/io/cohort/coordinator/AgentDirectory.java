@@ -53,26 +53,34 @@ final class AgentDirectory implements AutoCloseable {
     this.clientFor = clientFor;
   }
 
-  /** Records a heartbeat; (re)connects when the agent is new or moved to another address. */
-  void heartbeat(HeartbeatRequest hb) {
+  /**
+   * Records a heartbeat; (re)connects when the agent is new or moved to another address. Returns
+   * true when the node (re)registers: new to this coordinator, moved, or heard again after it was
+   * called down.
+   */
+  boolean heartbeat(HeartbeatRequest hb) {
     if (dial == null) {
       throw CohortException.precondition("this coordinator has a fixed set of agents");
     }
     if (hb.getNode().isBlank() || hb.getAddress().isBlank()) {
       throw CohortException.invalid("a heartbeat needs a node name and an address");
     }
+    boolean[] registered = {false};
     agents.compute(
         hb.getNode(),
         (node, old) -> {
+          registered[0] = old == null || !alive(old);
           if (old != null && old.info.getAddress().equals(hb.getAddress())) {
             return new Entry(old.client, old.owned, hb, clock.millis());
           }
+          registered[0] = true;
           if (old != null && old.owned != null) {
             old.owned.shutdownNow();
           }
           ManagedChannel ch = dial.apply(hb.getAddress());
           return new Entry(clientFor.apply(node, ch), ch, hb, clock.millis());
         });
+    return registered[0];
   }
 
   /** The agent of a live node; NOT_FOUND for an unknown node, UNAVAILABLE for a dead one. */

@@ -5,17 +5,12 @@ import io.cohort.proto.v1.CheckpointDecision;
 import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.CheckpointPhase;
 import io.cohort.proto.v1.CheckpointTimings;
-import io.cohort.proto.v1.DumpVhostRequest;
-import io.cohort.proto.v1.FinishCheckpointRequest;
 import io.cohort.proto.v1.JobRecord;
-import io.cohort.proto.v1.PrepareCheckpointRequest;
-import io.cohort.proto.v1.ResumeVhostRequest;
-import io.cohort.proto.v1.ResumeVhostResponse;
-import io.cohort.proto.v1.SealImageRequest;
 import io.cohort.proto.v1.SealImageResponse;
 import io.cohort.proto.v1.VhostPlacement;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.Collection;
 import java.util.EnumMap;
 import java.util.EnumSet;
 import java.util.HashMap;
@@ -24,11 +19,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ScheduledFuture;
-import java.util.concurrent.TimeUnit;
 import java.util.function.BiConsumer;
 import java.util.function.Function;
 import java.util.function.Supplier;
@@ -54,25 +46,32 @@ import org.slf4j.LoggerFactory;
  *       inconsistent cut.
  *   <li>RESUMING (checkpoint-and-continue only): every vhost is captured, so all resume; the job's
  *       freeze ends here, before the slow part.
- *   <li>SEALING: agents digest (sha256) and sync the images and write their manifests.
+ *   <li>SEALING (or the seal within RESUMING): agents digest (sha256) and sync the images, write
+ *       their manifests and publish each image: one atomic rename from the pending directory to
+ *       IMAGES/CKPT/VHOST, before the record, so the record only ever names durable images.
  *   <li>COMMITTING: the coordinator writes the global record (atomic rename): from now on the
  *       checkpoint exists.
- *   <li>PUBLISHING / STOPPING: agents move the images to their committed place; with --stop, the
- *       still-frozen vhosts are ended (only now, when their images are durable).
+ *   <li>PUBLISHING / STOPPING: agents are told the checkpoint is committed (their images are in
+ *       place since the seal; they forget the epoch); with --stop, the still-frozen vhosts are
+ *       ended (only now, when their images are durable and recorded).
  * </ul>
  *
  * Any failure or phase timeout before the record is written aborts the epoch: every agent discards
- * its image and resumes its vhost if still frozen, and the previous checkpoint stays the latest.
- * All state changes happen on one serial executor; agent calls run on {@code io} and post their
- * results back tagged with the phase they belong to, so a late answer from an earlier phase is
- * ignored. Time comes from the injected clock.
+ * its image, published or not, and resumes its vhost if still frozen, and the previous checkpoint
+ * stays the latest. An image the abort cannot reach (its agent is down) or that a coordinator crash
+ * left behind is listed by no record; {@link ImageSweeper} removes it later. All state changes
+ * happen on one serial executor; agent calls run on {@code io} and post their results back tagged
+ * with the phase they belong to, so a late answer from an earlier phase is ignored. Time comes from
+ * the injected clock. What each call asks an agent is {@link BarrierCalls}'; the fan-out of a
+ * phase's calls and its timer are {@link PhaseFanOut}'s.
  *
  * <p>Every step on the serial executor runs through {@link #guarded}, the one place that catches
  * what a phase throws (a broken listener, a client stream cancelled between a check and a send, a
  * bug) and turns it into the abort, as Ratis' {@code LeaderElection.run()} does: no exception can
  * leave vhosts frozen by CRIU's post-dump hook. Progress goes through {@link #report}, which lets a
- * listener failure abort a phase before the commit but never the abort itself nor a committed
- * checkpoint's publishing: once aborting, ABORT reaches every agent whatever the listener does.
+ * listener failure abort a phase before the commit but never the abort itself nor the PUBLISHING or
+ * STOPPING of a committed checkpoint: once aborting, ABORT reaches every agent whatever the
+ * listener does.
  */
 final class CheckpointBarrier {
   private static final Logger log = LoggerFactory.getLogger(CheckpointBarrier.class);
@@ -117,19 +116,18 @@ final class CheckpointBarrier {
   private final long epoch;
   private final String ckpt;
   private final boolean stop;
-  private final AgentDirectory agents;
   private final Catalog catalog;
-  private final Executor io;
   private final ScheduledExecutorService serial;
   private final Clock clock;
   private final BarrierConfig timeouts;
   private final Listener listener;
   private final String who;
+  private final BarrierCalls calls;
+  private final PhaseFanOut fanOut;
   private final CompletableFuture<CheckpointInfo> result = new CompletableFuture<>();
 
   // State below is touched only on `serial`.
   private Phase phase;
-  private ScheduledFuture<?> timer;
   private final Set<String> dumpRequested = new HashSet<>();
   private final Map<String, SealImageResponse> sealed = new HashMap<>();
   private long imageBytes;
@@ -155,15 +153,15 @@ final class CheckpointBarrier {
     this.epoch = epoch;
     this.ckpt = job.getInfo().getJobId() + "." + epoch;
     this.stop = stop;
-    this.agents = agents;
     this.catalog = catalog;
-    this.io = io;
     this.serial = serial;
     this.clock = clock;
     this.timeouts = timeouts;
     this.listener = listener;
     this.who = "job-" + job.getInfo().getJobId() + " epoch " + epoch;
     this.startMs = clock.millis();
+    this.calls = new BarrierCalls(agents, io, clock, ckpt, epoch, job.getInfo().getSpec(), stop);
+    this.fanOut = new PhaseFanOut(who, io, serial, () -> phase, this::guarded, this::fail);
   }
 
   /** Starts the barrier; the future completes with the committed checkpoint or the abort reason. */
@@ -193,16 +191,7 @@ final class CheckpointBarrier {
     allOf(
         Phase.PREPARING,
         byNode.keySet(),
-        node ->
-            () ->
-                agents
-                    .agent(node)
-                    .prepare(
-                        PrepareCheckpointRequest.newBuilder()
-                            .setCheckpointId(ckpt)
-                            .setEpoch(epoch)
-                            .addAllVhostIds(byNode.get(node))
-                            .build()),
+        node -> () -> calls.prepare(node, byNode.get(node)),
         (node, r) -> {},
         this::enterDumping);
   }
@@ -218,18 +207,7 @@ final class CheckpointBarrier {
     allOf(
         Phase.DUMPING,
         vhosts(),
-        v ->
-            () ->
-                agents
-                    .agent(v.getNode())
-                    .dump(
-                        DumpVhostRequest.newBuilder()
-                            .setCheckpointId(ckpt)
-                            .setEpoch(epoch)
-                            .setVhostId(v.getVhostId())
-                            .setSpec(job.getInfo().getSpec())
-                            .setStop(stop)
-                            .build()),
+        v -> () -> calls.dump(v),
         (v, r) -> {
           imageBytes += r.getImageBytes();
           timings.setCriuMs(Math.max(timings.getCriuMs(), r.getCriuMs()));
@@ -266,7 +244,7 @@ final class CheckpointBarrier {
     allOf(
         Phase.RESUMING,
         vhosts(),
-        v -> () -> resumeAndSeal(v),
+        v -> () -> calls.resumeAndSeal(v),
         (v, r) -> {
           freezeMs = Math.max(freezeMs, r.resumed().getFreezeMs());
           timings.setResumeMs(Math.max(timings.getResumeMs(), r.resumedAtMs() - start));
@@ -274,39 +252,6 @@ final class CheckpointBarrier {
           sealed.put(v.getVhostId(), r.sealed().response());
         },
         this::enterCommitting);
-  }
-
-  /** A seal's answer and when it came. */
-  private record Sealed(SealImageResponse response, long atMs) {}
-
-  /** One vhost's answers to the resume and the seal asked at once. */
-  private record ResumedAndSealed(ResumeVhostResponse resumed, long resumedAtMs, Sealed sealed) {}
-
-  private ResumedAndSealed resumeAndSeal(VhostPlacement v) {
-    CompletableFuture<Sealed> seal =
-        CompletableFuture.supplyAsync(
-            () ->
-                new Sealed(
-                    agents
-                        .agent(v.getNode())
-                        .seal(
-                            SealImageRequest.newBuilder()
-                                .setCheckpointId(ckpt)
-                                .setEpoch(epoch)
-                                .setVhostId(v.getVhostId())
-                                .build()),
-                    clock.millis()),
-            io);
-    ResumeVhostResponse resumed =
-        agents
-            .agent(v.getNode())
-            .resume(
-                ResumeVhostRequest.newBuilder()
-                    .setCheckpointId(ckpt)
-                    .setEpoch(epoch)
-                    .setVhostId(v.getVhostId())
-                    .build());
-    return new ResumedAndSealed(resumed, clock.millis(), seal.join());
   }
 
   /** A --stop checkpoint's seal: the vhosts stay frozen until the record is written. */
@@ -319,16 +264,7 @@ final class CheckpointBarrier {
     allOf(
         Phase.SEALING,
         vhosts(),
-        v ->
-            () ->
-                agents
-                    .agent(v.getNode())
-                    .seal(
-                        SealImageRequest.newBuilder()
-                            .setCheckpointId(ckpt)
-                            .setEpoch(epoch)
-                            .setVhostId(v.getVhostId())
-                            .build()),
+        v -> () -> calls.seal(v),
         (v, r) -> sealed.put(v.getVhostId(), r),
         () -> {
           timings.setSealMs(clock.millis() - phaseStartMs);
@@ -384,12 +320,12 @@ final class CheckpointBarrier {
         stop
             ? CheckpointDecision.CHECKPOINT_DECISION_COMMIT_STOP
             : CheckpointDecision.CHECKPOINT_DECISION_COMMIT_RESUME;
-    // The checkpoint is committed: an agent that fails to publish or stop is reported, and the
-    // checkpoint is kept (a committed image still pending is found at restart).
+    // The checkpoint is committed and its images were published at the seal: an agent that fails
+    // to take the decision (or to stop its vhost) is reported, and the checkpoint is kept.
     allOf(
         next,
         vhosts(),
-        v -> () -> agents.agent(v.getNode()).finish(finish(v, decision)),
+        v -> () -> calls.finish(v, decision),
         (v, r) -> freezeMs = Math.max(freezeMs, r.getFreezeMs()),
         () -> {
           timings.setPublishMs(clock.millis() - phaseStartMs);
@@ -427,8 +363,8 @@ final class CheckpointBarrier {
       return;
     }
     if (COMMITTED.contains(phase)) {
-      // The record is written: the checkpoint exists whatever happens to its publishing (a
-      // committed image still pending is found at restart).
+      // The record is written and names images published at the seal: the checkpoint exists
+      // whatever happens to this phase.
       log.warn("{}: {} after the commit: {}", who, phase, t.toString());
       if (committed != null && !result.isDone()) {
         result.complete(committed.toBuilder().setTimings(timings).build());
@@ -449,11 +385,7 @@ final class CheckpointBarrier {
     allOf(
         Phase.ABORTING,
         asked,
-        v ->
-            () ->
-                agents
-                    .agent(v.getNode())
-                    .finish(finish(v, CheckpointDecision.CHECKPOINT_DECISION_ABORT)),
+        v -> () -> calls.finish(v, CheckpointDecision.CHECKPOINT_DECISION_ABORT),
         (v, r) -> {},
         this::aborted);
   }
@@ -501,7 +433,8 @@ final class CheckpointBarrier {
   /**
    * Reports progress. A listener that throws before the commit aborts the phase (the thrown
    * exception goes to {@link #guarded}); while aborting or after the commit its failure is only
-   * logged, so that ABORT still reaches every agent and a committed checkpoint is published.
+   * logged, so that ABORT still reaches every agent and COMMIT every agent of a committed
+   * checkpoint.
    */
   private void report(CheckpointPhase reported, String message) {
     try {
@@ -515,61 +448,19 @@ final class CheckpointBarrier {
     }
   }
 
-  private FinishCheckpointRequest finish(VhostPlacement v, CheckpointDecision d) {
-    return FinishCheckpointRequest.newBuilder()
-        .setCheckpointId(ckpt)
-        .setEpoch(epoch)
-        .setVhostId(v.getVhostId())
-        .setDecision(d)
-        .build();
-  }
-
   /**
-   * Asks every target in parallel; each answer goes to {@code each} on the serial executor; once
-   * all answered, {@code then} runs. A failure aborts (in the abort phase itself it is logged and
-   * counted as an answer, so the abort always completes).
+   * Asks every target of a phase in parallel ({@link PhaseFanOut#allOf}): a failure aborts, except
+   * in the abort itself and after the commit, where it is logged and counted as an answer, so the
+   * abort always completes and every agent hears of a commit.
    */
   private <K, T> void allOf(
       Phase asked,
-      java.util.Collection<K> targets,
+      Collection<K> targets,
       Function<K, Supplier<T>> call,
       BiConsumer<K, T> each,
       Runnable then) {
-    int[] pending = {targets.size()};
-    if (pending[0] == 0) {
-      then.run();
-      return;
-    }
-    for (K target : targets) {
-      Supplier<T> supplier = call.apply(target);
-      CompletableFuture.supplyAsync(supplier, io)
-          .whenCompleteAsync(
-              (r, err) ->
-                  guarded(
-                      () -> {
-                        if (phase != asked) {
-                          log.debug("{}: late answer for {} ignored", who, asked);
-                          return;
-                        }
-                        Throwable cause = err instanceof CompletionException ? err.getCause() : err;
-                        if (cause != null
-                            && asked != Phase.ABORTING
-                            && !COMMITTED.contains(asked)) {
-                          fail(cause);
-                          return;
-                        }
-                        if (cause != null) {
-                          log.warn(
-                              "{}: {} on {} failed: {}", who, asked, target, cause.getMessage());
-                        } else {
-                          each.accept(target, r);
-                        }
-                        if (--pending[0] == 0) {
-                          then.run();
-                        }
-                      }),
-              serial);
-    }
+    boolean tolerant = asked == Phase.ABORTING || COMMITTED.contains(asked);
+    fanOut.allOf(asked, tolerant, targets, call, each, then);
   }
 
   private void transition(Phase next, CheckpointPhase reported, String message, Duration timeout) {
@@ -579,26 +470,7 @@ final class CheckpointBarrier {
     log.info("{}: {} -> {}", who, phase == null ? "START" : phase, next);
     phase = next;
     phaseStartMs = clock.millis();
-    if (timer != null) {
-      timer.cancel(false);
-    }
-    if (timeout != null) {
-      Phase timed = next;
-      timer =
-          serial.schedule(
-              () ->
-                  guarded(
-                      () -> {
-                        if (phase == timed) {
-                          fail(
-                              new CohortException(
-                                  CohortException.Kind.DEADLINE_EXCEEDED,
-                                  "phase " + timed + " did not finish within " + timeout));
-                        }
-                      }),
-              timeout.toMillis(),
-              TimeUnit.MILLISECONDS);
-    }
+    fanOut.time(next, timeout);
     report(reported, message);
   }
 }

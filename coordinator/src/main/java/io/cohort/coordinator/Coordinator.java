@@ -3,10 +3,7 @@ package io.cohort.coordinator;
 import io.cohort.common.CohortException;
 import io.cohort.common.Ids;
 import io.cohort.proto.v1.CheckpointInfo;
-import io.cohort.proto.v1.ConfigureJobNetworkRequest;
-import io.cohort.proto.v1.CreateVhostRequest;
 import io.cohort.proto.v1.HeartbeatRequest;
-import io.cohort.proto.v1.ImportImageRequest;
 import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.JobSpec;
@@ -14,17 +11,11 @@ import io.cohort.proto.v1.JobState;
 import io.cohort.proto.v1.NodeInfo;
 import io.cohort.proto.v1.OutputChunk;
 import io.cohort.proto.v1.RestartResponse;
-import io.cohort.proto.v1.RestoreVhostRequest;
-import io.cohort.proto.v1.RestoreVhostResponse;
-import io.cohort.proto.v1.VerifyImageRequest;
 import io.cohort.proto.v1.VhostPlacement;
-import io.cohort.proto.v1.VhostRoute;
 import java.nio.file.Path;
-import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
@@ -37,35 +28,39 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The coordinator: jobs, placement, the checkpoint barrier, restarts and the catalog.
- * Transport-neutral; {@link CohortGrpcService} is its gRPC adapter. Queries are {@link JobQueries}'
- * (they never write); a job's record changes only under the job's lock: here (run, checkpoint,
- * restart, kill) and in the {@link JobReconciler}'s step.
+ * Transport-neutral; {@link CohortGrpcService} is its gRPC adapter. A facade: {@link JobLauncher}
+ * runs jobs, {@link JobCheckpointer} checkpoints them, {@link JobRestarter} restarts them, queries
+ * are {@link JobQueries}' (they never write). A job's record changes only under the job's lock: in
+ * those (run records a new job), here (kill, rm) and in the {@link JobReconciler}'s step.
  */
 public final class Coordinator implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Coordinator.class);
 
   private final Catalog catalog;
   private final AgentDirectory agents;
-  private final BarrierConfig barrierConfig;
-  private final Clock clock;
   private final ExecutorService io = Executors.newCachedThreadPool(daemon("cohort-coord-io"));
   private final ScheduledExecutorService serial =
       Executors.newSingleThreadScheduledExecutor(daemon("cohort-barrier"));
-  private final SecureRandom random = new SecureRandom();
   private final JobReconciler reconciler;
   private final JobQueries queries;
   private final JobCheckpointer checkpointer;
+  private final JobVhosts vhosts;
+  private final JobLauncher launcher;
+  private final JobRestarter restarter;
+  private final ImageSweeper sweeper;
 
   Coordinator(Catalog catalog, AgentDirectory agents, BarrierConfig barrierConfig, Clock clock) {
     this.catalog = catalog;
     this.agents = agents;
-    this.barrierConfig = barrierConfig;
-    this.clock = clock;
     JobObserver observer = new JobObserver(catalog, agents);
     this.reconciler = new JobReconciler(catalog, agents, observer, io);
     this.queries = new JobQueries(catalog, agents, observer, reconciler);
     this.checkpointer =
         new JobCheckpointer(catalog, agents, reconciler, barrierConfig, clock, io, serial);
+    this.vhosts = new JobVhosts(catalog, agents);
+    this.launcher = new JobLauncher(catalog, agents, vhosts, clock);
+    this.restarter = new JobRestarter(catalog, agents, reconciler, vhosts, clock);
+    this.sweeper = new ImageSweeper(catalog, agents, io);
   }
 
   /** A coordinator whose catalog lives in {@code home} and which reaches the given agents. */
@@ -98,16 +93,37 @@ public final class Coordinator implements AutoCloseable {
     return new AgentClient(node, ch, Duration.ofSeconds(30), config.dump().plusMinutes(1));
   }
 
-  /** An agent's heartbeat (coordinator daemon only). */
-  @SuppressWarnings("try") // a Catalog.Hold, held for the block
+  /**
+   * An agent's heartbeat (coordinator daemon only). When the node (re)registers, which includes its
+   * first heartbeat after this coordinator started, its images are swept ({@link ImageSweeper}).
+   */
   public void heartbeat(HeartbeatRequest hb) {
-    agents.heartbeat(hb);
+    if (agents.heartbeat(hb)) {
+      sweeper.sweepLater(hb.getNode());
+    }
     reconciler.nodeBack(hb.getNode());
+  }
+
+  /**
+   * Sweeps the images no checkpoint record lists from every live node now ({@link ImageSweeper});
+   * the embedded mode's start. Returns how many were removed; a node that cannot be swept is
+   * skipped (and logged).
+   */
+  public int sweepImages() {
+    int removed = 0;
+    for (String node : agents.nodes().stream().filter(agents::isAlive).toList()) {
+      try {
+        removed += sweeper.sweep(node).size();
+      } catch (RuntimeException e) {
+        log.warn("cannot sweep the images of node {}: {}", node, e.getMessage());
+      }
+    }
+    return removed;
   }
 
   /** The nodes, their liveness and how many running vhosts each has. */
   public List<NodeInfo> nodes() {
-    java.util.Map<String, Integer> running = runningVhostsByNode();
+    java.util.Map<String, Integer> running = vhosts.runningByNode();
     List<NodeInfo> out = new ArrayList<>();
     for (NodeInfo.Builder b : agents.describe()) {
       if (b.getAlive() && b.getKernel().isEmpty()) { // a fixed agent: no heartbeat to tell
@@ -125,152 +141,11 @@ public final class Coordinator implements AutoCloseable {
     return out;
   }
 
-  private java.util.Map<String, Integer> runningVhostsByNode() {
-    java.util.Map<String, Integer> running = new java.util.HashMap<>();
-    for (JobRecord r : catalog.jobs()) {
-      if (r.getInfo().getState() == JobState.JOB_STATE_RUNNING) {
-        r.getInfo().getVhostsList().forEach(v -> running.merge(v.getNode(), 1, Integer::sum));
-      }
-    }
-    return running;
-  }
-
-  /**
-   * The node of each vhost of a new job: spread over the nodes asked for, or all on the live node
-   * with the fewest running vhosts ({@link Placement} has the rule).
-   */
-  private Placement place(List<String> requested, int vhosts) {
-    java.util.Map<String, Integer> running = runningVhostsByNode();
-    if (requested.isEmpty()) {
-      return Placement.onLeastBusy(
-          agents.nodes().stream().filter(agents::isAlive).toList(), vhosts, running);
-    }
-    Placement p = Placement.onNodes(requested, vhosts, running, agents::agent);
-    requireOneNode(p.nodes());
-    return p;
-  }
-
-  /** Vhosts of one job on different nodes talk through the overlay: every node needs one. */
-  private void requireOneNode(List<String> nodes) {
-    if (nodes.stream().distinct().count() <= 1) {
-      return;
-    }
-    for (String n : nodes.stream().distinct().toList()) {
-      agents.agent(n); // NOT_FOUND or UNAVAILABLE with the reason
-      if (agents.overlayAddress(n).isEmpty()) {
-        throw CohortException.precondition(
-            "node %s has no overlay endpoint, so vhosts of one "
-                + "job cannot span it and other nodes; put them on one node (e.g. --nodes %s)",
-            n, nodes.get(0));
-      }
-    }
-  }
-
-  /** Tells every node of a job where all its vhosts are; starts vhosts waiting for it. */
-  private void configureNetwork(String jobId, List<VhostPlacement> vhosts) {
-    if (vhosts.size() < 2) {
-      return;
-    }
-    ConfigureJobNetworkRequest.Builder req =
-        ConfigureJobNetworkRequest.newBuilder().setJobId(jobId);
-    for (VhostPlacement v : vhosts) {
-      req.addVhosts(
-          VhostRoute.newBuilder()
-              .setAddress(v.getAddress())
-              .setNode(v.getNode())
-              .setOverlayAddress(agents.overlayAddress(v.getNode())));
-    }
-    // Nodes of other vhosts first, the head's node last: its mpirun starts when released.
-    List<String> nodes =
-        new ArrayList<>(vhosts.stream().map(VhostPlacement::getNode).distinct().toList());
-    java.util.Collections.reverse(nodes);
-    for (String n : nodes) {
-      agents.agent(n).configureJobNetwork(req.build());
-    }
-  }
-
-  /** Address of vhost {@code index} of a job on the job's virtual network (one /24 per job). */
-  static String vhostAddress(String jobId, int index) {
-    return "198.19." + (Long.parseLong(jobId) % 256) + "." + (10 + index);
-  }
-
   // ------------------------------------------------------------------ run
 
+  /** Runs a new job ({@link JobLauncher} has how). */
   public JobInfo run(JobSpec spec, List<String> nodes, int vhosts, int slots) {
-    if (spec.getCommandCount() == 0 || spec.getCommand(0).isBlank()) {
-      throw CohortException.invalid("no command given: use `cohort run -- CMD ARGS...`");
-    }
-    if (!spec.getCwd().startsWith("/")) {
-      throw CohortException.invalid(
-          "working directory must be an absolute path, got '%s'", spec.getCwd());
-    }
-    if (vhosts < 0 || vhosts > 64 || slots < 0) {
-      throw CohortException.invalid("--vhosts must be 1..64 and --slots positive");
-    }
-    Placement where = place(nodes, vhosts);
-    List<String> placement = where.nodes();
-    String jobId = catalog.allocateJobId();
-    String token = HexFormat.of().formatHex(random.generateSeed(16));
-    boolean networked = placement.size() > 1;
-    List<String> peers = new ArrayList<>();
-    for (int i = 0; networked && i < placement.size(); i++) {
-      peers.add(vhostAddress(jobId, i));
-    }
-    // Workers first (their spawn services must be up when the head's mpirun starts), head last.
-    List<VhostPlacement> created = new ArrayList<>();
-    try {
-      for (int i = placement.size() - 1; i >= 0; i--) {
-        CreateVhostRequest.Builder req =
-            CreateVhostRequest.newBuilder()
-                .setJobId(jobId)
-                .setVhostId(Ids.vhost(jobId, i))
-                .setHostname("job" + jobId + "-" + i)
-                .setToken(token);
-        if (networked) {
-          req.setAddress(peers.get(i));
-        }
-        if (i == 0) {
-          req.setSpec(spec);
-          if (networked) {
-            req.addAllPeers(peers).setSlots(slots > 0 ? slots : 1);
-          }
-        } else {
-          // A worker vhost idles until the head's mpirun starts daemons in it.
-          req.setSpec(spec.toBuilder().clearCommand().addCommand("sleep").addCommand("infinity"));
-        }
-        created.add(0, agents.agent(placement.get(i)).createVhost(req.build()).getPlacement());
-      }
-      configureNetwork(jobId, created);
-    } catch (RuntimeException e) {
-      for (VhostPlacement v : created) {
-        try {
-          agents.agent(v.getNode()).kill(v.getVhostId());
-        } catch (RuntimeException ignored) {
-          // best effort: the run failed anyway
-        }
-      }
-      throw e;
-    }
-    String logPath = agents.agent(placement.get(0)).getVhost(Ids.vhost(jobId, 0)).getLogPath();
-    JobInfo info =
-        JobInfo.newBuilder()
-            .setJobId(jobId)
-            .setSpec(spec)
-            .setState(JobState.JOB_STATE_RUNNING)
-            .setCreatedUnixMs(clock.millis())
-            .setIncarnation(1)
-            .addAllVhosts(created)
-            .setLogPath(logPath)
-            .build();
-    catalog.saveJob(JobRecord.newBuilder().setInfo(info).setToken(token).setNextEpoch(1).build());
-    log.info(
-        "job-{}: started, {} vhost(s) on {}{} ({})",
-        jobId,
-        placement.size(),
-        String.join(",", placement),
-        where.unused().isEmpty() ? "" : " (" + String.join(",", where.unused()) + " unused)",
-        String.join(" ", spec.getCommandList()));
-    return info;
+    return launcher.run(spec, nodes, vhosts, slots);
   }
 
   // ------------------------------------------------------------------ queries
@@ -301,7 +176,6 @@ public final class Coordinator implements AutoCloseable {
   // ------------------------------------------------------------------ checkpoint
 
   /** Runs the barrier for one new epoch; blocks until it is committed or aborted. */
-  @SuppressWarnings("try") // a Catalog.Hold, held for the block
   public CheckpointInfo checkpoint(
       String jobId, boolean stop, CheckpointBarrier.Listener progress) {
     return checkpointer.checkpoint(jobId, stop, progress);
@@ -310,178 +184,8 @@ public final class Coordinator implements AutoCloseable {
   // ------------------------------------------------------------------ restart
 
   /** Restarts a job from a checkpoint id, or from the latest checkpoint of a job id. */
-  @SuppressWarnings("try") // a Catalog.Hold, held for the block
   public RestartResponse restart(String target, boolean replace, List<String> nodes) {
-    long t0 = clock.millis();
-    String jobId = Ids.isCheckpoint(target) ? Ids.jobOfCheckpoint(target) : target;
-    if (!Ids.isJob(jobId)) {
-      throw CohortException.invalid(
-          "'%s' is neither a job id nor a checkpoint id (JOB.EPOCH)", target);
-    }
-    try (Catalog.Hold hold = catalog.lockJob(jobId)) {
-      CheckpointInfo ckpt = resolve(target);
-      JobRecord rec = reconciler.reconcile(jobId);
-      if (rec.getUnstoppedCount() > 0) {
-        VhostPlacement v = rec.getUnstopped(0);
-        throw new CohortException(
-            CohortException.Kind.UNAVAILABLE,
-            String.format(
-                "job %s cannot "
-                    + "restart yet: its vhost %s on node %s, left running when a --stop checkpoint "
-                    + "failed, must end first and that node is down; restart when it is back (`cohort "
-                    + "nodes`)",
-                jobId, v.getVhostId(), v.getNode()));
-      }
-      boolean running = rec.getInfo().getState() == JobState.JOB_STATE_RUNNING;
-      if (running && !replace) {
-        throw CohortException.precondition(
-            "job %s is running; to restart it from %s, end the "
-                + "running incarnation first (`cohort kill %s`) or add --replace",
-            jobId, ckpt.getCheckpointId(), jobId);
-      }
-      // With --replace, check every image before the running incarnation is ended, so a
-      // damaged checkpoint never costs a running job. (RestoreVhost verifies again itself,
-      // before it changes anything: without a running job there is nothing to lose.)
-      for (VhostPlacement v : running ? ckpt.getVhostsList() : List.<VhostPlacement>of()) {
-        agents
-            .agent(v.getNode())
-            .verify(
-                VerifyImageRequest.newBuilder()
-                    .setCheckpointId(ckpt.getCheckpointId())
-                    .setVhostId(v.getVhostId())
-                    .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), ""))
-                    .build());
-      }
-      List<String> targets = targets(ckpt, rec.getInfo(), nodes);
-      long transferred = 0;
-      for (int i = 0; i < ckpt.getVhostsCount(); i++) {
-        VhostPlacement v = ckpt.getVhosts(i);
-        String store = ckpt.getImageStoreOrDefault(v.getVhostId(), "");
-        boolean inPlace =
-            targets.get(i).equals(v.getNode())
-                || (!store.isEmpty() && store.equals(agents.imageStore(targets.get(i))));
-        if (!inPlace) {
-          // The image is on another node: the target's agent fetches and verifies it (before
-          // anything is ended, so a failed transfer changes nothing).
-          agents.agent(v.getNode()); // UNAVAILABLE with the reason if that node is down
-          transferred +=
-              agents
-                  .agent(targets.get(i))
-                  .importImage(
-                      ImportImageRequest.newBuilder()
-                          .setCheckpointId(ckpt.getCheckpointId())
-                          .setVhostId(v.getVhostId())
-                          .setSourceAddress(agents.address(v.getNode()))
-                          .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), ""))
-                          .build())
-                  .getBytes();
-        }
-      }
-      if (running) {
-        killVhosts(rec.getInfo());
-      }
-      List<VhostPlacement> placed = new ArrayList<>();
-      long offset = 0;
-      long inflight = 0;
-      try {
-        for (int i = 0; i < ckpt.getVhostsCount(); i++) {
-          VhostPlacement v = ckpt.getVhosts(i);
-          AgentClient agent = agents.agent(targets.get(i));
-          RestoreVhostResponse r =
-              agent.restore(
-                  RestoreVhostRequest.newBuilder()
-                      .setCheckpointId(ckpt.getCheckpointId())
-                      .setVhostId(v.getVhostId())
-                      .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), ""))
-                      .build());
-          placed.add(r.getPlacement());
-          inflight += r.getInflightPackets();
-          if (placed.size() == 1) {
-            offset = r.getOutputOffset();
-          }
-        }
-        configureNetwork(jobId, placed);
-      } catch (RuntimeException e) {
-        for (VhostPlacement p : placed) {
-          try {
-            agents.agent(p.getNode()).kill(p.getVhostId());
-          } catch (RuntimeException ignored) {
-            // best effort: the restart failed anyway
-          }
-        }
-        throw e;
-      }
-      JobInfo info =
-          rec.getInfo().toBuilder()
-              .setState(JobState.JOB_STATE_RUNNING)
-              .setExitCode(0)
-              .setExitSignal(0)
-              .setIncarnation(rec.getInfo().getIncarnation() + 1)
-              .clearVhosts()
-              .addAllVhosts(placed)
-              .build();
-      catalog.saveJob(rec.toBuilder().setInfo(info).build());
-      log.info(
-          "job-{}: restarted from {} (incarnation {})",
-          jobId,
-          ckpt.getCheckpointId(),
-          info.getIncarnation());
-      return RestartResponse.newBuilder()
-          .setJob(reconciler.reconcile(jobId).getInfo())
-          .setCheckpointId(ckpt.getCheckpointId())
-          .setOutputOffset(offset)
-          .setRestartMs(clock.millis() - t0)
-          .setInflightPackets(inflight)
-          .setTransferredBytes(transferred)
-          .build();
-    }
-  }
-
-  /**
-   * The node for each vhost of the checkpoint: spread over the nodes asked for (known and up;
-   * {@link Placement} has the rule), or the nodes that took the checkpoint.
-   */
-  private List<String> targets(CheckpointInfo ckpt, JobInfo job, List<String> nodes) {
-    if (nodes.isEmpty()) {
-      return ckpt.getVhostsList().stream().map(VhostPlacement::getNode).toList();
-    }
-    java.util.Map<String, Integer> running = runningVhostsByNode();
-    if (job.getState() == JobState.JOB_STATE_RUNNING) { // --replace: its vhosts make way
-      job.getVhostsList().forEach(v -> running.merge(v.getNode(), -1, Integer::sum));
-    }
-    Placement p = Placement.onNodes(nodes, ckpt.getVhostsCount(), running, agents::agent);
-    requireOneNode(p.nodes());
-    if (!p.unused().isEmpty()) {
-      log.info(
-          "job-{}: restart from {} leaves {} unused",
-          job.getJobId(),
-          ckpt.getCheckpointId(),
-          String.join(",", p.unused()));
-    }
-    return p.nodes();
-  }
-
-  private CheckpointInfo resolve(String target) {
-    if (Ids.isCheckpoint(target)) {
-      return catalog
-          .checkpoint(target)
-          .orElseThrow(
-              () ->
-                  CohortException.notFound(
-                      "checkpoint %s does not exist (see `cohort checkpoints`)", target));
-    }
-    if (Ids.isJob(target)) {
-      catalog.job(target);
-      List<CheckpointInfo> all = catalog.checkpoints(target);
-      if (all.isEmpty()) {
-        throw CohortException.notFound(
-            "job %s has no checkpoint to restart from; take one with " + "`cohort checkpoint %s`",
-            target, target);
-      }
-      return all.get(all.size() - 1);
-    }
-    throw CohortException.invalid(
-        "'%s' is neither a job id nor a checkpoint id (JOB.EPOCH)", target);
+    return restarter.restart(target, replace, nodes);
   }
 
   // ------------------------------------------------------------------ kill, rm, output
@@ -494,16 +198,10 @@ public final class Coordinator implements AutoCloseable {
         throw CohortException.precondition(
             "job %s is not running (%s)", jobId, describe(rec.getInfo()));
       }
-      killVhosts(rec.getInfo());
+      vhosts.kill(rec.getInfo());
       JobInfo info = rec.getInfo().toBuilder().setState(JobState.JOB_STATE_KILLED).build();
       catalog.saveJob(rec.toBuilder().setInfo(info).build());
       return reconciler.reconcile(jobId).getInfo();
-    }
-  }
-
-  private void killVhosts(JobInfo info) {
-    for (VhostPlacement v : info.getVhostsList()) {
-      agents.agent(v.getNode()).kill(v.getVhostId());
     }
   }
 

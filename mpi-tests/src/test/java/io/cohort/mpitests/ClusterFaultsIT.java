@@ -85,6 +85,44 @@ class ClusterFaultsIT {
     assertEquals(expected, cohort.log(job));
   }
 
+  /**
+   * A coordinator that dies between the seal (the image is published) and the record leaves an
+   * image no record lists: here its record is taken away while the coordinator is down, which is
+   * the same state. When the agents register with the restarted coordinator, it sweeps that image
+   * and keeps the committed one.
+   */
+  @Test
+  void anImageNoRecordListsIsSweptWhenTheAgentsRegisterAgain() throws Exception {
+    String[] command = CohortHarness.cRing(3, 400, 20);
+    String job = run("n1", command);
+    CohortHarness.awaitFile(cohort.clusterLog("n1", job), "iter 40 ", Duration.ofSeconds(90));
+    String kept = cohort.checkpoint(job, false).get("checkpoint").getAsString();
+    String orphan = cohort.checkpoint(job, false).get("checkpoint").getAsString();
+    Path cluster = cohort.home.resolve("cluster");
+    Path keptImage = cluster.resolve("nodes/n1/images/" + kept + "/" + job + "-0");
+    Path orphanImage = cluster.resolve("nodes/n1/images/" + orphan + "/" + job + "-0");
+    assertTrue(Files.isDirectory(orphanImage), orphanImage.toString());
+
+    cohort.cohort("cluster", "stop", "coordinator").ok();
+    Files.delete(cluster.resolve("coordinator/checkpoints/" + orphan + ".json"));
+    cohort.cohort("cluster", "start", "coordinator").ok();
+    awaitNodesUp(2);
+
+    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    while (Files.exists(orphanImage) && System.nanoTime() < deadline) {
+      Thread.sleep(100); // the sweep runs beside the heartbeat that registered the node
+    }
+    assertTrue(!Files.exists(orphanImage), "the orphan image was not swept: " + orphanImage);
+    assertTrue(Files.isDirectory(keptImage), "a committed image was swept: " + keptImage);
+    assertTrue(
+        Files.readString(cluster.resolve("logs/coordinator.log"))
+            .contains(
+                "removed orphan image " + orphan + "/" + job + "-0 on n1: no checkpoint record"),
+        "the removal is logged");
+    assertEquals(1, cohort.checkpoints(job).size());
+    assertEquals(0, cohort.await(job));
+  }
+
   @Test
   void anAgentKilledDuringTheDumpAbortsTheEpochAndTheJobGoesOn() throws Exception {
     String[] command = CohortHarness.cRing(3, 500, 20);

@@ -23,6 +23,8 @@ import io.cohort.proto.v1.ImportImageRequest;
 import io.cohort.proto.v1.ImportImageResponse;
 import io.cohort.proto.v1.KillVhostRequest;
 import io.cohort.proto.v1.KillVhostResponse;
+import io.cohort.proto.v1.ListImagesRequest;
+import io.cohort.proto.v1.ListImagesResponse;
 import io.cohort.proto.v1.OutputChunk;
 import io.cohort.proto.v1.PrepareCheckpointRequest;
 import io.cohort.proto.v1.PrepareCheckpointResponse;
@@ -116,6 +118,11 @@ public final class AgentGrpcService extends AgentGrpc.AgentImplBase {
           agent.deleteImage(req.getCheckpointId(), req.getVhostId());
           return DeleteImageResponse.getDefaultInstance();
         });
+  }
+
+  @Override
+  public void listImages(ListImagesRequest req, StreamObserver<ListImagesResponse> out) {
+    GrpcErrors.unary(out, agent::listImages);
   }
 
   @Override

@@ -12,9 +12,10 @@ import java.util.Map;
  * <p>An image's life: {@link #createPending} (CRIU writes into it) → {@link #seal} (digested,
  * synced, manifest written) → {@link #publish} (one atomic rename to its committed place, before
  * the coordinator writes the checkpoint record, so the record only ever names images that are
- * durable) → {@link #verify} at a restore. An epoch that aborts {@link #discard}s its images
- * wherever they got to; images that no record names (a coordinator that died between the seal and
- * the record) are listed by {@link #list} so that they can be swept.
+ * durable; done at the end of the seal) → {@link #verify} at a restore. An epoch that aborts {@link
+ * #discard}s its images wherever they got to; images that no record names (a coordinator that died
+ * between the seal and the record, or an agent it could not reach at the abort) are listed by
+ * {@link #list} so that the coordinator can sweep them (ListImages, then DeleteImage).
  */
 interface ImageStore {
   String MANIFEST = "manifest.json";
@@ -55,7 +56,7 @@ interface ImageStore {
   /** Forgets an image that will not be committed, wherever it got to. */
   void discard(String ckpt, String vhost);
 
-  /** Deletes a committed image. */
+  /** Deletes a published image (a removed checkpoint's, or an orphan the sweep found). */
   void delete(String ckpt, String vhost);
 
   /**
@@ -67,8 +68,11 @@ interface ImageStore {
   /** {@link #verify} of an image in any directory (e.g. one just imported from another node). */
   Image verifyDir(Path dir, String ckpt, String vhost, String expectedManifestSha);
 
-  /** The committed images of the store, as "CKPT/VHOST". */
+  /** The published images of the store, as "CKPT/VHOST". */
   java.util.List<String> list();
+
+  /** Bytes of a published image's CRIU files (0 if it is gone). */
+  long bytes(String ckpt, String vhost);
 
   /** Removes pending images left by agent processes that died (a crash mid-dump). */
   void removeAbandonedPending();

@@ -26,13 +26,14 @@ import org.slf4j.LoggerFactory;
  *
  * <pre>
  *   store-id             a random identity: agents sharing the directory report the same
- *   .pending/CKPT/VHOST/   a dump in progress, or dumped and waiting for the commit
+ *   .pending/CKPT/VHOST/   a dump in progress, until its seal publishes it
  *                        (.pending-NODE/ in a directory shared between nodes)
  *       criu/            CRIU's image files
  *       hook/            FIFOs of the post-dump hook
  *       owner            pid and start time of the agent process that owns it
  *       manifest.json    written once the dump is complete and synced
- *   CKPT/VHOST/           a committed image: same content, moved here by one atomic rename
+ *   CKPT/VHOST/           a published image: same content, moved here by one atomic rename at
+ *                        the end of the seal, before the coordinator's record lists it
  * </pre>
  *
  * An image is trusted only if its manifest's sha256 is the one in the coordinator's commit record
@@ -188,8 +189,10 @@ final class LocalImageStore implements ImageStore {
   }
 
   /**
-   * Moves a sealed image to its final place (one atomic rename). It is a checkpoint only once the
-   * coordinator has written the record; until then an abort discards it.
+   * Moves a sealed image to its final place (one atomic rename), at the end of the seal: before the
+   * coordinator writes the record. It is a checkpoint only once the record is written; until then
+   * an abort discards it, and if neither comes (the coordinator died) the coordinator's sweep
+   * removes it.
    */
   @Override
   public void publish(String ckpt, String vhost) {
@@ -331,6 +334,15 @@ final class LocalImageStore implements ImageStore {
       throw DurableFiles.failure("cannot list the image store " + root, e);
     }
     return out;
+  }
+
+  @Override
+  public long bytes(String ckpt, String vhost) {
+    try {
+      return totalBytes(committedDir(ckpt, vhost).resolve(CRIU_DIR));
+    } catch (CohortException gone) { // deleted meanwhile
+      return 0;
+    }
   }
 
   /** Bytes free in the file system of the store. */

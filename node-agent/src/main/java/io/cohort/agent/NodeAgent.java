@@ -13,6 +13,7 @@ import io.cohort.proto.v1.GetVhostResponse;
 import io.cohort.proto.v1.ImageChunk;
 import io.cohort.proto.v1.ImportImageRequest;
 import io.cohort.proto.v1.ImportImageResponse;
+import io.cohort.proto.v1.ListImagesResponse;
 import io.cohort.proto.v1.OutputChunk;
 import io.cohort.proto.v1.PrepareCheckpointRequest;
 import io.cohort.proto.v1.PrepareCheckpointResponse;
@@ -23,6 +24,7 @@ import io.cohort.proto.v1.ResumeVhostRequest;
 import io.cohort.proto.v1.ResumeVhostResponse;
 import io.cohort.proto.v1.SealImageRequest;
 import io.cohort.proto.v1.SealImageResponse;
+import io.cohort.proto.v1.StoredImage;
 import io.cohort.proto.v1.VerifyImageRequest;
 import io.cohort.proto.v1.VhostState;
 import io.grpc.ManagedChannel;
@@ -194,6 +196,20 @@ public final class NodeAgent {
 
   public void deleteImage(String ckpt, String vhostId) {
     images.delete(Ids.requireCheckpoint(ckpt), Ids.requireVhost(vhostId));
+  }
+
+  /** The published images of this node's store, for the coordinator's sweep of orphans. */
+  public ListImagesResponse listImages() {
+    ListImagesResponse.Builder out = ListImagesResponse.newBuilder().setImageStoreId(images.id());
+    for (String image : images.list()) {
+      String[] p = image.split("/", 2);
+      out.addImages(
+          StoredImage.newBuilder()
+              .setCheckpointId(p[0])
+              .setVhostId(p[1])
+              .setBytes(images.bytes(p[0], p[1])));
+    }
+    return out.build();
   }
 
   /** Streams a committed image to another node's agent (see {@link ImageTransfer}). */

@@ -44,6 +44,19 @@ class ImageStoreTest {
     store.verify("4.2", "4-0", sha);
   }
 
+  /** What ListImages serves for the coordinator's sweep: published images only, with sizes. */
+  @Test
+  void onlyPublishedImagesAreListedWithTheirSize() throws Exception {
+    ImageStore store = new LocalImageStore(dir, ".pending");
+    store.createPending("4.3", "4-0"); // a dump in progress: not the sweep's
+    sealedAndPublished(store);
+    assertEquals(java.util.List.of("4.2/4-0"), store.list());
+    assertEquals(100_004, store.bytes("4.2", "4-0"));
+    store.delete("4.2", "4-0");
+    assertEquals(java.util.List.of(), store.list());
+    assertEquals(0, store.bytes("4.2", "4-0"));
+  }
+
   @Test
   void anyChangeToTheImageIsDataLoss() throws Exception {
     ImageStore store = new LocalImageStore(dir, ".pending");

@@ -1,0 +1,130 @@
+package io.cohort.coordinator;
+
+import io.cohort.common.CohortException;
+import io.cohort.common.Ids;
+import io.cohort.proto.v1.CreateVhostRequest;
+import io.cohort.proto.v1.JobInfo;
+import io.cohort.proto.v1.JobRecord;
+import io.cohort.proto.v1.JobSpec;
+import io.cohort.proto.v1.JobState;
+import io.cohort.proto.v1.VhostPlacement;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Runs a new job: checks the request, places its vhosts ({@link Placement} has the rule), creates
+ * them (workers first, the head last), wires their network and records the job.
+ */
+final class JobLauncher {
+  private static final Logger log = LoggerFactory.getLogger(JobLauncher.class);
+
+  private final Catalog catalog;
+  private final AgentDirectory agents;
+  private final JobVhosts vhosts;
+  private final Clock clock;
+  private final SecureRandom random = new SecureRandom();
+
+  JobLauncher(Catalog catalog, AgentDirectory agents, JobVhosts vhosts, Clock clock) {
+    this.catalog = catalog;
+    this.agents = agents;
+    this.vhosts = vhosts;
+    this.clock = clock;
+  }
+
+  JobInfo run(JobSpec spec, List<String> nodes, int vhostCount, int slots) {
+    if (spec.getCommandCount() == 0 || spec.getCommand(0).isBlank()) {
+      throw CohortException.invalid("no command given: use `cohort run -- CMD ARGS...`");
+    }
+    if (!spec.getCwd().startsWith("/")) {
+      throw CohortException.invalid(
+          "working directory must be an absolute path, got '%s'", spec.getCwd());
+    }
+    if (vhostCount < 0 || vhostCount > 64 || slots < 0) {
+      throw CohortException.invalid("--vhosts must be 1..64 and --slots positive");
+    }
+    Placement where = place(nodes, vhostCount);
+    List<String> placement = where.nodes();
+    String jobId = catalog.allocateJobId();
+    String token = HexFormat.of().formatHex(random.generateSeed(16));
+    boolean networked = placement.size() > 1;
+    List<String> peers = new ArrayList<>();
+    for (int i = 0; networked && i < placement.size(); i++) {
+      peers.add(vhostAddress(jobId, i));
+    }
+    // Workers first (their spawn services must be up when the head's mpirun starts), head last.
+    List<VhostPlacement> created = new ArrayList<>();
+    try {
+      for (int i = placement.size() - 1; i >= 0; i--) {
+        CreateVhostRequest.Builder req =
+            CreateVhostRequest.newBuilder()
+                .setJobId(jobId)
+                .setVhostId(Ids.vhost(jobId, i))
+                .setHostname("job" + jobId + "-" + i)
+                .setToken(token);
+        if (networked) {
+          req.setAddress(peers.get(i));
+        }
+        if (i == 0) {
+          req.setSpec(spec);
+          if (networked) {
+            req.addAllPeers(peers).setSlots(slots > 0 ? slots : 1);
+          }
+        } else {
+          // A worker vhost idles until the head's mpirun starts daemons in it.
+          req.setSpec(spec.toBuilder().clearCommand().addCommand("sleep").addCommand("infinity"));
+        }
+        created.add(0, agents.agent(placement.get(i)).createVhost(req.build()).getPlacement());
+      }
+      vhosts.configureNetwork(jobId, created);
+    } catch (RuntimeException e) {
+      vhosts.killQuietly(created);
+      throw e;
+    }
+    String logPath = agents.agent(placement.get(0)).getVhost(Ids.vhost(jobId, 0)).getLogPath();
+    JobInfo info =
+        JobInfo.newBuilder()
+            .setJobId(jobId)
+            .setSpec(spec)
+            .setState(JobState.JOB_STATE_RUNNING)
+            .setCreatedUnixMs(clock.millis())
+            .setIncarnation(1)
+            .addAllVhosts(created)
+            .setLogPath(logPath)
+            .build();
+    catalog.saveJob(JobRecord.newBuilder().setInfo(info).setToken(token).setNextEpoch(1).build());
+    log.info(
+        "job-{}: started, {} vhost(s) on {}{} ({})",
+        jobId,
+        placement.size(),
+        String.join(",", placement),
+        where.unused().isEmpty() ? "" : " (" + String.join(",", where.unused()) + " unused)",
+        String.join(" ", spec.getCommandList()));
+    return info;
+  }
+
+  /**
+   * The node of each vhost of a new job: spread over the nodes asked for, or all on the live node
+   * with the fewest running vhosts ({@link Placement} has the rule).
+   */
+  private Placement place(List<String> requested, int vhostCount) {
+    Map<String, Integer> running = vhosts.runningByNode();
+    if (requested.isEmpty()) {
+      return Placement.onLeastBusy(
+          agents.nodes().stream().filter(agents::isAlive).toList(), vhostCount, running);
+    }
+    Placement p = Placement.onNodes(requested, vhostCount, running, agents::agent);
+    vhosts.requireOverlay(p.nodes());
+    return p;
+  }
+
+  /** Address of vhost {@code index} of a job on the job's virtual network (one /24 per job). */
+  static String vhostAddress(String jobId, int index) {
+    return "198.19." + (Long.parseLong(jobId) % 256) + "." + (10 + index);
+  }
+}
