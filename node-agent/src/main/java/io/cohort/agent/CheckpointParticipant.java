@@ -10,7 +10,6 @@ import io.cohort.proto.v1.DumpVhostResponse;
 import io.cohort.proto.v1.FinishCheckpointRequest;
 import io.cohort.proto.v1.FinishCheckpointResponse;
 import io.cohort.proto.v1.ImageManifest;
-import io.cohort.proto.v1.InflightPackets;
 import io.cohort.proto.v1.ResumeVhostRequest;
 import io.cohort.proto.v1.ResumeVhostResponse;
 import io.cohort.proto.v1.SealImageRequest;
@@ -19,7 +18,6 @@ import io.cohort.proto.v1.TrackedFiles;
 import io.cohort.proto.v1.VhostRecord;
 import io.cohort.proto.v1.VhostState;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
@@ -66,6 +64,7 @@ final class CheckpointParticipant {
   private final Supplier<String> criuVersion;
   private final DumpFailures failures;
   private final FileTracker files;
+  private final TaskRelease release;
 
   /** Captures of the job's files, running beside CRIU's dump (I/O: a thread each). */
   private final ExecutorService captures =
@@ -102,6 +101,7 @@ final class CheckpointParticipant {
     this.criuVersion = criuVersion;
     this.failures = new DumpFailures(config, images);
     this.files = new FileTracker(config.home());
+    this.release = new TaskRelease(config.criuTimeout(), images);
   }
 
   // ------------------------------------------------------------------ dump
@@ -264,9 +264,9 @@ final class CheckpointParticipant {
                     State.RESUMED_SEALING,
                     State.HELD_SEALED,
                     State.SEALED));
-            decide(dump, true);
+            release.decide(dump, true);
           }
-          return ResumeVhostResponse.newBuilder().setFreezeMs(awaitReleased(dump, true)).build();
+          return ResumeVhostResponse.newBuilder().setFreezeMs(release.await(dump, true)).build();
         });
   }
 
@@ -310,7 +310,12 @@ final class CheckpointParticipant {
           List<byte[]> inflight =
               dump.cut == null ? List.of() : dump.cut.recordingFor(rec.getAddress());
           if (dump.cut != null) {
-            writeInflight(pending, dump, inflight);
+            InflightImage.write(
+                pending.resolve(ImageStore.CRIU_DIR),
+                rec.getJobId(),
+                dump.epoch,
+                inflight,
+                dump.ckpt);
           }
           Map.Entry<ImageManifest, String> sealed = images.seal(pending, m);
           synchronized (dump) {
@@ -340,18 +345,6 @@ final class CheckpointParticipant {
               .setTrackedCaptureMs(tracked.getCaptureMs())
               .build();
         });
-  }
-
-  private static void writeInflight(Path pending, ParticipantDump dump, List<byte[]> packets) {
-    InflightPackets.Builder b =
-        InflightPackets.newBuilder().setJobId(dump.record.getJobId()).setEpoch(dump.epoch);
-    packets.forEach(p -> b.addPackets(com.google.protobuf.ByteString.copyFrom(p)));
-    Path f = pending.resolve(ImageStore.CRIU_DIR).resolve(Restorer.INFLIGHT_IMAGE);
-    try {
-      Files.write(f, b.build().toByteArray());
-    } catch (IOException e) {
-      throw DurableFiles.failure("cannot write the in-flight packets of " + dump.ckpt, e);
-    }
   }
 
   // ------------------------------------------------------------------ finish
@@ -415,13 +408,13 @@ final class CheckpointParticipant {
                   Map.of(State.HELD_SEALED, State.COMMITTED, State.SEALED, State.COMMITTED))
               .held();
       if (wasHeld) {
-        decide(dump, true);
+        release.decide(dump, true);
       }
     }
     long freeze = 0;
     try {
       if (wasHeld) {
-        freeze = awaitReleased(dump, true);
+        freeze = release.await(dump, true);
       }
       if (stop) {
         ProcessIdentity init = VhostRecords.identity(dump.record);
@@ -471,7 +464,7 @@ final class CheckpointParticipant {
     synchronized (dump) {
       from = dump.abort();
       if (from != null && from.held()) {
-        decide(dump, false);
+        release.decide(dump, false);
       }
     }
     if (from == null) {
@@ -484,7 +477,7 @@ final class CheckpointParticipant {
         cuts.forget(dump.ckpt);
       }
       if (from.held()) {
-        freeze = awaitReleased(dump, false);
+        freeze = release.await(dump, false);
       }
     } finally {
       done(dump);
@@ -507,43 +500,6 @@ final class CheckpointParticipant {
   /** Guarded by {@code this}. */
   private void close(String vhost, long epoch) {
     closedEpoch.merge(vhost, epoch, Math::max);
-  }
-
-  // ------------------------------------------------------------------ CRIU's hook
-
-  /** Tells the held hook what to do; called under the dump's monitor. */
-  private void decide(ParticipantDump dump, boolean commit) {
-    try {
-      dump.session.decide(commit);
-    } catch (IOException e) {
-      log.warn("{}: cannot answer the post-dump hook: {}", dump, e.toString());
-    }
-  }
-
-  /**
-   * Waits for CRIU to let the tasks go after a decision; returns how long they were frozen. The
-   * answer is queued for the hook: CRIU finishes its dump (if still dumping), reads it and lets the
-   * tasks go. Killing CRIU instead could leave them with its network lock.
-   */
-  private long awaitReleased(ParticipantDump dump, boolean commit) {
-    DumpSession s = dump.session;
-    Integer rc = s.awaitExit(config.criuTimeout());
-    if (rc == null) {
-      log.error(
-          "{}: criu did not let the tasks go within {}; killing it", dump, config.criuTimeout());
-      s.killCriu();
-    } else if (commit && rc != 0) {
-      log.warn("{}: criu exited with {} after releasing the tasks", dump, rc);
-    }
-    if (commit && dump.cut != null) {
-      dump.cut.released(dump.record.getVhostId(), dump.stop); // network unlocked now
-    }
-    String vhost = dump.record.getVhostId();
-    Path dumpLog = images.pendingDir(dump.ckpt, vhost).resolve("dump.log");
-    if (!Files.exists(dumpLog)) {
-      dumpLog = images.committedDir(dump.ckpt, vhost).resolve("dump.log");
-    }
-    return CriuLog.frozenMillis(dumpLog).orElse(s.frozenMillis());
   }
 
   private ParticipantDump active(String ckpt, String vhostId) {

@@ -4,7 +4,6 @@ import io.cohort.common.CohortException;
 import io.cohort.common.DurableFiles;
 import io.cohort.common.Ids;
 import io.cohort.proto.v1.ImageManifest;
-import io.cohort.proto.v1.InflightPackets;
 import io.cohort.proto.v1.RestoreVhostRequest;
 import io.cohort.proto.v1.RestoreVhostResponse;
 import io.cohort.proto.v1.VerifyImageRequest;
@@ -24,9 +23,6 @@ import org.slf4j.LoggerFactory;
  */
 final class Restorer {
   private static final Logger log = LoggerFactory.getLogger(Restorer.class);
-
-  /** Where in a vhost image the packets in flight at its cut are kept. */
-  static final String INFLIGHT_IMAGE = "cohort-inflight.img";
 
   private final String node;
   private final String who;
@@ -143,7 +139,7 @@ final class Restorer {
             .setExitSignal(0)
             .build();
     records.save(rec);
-    List<byte[]> inflight = readInflight(image.criuDir(), ckpt);
+    List<byte[]> inflight = InflightImage.read(image.criuDir(), ckpt);
     jobNetwork.holdForRestored(vhostId, inflight);
     log.info(
         "{}: vhost {} restored from {} in {} ms, init pid {}; {} packets were in flight "
@@ -160,22 +156,6 @@ final class Restorer {
         .setCriuMs(restored.criuMillis())
         .setInflightPackets(inflight.size())
         .build();
-  }
-
-  /** The packets that were in flight towards a vhost at its checkpoint (verified image). */
-  private static List<byte[]> readInflight(Path criuDir, String ckpt) {
-    Path f = criuDir.resolve(INFLIGHT_IMAGE);
-    if (!Files.exists(f)) {
-      return List.of();
-    }
-    try {
-      return InflightPackets.parseFrom(Files.readAllBytes(f)).getPacketsList().stream()
-          .map(com.google.protobuf.ByteString::toByteArray)
-          .toList();
-    } catch (IOException e) {
-      // Verified against the manifest just before: only a bug or the disk can get here.
-      throw DurableFiles.failure("cannot read the in-flight packets of " + ckpt, e);
-    }
   }
 
   /** A record for a vhost that ran on another node, made from its (verified) manifest. */
