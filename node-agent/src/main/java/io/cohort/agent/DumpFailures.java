@@ -50,7 +50,8 @@ final class DumpFailures {
               + dump.ckpt
               + " failed: the image store "
               + config.imagesDir()
-              + " is full; free some space (e.g. `cohort rm` old checkpoints). The job carries"
+              + " is full (CRIU: No space left on device); free some space (e.g. `cohort rm` old"
+              + " checkpoints). The job carries"
               + " on. Full CRIU log: "
               + log);
     }
