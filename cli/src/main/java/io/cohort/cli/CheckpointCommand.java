@@ -35,7 +35,7 @@ final class CheckpointCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    try (Cli cli = new Cli(connection)) {
+    try (Cli cli = Cli.forChange(connection)) {
       long t0 = System.nanoTime();
       boolean tty = Cli.interactive();
       Iterator<CheckpointProgress> it =

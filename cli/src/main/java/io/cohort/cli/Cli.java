@@ -47,6 +47,16 @@ final class Cli implements AutoCloseable {
   final PrintStream out = System.out;
   final PrintStream err = System.err;
 
+  /** A client for a command that changes jobs (run, checkpoint, restart, kill, rm). */
+  static Cli forChange(ConnectionOptions options) {
+    Cli cli = new Cli(options);
+    if (cli.embedded != null) {
+      cli.embedded.sweepImages();
+    }
+    return cli;
+  }
+
+  /** A client; in the embedded mode, for a query (see {@link #forChange}). */
   Cli(ConnectionOptions options) {
     Embedded.Settings settings = Embedded.Settings.fromEnvironment();
     String address = options.resolve(settings);

@@ -147,8 +147,9 @@ final class DoctorCommand implements Callable<Integer> {
    * Images in this machine's store that no checkpoint record in this machine's catalog lists (the
    * layout of docs/user-guide.md, "Where things are"). Only reported, never a failure and never
    * removed here: the coordinator's sweep removes them at its next start (embedded: the next
-   * command), unless a checkpoint of their job is running (an image of a checkpoint in progress
-   * shows here until its record is written) or the catalog does not know their job.
+   * command that changes jobs), unless a checkpoint of their job is running (an image of a
+   * checkpoint in progress shows here until its record is written) or the catalog does not know
+   * their job.
    */
   private void checkOrphanImages(Path home) {
     Path images = home.resolve("agent").resolve("images");
@@ -181,8 +182,9 @@ final class DoctorCommand implements Callable<Integer> {
         orphans.isEmpty()
             ? "none (every image in " + images + " is listed by a checkpoint record)"
             : String.format(
-                "%d image(s), %.1f MB, listed by no checkpoint record: %s; the next start of the"
-                    + " coordinator removes them (see docs/design.md)",
+                "%d image(s), %.1f MB, listed by no checkpoint record: %s; the coordinator"
+                    + " removes them at its next start, or, without a coordinator daemon, the"
+                    + " next run, checkpoint, restart, kill or rm (see docs/design.md)",
                 orphans.size(),
                 bytes / 1e6,
                 String.join(", ", orphans.subList(0, Math.min(5, orphans.size())))

@@ -18,7 +18,7 @@ final class KillCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    try (Cli cli = new Cli(connection)) {
+    try (Cli cli = Cli.forChange(connection)) {
       cli.call(60).killJob(KillJobRequest.newBuilder().setJobId(job).build());
       cli.err.printf("cohort: job %s killed%n", job);
       return 0;

@@ -61,7 +61,7 @@ final class RestartCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    try (Cli cli = new Cli(connection)) {
+    try (Cli cli = Cli.forChange(connection)) {
       RestartResponse r =
           cli.call(3600)
               .restart(

@@ -18,7 +18,7 @@ final class RmCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    try (Cli cli = new Cli(connection)) {
+    try (Cli cli = Cli.forChange(connection)) {
       cli.call(300)
           .removeCheckpoint(
               RemoveCheckpointRequest.newBuilder().setCheckpointId(checkpoint).build());

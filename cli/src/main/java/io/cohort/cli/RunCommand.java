@@ -92,7 +92,7 @@ final class RunCommand implements Callable<Integer> {
     JobSpec.Builder spec =
         JobSpec.newBuilder().setName(name).addAllCommand(command).setCwd(cwd.toString());
     System.getenv().forEach((k, v) -> spec.addEnv(k + "=" + v));
-    try (Cli cli = new Cli(connection)) {
+    try (Cli cli = Cli.forChange(connection)) {
       JobInfo job =
           cli.call(60)
               .run(
