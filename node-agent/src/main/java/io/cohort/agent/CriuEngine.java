@@ -42,10 +42,6 @@ final class CriuEngine implements Criu {
   private final List<String> criu;
   private final Duration timeout;
 
-  Duration timeout() {
-    return timeout;
-  }
-
   CriuEngine(List<String> criu, Duration timeout) {
     this.criu = List.copyOf(criu);
     this.timeout = timeout;
