@@ -1,5 +1,6 @@
 package io.cohort.common;
 
+import io.grpc.Context;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
@@ -14,10 +15,10 @@ import java.util.function.Consumer;
  *
  * <p>Producers run on the service's executor (never on a transport thread), so waiting here blocks
  * nothing but the producer. Use it from the thread that handles the call, as the one producer of
- * the stream. gRPC delivers a call's on-ready event on the same serializing executor as the handler
- * that is waiting, so the event cannot wake it while it waits: {@code isReady()} (updated by the
- * transport) is polled at {@value #POLL_MS} ms instead, and the handlers only shorten the wait when
- * they can run.
+ * the stream. gRPC delivers a call's on-ready and cancel events on the same serializing executor as
+ * the handler that is waiting, so neither can wake it: {@code isReady()} (updated by the transport)
+ * is polled every {@value #POLL_MS} ms, and a client gone away is seen through the call's {@link
+ * Context}, which the transport cancels at once.
  */
 public final class FlowControlledSink<T> implements Consumer<T> {
   /** How long a message may wait for the client before the call is given up. */
@@ -27,19 +28,11 @@ public final class FlowControlledSink<T> implements Consumer<T> {
 
   private final ServerCallStreamObserver<T> call;
   private final Duration stall;
-  private final Object lock = new Object();
+  private final Context context = Context.current();
 
   private FlowControlledSink(ServerCallStreamObserver<T> call, Duration stall) {
     this.call = call;
     this.stall = stall;
-    Runnable wake =
-        () -> {
-          synchronized (lock) {
-            lock.notifyAll();
-          }
-        };
-    call.setOnReadyHandler(wake);
-    call.setOnCancelHandler(wake);
   }
 
   /** Wraps the observer of a server-streaming call (set up before the first message). */
@@ -52,14 +45,14 @@ public final class FlowControlledSink<T> implements Consumer<T> {
     return new FlowControlledSink<>((ServerCallStreamObserver<T>) out, stall);
   }
 
-  /** True once the client has gone away: the producer should stop. */
-  public boolean cancelled() {
-    return call.isCancelled();
+  /** True once the client has gone away (cancelled, or its deadline passed). */
+  private boolean gone() {
+    return context.isCancelled() || call.isCancelled();
   }
 
-  /** As a {@link BooleanSupplier}, for producers that poll it. */
+  /** Whether the client has gone away, for producers that poll it: they should stop. */
   public BooleanSupplier cancelledSignal() {
-    return call::isCancelled;
+    return this::gone;
   }
 
   /**
@@ -69,23 +62,20 @@ public final class FlowControlledSink<T> implements Consumer<T> {
   @Override
   public void accept(T message) {
     long deadline = System.nanoTime() + stall.toNanos();
-    synchronized (lock) {
-      while (!call.isReady()) {
-        if (call.isCancelled()) {
-          throw Status.CANCELLED.withDescription("the client went away").asRuntimeException();
-        }
-        long left = deadline - System.nanoTime();
-        if (left <= 0) {
-          throw new CohortException(
-              CohortException.Kind.DEADLINE_EXCEEDED,
-              "the client read nothing for " + stall + "; giving up the stream");
-        }
-        try {
-          lock.wait(Math.max(1, Math.min(POLL_MS, left / 1_000_000)));
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-          throw Status.CANCELLED.withDescription("interrupted").asRuntimeException();
-        }
+    while (!call.isReady()) {
+      if (gone()) {
+        throw Status.CANCELLED.withDescription("the client went away").asRuntimeException();
+      }
+      if (System.nanoTime() > deadline) {
+        throw new CohortException(
+            CohortException.Kind.DEADLINE_EXCEEDED,
+            "the client read nothing for " + stall + "; giving up the stream");
+      }
+      try {
+        Thread.sleep(POLL_MS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw Status.CANCELLED.withDescription("interrupted").asRuntimeException();
       }
     }
     call.onNext(message);
@@ -93,14 +83,14 @@ public final class FlowControlledSink<T> implements Consumer<T> {
 
   /** Ends the stream normally, unless the client has gone already. */
   public void complete() {
-    if (!call.isCancelled()) {
+    if (!gone()) {
       call.onCompleted();
     }
   }
 
   /** Ends the stream with the canonical status of {@code t}, unless the client has gone. */
   public void fail(Throwable t) {
-    if (!call.isCancelled()) {
+    if (!gone()) {
       call.onError(GrpcErrors.toStatus(t));
     }
   }
