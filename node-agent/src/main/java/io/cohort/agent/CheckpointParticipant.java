@@ -100,7 +100,7 @@ final class CheckpointParticipant {
     this.self = self;
     this.criuVersion = criuVersion;
     this.failures = new DumpFailures(config, images);
-    this.files = new FileTracker(config.home());
+    this.files = new FileTracker(List.of(config.home(), config.imagesDir()));
     this.release = new TaskRelease(config.criuTimeout(), images);
   }
 

@@ -51,10 +51,16 @@ final class FileTracker {
   private static final List<String> PRIVATE =
       List.of("/tmp/", "/dev/", "/proc/", "/sys/", "/run/cohort");
 
-  private final Path agentHome;
+  /**
+   * The agent's own directories (its home and the image store, which may be shared and outside the
+   * home): never the job's files. CRIU lends its log's descriptor to the parasite it injects into
+   * each process, so a capture running beside the dump can see the pending image's {@code dump.log}
+   * open for writing in a job process.
+   */
+  private final List<Path> agentDirs;
 
-  FileTracker(Path agentHome) {
-    this.agentHome = agentHome;
+  FileTracker(List<Path> agentDirs) {
+    this.agentDirs = List.copyOf(agentDirs);
   }
 
   /**
@@ -181,7 +187,8 @@ final class FileTracker {
         return false;
       }
     }
-    return !Path.of(path).startsWith(agentHome);
+    Path p = Path.of(path);
+    return agentDirs.stream().noneMatch(p::startsWith);
   }
 
   private static int flags(Path fdinfo) throws IOException {

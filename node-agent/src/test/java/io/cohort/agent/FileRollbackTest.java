@@ -14,6 +14,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
@@ -58,17 +59,21 @@ class FileRollbackTest {
     Files.writeString(out, "line 1\nline 2\n");
     Files.write(data, new byte[] {1, 2, 3, 4, 5, 6, 7, 8});
     Files.writeString(readOnly, "input\n");
+    // A CRIU log in a shared image store, as the parasite CRIU injects holds it during a dump.
+    Path criuLog =
+        Files.createDirectories(dir.resolve("shared-images/.pending/1.1")).resolve("log");
     // A "job" holding out.txt write-only (append), data.bin read-write, input.txt read-only.
     holder =
         new ProcessBuilder(
                 "sh",
                 "-c",
-                "exec 3>>\"$0\" 4<>\"$1\" 5<\"$2\"; exec sleep 60",
+                "exec 3>>\"$0\" 4<>\"$1\" 5<\"$2\" 6>\"$3\"; exec sleep 60",
                 out.toString(),
                 data.toString(),
-                readOnly.toString())
+                readOnly.toString(),
+                criuLog.toString())
             .start();
-    for (int i = 0; i < 200 && !holds(holder.pid(), 5); i++) {
+    for (int i = 0; i < 200 && !holds(holder.pid(), 6); i++) {
       Thread.sleep(10);
     }
   }
@@ -83,7 +88,8 @@ class FileRollbackTest {
   }
 
   private TrackedFiles capture() {
-    return new FileTracker(dir.resolve("agent-home")).capture(holder.pid(), criu);
+    return new FileTracker(List.of(dir.resolve("agent-home"), dir.resolve("shared-images")))
+        .capture(holder.pid(), criu);
   }
 
   @Test
@@ -91,7 +97,10 @@ class FileRollbackTest {
     TrackedFiles t = capture();
     Map<String, TrackedFile> byPath =
         t.getFilesList().stream().collect(Collectors.toMap(TrackedFile::getPath, f -> f));
-    assertEquals(2, byPath.size(), "read-only files are not tracked: " + byPath.keySet());
+    assertEquals(
+        2,
+        byPath.size(),
+        "read-only files and the agent's own files are not tracked: " + byPath.keySet());
     assertEquals(TrackedFileKind.TRACKED_FILE_KIND_EXTENDED, byPath.get(out.toString()).getKind());
     assertEquals(14, byPath.get(out.toString()).getSize());
     assertEquals(TrackedFileKind.TRACKED_FILE_KIND_COPIED, byPath.get(data.toString()).getKind());
