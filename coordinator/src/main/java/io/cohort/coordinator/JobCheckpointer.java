@@ -113,8 +113,8 @@ final class JobCheckpointer {
     String previous = earlier.isEmpty() ? "" : earlier.get(earlier.size() - 1).getCheckpointId();
     JobRecord stopped =
         rec.toBuilder()
-            .clearUnstopped()
-            .addAllUnstopped(info.getVhostsList())
+            .clearVhostsToEnd()
+            .addAllVhostsToEnd(info.getVhostsList())
             .setInfo(
                 info.toBuilder()
                     .setLatestCheckpoint(previous)
@@ -124,7 +124,7 @@ final class JobCheckpointer {
                             : JobState.JOB_STATE_STOPPED))
             .build();
     catalog.saveJob(stopped);
-    stopped = reconciler.endUnstopped(stopped);
+    stopped = reconciler.endLeftVhosts(stopped);
     StringBuilder m =
         new StringBuilder(failure.getMessage())
             .append("\nAs asked (--stop), job ")
@@ -137,7 +137,7 @@ final class JobCheckpointer {
                 + previous
                 + "` continues it from its previous checkpoint (what "
                 + "it computed since is lost).");
-    for (VhostPlacement v : stopped.getUnstoppedList()) {
+    for (VhostPlacement v : stopped.getVhostsToEndList()) {
       m.append("\nVhost ")
           .append(v.getVhostId())
           .append(" on node ")

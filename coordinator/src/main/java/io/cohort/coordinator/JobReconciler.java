@@ -30,8 +30,8 @@ final class JobReconciler {
   private final JobObserver observer;
   private final Executor io;
 
-  /** Nodes where some job has vhosts to end ({@link JobRecord#getUnstoppedList}). */
-  private final Set<String> unstoppedNodes = ConcurrentHashMap.newKeySet();
+  /** Nodes where some job has vhosts to end ({@link JobRecord#getVhostsToEndList}). */
+  private final Set<String> nodesWithVhostsToEnd = ConcurrentHashMap.newKeySet();
 
   JobReconciler(Catalog catalog, AgentDirectory agents, JobObserver observer, Executor io) {
     this.catalog = catalog;
@@ -39,7 +39,7 @@ final class JobReconciler {
     this.observer = observer;
     this.io = io;
     for (JobRecord r : catalog.jobs()) {
-      r.getUnstoppedList().forEach(v -> unstoppedNodes.add(v.getNode()));
+      r.getVhostsToEndList().forEach(v -> nodesWithVhostsToEnd.add(v.getNode()));
     }
   }
 
@@ -48,7 +48,7 @@ final class JobReconciler {
    * stands, when nothing changed).
    */
   JobRecord reconcile(String jobId) {
-    JobRecord rec = endUnstopped(catalog.job(jobId));
+    JobRecord rec = endLeftVhosts(catalog.job(jobId));
     JobRecord seen = observer.observe(rec);
     if (!JobObserver.drifted(rec, seen)) {
       return seen;
@@ -92,13 +92,13 @@ final class JobReconciler {
   /** An agent's heartbeat: if a job has vhosts to end on that node, end them now. */
   @SuppressWarnings("try") // a Catalog.Hold, held for the block
   void nodeBack(String node) {
-    if (!unstoppedNodes.remove(node)) {
+    if (!nodesWithVhostsToEnd.remove(node)) {
       return;
     }
     io.execute(
         () -> {
           for (JobRecord r : catalog.jobs()) {
-            if (r.getUnstoppedList().stream().anyMatch(v -> v.getNode().equals(node))) {
+            if (r.getVhostsToEndList().stream().anyMatch(v -> v.getNode().equals(node))) {
               try (Catalog.Hold hold = catalog.lockJob(r.getInfo().getJobId())) {
                 reconcile(r.getInfo().getJobId());
               } catch (RuntimeException e) {
@@ -114,9 +114,9 @@ final class JobReconciler {
    * those still left (saved), and remembers their nodes for their next heartbeat. The caller holds
    * the job's lock.
    */
-  JobRecord endUnstopped(JobRecord rec) {
+  JobRecord endLeftVhosts(JobRecord rec) {
     List<VhostPlacement> left = new ArrayList<>();
-    for (VhostPlacement v : rec.getUnstoppedList()) {
+    for (VhostPlacement v : rec.getVhostsToEndList()) {
       try {
         agents.agent(v.getNode()).kill(v.getVhostId());
         log.info(
@@ -129,11 +129,11 @@ final class JobReconciler {
           throw e;
         }
         left.add(v);
-        unstoppedNodes.add(v.getNode());
+        nodesWithVhostsToEnd.add(v.getNode());
       }
     }
-    if (left.size() != rec.getUnstoppedCount()) {
-      rec = rec.toBuilder().clearUnstopped().addAllUnstopped(left).build();
+    if (left.size() != rec.getVhostsToEndCount()) {
+      rec = rec.toBuilder().clearVhostsToEnd().addAllVhostsToEnd(left).build();
       catalog.saveJob(rec);
     }
     return rec;

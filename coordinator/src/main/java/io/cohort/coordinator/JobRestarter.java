@@ -59,8 +59,8 @@ final class JobRestarter {
     try (Catalog.Hold hold = catalog.lockJob(jobId)) {
       CheckpointInfo ckpt = resolve(target);
       JobRecord rec = reconciler.reconcile(jobId);
-      if (rec.getUnstoppedCount() > 0) {
-        VhostPlacement v = rec.getUnstopped(0);
+      if (rec.getVhostsToEndCount() > 0) {
+        VhostPlacement v = rec.getVhostsToEnd(0);
         throw new CohortException(
             CohortException.Kind.UNAVAILABLE,
             String.format(
