@@ -21,7 +21,10 @@ import picocli.CommandLine.Parameters;
     mixinStandardHelpOptions = true,
     description =
         "List committed checkpoints (all, or one job's): size, freeze time, "
-            + "and which node holds each vhost's image.")
+            + "which node holds each vhost's image, and its protection from a node's loss: "
+            + "partner (every image also on another node), copying (partner copies under way), "
+            + "local (only where written: image policy none, no other node, or a copy failed; "
+            + "--json says why), shared (in an image directory the nodes share).")
 final class CheckpointsCommand implements Callable<Integer> {
   @Mixin ConnectionOptions connection = new ConnectionOptions();
 
@@ -48,11 +51,19 @@ final class CheckpointsCommand implements Callable<Integer> {
         return 0;
       }
       cli.out.printf(
-          "%-10s %-6s %-19s %9s %8s %9s %-6s %s%n",
-          "CHECKPOINT", "JOB", "CREATED", "SIZE", "FROZEN", "IN-FLIGHT", "STOP", "VHOSTS");
+          "%-10s %-6s %-19s %9s %8s %9s %-6s %-10s %s%n",
+          "CHECKPOINT",
+          "JOB",
+          "CREATED",
+          "SIZE",
+          "FROZEN",
+          "IN-FLIGHT",
+          "STOP",
+          "PROTECTION",
+          "VHOSTS");
       for (CheckpointInfo c : all) {
         cli.out.printf(
-            "%-10s %-6s %-19s %8.1fM %6dms %9d %-6s %s%n",
+            "%-10s %-6s %-19s %8.1fM %6dms %9d %-6s %-10s %s%n",
             c.getCheckpointId(),
             c.getJobId(),
             TIME.format(Instant.ofEpochMilli(c.getCreatedUnixMs())),
@@ -60,9 +71,21 @@ final class CheckpointsCommand implements Callable<Integer> {
             c.getTimings().getFreezeMs(),
             c.getInflightPackets(),
             c.getStoppedJob() ? "yes" : "no",
+            protection(c),
             c.getVhostsList().stream().map(PsCommand::placement).collect(Collectors.joining(",")));
       }
       return 0;
     }
+  }
+
+  /** The protection column: one word (the JSON has the detail). */
+  static String protection(CheckpointInfo c) {
+    return switch (c.getProtection()) {
+      case PROTECTION_PARTNER_COMPLETE -> "partner";
+      case PROTECTION_PARTNER_COPYING -> "copying";
+      case PROTECTION_LOCAL_ONLY -> "local";
+      case PROTECTION_SHARED_STORE -> "shared";
+      default -> "-";
+    };
   }
 }

@@ -1,6 +1,8 @@
 package io.cohort.cli;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -58,15 +60,46 @@ final class ClusterCommand implements Runnable {
                 + "on other nodes copy nothing")
     boolean sharedImages;
 
+    @Option(
+        names = "--image-policy",
+        paramLabel = "POLICY",
+        description = "the coordinator's --image-policy: partner (default) or none")
+    String imagePolicy;
+
+    @Option(
+        names = "--copy-rate",
+        paramLabel = "SIZE",
+        description = "the coordinator's --copy-rate: most bytes per second a partner copy reads")
+    String copyRate;
+
+    @Option(
+        names = "--dead-after",
+        paramLabel = "DURATION",
+        description = "the coordinator's --dead-after: a node down this long is declared dead")
+    String deadAfter;
+
     @Override
     public Integer call() throws Exception {
+      List<String> coordinatorOptions = new ArrayList<>();
+      if (imagePolicy != null) {
+        OptionValues.imagePolicy("--image-policy", imagePolicy); // refused here, not in the log
+        coordinatorOptions.addAll(List.of("--image-policy", imagePolicy));
+      }
+      if (copyRate != null) {
+        OptionValues.bytes("--copy-rate", copyRate);
+        coordinatorOptions.addAll(List.of("--copy-rate", copyRate));
+      }
+      if (deadAfter != null) {
+        OptionValues.duration("--dead-after", deadAfter);
+        coordinatorOptions.addAll(List.of("--dead-after", deadAfter));
+      }
       String launcher = System.getenv("COHORT_LAUNCHER");
       if (launcher == null) {
         System.err.println("cohort: run `cluster up` through the ./cohort script");
         return 1;
       }
       new EmulatedCluster(Embedded.Settings.fromEnvironment().home(), System.err)
-          .up(nodes, prefix, subnet, Path.of(launcher), sharedImages);
+          .up(nodes, prefix, subnet, Path.of(launcher), sharedImages, coordinatorOptions);
       return 0;
     }
   }

@@ -3,6 +3,7 @@ package io.cohort.cli;
 import io.cohort.coordinator.BarrierConfig;
 import io.cohort.coordinator.CohortGrpcService;
 import io.cohort.coordinator.Coordinator;
+import io.cohort.coordinator.NodeLossConfig;
 import io.cohort.coordinator.RegistryGrpcService;
 import io.grpc.Server;
 import io.grpc.netty.NettyChannelBuilder;
@@ -40,6 +41,32 @@ final class CoordinatorCommand implements Callable<Integer> {
       description = "catalog directory (default: $COHORT_HOME/coordinator)")
   Path home;
 
+  @Option(
+      names = "--image-policy",
+      paramLabel = "POLICY",
+      defaultValue = "partner",
+      description =
+          "where jobs keep their checkpoint images when they do not say (`run --images`): "
+              + "partner (default: also copied to another node after each commit, so losing one "
+              + "node loses no checkpoint) or none (only on the node that wrote them)")
+  String imagePolicy;
+
+  @Option(
+      names = "--copy-rate",
+      paramLabel = "SIZE",
+      description =
+          "most bytes per second a partner copy reads, e.g. 200M (default: no limit), to leave "
+              + "the network to the jobs")
+  String copyRate;
+
+  @Option(
+      names = "--dead-after",
+      paramLabel = "DURATION",
+      description =
+          "declare a node dead on its own once it has been down this long, e.g. 10m (default: "
+              + "only by hand, `cohort nodes fence NODE`)")
+  String deadAfter;
+
   @Override
   public Integer call() throws Exception {
     Daemons.logAtInfo();
@@ -50,6 +77,10 @@ final class CoordinatorCommand implements Callable<Integer> {
         Coordinator.createWithRegistry(
             dir,
             BarrierConfig.defaults(),
+            new NodeLossConfig(
+                OptionValues.imagePolicy("--image-policy", imagePolicy),
+                copyRate == null ? 0 : OptionValues.bytes("--copy-rate", copyRate),
+                deadAfter == null ? null : OptionValues.duration("--dead-after", deadAfter)),
             Duration.ofMillis(HEARTBEAT_MS * 3),
             address -> NettyChannelBuilder.forTarget(address).usePlaintext().build());
     InetSocketAddress at = Daemons.parse(listen);

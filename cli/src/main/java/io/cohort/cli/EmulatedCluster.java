@@ -64,7 +64,13 @@ final class EmulatedCluster {
     return dir(home).resolve("cluster.json");
   }
 
-  void up(int nodes, String prefix, String subnet, Path launcher, boolean sharedImages)
+  void up(
+      int nodes,
+      String prefix,
+      String subnet,
+      Path launcher,
+      boolean sharedImages,
+      List<String> coordinatorOptions)
       throws Exception {
     if (Files.exists(stateFile())) {
       throw CohortException.precondition(
@@ -121,9 +127,8 @@ final class EmulatedCluster {
         ip("-n", ns, "link", "set", "lo", "up");
       }
       String coordinator = subnet + ".1:" + COORDINATOR_PORT;
-      procs.add(
-          start(
-              "coordinator",
+      List<String> coordinatorCmd =
+          new ArrayList<>(
               List.of(
                   "setsid",
                   launcher.toString(),
@@ -131,7 +136,9 @@ final class EmulatedCluster {
                   "--listen",
                   coordinator,
                   "--home",
-                  dir.resolve("coordinator").toString())));
+                  dir.resolve("coordinator").toString()));
+      coordinatorCmd.addAll(coordinatorOptions);
+      procs.add(start("coordinator", coordinatorCmd));
       for (int i = 1; i <= nodes; i++) {
         List<String> agent =
             new ArrayList<>(

@@ -1,6 +1,7 @@
 package io.cohort.cli;
 
 import io.cohort.proto.v1.KillJobRequest;
+import io.cohort.proto.v1.KillJobResponse;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -19,8 +20,9 @@ final class KillCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     try (Cli cli = Cli.forChange(connection)) {
-      cli.call(60).killJob(KillJobRequest.newBuilder().setJobId(job).build());
+      KillJobResponse r = cli.call(60).killJob(KillJobRequest.newBuilder().setJobId(job).build());
       cli.err.printf("cohort: job %s killed%n", job);
+      r.getWarningsList().forEach(w -> cli.err.println("cohort: warning: " + w));
       return 0;
     }
   }

@@ -1,6 +1,8 @@
 package io.cohort.cli;
 
+import io.cohort.proto.v1.ImageSource;
 import io.cohort.proto.v1.JobInfo;
+import io.cohort.proto.v1.RestartResponse;
 import io.cohort.proto.v1.VhostPlacement;
 import java.io.PrintStream;
 import java.util.LinkedHashMap;
@@ -8,8 +10,9 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * What `run` and `restart` tell the user of where the job's vhosts went, and of the nodes named
- * with --nodes that got none (the coordinator's placement rule is in its Placement).
+ * What `run` and `restart` tell the user of where the job's vhosts went, of the nodes named with
+ * --nodes that got none, and (restart) of where each image came from (the coordinator's placement
+ * rule is in its Placement).
  */
 final class PlacementReport {
   private PlacementReport() {}
@@ -53,5 +56,41 @@ final class PlacementReport {
               return m;
             })
         .toList();
+  }
+
+  /** Where a restart took each vhost's image, as JSON. */
+  static List<Map<String, Object>> sources(RestartResponse r) {
+    return r.getSourcesList().stream()
+        .map(
+            s -> {
+              Map<String, Object> m = new LinkedHashMap<>();
+              m.put("vhost", s.getVhostId());
+              m.put("node", s.getNode());
+              m.put("from_node", s.getFromNode());
+              m.put("copy", s.getCopy());
+              m.put("bytes", s.getBytes());
+              return m;
+            })
+        .toList();
+  }
+
+  /**
+   * One line per vhost whose image did not come from where it was written, or was brought over:
+   * "image of 7-1: partner copy on n3 (in place)", "... original on n1, 64.0 MB copied to n3".
+   */
+  static void noteSources(PrintStream err, RestartResponse r) {
+    for (ImageSource s : r.getSourcesList()) {
+      boolean original = s.getCopy().startsWith("original");
+      if (original && s.getBytes() == 0) {
+        continue; // restored where it was written: nothing to say
+      }
+      err.printf(
+          "cohort: image of %s: %s%s%n",
+          s.getVhostId(),
+          s.getCopy(),
+          s.getBytes() == 0
+              ? " (restored in place)"
+              : String.format(", %.1f MB copied to %s", s.getBytes() / 1e6, s.getNode()));
+    }
   }
 }

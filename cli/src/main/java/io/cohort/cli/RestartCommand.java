@@ -20,6 +20,10 @@ import picocli.CommandLine.Parameters;
           + "rolls the log back to where it stood then (the cut-off bytes are kept beside the "
           + "log as output.log.after-CKPT-TIME).",
       "The image is verified (sha256 of every file) first; a damaged image is refused.",
+      "Each vhost's image is taken from wherever an intact copy is (the node that wrote it, a "
+          + "partner copy, a copy an earlier restart made), and the restart says which. Given a "
+          + "JOB, it restarts from the newest checkpoint whose images can all be reached, and "
+          + "says so when that is not the latest.",
       "Without --detach, streams the new output and exits with the job's exit status."
     })
 final class RestartCommand implements Callable<Integer> {
@@ -78,6 +82,10 @@ final class RestartCommand implements Callable<Integer> {
         m.put("incarnation", r.getJob().getIncarnation());
         m.put("inflight_packets", r.getInflightPackets());
         m.put("transferred_bytes", r.getTransferredBytes());
+        m.put("image_sources", PlacementReport.sources(r));
+        if (!r.getNote().isEmpty()) {
+          m.put("note", r.getNote());
+        }
         m.put("vhosts", PlacementReport.json(r.getJob()));
         m.put("unused_nodes", PlacementReport.unused(nodes, r.getJob()));
         cli.json(m);
@@ -98,6 +106,12 @@ final class RestartCommand implements Callable<Integer> {
             PlacementReport.where(r.getJob()));
       }
       PlacementReport.noteUnused(cli.err, nodes, r.getJob());
+      if (!json || Cli.interactive()) {
+        if (!r.getNote().isEmpty()) {
+          cli.err.println("cohort: note: " + r.getNote());
+        }
+        PlacementReport.noteSources(cli.err, r);
+      }
       cli.out.flush();
       if (detach) {
         return 0;

@@ -1,6 +1,7 @@
 package io.cohort.cli;
 
 import io.cohort.proto.v1.RemoveCheckpointRequest;
+import io.cohort.proto.v1.RemoveCheckpointResponse;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -9,7 +10,7 @@ import picocli.CommandLine.Parameters;
 @Command(
     name = "rm",
     mixinStandardHelpOptions = true,
-    description = "Delete a checkpoint and its images.")
+    description = "Delete a checkpoint and its images (every copy, on every node).")
 final class RmCommand implements Callable<Integer> {
   @Mixin ConnectionOptions connection = new ConnectionOptions();
 
@@ -19,10 +20,12 @@ final class RmCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     try (Cli cli = Cli.forChange(connection)) {
-      cli.call(300)
-          .removeCheckpoint(
-              RemoveCheckpointRequest.newBuilder().setCheckpointId(checkpoint).build());
+      RemoveCheckpointResponse r =
+          cli.call(300)
+              .removeCheckpoint(
+                  RemoveCheckpointRequest.newBuilder().setCheckpointId(checkpoint).build());
       cli.err.printf("cohort: checkpoint %s removed%n", checkpoint);
+      r.getWarningsList().forEach(w -> cli.err.println("cohort: warning: " + w));
       return 0;
     }
   }

@@ -78,6 +78,16 @@ final class RunCommand implements Callable<Integer> {
       description = "MPI slots per vhost in " + "mpirun's hostfile (default: this machine's cores)")
   int slots = Runtime.getRuntime().availableProcessors();
 
+  @Option(
+      names = "--images",
+      paramLabel = "POLICY",
+      description =
+          "where this job's checkpoint images are kept: partner (also copied to another node "
+              + "after each commit, so losing one node loses no checkpoint) or none (only on the "
+              + "node that wrote them). Default: the cluster's (partner unless its coordinator "
+              + "says otherwise)")
+  String images;
+
   @Parameters(
       arity = "1..*",
       paramLabel = "CMD",
@@ -92,6 +102,9 @@ final class RunCommand implements Callable<Integer> {
     JobSpec.Builder spec =
         JobSpec.newBuilder().setName(name).addAllCommand(command).setCwd(cwd.toString());
     System.getenv().forEach((k, v) -> spec.addEnv(k + "=" + v));
+    if (images != null) {
+      spec.setImagePolicy(OptionValues.imagePolicy("--images", images));
+    }
     try (Cli cli = Cli.forChange(connection)) {
       JobInfo job =
           cli.call(60)

@@ -3,12 +3,15 @@ package io.cohort.coordinator;
 import io.cohort.common.CohortException;
 import io.cohort.proto.v1.HeartbeatRequest;
 import io.cohort.proto.v1.NodeInfo;
+import io.cohort.proto.v1.NodeRecord;
+import io.cohort.proto.v1.NodeState;
 import io.grpc.ManagedChannel;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
 
@@ -22,6 +25,13 @@ final class AgentDirectory implements AutoCloseable {
       AgentClient client, ManagedChannel owned, HeartbeatRequest info, long lastHeardMillis) {}
 
   private final Map<String, Entry> agents = new ConcurrentHashMap<>();
+
+  /** Nodes declared dead, with their record ({@link NodeFencing}); absent: not declared. */
+  private final Map<String, NodeRecord> dead = new ConcurrentHashMap<>();
+
+  /** Nodes declared dead and heard again, whose stale vhosts are being ended. */
+  private final Set<String> rejoining = ConcurrentHashMap.newKeySet();
+
   private final Clock clock;
   private final Duration liveness;
   private final Function<String, ManagedChannel> dial;
@@ -83,22 +93,91 @@ final class AgentDirectory implements AutoCloseable {
     return registered[0];
   }
 
-  /** The agent of a live node; NOT_FOUND for an unknown node, UNAVAILABLE for a dead one. */
+  /**
+   * The agent of a node that is up and may take work; NOT_FOUND for an unknown node, UNAVAILABLE
+   * for one that is down, declared dead or rejoining (the message says which and what to do).
+   */
   AgentClient agent(String node) {
+    NodeRecord r = dead.get(node);
+    Entry e = r == null ? known(node) : null;
+    if (r != null) {
+      throw new CohortException(
+          CohortException.Kind.UNAVAILABLE,
+          rejoining.contains(node)
+              ? String.format(
+                  "node %s was declared dead and is back: its stale vhosts are being ended "
+                      + "before it takes work again; retry in a moment",
+                  node)
+              : String.format(
+                  "node %s was declared dead (%s); it takes work again once its agent is back",
+                  node, r.getReason()));
+    }
+    if (!alive(e)) {
+      throw new CohortException(
+          CohortException.Kind.UNAVAILABLE,
+          String.format(
+              "node %s is down (its agent was last heard %d s ago). If it will not come back, "
+                  + "declare it dead with `cohort nodes fence %s` and retry; see `cohort nodes`",
+              node, (clock.millis() - e.lastHeardMillis) / 1000, node));
+    }
+    return e.client;
+  }
+
+  /**
+   * The agent of a node that is heard, even one declared dead and rejoining: for ending its stale
+   * vhosts and nothing else.
+   */
+  AgentClient agentForCleanup(String node) {
+    Entry e = agents.get(node);
+    if (e == null || !alive(e)) {
+      throw new CohortException(
+          CohortException.Kind.UNAVAILABLE, String.format("node %s is down", node));
+    }
+    return e.client;
+  }
+
+  private Entry known(String node) {
     Entry e = agents.get(node);
     if (e == null) {
       throw CohortException.notFound(
           "node %s is not known (known nodes: %s)",
           node, nodes().isEmpty() ? "none" : String.join(", ", nodes()));
     }
-    if (!alive(e)) {
-      throw new CohortException(
-          CohortException.Kind.UNAVAILABLE,
-          String.format(
-              "node %s is down (its agent was last heard %d s ago); see `cohort nodes`",
-              node, (clock.millis() - e.lastHeardMillis) / 1000));
+    return e;
+  }
+
+  /** Marks a node declared dead (from the catalog at start, or now). */
+  void declareDead(NodeRecord r) {
+    dead.put(r.getNode(), r);
+  }
+
+  /** A node declared dead is heard again: it rejoins (true the first time it is heard). */
+  boolean startRejoin(String node) {
+    return dead.containsKey(node) && rejoining.add(node);
+  }
+
+  /** A rejoining node could not end its stale vhosts: the next heartbeat tries again. */
+  void rejoinFailed(String node) {
+    rejoining.remove(node);
+  }
+
+  /** A rejoining node's stale vhosts are ended: it takes work again. */
+  void rejoined(String node) {
+    dead.remove(node);
+    rejoining.remove(node);
+  }
+
+  boolean isDead(String node) {
+    return dead.containsKey(node);
+  }
+
+  /** Milliseconds since a node was last heard (0 for the embedded agent; -1: unknown). */
+  long silentMillis(String node) {
+    Entry e = agents.get(node);
+    if (e == null) {
+      return -1;
     }
-    return e.client;
+    return liveness == null ? 0 : clock.millis() - e.lastHeardMillis;
   }
 
   /** Where a node's agent serves (empty for the embedded, in-process agent). */
@@ -119,9 +198,15 @@ final class AgentDirectory implements AutoCloseable {
     return e == null ? "" : e.info.getImageStoreId();
   }
 
+  /** Heard recently (whether or not it was declared dead). */
   boolean isAlive(String node) {
     Entry e = agents.get(node);
     return e != null && alive(e);
+  }
+
+  /** Up and taking work: heard recently and not declared dead. */
+  boolean isUsable(String node) {
+    return isAlive(node) && !dead.containsKey(node);
   }
 
   private boolean alive(Entry e) {
@@ -133,21 +218,40 @@ final class AgentDirectory implements AutoCloseable {
     return agents.keySet().stream().sorted().toList();
   }
 
-  /** Every known node as the client API shows it (running vhosts filled in by the caller). */
+  /**
+   * Every known node as the client API shows it (running vhosts filled in by the caller), including
+   * nodes declared dead that this coordinator has not heard since it started.
+   */
   List<NodeInfo.Builder> describe() {
+    java.util.TreeSet<String> names = new java.util.TreeSet<>(agents.keySet());
+    names.addAll(dead.keySet());
     List<NodeInfo.Builder> out = new ArrayList<>();
-    for (String node : nodes()) {
+    for (String node : names) {
       Entry e = agents.get(node);
-      out.add(
+      NodeRecord r = dead.get(node);
+      boolean alive = e != null && alive(e);
+      NodeInfo.Builder b =
           NodeInfo.newBuilder()
               .setNode(node)
-              .setAddress(e.info.getAddress())
-              .setAlive(alive(e))
-              .setLastHeardMs(liveness == null ? 0 : clock.millis() - e.lastHeardMillis)
-              .setKernel(e.info.getKernel())
-              .setCriuVersion(e.info.getCriuVersion())
-              .setImageStoreFreeBytes(e.info.getImageStoreFreeBytes())
-              .setImageStoreId(e.info.getImageStoreId()));
+              .setAlive(alive)
+              .setState(
+                  r == null
+                      ? (alive ? NodeState.NODE_STATE_UP : NodeState.NODE_STATE_DOWN)
+                      : (rejoining.contains(node)
+                          ? NodeState.NODE_STATE_REJOINING
+                          : NodeState.NODE_STATE_DEAD));
+      if (e != null) {
+        b.setAddress(e.info.getAddress())
+            .setLastHeardMs(liveness == null ? 0 : clock.millis() - e.lastHeardMillis)
+            .setKernel(e.info.getKernel())
+            .setCriuVersion(e.info.getCriuVersion())
+            .setImageStoreFreeBytes(e.info.getImageStoreFreeBytes())
+            .setImageStoreId(e.info.getImageStoreId());
+      }
+      if (r != null) {
+        b.setDeadSinceUnixMs(r.getDeadSinceUnixMs()).setDeadReason(r.getReason());
+      }
+      out.add(b);
     }
     return out;
   }

@@ -6,6 +6,7 @@ import io.cohort.common.Ids;
 import io.cohort.common.ProtoJson;
 import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.JobRecord;
+import io.cohort.proto.v1.NodeRecord;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
@@ -19,6 +20,7 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.UnaryOperator;
 import java.util.stream.Stream;
 
 /**
@@ -31,6 +33,9 @@ import java.util.stream.Stream;
  *   jobs/ID.lock            held while the job's record changes (checkpoint, restart, kill,
  *                           the reconcile step); queries never take it and never write
  *   checkpoints/ID.EPOCH.json  CheckpointInfo
+ *   checkpoints/ID.EPOCH.lock  held while a checkpoint's record changes after its commit
+ *                           (partner copies, restart copies)
+ *   nodes/NAME.json         NodeRecord: a node declared dead
  *   next-job-id             counter, changed under catalog.lock
  * </pre>
  *
@@ -46,6 +51,7 @@ final class Catalog {
     try {
       Files.createDirectories(root.resolve("jobs"));
       Files.createDirectories(root.resolve("checkpoints"));
+      Files.createDirectories(root.resolve("nodes"));
     } catch (IOException e) {
       throw DurableFiles.failure("cannot create catalog " + root, e);
     }
@@ -162,9 +168,56 @@ final class Catalog {
     return out;
   }
 
+  /**
+   * Changes a committed checkpoint's record (its copies) under the record's own lock, so that the
+   * background copies, restarts and removals never lose each other's changes. Empty, and nothing
+   * written, when the checkpoint no longer exists (removed meanwhile).
+   */
+  @SuppressWarnings("try") // a Catalog.Hold, held for the block
+  Optional<CheckpointInfo> updateCheckpoint(String ckpt, UnaryOperator<CheckpointInfo> change) {
+    try (Hold h = lock(root.resolve("checkpoints").resolve(ckpt + ".lock"))) {
+      Optional<CheckpointInfo> now = checkpoint(ckpt);
+      if (now.isEmpty()) {
+        return now;
+      }
+      CheckpointInfo changed = change.apply(now.get());
+      if (!changed.equals(now.get())) {
+        ProtoJson.write(checkpointFile(ckpt), changed);
+      }
+      return Optional.of(changed);
+    }
+  }
+
+  /** Records that a node was declared dead. */
+  void saveDeadNode(NodeRecord node) {
+    ProtoJson.write(root.resolve("nodes").resolve(node.getNode() + ".json"), node);
+  }
+
+  /** Forgets that a node was declared dead (it came back and its stale vhosts were ended). */
+  void deleteDeadNode(String node) {
+    try {
+      Files.deleteIfExists(root.resolve("nodes").resolve(node + ".json"));
+      DurableFiles.fsyncDirectory(root.resolve("nodes"));
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot delete node record " + node, e);
+    }
+  }
+
+  /** The nodes declared dead. */
+  List<NodeRecord> deadNodes() {
+    List<NodeRecord> out = new ArrayList<>();
+    for (Path f : list(root.resolve("nodes"))) {
+      if (f.getFileName().toString().endsWith(".json")) {
+        out.add(ProtoJson.read(f, NodeRecord.newBuilder()).build());
+      }
+    }
+    return out;
+  }
+
   void deleteCheckpoint(String ckpt) {
     try {
       Files.deleteIfExists(checkpointFile(ckpt));
+      Files.deleteIfExists(root.resolve("checkpoints").resolve(ckpt + ".lock"));
       DurableFiles.fsyncDirectory(root.resolve("checkpoints"));
     } catch (IOException e) {
       throw DurableFiles.failure("cannot delete checkpoint record " + ckpt, e);

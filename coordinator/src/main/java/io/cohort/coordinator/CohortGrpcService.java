@@ -7,6 +7,8 @@ import io.cohort.proto.v1.CheckpointPhase;
 import io.cohort.proto.v1.CheckpointProgress;
 import io.cohort.proto.v1.CheckpointRequest;
 import io.cohort.proto.v1.CohortGrpc;
+import io.cohort.proto.v1.FenceNodeRequest;
+import io.cohort.proto.v1.FenceNodeResponse;
 import io.cohort.proto.v1.GetJobRequest;
 import io.cohort.proto.v1.GetJobResponse;
 import io.cohort.proto.v1.JobEvent;
@@ -164,15 +166,20 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
     GrpcErrors.unary(
         out,
         () -> {
-          coordinator.removeCheckpoint(req.getCheckpointId());
-          return RemoveCheckpointResponse.getDefaultInstance();
+          return RemoveCheckpointResponse.newBuilder()
+              .addAllWarnings(coordinator.removeCheckpoint(req.getCheckpointId()))
+              .build();
         });
   }
 
   @Override
   public void killJob(KillJobRequest req, StreamObserver<KillJobResponse> out) {
-    GrpcErrors.unary(
-        out, () -> KillJobResponse.newBuilder().setJob(coordinator.kill(req.getJobId())).build());
+    GrpcErrors.unary(out, () -> coordinator.kill(req.getJobId()));
+  }
+
+  @Override
+  public void fenceNode(FenceNodeRequest req, StreamObserver<FenceNodeResponse> out) {
+    GrpcErrors.unary(out, () -> coordinator.fenceNode(req.getNode()));
   }
 
   /**

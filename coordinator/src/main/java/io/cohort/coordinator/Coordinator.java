@@ -3,11 +3,13 @@ package io.cohort.coordinator;
 import io.cohort.common.CohortException;
 import io.cohort.common.Ids;
 import io.cohort.proto.v1.CheckpointInfo;
+import io.cohort.proto.v1.FenceNodeResponse;
 import io.cohort.proto.v1.HeartbeatRequest;
 import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.JobSpec;
 import io.cohort.proto.v1.JobState;
+import io.cohort.proto.v1.KillJobResponse;
 import io.cohort.proto.v1.NodeInfo;
 import io.cohort.proto.v1.OutputChunk;
 import io.cohort.proto.v1.RestartResponse;
@@ -48,19 +50,32 @@ public final class Coordinator implements AutoCloseable {
   private final JobLauncher launcher;
   private final JobRestarter restarter;
   private final ImageSweeper sweeper;
+  private final NodeFencing fencing;
+  private final PartnerCopies copies;
 
-  Coordinator(Catalog catalog, AgentDirectory agents, BarrierConfig barrierConfig, Clock clock) {
+  Coordinator(
+      Catalog catalog,
+      AgentDirectory agents,
+      BarrierConfig barrierConfig,
+      NodeLossConfig nodeLoss,
+      Clock clock) {
     this.catalog = catalog;
     this.agents = agents;
+    this.fencing = new NodeFencing(catalog, agents, clock, nodeLoss.deadAfter());
+    this.copies = new PartnerCopies(catalog, agents, nodeLoss, clock);
     JobObserver observer = new JobObserver(catalog, agents);
-    this.reconciler = new JobReconciler(catalog, agents, observer, io);
+    this.reconciler = new JobReconciler(catalog, agents, observer, fencing, io);
     this.queries = new JobQueries(catalog, agents, observer, reconciler);
     this.checkpointer =
-        new JobCheckpointer(catalog, agents, reconciler, barrierConfig, clock, io, serial);
+        new JobCheckpointer(catalog, agents, reconciler, copies, barrierConfig, clock, io, serial);
     this.vhosts = new JobVhosts(catalog, agents);
-    this.launcher = new JobLauncher(catalog, agents, vhosts, clock);
+    this.launcher = new JobLauncher(catalog, agents, vhosts, clock, nodeLoss.imagePolicy());
     this.restarter = new JobRestarter(catalog, agents, reconciler, vhosts, clock);
     this.sweeper = new ImageSweeper(catalog, agents, io);
+    if (nodeLoss.deadAfter() != null) {
+      serial.scheduleWithFixedDelay(
+          fencing::fenceOverdue, 1, 1, java.util.concurrent.TimeUnit.SECONDS);
+    }
   }
 
   /** A coordinator whose catalog lives in {@code home} and which reaches the given agents. */
@@ -71,7 +86,11 @@ public final class Coordinator implements AutoCloseable {
     java.util.Map<String, AgentClient> clients = new java.util.HashMap<>();
     agentChannels.forEach((node, ch) -> clients.put(node, client(node, ch, barrierConfig)));
     return new Coordinator(
-        new Catalog(home), new AgentDirectory(clients), barrierConfig, Clock.systemUTC());
+        new Catalog(home),
+        new AgentDirectory(clients),
+        barrierConfig,
+        NodeLossConfig.defaults(),
+        Clock.systemUTC());
   }
 
   /**
@@ -81,12 +100,13 @@ public final class Coordinator implements AutoCloseable {
   public static Coordinator createWithRegistry(
       Path home,
       BarrierConfig barrierConfig,
+      NodeLossConfig nodeLoss,
       Duration liveness,
       java.util.function.Function<String, io.grpc.ManagedChannel> dial) {
     AgentDirectory agents =
         new AgentDirectory(
             Clock.systemUTC(), liveness, dial, (node, ch) -> client(node, ch, barrierConfig));
-    return new Coordinator(new Catalog(home), agents, barrierConfig, Clock.systemUTC());
+    return new Coordinator(new Catalog(home), agents, barrierConfig, nodeLoss, Clock.systemUTC());
   }
 
   private static AgentClient client(String node, io.grpc.Channel ch, BarrierConfig config) {
@@ -100,8 +120,14 @@ public final class Coordinator implements AutoCloseable {
   public void heartbeat(HeartbeatRequest hb) {
     if (agents.heartbeat(hb)) {
       sweeper.sweepLater(hb.getNode());
+      copies.resumeAll(); // copies that waited for this node, or left by a previous coordinator
     }
     reconciler.nodeBack(hb.getNode());
+  }
+
+  /** Declares a node that is down dead ({@link NodeFencing}). */
+  public FenceNodeResponse fenceNode(String node) {
+    return fencing.fence(node, "declared dead with `cohort nodes fence`");
   }
 
   /**
@@ -190,23 +216,43 @@ public final class Coordinator implements AutoCloseable {
 
   // ------------------------------------------------------------------ kill, rm, output
 
+  /**
+   * Ends a running job. Its vhosts on nodes that are down are left to end when their node is back
+   * (the response's warnings say which): the job is killed all the same.
+   */
   @SuppressWarnings("try") // a Catalog.Hold, held for the block
-  public JobInfo kill(String jobId) {
+  public KillJobResponse kill(String jobId) {
     try (Catalog.Hold hold = catalog.lockJob(jobId)) {
       JobRecord rec = reconciler.reconcile(jobId);
       if (rec.getInfo().getState() != JobState.JOB_STATE_RUNNING) {
         throw CohortException.precondition(
             "job %s is not running (%s)", jobId, describe(rec.getInfo()));
       }
-      vhosts.kill(rec.getInfo());
+      List<VhostPlacement> left = vhosts.endOrLeave(rec.getInfo().getVhostsList());
       JobInfo info = rec.getInfo().toBuilder().setState(JobState.JOB_STATE_KILLED).build();
-      catalog.saveJob(rec.toBuilder().setInfo(info).build());
-      return reconciler.reconcile(jobId).getInfo();
+      catalog.saveJob(rec.toBuilder().setInfo(info).addAllVhostsToEnd(left).build());
+      KillJobResponse.Builder out = KillJobResponse.newBuilder();
+      for (VhostPlacement v : left) {
+        out.addWarnings(
+            String.format(
+                "vhost %s on node %s (%s) could not be ended now: it is ended when %s is back",
+                v.getVhostId(),
+                v.getNode(),
+                agents.isDead(v.getNode()) ? "declared dead" : "down",
+                v.getNode()));
+      }
+      reconciler.endLeftVhosts(catalog.job(jobId)); // remembers their nodes for their return
+      return out.setJob(reconciler.reconcile(jobId).getInfo()).build();
     }
   }
 
+  /**
+   * Deletes a checkpoint: its record first (never a listed checkpoint without images), then every
+   * copy of its images; a copy on a node that is down is left to the sweep when it is back (a
+   * warning says so).
+   */
   @SuppressWarnings("try") // a Catalog.Hold, held for the block
-  public void removeCheckpoint(String ckptId) {
+  public List<String> removeCheckpoint(String ckptId) {
     Ids.requireCheckpoint(ckptId);
     CheckpointInfo ckpt =
         catalog
@@ -215,12 +261,37 @@ public final class Coordinator implements AutoCloseable {
                 () ->
                     CohortException.notFound(
                         "checkpoint %s does not exist (see `cohort checkpoints`)", ckptId));
+    List<String> warnings = new ArrayList<>();
     try (Catalog.Hold hold = catalog.lockJob(ckpt.getJobId())) {
-      catalog.deleteCheckpoint(ckptId); // unlisted first: never a listed checkpoint without images
-      for (VhostPlacement v : ckpt.getVhostsList()) {
-        agents.agent(v.getNode()).deleteImage(ckptId, v.getVhostId());
+      catalog.deleteCheckpoint(ckptId);
+      java.util.Set<String> done = new java.util.HashSet<>();
+      List<VhostPlacement> where = new ArrayList<>(ckpt.getVhostsList());
+      ckpt.getCopiesList()
+          .forEach(
+              k ->
+                  where.add(
+                      VhostPlacement.newBuilder()
+                          .setVhostId(k.getVhostId())
+                          .setNode(k.getNode())
+                          .build()));
+      for (VhostPlacement v : where) {
+        if (!done.add(v.getVhostId() + "@" + v.getNode())) {
+          continue;
+        }
+        try {
+          agents.agent(v.getNode()).deleteImage(ckptId, v.getVhostId());
+        } catch (CohortException e) {
+          if (e.kind() != CohortException.Kind.UNAVAILABLE) {
+            throw e;
+          }
+          warnings.add(
+              String.format(
+                  "the image of %s on node %s (down) is removed when %s is back",
+                  v.getVhostId(), v.getNode(), v.getNode()));
+        }
       }
     }
+    return warnings;
   }
 
   static String describe(JobInfo j) {
@@ -252,6 +323,7 @@ public final class Coordinator implements AutoCloseable {
 
   @Override
   public void close() {
+    copies.close();
     agents.close();
     io.shutdownNow();
     serial.shutdownNow();

@@ -26,6 +26,7 @@ final class JobCheckpointer {
   private final Catalog catalog;
   private final AgentDirectory agents;
   private final JobReconciler reconciler;
+  private final PartnerCopies copies;
   private final BarrierConfig barrierConfig;
   private final Clock clock;
   private final Executor io;
@@ -35,6 +36,7 @@ final class JobCheckpointer {
       Catalog catalog,
       AgentDirectory agents,
       JobReconciler reconciler,
+      PartnerCopies copies,
       BarrierConfig barrierConfig,
       Clock clock,
       Executor io,
@@ -42,6 +44,7 @@ final class JobCheckpointer {
     this.catalog = catalog;
     this.agents = agents;
     this.reconciler = reconciler;
+    this.copies = copies;
     this.barrierConfig = barrierConfig;
     this.clock = clock;
     this.io = io;
@@ -97,7 +100,8 @@ final class JobCheckpointer {
         b.clearVhosts().addAllVhosts(info.getVhostsList());
       }
       catalog.saveJob(rec.toBuilder().setInfo(b).build());
-      return info;
+      // The copies run in the background: neither the job nor the client waits for them.
+      return copies.afterCommit(info);
     }
   }
 

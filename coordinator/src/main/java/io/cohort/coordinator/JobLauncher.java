@@ -3,6 +3,7 @@ package io.cohort.coordinator;
 import io.cohort.common.CohortException;
 import io.cohort.common.Ids;
 import io.cohort.proto.v1.CreateVhostRequest;
+import io.cohort.proto.v1.ImagePolicy;
 import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.JobSpec;
@@ -30,7 +31,15 @@ final class JobLauncher {
   private final Clock clock;
   private final SecureRandom random = new SecureRandom();
 
-  JobLauncher(Catalog catalog, AgentDirectory agents, JobVhosts vhosts, Clock clock) {
+  private final ImagePolicy defaultImagePolicy;
+
+  JobLauncher(
+      Catalog catalog,
+      AgentDirectory agents,
+      JobVhosts vhosts,
+      Clock clock,
+      ImagePolicy defaultImagePolicy) {
+    this.defaultImagePolicy = defaultImagePolicy;
     this.catalog = catalog;
     this.agents = agents;
     this.vhosts = vhosts;
@@ -52,6 +61,10 @@ final class JobLauncher {
     List<String> placement = where.nodes();
     String jobId = catalog.allocateJobId();
     String token = HexFormat.of().formatHex(random.generateSeed(16));
+    String networkKey = JobVhosts.newNetworkKey();
+    if (spec.getImagePolicy() == ImagePolicy.IMAGE_POLICY_UNSPECIFIED) {
+      spec = spec.toBuilder().setImagePolicy(defaultImagePolicy).build();
+    }
     boolean networked = placement.size() > 1;
     List<String> peers = new ArrayList<>();
     for (int i = 0; networked && i < placement.size(); i++) {
@@ -81,7 +94,7 @@ final class JobLauncher {
         }
         created.add(0, agents.agent(placement.get(i)).createVhost(req.build()).getPlacement());
       }
-      vhosts.configureNetwork(jobId, created);
+      vhosts.configureNetwork(jobId, created, networkKey);
     } catch (RuntimeException e) {
       vhosts.killQuietly(created);
       throw e;
@@ -97,7 +110,13 @@ final class JobLauncher {
             .addAllVhosts(created)
             .setLogPath(logPath)
             .build();
-    catalog.saveJob(JobRecord.newBuilder().setInfo(info).setToken(token).setNextEpoch(1).build());
+    catalog.saveJob(
+        JobRecord.newBuilder()
+            .setInfo(info)
+            .setToken(token)
+            .setNextEpoch(1)
+            .setNetworkKey(networkKey)
+            .build());
     log.info(
         "job-{}: started, {} vhost(s) on {}{} ({})",
         jobId,
@@ -116,7 +135,7 @@ final class JobLauncher {
     Map<String, Integer> running = vhosts.runningByNode();
     if (requested.isEmpty()) {
       return Placement.onLeastBusy(
-          agents.nodes().stream().filter(agents::isAlive).toList(), vhostCount, running);
+          agents.nodes().stream().filter(agents::isUsable).toList(), vhostCount, running);
     }
     Placement p = Placement.onNodes(requested, vhostCount, running, agents::agent);
     vhosts.requireOverlay(p.nodes());

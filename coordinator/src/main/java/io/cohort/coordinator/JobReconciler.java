@@ -33,10 +33,18 @@ final class JobReconciler {
   /** Nodes where some job has vhosts to end ({@link JobRecord#getVhostsToEndList}). */
   private final Set<String> nodesWithVhostsToEnd = ConcurrentHashMap.newKeySet();
 
-  JobReconciler(Catalog catalog, AgentDirectory agents, JobObserver observer, Executor io) {
+  private final NodeFencing fencing;
+
+  JobReconciler(
+      Catalog catalog,
+      AgentDirectory agents,
+      JobObserver observer,
+      NodeFencing fencing,
+      Executor io) {
     this.catalog = catalog;
     this.agents = agents;
     this.observer = observer;
+    this.fencing = fencing;
     this.io = io;
     for (JobRecord r : catalog.jobs()) {
       r.getVhostsToEndList().forEach(v -> nodesWithVhostsToEnd.add(v.getNode()));
@@ -54,7 +62,9 @@ final class JobReconciler {
       return seen;
     }
     if (JobObserver.ended(seen.getInfo().getState())) {
-      endVhosts(seen.getInfo());
+      List<VhostPlacement> left = endVhosts(seen.getInfo());
+      seen = seen.toBuilder().addAllVhostsToEnd(left).build();
+      left.forEach(v -> nodesWithVhostsToEnd.add(v.getNode()));
     }
     catalog.saveJob(seen);
     log.info("job-{}: {} -> {}", jobId, rec.getInfo().getState(), seen.getInfo().getState());
@@ -76,51 +86,73 @@ final class JobReconciler {
   /**
    * The job ended with its head vhost: ends the workers (they idle until killed) and tells the
    * head's agent too, whose KillVhost is where an ended vhost's leftovers (its veth) are cleaned;
-   * GetVhost only reports.
+   * GetVhost only reports. Returns the vhosts whose node is down: left to end when it is back.
    */
-  private void endVhosts(JobInfo info) {
+  private List<VhostPlacement> endVhosts(JobInfo info) {
+    List<VhostPlacement> left = new ArrayList<>();
     for (VhostPlacement v : info.getVhostsList()) {
       try {
-        agents.agent(v.getNode()).kill(v.getVhostId());
-      } catch (RuntimeException e) {
-        log.warn(
-            "job-{}: cannot end vhost {}: {}", info.getJobId(), v.getVhostId(), e.getMessage());
+        agents.agentForCleanup(v.getNode()).kill(v.getVhostId());
+      } catch (CohortException e) {
+        if (e.kind() != CohortException.Kind.UNAVAILABLE) {
+          log.warn(
+              "job-{}: cannot end vhost {}: {}", info.getJobId(), v.getVhostId(), e.getMessage());
+        } else {
+          left.add(v);
+        }
       }
     }
+    return left;
   }
 
-  /** An agent's heartbeat: if a job has vhosts to end on that node, end them now. */
+  /**
+   * An agent's heartbeat: if a job has vhosts to end on that node, end them now. A node declared
+   * dead rejoins this way: once every vhost left on it has ended, it takes work again; if one
+   * cannot be ended yet, the next heartbeat tries again.
+   */
   @SuppressWarnings("try") // a Catalog.Hold, held for the block
   void nodeBack(String node) {
-    if (!nodesWithVhostsToEnd.remove(node)) {
+    boolean rejoin = agents.startRejoin(node);
+    if (!nodesWithVhostsToEnd.remove(node) && !rejoin) {
       return;
     }
     io.execute(
         () -> {
+          boolean ended = true;
           for (JobRecord r : catalog.jobs()) {
             if (r.getVhostsToEndList().stream().anyMatch(v -> v.getNode().equals(node))) {
               try (Catalog.Hold hold = catalog.lockJob(r.getInfo().getJobId())) {
+                JobRecord now = endLeftVhosts(catalog.job(r.getInfo().getJobId()));
+                ended &= now.getVhostsToEndList().stream().noneMatch(v -> v.getNode().equals(node));
                 reconcile(r.getInfo().getJobId());
               } catch (RuntimeException e) {
+                ended = false;
                 log.warn("job-{}: {}", r.getInfo().getJobId(), e.getMessage());
               }
+            }
+          }
+          if (rejoin) {
+            if (ended) {
+              fencing.forget(node);
+            } else {
+              agents.rejoinFailed(node);
             }
           }
         });
   }
 
   /**
-   * Ends the vhosts a failed --stop checkpoint left running where it can; returns the record with
-   * those still left (saved), and remembers their nodes for their next heartbeat. The caller holds
-   * the job's lock.
+   * Ends the vhosts left to end ({@code vhosts_to_end}) where their node is heard, even a node
+   * declared dead and rejoining; returns the record with those still left (saved), and remembers
+   * their nodes for their next heartbeat. The caller holds the job's lock.
    */
   JobRecord endLeftVhosts(JobRecord rec) {
     List<VhostPlacement> left = new ArrayList<>();
     for (VhostPlacement v : rec.getVhostsToEndList()) {
       try {
-        agents.agent(v.getNode()).kill(v.getVhostId());
+        agents.agentForCleanup(v.getNode()).kill(v.getVhostId());
         log.info(
-            "job-{}: vhost {} on {} ended (left running by a failed --stop checkpoint)",
+            "job-{}: vhost {} on {} ended (left when its node could not be reached)",
             rec.getInfo().getJobId(),
             v.getVhostId(),
             v.getNode());

@@ -3,6 +3,9 @@ package io.cohort.coordinator;
 import io.cohort.common.CohortException;
 import io.cohort.common.Ids;
 import io.cohort.proto.v1.CheckpointInfo;
+import io.cohort.proto.v1.ImageCopy;
+import io.cohort.proto.v1.ImageCopyState;
+import io.cohort.proto.v1.ImageSource;
 import io.cohort.proto.v1.ImportImageRequest;
 import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobRecord;
@@ -16,6 +19,7 @@ import java.time.Clock;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -33,6 +37,7 @@ final class JobRestarter {
   private final JobReconciler reconciler;
   private final JobVhosts vhosts;
   private final Clock clock;
+  private final ImageHolders holders;
 
   JobRestarter(
       Catalog catalog,
@@ -45,6 +50,7 @@ final class JobRestarter {
     this.reconciler = reconciler;
     this.vhosts = vhosts;
     this.clock = clock;
+    this.holders = new ImageHolders(agents);
   }
 
   /** Restarts a job from a checkpoint id, or from the latest checkpoint of a job id. */
@@ -57,19 +63,12 @@ final class JobRestarter {
           "'%s' is neither a job id nor a checkpoint id (JOB.EPOCH)", target);
     }
     try (Catalog.Hold hold = catalog.lockJob(jobId)) {
-      CheckpointInfo ckpt = resolve(target);
+      StringBuilder note = new StringBuilder();
+      CheckpointInfo ckpt = resolve(target, note);
       JobRecord rec = reconciler.reconcile(jobId);
-      if (rec.getVhostsToEndCount() > 0) {
-        VhostPlacement v = rec.getVhostsToEnd(0);
-        throw new CohortException(
-            CohortException.Kind.UNAVAILABLE,
-            String.format(
-                "job %s cannot "
-                    + "restart yet: its vhost %s on node %s, left running when a --stop checkpoint "
-                    + "failed, must end first and that node is down; restart when it is back (`cohort "
-                    + "nodes`)",
-                jobId, v.getVhostId(), v.getNode()));
-      }
+      // A vhost left to end on a node that is down may still run there (the node may be only
+      // cut off): nothing takes its place until the node is back or declared dead.
+      vhosts.requireNoneOnDownNodes(jobId, rec.getVhostsToEndList(), "restart");
       boolean running = rec.getInfo().getState() == JobState.JOB_STATE_RUNNING;
       if (running && !replace) {
         throw CohortException.precondition(
@@ -77,47 +76,55 @@ final class JobRestarter {
                 + "running incarnation first (`cohort kill %s`) or add --replace",
             jobId, ckpt.getCheckpointId(), jobId);
       }
-      // With --replace, check every image before the running incarnation is ended, so a
-      // damaged checkpoint never costs a running job. (RestoreVhost verifies again itself,
-      // before it changes anything: without a running job there is nothing to lose.)
-      for (VhostPlacement v : running ? ckpt.getVhostsList() : List.<VhostPlacement>of()) {
+      if (running) {
+        vhosts.requireNoneOnDownNodes(jobId, rec.getInfo().getVhostsList(), "replace");
+      }
+      List<String> targets = targets(ckpt, rec.getInfo(), nodes);
+      List<ImageHolders.Source> sources = new ArrayList<>();
+      for (int i = 0; i < ckpt.getVhostsCount(); i++) {
+        String vhost = ckpt.getVhosts(i).getVhostId();
+        sources.add(
+            holders
+                .source(ckpt, vhost, targets.get(i))
+                .orElseThrow(
+                    () ->
+                        new CohortException(
+                            CohortException.Kind.UNAVAILABLE,
+                            "cannot restart from "
+                                + ckpt.getCheckpointId()
+                                + ": "
+                                + holders
+                                    .unavailable(ckpt)
+                                    .orElse("its image of " + vhost + " is nowhere")
+                                + newestUsable(jobId)
+                                    .map(c -> "; restart from " + c + " instead")
+                                    .orElse(""))));
+      }
+      // With --replace, check every image where it will be taken from before the running
+      // incarnation is ended, so a damaged checkpoint never costs a running job. (RestoreVhost
+      // and ImportImage verify again themselves, before they change anything.)
+      for (int i = 0; running && i < ckpt.getVhostsCount(); i++) {
+        String vhost = ckpt.getVhosts(i).getVhostId();
         agents
-            .agent(v.getNode())
+            .agent(sources.get(i).holder().node())
             .verify(
                 VerifyImageRequest.newBuilder()
                     .setCheckpointId(ckpt.getCheckpointId())
-                    .setVhostId(v.getVhostId())
-                    .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), ""))
+                    .setVhostId(vhost)
+                    .setManifestSha256(ckpt.getManifestSha256OrDefault(vhost, ""))
                     .build());
       }
-      List<String> targets = targets(ckpt, rec.getInfo(), nodes);
       long transferred = 0;
+      List<ImageSource> reported = new ArrayList<>();
       for (int i = 0; i < ckpt.getVhostsCount(); i++) {
-        VhostPlacement v = ckpt.getVhosts(i);
-        String store = ckpt.getImageStoreOrDefault(v.getVhostId(), "");
-        boolean inPlace =
-            targets.get(i).equals(v.getNode())
-                || (!store.isEmpty() && store.equals(agents.imageStore(targets.get(i))));
-        if (!inPlace) {
-          // The image is on another node: the target's agent fetches and verifies it (before
-          // anything is ended, so a failed transfer changes nothing).
-          agents.agent(v.getNode()); // UNAVAILABLE with the reason if that node is down
-          transferred +=
-              agents
-                  .agent(targets.get(i))
-                  .importImage(
-                      ImportImageRequest.newBuilder()
-                          .setCheckpointId(ckpt.getCheckpointId())
-                          .setVhostId(v.getVhostId())
-                          .setSourceAddress(agents.address(v.getNode()))
-                          .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), ""))
-                          .build())
-                  .getBytes();
-        }
+        transferred +=
+            bring(ckpt, ckpt.getVhosts(i).getVhostId(), targets.get(i), sources.get(i), reported);
       }
       if (running) {
-        vhosts.kill(rec.getInfo());
+        List<VhostPlacement> left = vhosts.endOrLeave(rec.getInfo().getVhostsList());
+        rec = rec.toBuilder().addAllVhostsToEnd(left).build();
       }
+      String networkKey = JobVhosts.newNetworkKey();
       List<VhostPlacement> placed = new ArrayList<>();
       long offset = 0;
       long inflight = 0;
@@ -138,9 +145,16 @@ final class JobRestarter {
             offset = r.getOutputOffset();
           }
         }
-        vhosts.configureNetwork(jobId, placed);
+        vhosts.configureNetwork(jobId, placed, networkKey);
       } catch (RuntimeException e) {
         vhosts.killQuietly(placed);
+        // The running incarnation (if any) is ended: record that, and what is left to end.
+        if (running) {
+          catalog.saveJob(
+              rec.toBuilder()
+                  .setInfo(rec.getInfo().toBuilder().setState(JobState.JOB_STATE_KILLED))
+                  .build());
+        }
         throw e;
       }
       JobInfo info =
@@ -152,12 +166,13 @@ final class JobRestarter {
               .clearVhosts()
               .addAllVhosts(placed)
               .build();
-      catalog.saveJob(rec.toBuilder().setInfo(info).build());
+      catalog.saveJob(rec.toBuilder().setInfo(info).setNetworkKey(networkKey).build());
       log.info(
-          "job-{}: restarted from {} (incarnation {})",
+          "job-{}: restarted from {} (incarnation {}){}",
           jobId,
           ckpt.getCheckpointId(),
-          info.getIncarnation());
+          info.getIncarnation(),
+          note.isEmpty() ? "" : ": " + note);
       return RestartResponse.newBuilder()
           .setJob(reconciler.reconcile(jobId).getInfo())
           .setCheckpointId(ckpt.getCheckpointId())
@@ -165,8 +180,65 @@ final class JobRestarter {
           .setRestartMs(clock.millis() - t0)
           .setInflightPackets(inflight)
           .setTransferredBytes(transferred)
+          .addAllSources(reported)
+          .setNote(note.toString())
           .build();
     }
+  }
+
+  /**
+   * Brings one vhost's image to its target node unless it is there already; the target's agent
+   * fetches and verifies it (before anything is ended, so a failed transfer changes nothing), and
+   * the copy is recorded with the checkpoint. Returns the bytes brought.
+   */
+  private long bring(
+      CheckpointInfo ckpt,
+      String vhost,
+      String target,
+      ImageHolders.Source source,
+      List<ImageSource> reported) {
+    ImageSource.Builder r =
+        ImageSource.newBuilder()
+            .setVhostId(vhost)
+            .setNode(target)
+            .setFromNode(source.holder().node())
+            .setCopy(source.holder().copy());
+    if (source.inPlace()) {
+      reported.add(r.build());
+      return 0;
+    }
+    long t0 = clock.millis();
+    long bytes =
+        agents
+            .agent(target)
+            .importImage(
+                ImportImageRequest.newBuilder()
+                    .setCheckpointId(ckpt.getCheckpointId())
+                    .setVhostId(vhost)
+                    .setSourceAddress(agents.address(source.holder().node()))
+                    .setManifestSha256(ckpt.getManifestSha256OrDefault(vhost, ""))
+                    .build())
+            .getBytes();
+    ImageCopy copy =
+        ImageCopy.newBuilder()
+            .setVhostId(vhost)
+            .setNode(target)
+            .setImageStore(agents.imageStore(target))
+            .setState(ImageCopyState.IMAGE_COPY_STATE_COMPLETE)
+            .setReason("restart")
+            .setBytes(bytes)
+            .setCopyMs(clock.millis() - t0)
+            .setCompletedUnixMs(clock.millis())
+            .build();
+    catalog.updateCheckpoint(
+        ckpt.getCheckpointId(),
+        c ->
+            c.getCopiesList().stream()
+                    .anyMatch(k -> k.getVhostId().equals(vhost) && k.getNode().equals(target))
+                ? c
+                : c.toBuilder().addCopies(copy).build());
+    reported.add(r.setBytes(bytes).build());
+    return bytes;
   }
 
   /**
@@ -175,6 +247,19 @@ final class JobRestarter {
    */
   private List<String> targets(CheckpointInfo ckpt, JobInfo job, List<String> nodes) {
     if (nodes.isEmpty()) {
+      for (VhostPlacement v : ckpt.getVhostsList()) {
+        if (!agents.isUsable(v.getNode())) {
+          throw new CohortException(
+              CohortException.Kind.UNAVAILABLE,
+              String.format(
+                  "vhost %s was on node %s, which is %s: choose where to restart with --nodes "
+                      + "(nodes up: %s)",
+                  v.getVhostId(),
+                  v.getNode(),
+                  agents.isDead(v.getNode()) ? "declared dead" : "down",
+                  String.join(",", agents.nodes().stream().filter(agents::isUsable).toList())));
+        }
+      }
       return ckpt.getVhostsList().stream().map(VhostPlacement::getNode).toList();
     }
     Map<String, Integer> running = vhosts.runningByNode();
@@ -193,7 +278,11 @@ final class JobRestarter {
     return p.nodes();
   }
 
-  private CheckpointInfo resolve(String target) {
+  /**
+   * The checkpoint to restart from: the one named, or the job's latest one whose images can all be
+   * reached now; when that is not the latest, {@code note} says why.
+   */
+  private CheckpointInfo resolve(String target, StringBuilder note) {
     if (Ids.isCheckpoint(target)) {
       return catalog
           .checkpoint(target)
@@ -210,9 +299,35 @@ final class JobRestarter {
             "job %s has no checkpoint to restart from; take one with " + "`cohort checkpoint %s`",
             target, target);
       }
-      return all.get(all.size() - 1);
+      CheckpointInfo latest = all.get(all.size() - 1);
+      Optional<String> why = holders.unavailable(latest);
+      if (why.isEmpty()) {
+        return latest;
+      }
+      for (int i = all.size() - 2; i >= 0; i--) {
+        if (holders.unavailable(all.get(i)).isEmpty()) {
+          note.append(
+              String.format(
+                  "the latest checkpoint %s cannot be used: %s; restarting from %s, the newest "
+                      + "checkpoint whose images are all available",
+                  latest.getCheckpointId(), why.get(), all.get(i).getCheckpointId()));
+          return all.get(i);
+        }
+      }
+      return latest; // none usable: the restart says why
     }
     throw CohortException.invalid(
         "'%s' is neither a job id nor a checkpoint id (JOB.EPOCH)", target);
+  }
+
+  /** The newest checkpoint of a job whose images can all be reached now. */
+  private Optional<String> newestUsable(String jobId) {
+    List<CheckpointInfo> all = catalog.checkpoints(jobId);
+    for (int i = all.size() - 1; i >= 0; i--) {
+      if (holders.unavailable(all.get(i)).isEmpty()) {
+        return Optional.of(all.get(i).getCheckpointId());
+      }
+    }
+    return Optional.empty();
   }
 }

@@ -2,14 +2,15 @@ package io.cohort.coordinator;
 
 import io.cohort.common.CohortException;
 import io.cohort.proto.v1.ConfigureJobNetworkRequest;
-import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.JobState;
 import io.cohort.proto.v1.VhostPlacement;
 import io.cohort.proto.v1.VhostRoute;
+import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 
@@ -18,6 +19,8 @@ import java.util.Map;
  * overlay a job spanning nodes needs, the routes between its vhosts, and ending them.
  */
 final class JobVhosts {
+  private static final SecureRandom RANDOM = new SecureRandom();
+
   private final Catalog catalog;
   private final AgentDirectory agents;
 
@@ -53,13 +56,26 @@ final class JobVhosts {
     }
   }
 
-  /** Tells every node of a job where all its vhosts are; starts vhosts waiting for it. */
-  void configureNetwork(String jobId, List<VhostPlacement> vhosts) {
+  /**
+   * A new key for an incarnation's network: random, so a vhost of an earlier incarnation left
+   * running on a node that was cut off never shares it.
+   */
+  static String newNetworkKey() {
+    byte[] key = new byte[8];
+    RANDOM.nextBytes(key);
+    return HexFormat.of().formatHex(key);
+  }
+
+  /**
+   * Tells every node of a job where all its vhosts are and the incarnation's network key; starts
+   * vhosts waiting for it.
+   */
+  void configureNetwork(String jobId, List<VhostPlacement> vhosts, String networkKey) {
     if (vhosts.size() < 2) {
       return;
     }
     ConfigureJobNetworkRequest.Builder req =
-        ConfigureJobNetworkRequest.newBuilder().setJobId(jobId);
+        ConfigureJobNetworkRequest.newBuilder().setJobId(jobId).setNetworkKey(networkKey);
     for (VhostPlacement v : vhosts) {
       req.addVhosts(
           VhostRoute.newBuilder()
@@ -76,10 +92,46 @@ final class JobVhosts {
     }
   }
 
-  /** Ends every vhost of a job; a failure is thrown. */
-  void kill(JobInfo info) {
-    for (VhostPlacement v : info.getVhostsList()) {
-      agents.agent(v.getNode()).kill(v.getVhostId());
+  /**
+   * Ends a job's vhosts where their node is up; returns those whose node is down or declared dead,
+   * to be ended when it is back (the caller records them in the job's {@code vhosts_to_end}).
+   * Another failure is thrown.
+   */
+  List<VhostPlacement> endOrLeave(List<VhostPlacement> vhosts) {
+    List<VhostPlacement> left = new ArrayList<>();
+    for (VhostPlacement v : vhosts) {
+      if (!agents.isAlive(v.getNode())) {
+        left.add(v);
+        continue;
+      }
+      try {
+        agents.agentForCleanup(v.getNode()).kill(v.getVhostId());
+      } catch (CohortException e) {
+        if (e.kind() != CohortException.Kind.UNAVAILABLE) {
+          throw e;
+        }
+        left.add(v);
+      }
+    }
+    return left;
+  }
+
+  /**
+   * Refuses (before anything is changed) when one of these vhosts is on a node that is down and not
+   * declared dead: it may be only cut off, with the vhost still running, so nothing may take its
+   * place yet.
+   */
+  void requireNoneOnDownNodes(String jobId, List<VhostPlacement> vhosts, String doing) {
+    for (VhostPlacement v : vhosts) {
+      if (!agents.isAlive(v.getNode()) && !agents.isDead(v.getNode())) {
+        throw new CohortException(
+            CohortException.Kind.UNAVAILABLE,
+            String.format(
+                "cannot %s job %s: its vhost %s is on node %s, which is down and may still run "
+                    + "it. If %s is dead, declare it (`cohort nodes fence %s`) and retry; if it "
+                    + "comes back, retry then",
+                doing, jobId, v.getVhostId(), v.getNode(), v.getNode(), v.getNode()));
+      }
     }
   }
 

@@ -475,7 +475,12 @@ class CheckpointBarrierTest {
             .build());
     CancelledMidway out = new CancelledMidway();
     try (Coordinator coordinator =
-        new Coordinator(catalog, agents, BarrierConfig.defaults(), Clock.systemUTC())) {
+        new Coordinator(
+            catalog,
+            agents,
+            BarrierConfig.defaults(),
+            NodeLossConfig.defaults(),
+            Clock.systemUTC())) {
       CompletableFuture<Void> call =
           CompletableFuture.runAsync(
               () ->

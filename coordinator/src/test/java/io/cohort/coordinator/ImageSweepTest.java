@@ -200,6 +200,7 @@ class ImageSweepTest {
             catalog,
             inProcess.serve(Map.of("n1", new Agent(images))),
             BarrierConfig.defaults(),
+            NodeLossConfig.defaults(),
             Clock.systemUTC())) {
       assertEquals(1, coordinator.sweepImages());
     }
@@ -223,6 +224,7 @@ class ImageSweepTest {
             catalog,
             inProcess.serve(Map.of("n1", agent)),
             BarrierConfig.defaults(),
+            NodeLossConfig.defaults(),
             Clock.systemUTC())) {
       CompletableFuture<CheckpointInfo> ckpt =
           CompletableFuture.supplyAsync(() -> coordinator.checkpoint("7", false, (p, m) -> {}));
@@ -255,6 +257,7 @@ class ImageSweepTest {
             catalog,
             inProcess.serve(Map.of("n1", new Agent(images))),
             BarrierConfig.defaults(),
+            NodeLossConfig.defaults(),
             Clock.systemUTC())) {
       assertEquals(1, coordinator.sweepImages());
     }
@@ -277,6 +280,7 @@ class ImageSweepTest {
             catalog,
             inProcess.serve(Map.of("n1", new Agent(shared), "n2", new Agent(shared))),
             BarrierConfig.defaults(),
+            NodeLossConfig.defaults(),
             Clock.systemUTC())) {
       assertEquals(2, coordinator.sweepImages());
     }
@@ -306,7 +310,12 @@ class ImageSweepTest {
             },
             (node, ch) -> new AgentClient(node, ch, Duration.ofSeconds(5), Duration.ofSeconds(5)));
     try (Coordinator coordinator =
-        new Coordinator(catalog, agents, BarrierConfig.defaults(), Clock.systemUTC())) {
+        new Coordinator(
+            catalog,
+            agents,
+            BarrierConfig.defaults(),
+            NodeLossConfig.defaults(),
+            Clock.systemUTC())) {
       coordinator.heartbeat(HeartbeatRequest.newBuilder().setNode("n1").setAddress(name).build());
       await(agent.deleted); // the sweep runs on the coordinator's io executor
       assertEquals(Set.of(), images);

@@ -164,6 +164,7 @@ class JobReconcileTest {
             catalog,
             inProcess.serve(Map.of("n1", agent)),
             BarrierConfig.defaults(),
+            NodeLossConfig.defaults(),
             Clock.systemUTC())) {
       CompletableFuture<List<JobInfo>> ps = CompletableFuture.supplyAsync(coordinator::jobs);
       await(psAsked);
@@ -196,6 +197,7 @@ class JobReconcileTest {
             catalog,
             inProcess.serve(Map.of("n1", agent)),
             BarrierConfig.defaults(),
+            NodeLossConfig.defaults(),
             Clock.systemUTC())) {
       CountDownLatch held = new CountDownLatch(1);
       CountDownLatch release = new CountDownLatch(1);

@@ -126,6 +126,7 @@ class OutputFlowControlTest {
             catalog,
             inProcess.serve(Map.of("n1", agent)),
             BarrierConfig.defaults(),
+            NodeLossConfig.defaults(),
             Clock.systemUTC());
     String name = "coordinator-" + System.nanoTime();
     server =
