@@ -68,7 +68,7 @@ final class JobRestarter {
       JobRecord rec = reconciler.reconcile(jobId);
       // A vhost left to end on a node that is down may still run there (the node may be only
       // cut off): nothing takes its place until the node is back or declared dead.
-      vhosts.requireNoneOnDownNodes(jobId, rec.getVhostsToEndList(), "restart");
+      vhosts.requireNoneLeft(rec);
       boolean running = rec.getInfo().getState() == JobState.JOB_STATE_RUNNING;
       if (running && !replace) {
         throw CohortException.precondition(
@@ -77,7 +77,7 @@ final class JobRestarter {
             jobId, ckpt.getCheckpointId(), jobId);
       }
       if (running) {
-        vhosts.requireNoneOnDownNodes(jobId, rec.getInfo().getVhostsList(), "replace");
+        vhosts.requireNoneOnDownNodes(jobId, rec.getInfo().getVhostsList());
       }
       List<String> targets = targets(ckpt, rec.getInfo(), nodes);
       List<ImageHolders.Source> sources = new ArrayList<>();
@@ -123,6 +123,16 @@ final class JobRestarter {
       if (running) {
         List<VhostPlacement> left = vhosts.endOrLeave(rec.getInfo().getVhostsList());
         rec = rec.toBuilder().addAllVhostsToEnd(left).build();
+        if (left.stream().anyMatch(v -> !agents.isDead(v.getNode()))) {
+          // Its node went silent since the check above: the rest of the incarnation is ended.
+          rec =
+              reconciler.endLeftVhosts(
+                  rec.toBuilder()
+                      .setInfo(rec.getInfo().toBuilder().setState(JobState.JOB_STATE_KILLED))
+                      .build());
+          catalog.saveJob(rec);
+          vhosts.requireNoneLeft(rec);
+        }
       }
       String networkKey = JobVhosts.newNetworkKey();
       List<VhostPlacement> placed = new ArrayList<>();

@@ -117,22 +117,45 @@ final class JobVhosts {
   }
 
   /**
-   * Refuses (before anything is changed) when one of these vhosts is on a node that is down and not
-   * declared dead: it may be only cut off, with the vhost still running, so nothing may take its
-   * place yet.
+   * Refuses (before anything is changed) when one of a job's running vhosts is on a node that is
+   * down and not declared dead: it may be only cut off, with the vhost still running, so nothing
+   * may take its place yet.
    */
-  void requireNoneOnDownNodes(String jobId, List<VhostPlacement> vhosts, String doing) {
+  void requireNoneOnDownNodes(String jobId, List<VhostPlacement> vhosts) {
     for (VhostPlacement v : vhosts) {
       if (!agents.isAlive(v.getNode()) && !agents.isDead(v.getNode())) {
         throw new CohortException(
             CohortException.Kind.UNAVAILABLE,
             String.format(
-                "cannot %s job %s: its vhost %s is on node %s, which is down and may still run "
-                    + "it. If %s is dead, declare it (`cohort nodes fence %s`) and retry; if it "
-                    + "comes back, retry then",
-                doing, jobId, v.getVhostId(), v.getNode(), v.getNode(), v.getNode()));
+                "cannot replace job %s: its vhost %s is on node %s, which is down and may still "
+                    + "run it. %s",
+                jobId, v.getVhostId(), v.getNode(), declareOrWait(v.getNode())));
       }
     }
+  }
+
+  /**
+   * Refuses while a vhost left to end ({@code vhosts_to_end}, which the reconcile step has just
+   * tried to end) is on a node not declared dead: it could not be reached and may still run.
+   */
+  void requireNoneLeft(JobRecord rec) {
+    for (VhostPlacement v : rec.getVhostsToEndList()) {
+      if (!agents.isDead(v.getNode())) {
+        throw new CohortException(
+            CohortException.Kind.UNAVAILABLE,
+            String.format(
+                "job %s cannot restart yet: its vhost %s on node %s could not be ended (the node "
+                    + "is down or cannot be reached) and may still run. %s",
+                rec.getInfo().getJobId(), v.getVhostId(), v.getNode(), declareOrWait(v.getNode())));
+      }
+    }
+  }
+
+  private static String declareOrWait(String node) {
+    return String.format(
+        "If %s is dead, declare it (`cohort nodes fence %s`) and retry; if it comes back, its "
+            + "vhosts are ended and you can retry then",
+        node, node);
   }
 
   /** Ends vhosts a failed run or restart started, best effort: the caller throws its failure. */
