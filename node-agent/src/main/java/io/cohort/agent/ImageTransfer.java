@@ -35,6 +35,8 @@ final class ImageTransfer {
   private final Function<String, ManagedChannel> dial;
   private final Path initPath;
   private final String who;
+  private final java.util.concurrent.ConcurrentHashMap<String, Object> importing =
+      new java.util.concurrent.ConcurrentHashMap<>();
 
   ImageTransfer(
       AgentConfig config, ImageStore images, Function<String, ManagedChannel> dial, Path initPath) {
@@ -98,6 +100,16 @@ final class ImageTransfer {
   ImportImageResponse importImage(ImportImageRequest req) {
     String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
     String vhost = Ids.requireVhost(req.getVhostId());
+    // One import of an image at a time (a partner copy and a restart may ask for the same one):
+    // they share the pending directory, and the second finds the image published by the first.
+    // (A lock per image imported in the agent's life: a few bytes each, never removed, so that
+    // no two threads ever hold different locks for one image.)
+    synchronized (importing.computeIfAbsent(ckpt + "/" + vhost, k -> new Object())) {
+      return importOnce(req, ckpt, vhost);
+    }
+  }
+
+  private ImportImageResponse importOnce(ImportImageRequest req, String ckpt, String vhost) {
     long t0 = System.nanoTime();
     try {
       images.verify(ckpt, vhost, req.getManifestSha256());
