@@ -112,7 +112,14 @@ final class NodeFaults {
     if (Files.isDirectory(vhosts)) {
       try (Stream<Path> dirs = Files.list(vhosts)) {
         for (Path record : dirs.map(d -> d.resolve("record.json")).filter(Files::exists).toList()) {
-          VhostRecord rec = ProtoJson.read(record, VhostRecord.newBuilder()).build();
+          VhostRecord rec;
+          try {
+            rec = ProtoJson.read(record, VhostRecord.newBuilder()).build();
+          } catch (RuntimeException e) {
+            progress.printf(
+                "cohort cluster: %s: cannot read %s: %s%n", node, record, e.getMessage());
+            continue;
+          }
           ProcessIdentity init = new ProcessIdentity(rec.getPid(), rec.getPidStartTicks());
           if (init.kill()) {
             killed.add(init);
