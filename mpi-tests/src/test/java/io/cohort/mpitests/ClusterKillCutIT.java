@@ -93,7 +93,7 @@ class ClusterKillCutIT {
     assertTrue(said.contains("n2: killed vhost " + job + "-0"), said);
     assertTrue(said.contains("n2: deleted its image store"), said);
     for (ProcessHandle p : vhost) {
-      assertFalse(p.isAlive(), "a process of the vhost survived: " + p.pid());
+      awaitGone(p); // the kernel kills the rest of a pid namespace once its init dies
     }
     assertFalse(ProcessHandle.of(agent).map(ProcessHandle::isAlive).orElse(false));
     assertFalse(Files.exists(images), images + " is gone");
@@ -107,6 +107,27 @@ class ClusterKillCutIT {
     String mounts = Files.readString(Path.of("/proc/self/mountinfo"));
     assertFalse(mounts.contains(cohort.home.toString()), "mounts left:\n" + mounts);
     assertFalse(mounts.contains(PREFIX), "mounts left:\n" + mounts);
+  }
+
+  /** Waits until {@code p} is gone or a zombie (nothing runs in it any more). */
+  private static void awaitGone(ProcessHandle p) throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+    while (p.isAlive() && !zombie(p.pid())) {
+      if (System.nanoTime() > deadline) {
+        fail("a process of the vhost survived: " + p.pid() + " " + p.info());
+      }
+      Thread.sleep(50);
+    }
+  }
+
+  private static boolean zombie(long pid) {
+    try {
+      String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+      char state = stat.charAt(stat.lastIndexOf(')') + 2);
+      return state == 'Z' || state == 'X';
+    } catch (IOException gone) {
+      return true;
+    }
   }
 
   private static boolean hasImages(Path images) throws IOException {
