@@ -15,6 +15,11 @@ import java.util.Objects;
  *       ByteBuf}: whoever holds a {@code Packet} owns one reference and must release it.
  *   <li>{@link Marker} — the checkpoint marker of a job for an epoch (Chandy-Lamport).
  * </ul>
+ *
+ * <p>Packets and markers carry the sender's network key of the job ({@link Overlay#setKey}): a
+ * receiver drops those whose key is not the one it has for the job, so that a vhost of an earlier
+ * incarnation, left running on a node that was cut off, never reaches the current one. Key 0 is "no
+ * key" (as sent by a node that was never given one).
  */
 public sealed interface Frame {
 
@@ -32,33 +37,54 @@ public sealed interface Frame {
     }
   }
 
-  /** A checkpoint marker: the sender froze {@code jobId} at {@code epoch} (epoch &ge; 0). */
-  record Marker(String jobId, long epoch) implements Frame {
+  /**
+   * A checkpoint marker: the sender froze {@code jobId} (its network {@code key}) at {@code epoch}
+   * (epoch &ge; 0).
+   */
+  record Marker(String jobId, long key, long epoch) implements Frame {
     public Marker {
       checkName("job id", jobId);
       if (epoch < 0) {
         throw new IllegalArgumentException("epoch must be >= 0, got " + epoch);
       }
     }
+
+    /** A marker without a network key. */
+    public Marker(String jobId, long epoch) {
+      this(jobId, 0, epoch);
+    }
   }
 
   /**
-   * One IP packet of {@code jobId} for the vhost at {@code dstAddress} (IPv4, as an int in network
-   * order: 198.19.0.1 is {@code 0xC6130001}). Reference counted through its payload.
+   * One IP packet of {@code jobId} (sent with the network {@code key}) for the vhost at {@code
+   * dstAddress} (IPv4, as an int in network order: 198.19.0.1 is {@code 0xC6130001}). Reference
+   * counted through its payload.
    */
   final class Packet extends DefaultByteBufHolder implements Frame {
     private final String jobId;
+    private final long key;
     private final int dstAddress;
 
-    public Packet(String jobId, int dstAddress, ByteBuf payload) {
+    public Packet(String jobId, long key, int dstAddress, ByteBuf payload) {
       super(Objects.requireNonNull(payload, "payload"));
       checkName("job id", jobId);
       this.jobId = jobId;
+      this.key = key;
       this.dstAddress = dstAddress;
+    }
+
+    /** A packet without a network key. */
+    public Packet(String jobId, int dstAddress, ByteBuf payload) {
+      this(jobId, 0, dstAddress, payload);
     }
 
     public String jobId() {
       return jobId;
+    }
+
+    /** The sender's network key of the job (0: none). */
+    public long key() {
+      return key;
     }
 
     public int dstAddress() {
@@ -72,7 +98,7 @@ public sealed interface Frame {
 
     @Override
     public Packet replace(ByteBuf content) {
-      return new Packet(jobId, dstAddress, content);
+      return new Packet(jobId, key, dstAddress, content);
     }
 
     @Override
@@ -103,6 +129,7 @@ public sealed interface Frame {
     public String toString() {
       return "Packet("
           + jobId
+          + (key == 0 ? "" : "/" + Long.toHexString(key))
           + " -> "
           + Ipv4.format(dstAddress)
           + ", "

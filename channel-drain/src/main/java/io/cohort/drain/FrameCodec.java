@@ -22,15 +22,16 @@ import org.slf4j.LoggerFactory;
  * <pre>
  * frame   = length:u32 body                    (length = size of body, 1 .. 262144)
  * body    = type:u8 fields
- * HELLO   = 1  version:u8(=1) name:str incarnation:i64
- * PACKET  = 2  job:str dst:u32 payload:bytes   (payload = the rest of the body)
- * MARKER  = 3  job:str epoch:i64               (epoch &ge; 0)
+ * HELLO   = 1  version:u8(=2) name:str incarnation:i64
+ * PACKET  = 2  job:str key:u64 dst:u32 payload:bytes   (payload = the rest of the body)
+ * MARKER  = 3  job:str key:u64 epoch:i64               (epoch &ge; 0)
  * str     = len:u8(1..255) UTF-8 bytes
  * </pre>
  *
- * All integers big-endian. A body with an unknown type, a bad string length, missing or trailing
- * bytes, or a length above {@link #MAX_FRAME_LENGTH} is malformed: the codec logs why and closes
- * the channel; frames still buffered behind it are discarded.
+ * {@code key} is the sender's network key of the job (0: none; see {@link Frame}). All integers
+ * big-endian. A body with an unknown type, a bad string length, missing or trailing bytes, or a
+ * length above {@link #MAX_FRAME_LENGTH} is malformed: the codec logs why and closes the channel;
+ * frames still buffered behind it are discarded.
  *
  * <p>Stateless, hence {@link Sharable}: one instance per overlay (it only carries the log prefix).
  * A PACKET is encoded without copying its payload (a composite buffer of header and payload) and
@@ -47,8 +48,11 @@ public final class FrameCodec extends MessageToMessageCodec<ByteBuf, Frame> {
   /** Size of the length prefix. */
   public static final int LENGTH_FIELD_BYTES = 4;
 
-  /** Version carried in HELLO; a peer with another version is refused. */
-  public static final int PROTOCOL_VERSION = 1;
+  /**
+   * Version carried in HELLO; a peer with another version is refused. 2: PACKET and MARKER carry
+   * the network key.
+   */
+  public static final int PROTOCOL_VERSION = 2;
 
   static final byte TYPE_HELLO = 1;
   static final byte TYPE_PACKET = 2;
@@ -79,7 +83,7 @@ public final class FrameCodec extends MessageToMessageCodec<ByteBuf, Frame> {
 
   /** Largest payload a PACKET for {@code jobId} can carry. */
   public static int maxPayload(String jobId) {
-    return MAX_FRAME_LENGTH - 1 - 1 - utf8Length(jobId) - 4;
+    return MAX_FRAME_LENGTH - 1 - 1 - utf8Length(jobId) - 8 - 4;
   }
 
   @Override
@@ -87,22 +91,25 @@ public final class FrameCodec extends MessageToMessageCodec<ByteBuf, Frame> {
     if (frame instanceof Frame.Packet packet) {
       byte[] job = packet.jobId().getBytes(StandardCharsets.UTF_8);
       ByteBuf payload = packet.content();
-      int bodyLength = 1 + 1 + job.length + 4 + payload.readableBytes();
+      int headerLength = 1 + 1 + job.length + 8 + 4;
+      int bodyLength = headerLength + payload.readableBytes();
       if (bodyLength > MAX_FRAME_LENGTH) {
         throw new EncoderException(
             "PACKET body of " + bodyLength + " bytes exceeds " + MAX_FRAME_LENGTH);
       }
-      ByteBuf header = ctx.alloc().buffer(1 + 1 + job.length + 4);
+      ByteBuf header = ctx.alloc().buffer(headerLength);
       header.writeByte(TYPE_PACKET);
       header.writeByte(job.length).writeBytes(job);
+      header.writeLong(packet.key());
       header.writeInt(packet.dstAddress());
       // The encoder releases the Packet after encode(): keep our own reference.
       out.add(ctx.alloc().compositeBuffer(2).addComponents(true, header, payload.retain()));
     } else if (frame instanceof Frame.Marker marker) {
       byte[] job = marker.jobId().getBytes(StandardCharsets.UTF_8);
-      ByteBuf buf = ctx.alloc().buffer(1 + 1 + job.length + 8);
+      ByteBuf buf = ctx.alloc().buffer(1 + 1 + job.length + 8 + 8);
       buf.writeByte(TYPE_MARKER);
       buf.writeByte(job.length).writeBytes(job);
+      buf.writeLong(marker.key());
       buf.writeLong(marker.epoch());
       out.add(buf);
     } else if (frame instanceof Frame.Hello hello) {
@@ -143,19 +150,21 @@ public final class FrameCodec extends MessageToMessageCodec<ByteBuf, Frame> {
       }
       case TYPE_PACKET -> {
         String job = readString(in, "PACKET");
-        need(in, 4, "PACKET");
+        need(in, 8 + 4, "PACKET");
+        long key = in.readLong();
         int dst = in.readInt();
-        out.add(new Frame.Packet(job, dst, in.readRetainedSlice(in.readableBytes())));
+        out.add(new Frame.Packet(job, key, dst, in.readRetainedSlice(in.readableBytes())));
       }
       case TYPE_MARKER -> {
         String job = readString(in, "MARKER");
-        need(in, 8, "MARKER");
+        need(in, 8 + 8, "MARKER");
+        long key = in.readLong();
         long epoch = in.readLong();
         noTrailingBytes(in, "MARKER");
         if (epoch < 0) {
           throw new CorruptedFrameException("MARKER with negative epoch " + epoch);
         }
-        out.add(new Frame.Marker(job, epoch));
+        out.add(new Frame.Marker(job, key, epoch));
       }
       default -> throw new CorruptedFrameException("unknown frame type " + type);
     }

@@ -16,6 +16,7 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -39,6 +40,11 @@ import org.slf4j.LoggerFactory;
  * remembered and counts when the local freeze of that epoch comes; a marker for an epoch already
  * frozen or resumed is a duplicate and ignored.
  *
+ * <p>Before all of this, a packet or marker from a peer that carries another network key than the
+ * job's here (as it is when the frame is handled) is dropped and counted: it comes from another
+ * incarnation of the job (a vhost left running on a node that was cut off), and must neither reach
+ * the vhosts nor count as a marker.
+ *
  * <p>All state is confined to one serial executor (an event loop of the overlay): every public
  * method may be called from any thread and hops onto it, so packets and markers from one channel
  * keep their order and a freeze is a clean cut — no delivery of the job happens after the freeze
@@ -58,6 +64,7 @@ final class JobDrain {
   private final EventExecutor executor;
   private final PacketSink sink;
   private final int heldLimit;
+  private final LongSupplier key;
 
   // Confined to executor.
   private Phase phase = Phase.RUNNING;
@@ -77,13 +84,24 @@ final class JobDrain {
   private volatile long recordedCount;
   private volatile long heldCount;
   private volatile long heldDropped;
+  private volatile long staleDropped;
 
-  JobDrain(String who, String jobId, EventExecutor executor, PacketSink sink, int heldLimit) {
+  /**
+   * @param key the job's network key on this node now (read as each frame from a peer is handled)
+   */
+  JobDrain(
+      String who,
+      String jobId,
+      EventExecutor executor,
+      PacketSink sink,
+      int heldLimit,
+      LongSupplier key) {
     this.who = who + " job " + jobId;
     this.jobId = jobId;
     this.executor = executor;
     this.sink = sink;
     this.heldLimit = heldLimit;
+    this.key = key;
   }
 
   /** A PACKET of this job received from {@code peer}; takes ownership of it. */
@@ -91,6 +109,8 @@ final class JobDrain {
     run(
         () -> {
           if (closed) {
+            packet.release();
+          } else if (stale(peer, packet.key(), "packet")) {
             packet.release();
           } else if (phase == Phase.RUNNING) {
             deliver(packet.dstAddress(), packet.content());
@@ -118,11 +138,13 @@ final class JobDrain {
         payload);
   }
 
-  /** MARKER(this job, epoch) received from {@code peer}. */
-  void onMarker(String peer, long markerEpoch) {
+  /**
+   * MARKER(this job, epoch) received from {@code peer}, sent with network key {@code markerKey}.
+   */
+  void onMarker(String peer, long markerKey, long markerEpoch) {
     run(
         () -> {
-          if (closed) {
+          if (closed || stale(peer, markerKey, "marker of epoch " + markerEpoch)) {
             return;
           }
           if (phase == Phase.FROZEN && markerEpoch == epoch) {
@@ -311,7 +333,8 @@ final class JobDrain {
   }
 
   JobStats stats() {
-    return new JobStats(frozenView, epochView, delivered, recordedCount, heldCount, heldDropped);
+    return new JobStats(
+        frozenView, epochView, delivered, recordedCount, heldCount, heldDropped, staleDropped);
   }
 
   /** Drops held packets and fails a pending recording; later packets are released. */
@@ -326,6 +349,27 @@ final class JobDrain {
           heldCount = 0;
         },
         null);
+  }
+
+  /**
+   * Whether a frame from {@code peer} carries another network key than the job's here: then it is
+   * counted, and the caller drops it.
+   */
+  private boolean stale(String peer, long frameKey, String what) {
+    long mine = key.getAsLong();
+    if (frameKey == mine) {
+      return false;
+    }
+    staleDropped++;
+    log.debug(
+        "{}: {} from {} with network key {}, not this incarnation's {}; dropped ({} so far)",
+        who,
+        what,
+        peer,
+        Long.toHexString(frameKey),
+        Long.toHexString(mine),
+        staleDropped);
+    return true;
   }
 
   private void completeIfAllMarked() {

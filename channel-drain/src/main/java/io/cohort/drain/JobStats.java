@@ -9,6 +9,14 @@ package io.cohort.drain;
  * @param recorded packets recorded in the current (or last) freeze
  * @param held packets held now, to be delivered on resume (after-marker and local)
  * @param heldDropped held packets dropped so far because the held queue was full
+ * @param staleDropped packets and markers from peers dropped so far because they carried another
+ *     network key than the job's here (another incarnation of the job)
  */
 public record JobStats(
-    boolean frozen, long epoch, long delivered, long recorded, long held, long heldDropped) {}
+    boolean frozen,
+    long epoch,
+    long delivered,
+    long recorded,
+    long held,
+    long heldDropped,
+    long staleDropped) {}

@@ -59,6 +59,14 @@ import org.slf4j.LoggerFactory;
  * expected marker arrived. {@link #resume} delivers the recorded packets, then the held ones, then
  * resumes delivery. Other jobs are never affected.
  *
+ * <h2>Incarnations</h2>
+ *
+ * A job may have a network key on this node ({@link #setKey}; 0, the default, is none): the packets
+ * and markers it sends carry it, and packets and markers of the job from peers that carry another
+ * are dropped and counted ({@link JobStats#staleDropped}). A new incarnation of a job gets a new
+ * key, so that a vhost of an earlier one, left running on a node that was cut off and comes back,
+ * cannot reach it.
+ *
  * <h2>Threads</h2>
  *
  * Every method may be called from any thread and none blocks, except {@link #start} and {@link
@@ -84,6 +92,7 @@ public final class Overlay implements AutoCloseable {
       new ConcurrentHashMap<>();
   private final ConcurrentHashMap<String, PeerConnection> peers = new ConcurrentHashMap<>();
   private final ConcurrentHashMap<String, JobDrain> jobs = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<String, Long> keys = new ConcurrentHashMap<>();
   private final AtomicLong unroutable = new AtomicLong();
   private final AtomicBoolean closed = new AtomicBoolean();
   private Channel server;
@@ -173,6 +182,24 @@ public final class Overlay implements AutoCloseable {
     }
   }
 
+  /**
+   * Sets the network key of {@code jobId} on this node (0: none): from now on its packets and
+   * markers to peers carry it, and only those from peers that carry it are delivered and honoured.
+   * Frames already handed to a peer's queue keep the key they were sent with.
+   */
+  public void setKey(String jobId, long key) {
+    if (key == 0) {
+      keys.remove(jobId);
+    } else {
+      keys.put(jobId, key);
+    }
+  }
+
+  /** The network key of {@code jobId} on this node (0: none). */
+  public long key(String jobId) {
+    return keys.getOrDefault(jobId, 0L);
+  }
+
   // ---- data path ----------------------------------------------------------------------
 
   /**
@@ -213,7 +240,7 @@ public final class Overlay implements AutoCloseable {
     } else if (node.equals(nodeName())) {
       drain(jobId).onLocalPacket(dstAddress, packet);
     } else {
-      peer(node).send(new Frame.Packet(jobId, dstAddress, packet));
+      peer(node).send(new Frame.Packet(jobId, key(jobId), dstAddress, packet));
     }
   }
 
@@ -230,7 +257,13 @@ public final class Overlay implements AutoCloseable {
     Set<String> others = new TreeSet<>(peerNodes);
     others.remove(nodeName());
     return drain(jobId)
-        .freeze(epoch, others, () -> others.forEach(node -> peer(node).sendMarker(jobId, epoch)));
+        .freeze(
+            epoch,
+            others,
+            () -> {
+              Frame.Marker marker = new Frame.Marker(jobId, key(jobId), epoch);
+              others.forEach(node -> peer(node).sendMarker(marker));
+            });
   }
 
   /**
@@ -271,10 +304,11 @@ public final class Overlay implements AutoCloseable {
   }
 
   /**
-   * Forgets {@code jobId} (it ended): drops its held packets and fails a pending recording. A later
-   * packet of the job starts afresh, as never frozen.
+   * Forgets {@code jobId} (it ended): drops its held packets, fails a pending recording and forgets
+   * its network key. A later packet of the job starts afresh, as never frozen.
    */
   public void removeJob(String jobId) {
+    keys.remove(jobId);
     JobDrain d = jobs.remove(jobId);
     if (d != null) {
       d.close();
@@ -303,7 +337,7 @@ public final class Overlay implements AutoCloseable {
   /** Counters of {@code jobId} on this node. */
   public JobStats jobStats(String jobId) {
     JobDrain d = jobs.get(jobId);
-    return d == null ? new JobStats(false, -1, 0, 0, 0, 0) : d.stats();
+    return d == null ? new JobStats(false, -1, 0, 0, 0, 0, 0) : d.stats();
   }
 
   /** Packets dropped so far: queue overflow towards peers plus unroutable packets. */
@@ -404,11 +438,12 @@ public final class Overlay implements AutoCloseable {
   }
 
   void onMarker(String peer, Frame.Marker marker) {
-    drain(marker.jobId()).onMarker(peer, marker.epoch());
+    drain(marker.jobId()).onMarker(peer, marker.key(), marker.epoch());
   }
 
   private JobDrain drain(String jobId) {
     return jobs.computeIfAbsent(
-        jobId, id -> new JobDrain(who, id, workers.next(), sink, config.heldLimit()));
+        jobId,
+        id -> new JobDrain(who, id, workers.next(), sink, config.heldLimit(), () -> key(id)));
   }
 }

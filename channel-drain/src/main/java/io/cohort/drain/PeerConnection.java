@@ -67,11 +67,11 @@ final class PeerConnection {
   private volatile long duplicatesClosed;
 
   private static final class SentMarker {
-    final long epoch;
+    final Frame.Marker marker;
     Channel writtenOn;
 
-    SentMarker(long epoch) {
-      this.epoch = epoch;
+    SentMarker(Frame.Marker marker) {
+      this.marker = marker;
     }
   }
 
@@ -112,18 +112,17 @@ final class PeerConnection {
   }
 
   /**
-   * Sends MARKER(job, epoch) after everything sent so far, and again on any new channel until
-   * {@link #markerDone}.
+   * Sends {@code marker} after everything sent so far, and again on any new channel until {@link
+   * #markerDone}.
    */
-  void sendMarker(String jobId, long epoch) {
+  void sendMarker(Frame.Marker marker) {
     run(
         () -> {
           if (closed) {
             return;
           }
-          SentMarker sent = new SentMarker(epoch);
-          markers.put(jobId, sent);
-          Frame.Marker marker = new Frame.Marker(jobId, epoch);
+          SentMarker sent = new SentMarker(marker);
+          markers.put(marker.jobId(), sent);
           if (writableNow()) {
             sent.writtenOn = current;
             current.writeAndFlush(marker, current.voidPromise());
@@ -140,7 +139,7 @@ final class PeerConnection {
     run(
         () -> {
           SentMarker sent = markers.get(jobId);
-          if (sent != null && sent.epoch == epoch) {
+          if (sent != null && sent.marker.epoch() == epoch) {
             markers.remove(jobId);
           }
         },
@@ -334,11 +333,10 @@ final class PeerConnection {
     // Markers already written on an earlier channel may have died with it: send them
     // again (a duplicate marker is ignored). They precede every queued frame, which was
     // submitted after them.
-    for (Map.Entry<String, SentMarker> e : markers.entrySet()) {
-      SentMarker sent = e.getValue();
+    for (SentMarker sent : markers.values()) {
       if (sent.writtenOn != null && sent.writtenOn != ch) {
         sent.writtenOn = ch;
-        ch.write(new Frame.Marker(e.getKey(), sent.epoch), ch.voidPromise());
+        ch.write(sent.marker, ch.voidPromise());
       }
     }
     flushQueue();
@@ -354,7 +352,7 @@ final class PeerConnection {
         queuedPackets--;
       } else if (f instanceof Frame.Marker m) {
         SentMarker sent = markers.get(m.jobId());
-        if (sent != null && sent.epoch == m.epoch()) {
+        if (sent != null && sent.marker.equals(m)) {
           sent.writtenOn = ch;
         }
       }

@@ -68,7 +68,7 @@ class FrameCodecTest {
   void helloRoundTripWithExactBytes() {
     byte[] wire = encode(new Frame.Hello("n1", 0x0102030405060708L));
     byte[] expected = {
-      0, 0, 0, 13, /* HELLO */ 1, /* version */ 1, 2, 'n', '1', 1, 2, 3, 4, 5, 6, 7, 8
+      0, 0, 0, 13, /* HELLO */ 1, /* version */ 2, 2, 'n', '1', 1, 2, 3, 4, 5, 6, 7, 8
     };
     assertArrayEquals(expected, wire);
     EmbeddedChannel ch = channel();
@@ -79,22 +79,73 @@ class FrameCodecTest {
 
   @Test
   void markerRoundTripWithExactBytes() {
-    byte[] wire = encode(new Frame.Marker("job-7", 3));
+    byte[] wire = encode(new Frame.Marker("job-7", 0x1122334455667788L, 3));
     byte[] expected = {
-      0, 0, 0, 15, /* MARKER */ 3, 5, 'j', 'o', 'b', '-', '7', 0, 0, 0, 0, 0, 0, 0, 3
+      0,
+      0,
+      0,
+      23, /* MARKER */
+      3,
+      5,
+      'j',
+      'o',
+      'b',
+      '-',
+      '7', /* key */
+      0x11,
+      0x22,
+      0x33,
+      0x44,
+      0x55,
+      0x66,
+      0x77,
+      (byte) 0x88, /* epoch */
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      3
     };
     assertArrayEquals(expected, wire);
     EmbeddedChannel ch = channel();
-    assertEquals(List.of(new Frame.Marker("job-7", 3)), decode(wire, wire.length, ch));
+    assertEquals(
+        List.of(new Frame.Marker("job-7", 0x1122334455667788L, 3)), decode(wire, wire.length, ch));
     assertFalse(ch.finish());
   }
 
   @Test
   void packetRoundTripReleasesEverything() {
     ByteBuf payload = Unpooled.copiedBuffer("an IP packet", StandardCharsets.US_ASCII);
-    byte[] wire = encode(new Frame.Packet("job-7", DST, payload));
+    byte[] wire = encode(new Frame.Packet("job-7", -2, DST, payload));
     assertEquals(0, payload.refCnt(), "the encoder released the sent packet");
-    byte[] header = {0, 0, 0, 23, /* PACKET */ 2, 5, 'j', 'o', 'b', '-', '7', (byte) 198, 19, 0, 7};
+    byte[] header = {
+      0,
+      0,
+      0,
+      31, /* PACKET */
+      2,
+      5,
+      'j',
+      'o',
+      'b',
+      '-',
+      '7', /* key */
+      -1,
+      -1,
+      -1,
+      -1,
+      -1,
+      -1,
+      -1,
+      -2, /* dst */
+      (byte) 198,
+      19,
+      0,
+      7
+    };
     assertArrayEquals(header, java.util.Arrays.copyOf(wire, header.length));
 
     EmbeddedChannel ch = channel();
@@ -102,6 +153,7 @@ class FrameCodecTest {
     assertEquals(1, out.size());
     Frame.Packet p = assertInstanceOf(Frame.Packet.class, out.get(0));
     assertEquals("job-7", p.jobId());
+    assertEquals(-2, p.key());
     assertEquals(DST, p.dstAddress());
     assertEquals("an IP packet", p.payload().toString(StandardCharsets.US_ASCII));
     assertEquals(1, p.refCnt());
@@ -157,22 +209,29 @@ class FrameCodecTest {
         Arguments.of("unknown type", bytes(0, 0, 0, 1, 9)),
         Arguments.of(
             "HELLO of another version",
-            bytes(0, 0, 0, 13, 1, 2, 2, 'n', '1', 0, 0, 0, 0, 0, 0, 0, 1)),
-        Arguments.of("HELLO truncated", bytes(0, 0, 0, 6, 1, 1, 2, 'n', '1', 0)),
+            bytes(0, 0, 0, 13, 1, 1, 2, 'n', '1', 0, 0, 0, 0, 0, 0, 0, 1)),
+        Arguments.of("HELLO truncated", bytes(0, 0, 0, 6, 1, 2, 2, 'n', '1', 0)),
         Arguments.of(
             "HELLO with trailing bytes",
-            bytes(0, 0, 0, 14, 1, 1, 2, 'n', '1', 0, 0, 0, 0, 0, 0, 0, 1, 7)),
-        Arguments.of("empty name", bytes(0, 0, 0, 11, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1)),
-        Arguments.of("name longer than the frame", bytes(0, 0, 0, 5, 1, 1, 40, 'n', '1')),
+            bytes(0, 0, 0, 14, 1, 2, 2, 'n', '1', 0, 0, 0, 0, 0, 0, 0, 1, 7)),
+        Arguments.of("empty name", bytes(0, 0, 0, 11, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1)),
+        Arguments.of("name longer than the frame", bytes(0, 0, 0, 5, 1, 2, 40, 'n', '1')),
         Arguments.of(
-            "name not UTF-8", bytes(0, 0, 0, 13, 1, 1, 2, 0xC3, 0x28, 0, 0, 0, 0, 0, 0, 0, 1)),
-        Arguments.of("PACKET without destination", bytes(0, 0, 0, 5, 2, 1, 'j', 198, 19)),
-        Arguments.of("MARKER truncated", bytes(0, 0, 0, 7, 3, 1, 'j', 0, 0, 0, 0)),
+            "name not UTF-8", bytes(0, 0, 0, 13, 1, 2, 2, 0xC3, 0x28, 0, 0, 0, 0, 0, 0, 0, 1)),
+        Arguments.of("PACKET without key", bytes(0, 0, 0, 7, 2, 1, 'j', 0, 0, 0, 0)),
         Arguments.of(
-            "MARKER with trailing bytes", bytes(0, 0, 0, 12, 3, 1, 'j', 0, 0, 0, 0, 0, 0, 0, 1, 0)),
+            "PACKET without destination",
+            bytes(0, 0, 0, 13, 2, 1, 'j', 0, 0, 0, 0, 0, 0, 0, 1, 198, 19)),
+        Arguments.of(
+            "MARKER truncated", bytes(0, 0, 0, 15, 3, 1, 'j', 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0)),
+        Arguments.of(
+            "MARKER with trailing bytes",
+            bytes(0, 0, 0, 20, 3, 1, 'j', 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0)),
         Arguments.of(
             "MARKER with negative epoch",
-            bytes(0, 0, 0, 11, 3, 1, 'j', 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF)),
+            bytes(
+                0, 0, 0, 19, 3, 1, 'j', 0, 0, 0, 0, 0, 0, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+                0xFF, 0xFF)),
         Arguments.of("length above 256 KiB", bytes(0, 4, 0, 1, 2, 1, 'j')),
         Arguments.of("length of 4 GiB", bytes(0xFF, 0xFF, 0xFF, 0xFF, 1)));
   }

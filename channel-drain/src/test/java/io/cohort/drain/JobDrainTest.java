@@ -32,8 +32,12 @@ class JobDrainTest {
   private final ListSink sink = new ListSink();
   private final AtomicInteger markersSent = new AtomicInteger();
   private final List<ByteBuf> sent = new ArrayList<>();
+
+  /** The job's network key on this node (the drain reads it as each frame is handled). */
+  private volatile long key;
+
   private final JobDrain drain =
-      new JobDrain("test:", "J", ImmediateEventExecutor.INSTANCE, sink, 4);
+      new JobDrain("test:", "J", ImmediateEventExecutor.INSTANCE, sink, 4, () -> key);
 
   @AfterEach
   void everyBufferReleased() {
@@ -43,9 +47,13 @@ class JobDrainTest {
   }
 
   private void remote(String peer, int dst, int seq) {
+    remote(peer, 0, dst, seq);
+  }
+
+  private void remote(String peer, long frameKey, int dst, int seq) {
     ByteBuf b = ListSink.packet(0, seq);
     sent.add(b);
-    drain.onRemotePacket(peer, new Frame.Packet("J", dst, b));
+    drain.onRemotePacket(peer, new Frame.Packet("J", frameKey, dst, b));
   }
 
   private void local(int dst, int seq) {
@@ -71,6 +79,43 @@ class JobDrainTest {
   }
 
   @Test
+  void packetsOfAnotherIncarnationAreDroppedAndCounted() {
+    key = 0x2222;
+    remote("a", 0x2222, DST1, 0);
+    remote("a", 0x1111, DST1, 1); // a vhost of the earlier incarnation, on a node cut off
+    remote("a", 0, DST1, 2); // a sender that has no key for the job
+    local(DST2, 3); // local packets come from this node's own TUN: never stale
+    assertEquals(List.of(0, 3), delivered());
+    assertEquals(2, drain.stats().staleDropped());
+    key = 0x3333; // the job restarted with a new key: the old one is stale now
+    remote("a", 0x2222, DST1, 4);
+    remote("a", 0x3333, DST1, 5);
+    assertEquals(List.of(0, 3, 5), delivered());
+    assertEquals(3, drain.stats().staleDropped());
+  }
+
+  @Test
+  void whileFrozenAStalePacketIsNeitherRecordedNorHeldAndAStaleMarkerDoesNotCount()
+      throws Exception {
+    key = 0x2222;
+    CompletableFuture<Recording> rec = drain.freeze(1, Set.of("a"), markersSent::incrementAndGet);
+    remote("a", 0x1111, DST1, 0);
+    remote("a", 0x2222, DST1, 1);
+    drain.onMarker("a", 0x1111, 1);
+    assertFalse(rec.isDone(), "a marker with another key is not a's marker");
+    remote("a", 0x2222, DST1, 2); // still before a's marker: recorded
+    remote("a", 0x1111, DST1, 3);
+    drain.onMarker("a", 0x2222, 1);
+    remote("a", 0x1111, DST1, 4);
+    remote("a", 0x2222, DST1, 5); // after a's marker: held
+    assertEquals(List.of(1, 2), seqs(rec.get()));
+    assertEquals(1, drain.stats().held());
+    assertEquals(4, drain.stats().staleDropped());
+    drain.resume(1).get();
+    assertEquals(List.of(1, 2, 5), delivered());
+  }
+
+  @Test
   void recordsBeforeEachPeersMarkerAndHoldsAfterIt() throws Exception {
     remote("a", DST1, 0);
     CompletableFuture<Recording> rec =
@@ -78,12 +123,12 @@ class JobDrainTest {
     assertEquals(1, markersSent.get(), "markers are sent once frozen");
     remote("a", DST1, 1); // in flight from a: recorded
     remote("b", DST2, 2); // in flight from b: recorded
-    drain.onMarker("a", 1);
+    drain.onMarker("a", 0, 1);
     remote("a", DST1, 3); // after a's marker: held
     remote("b", DST1, 4); // b's marker not yet: recorded
     local(DST2, 5); // from the local TUN while frozen: held
     assertFalse(rec.isDone(), "b's marker is missing");
-    drain.onMarker("b", 1);
+    drain.onMarker("b", 0, 1);
     remote("b", DST2, 6); // after b's marker: held
 
     Recording r = rec.get();
@@ -110,7 +155,7 @@ class JobDrainTest {
 
   @Test
   void aMarkerThatArrivesBeforeTheLocalFreezeCounts() throws Exception {
-    drain.onMarker("a", 2); // a froze epoch 2 before us
+    drain.onMarker("a", 0, 2); // a froze epoch 2 before us
     remote("a", DST1, 0); // still delivered: we are not frozen
     CompletableFuture<Recording> rec = drain.freeze(2, Set.of("a"), markersSent::incrementAndGet);
     assertTrue(rec.isDone(), "a's marker was already there");
@@ -124,18 +169,18 @@ class JobDrainTest {
   @Test
   void staleAndDuplicateMarkersAreIgnored() throws Exception {
     CompletableFuture<Recording> rec = drain.freeze(1, Set.of("a"), markersSent::incrementAndGet);
-    drain.onMarker("a", 0); // stale
+    drain.onMarker("a", 0, 0); // stale
     assertFalse(rec.isDone());
-    drain.onMarker("c", 1); // not expected
+    drain.onMarker("c", 0, 1); // not expected
     assertFalse(rec.isDone());
-    drain.onMarker("a", 1);
+    drain.onMarker("a", 0, 1);
     assertTrue(rec.isDone());
-    drain.onMarker("a", 1); // duplicate
+    drain.onMarker("a", 0, 1); // duplicate
     drain.resume(1).get();
-    drain.onMarker("a", 1); // re-sent marker of a finished epoch: not an early one
+    drain.onMarker("a", 0, 1); // re-sent marker of a finished epoch: not an early one
     CompletableFuture<Recording> next = drain.freeze(2, Set.of("a"), markersSent::incrementAndGet);
     assertFalse(next.isDone(), "epoch 2 still waits for a's marker of epoch 2");
-    drain.onMarker("a", 2);
+    drain.onMarker("a", 0, 2);
     assertTrue(next.isDone());
     drain.resume(2).get();
   }
@@ -148,7 +193,7 @@ class JobDrainTest {
     failsWith(
         IllegalStateException.class, drain.freeze(2, Set.of("a"), markersSent::incrementAndGet));
     failsWith(IllegalStateException.class, drain.resume(2));
-    drain.onMarker("a", 1);
+    drain.onMarker("a", 0, 1);
     assertEquals(first.get().packets(), again.get().packets());
     drain.resume(1).get();
     drain.resume(1).get(); // again: no-op
@@ -162,7 +207,7 @@ class JobDrainTest {
     CompletableFuture<Recording> rec =
         drain.freeze(1, Set.of("a", "b"), markersSent::incrementAndGet);
     remote("a", DST1, 0);
-    drain.onMarker("a", 1);
+    drain.onMarker("a", 0, 1);
     remote("a", DST1, 1);
     drain.resume(1).get(); // the coordinator aborted the epoch
     ExecutionException e = assertThrows(ExecutionException.class, rec::get);

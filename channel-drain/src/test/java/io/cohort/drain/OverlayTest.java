@@ -498,6 +498,45 @@ class OverlayTest {
     }
   }
 
+  /**
+   * A node that kept an earlier incarnation's key (cut off while the job restarted elsewhere)
+   * reaches nothing: its packets and its marker are dropped on arrival and counted; once it carries
+   * the current key its packets are delivered.
+   */
+  @Test
+  void framesWithAnotherIncarnationsKeyAreDropped() throws Exception {
+    Overlay a = start("a");
+    Overlay b = start("b");
+    routes.put(B1, "b");
+    a.setKey(J, 0x1111); // the earlier incarnation
+    b.setKey(J, 0x2222); // the current one
+    assertEquals(0x2222, b.key(J));
+    for (int i = 0; i < 50; i++) {
+      a.send(J, B1, packet(TAG_A, i));
+    }
+    a.send(K, B1, packet(TAG_A, 0)); // another job, no key on either side: delivered
+    sinks.get("b").awaitCount(K, 1, T);
+    Await.until("b dropped a's 50 stale packets", T, () -> b.jobStats(J).staleDropped() == 50);
+
+    CompletableFuture<Recording> rb = b.freeze(J, 1, Set.of("a"));
+    a.freeze(J, 1, Set.of("b"));
+    Await.until("b dropped a's stale marker", T, () -> b.jobStats(J).staleDropped() == 51);
+    Await.until("a dropped b's marker", T, () -> a.jobStats(J).staleDropped() == 1);
+    assertFalse(rb.isDone(), "a marker of another incarnation does not count");
+    b.resume(J, 1).get(T.toMillis(), TimeUnit.MILLISECONDS);
+    a.resume(J, 1).get(T.toMillis(), TimeUnit.MILLISECONDS);
+    assertEquals(0, sinks.get("b").count(J), "no stale packet delivered, recorded or held");
+
+    a.setKey(J, 0x2222);
+    a.send(J, B1, packet(TAG_A, 50));
+    sinks.get("b").awaitCount(J, 1, T);
+    assertEquals(List.of(50), sinks.get("b").seqs(J, B1, TAG_A));
+    assertEquals(51, b.jobStats(J).staleDropped());
+
+    b.removeJob(J);
+    assertEquals(0, b.key(J), "a job removed forgets its key");
+  }
+
   /** Markers open the connection if there is none yet; a freeze with no traffic completes. */
   @Test
   void freezeConnectsToPeersThatAreNotConnectedYet() throws Exception {

@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
 
 @Command(
     name = "cluster",
@@ -17,7 +18,8 @@ import picocli.CommandLine.Option;
       ClusterCommand.Up.class,
       ClusterCommand.Down.class,
       ClusterCommand.Stop.class,
-      ClusterCommand.Start.class
+      ClusterCommand.Start.class,
+      ClusterCommand.Kill.class
     })
 final class ClusterCommand implements Runnable {
   @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
@@ -136,6 +138,58 @@ final class ClusterCommand implements Runnable {
           .restart(name, true);
       return 0;
     }
+  }
+
+  /** What `kill`, `cut` and `join` do to a node, on the cluster of this home. */
+  private static NodeFaults faults() {
+    return new NodeFaults(Embedded.Settings.fromEnvironment().home(), System.err);
+  }
+
+  @Command(
+      name = "kill",
+      mixinStandardHelpOptions = true,
+      description =
+          "Kill a node as a machine dies: SIGKILL to its agent daemon, to every vhost on it and to"
+              + " anything else in its namespace, all at once. `cohort cluster start NODE` brings"
+              + " it back (with what is left on its disk).")
+  static final class Kill implements Callable<Integer> {
+    @Parameters(paramLabel = "NODE", description = "n1, n2, ...")
+    String node;
+
+    @Option(
+        names = "--wipe-images",
+        description =
+            "also delete the node's image store, as a dead disk would (refused with"
+                + " --shared-images, whose store is every node's)")
+    boolean wipeImages;
+
+    @Override
+    public Integer call() throws Exception {
+      faults().kill(node, wipeImages);
+      return 0;
+    }
+  }
+
+  @Command(
+      name = "cut",
+      mixinStandardHelpOptions = true,
+      description =
+          "Cut a node off the network: its link on the cluster's bridge goes down, its processes"
+              + " run on. `cohort cluster join NODE` undoes it.")
+  int cut(@Parameters(paramLabel = "NODE", description = "n1, n2, ...") String node)
+      throws Exception {
+    faults().cut(node);
+    return 0;
+  }
+
+  @Command(
+      name = "join",
+      mixinStandardHelpOptions = true,
+      description = "Bring a node cut off (`cohort cluster cut NODE`) back onto the network.")
+  int join(@Parameters(paramLabel = "NODE", description = "n1, n2, ...") String node)
+      throws Exception {
+    faults().join(node);
+    return 0;
   }
 
   @Command(

@@ -64,6 +64,35 @@ final class EmulatedCluster {
     return dir(home).resolve("cluster.json");
   }
 
+  /** The record of the cluster that is up. */
+  static JsonObject readState(Path home) throws IOException {
+    Path f = dir(home).resolve("cluster.json");
+    if (!Files.exists(f)) {
+      throw CohortException.precondition("no local cluster is up (`cohort cluster up`)");
+    }
+    return JsonParser.parseString(Files.readString(f)).getAsJsonObject();
+  }
+
+  /** The record of the daemon named {@code name} ("coordinator" or a node). */
+  static JsonObject daemon(JsonObject state, String name) {
+    for (var e : state.getAsJsonArray("processes")) {
+      if (e.getAsJsonObject().get("name").getAsString().equals(name)) {
+        return e.getAsJsonObject();
+      }
+    }
+    throw CohortException.notFound(
+        "the cluster has no daemon named %s (coordinator, n1..n%d)",
+        name, state.get("nodes").getAsInt());
+  }
+
+  /**
+   * The network namespace of node {@code node} ("nI"), which is also the name of its link on the
+   * bridge.
+   */
+  static String netns(JsonObject state, String node) {
+    return state.get("prefix").getAsString() + "-" + node;
+  }
+
   void up(
       int nodes,
       String prefix,
@@ -206,33 +235,24 @@ final class EmulatedCluster {
    * with the same command line: what an operator does after a crash or an upgrade.
    */
   void restart(String name, boolean startAgain) throws Exception {
-    if (!Files.exists(stateFile())) {
-      throw CohortException.precondition("no local cluster is up (`cohort cluster up`)");
-    }
-    JsonObject state = JsonParser.parseString(Files.readString(stateFile())).getAsJsonObject();
+    JsonObject state = readState(home);
     JsonArray procs = state.getAsJsonArray("processes");
-    for (int i = 0; i < procs.size(); i++) {
-      JsonObject p = procs.get(i).getAsJsonObject();
-      if (!p.get("name").getAsString().equals(name)) {
-        continue;
-      }
-      stop(name, p);
-      if (startAgain) {
-        List<String> cmd = new ArrayList<>();
-        p.getAsJsonArray("cmd").forEach(e -> cmd.add(e.getAsString()));
-        procs.set(i, start(name, cmd));
-        DurableFiles.writeAtomically(
-            stateFile(), state.toString().getBytes(StandardCharsets.UTF_8));
-        if (!name.equals("coordinator")) {
-          awaitNodes(Files.readString(addressFile(home)).strip(), state.get("nodes").getAsInt());
+    JsonObject p = daemon(state, name);
+    stop(name, p);
+    if (startAgain) {
+      List<String> cmd = new ArrayList<>();
+      p.getAsJsonArray("cmd").forEach(e -> cmd.add(e.getAsString()));
+      for (int i = 0; i < procs.size(); i++) {
+        if (procs.get(i) == p) {
+          procs.set(i, start(name, cmd));
         }
-        progress.printf("cohort cluster: %s started again%n", name);
       }
-      return;
+      DurableFiles.writeAtomically(stateFile(), state.toString().getBytes(StandardCharsets.UTF_8));
+      if (!name.equals("coordinator")) {
+        awaitNodes(Files.readString(addressFile(home)).strip(), state.get("nodes").getAsInt());
+      }
+      progress.printf("cohort cluster: %s started again%n", name);
     }
-    throw CohortException.notFound(
-        "the cluster has no daemon named %s (coordinator, n1..n%d)",
-        name, state.get("nodes").getAsInt());
   }
 
   private void awaitNodes(String coordinator, int nodes) throws InterruptedException {
@@ -284,7 +304,14 @@ final class EmulatedCluster {
     }
     String prefix = state.get("prefix").getAsString();
     int nodes = state.get("nodes").getAsInt();
+    NodeFaults faults = new NodeFaults(home, progress);
     for (int i = 1; i <= nodes; i++) {
+      // Vhosts the coordinator could not end (their node killed or cut off) and anything else
+      // left in the node's namespace: while one runs there, deleting the namespace's name does
+      // not free it, and the node's link would outlive the bridge.
+      for (ProcessIdentity p : faults.endProcesses(state, "n" + i)) {
+        p.awaitExit(10_000);
+      }
       ipQuiet("netns", "del", prefix + "-n" + i);
     }
     ipQuiet("link", "del", prefix + "-br");
@@ -310,8 +337,16 @@ final class EmulatedCluster {
               .getJobsList()) {
         if (j.getState() == JobState.JOB_STATE_RUNNING) {
           progress.printf("cohort cluster: killing job %s%n", j.getJobId());
-          stub.withDeadlineAfter(30, TimeUnit.SECONDS)
-              .killJob(KillJobRequest.newBuilder().setJobId(j.getJobId()).build());
+          try {
+            stub.withDeadlineAfter(30, TimeUnit.SECONDS)
+                .killJob(KillJobRequest.newBuilder().setJobId(j.getJobId()).build());
+          } catch (StatusRuntimeException e) {
+            // One job's node may be dead: the others are still to be killed, and the
+            // vhosts left are ended node by node below.
+            progress.printf(
+                "cohort cluster: cannot kill job %s (%s)%n",
+                j.getJobId(), e.getStatus().getDescription());
+          }
         }
       }
     } catch (IOException | StatusRuntimeException e) {

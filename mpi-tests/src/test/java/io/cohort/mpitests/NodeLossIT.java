@@ -40,7 +40,7 @@ class NodeLossIT {
             "--prefix",
             "cohortnl",
             "--subnet",
-            "198.18.82",
+            "198.18.83",
             "--copy-rate",
             "4M")
         .ok();

@@ -100,6 +100,10 @@ final class ImageTransfer {
   ImportImageResponse importImage(ImportImageRequest req) {
     String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
     String vhost = Ids.requireVhost(req.getVhostId());
+    if (req.getMaxBytesPerSecond() < 0) {
+      throw CohortException.invalid(
+          "max_bytes_per_second must be 0 (no limit) or more, got %d", req.getMaxBytesPerSecond());
+    }
     // One import of an image at a time (a partner copy and a restart may ask for the same one):
     // they share the pending directory, and the second finds the image published by the first.
     // (A lock per image imported in the agent's life: a few bytes each, never removed, so that
@@ -123,6 +127,8 @@ final class ImageTransfer {
     Path pending = images.pendingDir(ckpt, vhost);
     DurableFiles.deleteTree(pending);
     long bytes = 0;
+    // Paced as it is read: once this side waits, gRPC's flow control holds the sender back.
+    Pacer pacer = Pacer.of(req.getMaxBytesPerSecond());
     ManagedChannel ch = dial.apply(req.getSourceAddress());
     try {
       Files.createDirectories(pending.resolve(ImageStore.CRIU_DIR));
@@ -151,11 +157,19 @@ final class ImageTransfer {
           out.write(c.getData().asReadOnlyByteBuffer(), c.getOffset());
         }
         bytes += c.getData().size();
+        pacer.paid(c.getData().size());
       }
       ImageManifest m = images.verifyDir(pending, ckpt, vhost, req.getManifestSha256()).manifest();
       placeOutputLog(pending.resolve("output.log"), m);
       placeInit(m);
       Files.delete(pending.resolve("output.log"));
+      // On disk before it is published: a partner copy is counted on once this returns.
+      for (var file : m.getFilesList()) {
+        DurableFiles.fsync(pending.resolve(ImageStore.CRIU_DIR).resolve(file.getPath()));
+      }
+      DurableFiles.fsync(pending.resolve(ImageStore.MANIFEST));
+      DurableFiles.fsyncDirectory(pending.resolve(ImageStore.CRIU_DIR));
+      DurableFiles.fsyncDirectory(pending);
       images.publish(ckpt, vhost);
     } catch (io.grpc.StatusRuntimeException e) {
       DurableFiles.deleteTree(pending);
@@ -163,6 +177,10 @@ final class ImageTransfer {
     } catch (IOException e) {
       DurableFiles.deleteTree(pending);
       throw DurableFiles.failure("cannot import checkpoint " + ckpt, e);
+    } catch (InterruptedException e) {
+      DurableFiles.deleteTree(pending);
+      Thread.currentThread().interrupt();
+      throw CohortException.internal("interrupted while importing checkpoint " + ckpt, e);
     } catch (RuntimeException e) {
       DurableFiles.deleteTree(pending);
       throw e;
@@ -171,13 +189,16 @@ final class ImageTransfer {
     }
     long ms = (System.nanoTime() - t0) / 1_000_000;
     log.info(
-        "{}: imported {}/{} from {}: {} MB in {} ms",
+        "{}: imported {}/{} from {}: {} MB in {} ms{}",
         who,
         ckpt,
         vhost,
         req.getSourceAddress(),
         bytes >> 20,
-        ms);
+        ms,
+        req.getMaxBytesPerSecond() > 0
+            ? " (at most " + (req.getMaxBytesPerSecond() >> 20) + " MB/s)"
+            : "");
     return ImportImageResponse.newBuilder().setBytes(bytes).setMillis(ms).build();
   }
 

@@ -68,13 +68,14 @@ final class JobNetwork {
   void configure(ConfigureJobNetworkRequest req) {
     Ids.requireJob(req.getJobId());
     boolean remote = req.getVhostsList().stream().anyMatch(v -> !v.getNode().equals(node));
-    if (remote) {
-      if (overlay == null) {
-        throw CohortException.precondition(
-            "node %s has no overlay: vhosts of job %s on other "
-                + "nodes cannot be reached from it",
-            node, req.getJobId());
-      }
+    if (remote && overlay == null) {
+      throw CohortException.precondition(
+          "node %s has no overlay: vhosts of job %s on other nodes cannot be reached from it",
+          node, req.getJobId());
+    }
+    if (overlay != null && req.getVhostsCount() > 0 && !req.getVhosts(0).getAddress().isEmpty()) {
+      // Even with every vhost here: the overlay must learn this incarnation's key, or a vhost
+      // of an earlier one on a node cut off could still reach these through it.
       overlay.configureJob(
           VhostNetwork.tableOf(req.getVhosts(0).getAddress()),
           req.getVhostsList().stream()
@@ -82,7 +83,8 @@ final class JobNetwork {
                   v ->
                       new VhostOverlay.VhostRoute(
                           v.getAddress(), v.getNode(), v.getOverlayAddress()))
-              .toList());
+              .toList(),
+          req.getNetworkKey());
     }
     for (String vhostId : records.ofJob(req.getJobId())) {
       injectInflight(vhostId);

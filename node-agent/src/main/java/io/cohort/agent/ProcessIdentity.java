@@ -27,7 +27,7 @@ public record ProcessIdentity(long pid, long startTicks) {
   }
 
   /** Sends SIGKILL if this is still the same process; returns whether a signal was sent. */
-  boolean kill() {
+  public boolean kill() {
     if (!isAlive()) {
       return false;
     }
@@ -35,7 +35,7 @@ public record ProcessIdentity(long pid, long startTicks) {
   }
 
   /** Waits until the process is gone (or a zombie); returns false on timeout. */
-  boolean awaitExit(long timeoutMillis) throws InterruptedException {
+  public boolean awaitExit(long timeoutMillis) throws InterruptedException {
     long deadline = System.nanoTime() + timeoutMillis * 1_000_000;
     while (isAlive()) {
       if (System.nanoTime() > deadline) {

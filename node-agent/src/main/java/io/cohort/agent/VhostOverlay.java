@@ -9,8 +9,12 @@ import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -76,12 +80,15 @@ public final class VhostOverlay implements AutoCloseable {
 
   /**
    * The vhosts of a job, wherever they are: remote ones are routed into the TUN (in the job's own
-   * routing table) and to their node over the overlay.
+   * routing table) and to their node over the overlay. {@code networkKey} is this incarnation's
+   * (see {@link #overlayKey}): from now on the overlay delivers here only packets of the job that
+   * carry it.
    */
-  void configureJob(String table, List<VhostRoute> vhosts) {
+  void configureJob(String table, List<VhostRoute> vhosts, String networkKey) {
     String job = jobKey(vhosts.get(0).address());
     // A job (re)starts here: whatever the overlay knew of an earlier incarnation is void.
-    overlay.removeJob(job);
+    forget(job, "reconfigured");
+    overlay.setKey(job, overlayKey(networkKey));
     Set<String> nodes = new TreeSet<>();
     vhosts.forEach(v -> nodes.add(v.node()));
     jobNodes.put(job, Set.copyOf(nodes));
@@ -94,6 +101,25 @@ public final class VhostOverlay implements AutoCloseable {
         IpVhostNetwork.run(
             "ip", "route", "replace", v.address() + "/32", "dev", TUN, "table", table);
       }
+    }
+  }
+
+  /**
+   * The overlay's form of a job's network key (the coordinator's, random per incarnation): the
+   * first 8 bytes of its SHA-256, never 0, which means no key (an empty one, from a coordinator
+   * that sends none: then the job's packets carry none and are checked against none, as before).
+   */
+  static long overlayKey(String networkKey) {
+    if (networkKey.isEmpty()) {
+      return 0;
+    }
+    try {
+      byte[] d =
+          MessageDigest.getInstance("SHA-256").digest(networkKey.getBytes(StandardCharsets.UTF_8));
+      long key = ByteBuffer.wrap(d).getLong();
+      return key == 0 ? 1 : key;
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("SHA-256 is missing from this JVM", e);
     }
   }
 
@@ -142,8 +168,22 @@ public final class VhostOverlay implements AutoCloseable {
     return overlay.resume(job, epoch);
   }
 
-  /** Forgets a job that is gone from this node (drops what was held for it). */
+  /** Forgets a job that is gone from this node (drops what was held for it, and its key). */
   void removeJob(String job) {
+    forget(job, "removed");
+  }
+
+  private void forget(String job, String why) {
+    long stale = overlay.jobStats(job).staleDropped();
+    if (stale > 0) {
+      // Worth knowing: a vhost of an earlier incarnation is still running somewhere.
+      log.info(
+          "overlay {}: job {} {}: {} packets or markers of another incarnation were dropped",
+          node,
+          job,
+          why,
+          stale);
+    }
     overlay.removeJob(job);
   }
 
