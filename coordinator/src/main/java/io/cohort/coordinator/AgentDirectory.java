@@ -125,7 +125,7 @@ final class AgentDirectory implements AutoCloseable {
 
   /**
    * The agent of a node that is heard, even one declared dead and rejoining: for ending its stale
-   * vhosts and nothing else.
+   * vhosts and removing orphan images, and nothing else.
    */
   AgentClient agentForCleanup(String node) {
     Entry e = agents.get(node);

@@ -65,7 +65,7 @@ final class ImageSweeper {
   /** Sweeps a node now; returns the images removed, as "CKPT/VHOST". */
   synchronized List<String> sweep(String node) {
     List<String> removed = new ArrayList<>();
-    for (StoredImage image : agents.agent(node).listImages().getImagesList()) {
+    for (StoredImage image : agents.agentForCleanup(node).listImages().getImagesList()) {
       if (removeIfOrphan(node, image)) {
         removed.add(image.getCheckpointId() + "/" + image.getVhostId());
       }
@@ -106,7 +106,7 @@ final class ImageSweeper {
             next);
         return false;
       }
-      agents.agent(node).deleteImage(ckpt, image.getVhostId());
+      agents.agentForCleanup(node).deleteImage(ckpt, image.getVhostId());
       log.info("removed orphan image {}: no checkpoint record lists it", what);
       return true;
     }
