@@ -102,6 +102,7 @@ final class RestartCommand implements Callable<Integer> {
       if (detach) {
         return 0;
       }
+      AttachedSignals.install(cli, r.getJob().getJobId());
       cli.follow(r.getJob().getJobId(), r.getOutputOffset());
       return cli.await(r.getJob().getJobId());
     }
