@@ -8,6 +8,8 @@ import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.lang.reflect.Proxy;
 import java.util.Iterator;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -25,6 +27,7 @@ final class AttachedSignals {
   private final Cli cli;
   private final String jobId;
   private final AtomicBoolean stopping = new AtomicBoolean();
+  private final CountDownLatch stopped = new CountDownLatch(1);
 
   private AttachedSignals(Cli cli, String jobId) {
     this.cli = cli;
@@ -32,11 +35,27 @@ final class AttachedSignals {
   }
 
   /** Installs the handlers for the rest of this process's life (it follows {@code jobId}). */
-  static void install(Cli cli, String jobId) {
+  static AttachedSignals install(Cli cli, String jobId) {
     AttachedSignals s = new AttachedSignals(cli, jobId);
     s.on("USR1", () -> s.forward("USR1"));
     s.on("USR2", () -> s.forward("USR2"));
     s.on("TERM", s::checkpointAndStop);
+    return s;
+  }
+
+  /**
+   * Waits for the checkpoint a SIGTERM started to be answered: the job stops at its commit, before
+   * the answer arrives, and the process must not close its connection in between.
+   */
+  void awaitCheckpoint() {
+    if (!stopping.get()) {
+      return;
+    }
+    try {
+      stopped.await(10, TimeUnit.MINUTES);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 
   private void forward(String signal) {
@@ -71,6 +90,8 @@ final class AttachedSignals {
     } catch (StatusRuntimeException e) {
       // --stop stops the job even when the checkpoint fails; the message says where it stands.
       cli.err.println("cohort: " + Cli.message(e));
+    } finally {
+      stopped.countDown();
     }
   }
 

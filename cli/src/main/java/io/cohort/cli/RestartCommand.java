@@ -102,9 +102,11 @@ final class RestartCommand implements Callable<Integer> {
       if (detach) {
         return 0;
       }
-      AttachedSignals.install(cli, r.getJob().getJobId());
+      AttachedSignals signals = AttachedSignals.install(cli, r.getJob().getJobId());
       cli.follow(r.getJob().getJobId(), r.getOutputOffset());
-      return cli.await(r.getJob().getJobId());
+      int rc = cli.await(r.getJob().getJobId());
+      signals.awaitCheckpoint();
+      return rc;
     }
   }
 }

@@ -139,9 +139,11 @@ final class RunCommand implements Callable<Integer> {
       if (detach) {
         return 0;
       }
-      AttachedSignals.install(cli, job.getJobId());
+      AttachedSignals signals = AttachedSignals.install(cli, job.getJobId());
       cli.follow(job.getJobId(), 0);
-      return cli.await(job.getJobId());
+      int rc = cli.await(job.getJobId());
+      signals.awaitCheckpoint();
+      return rc;
     }
   }
 }
