@@ -9,6 +9,7 @@
  *               rank 0 prints "step I checksum X" on stdout (DELAY_MS between steps)
  *   say TEXT    rank 0 prints TEXT on stdout
  *   warn TEXT   rank 0 prints "warning: TEXT" on stderr
+ *   pause MS    every rank sleeps MS milliseconds (keeps what comes before and after apart)
  *   # ...       a comment; blank lines are skipped
  *   end         stop (so does the end of the input)
  * Anything else: rank 0 prints "deck: unknown line: ..." on stderr and all ranks exit 2.
@@ -108,6 +109,8 @@ int main(int argc, char **argv)
 				if (delay_ms)
 					sleep_ms(delay_ms);
 			}
+		} else if (sscanf(line, "pause %ld", &n) == 1) {
+			sleep_ms(n);
 		} else if (strncmp(line, "say ", 4) == 0) {
 			if (rank == 0) {
 				printf("%s\n", line + 4);
