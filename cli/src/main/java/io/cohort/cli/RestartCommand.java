@@ -16,11 +16,14 @@ import picocli.CommandLine.Parameters;
     description = {
       "Restart a job from a checkpoint (CKPT = JOB.EPOCH), or from the latest "
           + "checkpoint of JOB, under the same job id.",
-      "The job's output continues in the same log; restarting from an older checkpoint "
-          + "rolls the log back to where it stood then (the cut-off bytes are kept beside the "
-          + "log as output.log.after-CKPT-TIME).",
+      "The job's output continues in the same logs, and its standard input from where the "
+          + "checkpoint left it; restarting from an older checkpoint rolls the stdout and stderr "
+          + "logs back to where they stood then (the cut-off bytes are kept beside them as "
+          + "FILE.after-CKPT-TIME).",
       "The image is verified (sha256 of every file) first; a damaged image is refused.",
-      "Without --detach, streams the new output and exits with the job's exit status."
+      "Without --detach, streams the new output (stderr to stderr) and exits with the job's exit "
+          + "status; as with `cohort run`, SIGUSR1 and SIGUSR2 are passed on to the job and "
+          + "SIGTERM takes a checkpoint and stops it."
     })
 final class RestartCommand implements Callable<Integer> {
   @Mixin ConnectionOptions connection = new ConnectionOptions();
