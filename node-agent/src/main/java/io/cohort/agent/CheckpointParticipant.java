@@ -319,6 +319,7 @@ final class CheckpointParticipant {
                 inflight,
                 dump.ckpt);
           }
+          JobFiles.intoImage(dump.jobFiles(), pending.resolve(ImageStore.CRIU_DIR));
           Map.Entry<ImageManifest, String> sealed = images.seal(pending, m);
           synchronized (dump) {
             // Published under the dump's monitor: an abort either comes first (nothing published)

@@ -67,7 +67,9 @@ final class ImageTransfer {
     }
     send(Path.of(m.getOutputLogPath()), OUTPUT_LOG, m.getOutputLogSize(), sink, cancelled);
     for (JobFile f : m.getJobFilesList()) {
-      send(Path.of(f.getPath()), JOB_DIR + f.getName(), f.getSize(), sink, cancelled);
+      if (!f.getName().equals(JobFiles.STDIN)) { // the stdin is in the image itself
+        send(Path.of(f.getPath()), JOB_DIR + f.getName(), f.getSize(), sink, cancelled);
+      }
     }
   }
 
@@ -135,7 +137,7 @@ final class ImageTransfer {
         if (!name.equals(ImageStore.MANIFEST)
             && !name.equals(OUTPUT_LOG)
             && !(name.startsWith(JOB_DIR)
-                && List.of(JobFiles.STDERR, JobFiles.ORDER, JobFiles.STDIN)
+                && List.of(JobFiles.STDERR, JobFiles.ORDER)
                     .contains(name.substring(JOB_DIR.length())))
             && !(name.startsWith(ImageStore.CRIU_DIR + "/")
                 && !name.substring(5).contains("/")
@@ -161,7 +163,9 @@ final class ImageTransfer {
               .setSize(m.getOutputLogSize())
               .build());
       for (JobFile f : m.getJobFilesList()) {
-        JobFiles.place(pending.resolve(JOB_DIR + f.getName()), f);
+        if (!f.getName().equals(JobFiles.STDIN)) {
+          JobFiles.place(pending.resolve(JOB_DIR + f.getName()), f);
+        }
       }
       placeInit(m);
       Files.delete(pending.resolve(OUTPUT_LOG));

@@ -17,13 +17,19 @@ import java.util.Optional;
  * The files the agent keeps for a job's head vhost beside its output log (which is its stdout): the
  * stderr log, the order of the chunks of both (written by the vhost's init, see
  * native/src/output.h), and the standard input. The job's processes hold them open by path, as they
- * hold the output log, so a checkpoint records their sizes, a restart cuts the logs back to them
- * and checks stdin, and an image that moves to another node takes them along.
+ * hold the output log, so a checkpoint records their sizes and a restart cuts the logs back to
+ * them; an image that moves to another node takes the logs along (as the output log). The stdin is
+ * part of every image (a hard link where the image store shares the file system, else a copy,
+ * covered by the manifest's digests like CRIU's files): a restart on any node, even from a shared
+ * image directory while the node that ran the job is gone, puts it back where the job reads it.
  */
 final class JobFiles {
   static final String STDERR = "stderr.log";
   static final String ORDER = "output.order";
   static final String STDIN = "stdin";
+
+  /** The stdin's name in an image's CRIU directory. */
+  static final String STDIN_IN_IMAGE = "cohort-stdin.img";
 
   private JobFiles() {}
 
@@ -95,12 +101,32 @@ final class JobFiles {
     return out;
   }
 
+  /** Puts the stdin into an image being sealed (the seal digests it with CRIU's files). */
+  static void intoImage(List<JobFile> files, Path criuDir) throws IOException {
+    Optional<JobFile> stdin = find(files, STDIN);
+    if (stdin.isEmpty()) {
+      return;
+    }
+    Path from = Path.of(stdin.get().getPath());
+    Path to = criuDir.resolve(STDIN_IN_IMAGE);
+    Files.deleteIfExists(to);
+    try {
+      Files.createLink(to, from); // it never changes: one inode serves the job and its images
+    } catch (IOException | UnsupportedOperationException e) {
+      Files.copy(from, to); // another file system (a shared image directory)
+    }
+  }
+
   /**
    * Checks, changing nothing, that each file can be returned to its state at the checkpoint: a log
-   * exists and is not shorter, stdin is the very content it was.
+   * exists and is not shorter; stdin is the very content it was, or the image has it (verified with
+   * the image) to put it back.
    */
-  static void check(List<JobFile> files, String ckpt) {
+  static void check(List<JobFile> files, Path criuDir, String ckpt) {
     for (JobFile f : files) {
+      if (!isLog(f) && Files.isRegularFile(criuDir.resolve(STDIN_IN_IMAGE))) {
+        continue;
+      }
       Path p = Path.of(f.getPath());
       if (!Files.isRegularFile(p)) {
         throw CohortException.precondition(
@@ -114,6 +140,20 @@ final class JobFiles {
                 + "changed or replaced, so the job's open file cannot be restored",
             f.getName(), p, ckpt, f.getSize(), have, isLog(f) ? "" : ", or other content");
       }
+    }
+  }
+
+  /** Puts the stdin back where the job reads it from the image's copy, unless it is there. */
+  static void restoreStdin(List<JobFile> files, Path criuDir) {
+    Optional<JobFile> stdin = find(files, STDIN);
+    Path copy = criuDir.resolve(STDIN_IN_IMAGE);
+    if (stdin.isEmpty() || !Files.isRegularFile(copy)) {
+      return;
+    }
+    try {
+      place(copy, stdin.get());
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot put back the job's stdin " + stdin.get().getPath(), e);
     }
   }
 

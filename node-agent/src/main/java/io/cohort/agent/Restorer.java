@@ -79,7 +79,7 @@ final class Restorer {
               + "cannot be restored",
           logFile, have, ckpt, m.getOutputLogSize());
     }
-    JobFiles.check(m.getJobFilesList(), ckpt);
+    JobFiles.check(m.getJobFilesList(), image.criuDir(), ckpt);
     FileRollback.check(FileTracker.read(image.criuDir()), image.criuDir(), ckpt);
     return image;
   }
@@ -117,6 +117,7 @@ final class Restorer {
         records.vhostDir(vhostId).resolve("restore-" + ckpt + "-" + System.currentTimeMillis());
     Criu.Restored restored;
     try {
+      JobFiles.restoreStdin(image.manifest().getJobFilesList(), image.criuDir());
       Files.deleteIfExists(Path.of(rec.getStatusPath()));
       if (!rec.getAddress().isEmpty()) {
         network.removeStale(vhostId);
