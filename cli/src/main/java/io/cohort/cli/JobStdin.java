@@ -45,9 +45,12 @@ final class JobStdin {
     }
   }
 
-  /** The job's stdin: empty for a terminal, else all of {@code in} up to {@code limit} bytes. */
+  /**
+   * The job's stdin: empty for a terminal or a closed stdin, else all of {@code in} up to {@code
+   * limit} bytes.
+   */
   static ByteString read(InputStream in, String limitSetting, PrintStream err) {
-    if (isTerminal()) {
+    if (isTerminal() || !Files.exists(Path.of("/proc/self/fd/0"))) {
       return ByteString.EMPTY;
     }
     long limit = parseLimit(limitSetting);
