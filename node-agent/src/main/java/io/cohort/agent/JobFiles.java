@@ -34,8 +34,15 @@ final class JobFiles {
   private JobFiles() {}
 
   /**
+   * CRIU restores a file only with the mode it had at the dump: the stdin has this one wherever it
+   * is written, whatever the umask.
+   */
+  private static final java.util.Set<java.nio.file.attribute.PosixFilePermission> STDIN_MODE =
+      java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--");
+
+  /**
    * Creates the job's files in a new vhost's directory: the empty stderr and order logs, and its
-   * standard input if it has one (read-only: it never changes, so a restart can check it whole).
+   * standard input if it has one (it never changes, so a restart can check it whole).
    */
   static List<JobFile> create(Path dir, ByteString stdin) throws IOException {
     JobInput.check(stdin.size());
@@ -49,8 +56,8 @@ final class JobFiles {
       Path p = dir.resolve(STDIN);
       Files.deleteIfExists(p);
       Files.write(p, stdin.toByteArray());
+      Files.setPosixFilePermissions(p, STDIN_MODE);
       DurableFiles.fsync(p);
-      p.toFile().setWritable(false, false);
       files.add(
           JobFile.newBuilder()
               .setName(STDIN)
@@ -196,6 +203,9 @@ final class JobFiles {
     Files.createDirectories(target.getParent());
     Path tmp = target.resolveSibling("." + target.getFileName() + ".import");
     Files.copy(received, tmp, StandardCopyOption.REPLACE_EXISTING);
+    if (!isLog(f)) {
+      Files.setPosixFilePermissions(tmp, STDIN_MODE);
+    }
     DurableFiles.fsync(tmp);
     DurableFiles.rename(tmp, target);
   }
