@@ -2,6 +2,7 @@
  * cohort-init: start a virtual host (vhost) and run its pid 1.
  *
  *   cohort-init --hostname NAME --log PATH --status PATH [--cwd DIR]
+ *               [--err-log PATH --order PATH] [--stdin PATH]
  *               [--spawn-port PORT --token-file PATH] -- CMD [ARGS...]
  *
  * See README.md for the behaviour and the spawn protocol.
@@ -19,6 +20,7 @@
 
 #define USAGE \
 	"usage: cohort-init --hostname NAME --log PATH --status PATH [--cwd DIR]\n" \
+	"                   [--err-log PATH --order PATH] [--stdin PATH]\n" \
 	"                   [--spawn-port PORT --token-file PATH] -- CMD [ARGS...]\n"
 
 enum {
@@ -26,6 +28,9 @@ enum {
 	OPT_LOG,
 	OPT_STATUS,
 	OPT_CWD,
+	OPT_ERR_LOG,
+	OPT_ORDER,
+	OPT_STDIN,
 	OPT_SPAWN_PORT,
 	OPT_TOKEN_FILE,
 	OPT_HELP,
@@ -37,6 +42,9 @@ static const struct option long_opts[] = {
 	{ "log", required_argument, NULL, OPT_LOG },
 	{ "status", required_argument, NULL, OPT_STATUS },
 	{ "cwd", required_argument, NULL, OPT_CWD },
+	{ "err-log", required_argument, NULL, OPT_ERR_LOG },
+	{ "order", required_argument, NULL, OPT_ORDER },
+	{ "stdin", required_argument, NULL, OPT_STDIN },
 	{ "spawn-port", required_argument, NULL, OPT_SPAWN_PORT },
 	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -94,6 +102,15 @@ static int parse_args(int argc, char **argv, struct init_opts *o)
 		case OPT_CWD:
 			o->cwd = optarg;
 			break;
+		case OPT_ERR_LOG:
+			o->err_log_path = optarg;
+			break;
+		case OPT_ORDER:
+			o->order_path = optarg;
+			break;
+		case OPT_STDIN:
+			o->stdin_path = optarg;
+			break;
 		case OPT_SPAWN_PORT:
 			if (parse_port(optarg, &o->spawn_port) < 0)
 				return -1;
@@ -119,6 +136,10 @@ static int parse_args(int argc, char **argv, struct init_opts *o)
 		pr_err("bad hostname: '%s'", o->hostname);
 		return -1;
 	}
+	if (!o->err_log_path != !o->order_path) {
+		pr_err("--err-log and --order go together");
+		return -1;
+	}
 	if (!o->spawn_port != !o->token_file) {
 		pr_err("--spawn-port and --token-file go together");
 		return -1;
@@ -136,6 +157,9 @@ static int parse_args(int argc, char **argv, struct init_opts *o)
 	}
 	if (fix_path(&o->log_path, "log", true) < 0 ||
 	    fix_path(&o->status_path, "status", true) < 0 ||
+	    (o->err_log_path && fix_path(&o->err_log_path, "err-log", true) < 0) ||
+	    (o->order_path && fix_path(&o->order_path, "order", true) < 0) ||
+	    (o->stdin_path && fix_path(&o->stdin_path, "stdin", true) < 0) ||
 	    fix_path(&o->cwd, "cwd", false) < 0 ||
 	    (o->token_file && fix_path(&o->token_file, "token-file", false) < 0))
 		return -1;

@@ -12,18 +12,21 @@
 #include "log.h"
 #include "mounts.h"
 #include "namespaces.h"
+#include "output.h"
 #include "spawn.h"
 
 /*
  * Everything pid 1 holds while it runs.  It is deliberately small: CRIU
  * dumps pid 1 with the rest of the vhost, so its fds are only the
- * signalfd, the listening socket and /dev/null on 0-2 (opened inside the
- * vhost's mount namespace); no timers, no fd to a host file.
+ * signalfd, the listening socket, the job's output pipes and /dev/null on
+ * 0-2 (opened inside the vhost's mount namespace); no timers, no fd to a
+ * host file.
  */
 struct init_state {
 	sigset_t child_mask;	/* the mask children are exec'ed with */
-	int sfd;		/* signalfd: SIGCHLD, SIGTERM, SIGINT, SIGHUP */
+	int sfd;		/* signalfd: SIGCHLD and the signals forwarded */
 	int listen_fd;		/* spawn service, or -1 */
+	struct output out;	/* the job's output, when pid 1 keeps it */
 	pid_t main_pid;
 	int main_status;
 	bool main_done;
@@ -41,7 +44,11 @@ struct exec_failure {
 	int err;
 };
 
-/* Signals that pid 1 handles through its signalfd. */
+/*
+ * Signals that pid 1 handles through its signalfd: SIGCHLD, and those it
+ * forwards to the main process's group (the ones `cohort kill --signal`
+ * accepts; mpirun passes SIGUSR1 and SIGUSR2 on to its ranks).
+ */
 static void handled_signals(sigset_t *set)
 {
 	sigemptyset(set);
@@ -49,6 +56,18 @@ static void handled_signals(sigset_t *set)
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGINT);
 	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGQUIT);
+	sigaddset(set, SIGALRM);
+	sigaddset(set, SIGUSR1);
+	sigaddset(set, SIGUSR2);
+}
+
+/* pid 1's diagnostics, in the job's stderr log and in order with its output. */
+static const struct output *diag_output;
+
+static void diag_write(const char *buf, size_t len)
+{
+	output_write(diag_output, OUTPUT_STDERR, buf, len);
 }
 
 static int vhost_setup(const struct init_opts *o)
@@ -105,9 +124,18 @@ static int signals_setup(struct init_state *st)
 	return 0;
 }
 
+/*
+ * The main process's standard descriptors: stdin (-1: keep /dev/null, like
+ * pid 1's), stdout and stderr.
+ */
+struct main_fds {
+	int in, out, err;
+};
+
 /* In the forked main process: set up and exec the command, or report why not. */
 static void __attribute__((noreturn))
-exec_main(const struct init_opts *o, const struct init_state *st, int log_fd, int err_fd)
+exec_main(const struct init_opts *o, const struct init_state *st, const struct main_fds *fds,
+	  int err_fd)
 {
 	struct exec_failure f = { .step = STEP_SETUP };
 
@@ -115,10 +143,11 @@ exec_main(const struct init_opts *o, const struct init_state *st, int log_fd, in
 		goto fail;
 	if (sigprocmask(SIG_SETMASK, &st->child_mask, NULL) < 0)
 		goto fail;
-	/* stdin is already /dev/null, like pid 1's. */
-	if (dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
+	/* dup2 clears CLOEXEC on the copies; the originals go at exec. */
+	if (fds->in >= 0 && dup2(fds->in, 0) < 0)
 		goto fail;
-	close(log_fd);
+	if (dup2(fds->out, 1) < 0 || dup2(fds->err, 2) < 0)
+		goto fail;
 	close(st->sfd);
 	if (st->listen_fd >= 0)
 		close(st->listen_fd);
@@ -166,17 +195,34 @@ static int exec_failure_code(const struct init_opts *o, const struct exec_failur
  */
 static int start_main(const struct init_opts *o, struct init_state *st)
 {
+	struct main_fds fds = { -1, -1, -1 };
 	struct exec_failure f;
 	int err_pipe[2] = { -1, -1 };
-	int log_fd, ret = REPORT_FAILED;
+	int child_out[2] = { -1, -1 };
+	int log_fd = -1, ret = REPORT_FAILED;
 	ssize_t n;
 	pid_t pid;
 
 	/* Opened only now: an fd opened before the unshare would refer to the node's mounts. */
-	log_fd = open(o->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (log_fd < 0) {
-		pr_perror("open log %s", o->log_path);
-		return REPORT_FAILED;
+	if (o->stdin_path) {
+		fds.in = open(o->stdin_path, O_RDONLY | O_CLOEXEC);
+		if (fds.in < 0) {
+			pr_perror("open stdin %s", o->stdin_path);
+			return REPORT_FAILED;
+		}
+	}
+	if (st->out.on) {
+		if (output_open(&st->out, child_out) < 0)
+			goto out;
+		fds.out = child_out[0];
+		fds.err = child_out[1];
+	} else {
+		log_fd = open(o->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		if (log_fd < 0) {
+			pr_perror("open log %s", o->log_path);
+			goto out;
+		}
+		fds.out = fds.err = log_fd;
 	}
 	if (pipe2(err_pipe, O_CLOEXEC) < 0) {
 		pr_perror("create the exec pipe");
@@ -189,7 +235,7 @@ static int start_main(const struct init_opts *o, struct init_state *st)
 	}
 	if (pid == 0) {
 		close(err_pipe[0]);
-		exec_main(o, st, log_fd, err_pipe[1]);
+		exec_main(o, st, &fds, err_pipe[1]);
 	}
 	close(err_pipe[1]);
 	err_pipe[1] = -1;
@@ -213,7 +259,15 @@ out:
 		close(err_pipe[0]);
 	if (err_pipe[1] >= 0)
 		close(err_pipe[1]);
-	close(log_fd);	/* pid 1 keeps no fd to a host file */
+	/* pid 1 keeps no fd to a host file, nor the write ends of the output pipes. */
+	if (log_fd >= 0)
+		close(log_fd);
+	if (fds.in >= 0)
+		close(fds.in);
+	if (child_out[0] >= 0)
+		close(child_out[0]);
+	if (child_out[1] >= 0)
+		close(child_out[1]);
 	return ret;
 }
 
@@ -302,39 +356,54 @@ static int write_status(const char *path, int status, int *code)
 	return write_file_atomic(path, buf, len);
 }
 
-/* Reap, relay signals and serve spawn requests until the main process exits. */
+/*
+ * Reap, relay signals, keep the job's output and serve spawn requests
+ * until the main process exits.
+ */
 static int event_loop(const struct init_opts *o, struct init_state *st)
 {
-	const int close_fds[] = { st->sfd, st->listen_fd };
+	/* Closed in spawned children (all CLOEXEC too, but not until their exec). */
+	const int close_fds[] = { st->sfd, st->listen_fd, st->out.pipe[0], st->out.pipe[1] };
 	const struct spawn_ctx ctx = {
 		.token = o->token,
 		.cwd = o->cwd,
 		.child_sigmask = &st->child_mask,
 		.close_fds = close_fds,
-		.nr_close_fds = st->listen_fd >= 0 ? 2 : 1,
+		.nr_close_fds = 4,
 	};
-	struct pollfd pfd[2] = {
+	/* A negative fd is ignored by poll: no listener, no output pipes, a pipe at EOF. */
+	struct pollfd pfd[4] = {
 		{ .fd = st->sfd, .events = POLLIN },
 		{ .fd = st->listen_fd, .events = POLLIN },
+		{ .fd = st->out.pipe[OUTPUT_STDOUT], .events = POLLIN },
+		{ .fd = st->out.pipe[OUTPUT_STDERR], .events = POLLIN },
 	};
-	nfds_t nfds = st->listen_fd >= 0 ? 2 : 1;
-	int code;
+	int code, s;
 
 	if (handle_signals(st) < 0)
 		return REPORT_FAILED;
 	while (!st->main_done) {
 		/* No timeout: nothing here is tied to the node's clock. */
-		if (poll(pfd, nfds, -1) < 0) {
+		if (poll(pfd, 4, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			pr_perror("poll");
 			return REPORT_FAILED;
 		}
+		for (s = OUTPUT_STDOUT; s <= OUTPUT_STDERR; s++) {
+			if (pfd[2 + s].revents) {
+				output_copy(&st->out, s);
+				pfd[2 + s].fd = st->out.pipe[s];
+			}
+		}
 		if (pfd[0].revents && handle_signals(st) < 0)
 			return REPORT_FAILED;
-		if (nfds > 1 && pfd[1].revents && !st->main_done)
+		if (pfd[1].revents && !st->main_done)
 			spawn_accept(st->listen_fd, &ctx);	/* a failure costs one request only */
 	}
+	/* What the main process wrote last is still in the pipes. */
+	if (st->out.on)
+		output_drain(&st->out);
 	if (write_status(o->status_path, st->main_status, &code) < 0)
 		pr_err("could not write the status file; main process ended with exit code %d", code);
 	return code;
@@ -342,7 +411,16 @@ static int event_loop(const struct init_opts *o, struct init_state *st)
 
 int init_run(const struct init_opts *o, int report_fd)
 {
-	struct init_state st = { .sfd = -1, .listen_fd = -1 };
+	struct init_state st = {
+		.sfd = -1,
+		.listen_fd = -1,
+		.out = {
+			.on = o->err_log_path != NULL,
+			.pipe = { -1, -1 },
+			.log = { o->log_path, o->err_log_path },
+			.order = o->order_path,
+		},
+	};
 	int code = REPORT_FAILED;
 
 	/* Until the report, errors go to the launcher, not to a log. */
@@ -360,7 +438,12 @@ int init_run(const struct init_opts *o, int report_fd)
 	if (code != REPORT_OK)
 		goto fail;
 
-	log_set_path(o->log_path);
+	if (st.out.on) {
+		diag_output = &st.out;
+		log_set_writer(diag_write);
+	} else {
+		log_set_path(o->log_path);
+	}
 	report(report_fd, REPORT_OK, "");
 	return event_loop(o, &st);
 fail:

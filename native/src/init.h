@@ -9,7 +9,10 @@
 /* The command line of cohort-init, with every path made absolute. */
 struct init_opts {
 	const char *hostname;
-	char *log_path;
+	char *log_path;		/* the main process's stdout (and stderr without err_log_path) */
+	char *err_log_path;	/* its stderr, kept apart by pid 1; NULL: in the log */
+	char *order_path;	/* with err_log_path: the order of the chunks of both */
+	char *stdin_path;	/* its stdin; NULL: /dev/null */
 	char *status_path;
 	char *cwd;		/* the main process's directory */
 	int spawn_port;		/* 0: no spawn service */

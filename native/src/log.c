@@ -14,6 +14,7 @@
 static const char *log_program = "cohort";
 static int log_fd = 2;
 static const char *log_path;
+static void (*log_writer)(const char *buf, size_t len);
 static char last_error[LOG_LINE_MAX];
 
 void log_init(const char *program)
@@ -33,6 +34,13 @@ void log_set_path(const char *path)
 	log_path = path;
 }
 
+void log_set_writer(void (*writer)(const char *buf, size_t len))
+{
+	log_fd = -1;
+	log_path = NULL;
+	log_writer = writer;
+}
+
 const char *log_last_error(void)
 {
 	return last_error;
@@ -43,6 +51,10 @@ static void log_write(const char *buf, size_t len)
 	int fd = log_fd;
 	ssize_t n;
 
+	if (log_writer) {
+		log_writer(buf, len);
+		return;
+	}
 	if (log_path) {
 		fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 		if (fd < 0)

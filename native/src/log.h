@@ -10,7 +10,9 @@
  *    fd -1 discards the output;
  *  - log_set_path(path): append to a file, opening and closing it for every
  *    line, so the caller keeps no fd to a host file open (pid 1 of a vhost
- *    must not, or CRIU cannot dump it).
+ *    must not, or CRIU cannot dump it);
+ *  - log_set_writer(fn): hand every line to fn (pid 1 records its lines in
+ *    the job's stderr log through output.h, in order with the job's own).
  * Whatever the sink, the text of the last error is kept (without the program
  * and file prefixes) so that pid 1 can hand it to the launcher.
  */
@@ -18,6 +20,7 @@
 #define COHORT_LOG_H
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #ifndef LOG_PREFIX
@@ -33,6 +36,7 @@ enum log_level {
 void log_init(const char *program);
 void log_set_fd(int fd);
 void log_set_path(const char *path);
+void log_set_writer(void (*writer)(const char *buf, size_t len));
 const char *log_last_error(void);
 
 void log_print(enum log_level level, const char *prefix, const char *fmt, ...)

@@ -166,6 +166,31 @@ test_signal_forwarding() {
 	[ -z "$(pidns_members "$ns")" ] || { fail "processes left in $ns"; return 1; }
 }
 
+# --stdin, --err-log/--order: stdin from a file, stdout and stderr kept apart by
+# pid 1 with the order of their chunks, and SIGUSR1 forwarded to the main process.
+test_stdio() {
+	local w=$WORK/stdio pid recs
+	mkdir -p "$w"
+	printf 'first\nsecond\n' >"$w/in"
+	pid=$("$INIT" --hostname "vh-stdio-$TAG" --log "$w/out" --err-log "$w/err" --order "$w/order" \
+		--stdin "$w/in" --status "$w/st" -- sh -c 'trap "echo usr1; exit 4" USR1
+			read a; echo "out $a"; sleep 0.3; echo "err $a" >&2; read b; sleep 0.3; echo "out $b"
+			while :; do sleep 0.1; done') ||
+		{ fail "launcher exited $?"; return 1; }
+	register "$pid"
+	sleep 1.5
+	kill -USR1 "$pid"
+	wait_gone "$pid" 10 || { fail "SIGUSR1 did not reach the main process"; return 1; }
+	[ "$(cat "$w/st" 2>/dev/null)" = "exited 4" ] || { fail "status file: '$(cat "$w/st" 2>&1)'"; return 1; }
+	[ "$(cat "$w/out")" = "$(printf 'out first\nout second\nusr1')" ] || { fail "stdout: $(cat "$w/out")"; return 1; }
+	# (sh may add that the signal also ended its sleep, in the same process group.)
+	[ "$(head -1 "$w/err")" = "err first" ] || { fail "stderr: $(cat "$w/err")"; return 1; }
+	# Records: stream bit and length, in the order written.
+	recs=$(od -An -tx4 -v -N16 "$w/order" | tr -s ' \n' ' ')
+	note "order records:$recs"
+	[ "$recs" = " 0000000a 8000000a 0000000b 00000005 " ] || { fail "order: '$recs'"; return 1; }
+}
+
 test_launch_errors() {
 	local out rc err=$WORK/errors.err left
 	out=$("$INIT" --hostname "vh-missing-$TAG" --log "$WORK/missing.log" --status "$WORK/missing.status" \
@@ -464,6 +489,7 @@ hostname >"$WORK/hostname.before"
 
 run test_basic
 run test_signal_forwarding
+run test_stdio
 run test_launch_errors
 run test_spawn
 run test_criu

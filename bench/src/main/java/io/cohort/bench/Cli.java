@@ -65,7 +65,9 @@ final class Cli {
             new ProcessBuilder(cmd)
                 .directory(repo.toFile())
                 .redirectOutput(out.toFile())
-                .redirectError(err.toFile());
+                .redirectError(err.toFile())
+                // Not a pipe left open: `cohort run` would read it for the job until its end.
+                .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
         pb.environment().put("COHORT_HOME", home.toString());
         Process p = pb.start();
         if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {

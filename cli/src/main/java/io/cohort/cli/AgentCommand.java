@@ -4,6 +4,7 @@ import io.cohort.agent.AgentConfig;
 import io.cohort.agent.AgentGrpcService;
 import io.cohort.agent.NodeAgent;
 import io.cohort.agent.VhostOverlay;
+import io.cohort.common.JobInput;
 import io.cohort.proto.v1.GetNodeResponse;
 import io.cohort.proto.v1.HeartbeatRequest;
 import io.cohort.proto.v1.RegistryGrpc;
@@ -82,6 +83,7 @@ final class AgentCommand implements Callable<Integer> {
             overlay);
     Server server =
         NettyServerBuilder.forAddress(Daemons.parse(listen))
+            .maxInboundMessageSize(JobInput.MAX_MESSAGE_BYTES) // CreateVhost carries stdin
             .addService(new AgentGrpcService(agent))
             .build()
             .start();

@@ -9,6 +9,7 @@ import io.cohort.proto.v1.JobEvent;
 import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobState;
 import io.cohort.proto.v1.OutputChunk;
+import io.cohort.proto.v1.OutputStream;
 import io.cohort.proto.v1.StreamOutputRequest;
 import io.cohort.proto.v1.WatchJobRequest;
 import io.grpc.ManagedChannel;
@@ -93,10 +94,19 @@ final class Cli implements AutoCloseable {
   }
 
   /**
-   * Streams the job's output to stdout from {@code offset} until the job stops running. Ctrl-C only
-   * detaches: the job keeps running, and a message says how to get back to it.
+   * Streams the job's output from {@code offset} until the job stops running, as the job wrote it:
+   * its stdout to stdout, its stderr to stderr. Ctrl-C only detaches: the job keeps running, and a
+   * message says how to get back to it.
    */
   void follow(String jobId, long offset) {
+    follow(jobId, offset, OutputStream.OUTPUT_STREAM_UNSPECIFIED, true);
+  }
+
+  /**
+   * As {@link #follow(String, long)}, of one stream or both ({@code only} unspecified); with {@code
+   * apart} false, everything goes to stdout.
+   */
+  void follow(String jobId, long offset, OutputStream only, boolean apart) {
     Thread hint =
         new Thread(
             () ->
@@ -106,7 +116,7 @@ final class Cli implements AutoCloseable {
                     jobId, jobId, jobId));
     Runtime.getRuntime().addShutdownHook(hint);
     try {
-      stream(jobId, offset);
+      print(stream(jobId, offset, only, true), apart);
     } finally {
       try {
         Runtime.getRuntime().removeShutdownHook(hint);
@@ -116,19 +126,29 @@ final class Cli implements AutoCloseable {
     }
   }
 
-  private void stream(String jobId, long offset) {
-    Iterator<OutputChunk> it =
-        stub.withDeadlineAfter(30, TimeUnit.DAYS)
-            .streamOutput(
-                StreamOutputRequest.newBuilder()
-                    .setJobId(jobId)
-                    .setOffset(offset)
-                    .setFollow(true)
-                    .build());
-    while (it.hasNext()) {
-      OutputChunk c = it.next();
-      out.write(c.getData().toByteArray(), 0, c.getData().size());
-      out.flush();
+  /** The job's output from {@code offset}; with follow, until the job stops running. */
+  Iterator<OutputChunk> stream(String jobId, long offset, OutputStream only, boolean follow) {
+    return stub.withDeadlineAfter(follow ? 30 * 24 * 60 : 10, TimeUnit.MINUTES)
+        .streamOutput(
+            StreamOutputRequest.newBuilder()
+                .setJobId(jobId)
+                .setOffset(offset)
+                .setFollow(follow)
+                .setOnly(only)
+                .build());
+  }
+
+  /** Writes the chunks as they come: stderr's to stderr if {@code apart}, all else to stdout. */
+  void print(Iterator<OutputChunk> chunks, boolean apart) {
+    while (chunks.hasNext()) {
+      OutputChunk c = chunks.next();
+      boolean toErr = apart && c.getStream() == OutputStream.OUTPUT_STREAM_STDERR;
+      PrintStream to = toErr ? err : out;
+      if (toErr) {
+        out.flush(); // what came before it is seen before it
+      }
+      to.write(c.getData().toByteArray(), 0, c.getData().size());
+      to.flush();
     }
   }
 

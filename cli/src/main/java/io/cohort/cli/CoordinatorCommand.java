@@ -1,5 +1,6 @@
 package io.cohort.cli;
 
+import io.cohort.common.JobInput;
 import io.cohort.coordinator.BarrierConfig;
 import io.cohort.coordinator.CohortGrpcService;
 import io.cohort.coordinator.Coordinator;
@@ -86,6 +87,7 @@ final class CoordinatorCommand implements Callable<Integer> {
     InetSocketAddress at = Daemons.parse(listen);
     Server server =
         NettyServerBuilder.forAddress(at)
+            .maxInboundMessageSize(JobInput.MAX_MESSAGE_BYTES) // a Run request carries stdin
             .addService(new CohortGrpcService(coordinator))
             .addService(new RegistryGrpcService(coordinator, HEARTBEAT_MS))
             .build()

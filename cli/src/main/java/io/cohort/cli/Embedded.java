@@ -3,6 +3,7 @@ package io.cohort.cli;
 import io.cohort.agent.AgentConfig;
 import io.cohort.agent.AgentGrpcService;
 import io.cohort.agent.NodeAgent;
+import io.cohort.common.JobInput;
 import io.cohort.coordinator.BarrierConfig;
 import io.cohort.coordinator.CohortGrpcService;
 import io.cohort.coordinator.Coordinator;
@@ -49,6 +50,7 @@ final class Embedded implements AutoCloseable {
     agentServer =
         InProcessServerBuilder.forName("agent-" + suffix)
             .executor(executor)
+            .maxInboundMessageSize(JobInput.MAX_MESSAGE_BYTES) // CreateVhost carries stdin
             .fallbackHandlerRegistry(
                 new OnFirstCall(
                     AgentGrpc.SERVICE_NAME,
@@ -73,6 +75,7 @@ final class Embedded implements AutoCloseable {
     coordinatorServer =
         InProcessServerBuilder.forName("coord-" + suffix)
             .executor(executor)
+            .maxInboundMessageSize(JobInput.MAX_MESSAGE_BYTES) // a Run request carries stdin
             .addService(new CohortGrpcService(coordinator))
             .build()
             .start();
@@ -102,14 +105,18 @@ final class Embedded implements AutoCloseable {
     executor.shutdownNow();
   }
 
-  /** Where things are; from the environment, defaults in docs/configuration.md. */
-  record Settings(Path home, Path nativeDir, String criu) {
+  /**
+   * Where things are, and the largest standard input `cohort run` passes on (COHORT_STDIN_MAX);
+   * from the environment, defaults in docs/configuration.md.
+   */
+  record Settings(Path home, Path nativeDir, String criu, String stdinMax) {
     static Settings fromEnvironment() {
       Map<String, String> env = System.getenv();
       return new Settings(
           Path.of(env.getOrDefault("COHORT_HOME", "/var/lib/cohort")),
           Path.of(env.getOrDefault("COHORT_NATIVE_DIR", "/opt/cohort/native")),
-          env.getOrDefault("COHORT_CRIU", "/opt/cohort/bin/criu"));
+          env.getOrDefault("COHORT_CRIU", "/opt/cohort/bin/criu"),
+          env.getOrDefault("COHORT_STDIN_MAX", "16M"));
     }
   }
 }

@@ -1,10 +1,8 @@
 package io.cohort.cli;
 
-import io.cohort.proto.v1.OutputChunk;
-import io.cohort.proto.v1.StreamOutputRequest;
-import java.util.Iterator;
+import io.cohort.proto.v1.OutputStream;
 import java.util.concurrent.Callable;
-import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -13,7 +11,12 @@ import picocli.CommandLine.Parameters;
 @Command(
     name = "logs",
     mixinStandardHelpOptions = true,
-    description = "Print a job's output (stdout and stderr, across restarts).")
+    description = {
+      "Print a job's output across restarts: its stdout and stderr interleaved as they were "
+          + "written, all on stdout (--stdout or --stderr for one of them).",
+      "A restart from an older checkpoint rolls both back: what the job wrote after it is kept "
+          + "beside its logs (FILE.after-CKPT-TIME), not shown here."
+    })
 final class LogsCommand implements Callable<Integer> {
   @Mixin ConnectionOptions connection = new ConnectionOptions();
 
@@ -25,21 +28,30 @@ final class LogsCommand implements Callable<Integer> {
       description = "keep printing new output until the job " + "stops running")
   boolean follow;
 
+  @ArgGroup(exclusive = true)
+  Only only;
+
+  /** One stream, if asked. */
+  static final class Only {
+    @Option(names = "--stdout", description = "only the job's standard output")
+    boolean stdout;
+
+    @Option(names = "--stderr", description = "only the job's standard error")
+    boolean stderr;
+  }
+
   @Override
   public Integer call() {
+    OutputStream stream =
+        only == null
+            ? OutputStream.OUTPUT_STREAM_UNSPECIFIED
+            : only.stdout ? OutputStream.OUTPUT_STREAM_STDOUT : OutputStream.OUTPUT_STREAM_STDERR;
     try (Cli cli = new Cli(connection)) {
       if (follow) {
-        cli.follow(job, 0);
+        cli.follow(job, 0, stream, false);
         return 0;
       }
-      Iterator<OutputChunk> it =
-          cli.stub
-              .withDeadlineAfter(10, TimeUnit.MINUTES)
-              .streamOutput(StreamOutputRequest.newBuilder().setJobId(job).build());
-      while (it.hasNext()) {
-        OutputChunk c = it.next();
-        cli.out.write(c.getData().toByteArray(), 0, c.getData().size());
-      }
+      cli.print(cli.stream(job, 0, stream, false), false);
       cli.out.flush();
       return 0;
     }

@@ -16,15 +16,18 @@ import picocli.CommandLine.Parameters;
     description = {
       "Restart a job from a checkpoint (CKPT = JOB.EPOCH), or from the latest "
           + "checkpoint of JOB, under the same job id.",
-      "The job's output continues in the same log; restarting from an older checkpoint "
-          + "rolls the log back to where it stood then (the cut-off bytes are kept beside the "
-          + "log as output.log.after-CKPT-TIME).",
+      "The job's output continues in the same logs, and its standard input from where the "
+          + "checkpoint left it; restarting from an older checkpoint rolls the stdout and stderr "
+          + "logs back to where they stood then (the cut-off bytes are kept beside them as "
+          + "FILE.after-CKPT-TIME).",
       "The image is verified (sha256 of every file) first; a damaged image is refused.",
       "Each vhost's image is taken from wherever an intact copy is (the node that wrote it, a "
           + "partner copy, a copy an earlier restart made), and the restart says which. Given a "
           + "JOB, it restarts from the newest checkpoint whose images can all be reached, and "
           + "says so when that is not the latest.",
-      "Without --detach, streams the new output and exits with the job's exit status."
+      "Without --detach, streams the new output (stderr to stderr) and exits with the job's exit "
+          + "status; as with `cohort run`, SIGUSR1 and SIGUSR2 are passed on to the job and "
+          + "SIGTERM takes a checkpoint and stops it."
     })
 final class RestartCommand implements Callable<Integer> {
   @Mixin ConnectionOptions connection = new ConnectionOptions();
@@ -116,8 +119,11 @@ final class RestartCommand implements Callable<Integer> {
       if (detach) {
         return 0;
       }
+      AttachedSignals signals = AttachedSignals.install(cli, r.getJob().getJobId());
       cli.follow(r.getJob().getJobId(), r.getOutputOffset());
-      return cli.await(r.getJob().getJobId());
+      int rc = cli.await(r.getJob().getJobId());
+      signals.awaitCheckpoint();
+      return rc;
     }
   }
 }

@@ -1,5 +1,6 @@
 package io.cohort.cli;
 
+import com.google.protobuf.ByteString;
 import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobSpec;
 import io.cohort.proto.v1.RunRequest;
@@ -22,7 +23,16 @@ import picocli.CommandLine.Parameters;
           + "(75 if a checkpoint stopped it, 137 if it was killed). Ctrl-C detaches; the job "
           + "keeps running.",
       "A plain `mpirun -np N prog` works inside: Cohort sets what Open MPI needs (run as "
-          + "root, oversubscription)."
+          + "root, oversubscription).",
+      "Standard input: a file, pipe or here-document (`< in.deck`) is read to its end and kept "
+          + "with the job, which reads it as mpirun passes it on (to rank 0); a restart reads on "
+          + "where the checkpoint left it, on any node. At most COHORT_STDIN_MAX (default 16M). "
+          + "A terminal is not read: the job gets none.",
+      "The job's stdout and stderr are kept apart: attached, they go to this command's stdout "
+          + "and stderr. SIGUSR1 and SIGUSR2 sent to this command are passed on to the job "
+          + "(mpirun passes them to its ranks); SIGTERM takes a checkpoint and stops the job "
+          + "(exit 75; `cohort restart JOB` goes on), as a batch system's warning before it "
+          + "ends the allocation needs."
     },
     footer = {
       "",
@@ -37,7 +47,11 @@ final class RunCommand implements Callable<Integer> {
 
   @Option(
       names = {"-d", "--detach"},
-      description = "print the job id and return at once")
+      description =
+          "print the job id and return at once. Standard input is read first all the same (a "
+              + "file or pipe, to its end; a terminal, not at all): use </dev/null to give the "
+              + "job none. Signals to this command then no longer reach the job: `cohort kill "
+              + "--signal SIG JOB` does, `cohort checkpoint --stop JOB` stops it")
   boolean detach;
 
   @Option(
@@ -105,6 +119,8 @@ final class RunCommand implements Callable<Integer> {
     if (images != null) {
       spec.setImagePolicy(OptionValues.imagePolicy("--images", images));
     }
+    ByteString stdin =
+        JobStdin.read(System.in, Embedded.Settings.fromEnvironment().stdinMax(), System.err);
     try (Cli cli = Cli.forChange(connection)) {
       JobInfo job =
           cli.call(60)
@@ -114,6 +130,7 @@ final class RunCommand implements Callable<Integer> {
                       .addAllNodes(nodes)
                       .setVhosts(vhosts)
                       .setSlots(slots)
+                      .setStdin(stdin)
                       .build())
               .getJob();
       if (json) {
@@ -135,8 +152,11 @@ final class RunCommand implements Callable<Integer> {
       if (detach) {
         return 0;
       }
+      AttachedSignals signals = AttachedSignals.install(cli, job.getJobId());
       cli.follow(job.getJobId(), 0);
-      return cli.await(job.getJobId());
+      int rc = cli.await(job.getJobId());
+      signals.awaitCheckpoint();
+      return rc;
     }
   }
 }

@@ -30,6 +30,7 @@ import io.cohort.proto.v1.ResumeVhostRequest;
 import io.cohort.proto.v1.ResumeVhostResponse;
 import io.cohort.proto.v1.SealImageRequest;
 import io.cohort.proto.v1.SealImageResponse;
+import io.cohort.proto.v1.SignalVhostRequest;
 import io.cohort.proto.v1.VerifyImageRequest;
 import io.grpc.Channel;
 import io.grpc.StatusRuntimeException;
@@ -83,6 +84,14 @@ final class AgentClient {
   KillVhostResponse kill(String vhostId) {
     return call(
         shortCall, s -> s.killVhost(KillVhostRequest.newBuilder().setVhostId(vhostId).build()));
+  }
+
+  void signal(String vhostId, int signal) {
+    call(
+        shortCall,
+        s ->
+            s.signalVhost(
+                SignalVhostRequest.newBuilder().setVhostId(vhostId).setSignal(signal).build()));
   }
 
   PrepareCheckpointResponse prepare(PrepareCheckpointRequest r) {

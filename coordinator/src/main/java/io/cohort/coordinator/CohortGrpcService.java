@@ -27,6 +27,8 @@ import io.cohort.proto.v1.RestartRequest;
 import io.cohort.proto.v1.RestartResponse;
 import io.cohort.proto.v1.RunRequest;
 import io.cohort.proto.v1.RunResponse;
+import io.cohort.proto.v1.SignalJobRequest;
+import io.cohort.proto.v1.SignalJobResponse;
 import io.cohort.proto.v1.StreamOutputRequest;
 import io.cohort.proto.v1.WatchJobRequest;
 import io.grpc.Context;
@@ -53,7 +55,11 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
             RunResponse.newBuilder()
                 .setJob(
                     coordinator.run(
-                        req.getSpec(), req.getNodesList(), req.getVhosts(), req.getSlots()))
+                        req.getSpec(),
+                        req.getNodesList(),
+                        req.getVhosts(),
+                        req.getSlots(),
+                        req.getStdin()))
                 .build());
   }
 
@@ -182,6 +188,16 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
     GrpcErrors.unary(out, () -> coordinator.fenceNode(req.getNode()));
   }
 
+  @Override
+  public void signalJob(SignalJobRequest req, StreamObserver<SignalJobResponse> out) {
+    GrpcErrors.unary(
+        out,
+        () ->
+            SignalJobResponse.newBuilder()
+                .setSignal(coordinator.signal(req.getJobId(), req.getSignal()))
+                .build());
+  }
+
   /**
    * Sends the job at each change while the client is ready for more (gRPC's isReady reads the
    * transport; a slow reader is sent the state as it is once it is ready again). The call's {@link
@@ -218,7 +234,7 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
   public void streamOutput(StreamOutputRequest req, StreamObserver<OutputChunk> out) {
     Iterator<OutputChunk> source;
     try {
-      source = coordinator.output(req.getJobId(), req.getOffset(), req.getFollow());
+      source = coordinator.output(req.getJobId(), req.getOffset(), req.getFollow(), req.getOnly());
     } catch (RuntimeException e) {
       out.onError(GrpcErrors.toStatus(e));
       return;

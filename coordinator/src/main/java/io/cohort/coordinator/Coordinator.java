@@ -2,6 +2,7 @@ package io.cohort.coordinator;
 
 import io.cohort.common.CohortException;
 import io.cohort.common.Ids;
+import io.cohort.common.JobSignals;
 import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.FenceNodeResponse;
 import io.cohort.proto.v1.HeartbeatRequest;
@@ -12,6 +13,7 @@ import io.cohort.proto.v1.JobState;
 import io.cohort.proto.v1.KillJobResponse;
 import io.cohort.proto.v1.NodeInfo;
 import io.cohort.proto.v1.OutputChunk;
+import io.cohort.proto.v1.OutputStream;
 import io.cohort.proto.v1.RestartResponse;
 import io.cohort.proto.v1.VhostPlacement;
 import java.nio.file.Path;
@@ -169,9 +171,14 @@ public final class Coordinator implements AutoCloseable {
 
   // ------------------------------------------------------------------ run
 
-  /** Runs a new job ({@link JobLauncher} has how). */
-  public JobInfo run(JobSpec spec, List<String> nodes, int vhosts, int slots) {
-    return launcher.run(spec, nodes, vhosts, slots);
+  /** Runs a new job ({@link JobLauncher} has how); {@code stdin} may be empty. */
+  public JobInfo run(
+      JobSpec spec,
+      List<String> nodes,
+      int vhosts,
+      int slots,
+      com.google.protobuf.ByteString stdin) {
+    return launcher.run(spec, nodes, vhosts, slots, stdin);
   }
 
   // ------------------------------------------------------------------ queries
@@ -195,8 +202,9 @@ public final class Coordinator implements AutoCloseable {
   }
 
   /** See {@link JobQueries#output}. */
-  public Iterator<OutputChunk> output(String jobId, long offset, boolean follow) {
-    return queries.output(jobId, offset, follow);
+  public Iterator<OutputChunk> output(
+      String jobId, long offset, boolean follow, OutputStream only) {
+    return queries.output(jobId, offset, follow, only);
   }
 
   // ------------------------------------------------------------------ checkpoint
@@ -243,6 +251,28 @@ public final class Coordinator implements AutoCloseable {
       }
       reconciler.endLeftVhosts(catalog.job(jobId)); // remembers their nodes for their return
       return out.setJob(reconciler.reconcile(jobId).getInfo()).build();
+    }
+  }
+
+  /**
+   * Sends a signal to a running job's command (its head vhost's init forwards it to the command's
+   * process group); the job is not ended or marked, whatever the command does with it. Under the
+   * job's lock, so that it never lands in the middle of a checkpoint or a restart. Returns the
+   * signal's number.
+   */
+  @SuppressWarnings("try") // a Catalog.Hold, held for the block
+  public int signal(String jobId, String signal) {
+    int number = JobSignals.parse(signal);
+    try (Catalog.Hold hold = catalog.lockJob(jobId)) {
+      JobRecord rec = reconciler.reconcile(jobId);
+      if (rec.getInfo().getState() != JobState.JOB_STATE_RUNNING) {
+        throw CohortException.precondition(
+            "job %s is not running (%s)", jobId, describe(rec.getInfo()));
+      }
+      VhostPlacement head = rec.getInfo().getVhosts(0);
+      agents.agent(head.getNode()).signal(head.getVhostId(), number);
+      log.info("job-{}: signal {} sent", jobId, number);
+      return number;
     }
   }
 

@@ -1,7 +1,9 @@
 package io.cohort.coordinator;
 
+import com.google.protobuf.ByteString;
 import io.cohort.common.CohortException;
 import io.cohort.common.Ids;
+import io.cohort.common.JobInput;
 import io.cohort.proto.v1.CreateVhostRequest;
 import io.cohort.proto.v1.ImagePolicy;
 import io.cohort.proto.v1.JobInfo;
@@ -46,7 +48,8 @@ final class JobLauncher {
     this.clock = clock;
   }
 
-  JobInfo run(JobSpec spec, List<String> nodes, int vhostCount, int slots) {
+  JobInfo run(JobSpec spec, List<String> nodes, int vhostCount, int slots, ByteString stdin) {
+    JobInput.check(stdin.size());
     if (spec.getCommandCount() == 0 || spec.getCommand(0).isBlank()) {
       throw CohortException.invalid("no command given: use `cohort run -- CMD ARGS...`");
     }
@@ -84,7 +87,7 @@ final class JobLauncher {
           req.setAddress(peers.get(i));
         }
         if (i == 0) {
-          req.setSpec(spec);
+          req.setSpec(spec).setStdin(stdin); // mpirun reads it in the head vhost
           if (networked) {
             req.addAllPeers(peers).setSlots(slots > 0 ? slots : 1);
           }

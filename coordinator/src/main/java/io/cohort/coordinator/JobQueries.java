@@ -4,6 +4,7 @@ import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.OutputChunk;
+import io.cohort.proto.v1.OutputStream;
 import io.cohort.proto.v1.ReadOutputRequest;
 import io.cohort.proto.v1.VhostPlacement;
 import java.time.Duration;
@@ -110,7 +111,7 @@ final class JobQueries {
    * with follow, until the job stops running. The caller pulls only as fast as its reader takes
    * (see {@link FlowControlledRelay}), and the agent's stream waits in turn.
    */
-  Iterator<OutputChunk> output(String jobId, long offset, boolean follow) {
+  Iterator<OutputChunk> output(String jobId, long offset, boolean follow, OutputStream only) {
     VhostPlacement head = job(jobId).getVhosts(0);
     return agents
         .agent(head.getNode())
@@ -119,6 +120,7 @@ final class JobQueries {
                 .setVhostId(head.getVhostId())
                 .setOffset(offset)
                 .setFollow(follow)
+                .setOnly(only)
                 .build(),
             follow ? FOLLOW_DEADLINE : Duration.ofMinutes(5));
   }

@@ -27,6 +27,8 @@ final class CohortHarness implements AutoCloseable {
       Path.of(System.getProperty("cohort.repo", "..")).toAbsolutePath().normalize();
   static final Path CLASSES = Path.of(System.getProperty("mpitests.classes", "target/classes"));
   static final Path RING = REPO.resolve("mpi-tests/target/mpi/ring");
+  static final Path DECK = REPO.resolve("mpi-tests/target/mpi/deck");
+  private static final java.io.File NO_INPUT = new java.io.File("/dev/null");
   static final String MPI_JAR = "/opt/cohort/openmpi-java/mpi.jar";
   static final String JNI = "/usr/lib/x86_64-linux-gnu/openmpi/lib";
 
@@ -62,11 +64,22 @@ final class CohortHarness implements AutoCloseable {
   /** Starts a cohort command without waiting for it, its stdout and stderr redirected. */
   Process start(ProcessBuilder.Redirect out, ProcessBuilder.Redirect err, String... args)
       throws IOException {
+    return start(NO_INPUT.toPath(), out, err, args);
+  }
+
+  /** Starts a cohort command without waiting for it, reading {@code input}. */
+  Process start(
+      Path input, ProcessBuilder.Redirect out, ProcessBuilder.Redirect err, String... args)
+      throws IOException {
     List<String> cmd = new ArrayList<>();
     cmd.add(REPO.resolve("cohort").toString());
     cmd.addAll(List.of(args));
     ProcessBuilder pb =
-        new ProcessBuilder(cmd).directory(REPO.toFile()).redirectOutput(out).redirectError(err);
+        new ProcessBuilder(cmd)
+            .directory(REPO.toFile())
+            .redirectInput(input.toFile())
+            .redirectOutput(out)
+            .redirectError(err);
     pb.environment().put("COHORT_HOME", home.toString());
     return pb.start();
   }
@@ -96,6 +109,16 @@ final class CohortHarness implements AutoCloseable {
 
   /** `cohort ARGS` run from {@code dir}. */
   Result cohortIn(Path dir, Duration timeout, String... args) {
+    return cohortIn(dir, NO_INPUT.toPath(), timeout, args);
+  }
+
+  /** `cohort ARGS` with {@code input} as its standard input. */
+  Result cohortWithInput(Path input, String... args) {
+    return cohortIn(REPO, input, Duration.ofMinutes(5), args);
+  }
+
+  /** `cohort ARGS` run from {@code dir}, reading {@code input}. */
+  Result cohortIn(Path dir, Path input, Duration timeout, String... args) {
     List<String> cmd = new ArrayList<>();
     cmd.add(REPO.resolve("cohort").toString());
     cmd.addAll(List.of(args));
@@ -111,7 +134,7 @@ final class CohortHarness implements AutoCloseable {
       Process p =
           pb.redirectOutput(out.toFile())
               .redirectError(err.toFile())
-              .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+              .redirectInput(input.toFile())
               .start();
       if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
         p.destroyForcibly().waitFor();

@@ -189,7 +189,8 @@ class MpiCheckpointRestartIT {
         cohort.cohort(
             "run", "--", "sh", "-c", "echo out-line; echo err-line >&2; hostname; exit 7");
     assertEquals(7, r.rc(), r.err());
-    assertTrue(r.out().contains("out-line") && r.out().contains("err-line"), r.out());
+    assertTrue(r.out().contains("out-line") && !r.out().contains("err-line"), r.out());
+    assertTrue(r.err().contains("err-line"), "the job's stderr on stderr: " + r.err());
     assertTrue(r.out().contains("job"), "runs in a vhost with its own hostname: " + r.out());
   }
 }

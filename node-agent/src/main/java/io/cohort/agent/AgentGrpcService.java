@@ -35,6 +35,8 @@ import io.cohort.proto.v1.ResumeVhostRequest;
 import io.cohort.proto.v1.ResumeVhostResponse;
 import io.cohort.proto.v1.SealImageRequest;
 import io.cohort.proto.v1.SealImageResponse;
+import io.cohort.proto.v1.SignalVhostRequest;
+import io.cohort.proto.v1.SignalVhostResponse;
 import io.cohort.proto.v1.VerifyImageRequest;
 import io.cohort.proto.v1.VerifyImageResponse;
 import io.grpc.stub.StreamObserver;
@@ -66,6 +68,16 @@ public final class AgentGrpcService extends AgentGrpc.AgentImplBase {
   public void killVhost(KillVhostRequest req, StreamObserver<KillVhostResponse> out) {
     GrpcErrors.unary(
         out, () -> KillVhostResponse.newBuilder().setState(agent.kill(req.getVhostId())).build());
+  }
+
+  @Override
+  public void signalVhost(SignalVhostRequest req, StreamObserver<SignalVhostResponse> out) {
+    GrpcErrors.unary(
+        out,
+        () -> {
+          agent.signal(req.getVhostId(), req.getSignal());
+          return SignalVhostResponse.getDefaultInstance();
+        });
   }
 
   @Override

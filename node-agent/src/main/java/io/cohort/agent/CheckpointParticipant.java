@@ -138,7 +138,8 @@ final class CheckpointParticipant {
           if (d.outcome() != DumpSession.Outcome.DUMPED || d.logSize() < 0) {
             throw failures.explain(dump, d);
           }
-          dump.dumped(d.logSize());
+          // The hook holds the tasks frozen: the job's other logs are at their size of the cut.
+          dump.dumped(d.logSize(), JobFiles.atDump(dump.record.getJobFilesList()));
           // Still frozen by the hook, if the capture could not start at the network lock.
           TrackedFiles tracked =
               capture.get() != null
@@ -305,7 +306,8 @@ final class CheckpointParticipant {
                   .setDumpedPid(rec.getPid())
                   .setStatusPath(rec.getStatusPath())
                   .setInitPath(rec.getInitPath())
-                  .setAddress(rec.getAddress());
+                  .setAddress(rec.getAddress())
+                  .addAllJobFiles(dump.jobFiles());
           TrackedFiles tracked = FileTracker.read(pending.resolve(ImageStore.CRIU_DIR));
           List<byte[]> inflight =
               dump.cut == null ? List.of() : dump.cut.recordingFor(rec.getAddress());
@@ -317,6 +319,7 @@ final class CheckpointParticipant {
                 inflight,
                 dump.ckpt);
           }
+          JobFiles.intoImage(dump.jobFiles(), pending.resolve(ImageStore.CRIU_DIR));
           Map.Entry<ImageManifest, String> sealed = images.seal(pending, m);
           synchronized (dump) {
             // Published under the dump's monitor: an abort either comes first (nothing published)

@@ -9,13 +9,14 @@ import io.cohort.proto.v1.ImageChunk;
 import io.cohort.proto.v1.ImageManifest;
 import io.cohort.proto.v1.ImportImageRequest;
 import io.cohort.proto.v1.ImportImageResponse;
+import io.cohort.proto.v1.JobFile;
 import io.grpc.ManagedChannel;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.util.List;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import java.util.function.Function;
@@ -24,8 +25,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Images between nodes: one agent streams a committed image (manifest, CRIU files, the job's output
- * log up to the dump), another fetches it, verifies every sha256 against the committed manifest,
- * and puts what the restored processes need where they expect it.
+ * log and its other files up to the dump, see {@link JobFiles}), another fetches it, verifies every
+ * sha256 against the committed manifest, and puts what the restored processes need where they
+ * expect it.
  */
 final class ImageTransfer {
   private static final Logger log = LoggerFactory.getLogger(ImageTransfer.class);
@@ -47,7 +49,7 @@ final class ImageTransfer {
     this.who = "agent " + config.node();
   }
 
-  /** Streams a committed image: manifest, CRIU files, and the output log up to the dump. */
+  /** Streams a committed image: manifest, CRIU files, and the job's files up to the dump. */
   void export(String ckpt, String vhostId, Consumer<ImageChunk> sink, BooleanSupplier cancelled) {
     Path dir = images.committedDir(Ids.requireCheckpoint(ckpt), Ids.requireVhost(vhostId));
     if (!Files.isDirectory(dir)) {
@@ -65,8 +67,16 @@ final class ImageTransfer {
           sink,
           cancelled);
     }
-    send(Path.of(m.getOutputLogPath()), "output.log", m.getOutputLogSize(), sink, cancelled);
+    send(Path.of(m.getOutputLogPath()), OUTPUT_LOG, m.getOutputLogSize(), sink, cancelled);
+    for (JobFile f : m.getJobFilesList()) {
+      if (!f.getName().equals(JobFiles.STDIN)) { // the stdin is in the image itself
+        send(Path.of(f.getPath()), JOB_DIR + f.getName(), f.getSize(), sink, cancelled);
+      }
+    }
   }
+
+  private static final String OUTPUT_LOG = "output.log";
+  private static final String JOB_DIR = "job/";
 
   private static void send(
       Path file, String name, long limit, Consumer<ImageChunk> sink, BooleanSupplier cancelled) {
@@ -132,6 +142,7 @@ final class ImageTransfer {
     ManagedChannel ch = dial.apply(req.getSourceAddress());
     try {
       Files.createDirectories(pending.resolve(ImageStore.CRIU_DIR));
+      Files.createDirectories(pending.resolve(JOB_DIR));
       var it =
           io.cohort.proto.v1.AgentGrpc.newBlockingStub(ch)
               .withDeadlineAfter(
@@ -142,7 +153,10 @@ final class ImageTransfer {
         ImageChunk c = it.next();
         String name = c.getPath();
         if (!name.equals(ImageStore.MANIFEST)
-            && !name.equals("output.log")
+            && !name.equals(OUTPUT_LOG)
+            && !(name.startsWith(JOB_DIR)
+                && List.of(JobFiles.STDERR, JobFiles.ORDER)
+                    .contains(name.substring(JOB_DIR.length())))
             && !(name.startsWith(ImageStore.CRIU_DIR + "/")
                 && !name.substring(5).contains("/")
                 && !name.contains(".."))) {
@@ -160,9 +174,21 @@ final class ImageTransfer {
         pacer.paid(c.getData().size());
       }
       ImageManifest m = images.verifyDir(pending, ckpt, vhost, req.getManifestSha256()).manifest();
-      placeOutputLog(pending.resolve("output.log"), m);
+      JobFiles.place(
+          pending.resolve(OUTPUT_LOG),
+          JobFile.newBuilder()
+              .setName(OUTPUT_LOG)
+              .setPath(m.getOutputLogPath())
+              .setSize(m.getOutputLogSize())
+              .build());
+      for (JobFile f : m.getJobFilesList()) {
+        if (!f.getName().equals(JobFiles.STDIN)) {
+          JobFiles.place(pending.resolve(JOB_DIR + f.getName()), f);
+        }
+      }
       placeInit(m);
-      Files.delete(pending.resolve("output.log"));
+      Files.delete(pending.resolve(OUTPUT_LOG));
+      DurableFiles.deleteTree(pending.resolve(JOB_DIR));
       // On disk before it is published: a partner copy is counted on once this returns.
       for (var file : m.getFilesList()) {
         DurableFiles.fsync(pending.resolve(ImageStore.CRIU_DIR).resolve(file.getPath()));
@@ -200,19 +226,6 @@ final class ImageTransfer {
             ? " (at most " + (req.getMaxBytesPerSecond() >> 20) + " MB/s)"
             : "");
     return ImportImageResponse.newBuilder().setBytes(bytes).setMillis(ms).build();
-  }
-
-  /** The output log must exist at its path with at least its size at the dump. */
-  private void placeOutputLog(Path received, ImageManifest m) throws IOException {
-    Path target = Path.of(m.getOutputLogPath());
-    if (Files.exists(target) && Files.size(target) >= m.getOutputLogSize()) {
-      return; // the same file (shared storage) or a later state of it: rolled back at restore
-    }
-    Files.createDirectories(target.getParent());
-    Path tmp = target.resolveSibling("." + target.getFileName() + ".import");
-    Files.copy(received, tmp, StandardCopyOption.REPLACE_EXISTING);
-    DurableFiles.fsync(tmp);
-    DurableFiles.rename(tmp, target);
   }
 
   /** The restored pid 1 maps the very init binary it ran: put ours there if it is the same. */

@@ -162,6 +162,11 @@ public final class NodeAgent {
     return vhosts.kill(vhostId);
   }
 
+  /** See {@link Vhosts#signal}. */
+  public void signal(String vhostId, int signal) {
+    vhosts.signal(vhostId, signal);
+  }
+
   // ---------------------------------------------------------------- checkpoint phases
 
   public PrepareCheckpointResponse prepare(PrepareCheckpointRequest req) {

@@ -2,9 +2,11 @@ package io.cohort.agent;
 
 import io.cohort.common.CohortException;
 import io.cohort.proto.v1.DumpVhostRequest;
+import io.cohort.proto.v1.JobFile;
 import io.cohort.proto.v1.VhostRecord;
 import java.util.EnumMap;
 import java.util.EnumSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.slf4j.Logger;
@@ -96,6 +98,7 @@ final class ParticipantDump {
   private final String name;
   private State state = State.DUMPING;
   private long logSize = -1;
+  private List<JobFile> jobFiles = List.of();
 
   ParticipantDump(
       String ckpt,
@@ -122,10 +125,16 @@ final class ParticipantDump {
     return logSize;
   }
 
+  /** The job's other files (stderr, order, stdin) with their sizes at the dump. */
+  synchronized List<JobFile> jobFiles() {
+    return jobFiles;
+  }
+
   /** The image is written and the tasks are held: DUMPING -> HELD. */
-  synchronized void dumped(long outputLogSize) {
+  synchronized void dumped(long outputLogSize, List<JobFile> files) {
     to(State.HELD);
     logSize = outputLogSize;
+    jobFiles = List.copyOf(files);
   }
 
   /**

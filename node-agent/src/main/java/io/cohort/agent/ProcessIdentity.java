@@ -28,10 +28,15 @@ public record ProcessIdentity(long pid, long startTicks) {
 
   /** Sends SIGKILL if this is still the same process; returns whether a signal was sent. */
   public boolean kill() {
+    return signal(9);
+  }
+
+  /** Sends {@code sig} if this is still the same process; returns whether it was sent. */
+  boolean signal(int sig) {
     if (!isAlive()) {
       return false;
     }
-    return LibC.INSTANCE.kill((int) pid, 9) == 0;
+    return LibC.INSTANCE.kill((int) pid, sig) == 0;
   }
 
   /** Waits until the process is gone (or a zombie); returns false on timeout. */

@@ -79,6 +79,7 @@ final class Restorer {
               + "cannot be restored",
           logFile, have, ckpt, m.getOutputLogSize());
     }
+    JobFiles.check(m.getJobFilesList(), image.criuDir(), ckpt);
     FileRollback.check(FileTracker.read(image.criuDir()), image.criuDir(), ckpt);
     return image;
   }
@@ -98,12 +99,25 @@ final class Restorer {
             Path.of(image.manifest().getOutputLogPath()),
             image.manifest().getOutputLogSize(),
             ckpt);
-    FileRollback.Applied files =
-        FileRollback.apply(FileTracker.read(image.criuDir()), image.criuDir(), ckpt);
+    List<OutputLog.Rollback> jobFiles;
+    FileRollback.Applied files;
+    try {
+      jobFiles = JobFiles.rollBack(output, image.manifest().getJobFilesList(), ckpt);
+      try {
+        files = FileRollback.apply(FileTracker.read(image.criuDir()), image.criuDir(), ckpt);
+      } catch (RuntimeException e) {
+        JobFiles.undo(jobFiles);
+        throw e;
+      }
+    } catch (RuntimeException e) {
+      rollback.undo();
+      throw e;
+    }
     Path work =
         records.vhostDir(vhostId).resolve("restore-" + ckpt + "-" + System.currentTimeMillis());
     Criu.Restored restored;
     try {
+      JobFiles.restoreStdin(image.manifest().getJobFilesList(), image.criuDir());
       Files.deleteIfExists(Path.of(rec.getStatusPath()));
       if (!rec.getAddress().isEmpty()) {
         network.removeStale(vhostId);
@@ -116,6 +130,7 @@ final class Restorer {
       }
     } catch (CriuException | IOException | CohortException e) {
       files.undo();
+      JobFiles.undo(jobFiles);
       rollback.undo();
       // CriuException's message is one line: the cause read from CRIU's log, and where it is.
       throw CohortException.internal(
@@ -150,9 +165,14 @@ final class Restorer {
         restored.criuMillis(),
         restored.pid(),
         inflight.size());
+    // Where the restored output goes on: a position in the order of its chunks, if it has one.
+    long outputAt =
+        JobFiles.find(image.manifest().getJobFilesList(), JobFiles.ORDER)
+            .map(f -> f.getSize())
+            .orElse(rollback.size());
     return RestoreVhostResponse.newBuilder()
         .setPlacement(records.placement(rec))
-        .setOutputOffset(rollback.size())
+        .setOutputOffset(outputAt)
         .setCriuMs(restored.criuMillis())
         .setInflightPackets(inflight.size())
         .build();
@@ -171,6 +191,7 @@ final class Restorer {
             .setInitPath(m.getInitPath())
             .setAddress(m.getAddress())
             .setHostVeth(m.getAddress().isEmpty() ? "" : VhostNetwork.hostVeth(vhostId))
+            .addAllJobFiles(m.getJobFilesList())
             .setState(VhostState.VHOST_STATE_STOPPED)
             .build();
     try {

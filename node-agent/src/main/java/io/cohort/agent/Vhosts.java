@@ -3,9 +3,11 @@ package io.cohort.agent;
 import io.cohort.common.CohortException;
 import io.cohort.common.DurableFiles;
 import io.cohort.common.Ids;
+import io.cohort.common.JobSignals;
 import io.cohort.proto.v1.CreateVhostRequest;
 import io.cohort.proto.v1.CreateVhostResponse;
 import io.cohort.proto.v1.GetVhostResponse;
+import io.cohort.proto.v1.JobFile;
 import io.cohort.proto.v1.VhostRecord;
 import io.cohort.proto.v1.VhostState;
 import java.io.IOException;
@@ -71,16 +73,22 @@ final class Vhosts {
     Path dir = records.vhostDir(id);
     Path logFile = dir.resolve("output.log");
     Path status = dir.resolve("status");
+    List<JobFile> jobFiles;
     try {
       Files.createDirectories(dir);
       Files.deleteIfExists(status);
       Files.write(logFile, new byte[0]);
+      jobFiles = JobFiles.create(dir, req.getStdin());
     } catch (IOException e) {
+      DurableFiles.deleteTree(dir);
       throw DurableFiles.failure("cannot create " + dir, e);
+    } catch (RuntimeException e) {
+      DurableFiles.deleteTree(dir);
+      throw e;
     }
     List<String> command = req.getSpec().getCommandList();
     Map<String, String> env = jobEnvironment(req.getSpec().getEnvList());
-    List<String> initOptions = new ArrayList<>();
+    List<String> initOptions = new ArrayList<>(JobFiles.initOptions(jobFiles));
     long pid;
     try {
       if (networked) {
@@ -128,6 +136,7 @@ final class Vhosts {
             .setInitPath(initPath.toString())
             .setAddress(req.getAddress())
             .setHostVeth(networked ? VhostNetwork.hostVeth(id) : "")
+            .addAllJobFiles(jobFiles)
             .build();
     records.save(rec);
     log.info("{}: vhost {} started, init pid {}", who, id, pid);
@@ -197,6 +206,20 @@ final class Vhosts {
         .setLogPath(rec.getLogPath())
         .setLogSize(size)
         .build();
+  }
+
+  /**
+   * Sends a signal to a running vhost's main command: to its init, which forwards it to the
+   * command's process group (the signals it forwards are those {@link JobSignals} allows).
+   */
+  void signal(String vhostId, int signal) {
+    JobSignals.require(signal);
+    VhostRecord rec = records.requireRunning(vhostId, "signal");
+    ProcessIdentity init = VhostRecords.identity(rec);
+    if (!init.signal(signal)) {
+      throw CohortException.precondition("vhost %s is no longer running", vhostId);
+    }
+    log.info("{}: signal {} sent to vhost {}", who, signal, vhostId);
   }
 
   /**
