@@ -21,7 +21,7 @@ import java.util.stream.Collectors;
  * into the output directory (docs/benchmarks by default).
  *
  * <pre>
- * usage: Bench [--parts 1,2,3,4,5,6,7] [--reps N] [--sizes MB,MB,...] [--out DIR]
+ * usage: Bench [--parts 1,2,3,4,5,6,7,8] [--reps N] [--sizes MB,MB,...] [--out DIR]
  *        Bench --report [--out DIR]     (results.md and plots again from results.json)
  * </pre>
  *
@@ -31,7 +31,7 @@ public final class Bench {
   private Bench() {}
 
   public static void main(String[] args) throws Exception {
-    Set<Integer> parts = new TreeSet<>(List.of(1, 2, 3, 4, 5, 6, 7));
+    Set<Integer> parts = new TreeSet<>(List.of(1, 2, 3, 4, 5, 6, 7, 8));
     int reps = 3;
     List<Integer> sizes = List.of(64, 512, 2048);
     boolean reportOnly = false;
@@ -51,7 +51,7 @@ public final class Bench {
         case "--report" -> reportOnly = true;
         default -> {
           System.err.println(
-              "usage: cohort bench [--parts 1,2,3,4,5,6,7] [--reps N] "
+              "usage: cohort bench [--parts 1,2,3,4,5,6,7,8] [--reps N] "
                   + "[--sizes 64,512,2048] [--out DIR]\n       cohort bench --report [--out DIR]");
           System.exit(2);
         }
@@ -71,7 +71,7 @@ public final class Bench {
 
     // A run of some parts keeps the other parts' figures of the last run.
     JsonObject results =
-        parts.size() < 7 && Files.exists(json)
+        parts.size() < 8 && Files.exists(json)
             ? com.google.gson.JsonParser.parseString(Files.readString(json)).getAsJsonObject()
             : new JsonObject();
     results.addProperty("date", Instant.now().toString());
@@ -113,6 +113,10 @@ public final class Bench {
       }
       if (parts.contains(7)) {
         results.add("tracked_files", new FileCost(cli, reps, bin).run());
+        save(results, json);
+      }
+      if (parts.contains(8)) {
+        results.add("partner_copies", new PartnerCost(cluster, reps, bin).run());
         save(results, json);
       }
     }

@@ -99,17 +99,17 @@ final class Cli {
 
   /** Starts a job detached on {@code nodes}; returns its id. */
   String run(String nodes, int slots, String... command) {
+    return run(nodes, slots, List.of(), command);
+  }
+
+  /** Starts a job detached on {@code nodes} with more options of `cohort run`; returns its id. */
+  String run(String nodes, int slots, List<String> options, String... command) {
     List<String> args =
         new ArrayList<>(
             List.of(
-                "run",
-                "--detach",
-                "--json",
-                "--nodes",
-                nodes,
-                "--slots",
-                Integer.toString(slots),
-                "--"));
+                "run", "--detach", "--json", "--nodes", nodes, "--slots", Integer.toString(slots)));
+    args.addAll(options);
+    args.add("--");
     args.addAll(List.of(command));
     return cohort(args.toArray(String[]::new)).json().get("job").getAsString();
   }
@@ -155,15 +155,25 @@ final class Cli {
 
   /** Waits until a job's output (on its first node) contains {@code text}. */
   void awaitOutput(String node, String job, String text, Duration timeout) {
+    awaitOutput(node, job, text, 1, timeout);
+  }
+
+  /**
+   * Waits until a job's output (on its first node) contains {@code text} {@code times} times (once
+   * from each of its ranks, say).
+   */
+  void awaitOutput(String node, String job, String text, int times, Duration timeout) {
     long deadline = System.nanoTime() + timeout.toNanos();
     while (true) {
       try {
-        if (Files.exists(log(node, job)) && Files.readString(log(node, job)).contains(text)) {
+        if (Files.exists(log(node, job))
+            && count(Files.readString(log(node, job)), text) >= times) {
           return;
         }
         if (System.nanoTime() > deadline) {
           throw new IllegalStateException(
-              "job " + job + " did not print '" + text + "' within " + timeout);
+              String.format(
+                  "job %s did not print '%s' %d time(s) within %s", job, text, times, timeout));
         }
         Thread.sleep(100);
       } catch (IOException e) {
@@ -173,5 +183,13 @@ final class Cli {
         throw new IllegalStateException(e);
       }
     }
+  }
+
+  private static int count(String s, String text) {
+    int n = 0;
+    for (int at = s.indexOf(text); at >= 0; at = s.indexOf(text, at + text.length())) {
+      n++;
+    }
+    return n;
   }
 }

@@ -38,6 +38,11 @@ final class Cluster implements AutoCloseable {
     return PREFIX + "-" + node;
   }
 
+  /** A node's address on the fabric ("n1" is SUBNET.11, as `cohort cluster up` numbers them). */
+  String address(String node) {
+    return SUBNET + "." + (10 + Integer.parseInt(node.substring(1)));
+  }
+
   /** The pid of a daemon of the cluster ("coordinator", "n1", ...). */
   long pid(String name) {
     try {

@@ -39,6 +39,7 @@ final class Report {
     overlayTable();
     steadyAndFootprint();
     filesTable();
+    partnerTable();
     return md.toString();
   }
 
@@ -354,6 +355,44 @@ final class Report {
         "\nAll times in ms. Restart: from a `--stop` checkpoint (the files unchanged); after a "
             + "rollback: the job ran on 1 s after the checkpoint and was killed, its files are "
             + "returned to the checkpoint.\n");
+  }
+
+  private void partnerTable() {
+    List<JsonObject> rows = Bench.rows(r, "partner_copies");
+    if (rows.isEmpty()) {
+      return;
+    }
+    md.append(
+            "\n## 8. Partner copies: a job of two vhosts (n1, n2), checkpointed with "
+                + "`--images partner` and with `--images none`\n\n")
+        .append(
+            "| memory per vhost | image | copied | commit → partner complete | copying "
+                + "| copy rate | TCP n1 → n2 | checkpoint: partner | none | × | frozen: partner "
+                + "| none | × |\n"
+                + "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+                + "| --- |\n");
+    for (JsonObject c : rows) {
+      md.append(
+          String.format(
+              "| %d MB | %.0f MB | %.0f MB | %.0f | %.0f | %.0f MB/s | %.0f MB/s | %.0f | %.0f "
+                  + "| %.2f | %.0f | %.0f | %.2f |\n",
+              c.get("memory_mb_per_vhost").getAsInt(),
+              c.get("image_bytes").getAsDouble() / 1e6,
+              c.get("bytes_copied").getAsDouble() / 1e6,
+              median(c, "commit_to_partner_complete_ms"),
+              median(c, "copy_ms"),
+              median(c, "copy_rate_mb_s"),
+              median(c, "path_tcp_mb_s"),
+              median(c, "partner_checkpoint_ms"),
+              median(c, "none_checkpoint_ms"),
+              c.get("checkpoint_partner_vs_none").getAsDouble(),
+              median(c, "partner_frozen_ms"),
+              median(c, "none_frozen_ms"),
+              c.get("frozen_partner_vs_none").getAsDouble()));
+    }
+    md.append(
+        "\nAll times in ms. Copying: the two copies' own times (one after the other); copy rate: "
+            + "bytes copied / copying; TCP: one plain stream between the nodes' namespaces.\n");
   }
 
   void plots(Plots p) throws IOException {
