@@ -39,6 +39,10 @@ await_output() {
 
 [[ -x "$built" ]] || { echo "demo: $built is missing; run ./cohort setup" >&2; exit 1; }
 
+# The demo's jobs read no input, and `cohort run` passes on a standard input that is not a
+# terminal: whatever the demo itself was started with (a pipe, under a scheduler) is not theirs.
+exec </dev/null
+
 # The work directory: the job's working directory, its program and its hold files.
 work=$(mktemp -d /var/tmp/cohort-demo.XXXXXX)
 cleanup() {
