@@ -144,6 +144,76 @@ static int unmount_stacked(void)
 	return -1;
 }
 
+/*
+ * Find a mount of a namespace handle (fstype nsfs: `ip netns add` bind-mounts one under
+ * /run/netns for every named network namespace of the node).  Returns 1 and fills point,
+ * 0 if there is none, -1 on error.
+ */
+static int find_nsfs_mount(char *point, size_t size)
+{
+	char *line = NULL;
+	size_t line_size = 0;
+	int ret = 0;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	if (!f) {
+		pr_perror("open /proc/self/mountinfo");
+		return -1;
+	}
+	while (ret == 0 && getline(&line, &line_size, f) > 0) {
+		char *sep = strstr(line, " - ");
+		char *fields[5];
+		char *save = NULL, *tok = line;
+		int k;
+
+		if (!sep || strncmp(sep + 3, "nsfs ", 5))
+			continue;
+		*sep = '\0';
+		for (k = 0; k < 5; k++) {
+			fields[k] = strtok_r(tok, " ", &save);
+			tok = NULL;
+			if (!fields[k])
+				break;
+		}
+		if (k < 5)
+			continue;
+		unescape_mountinfo(fields[4]);
+		snprintf(point, size, "%s", fields[4]);
+		ret = 1;
+	}
+	if (ret == 0 && ferror(f)) {
+		pr_perror("read /proc/self/mountinfo");
+		ret = -1;
+	}
+	free(line);
+	fclose(f);
+	return ret;
+}
+
+/*
+ * Detach the node's namespace handles from the vhost's mount table.  They are the node's
+ * business, not the job's; and a checkpoint would record them, so that its restore needs every
+ * one of them again on whichever node it lands (a namespace removed meanwhile, such as another
+ * job's or a test's, and the restore fails: "Can't stat mountpoint /run/netns/NAME").
+ */
+static int unmount_nsfs(void)
+{
+	char point[PATH_MAX];
+	int round, found;
+
+	for (round = 0; round < MAX_UNMOUNT_ROUNDS; round++) {
+		found = find_nsfs_mount(point, sizeof(point));
+		if (found <= 0)
+			return found;
+		if (umount2(point, MNT_DETACH) < 0) {
+			pr_perror("unmount namespace handle %s", point);
+			return -1;
+		}
+	}
+	pr_err("still finding namespace handles after %d unmounts", MAX_UNMOUNT_ROUNDS);
+	return -1;
+}
+
 /* Detach every mount on dir, then mount a fresh file system there. */
 static int replace_mount(const char *dir, const char *fstype,
 			 unsigned long flags, const char *data)
@@ -179,8 +249,8 @@ int mounts_setup(void)
 		pr_perror("make / recursively private");
 		return -1;
 	}
-	/* Reads /proc/self/mountinfo: must run before /proc is replaced. */
-	if (unmount_stacked() < 0)
+	/* Read /proc/self/mountinfo: must run before /proc is replaced. */
+	if (unmount_stacked() < 0 || unmount_nsfs() < 0)
 		return -1;
 	if (replace_mount("/sys", "sysfs", common | MS_NOEXEC | MS_RDONLY, NULL) < 0)
 		return -1;

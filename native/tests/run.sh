@@ -465,6 +465,29 @@ private_pty_dump_restore() {
 	kill_vhost "$restored" "$ns"
 }
 
+# A namespace handle of the node (what `ip netns add` mounts under /run/netns) is not in a
+# vhost's mount table: a checkpoint would record it, and its restore need it again.
+test_namespace_handles_hidden() {
+	local host=vh-nsfs-$TAG handle=$WORK/netns-handle pid ns n rc=0
+	touch "$handle"
+	mount --bind /proc/self/ns/net "$handle" || { fail "cannot bind a namespace handle"; return 1; }
+	pid=$("$INIT" --hostname "$host" --log "$WORK/nsfs.log" --status "$WORK/nsfs.status" -- sleep 30)
+	if [[ $pid =~ ^[0-9]+$ ]]; then
+		register "$pid"
+		ns=$(readlink "/proc/$pid/ns/pid")
+		n=$(grep -c ' - nsfs ' "/proc/$pid/mountinfo")
+		[ "$n" = 0 ] || { fail "$n namespace handle(s) in the vhost's mounts"; rc=1; }
+		grep -q ' - nsfs ' /proc/self/mountinfo || { fail "the node lost its handle"; rc=1; }
+		kill_vhost "$pid" "$ns" || rc=1
+	else
+		fail "launcher printed '$pid', not a pid"
+		rc=1
+	fi
+	umount "$handle"
+	[ "$rc" = 0 ] && note "the node's namespace handle is not in the vhost"
+	return "$rc"
+}
+
 test_node_unchanged() {
 	local d
 	d=$(diff "$WORK/mountinfo.before" /proc/self/mountinfo) || { fail "node mounts changed:"; echo "$d"; return 1; }
@@ -495,6 +518,7 @@ run test_spawn
 run test_criu
 run test_criu_spawned_tcp
 run test_criu_private_pty
+run test_namespace_handles_hidden
 run test_node_unchanged
 
 echo "passed $PASSED, failed $FAILED, skipped $SKIPPED"
