@@ -120,27 +120,25 @@ out:
 }
 
 /*
- * Unmount the top of every stack of mounts on one mount point until one
- * mount remains (on this machine kind two tmpfs are stacked on /dev/shm
- * and two devpts on /dev/pts; CRIU cannot restore such stacks).  The
- * mount table is read again after each unmount, since detaching a mount
- * also takes the mounts beneath it in the tree.
+ * Detach what find() finds (a mount point, written into its buffer) until it
+ * finds nothing.  The mount table is read again after each unmount, since
+ * detaching a mount also takes the mounts beneath it in the tree.
  */
-static int unmount_stacked(void)
+static int unmount_found(int (*find)(char *, size_t), const char *what)
 {
 	char point[PATH_MAX];
 	int round, found;
 
 	for (round = 0; round < MAX_UNMOUNT_ROUNDS; round++) {
-		found = find_stacked_mount(point, sizeof(point));
+		found = find(point, sizeof(point));
 		if (found <= 0)
 			return found;
 		if (umount2(point, MNT_DETACH) < 0) {
-			pr_perror("unmount stacked mount on %s", point);
+			pr_perror("unmount %s %s", what, point);
 			return -1;
 		}
 	}
-	pr_err("still finding stacked mounts after %d unmounts", MAX_UNMOUNT_ROUNDS);
+	pr_err("still finding a %s after %d unmounts", what, MAX_UNMOUNT_ROUNDS);
 	return -1;
 }
 
@@ -190,30 +188,6 @@ static int find_nsfs_mount(char *point, size_t size)
 	return ret;
 }
 
-/*
- * Detach the node's namespace handles from the vhost's mount table.  They are the node's
- * business, not the job's; and a checkpoint would record them, so that its restore needs every
- * one of them again on whichever node it lands (a namespace removed meanwhile, such as another
- * job's or a test's, and the restore fails: "Can't stat mountpoint /run/netns/NAME").
- */
-static int unmount_nsfs(void)
-{
-	char point[PATH_MAX];
-	int round, found;
-
-	for (round = 0; round < MAX_UNMOUNT_ROUNDS; round++) {
-		found = find_nsfs_mount(point, sizeof(point));
-		if (found <= 0)
-			return found;
-		if (umount2(point, MNT_DETACH) < 0) {
-			pr_perror("unmount namespace handle %s", point);
-			return -1;
-		}
-	}
-	pr_err("still finding namespace handles after %d unmounts", MAX_UNMOUNT_ROUNDS);
-	return -1;
-}
-
 /* Detach every mount on dir, then mount a fresh file system there. */
 static int replace_mount(const char *dir, const char *fstype,
 			 unsigned long flags, const char *data)
@@ -249,8 +223,19 @@ int mounts_setup(void)
 		pr_perror("make / recursively private");
 		return -1;
 	}
-	/* Read /proc/self/mountinfo: must run before /proc is replaced. */
-	if (unmount_stacked() < 0 || unmount_nsfs() < 0)
+	/*
+	 * These read /proc/self/mountinfo: they must run before /proc is replaced.
+	 * Stacks of mounts on one mount point are cut down to one mount (on this
+	 * machine kind two tmpfs are stacked on /dev/shm and two devpts on
+	 * /dev/pts; CRIU cannot restore such stacks).  The node's namespace
+	 * handles (`ip netns` mounts them under /run/netns) are the node's
+	 * business, not the job's; a checkpoint would record them, and its restore
+	 * would need every one again on whichever node it lands (one removed
+	 * meanwhile, and the restore fails: "Can't stat mountpoint
+	 * /run/netns/NAME").
+	 */
+	if (unmount_found(find_stacked_mount, "stacked mount") < 0 ||
+	    unmount_found(find_nsfs_mount, "namespace handle") < 0)
 		return -1;
 	if (replace_mount("/sys", "sysfs", common | MS_NOEXEC | MS_RDONLY, NULL) < 0)
 		return -1;
