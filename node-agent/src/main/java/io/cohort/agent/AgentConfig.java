@@ -19,6 +19,9 @@ import java.util.List;
  *     network namespace (daemons on nodes: yes; the embedded mode on a user's machine: no)
  * @param sharedImages an image directory shared with other nodes (e.g. on a cluster file system),
  *     used instead of {@code home/images}; null: none
+ * @param decisionLease how long a dump waits for the coordinator's next word once the agent has
+ *     answered, before the agent aborts it on its own; null: the time the coordinator says its
+ *     phase may take ({@code decision_within_ms}) plus {@link #LEASE_MARGIN}
  */
 public record AgentConfig(
     String node,
@@ -29,7 +32,17 @@ public record AgentConfig(
     Duration criuTimeout,
     long minFreeBytes,
     boolean vhostNetworking,
-    Path sharedImages) {
+    Path sharedImages,
+    Duration decisionLease) {
+
+  /** Added to the coordinator's phase timeout for the default decision lease. */
+  public static final Duration LEASE_MARGIN = Duration.ofSeconds(5);
+
+  /**
+   * The decision lease when neither the coordinator (an older one) nor the option says: beyond the
+   * coordinator's longest wait with its default timeouts (a dump and two finishing phases).
+   */
+  static final Duration LEASE_UNSAID = Duration.ofMinutes(15);
 
   public static AgentConfig defaults(String node, Path home, Path nativeDir, String criu) {
     return new AgentConfig(
@@ -41,6 +54,7 @@ public record AgentConfig(
         Duration.ofMinutes(10),
         64L << 20,
         false,
+        null,
         null);
   }
 
@@ -54,7 +68,8 @@ public record AgentConfig(
         criuTimeout,
         minFreeBytes,
         on,
-        sharedImages);
+        sharedImages,
+        decisionLease);
   }
 
   public AgentConfig withSharedImages(Path dir) {
@@ -67,7 +82,33 @@ public record AgentConfig(
         criuTimeout,
         minFreeBytes,
         vhostNetworking,
-        dir);
+        dir,
+        decisionLease);
+  }
+
+  /** With a fixed decision lease ({@code cohort agent --decision-lease}); null: the default. */
+  public AgentConfig withDecisionLease(Duration lease) {
+    return new AgentConfig(
+        node,
+        home,
+        initBinary,
+        criuCommand,
+        launchTimeout,
+        criuTimeout,
+        minFreeBytes,
+        vhostNetworking,
+        sharedImages,
+        lease);
+  }
+
+  /** How long to wait for the coordinator's word after an answer, given what it said (ms). */
+  Duration leaseAfter(long decisionWithinMs) {
+    if (decisionLease != null) {
+      return decisionLease;
+    }
+    return decisionWithinMs > 0
+        ? Duration.ofMillis(decisionWithinMs).plus(LEASE_MARGIN)
+        : LEASE_UNSAID;
   }
 
   Path rshBinary() {

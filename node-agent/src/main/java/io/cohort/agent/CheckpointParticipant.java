@@ -4,6 +4,7 @@ import io.cohort.agent.ParticipantDump.State;
 import io.cohort.common.CohortException;
 import io.cohort.common.DurableFiles;
 import io.cohort.common.Ids;
+import io.cohort.proto.v1.AbandonedDump;
 import io.cohort.proto.v1.CheckpointDecision;
 import io.cohort.proto.v1.DumpVhostRequest;
 import io.cohort.proto.v1.DumpVhostResponse;
@@ -19,11 +20,11 @@ import io.cohort.proto.v1.VhostRecord;
 import io.cohort.proto.v1.VhostState;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
-import java.util.TreeSet;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutorService;
@@ -40,14 +41,14 @@ import org.slf4j.LoggerFactory;
  * <p>Rules kept here:
  *
  * <ul>
- *   <li>A vhost has at most one dump at a time, and an epoch once closed on a vhost (committed or
- *       aborted, even before its dump arrived) is never dumped again there: a late DumpVhost of an
- *       aborted epoch is refused, a late answer of an older epoch never touches a newer dump.
+ *   <li>The fences of {@link ActiveDumps}: one dump per vhost, a closed epoch never dumped again.
  *   <li>Every failure inside a phase aborts the dump in one place ({@link #failing}): the tasks run
  *       on, the pending image goes, the coordinator is told.
+ *   <li>No dump waits for the coordinator for ever: when its {@link DecisionLease} runs out, the
+ *       agent aborts it on its own ({@link #expire}, the EXPIRED transition).
  *   <li>An agent that dies leaves no job frozen: CRIU's hook gives up once the agent process it was
  *       started by is gone (pid and start time in its environment), and the next agent removes the
- *       abandoned pending images.
+ *       abandoned pending images and reports them ({@link #cleanUpAfterPredecessor}).
  * </ul>
  */
 final class CheckpointParticipant {
@@ -61,10 +62,12 @@ final class CheckpointParticipant {
   private final ChannelCuts cuts;
   private final Path actionScript;
   private final ProcessIdentity self;
-  private final Supplier<String> criuVersion;
   private final DumpFailures failures;
   private final FileTracker files;
   private final TaskRelease release;
+  private final ImageSealer sealer;
+  private final DecisionLease lease;
+  private final ActiveDumps dumps;
 
   /** Captures of the job's files, running beside CRIU's dump (I/O: a thread each). */
   private final ExecutorService captures =
@@ -74,12 +77,6 @@ final class CheckpointParticipant {
             t.setDaemon(true);
             return t;
           });
-
-  /** The dump in progress of each vhost, by vhost id. Guarded by {@code this}. */
-  private final Map<String, ParticipantDump> active = new HashMap<>();
-
-  /** The newest epoch closed (committed or aborted) on each vhost. Guarded by {@code this}. */
-  private final Map<String, Long> closedEpoch = new HashMap<>();
 
   CheckpointParticipant(
       AgentConfig config,
@@ -98,10 +95,12 @@ final class CheckpointParticipant {
     this.cuts = cuts;
     this.actionScript = actionScript;
     this.self = self;
-    this.criuVersion = criuVersion;
     this.failures = new DumpFailures(config, images);
     this.files = new FileTracker(List.of(config.home(), config.imagesDir()));
     this.release = new TaskRelease(config.criuTimeout(), images);
+    this.sealer = new ImageSealer(config.node(), images, criuVersion);
+    this.lease = new DecisionLease(this::expire);
+    this.dumps = new ActiveDumps(config.node());
   }
 
   // ------------------------------------------------------------------ dump
@@ -164,27 +163,15 @@ final class CheckpointParticipant {
         });
   }
 
-  /** Checks the fences, creates the pending image and starts CRIU; all under the lock. */
-  private synchronized ParticipantDump register(DumpVhostRequest req) {
+  /** Checks the fences, then (under them) creates the pending image and starts CRIU. */
+  private ParticipantDump register(DumpVhostRequest req) {
     String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
     VhostRecord rec = records.requireRunning(req.getVhostId(), "checkpoint");
+    return dumps.open(ckpt, rec.getVhostId(), () -> start(ckpt, rec, req));
+  }
+
+  private ParticipantDump start(String ckpt, VhostRecord rec, DumpVhostRequest req) {
     String vhost = rec.getVhostId();
-    long epoch = Ids.epochOfCheckpoint(ckpt);
-    if (epoch <= closedEpoch.getOrDefault(vhost, 0L)) {
-      throw new CohortException(
-          CohortException.Kind.ABORTED,
-          "checkpoint "
-              + ckpt
-              + " was already ended on vhost "
-              + vhost
-              + " (aborted before its dump, or older than "
-              + "the newest checkpoint there)");
-    }
-    ParticipantDump running = active.get(vhost);
-    if (running != null) {
-      throw CohortException.precondition(
-          "vhost %s is already being checkpointed (%s)", vhost, running.ckpt);
-    }
     Path pending = images.createPending(ckpt, vhost);
     Map<String, String> env = new HashMap<>();
     env.put("COHORT_HOOK_DIR", pending.resolve("hook").toString());
@@ -213,26 +200,9 @@ final class CheckpointParticipant {
           ? DurableFiles.failure("cannot start criu", io)
           : (RuntimeException) e;
     }
-    ChannelCuts.Cut cut = cuts.open(ckpt, rec, req.getEpoch(), localVhostsOfJob(rec));
-    ParticipantDump dump = new ParticipantDump(ckpt, rec, req, session, cut, who);
-    active.put(vhost, dump);
-    return dump;
-  }
-
-  /** The job's running vhosts on this node: they all take part in its checkpoint. */
-  private Set<String> localVhostsOfJob(VhostRecord rec) {
-    Set<String> local = new TreeSet<>();
-    for (String id : records.ofJob(rec.getJobId())) {
-      try {
-        if (records.observe(id).getState() == VhostState.VHOST_STATE_RUNNING) {
-          local.add(id);
-        }
-      } catch (CohortException notAVhost) {
-        // a directory without a record (any more)
-      }
-    }
-    local.add(rec.getVhostId());
-    return local;
+    ChannelCuts.Cut cut = cuts.open(ckpt, rec, req.getEpoch(), records.runningOfJob(rec));
+    return new ParticipantDump(
+        ckpt, rec, req, session, cut, lease, config.leaseAfter(req.getDecisionWithinMs()), who);
   }
 
   private static TrackedFiles joinCapture(CompletableFuture<TrackedFiles> capture) {
@@ -247,11 +217,12 @@ final class CheckpointParticipant {
 
   /** Checkpoint-and-continue: every vhost is dumped, so this one may run again. */
   ResumeVhostResponse resume(ResumeVhostRequest req) {
-    ParticipantDump dump = active(req.getCheckpointId(), req.getVhostId());
+    ParticipantDump dump = dumps.require(req.getCheckpointId(), req.getVhostId());
     if (dump.stop) {
       throw CohortException.precondition(
           "checkpoint %s stops the job: its vhosts are not " + "resumed", req.getCheckpointId());
     }
+    dump.renewLease(config.leaseAfter(req.getDecisionWithinMs()));
     return failing(
         dump,
         () -> {
@@ -279,74 +250,30 @@ final class CheckpointParticipant {
    * coordinator writes the record, and is discarded if the epoch aborts.
    */
   SealImageResponse seal(SealImageRequest req) {
-    ParticipantDump dump = active(req.getCheckpointId(), req.getVhostId());
+    ParticipantDump dump = dumps.require(req.getCheckpointId(), req.getVhostId());
+    dump.renewLease(config.leaseAfter(req.getDecisionWithinMs()));
     return failing(
         dump,
         () -> {
           dump.advance(
               "seal", Map.of(State.HELD, State.HELD_SEALING, State.RESUMED, State.RESUMED_SEALING));
           long t0 = System.nanoTime();
-          VhostRecord rec = dump.record;
-          Path pending = images.pendingDir(dump.ckpt, rec.getVhostId());
-          ImageManifest.Builder m =
-              ImageManifest.newBuilder()
-                  .setFormatVersion(1)
-                  .setCheckpointId(dump.ckpt)
-                  .setJobId(rec.getJobId())
-                  .setEpoch(dump.epoch)
-                  .setVhostId(rec.getVhostId())
-                  .setHostname(rec.getHostname())
-                  .setCriuVersion(criuVersion.get())
-                  .setKernel(NodeAgent.kernel())
-                  .setSpec(dump.request.getSpec())
-                  .setNode(config.node())
-                  .setCreatedUnixMs(System.currentTimeMillis())
-                  .setOutputLogPath(rec.getLogPath())
-                  .setOutputLogSize(dump.logSize())
-                  .setDumpedPid(rec.getPid())
-                  .setStatusPath(rec.getStatusPath())
-                  .setInitPath(rec.getInitPath())
-                  .setAddress(rec.getAddress())
-                  .addAllJobFiles(dump.jobFiles());
-          TrackedFiles tracked = FileTracker.read(pending.resolve(ImageStore.CRIU_DIR));
-          List<byte[]> inflight =
-              dump.cut == null ? List.of() : dump.cut.recordingFor(rec.getAddress());
-          if (dump.cut != null) {
-            InflightImage.write(
-                pending.resolve(ImageStore.CRIU_DIR),
-                rec.getJobId(),
-                dump.epoch,
-                inflight,
-                dump.ckpt);
-          }
-          JobFiles.intoImage(dump.jobFiles(), pending.resolve(ImageStore.CRIU_DIR));
-          Map.Entry<ImageManifest, String> sealed = images.seal(pending, m);
+          ImageSealer.Sealed sealed = sealer.seal(dump);
           synchronized (dump) {
             // Published under the dump's monitor: an abort either comes first (nothing published)
             // or finds the image published and discards it there.
             dump.advance(
                 "seal",
                 Map.of(State.HELD_SEALING, State.HELD_SEALED, State.RESUMED_SEALING, State.SEALED));
-            images.publish(dump.ckpt, rec.getVhostId());
+            images.publish(dump.ckpt, dump.record.getVhostId());
           }
           long ms = (System.nanoTime() - t0) / 1_000_000;
-          long inflightBytes = inflight.stream().mapToLong(b -> b.length).sum();
           log.info(
               "{}: sealed in {} ms ({} packets in flight towards it recorded)",
               dump,
               ms,
-              inflight.size());
-          return SealImageResponse.newBuilder()
-              .setManifest(sealed.getKey())
-              .setManifestSha256(sealed.getValue())
-              .setSealMs(ms)
-              .setInflightPackets(inflight.size())
-              .setInflightBytes(inflightBytes)
-              .setImageStoreId(images.id())
-              .setTrackedFiles(tracked.getFilesCount())
-              .setTrackedBytesCopied(tracked.getBytesCopied())
-              .setTrackedCaptureMs(tracked.getCaptureMs())
-              .build();
+              sealed.inflight().size());
+          return sealer.response(sealed, ms);
         });
   }
 
@@ -361,29 +288,20 @@ final class CheckpointParticipant {
     String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
     String vhost = Ids.requireVhost(req.getVhostId());
     boolean abort = req.getDecision() == CheckpointDecision.CHECKPOINT_DECISION_ABORT;
-    ParticipantDump dump;
-    synchronized (this) {
-      dump = active.get(vhost);
-      if (dump != null && !dump.ckpt.equals(ckpt)) {
-        dump = null; // a late answer about another epoch's dump
-      }
-      if (dump == null && abort) {
-        // The dump, if it comes late, must not run; the image, if any got that far, goes.
-        close(vhost, Ids.epochOfCheckpoint(ckpt));
-      }
-    }
-    if (dump == null) {
+    ParticipantDump dump = dumps.find(ckpt, vhost, abort);
+    boolean stop = req.getDecision() == CheckpointDecision.CHECKPOINT_DECISION_COMMIT_STOP;
+    if (dump == null || dump.state() == State.EXPIRED) {
+      // No dump waits (any more): it never came, it ended, or its lease ran out. An abort removes
+      // whatever image got that far; a commit finds its image published here, or fails.
       if (abort) {
         images.discard(ckpt, vhost);
         return FinishCheckpointResponse.getDefaultInstance();
       }
-      throw CohortException.precondition(
-          "no dump of %s/%s is waiting for a decision on %s", ckpt, vhost, config.node());
+      return committedLate(ckpt, vhost, stop);
     }
     if (abort) {
       return FinishCheckpointResponse.newBuilder().setFreezeMs(abort(dump)).build();
     }
-    boolean stop = req.getDecision() == CheckpointDecision.CHECKPOINT_DECISION_COMMIT_STOP;
     ParticipantDump committing = dump;
     return failing(dump, () -> commit(committing, stop));
   }
@@ -401,9 +319,7 @@ final class CheckpointParticipant {
             "cannot commit %s: its image is not sealed (%s)", dump, dump.state());
       }
       if (stop) {
-        // Recorded before the tasks end, so that nobody takes the vhost for crashed.
-        records.save(
-            dump.record.toBuilder().setState(VhostState.VHOST_STATE_STOPPED).setPid(0).build());
+        records.markStopped(dump.record);
       }
       wasHeld =
           dump.advance(
@@ -420,16 +336,112 @@ final class CheckpointParticipant {
         freeze = release.await(dump, true);
       }
       if (stop) {
-        ProcessIdentity init = VhostRecords.identity(dump.record);
-        if (init.isAlive()) {
-          init.kill();
-        }
+        VhostRecords.endInit(dump.record);
       }
     } finally {
       done(dump);
     }
     log.info("{}: committed ({})", dump, stop ? "stopped" : "resumed");
     return FinishCheckpointResponse.newBuilder().setFreezeMs(freeze).build();
+  }
+
+  /**
+   * A commit that finds no dump waiting for it: the lease ran out after the seal (the image was
+   * kept for this decision), or this agent started since. It stands if the image is published here;
+   * a --stop commit also ends the vhost if the very init that was dumped still runs (the dump's
+   * hook let it go when its agent died).
+   */
+  private FinishCheckpointResponse committedLate(String ckpt, String vhost, boolean stop) {
+    Optional<ImageManifest> published = images.publishedManifest(ckpt, vhost);
+    if (published.isEmpty()) {
+      throw CohortException.precondition(
+          "no dump of %s/%s is waiting for a decision on %s, and no image of it is published "
+              + "here",
+          ckpt, vhost, config.node());
+    }
+    if (stop && records.exists(vhost)) {
+      VhostRecord rec = records.observe(vhost);
+      if (rec.getState() == VhostState.VHOST_STATE_RUNNING
+          && rec.getPid() == published.get().getDumpedPid()) {
+        records.markStopped(rec);
+        VhostRecords.endInit(rec);
+      }
+    }
+    log.info("{}: {}/{} committed after its dump had ended here", who, ckpt, vhost);
+    return FinishCheckpointResponse.getDefaultInstance();
+  }
+
+  // ------------------------------------------------------------------ the lease
+
+  /**
+   * The lease of a dump ran out while it waited for the coordinator (EXPIRED): the agent aborts it
+   * on its own authority, as an ABORT would, except that a sealed image is kept for the
+   * coordinator's decision (its record may name it) and the vhost of a --stop dump is ended (a
+   * failed --stop stops the job all the same). The coordinator hears of it with the heartbeats.
+   */
+  private void expire(ParticipantDump dump, long move) {
+    Duration waited = dump.leaseTime();
+    State from;
+    synchronized (dump) {
+      from = dump.expire(move);
+      if (from == null) {
+        return; // it moved on meanwhile
+      }
+      if (dump.stop) {
+        records.markStopped(dump.record);
+      }
+      if (from.held()) {
+        release.decide(dump, dump.stop); // --stop: "commit" has CRIU end the tasks it holds
+      }
+    }
+    log.warn(
+        "{}: no word from the coordinator within {} s ({}): aborted here, {}",
+        dump,
+        waited.toMillis() / 1000.0,
+        from,
+        dump.stop ? "the vhost is ended (--stop)" : "the job runs on");
+    try {
+      if (from.held()) {
+        release.await(dump, dump.stop);
+      }
+      if (dump.stop) {
+        VhostRecords.endInit(dump.record);
+      } else if (dump.cut != null) {
+        dump.cut.abort();
+      }
+    } finally {
+      done(dump);
+      if (!from.sealed()) {
+        images.discard(dump.ckpt, dump.record.getVhostId());
+      }
+      lease.abandoned(
+          dump.ckpt,
+          dump.record.getVhostId(),
+          "no word from the coordinator within " + waited.toMillis() / 1000.0 + " s",
+          from.sealed());
+    }
+  }
+
+  /**
+   * At this agent's start: removes the pending images of dumps a predecessor never finished and
+   * reports them to the coordinator as an expired lease would (CRIU's hook let the tasks go when
+   * that agent died; {@link Vhosts#resumeStopped} wakes tasks left stopped).
+   */
+  void cleanUpAfterPredecessor() {
+    for (String image : images.removeAbandonedPending()) {
+      String[] p = image.split("/", 2);
+      lease.abandoned(p[0], p[1], "left unfinished by an agent that stopped", false);
+    }
+  }
+
+  /** The dumps this agent ended without the coordinator's decision, not yet reported. */
+  List<AbandonedDump> abandoned() {
+    return lease.unreported();
+  }
+
+  /** A heartbeat carrying {@code sent} was answered. */
+  void reported(List<AbandonedDump> sent) {
+    lease.reported(sent);
   }
 
   // ------------------------------------------------------------------ abort
@@ -494,27 +506,6 @@ final class CheckpointParticipant {
   private void done(ParticipantDump dump) {
     dump.session.close();
     cuts.forget(dump.ckpt);
-    synchronized (this) {
-      active.remove(dump.record.getVhostId(), dump);
-      close(dump.record.getVhostId(), dump.epoch);
-    }
-  }
-
-  /** Guarded by {@code this}. */
-  private void close(String vhost, long epoch) {
-    closedEpoch.merge(vhost, epoch, Math::max);
-  }
-
-  private ParticipantDump active(String ckpt, String vhostId) {
-    Ids.requireCheckpoint(ckpt);
-    ParticipantDump dump;
-    synchronized (this) {
-      dump = active.get(vhostId);
-    }
-    if (dump == null || !dump.ckpt.equals(ckpt)) {
-      throw CohortException.precondition(
-          "no dump of %s/%s is in progress on %s", ckpt, vhostId, config.node());
-    }
-    return dump;
+    dumps.ended(dump);
   }
 }

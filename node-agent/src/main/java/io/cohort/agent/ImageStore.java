@@ -1,8 +1,11 @@
 package io.cohort.agent;
 
+import io.cohort.common.ProtoJson;
 import io.cohort.proto.v1.ImageManifest;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Where a node keeps its checkpoint images, from the dump to the restore. {@link LocalImageStore}
@@ -74,6 +77,18 @@ interface ImageStore {
   /** Bytes of a published image's CRIU files (0 if it is gone). */
   long bytes(String ckpt, String vhost);
 
-  /** Removes pending images left by agent processes that died (a crash mid-dump). */
-  void removeAbandonedPending();
+  /**
+   * Removes pending images left by agent processes that died (a crash mid-dump); returns them as
+   * "CKPT/VHOST".
+   */
+  java.util.List<String> removeAbandonedPending();
+
+  /** The manifest of an image published here, if there is one. */
+  default Optional<ImageManifest> publishedManifest(String ckpt, String vhost) {
+    Path manifest = committedDir(ckpt, vhost).resolve(MANIFEST);
+    if (!Files.exists(manifest)) {
+      return Optional.empty();
+    }
+    return Optional.of(ProtoJson.read(manifest, ImageManifest.newBuilder()).build());
+  }
 }

@@ -356,12 +356,12 @@ final class LocalImageStore implements ImageStore {
     }
   }
 
-  /** Removes pending images left by agent processes that died (a crash mid-dump). */
   @Override
-  public void removeAbandonedPending() {
+  public List<String> removeAbandonedPending() {
     Path pending = root.resolve(pendingName);
+    List<String> removed = new java.util.ArrayList<>();
     if (!Files.isDirectory(pending)) {
-      return;
+      return removed;
     }
     try (Stream<Path> ckpts = Files.list(pending)) {
       for (Path c : ckpts.toList()) {
@@ -370,6 +370,7 @@ final class LocalImageStore implements ImageStore {
             if (abandoned(v)) {
               log.info("removing abandoned pending image {}", v);
               DurableFiles.deleteTree(v);
+              removed.add(c.getFileName() + "/" + v.getFileName());
             }
           }
         }
@@ -378,6 +379,7 @@ final class LocalImageStore implements ImageStore {
     } catch (IOException | java.io.UncheckedIOException e) {
       log.warn("cannot clean {}: {}", pending, e.toString());
     }
+    return removed;
   }
 
   /**

@@ -1,6 +1,7 @@
 package io.cohort.agent;
 
 import io.cohort.common.Ids;
+import io.cohort.proto.v1.AbandonedDump;
 import io.cohort.proto.v1.ConfigureJobNetworkRequest;
 import io.cohort.proto.v1.CreateVhostRequest;
 import io.cohort.proto.v1.CreateVhostResponse;
@@ -32,6 +33,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import java.util.function.Function;
@@ -129,7 +131,9 @@ public final class NodeAgent {
     this.jobNetwork = new JobNetwork(config.node(), records, overlay);
     this.restorer = new Restorer(config.node(), records, images, criu, network, jobNetwork, output);
     this.transfer = new ImageTransfer(config, images, dial, initPath);
-    images.removeAbandonedPending();
+    // What a predecessor left mid-epoch goes as its decision leases would have let it go.
+    participant.cleanUpAfterPredecessor();
+    vhosts.resumeStopped();
   }
 
   public String node() {
@@ -187,6 +191,19 @@ public final class NodeAgent {
 
   public FinishCheckpointResponse finish(FinishCheckpointRequest req) {
     return participant.finish(req);
+  }
+
+  /**
+   * The dumps this agent ended without the coordinator's decision (its lease ran out, or its
+   * predecessor left them) and has not reported yet: for the heartbeat.
+   */
+  public List<AbandonedDump> abandonedDumps() {
+    return participant.abandoned();
+  }
+
+  /** A heartbeat carrying {@code sent} was answered: the coordinator knows of them. */
+  public void reported(List<AbandonedDump> sent) {
+    participant.reported(sent);
   }
 
   // ---------------------------------------------------------------- restore, images

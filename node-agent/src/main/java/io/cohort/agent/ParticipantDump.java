@@ -4,6 +4,7 @@ import io.cohort.common.CohortException;
 import io.cohort.proto.v1.DumpVhostRequest;
 import io.cohort.proto.v1.JobFile;
 import io.cohort.proto.v1.VhostRecord;
+import java.time.Duration;
 import java.util.EnumMap;
 import java.util.EnumSet;
 import java.util.List;
@@ -22,7 +23,8 @@ import org.slf4j.LoggerFactory;
  *                    +-> HELD_SEALING ----------+              |         |
  *                               |                              |         |
  *                               +-------> HELD_SEALED ---------+---------+
- *   any state but COMMITTED -> ABORTED
+ *   any state but COMMITTED, EXPIRED -> ABORTED
+ *   HELD, RESUMED, HELD_SEALED, SEALED (waiting for the coordinator) -> EXPIRED
  * </pre>
  *
  * <ul>
@@ -36,6 +38,11 @@ import org.slf4j.LoggerFactory;
  *   <li>COMMITTED: the coordinator wrote the record; for --stop, the tasks were ended.
  *   <li>ABORTED: the epoch failed: the tasks run on (if still held, the hook is told to let them
  *       go) and the image is discarded wherever it got to.
+ *   <li>EXPIRED: the agent waited for the coordinator's next word (in a {@link State#waiting}
+ *       state) longer than its decision lease and aborted the dump on its own: the tasks run on
+ *       (for --stop they are ended, as a failed --stop ends the job), an image not sealed yet is
+ *       discarded, and a sealed one is kept for the coordinator's decision (a record may name it: a
+ *       late commit keeps it, a late abort or the sweep removes it).
  * </ul>
  *
  * The resume and the seal of a vhost run at once on two threads, so "held or running" and "how far
@@ -55,7 +62,8 @@ final class ParticipantDump {
     RESUMED_SEALING,
     SEALED,
     COMMITTED,
-    ABORTED;
+    ABORTED,
+    EXPIRED;
 
     /** CRIU's hook still holds the tasks frozen (or will, once the dump reaches it). */
     boolean held() {
@@ -67,7 +75,15 @@ final class ParticipantDump {
     }
 
     boolean terminal() {
-      return this == COMMITTED || this == ABORTED;
+      return this == COMMITTED || this == ABORTED || this == EXPIRED;
+    }
+
+    /**
+     * The agent has answered and waits for the coordinator's next request or decision: the states
+     * its decision lease runs in (not while CRIU dumps or the agent seals).
+     */
+    boolean waiting() {
+      return this == HELD || this == RESUMED || this == HELD_SEALED || this == SEALED;
     }
   }
 
@@ -75,15 +91,18 @@ final class ParticipantDump {
       new EnumMap<>(
           Map.of(
               State.DUMPING, EnumSet.of(State.HELD, State.ABORTED),
-              State.HELD, EnumSet.of(State.RESUMED, State.HELD_SEALING, State.ABORTED),
+              State.HELD,
+                  EnumSet.of(State.RESUMED, State.HELD_SEALING, State.ABORTED, State.EXPIRED),
               State.HELD_SEALING,
                   EnumSet.of(State.RESUMED_SEALING, State.HELD_SEALED, State.ABORTED),
-              State.HELD_SEALED, EnumSet.of(State.SEALED, State.COMMITTED, State.ABORTED),
-              State.RESUMED, EnumSet.of(State.RESUMED_SEALING, State.ABORTED),
+              State.HELD_SEALED,
+                  EnumSet.of(State.SEALED, State.COMMITTED, State.ABORTED, State.EXPIRED),
+              State.RESUMED, EnumSet.of(State.RESUMED_SEALING, State.ABORTED, State.EXPIRED),
               State.RESUMED_SEALING, EnumSet.of(State.SEALED, State.ABORTED),
-              State.SEALED, EnumSet.of(State.COMMITTED, State.ABORTED),
+              State.SEALED, EnumSet.of(State.COMMITTED, State.ABORTED, State.EXPIRED),
               State.COMMITTED, EnumSet.noneOf(State.class),
-              State.ABORTED, EnumSet.noneOf(State.class)));
+              State.ABORTED, EnumSet.noneOf(State.class),
+              State.EXPIRED, EnumSet.noneOf(State.class)));
 
   final String ckpt;
   final long epoch;
@@ -96,7 +115,15 @@ final class ParticipantDump {
   final ChannelCuts.Cut cut;
 
   private final String name;
+  private final DecisionLease lease;
   private State state = State.DUMPING;
+
+  /** Transitions made so far: an expiry armed in an earlier state finds it moved on. */
+  private long moves;
+
+  /** The decision lease of the current wait (renewed by each request of the coordinator). */
+  private Duration leaseTime;
+
   private long logSize = -1;
   private List<JobFile> jobFiles = List.of();
 
@@ -106,6 +133,8 @@ final class ParticipantDump {
       DumpVhostRequest request,
       DumpSession session,
       ChannelCuts.Cut cut,
+      DecisionLease lease,
+      Duration leaseTime,
       String who) {
     this.ckpt = ckpt;
     this.epoch = request.getEpoch();
@@ -114,7 +143,31 @@ final class ParticipantDump {
     this.stop = request.getStop();
     this.session = session;
     this.cut = cut;
+    this.lease = lease;
+    this.leaseTime = leaseTime;
     this.name = who + ": " + ckpt + "/" + record.getVhostId();
+  }
+
+  /** The coordinator asked again: the next wait gets the lease that request implies. */
+  synchronized void renewLease(Duration time) {
+    leaseTime = time;
+  }
+
+  synchronized Duration leaseTime() {
+    return leaseTime;
+  }
+
+  /**
+   * The lease armed after transition {@code move} ran out: moves to EXPIRED if the dump is still
+   * waiting where it was then, and returns the state left; null if it moved on meanwhile.
+   */
+  synchronized State expire(long move) {
+    if (move != moves || !state.waiting()) {
+      return null;
+    }
+    State from = state;
+    to(State.EXPIRED);
+    return from;
   }
 
   synchronized State state() {
@@ -179,6 +232,10 @@ final class ParticipantDump {
     }
     log.debug("{}: {} -> {}", name, state, next);
     state = next;
+    moves++;
+    if (next.waiting()) {
+      lease.arm(this, moves, leaseTime);
+    }
   }
 
   @Override

@@ -10,6 +10,8 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.stream.Stream;
 
 /**
@@ -51,13 +53,47 @@ final class VhostRecords {
 
   /** The ids of this node's vhosts of a job. */
   List<String> ofJob(String jobId) {
+    return all().stream().filter(id -> id.startsWith(jobId + "-")).toList();
+  }
+
+  /** The ids of every vhost this node has a directory of. */
+  List<String> all() {
     try (Stream<Path> s = Files.list(dir)) {
-      return s.map(d -> d.getFileName().toString())
-          .filter(id -> id.startsWith(jobId + "-"))
-          .sorted()
-          .toList();
+      return s.map(d -> d.getFileName().toString()).sorted().toList();
     } catch (IOException e) {
       return List.of();
+    }
+  }
+
+  /** The job's vhosts on this node that run now, and {@code rec}'s own. */
+  Set<String> runningOfJob(VhostRecord rec) {
+    Set<String> local = new TreeSet<>();
+    for (String id : ofJob(rec.getJobId())) {
+      try {
+        if (observe(id).getState() == VhostState.VHOST_STATE_RUNNING) {
+          local.add(id);
+        }
+      } catch (CohortException notAVhost) {
+        // a directory without a record (any more)
+      }
+    }
+    local.add(rec.getVhostId());
+    return local;
+  }
+
+  /**
+   * Records that a checkpoint ends the vhost (--stop): before its tasks end, so that nobody takes
+   * the vhost for crashed.
+   */
+  void markStopped(VhostRecord rec) {
+    save(rec.toBuilder().setState(VhostState.VHOST_STATE_STOPPED).setPid(0).build());
+  }
+
+  /** Ends the vhost's init (and with it its pid namespace) if it still runs. */
+  static void endInit(VhostRecord rec) {
+    ProcessIdentity init = identity(rec);
+    if (init.isAlive()) {
+      init.kill();
     }
   }
 

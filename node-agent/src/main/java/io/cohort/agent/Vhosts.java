@@ -251,6 +251,26 @@ final class Vhosts {
     return rec.getState();
   }
 
+  /**
+   * At the agent's start: wakes the tasks of running vhosts that a dump nobody finished left
+   * stopped ({@link StoppedTasks}). Returns how many were continued.
+   */
+  int resumeStopped() {
+    int continued = 0;
+    for (String vhost : records.all()) {
+      try {
+        VhostRecord rec = records.observe(vhost);
+        if (rec.getState() == VhostState.VHOST_STATE_RUNNING) {
+          continued +=
+              StoppedTasks.resume(VhostRecords.identity(rec), who + ": vhost " + vhost).size();
+        }
+      } catch (RuntimeException e) {
+        log.warn("{}: cannot check vhost {} for stopped tasks: {}", who, vhost, e.toString());
+      }
+    }
+    return continued;
+  }
+
   /** Removes the node side of a dead vhost's link (see {@link VhostNetwork#removeStale}). */
   void dropLink(VhostRecord rec) {
     if (!rec.getAddress().isEmpty() && config.vhostNetworking()) {
