@@ -5,6 +5,7 @@ import io.cohort.agent.AgentGrpcService;
 import io.cohort.agent.NodeAgent;
 import io.cohort.agent.VhostOverlay;
 import io.cohort.common.JobInput;
+import io.cohort.proto.v1.AbandonedDump;
 import io.cohort.proto.v1.GetNodeResponse;
 import io.cohort.proto.v1.HeartbeatRequest;
 import io.cohort.proto.v1.RegistryGrpc;
@@ -15,6 +16,8 @@ import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.netty.NettyServerBuilder;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -65,8 +68,21 @@ final class AgentCommand implements Callable<Integer> {
               + "nodes without copying its images, even when the nodes that wrote them are down")
   Path sharedImages;
 
+  @Option(
+      names = "--decision-lease",
+      paramLabel = "DURATION",
+      description =
+          "how long a checkpoint that froze a vhost waits for the coordinator's decision, e.g. "
+              + "30s, before this agent aborts it on its own: the vhost runs on (with --stop it is "
+              + "ended). Default: the phase's own timeout as the coordinator says it, plus 5 s. "
+              + "Shorter frees a job sooner when the coordinator is lost, but a checkpoint whose "
+              + "dumps take longer than it is aborted")
+  String decisionLease;
+
   @Override
   public Integer call() throws Exception {
+    Duration lease =
+        decisionLease == null ? null : OptionValues.duration("--decision-lease", decisionLease);
     Daemons.logAtInfo();
     Logger log = LoggerFactory.getLogger("agent " + node);
     Embedded.Settings s = Embedded.Settings.fromEnvironment();
@@ -78,7 +94,8 @@ final class AgentCommand implements Callable<Integer> {
         new NodeAgent(
             AgentConfig.defaults(node, dir, s.nativeDir(), s.criu())
                 .withVhostNetworking(true)
-                .withSharedImages(sharedImages),
+                .withSharedImages(sharedImages)
+                .withDecisionLease(lease),
             address -> NettyChannelBuilder.forTarget(address).usePlaintext().build(),
             overlay);
     Server server =
@@ -102,6 +119,7 @@ final class AgentCommand implements Callable<Integer> {
         () -> {
           try {
             GetNodeResponse me = agent.describe();
+            List<AbandonedDump> abandoned = agent.abandonedDumps();
             registry
                 .withDeadlineAfter(2, TimeUnit.SECONDS)
                 .heartbeat(
@@ -113,7 +131,9 @@ final class AgentCommand implements Callable<Integer> {
                         .setImageStoreFreeBytes(me.getImageStoreFreeBytes())
                         .setOverlayAddress(agent.overlayAddress())
                         .setImageStoreId(me.getImageStoreId())
+                        .addAllAbandonedDumps(abandoned)
                         .build());
+            agent.reported(abandoned); // the coordinator has them
             if (!connected[0]) {
               log.info("registered with the coordinator at {}", coordinator);
               connected[0] = true;

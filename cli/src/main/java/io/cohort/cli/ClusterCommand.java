@@ -80,8 +80,21 @@ final class ClusterCommand implements Runnable {
         description = "the coordinator's --dead-after: a node down this long is declared dead")
     String deadAfter;
 
+    @Option(
+        names = "--decision-lease",
+        paramLabel = "DURATION",
+        description =
+            "the agents' --decision-lease: how long a frozen checkpoint waits for the "
+                + "coordinator's decision before the agent aborts it on its own")
+    String decisionLease;
+
     @Override
     public Integer call() throws Exception {
+      List<String> agentOptions = new ArrayList<>();
+      if (decisionLease != null) {
+        OptionValues.duration("--decision-lease", decisionLease);
+        agentOptions.addAll(List.of("--decision-lease", decisionLease));
+      }
       List<String> coordinatorOptions = new ArrayList<>();
       if (imagePolicy != null) {
         OptionValues.imagePolicy("--image-policy", imagePolicy); // refused here, not in the log
@@ -101,7 +114,14 @@ final class ClusterCommand implements Runnable {
         return 1;
       }
       new EmulatedCluster(Embedded.Settings.fromEnvironment().home(), System.err)
-          .up(nodes, prefix, subnet, Path.of(launcher), sharedImages, coordinatorOptions);
+          .up(
+              nodes,
+              prefix,
+              subnet,
+              Path.of(launcher),
+              sharedImages,
+              coordinatorOptions,
+              agentOptions);
       return 0;
     }
   }

@@ -99,7 +99,8 @@ final class EmulatedCluster {
       String subnet,
       Path launcher,
       boolean sharedImages,
-      List<String> coordinatorOptions)
+      List<String> coordinatorOptions,
+      List<String> agentOptions)
       throws Exception {
     if (Files.exists(stateFile())) {
       throw CohortException.precondition(
@@ -190,6 +191,7 @@ final class EmulatedCluster {
         if (sharedImages) {
           agent.addAll(List.of("--shared-images", dir.resolve("shared-images").toString()));
         }
+        agent.addAll(agentOptions);
         procs.add(start("n" + i, agent));
         DurableFiles.writeAtomically(
             stateFile(), state.toString().getBytes(StandardCharsets.UTF_8));
