@@ -1,8 +1,10 @@
 package io.cohort.cli;
 
+import io.cohort.common.GrpcErrors;
 import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.CheckpointProgress;
 import io.cohort.proto.v1.CheckpointRequest;
+import io.grpc.StatusRuntimeException;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -19,7 +21,11 @@ import picocli.CommandLine.Parameters;
       "Take a consistent checkpoint of a running job and print its id.",
       "The job is frozen for the dump only, then carries on; with --stop it ends once the "
           + "checkpoint is committed. If anything fails the checkpoint is discarded, the job "
-          + "carries on and earlier checkpoints are untouched."
+          + "carries on and earlier checkpoints are untouched.",
+      "The checkpoint does not depend on this command: if it is interrupted (Ctrl-C) or loses "
+          + "its connection, the checkpoint goes on and commits or aborts as it would have "
+          + "(`cohort ps JOB`, `cohort checkpoints JOB` tell which); if the coordinator itself "
+          + "stops, the nodes let the job go on their own within their decision lease."
     })
 final class CheckpointCommand implements Callable<Integer> {
   @Mixin ConnectionOptions connection = new ConnectionOptions();
@@ -38,16 +44,41 @@ final class CheckpointCommand implements Callable<Integer> {
     try (Cli cli = Cli.forChange(connection)) {
       long t0 = System.nanoTime();
       boolean tty = Cli.interactive();
-      Iterator<CheckpointProgress> it =
-          cli.call(3600)
-              .checkpoint(CheckpointRequest.newBuilder().setJobId(job).setStop(stop).build());
+      Thread interrupted = new Thread(() -> cli.err.println(leftBehind(cli, "interrupted")));
+      Runtime.getRuntime().addShutdownHook(interrupted);
       CheckpointInfo info = null;
-      while (it.hasNext()) {
-        CheckpointProgress p = it.next();
-        if (p.hasResult()) {
-          info = p.getResult();
-        } else if (tty) {
-          cli.err.printf("[%6.2fs] %s%n", (System.nanoTime() - t0) / 1e9, p.getMessage());
+      try {
+        Iterator<CheckpointProgress> it =
+            cli.call(3600)
+                .checkpoint(CheckpointRequest.newBuilder().setJobId(job).setStop(stop).build());
+        while (it.hasNext()) {
+          CheckpointProgress p = it.next();
+          if (p.hasResult()) {
+            info = p.getResult();
+          } else if (tty) {
+            cli.err.printf("[%6.2fs] %s%n", (System.nanoTime() - t0) / 1e9, p.getMessage());
+          }
+        }
+      } catch (StatusRuntimeException e) {
+        if (GrpcErrors.answered(e)) {
+          throw e; // the coordinator's own answer (an abort, a refusal) says what happened
+        }
+        cli.err.println(
+            leftBehind(
+                cli,
+                "lost the "
+                    + cli.where
+                    + " ("
+                    + e.getStatus().getCode()
+                    + ": "
+                    + describe(e)
+                    + ")"));
+        return 1;
+      } finally {
+        try {
+          Runtime.getRuntime().removeShutdownHook(interrupted);
+        } catch (IllegalStateException shuttingDown) {
+          // the hook runs: the user pressed Ctrl-C
         }
       }
       if (info == null) {
@@ -94,5 +125,38 @@ final class CheckpointCommand implements Callable<Integer> {
       }
       return 0;
     }
+  }
+
+  /**
+   * What happened to the checkpoint when this command stops following it before its end: the
+   * coordinator daemon finishes it without this command (or, if the coordinator stopped, the next
+   * one aborts it and the agents' leases let the job go); an embedded coordinator goes with this
+   * process, and the next cohort command settles what it left.
+   */
+  private String leftBehind(Cli cli, String what) {
+    String checkStatus =
+        String.format(
+            "`cohort ps %s` shows the job's state and `cohort checkpoints %s` whether the "
+                + "checkpoint was committed",
+            job, job);
+    if (cli.embedded()) {
+      return String.format(
+          "%ncohort: %s: the checkpoint of job %s is abandoned: the job runs on (CRIU lets it go "
+              + "when this process ends) and the next cohort command discards the checkpoint%s. %s",
+          what,
+          job,
+          stop ? " and stops the job at its previous checkpoint, as asked" : "",
+          checkStatus);
+    }
+    return String.format(
+        "%ncohort: %s: the checkpoint of job %s goes on without this command: it commits or "
+            + "aborts as it would have (if the coordinator itself stopped, the next one aborts it, "
+            + "and the nodes let the job go within their decision lease). %s",
+        what, job, checkStatus);
+  }
+
+  private static String describe(StatusRuntimeException e) {
+    String d = e.getStatus().getDescription();
+    return d != null ? d : String.valueOf(e.getStatus().getCause());
   }
 }

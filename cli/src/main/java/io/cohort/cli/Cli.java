@@ -85,6 +85,11 @@ final class Cli implements AutoCloseable {
     return stub.withDeadlineAfter(seconds, TimeUnit.SECONDS);
   }
 
+  /** Whether the coordinator is this process's own (the embedded mode). */
+  boolean embedded() {
+    return embedded != null;
+  }
+
   static boolean interactive() {
     return System.console() != null;
   }

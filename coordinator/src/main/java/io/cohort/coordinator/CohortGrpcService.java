@@ -1,6 +1,5 @@
 package io.cohort.coordinator;
 
-import io.cohort.common.CohortException;
 import io.cohort.common.GrpcErrors;
 import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.CheckpointPhase;
@@ -64,15 +63,19 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
   }
 
   /**
-   * Streams the barrier's progress. A client that goes away (cancels, or its deadline passes)
-   * before the commit aborts the checkpoint: the next progress report fails, and the barrier turns
-   * any failure of its listener before the commit into the abort. The call's {@link Context} says
-   * so at once; the observer's own isCancelled() only once this method has returned, since gRPC
-   * delivers onCancel on the call's executor, which this method holds.
+   * Streams the barrier's progress. The epoch is not tied to the call: a client that goes away
+   * (Ctrl-C, a lost connection, its deadline) is only no longer told, and the checkpoint commits or
+   * aborts as it would have; `cohort ps` and `cohort checkpoints` show how it ended. Aborting it
+   * instead would have a --stop checkpoint stop the job at its previous checkpoint, and would tie
+   * the job to a connection. The call's {@link Context} says at once that the client left (the
+   * observer's own isCancelled() only once this method has returned, since gRPC delivers onCancel
+   * on the call's executor, which this method holds); a send that fails all the same is taken the
+   * same way.
    */
   @Override
   public void checkpoint(CheckpointRequest req, StreamObserver<CheckpointProgress> out) {
     Context context = Context.current();
+    boolean[] gone = {false}; // guarded by out
     CheckpointInfo info;
     try {
       info =
@@ -80,27 +83,27 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
               req.getJobId(),
               req.getStop(),
               (phase, message) -> {
-                if (context.isCancelled()) {
-                  throw new CohortException(
-                      CohortException.Kind.ABORTED,
-                      "the client went away "
-                          + "(cancelled, or its deadline passed) before the checkpoint was committed");
-                }
-                try {
-                  synchronized (out) {
+                synchronized (out) {
+                  if (gone[0]) {
+                    return;
+                  }
+                  try {
+                    if (context.isCancelled()) {
+                      throw new IllegalStateException("the call was cancelled");
+                    }
                     out.onNext(
                         CheckpointProgress.newBuilder()
                             .setPhase(phase)
                             .setMessage(message)
                             .build());
+                  } catch (RuntimeException e) {
+                    gone[0] = true;
+                    log.info(
+                        "job-{}: the client of its checkpoint went away ({}); the checkpoint "
+                            + "goes on",
+                        req.getJobId(),
+                        e.getMessage());
                   }
-                } catch (RuntimeException e) {
-                  throw new CohortException(
-                      CohortException.Kind.ABORTED,
-                      "cannot send progress to the "
-                          + "client, so it is taken as gone: "
-                          + e.getMessage(),
-                      e);
                 }
               });
     } catch (RuntimeException e) {

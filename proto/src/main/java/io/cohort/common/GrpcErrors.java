@@ -1,11 +1,30 @@
 package io.cohort.common;
 
+import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 
 /** Translates between {@link CohortException} and gRPC statuses, in both directions. */
 public final class GrpcErrors {
   private GrpcErrors() {}
+
+  /**
+   * A trailer set on every failure a Cohort service answers: a status without it came from the
+   * transport (a connection lost, a deadline) or from gRPC itself, not from the server's decision.
+   */
+  private static final Metadata.Key<String> ANSWERED =
+      Metadata.Key.of("cohort-answered", Metadata.ASCII_STRING_MARSHALLER);
+
+  /** Whether a failed call was answered by a Cohort service (else: the transport failed). */
+  public static boolean answered(StatusRuntimeException e) {
+    return e.getTrailers() != null && e.getTrailers().containsKey(ANSWERED);
+  }
+
+  private static Metadata answeredTrailers() {
+    Metadata m = new Metadata();
+    m.put(ANSWERED, "1");
+    return m;
+  }
 
   /** The wire form of any failure of a service method. */
   public static StatusRuntimeException toStatus(Throwable t) {
@@ -14,12 +33,14 @@ public final class GrpcErrors {
     }
     if (t instanceof CohortException ce) {
       Status.Code code = Status.Code.valueOf(ce.kind().name());
-      return Status.fromCode(code).withDescription(ce.getMessage()).asRuntimeException();
+      return Status.fromCode(code)
+          .withDescription(ce.getMessage())
+          .asRuntimeException(answeredTrailers());
     }
     return Status.INTERNAL
         .withDescription("internal error: " + t)
         .withCause(t)
-        .asRuntimeException();
+        .asRuntimeException(answeredTrailers());
   }
 
   /**
