@@ -33,6 +33,14 @@ final class AgentDirectory implements AutoCloseable {
   /** Nodes declared dead and heard again, whose stale vhosts are being ended. */
   private final Set<String> rejoining = ConcurrentHashMap.newKeySet();
 
+  /**
+   * Nodes the catalog names (jobs' vhosts, images) that may not have registered yet: shown as down
+   * and refused as UNAVAILABLE until they do, not as unknown.
+   */
+  private final Set<String> expected = ConcurrentHashMap.newKeySet();
+
+  private final long startMillis;
+
   private final Clock clock;
   private final Duration liveness;
   private final Function<String, ManagedChannel> dial;
@@ -41,6 +49,7 @@ final class AgentDirectory implements AutoCloseable {
   /** A fixed set of agents that are always considered alive (the embedded mode). */
   AgentDirectory(Map<String, AgentClient> fixed) {
     this.clock = Clock.systemUTC();
+    this.startMillis = clock.millis();
     this.liveness = null;
     this.dial = null;
     this.clientFor = null;
@@ -59,9 +68,20 @@ final class AgentDirectory implements AutoCloseable {
       Function<String, ManagedChannel> dial,
       java.util.function.BiFunction<String, ManagedChannel, AgentClient> clientFor) {
     this.clock = clock;
+    this.startMillis = clock.millis();
     this.liveness = liveness;
     this.dial = dial;
     this.clientFor = clientFor;
+  }
+
+  /** Nodes the catalog names: known to be part of the cluster, registered or not. */
+  void expect(java.util.Collection<String> nodes) {
+    expected.addAll(nodes);
+  }
+
+  /** Whether agents are learnt from heartbeats (the daemon), not fixed (the embedded mode). */
+  boolean learnsFromHeartbeats() {
+    return dial != null;
   }
 
   /**
@@ -155,6 +175,15 @@ final class AgentDirectory implements AutoCloseable {
 
   private Entry known(String node) {
     Entry e = agents.get(node);
+    if (e == null && expected.contains(node)) {
+      throw new CohortException(
+          CohortException.Kind.UNAVAILABLE,
+          String.format(
+              "node %s has not registered with this coordinator since it started %d s ago (its "
+                  + "agent is down or cannot reach the coordinator); what runs there is not known "
+                  + "until it does. See `cohort nodes`",
+              node, (clock.millis() - startMillis) / 1000));
+    }
     if (e == null) {
       throw CohortException.notFound(
           "node %s is not known (known nodes: %s)",
@@ -237,11 +266,13 @@ final class AgentDirectory implements AutoCloseable {
 
   /**
    * Every known node as the client API shows it (running vhosts filled in by the caller), including
-   * nodes declared dead that this coordinator has not heard since it started.
+   * nodes declared dead or named by the catalog that this coordinator has not heard since it
+   * started (down).
    */
   List<NodeInfo.Builder> describe() {
     java.util.TreeSet<String> names = new java.util.TreeSet<>(agents.keySet());
     names.addAll(dead.keySet());
+    names.addAll(expected);
     List<NodeInfo.Builder> out = new ArrayList<>();
     for (String node : names) {
       Entry e = agents.get(node);

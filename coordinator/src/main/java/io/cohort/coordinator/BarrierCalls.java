@@ -22,6 +22,10 @@ import java.util.concurrent.Executor;
  * What the {@link CheckpointBarrier} asks the agents for one (job, epoch): each call builds its
  * request and blocks on the agent (the barrier runs them on its {@code io} executor). No state:
  * which call a phase makes, and what its answer does, is the barrier's.
+ *
+ * <p>Each request that leaves a vhost waiting for the barrier's next word says how long that may
+ * take at most ({@code decision_within_ms}: the phases' own timeouts); an agent that hears nothing
+ * for that long and a margin aborts the dump on its own (its decision lease).
  */
 final class BarrierCalls {
   private final AgentDirectory agents;
@@ -31,6 +35,7 @@ final class BarrierCalls {
   private final long epoch;
   private final JobSpec spec;
   private final boolean stop;
+  private final BarrierConfig timeouts;
 
   BarrierCalls(
       AgentDirectory agents,
@@ -39,7 +44,8 @@ final class BarrierCalls {
       String ckpt,
       long epoch,
       JobSpec spec,
-      boolean stop) {
+      boolean stop,
+      BarrierConfig timeouts) {
     this.agents = agents;
     this.io = io;
     this.clock = clock;
@@ -47,6 +53,22 @@ final class BarrierCalls {
     this.epoch = epoch;
     this.spec = spec;
     this.stop = stop;
+    this.timeouts = timeouts;
+  }
+
+  /**
+   * After its dump, a vhost waits for the resume or seal at most for the DUMPING phase (every vhost
+   * dumped, or the abort); after its seal, for the commit at most for the RESUMING (or --stop's
+   * SEALING) phase and the COMMITTING one.
+   */
+  private long afterDump() {
+    return timeouts.dump().toMillis();
+  }
+
+  private long afterSeal() {
+    return (stop ? timeouts.dump() : timeouts.dump().plus(timeouts.finish()))
+        .plus(timeouts.finish())
+        .toMillis();
   }
 
   /** PREPARING: one call per node, for all its vhosts. */
@@ -71,6 +93,7 @@ final class BarrierCalls {
                 .setVhostId(v.getVhostId())
                 .setSpec(spec)
                 .setStop(stop)
+                .setDecisionWithinMs(afterDump())
                 .build());
   }
 
@@ -82,6 +105,7 @@ final class BarrierCalls {
                 .setCheckpointId(ckpt)
                 .setEpoch(epoch)
                 .setVhostId(v.getVhostId())
+                .setDecisionWithinMs(afterSeal())
                 .build());
   }
 
@@ -118,6 +142,7 @@ final class BarrierCalls {
                     .setCheckpointId(ckpt)
                     .setEpoch(epoch)
                     .setVhostId(v.getVhostId())
+                    .setDecisionWithinMs(afterSeal())
                     .build());
     return new ResumedAndSealed(resumed, clock.millis(), seal.join());
   }

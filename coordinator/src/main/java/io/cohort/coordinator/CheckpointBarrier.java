@@ -1,6 +1,7 @@
 package io.cohort.coordinator;
 
 import io.cohort.common.CohortException;
+import io.cohort.proto.v1.AbandonedDump;
 import io.cohort.proto.v1.CheckpointDecision;
 import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.CheckpointPhase;
@@ -160,7 +161,8 @@ final class CheckpointBarrier {
     this.listener = listener;
     this.who = "job-" + job.getInfo().getJobId() + " epoch " + epoch;
     this.startMs = clock.millis();
-    this.calls = new BarrierCalls(agents, io, clock, ckpt, epoch, job.getInfo().getSpec(), stop);
+    this.calls =
+        new BarrierCalls(agents, io, clock, ckpt, epoch, job.getInfo().getSpec(), stop, timeouts);
     this.fanOut = new PhaseFanOut(who, io, serial, () -> phase, this::guarded, this::fail);
   }
 
@@ -168,6 +170,21 @@ final class CheckpointBarrier {
   CompletableFuture<CheckpointInfo> start() {
     onSerial(this::enterPreparing);
     return result;
+  }
+
+  /**
+   * An agent ended its dump of this epoch on its own (its decision lease ran out, or it restarted):
+   * the epoch aborts now rather than at its phase's timeout. After the commit it is only logged.
+   */
+  void abandonedBy(String node, AbandonedDump d) {
+    onSerial(
+        () ->
+            fail(
+                new CohortException(
+                    CohortException.Kind.ABORTED,
+                    String.format(
+                        "the agent of node %s ended its dump of vhost %s on its own (%s)",
+                        node, d.getVhostId(), d.getReason()))));
   }
 
   private List<VhostPlacement> vhosts() {

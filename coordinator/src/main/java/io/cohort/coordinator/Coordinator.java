@@ -54,6 +54,7 @@ public final class Coordinator implements AutoCloseable {
   private final ImageSweeper sweeper;
   private final NodeFencing fencing;
   private final PartnerCopies copies;
+  private final EpochRecovery epochs;
 
   Coordinator(
       Catalog catalog,
@@ -63,13 +64,20 @@ public final class Coordinator implements AutoCloseable {
       Clock clock) {
     this.catalog = catalog;
     this.agents = agents;
+    // Nodes the catalog names are known before they register: until then their vhosts are shown
+    // as unknown, and calls to them fail as to a node that is down, not as to an unknown one.
+    if (agents.learnsFromHeartbeats()) {
+      agents.expect(nodesNamedBy(catalog));
+    }
     this.fencing = new NodeFencing(catalog, agents, clock, nodeLoss.deadAfter());
     this.copies = new PartnerCopies(catalog, agents, nodeLoss, clock);
+    this.epochs = new EpochRecovery(catalog, agents, clock);
     JobObserver observer = new JobObserver(catalog, agents);
-    this.reconciler = new JobReconciler(catalog, agents, observer, fencing, io);
-    this.queries = new JobQueries(catalog, agents, observer, reconciler);
+    this.reconciler = new JobReconciler(catalog, agents, observer, fencing, epochs, io);
+    this.queries = new JobQueries(catalog, agents, observer, reconciler, epochs);
     this.checkpointer =
-        new JobCheckpointer(catalog, agents, reconciler, copies, barrierConfig, clock, io, serial);
+        new JobCheckpointer(
+            catalog, agents, reconciler, copies, epochs, barrierConfig, clock, io, serial);
     this.vhosts = new JobVhosts(catalog, agents);
     this.launcher = new JobLauncher(catalog, agents, vhosts, clock, nodeLoss.imagePolicy());
     this.restarter = new JobRestarter(catalog, agents, reconciler, vhosts, clock);
@@ -115,15 +123,32 @@ public final class Coordinator implements AutoCloseable {
     return new AgentClient(node, ch, Duration.ofSeconds(30), config.dump().plusMinutes(1));
   }
 
+  /** The nodes a catalog names: where its jobs' vhosts are, were, or have images. */
+  private static java.util.Set<String> nodesNamedBy(Catalog catalog) {
+    java.util.Set<String> nodes = new java.util.TreeSet<>();
+    for (JobRecord r : catalog.jobs()) {
+      r.getInfo().getVhostsList().forEach(v -> nodes.add(v.getNode()));
+      r.getVhostsToEndList().forEach(v -> nodes.add(v.getNode()));
+      r.getOpenEpoch().getVhostsList().forEach(v -> nodes.add(v.getNode()));
+    }
+    for (CheckpointInfo c : catalog.checkpoints("")) {
+      c.getVhostsList().forEach(v -> nodes.add(v.getNode()));
+      c.getCopiesList().forEach(k -> nodes.add(k.getNode()));
+    }
+    return nodes;
+  }
+
   /**
    * An agent's heartbeat (coordinator daemon only). When the node (re)registers, which includes its
    * first heartbeat after this coordinator started, its images are swept ({@link ImageSweeper}).
+   * The dumps the agent ended on its own abort the barrier that still runs them.
    */
   public void heartbeat(HeartbeatRequest hb) {
     if (agents.heartbeat(hb)) {
       sweeper.sweepLater(hb.getNode());
       copies.resumeAll(); // copies that waited for this node, or left by a previous coordinator
     }
+    hb.getAbandonedDumpsList().forEach(d -> epochs.abandoned(hb.getNode(), d));
     reconciler.nodeBack(hb.getNode());
   }
 

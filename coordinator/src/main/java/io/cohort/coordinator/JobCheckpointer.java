@@ -8,7 +8,7 @@ import io.cohort.proto.v1.JobState;
 import io.cohort.proto.v1.VhostPlacement;
 import java.time.Clock;
 import java.time.Duration;
-import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ScheduledExecutorService;
@@ -16,9 +16,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Takes a job's checkpoint: under the job's lock, reconciles the job, hands out the next epoch
- * (used up even if the barrier aborts), runs the {@link CheckpointBarrier} and records the result;
- * a failed --stop checkpoint stops the job all the same.
+ * Takes a job's checkpoint: under the job's lock, reconciles the job (which settles an epoch a
+ * stopped coordinator left open), records the next epoch as open (used up even if the barrier
+ * aborts; {@link EpochRecovery}), runs the {@link CheckpointBarrier} and records the result; a
+ * failed --stop checkpoint stops the job all the same.
  */
 final class JobCheckpointer {
   private static final Logger log = LoggerFactory.getLogger(JobCheckpointer.class);
@@ -27,6 +28,7 @@ final class JobCheckpointer {
   private final AgentDirectory agents;
   private final JobReconciler reconciler;
   private final PartnerCopies copies;
+  private final EpochRecovery epochs;
   private final BarrierConfig barrierConfig;
   private final Clock clock;
   private final Executor io;
@@ -37,6 +39,7 @@ final class JobCheckpointer {
       AgentDirectory agents,
       JobReconciler reconciler,
       PartnerCopies copies,
+      EpochRecovery epochs,
       BarrierConfig barrierConfig,
       Clock clock,
       Executor io,
@@ -45,6 +48,7 @@ final class JobCheckpointer {
     this.agents = agents;
     this.reconciler = reconciler;
     this.copies = copies;
+    this.epochs = epochs;
     this.barrierConfig = barrierConfig;
     this.clock = clock;
     this.io = io;
@@ -61,13 +65,29 @@ final class JobCheckpointer {
             "cannot checkpoint job %s: it is not running (%s)",
             jobId, Coordinator.describe(rec.getInfo()));
       }
-      long epoch = Math.max(1, rec.getNextEpoch());
-      // The epoch is used up even if the barrier aborts: epochs are never reused.
-      rec = rec.toBuilder().setNextEpoch(epoch + 1).build();
-      catalog.saveJob(rec);
+      if (rec.hasOpenEpoch()) {
+        throw new CohortException(
+            CohortException.Kind.UNAVAILABLE,
+            String.format(
+                "cannot checkpoint job %s yet: checkpoint %s.%d, left unfinished by a coordinator "
+                    + "that stopped, is settled but the agents of node(s) %s have not been told "
+                    + "(down?); retry once they are back (see `cohort nodes`)",
+                jobId,
+                jobId,
+                rec.getOpenEpoch().getEpoch(),
+                String.join(", ", epochs.nodesToTell(rec))));
+      }
+      long epoch = epochs.nextEpoch(rec);
+      // Recorded (and the epoch used up, even if the barrier aborts) before any agent is asked
+      // anything: a coordinator that stops mid-barrier leaves it for the next one to settle.
+      rec = epochs.open(rec, epoch, stop);
       CheckpointBarrier barrier =
           new CheckpointBarrier(
               rec, epoch, stop, agents, catalog, io, serial, clock, barrierConfig, progress);
+      String ckpt = jobId + "." + epoch;
+      epochs.running(ckpt, barrier);
+      CompletableFuture<CheckpointInfo> outcome = barrier.start();
+      outcome.whenComplete((i, e) -> epochs.ended(ckpt));
       CheckpointInfo info;
       Duration limit =
           barrierConfig
@@ -75,8 +95,9 @@ final class JobCheckpointer {
               .plus(barrierConfig.dump().multipliedBy(2))
               .plus(barrierConfig.finish().multipliedBy(4));
       try {
-        info = barrier.start().get(limit.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+        info = outcome.get(limit.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
       } catch (java.util.concurrent.TimeoutException e) {
+        // The epoch stays open: once the barrier ends, the next reconcile settles it.
         throw new CohortException(
             CohortException.Kind.DEADLINE_EXCEEDED,
             "checkpoint of job "
@@ -89,7 +110,11 @@ final class JobCheckpointer {
             e.getCause() instanceof CohortException ce
                 ? ce
                 : CohortException.internal("checkpoint failed: " + e.getCause(), e.getCause());
-        throw stop ? stopAnyway(rec, failure) : failure;
+        if (stop) {
+          throw stopAnyway(rec, failure);
+        }
+        catalog.saveJob(rec.toBuilder().clearOpenEpoch().build());
+        throw failure;
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw CohortException.internal("interrupted while checkpointing", e);
@@ -99,7 +124,7 @@ final class JobCheckpointer {
         b.setState(JobState.JOB_STATE_STOPPED);
         b.clearVhosts().addAllVhosts(info.getVhostsList());
       }
-      catalog.saveJob(rec.toBuilder().setInfo(b).build());
+      catalog.saveJob(rec.toBuilder().setInfo(b).clearOpenEpoch().build());
       // The copies run in the background: neither the job nor the client waits for them.
       return copies.afterCommit(info);
     }
@@ -113,20 +138,9 @@ final class JobCheckpointer {
    */
   private CohortException stopAnyway(JobRecord rec, CohortException failure) {
     JobInfo info = rec.getInfo();
-    List<CheckpointInfo> earlier = catalog.checkpoints(info.getJobId());
-    String previous = earlier.isEmpty() ? "" : earlier.get(earlier.size() - 1).getCheckpointId();
     JobRecord stopped =
-        rec.toBuilder()
-            .clearVhostsToEnd()
-            .addAllVhostsToEnd(info.getVhostsList())
-            .setInfo(
-                info.toBuilder()
-                    .setLatestCheckpoint(previous)
-                    .setState(
-                        previous.isEmpty()
-                            ? JobState.JOB_STATE_KILLED
-                            : JobState.JOB_STATE_STOPPED))
-            .build();
+        EpochRecovery.stoppedAtPrevious(rec, catalog).toBuilder().clearOpenEpoch().build();
+    String previous = stopped.getInfo().getLatestCheckpoint();
     catalog.saveJob(stopped);
     stopped = reconciler.endLeftVhosts(stopped);
     StringBuilder m =

@@ -3,6 +3,7 @@ package io.cohort.coordinator;
 import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobRecord;
+import io.cohort.proto.v1.JobState;
 import io.cohort.proto.v1.OutputChunk;
 import io.cohort.proto.v1.OutputStream;
 import io.cohort.proto.v1.ReadOutputRequest;
@@ -32,25 +33,51 @@ final class JobQueries {
   private final AgentDirectory agents;
   private final JobObserver observer;
   private final JobReconciler reconciler;
+  private final EpochRecovery epochs;
 
   JobQueries(
-      Catalog catalog, AgentDirectory agents, JobObserver observer, JobReconciler reconciler) {
+      Catalog catalog,
+      AgentDirectory agents,
+      JobObserver observer,
+      JobReconciler reconciler,
+      EpochRecovery epochs) {
     this.catalog = catalog;
     this.agents = agents;
     this.observer = observer;
     this.reconciler = reconciler;
+    this.epochs = epochs;
   }
 
   JobInfo job(String jobId) {
-    return view(catalog.job(jobId)).getInfo();
+    return shown(view(catalog.job(jobId)));
   }
 
   List<JobInfo> jobs() {
     List<JobInfo> out = new ArrayList<>();
     for (JobRecord r : catalog.jobs()) {
-      out.add(view(r).getInfo());
+      out.add(shown(view(r)));
     }
     return out;
+  }
+
+  /**
+   * The job as shown: a running job's vhosts on nodes that cannot be reached now are named, so that
+   * one node down or not registered yet makes only its vhosts unknown, never the whole listing.
+   */
+  private JobInfo shown(JobRecord rec) {
+    JobInfo info = rec.getInfo();
+    if (info.getState() != JobState.JOB_STATE_RUNNING) {
+      return info;
+    }
+    List<String> unreachable =
+        info.getVhostsList().stream()
+            .map(VhostPlacement::getNode)
+            .distinct()
+            .filter(n -> !agents.isAlive(n))
+            .toList();
+    return unreachable.isEmpty()
+        ? info
+        : info.toBuilder().addAllUnreachableNodes(unreachable).build();
   }
 
   List<CheckpointInfo> checkpoints(String jobId) {
@@ -60,10 +87,13 @@ final class JobQueries {
     return catalog.checkpoints(jobId);
   }
 
-  /** The job as it is now; a change seen goes to the reconcile step, not into the catalog. */
+  /**
+   * The job as it is now; a change seen, or an epoch a stopped coordinator left open, goes to the
+   * reconcile step, not into the catalog.
+   */
   private JobRecord view(JobRecord rec) {
     JobRecord seen = observer.observe(rec);
-    if (!JobObserver.drifted(rec, seen)) {
+    if (!JobObserver.drifted(rec, seen) && !epochs.leftOpen(rec)) {
       return seen;
     }
     return reconciler.tryReconcile(rec.getInfo().getJobId()).orElse(seen);

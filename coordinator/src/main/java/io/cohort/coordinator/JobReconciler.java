@@ -15,12 +15,12 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The one step that brings a job's record in line with what its agents report, under the job's
- * lock: it reads the record, ends the vhosts a failed --stop checkpoint left running, observes the
- * head vhost, and when the job has ended records that and ends its vhosts. A read-modify-write
- * under the lock, so it never writes back a record older than one a checkpoint saved (an epoch
- * handed out is never handed out again). Queries never write; one that sees a job has changed asks
- * for this step, which leaves the job alone while someone else holds its lock (the holder
- * reconciles it itself).
+ * lock: it reads the record, settles a checkpoint epoch a stopped coordinator left open ({@link
+ * EpochRecovery}), ends the vhosts a failed --stop checkpoint left running, observes the head
+ * vhost, and when the job has ended records that and ends its vhosts. A read-modify-write under the
+ * lock, so it never writes back a record older than one a checkpoint saved (an epoch handed out is
+ * never handed out again). Queries never write; one that sees a job has changed asks for this step,
+ * which leaves the job alone while someone else holds its lock (the holder reconciles it itself).
  */
 final class JobReconciler {
   private static final Logger log = LoggerFactory.getLogger(JobReconciler.class);
@@ -30,25 +30,38 @@ final class JobReconciler {
   private final JobObserver observer;
   private final Executor io;
 
-  /** Nodes where some job has vhosts to end ({@link JobRecord#getVhostsToEndList}). */
-  private final Set<String> nodesWithVhostsToEnd = ConcurrentHashMap.newKeySet();
+  /**
+   * Nodes where some job has something to finish once they are heard: vhosts to end ({@link
+   * JobRecord#getVhostsToEndList}), or agents to tell how an epoch left open ended.
+   */
+  private final Set<String> nodesWithWork = ConcurrentHashMap.newKeySet();
 
   private final NodeFencing fencing;
+  private final EpochRecovery epochs;
 
   JobReconciler(
       Catalog catalog,
       AgentDirectory agents,
       JobObserver observer,
       NodeFencing fencing,
+      EpochRecovery epochs,
       Executor io) {
     this.catalog = catalog;
     this.agents = agents;
     this.observer = observer;
     this.fencing = fencing;
+    this.epochs = epochs;
     this.io = io;
+    List<String> leftOpen = new ArrayList<>();
     for (JobRecord r : catalog.jobs()) {
-      r.getVhostsToEndList().forEach(v -> nodesWithVhostsToEnd.add(v.getNode()));
+      r.getVhostsToEndList().forEach(v -> nodesWithWork.add(v.getNode()));
+      nodesWithWork.addAll(epochs.nodesToTell(r));
+      if (epochs.leftOpen(r)) {
+        leftOpen.add(r.getInfo().getJobId());
+      }
     }
+    // Decided now, so that queries show the outcome; agents are told as their nodes are heard.
+    leftOpen.forEach(id -> io.execute(() -> tryReconcile(id)));
   }
 
   /**
@@ -56,7 +69,9 @@ final class JobReconciler {
    * stands, when nothing changed).
    */
   JobRecord reconcile(String jobId) {
-    JobRecord rec = endLeftVhosts(catalog.job(jobId));
+    JobRecord settled = epochs.settle(catalog.job(jobId));
+    nodesWithWork.addAll(epochs.nodesToTell(settled));
+    JobRecord rec = endLeftVhosts(settled);
     JobRecord seen = observer.observe(rec);
     if (!JobObserver.drifted(rec, seen)) {
       return seen;
@@ -64,7 +79,7 @@ final class JobReconciler {
     if (JobObserver.ended(seen.getInfo().getState())) {
       List<VhostPlacement> left = endVhosts(seen.getInfo());
       seen = seen.toBuilder().addAllVhostsToEnd(left).build();
-      left.forEach(v -> nodesWithVhostsToEnd.add(v.getNode()));
+      left.forEach(v -> nodesWithWork.add(v.getNode()));
     }
     catalog.saveJob(seen);
     log.info("job-{}: {} -> {}", jobId, rec.getInfo().getState(), seen.getInfo().getState());
@@ -104,25 +119,27 @@ final class JobReconciler {
   }
 
   /**
-   * An agent's heartbeat: if a job has vhosts to end on that node, end them now. A node declared
-   * dead rejoins this way: once every vhost left on it has ended, it takes work again; if one
-   * cannot be ended yet, the next heartbeat tries again.
+   * An agent's heartbeat: if a job has vhosts to end on that node, or an epoch left open whose
+   * outcome its agent has not been told, the job is reconciled now. A node declared dead rejoins
+   * this way: once every vhost left on it has ended, it takes work again; if one cannot be ended
+   * yet, the next heartbeat tries again.
    */
   @SuppressWarnings("try") // a Catalog.Hold, held for the block
   void nodeBack(String node) {
     boolean rejoin = agents.startRejoin(node);
-    if (!nodesWithVhostsToEnd.remove(node) && !rejoin) {
+    if (!nodesWithWork.remove(node) && !rejoin) {
       return;
     }
     io.execute(
         () -> {
           boolean ended = true;
           for (JobRecord r : catalog.jobs()) {
-            if (r.getVhostsToEndList().stream().anyMatch(v -> v.getNode().equals(node))) {
+            if (r.getVhostsToEndList().stream().anyMatch(v -> v.getNode().equals(node))
+                || epochs.nodesToTell(r).contains(node)) {
               try (Catalog.Hold hold = catalog.lockJob(r.getInfo().getJobId())) {
-                JobRecord now = endLeftVhosts(catalog.job(r.getInfo().getJobId()));
+                // Settles the epoch (telling the agent) before ending what is left on the node.
+                JobRecord now = reconcile(r.getInfo().getJobId());
                 ended &= now.getVhostsToEndList().stream().noneMatch(v -> v.getNode().equals(node));
-                reconcile(r.getInfo().getJobId());
               } catch (RuntimeException e) {
                 ended = false;
                 log.warn("job-{}: {}", r.getInfo().getJobId(), e.getMessage());
@@ -155,7 +172,7 @@ final class JobReconciler {
             v.getNode());
       } else {
         left.add(v);
-        nodesWithVhostsToEnd.add(v.getNode());
+        nodesWithWork.add(v.getNode());
       }
     }
     if (left.size() != rec.getVhostsToEndCount()) {
