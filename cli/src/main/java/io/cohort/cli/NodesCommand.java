@@ -19,7 +19,8 @@ import picocli.CommandLine.Parameters;
     mixinStandardHelpOptions = true,
     description = {
       "List the nodes the coordinator knows: their state, running vhosts, free image space.",
-      "States: up; down (not heard for 3 s: it may come back); dead (declared dead with "
+      "States: up; down (not heard for 3 s, or not since the coordinator started: it may come "
+          + "back); dead (declared dead with "
           + "`cohort nodes fence`, or down longer than the coordinator's --dead-after); "
           + "rejoining (a dead node heard again: its stale vhosts are being ended before it "
           + "takes work)."

@@ -16,7 +16,13 @@ import picocli.CommandLine.Option;
 @Command(
     name = "ps",
     mixinStandardHelpOptions = true,
-    description = "List jobs: state, incarnation, where each vhost runs, latest checkpoint.")
+    description = {
+      "List jobs: state, incarnation, where each vhost runs, latest checkpoint.",
+      "A vhost on a node that cannot be reached now (down, or not registered since the "
+          + "coordinator started) is shown as VHOST@NODE(unknown), and a running job whose first "
+          + "vhost is there as unknown: its last known state is in --json (`state`, with "
+          + "`unreachable_nodes`)."
+    })
 final class PsCommand implements Callable<Integer> {
   @Mixin ConnectionOptions connection = new ConnectionOptions();
 
@@ -39,12 +45,22 @@ final class PsCommand implements Callable<Integer> {
           "JOB", "NAME", "STATE", "INC", "VHOSTS", "LATEST", "COMMAND");
       for (JobInfo j : jobs) {
         String vhosts =
-            j.getVhostsList().stream().map(PsCommand::placement).collect(Collectors.joining(","));
+            j.getVhostsList().stream()
+                .map(
+                    v ->
+                        placement(v)
+                            + (j.getUnreachableNodesList().contains(v.getNode())
+                                ? "(unknown)"
+                                : ""))
+                .collect(Collectors.joining(","));
+        boolean headUnknown =
+            j.getVhostsCount() > 0
+                && j.getUnreachableNodesList().contains(j.getVhosts(0).getNode());
         cli.out.printf(
             "%-6s %-12s %-10s %-5d %-22s %-10s %s%n",
             j.getJobId(),
             j.getSpec().getName().isEmpty() ? "-" : j.getSpec().getName(),
-            Cli.state(j),
+            headUnknown ? "unknown" : Cli.state(j),
             j.getIncarnation(),
             vhosts,
             j.getLatestCheckpoint().isEmpty() ? "-" : j.getLatestCheckpoint(),
