@@ -4,8 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.google.gson.JsonElement;
-import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -39,25 +37,6 @@ class ClusterFaultsIT {
     return cohort.cohort(args).ok().json().get("job").getAsString();
   }
 
-  private static void awaitNodesUp(int n) throws Exception {
-    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-    while (System.nanoTime() < deadline) {
-      CohortHarness.Result r = cohort.cohort("nodes", "--json");
-      if (r.rc() == 0) {
-        long up = 0;
-        for (JsonElement e : JsonParser.parseString(r.out()).getAsJsonArray()) {
-          JsonObject o = e.getAsJsonObject();
-          up += o.has("alive") && o.get("alive").getAsBoolean() ? 1 : 0;
-        }
-        if (up == n) {
-          return;
-        }
-      }
-      Thread.sleep(250);
-    }
-    throw new AssertionError("nodes did not come back up");
-  }
-
   @Test
   void aRestartedCoordinatorStillKnowsEveryCheckpoint() throws Exception {
     String[] command =
@@ -73,7 +52,7 @@ class ClusterFaultsIT {
     assertNotEquals(0, noCoordinator.rc());
     assertTrue(noCoordinator.err().contains("cannot reach the coordinator"), noCoordinator.err());
     cohort.cohort("cluster", "start", "coordinator").ok();
-    awaitNodesUp(2);
+    cohort.awaitNodesUp(2);
 
     assertEquals(2, cohort.checkpoints(job).size());
     assertEquals("JOB_STATE_STOPPED", cohort.state(job));
@@ -106,7 +85,7 @@ class ClusterFaultsIT {
     cohort.cohort("cluster", "stop", "coordinator").ok();
     Files.delete(cluster.resolve("coordinator/checkpoints/" + orphan + ".json"));
     cohort.cohort("cluster", "start", "coordinator").ok();
-    awaitNodesUp(2);
+    cohort.awaitNodesUp(2);
 
     long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
     while (Files.exists(orphanImage) && System.nanoTime() < deadline) {
@@ -211,7 +190,7 @@ class ClusterFaultsIT {
       Thread.sleep(5);
     }
     assertTrue(checkpoint.isAlive(), "the checkpoint must still be dumping");
-    long agent = agentPid(node);
+    long agent = cohort.daemonPid(node);
     ProcessHandle.of(agent).ifPresent(ProcessHandle::destroyForcibly); // a crash, not a stop
     assertTrue(checkpoint.waitFor(60, TimeUnit.SECONDS));
     assertNotEquals(0, checkpoint.exitValue(), "the epoch is aborted");
@@ -225,17 +204,5 @@ class ClusterFaultsIT {
     try (Stream<Path> s = Files.list(dir)) {
       return s.count();
     }
-  }
-
-  private static long agentPid(String name) throws Exception {
-    for (JsonElement e :
-        JsonParser.parseString(Files.readString(cohort.home.resolve("cluster/cluster.json")))
-            .getAsJsonObject()
-            .getAsJsonArray("processes")) {
-      if (e.getAsJsonObject().get("name").getAsString().equals(name)) {
-        return e.getAsJsonObject().get("pid").getAsLong();
-      }
-    }
-    throw new AssertionError("no daemon " + name);
   }
 }

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
@@ -128,7 +127,7 @@ class ClusterIT {
 
         // A dead agent (n2, which holds the image): its node is reported down and refuses
         // new work and restarts, with the reason; the job (last run on n1) is unchanged.
-        long pid = agentPid(cohort, "n2");
+        long pid = cohort.daemonPid("n2");
         ProcessHandle.of(pid).ifPresent(ProcessHandle::destroy);
         long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
         while (alive(cohort, "n2") && System.nanoTime() < deadline) {
@@ -205,19 +204,6 @@ class ClusterIT {
   private static boolean alive(CohortHarness cohort, String name) {
     JsonObject n = node(cohort, name);
     return n.has("alive") && n.get("alive").getAsBoolean();
-  }
-
-  private static long agentPid(CohortHarness cohort, String name) throws Exception {
-    JsonArray procs =
-        JsonParser.parseString(Files.readString(cohort.home.resolve("cluster/cluster.json")))
-            .getAsJsonObject()
-            .getAsJsonArray("processes");
-    for (JsonElement e : procs) {
-      if (e.getAsJsonObject().get("name").getAsString().equals(name)) {
-        return e.getAsJsonObject().get("pid").getAsLong();
-      }
-    }
-    throw new AssertionError("no process " + name);
   }
 
   private static String[] concat(String[] a, String[] b) {

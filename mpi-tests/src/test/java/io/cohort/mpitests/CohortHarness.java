@@ -193,19 +193,67 @@ final class CohortHarness implements AutoCloseable {
     return home.resolve("cluster/nodes/" + node + "/vhosts/" + job + "-0/output.log");
   }
 
-  /** Starts an emulated cluster of this home, with names and addresses of its own. */
-  void clusterUp(int nodes, String prefix, String subnet) {
-    cohort(
-            Duration.ofMinutes(3),
-            "cluster",
-            "up",
-            "--nodes",
-            Integer.toString(nodes),
-            "--prefix",
-            prefix,
-            "--subnet",
-            subnet)
-        .ok();
+  /**
+   * Starts an emulated cluster of this home, with names and addresses of its own, and {@code
+   * options} of `cluster up`.
+   */
+  void clusterUp(int nodes, String prefix, String subnet, String... options) {
+    List<String> args =
+        new ArrayList<>(
+            List.of(
+                "cluster",
+                "up",
+                "--nodes",
+                Integer.toString(nodes),
+                "--prefix",
+                prefix,
+                "--subnet",
+                subnet));
+    args.addAll(List.of(options));
+    cohort(Duration.ofMinutes(3), args.toArray(String[]::new)).ok();
+  }
+
+  /** The pid of a daemon of the emulated cluster ("coordinator", "n1", ...). */
+  long daemonPid(String name) throws IOException {
+    for (JsonElement e :
+        JsonParser.parseString(Files.readString(home.resolve("cluster/cluster.json")))
+            .getAsJsonObject()
+            .getAsJsonArray("processes")) {
+      if (e.getAsJsonObject().get("name").getAsString().equals(name)) {
+        return e.getAsJsonObject().get("pid").getAsLong();
+      }
+    }
+    throw new AssertionError("no daemon " + name);
+  }
+
+  /** The host pid of a vhost's init on a node of the emulated cluster, from its record. */
+  long vhostInit(String node, String vhost) throws IOException {
+    return JsonParser.parseString(
+            Files.readString(
+                home.resolve("cluster/nodes/" + node + "/vhosts/" + vhost + "/record.json")))
+        .getAsJsonObject()
+        .get("pid")
+        .getAsLong();
+  }
+
+  /** Waits (at most a minute) until {@code n} nodes of the cluster are up. */
+  void awaitNodesUp(int n) throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+    while (System.nanoTime() < deadline) {
+      Result r = cohort("nodes", "--json");
+      if (r.rc() == 0) {
+        long up = 0;
+        for (JsonElement e : JsonParser.parseString(r.out()).getAsJsonArray()) {
+          JsonObject o = e.getAsJsonObject();
+          up += o.has("alive") && o.get("alive").getAsBoolean() ? 1 : 0;
+        }
+        if (up == n) {
+          return;
+        }
+      }
+      Thread.sleep(250);
+    }
+    fail(n + " nodes did not come up");
   }
 
   /** Removes this home's cluster (if any), then everything else of the harness. */
@@ -285,11 +333,17 @@ final class CohortHarness implements AutoCloseable {
 
   /** The output of the same program run with plain mpirun, outside Cohort. */
   static String reference(String... command) throws IOException, InterruptedException {
+    String[] cmd = command.clone();
+    // Run without the delay: the output does not depend on it.
+    cmd[cmd.length - 1] = "0";
+    return plainMpirun(cmd);
+  }
+
+  /** The output of {@code command} (an mpirun command line) run as it is, outside Cohort. */
+  static String plainMpirun(String... command) throws IOException, InterruptedException {
     List<String> cmd = new ArrayList<>(List.of(command));
     cmd.add(1, "--allow-run-as-root");
     cmd.add(2, "--oversubscribe");
-    // Run without the delay: the output does not depend on it.
-    cmd.set(cmd.size() - 1, "0");
     Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
     String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     assertEquals(0, p.waitFor(), "reference run failed: " + cmd);

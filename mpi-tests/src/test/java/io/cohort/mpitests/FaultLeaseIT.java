@@ -1,0 +1,226 @@
+package io.cohort.mpitests;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonObject;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * No fault leaves a job frozen (the agents' decision lease, the coordinator's recovery of open
+ * epochs), and a node not registered after a coordinator restart does not block the rest.
+ */
+class FaultLeaseIT {
+  /** The agents' --decision-lease on this cluster. */
+  private static final Duration LEASE = Duration.ofSeconds(10);
+
+  private static CohortHarness cohort;
+
+  @BeforeAll
+  static void up() throws Exception {
+    cohort = new CohortHarness("lease");
+    cohort.clusterUp(
+        2,
+        "cohortfl",
+        "198.18.84",
+        "--decision-lease",
+        LEASE.toSeconds() + "s",
+        "--image-policy",
+        "none"); // no partner copy competes with the dumps for the disk
+  }
+
+  @AfterAll
+  static void down() throws Exception {
+    cohort.closeCluster();
+  }
+
+  private static String run(String node, String... command) {
+    List<String> args =
+        new ArrayList<>(List.of("run", "--detach", "--json", "--nodes", node, "--"));
+    args.addAll(List.of(command));
+    return cohort.cohort(args.toArray(String[]::new)).ok().json().get("job").getAsString();
+  }
+
+  /**
+   * The coordinator is SIGKILLed while CRIU writes the image of a job of about 1 GB (two ranks of
+   * 512 MiB each: the dump takes seconds, and the test checks that the kill landed inside the
+   * freeze) and stays down. The agent's lease lets the job go on its own; the restarted coordinator
+   * finds the epoch open and aborts it; the checkpoint is listed nowhere and its image is gone; the
+   * previous checkpoint restarts and the job ends as an uninterrupted run.
+   */
+  @Test
+  void aCoordinatorKilledDuringTheDumpLeavesTheJobRunningWithinTheLease() throws Exception {
+    cohort.awaitNodesUp(2);
+    String[] command = {"mpirun", "-np", "2", CohortHarness.RING.toString(), "1500", "80", "512"};
+    String expected =
+        CohortHarness.plainMpirun(
+            "mpirun", "-np", "2", CohortHarness.RING.toString(), "1500", "0", "512");
+    String job = run("n1", command);
+    Path log = cohort.clusterLog("n1", job);
+    CohortHarness.awaitFile(log, "iter 20 ", Duration.ofSeconds(120));
+    String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();
+    long init = cohort.vhostInit("n1", job + "-0");
+
+    Path err = cohort.home.resolve("checkpoint-" + job + ".err");
+    Process checkpoint = cohort.start(ProcessBuilder.Redirect.to(err.toFile()), "checkpoint", job);
+    String second = job + ".2";
+    Path dumping =
+        cohort.home.resolve("cluster/nodes/n1/images/.pending/" + second + "/" + job + "-0/criu");
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (System.nanoTime() < deadline && checkpoint.isAlive() && count(dumping) < 3) {
+      Thread.sleep(5);
+    }
+    assertTrue(checkpoint.isAlive(), "the checkpoint must still be dumping");
+    ProcessHandle.of(cohort.daemonPid("coordinator")).ifPresent(ProcessHandle::destroyForcibly);
+    long killed = System.nanoTime();
+
+    // The coordinator stays down: only the agent's lease can let the job go.
+    boolean sawFrozen = false;
+    long released = 0;
+    deadline = killed + TimeUnit.SECONDS.toNanos(60 + LEASE.toSeconds() + 15);
+    while (System.nanoTime() < deadline) {
+      List<String> held = stoppedTasks(init);
+      if (held.isEmpty() && sawFrozen) {
+        released = System.nanoTime();
+        break;
+      }
+      sawFrozen |= !held.isEmpty();
+      Thread.sleep(100);
+    }
+    assertTrue(sawFrozen, "the kill must land while CRIU holds the job frozen");
+    assertTrue(
+        released != 0,
+        "the job's tasks are still stopped " + stoppedTasks(init) + " with the coordinator gone");
+    System.out.printf(
+        "FaultLeaseIT: job running again %.1f s after the coordinator's kill (lease %d s)%n",
+        (released - killed) / 1e9, LEASE.toSeconds());
+    assertTrue(checkpoint.waitFor(60, TimeUnit.SECONDS));
+    assertNotEquals(0, checkpoint.exitValue());
+    String said = Files.readString(err);
+    assertTrue(said.contains("lost the coordinator") && said.contains("cohort ps " + job), said);
+    int lines = Files.readString(log).split("\n").length;
+    CohortHarness.awaitFile(log, "iter " + (lines + 1) * 10 + " ", Duration.ofSeconds(60));
+
+    cohort.cohort("cluster", "start", "coordinator").ok();
+    cohort.awaitNodesUp(2);
+    assertEquals("JOB_STATE_RUNNING", cohort.state(job));
+    assertEquals(1, cohort.checkpoints(job).size(), "the aborted checkpoint is not listed");
+    Path images = cohort.home.resolve("cluster/nodes/n1/images");
+    deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (System.nanoTime() < deadline
+        && (Files.exists(images.resolve(second)) || Files.exists(dumping.getParent()))) {
+      Thread.sleep(100);
+    }
+    assertFalse(Files.exists(images.resolve(second)), "its published image is removed");
+    assertFalse(Files.exists(dumping.getParent()), "its pending image is removed");
+    assertTrue(
+        Files.readString(cohort.home.resolve("cluster/logs/n1.log"))
+            .contains("no word from the coordinator within"),
+        "the agent's lease, not the coordinator, let the job go");
+
+    cohort.cohort("restart", first, "--replace", "--detach").ok();
+    assertEquals(0, cohort.await(job));
+    assertEquals(expected, cohort.log(job), "the previous checkpoint restarts");
+  }
+
+  /**
+   * After a coordinator restart, n1's agent is down and has not registered: ps, checkpoints, nodes
+   * and logs work and show n1's vhost as unknown; kill of the job there is recorded and completed
+   * once n1 is back.
+   */
+  @Test
+  void psAndKillWorkWhileANodeHasNotRegisteredAfterACoordinatorRestart() throws Exception {
+    cohort.awaitNodesUp(2);
+    String[] command = CohortHarness.cRing(2, 3000, 20);
+    String there = run("n1", command);
+    String here = run("n2", command);
+    CohortHarness.awaitFile(cohort.clusterLog("n1", there), "iter 20 ", Duration.ofSeconds(90));
+    CohortHarness.awaitFile(cohort.clusterLog("n2", here), "iter 20 ", Duration.ofSeconds(90));
+    long init = cohort.vhostInit("n1", there + "-0");
+
+    cohort.cohort("cluster", "stop", "n1").ok();
+    ProcessHandle.of(cohort.daemonPid("coordinator")).ifPresent(ProcessHandle::destroyForcibly);
+    cohort.cohort("cluster", "start", "coordinator").ok();
+    cohort.awaitNodesUp(1);
+
+    CohortHarness.Result ps = cohort.cohort("ps").ok();
+    assertTrue(ps.out().contains(there + "-0@n1(unknown)"), ps.out());
+    assertTrue(ps.out().contains(here + "-0@n2 "), ps.out());
+    JsonObject unknown = cohort.job(there);
+    assertEquals("n1", unknown.getAsJsonArray("unreachable_nodes").get(0).getAsString());
+    cohort.cohort("checkpoints").ok();
+    assertTrue(cohort.cohort("nodes").ok().out().contains("down"));
+    assertTrue(cohort.cohort("logs", here).ok().out().contains("iter 20 "));
+
+    CohortHarness.Result kill = cohort.cohort("kill", there).ok();
+    assertTrue(kill.err().contains("on node n1"), kill.err());
+    assertEquals("JOB_STATE_KILLED", cohort.state(there));
+    assertTrue(ProcessHandle.of(init).map(ProcessHandle::isAlive).orElse(false), "n1 is away");
+
+    cohort.cohort("cluster", "start", "n1").ok();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (ProcessHandle.of(init).map(ProcessHandle::isAlive).orElse(false)) {
+      assertTrue(System.nanoTime() < deadline, "the kill is completed once n1 is back");
+      Thread.sleep(100);
+    }
+    cohort.cohort("kill", here).ok();
+  }
+
+  /** The tasks of the vhost under {@code init} that are stopped (T) or held by a tracer (t). */
+  private static List<String> stoppedTasks(long init) {
+    List<String> held = new ArrayList<>();
+    Deque<Long> todo = new ArrayDeque<>(List.of(init));
+    while (!todo.isEmpty()) {
+      long pid = todo.pop();
+      String status = read(Path.of("/proc/" + pid + "/status"));
+      for (String line : status.split("\n")) {
+        if (line.startsWith("State:") && (line.contains("T (") || line.contains("t ("))) {
+          held.add(pid + ":" + line.substring(6).trim());
+        }
+      }
+      try (Stream<Path> tasks = Files.list(Path.of("/proc/" + pid + "/task"))) {
+        for (Path t : tasks.toList()) {
+          for (String c : read(t.resolve("children")).trim().split("\\s+")) {
+            if (!c.isEmpty()) {
+              todo.push(Long.parseLong(c));
+            }
+          }
+        }
+      } catch (IOException gone) {
+        // the process ended meanwhile
+      }
+    }
+    return held;
+  }
+
+  private static String read(Path p) {
+    try {
+      return Files.readString(p);
+    } catch (IOException e) {
+      return "";
+    }
+  }
+
+  private static long count(Path dir) throws IOException {
+    if (!Files.isDirectory(dir)) {
+      return 0;
+    }
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.count();
+    }
+  }
+}
