@@ -12,6 +12,8 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The agents' half of "no fault leaves a job frozen": once the agent has answered the coordinator,
@@ -25,6 +27,8 @@ import java.util.concurrent.TimeUnit;
  * a thread of its own. Both pools let their threads go when idle.
  */
 final class DecisionLease {
+  private static final Logger log = LoggerFactory.getLogger(DecisionLease.class);
+
   /** Aborts {@code dump} if it still waits where transition {@code move} left it. */
   @FunctionalInterface
   interface Expiry {
@@ -51,7 +55,15 @@ final class DecisionLease {
    */
   void arm(ParticipantDump dump, long move, Duration time) {
     timer.schedule(
-        () -> work.execute(() -> expiry.expired(dump, move)),
+        () ->
+            work.execute(
+                () -> {
+                  try {
+                    expiry.expired(dump, move);
+                  } catch (RuntimeException e) {
+                    log.error("{}: the abort at the end of its lease failed", dump, e);
+                  }
+                }),
         time.toMillis(),
         TimeUnit.MILLISECONDS);
   }
