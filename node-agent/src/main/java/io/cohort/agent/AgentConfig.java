@@ -59,35 +59,20 @@ public record AgentConfig(
   }
 
   public AgentConfig withVhostNetworking(boolean on) {
-    return new AgentConfig(
-        node,
-        home,
-        initBinary,
-        criuCommand,
-        launchTimeout,
-        criuTimeout,
-        minFreeBytes,
-        on,
-        sharedImages,
-        decisionLease);
+    return with(on, sharedImages, decisionLease);
   }
 
   public AgentConfig withSharedImages(Path dir) {
-    return new AgentConfig(
-        node,
-        home,
-        initBinary,
-        criuCommand,
-        launchTimeout,
-        criuTimeout,
-        minFreeBytes,
-        vhostNetworking,
-        dir,
-        decisionLease);
+    return with(vhostNetworking, dir, decisionLease);
   }
 
   /** With a fixed decision lease ({@code cohort agent --decision-lease}); null: the default. */
   public AgentConfig withDecisionLease(Duration lease) {
+    return with(vhostNetworking, sharedImages, lease);
+  }
+
+  /** This configuration with the fields the daemons set from their options. */
+  private AgentConfig with(boolean networking, Path shared, Duration lease) {
     return new AgentConfig(
         node,
         home,
@@ -96,8 +81,8 @@ public record AgentConfig(
         launchTimeout,
         criuTimeout,
         minFreeBytes,
-        vhostNetworking,
-        sharedImages,
+        networking,
+        shared,
         lease);
   }
 
