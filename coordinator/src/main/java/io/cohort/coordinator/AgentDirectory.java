@@ -217,11 +217,14 @@ final class AgentDirectory implements AutoCloseable {
     return dead.containsKey(node);
   }
 
-  /** Milliseconds since a node was last heard (0 for the embedded agent; -1: unknown). */
+  /**
+   * Milliseconds since a node was last heard (0 for the embedded agent; for a node the catalog
+   * names that has not registered, since this coordinator started; -1: unknown).
+   */
   long silentMillis(String node) {
     Entry e = agents.get(node);
     if (e == null) {
-      return -1;
+      return expected.contains(node) ? clock.millis() - startMillis : -1;
     }
     return liveness == null ? 0 : clock.millis() - e.lastHeardMillis;
   }
@@ -259,9 +262,17 @@ final class AgentDirectory implements AutoCloseable {
     return liveness == null || clock.millis() - e.lastHeardMillis <= liveness.toMillis();
   }
 
-  /** Every known node, by name. */
+  /** Every node heard since this coordinator started, by name. */
   List<String> nodes() {
     return agents.keySet().stream().sorted().toList();
+  }
+
+  /** Every node heard, declared dead, or named by the catalog, by name. */
+  List<String> known() {
+    java.util.TreeSet<String> names = new java.util.TreeSet<>(agents.keySet());
+    names.addAll(dead.keySet());
+    names.addAll(expected);
+    return List.copyOf(names);
   }
 
   /**
@@ -270,11 +281,8 @@ final class AgentDirectory implements AutoCloseable {
    * started (down).
    */
   List<NodeInfo.Builder> describe() {
-    java.util.TreeSet<String> names = new java.util.TreeSet<>(agents.keySet());
-    names.addAll(dead.keySet());
-    names.addAll(expected);
     List<NodeInfo.Builder> out = new ArrayList<>();
-    for (String node : names) {
+    for (String node : known()) {
       Entry e = agents.get(node);
       NodeRecord r = dead.get(node);
       boolean alive = e != null && alive(e);

@@ -42,8 +42,7 @@ final class NodeFencing {
 
   /** Declares a node that is down dead; a node already declared is left as it is. */
   FenceNodeResponse fence(String node, String reason) {
-    boolean known = agents.nodes().contains(node) || agents.isDead(node);
-    if (!known) {
+    if (!agents.known().contains(node)) {
       agents.agent(node); // NOT_FOUND, with the known nodes
     }
     if (!agents.isDead(node)) {
@@ -86,7 +85,7 @@ final class NodeFencing {
     if (deadAfter == null) {
       return;
     }
-    for (String node : agents.nodes()) {
+    for (String node : agents.known()) {
       if (!agents.isDead(node)
           && !agents.isAlive(node)
           && agents.silentMillis(node) > deadAfter.toMillis()) {

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.cohort.common.CohortException;
 import io.cohort.proto.v1.CheckpointInfo;
+import io.cohort.proto.v1.FenceNodeResponse;
 import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.JobState;
@@ -109,5 +110,13 @@ class UnregisteredNodeTest {
     assertEquals(0, catalog.job("1").getVhostsToEndCount(), "ended once n1 is back");
     assertTrue(agents.calls.contains("kill 1-0"));
     assertEquals(JobState.JOB_STATE_RUNNING, coordinator.job("2").getState());
+  }
+
+  @Test
+  void aNodeThatHasNotRegisteredCanBeDeclaredDead() {
+    FenceNodeResponse r = coordinator.fenceNode("n1");
+    assertEquals(List.of("1-0 (job 1)"), r.getStaleVhostsList());
+    assertEquals(NodeState.NODE_STATE_DEAD, r.getNode().getState());
+    assertThrows(CohortException.class, () -> coordinator.fenceNode("n2"), "n2 is up");
   }
 }
