@@ -18,8 +18,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Restores vhosts from checkpoint images: checks first that the image and the job's files allow it
- * (changing nothing), rolls the output log back to the checkpoint, runs CRIU, and hands the packets
- * that were in flight towards the vhost to its {@link JobNetwork}.
+ * (changing nothing), returns the job's logs and files to the checkpoint (the logs from the image
+ * itself when it was copied from another node, see {@link JobFiles}), runs CRIU, and hands the
+ * packets that were in flight towards the vhost to its {@link JobNetwork}.
  */
 final class Restorer {
   private static final Logger log = LoggerFactory.getLogger(Restorer.class);
@@ -64,22 +65,7 @@ final class Restorer {
 
   private ImageStore.Image verified(String ckpt, String vhostId, String manifestSha) {
     ImageStore.Image image = images.verify(ckpt, vhostId, manifestSha);
-    ImageManifest m = image.manifest();
-    Path logFile = Path.of(m.getOutputLogPath());
-    if (!Files.isRegularFile(logFile)) {
-      throw CohortException.precondition(
-          "the job's output log %s is missing; it must exist " + "to restore checkpoint %s",
-          logFile, ckpt);
-    }
-    long have = logFile.toFile().length();
-    if (have < m.getOutputLogSize()) {
-      throw CohortException.precondition(
-          "the job's output log %s is shorter (%d bytes) than at "
-              + "checkpoint %s (%d bytes): it was truncated or replaced, so the job's open file "
-              + "cannot be restored",
-          logFile, have, ckpt, m.getOutputLogSize());
-    }
-    JobFiles.check(m.getJobFilesList(), image.criuDir(), ckpt);
+    JobFiles.check(image, ckpt);
     FileRollback.check(FileTracker.read(image.criuDir()), image.criuDir(), ckpt);
     return image;
   }
@@ -94,23 +80,14 @@ final class Restorer {
     }
     ImageStore.Image image = verified(ckpt, vhostId, req.getManifestSha256());
     VhostRecord rec = existing != null ? existing : adopt(vhostId, image.manifest(), ckpt);
-    OutputLog.Rollback rollback =
-        output.rollBack(
-            Path.of(image.manifest().getOutputLogPath()),
-            image.manifest().getOutputLogSize(),
-            ckpt);
-    List<OutputLog.Rollback> jobFiles;
+    // Only now, with the vhost's earlier incarnation gone (refused above while it runs), are the
+    // job's logs returned to the checkpoint: nothing else writes them from here on.
+    List<OutputLog.Rollback> logs = JobFiles.rollBack(output, image, ckpt);
     FileRollback.Applied files;
     try {
-      jobFiles = JobFiles.rollBack(output, image.manifest().getJobFilesList(), ckpt);
-      try {
-        files = FileRollback.apply(FileTracker.read(image.criuDir()), image.criuDir(), ckpt);
-      } catch (RuntimeException e) {
-        JobFiles.undo(jobFiles);
-        throw e;
-      }
+      files = FileRollback.apply(FileTracker.read(image.criuDir()), image.criuDir(), ckpt);
     } catch (RuntimeException e) {
-      rollback.undo();
+      JobFiles.undo(logs);
       throw e;
     }
     Path work =
@@ -130,8 +107,7 @@ final class Restorer {
       }
     } catch (CriuException | IOException | CohortException e) {
       files.undo();
-      JobFiles.undo(jobFiles);
-      rollback.undo();
+      JobFiles.undo(logs);
       // CriuException's message is one line: the cause read from CRIU's log, and where it is.
       throw CohortException.internal(
           "restore of vhost "
@@ -169,7 +145,7 @@ final class Restorer {
     long outputAt =
         JobFiles.find(image.manifest().getJobFilesList(), JobFiles.ORDER)
             .map(f -> f.getSize())
-            .orElse(rollback.size());
+            .orElse(image.manifest().getOutputLogSize());
     return RestoreVhostResponse.newBuilder()
         .setPlacement(records.placement(rec))
         .setOutputOffset(outputAt)
