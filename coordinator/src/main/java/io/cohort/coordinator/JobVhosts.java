@@ -2,6 +2,7 @@ package io.cohort.coordinator;
 
 import io.cohort.common.CohortException;
 import io.cohort.proto.v1.ConfigureJobNetworkRequest;
+import io.cohort.proto.v1.JobNetworkPlan;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.JobState;
 import io.cohort.proto.v1.VhostPlacement;
@@ -67,15 +68,19 @@ final class JobVhosts {
   }
 
   /**
-   * Tells every node of a job where all its vhosts are and the incarnation's network key; starts
-   * vhosts waiting for it.
+   * Tells every node of a job where all its vhosts are, its network plan and the incarnation's
+   * network key; starts vhosts waiting for it.
    */
-  void configureNetwork(String jobId, List<VhostPlacement> vhosts, String networkKey) {
+  void configureNetwork(
+      String jobId, List<VhostPlacement> vhosts, String networkKey, JobNetworkPlan plan) {
     if (vhosts.size() < 2) {
       return;
     }
     ConfigureJobNetworkRequest.Builder req =
-        ConfigureJobNetworkRequest.newBuilder().setJobId(jobId).setNetworkKey(networkKey);
+        ConfigureJobNetworkRequest.newBuilder()
+            .setJobId(jobId)
+            .setNetworkKey(networkKey)
+            .setPlan(plan);
     for (VhostPlacement v : vhosts) {
       req.addVhosts(
           VhostRoute.newBuilder()

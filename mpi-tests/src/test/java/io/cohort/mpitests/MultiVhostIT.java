@@ -179,7 +179,15 @@ class MultiVhostIT {
    */
   private static void assertIsolated(String nodes) throws Exception {
     String other = run("--nodes", nodes, "--", "sleep", "120");
-    String otherAddress = "198.19." + (Long.parseLong(other) % 256) + ".11";
+    // The coordinator plans each job's addresses (JobNetworks): ask it for the other job's.
+    String otherAddress =
+        cohort
+            .job(other)
+            .getAsJsonArray("vhosts")
+            .get(1)
+            .getAsJsonObject()
+            .get("address")
+            .getAsString();
     String probe =
         run(
             "--nodes",
@@ -187,7 +195,7 @@ class MultiVhostIT {
             "--",
             "bash",
             "-c",
-            "own=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1); own=${own%.*}.11;"
+            "own=$(sed -n 2p \"$OMPI_MCA_orte_default_hostfile\" | cut -d' ' -f1);"
                 + " try() { timeout 3 bash -c \"exec 3<>/dev/tcp/$1/7207\" 2>/dev/null"
                 + " && echo \"$2 reached\" || echo \"$2 blocked\"; };"
                 + " try $own own; try "

@@ -40,7 +40,7 @@ final class ChannelCut implements ChannelCuts.Cut {
   private boolean resumed;
 
   /**
-   * @param job the overlay's key of the job ({@link VhostOverlay#jobKey})
+   * @param job the job's id, its key in the overlay
    * @param vhosts the job's vhosts on this node, all part of the checkpoint
    * @param markerTimeout how long to wait for the peers' markers once every vhost is dumped
    */

@@ -63,7 +63,7 @@ interface ChannelCuts {
         if (rec.getAddress().isEmpty()) {
           return null;
         }
-        String job = VhostOverlay.jobKey(rec.getAddress());
+        String job = rec.getJobId();
         if (overlay.peersOf(job).isEmpty()) {
           return null;
         }

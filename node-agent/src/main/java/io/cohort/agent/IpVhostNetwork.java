@@ -2,6 +2,7 @@ package io.cohort.agent;
 
 import io.cohort.common.CohortException;
 import io.cohort.common.ProcessRunner;
+import io.cohort.proto.v1.JobNetworkPlan;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,7 +28,7 @@ final class IpVhostNetwork implements VhostNetwork {
   }
 
   @Override
-  public void attach(long pid, String vhostId, String address) {
+  public void attach(long pid, String vhostId, String address, JobNetworkPlan plan) {
     String host = VhostNetwork.hostVeth(vhostId);
     removeStale(vhostId);
     run(
@@ -51,19 +52,27 @@ final class IpVhostNetwork implements VhostNetwork {
     run("nsenter", ns, "ip", "link", "set", "eth0", "up");
     run("nsenter", ns, "ip", "route", "add", GATEWAY, "dev", "eth0", "scope", "link");
     run("nsenter", ns, "ip", "route", "add", "default", "via", GATEWAY, "dev", "eth0");
-    configureHostSide(host, address);
+    configureHostSide(host, address, plan);
   }
 
   @Override
-  public void reattach(String vhostId, String address) {
-    configureHostSide(VhostNetwork.hostVeth(vhostId), address);
+  public void reattach(String vhostId, String address, JobNetworkPlan plan) {
+    configureHostSide(VhostNetwork.hostVeth(vhostId), address, plan);
+  }
+
+  @Override
+  public void removeJob(JobNetworkPlan plan) {
+    String table = Integer.toString(plan.getTable());
+    // Either may be gone already (a second kill, an agent restarted): nothing to do then.
+    ProcessRunner.run("ip", "rule", "del", "from", plan.getSubnet(), "lookup", table);
+    ProcessRunner.run("ip", "route", "flush", "table", table);
   }
 
   /**
    * The node side of a vhost's veth: up, owning the gateway address, answering ARP for the node,
    * and a /32 route to the vhost.
    */
-  private static void configureHostSide(String host, String address) {
+  private static void configureHostSide(String host, String address, JobNetworkPlan plan) {
     run("ip", "addr", "replace", GATEWAY + "/32", "dev", host);
     run("ip", "link", "set", host, "mtu", MTU, "up");
     sysctl("net/ipv4/ip_forward", "1");
@@ -71,17 +80,17 @@ final class IpVhostNetwork implements VhostNetwork {
     sysctl("net/ipv4/conf/" + host + "/rp_filter", "0");
     sysctl("net/ipv4/conf/all/rp_filter", "0");
     run("ip", "route", "replace", address + "/32", "dev", host);
-    isolate(host, address);
+    isolate(host, address, plan);
   }
 
   /**
-   * Jobs are isolated from each other: traffic from a job's subnet (/24) is routed with that job's
-   * own table, which holds only the job's vhosts and an unreachable default. A vhost can reach its
-   * job's other vhosts and nothing else.
+   * Jobs are isolated from each other: traffic from a job's block (its plan's subnet) is routed
+   * with that job's own table, which holds only the job's vhosts and an unreachable default. A
+   * vhost can reach its job's other vhosts and nothing else.
    */
-  private static void isolate(String host, String address) {
-    String subnet = address.substring(0, address.lastIndexOf('.')) + ".0/24";
-    String table = VhostNetwork.tableOf(address);
+  private static void isolate(String host, String address, JobNetworkPlan plan) {
+    String subnet = plan.getSubnet();
+    String table = Integer.toString(plan.getTable());
     ProcessRunner.run("ip", "rule", "del", "from", subnet, "lookup", table); // may be absent
     run("ip", "rule", "add", "from", subnet, "lookup", table, "priority", "100");
     run("ip", "route", "replace", "unreachable", "default", "table", table);

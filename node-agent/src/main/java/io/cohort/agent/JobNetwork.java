@@ -4,6 +4,7 @@ import io.cohort.common.CohortException;
 import io.cohort.common.DurableFiles;
 import io.cohort.common.Ids;
 import io.cohort.proto.v1.ConfigureJobNetworkRequest;
+import io.cohort.proto.v1.VhostRecord;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.util.List;
@@ -27,6 +28,7 @@ final class JobNetwork {
   private final String node;
   private final String who;
   private final VhostRecords records;
+  private final VhostNetwork network;
 
   /** Null when this node has no overlay (the embedded mode). */
   private final VhostOverlay overlay;
@@ -37,8 +39,9 @@ final class JobNetwork {
    */
   private final Map<String, List<byte[]>> restoredInflight = new ConcurrentHashMap<>();
 
-  JobNetwork(String node, VhostRecords records, VhostOverlay overlay) {
+  JobNetwork(String node, VhostRecords records, VhostOverlay overlay, VhostNetwork network) {
     this.node = node;
+    this.network = network;
     this.who = "agent " + node;
     this.records = records;
     this.overlay = overlay;
@@ -77,7 +80,8 @@ final class JobNetwork {
       // Even with every vhost here: the overlay must learn this incarnation's key, or a vhost
       // of an earlier one on a node cut off could still reach these through it.
       overlay.configureJob(
-          VhostNetwork.tableOf(req.getVhosts(0).getAddress()),
+          req.getJobId(),
+          VhostNetwork.requirePlan(req.getVhosts(0).getAddress(), req.getPlan()),
           req.getVhostsList().stream()
               .map(
                   v ->
@@ -93,6 +97,19 @@ final class JobNetwork {
       } catch (IOException e) {
         throw DurableFiles.failure("cannot start vhost " + vhostId, e);
       }
+    }
+  }
+
+  /**
+   * The last vhost of a job on this node is gone ({@code last} is its record): removes what the
+   * node held for the job (routes, rule, the overlay's state of it).
+   */
+  void remove(VhostRecord last) {
+    if (last.hasPlan()) {
+      network.removeJob(last.getPlan());
+    }
+    if (overlay != null) {
+      overlay.removeJob(last.getJobId());
     }
   }
 

@@ -107,6 +107,7 @@ public final class NodeAgent {
     Path rshPath = NativeInstalls.contentAddressed(config.rshBinary(), config.home(), "cohort-rsh");
     VhostRecords records = new VhostRecords(config.vhostsDir(), config.node());
     this.output = new OutputLog(records, config.node());
+    this.jobNetwork = new JobNetwork(config.node(), records, overlay, network);
     this.vhosts =
         new Vhosts(
             config,
@@ -114,7 +115,8 @@ public final class NodeAgent {
             new VhostLauncher(initPath, config.launchTimeout()),
             network,
             initPath,
-            rshPath);
+            rshPath,
+            jobNetwork::remove);
     this.preflight = new CheckpointPreflight(config, records, images);
     this.participant =
         new CheckpointParticipant(
@@ -126,7 +128,6 @@ public final class NodeAgent {
             NativeInstalls.actionScript(config.home()),
             ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow(),
             this::criuVersion);
-    this.jobNetwork = new JobNetwork(config.node(), records, overlay);
     this.restorer = new Restorer(config.node(), records, images, criu, network, jobNetwork, output);
     this.transfer = new ImageTransfer(config, images, dial, initPath);
     images.removeAbandonedPending();

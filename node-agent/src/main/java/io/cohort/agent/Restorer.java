@@ -94,6 +94,8 @@ final class Restorer {
     }
     ImageStore.Image image = verified(ckpt, vhostId, req.getManifestSha256());
     VhostRecord rec = existing != null ? existing : adopt(vhostId, image.manifest(), ckpt);
+    rec =
+        rec.toBuilder().setPlan(VhostNetwork.requirePlan(rec.getAddress(), req.getPlan())).build();
     OutputLog.Rollback rollback =
         output.rollBack(
             Path.of(image.manifest().getOutputLogPath()),
@@ -126,7 +128,7 @@ final class Restorer {
           criu.restore(
               image.criuDir(), work, VhostNetwork.restoreOptions(vhostId, rec.getAddress()));
       if (!rec.getAddress().isEmpty()) {
-        network.reattach(vhostId, rec.getAddress());
+        network.reattach(vhostId, rec.getAddress(), rec.getPlan());
       }
     } catch (CriuException | IOException | CohortException e) {
       files.undo();

@@ -4,6 +4,7 @@ import io.cohort.drain.Overlay;
 import io.cohort.drain.OverlayConfig;
 import io.cohort.drain.Recording;
 import io.cohort.drain.Routes;
+import io.cohort.proto.v1.JobNetworkPlan;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.buffer.Unpooled;
@@ -46,8 +47,11 @@ public final class VhostOverlay implements AutoCloseable {
   private final Overlay overlay;
   private final Thread reader;
 
-  /** Nodes hosting vhosts of each job, by overlay job key ({@link #jobKey}). */
+  /** Nodes hosting vhosts of each job, by job id. */
   private final Map<String, Set<String>> jobNodes = new ConcurrentHashMap<>();
+
+  /** The job of each vhost address configured here (the TUN reader sees only addresses). */
+  private final Map<Integer, String> jobOfAddress = new ConcurrentHashMap<>();
 
   private volatile boolean closed;
 
@@ -79,13 +83,13 @@ public final class VhostOverlay implements AutoCloseable {
   }
 
   /**
-   * The vhosts of a job, wherever they are: remote ones are routed into the TUN (in the job's own
-   * routing table) and to their node over the overlay. {@code networkKey} is this incarnation's
-   * (see {@link #overlayKey}): from now on the overlay delivers here only packets of the job that
-   * carry it.
+   * The vhosts of job {@code job}, wherever they are: remote ones are routed into the TUN (in the
+   * job's own routing table, from its {@code plan}) and to their node over the overlay. {@code
+   * networkKey} is this incarnation's (see {@link #overlayKey}): from now on the overlay delivers
+   * here only packets of the job that carry it.
    */
-  void configureJob(String table, List<VhostRoute> vhosts, String networkKey) {
-    String job = jobKey(vhosts.get(0).address());
+  void configureJob(String job, JobNetworkPlan plan, List<VhostRoute> vhosts, String networkKey) {
+    String table = Integer.toString(plan.getTable());
     // A job (re)starts here: whatever the overlay knew of an earlier incarnation is void.
     forget(job, "reconfigured");
     overlay.setKey(job, overlayKey(networkKey));
@@ -95,6 +99,7 @@ public final class VhostOverlay implements AutoCloseable {
     for (VhostRoute v : vhosts) {
       int addr = ipv4(v.address());
       routes.put(addr, v.node());
+      jobOfAddress.put(addr, job);
       if (!v.node().equals(node)) {
         String[] hp = v.overlayAddress().split(":");
         overlay.addPeer(v.node(), new InetSocketAddress(hp[0], Integer.parseInt(hp[1])));
@@ -121,14 +126,6 @@ public final class VhostOverlay implements AutoCloseable {
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException("SHA-256 is missing from this JVM", e);
     }
-  }
-
-  /**
-   * The overlay's name for the job a vhost address belongs to: the third octet, as every job has
-   * its own /24 (198.19.JOB.x) and the TUN reader sees only addresses.
-   */
-  static String jobKey(String vhostAddress) {
-    return Integer.toString((ipv4(vhostAddress) >> 8) & 0xff);
   }
 
   /** The other nodes hosting vhosts of {@code job} (empty: none, or not configured here). */
@@ -185,6 +182,7 @@ public final class VhostOverlay implements AutoCloseable {
           stale);
     }
     overlay.removeJob(job);
+    jobOfAddress.values().removeIf(job::equals);
   }
 
   /**
@@ -220,7 +218,10 @@ public final class VhostOverlay implements AutoCloseable {
           continue; // not IPv4
         }
         int dst = buf.getInt(16);
-        String job = Integer.toString(buf.getUnsignedByte(18)); // as jobKey(): one /24 per job
+        String job = jobOfAddress.get(dst);
+        if (job == null) {
+          continue; // no job here has that address (any more)
+        }
         ByteBuf packet = PooledByteBufAllocator.DEFAULT.directBuffer(n, n);
         packet.writeBytes(buf, 0, n);
         try {
