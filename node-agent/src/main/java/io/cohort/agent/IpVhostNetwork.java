@@ -19,6 +19,13 @@ final class IpVhostNetwork implements VhostNetwork {
   /** Link-local gateway address every vhost uses; owned by each node-side veth. */
   static final String GATEWAY = "169.254.1.1";
 
+  /** MTU of the vhosts' links ({@link DataPath#vhostMtu}). */
+  private final String mtu;
+
+  IpVhostNetwork(int mtu) {
+    this.mtu = Integer.toString(mtu);
+  }
+
   @Override
   public void removeStale(String vhostId) {
     String host = VhostNetwork.hostVeth(vhostId);
@@ -37,14 +44,14 @@ final class IpVhostNetwork implements VhostNetwork {
         "add",
         host,
         "mtu",
-        MTU,
+        mtu,
         "type",
         "veth",
         "peer",
         "name",
         "eth0",
         "mtu",
-        MTU,
+        mtu,
         "netns",
         Long.toString(pid));
     String ns = "--net=/proc/" + pid + "/ns/net";
@@ -72,9 +79,9 @@ final class IpVhostNetwork implements VhostNetwork {
    * The node side of a vhost's veth: up, owning the gateway address, answering ARP for the node,
    * and a /32 route to the vhost.
    */
-  private static void configureHostSide(String host, String address, JobNetworkPlan plan) {
+  private void configureHostSide(String host, String address, JobNetworkPlan plan) {
     run("ip", "addr", "replace", GATEWAY + "/32", "dev", host);
-    run("ip", "link", "set", host, "mtu", MTU, "up");
+    run("ip", "link", "set", host, "mtu", mtu, "up");
     sysctl("net/ipv4/ip_forward", "1");
     sysctl("net/ipv4/conf/" + host + "/proxy_arp", "1");
     sysctl("net/ipv4/conf/" + host + "/rp_filter", "0");

@@ -82,13 +82,28 @@ public final class NodeAgent {
   /** A node agent whose vhosts reach other nodes through {@code overlay} (null: none). */
   public NodeAgent(
       AgentConfig config, Function<String, ManagedChannel> dial, VhostOverlay overlay) {
+    this(config, dial, overlay, DataPath.overlay());
+  }
+
+  /**
+   * A node agent whose vhosts reach other nodes by {@code path}, with {@code overlay} for the cut
+   * (and, on the user-space path, for every packet).
+   */
+  public NodeAgent(
+      AgentConfig config,
+      Function<String, ManagedChannel> dial,
+      VhostOverlay overlay,
+      DataPath path) {
     this(
         config,
         dial,
         overlay,
         new CriuEngine(config.criuCommand(), config.criuTimeout()),
         new LocalImageStore(config.imagesDir(), config.pendingName()),
-        new IpVhostNetwork());
+        new IpVhostNetwork(path.vhostMtu()),
+        overlay != null && path.kernel()
+            ? new KernelPath(overlay.address().getHostString(), path)
+            : null);
   }
 
   /** The agent over the given parts (tests pass fakes). */
@@ -98,7 +113,8 @@ public final class NodeAgent {
       VhostOverlay overlay,
       Criu criu,
       ImageStore images,
-      VhostNetwork network) {
+      VhostNetwork network,
+      KernelPath kernel) {
     this.config = config;
     this.criu = criu;
     this.images = images;
@@ -107,7 +123,7 @@ public final class NodeAgent {
     Path rshPath = NativeInstalls.contentAddressed(config.rshBinary(), config.home(), "cohort-rsh");
     VhostRecords records = new VhostRecords(config.vhostsDir(), config.node());
     this.output = new OutputLog(records, config.node());
-    this.jobNetwork = new JobNetwork(config.node(), records, overlay, network);
+    this.jobNetwork = new JobNetwork(config.node(), records, overlay, network, kernel);
     this.vhosts =
         new Vhosts(
             config,

@@ -86,9 +86,15 @@ public final class VhostOverlay implements AutoCloseable {
    * The vhosts of job {@code job}, wherever they are: remote ones are routed into the TUN (in the
    * job's own routing table, from its {@code plan}) and to their node over the overlay. {@code
    * networkKey} is this incarnation's (see {@link #overlayKey}): from now on the overlay delivers
-   * here only packets of the job that carry it.
+   * here only packets of the job that carry it. With {@code tunRoutes} false (the kernel path
+   * carries the job's packets) the overlay learns the job's nodes and key but routes nothing.
    */
-  void configureJob(String job, JobNetworkPlan plan, List<VhostRoute> vhosts, String networkKey) {
+  void configureJob(
+      String job,
+      JobNetworkPlan plan,
+      List<VhostRoute> vhosts,
+      String networkKey,
+      boolean tunRoutes) {
     String table = Integer.toString(plan.getTable());
     // A job (re)starts here: whatever the overlay knew of an earlier incarnation is void.
     forget(job, "reconfigured");
@@ -103,8 +109,10 @@ public final class VhostOverlay implements AutoCloseable {
       if (!v.node().equals(node)) {
         String[] hp = v.overlayAddress().split(":");
         overlay.addPeer(v.node(), new InetSocketAddress(hp[0], Integer.parseInt(hp[1])));
-        IpVhostNetwork.run(
-            "ip", "route", "replace", v.address() + "/32", "dev", TUN, "table", table);
+        if (tunRoutes) {
+          IpVhostNetwork.run(
+              "ip", "route", "replace", v.address() + "/32", "dev", TUN, "table", table);
+        }
       }
     }
   }
