@@ -148,6 +148,23 @@ record AddressPool(int base, int prefix) {
       throw new IllegalArgumentException("block " + this + " has no vhost " + index);
     }
 
+    /** How many addresses of the block end neither in .0 nor in .255. */
+    long usable() {
+      long n = 0;
+      for (long off = 0; off < size; off++) {
+        int last = (int) (start + off) & 0xff;
+        if (last != 0 && last != 255) {
+          n++;
+        }
+      }
+      return n;
+    }
+
+    /** The block's last usable address: the agents' (markers'), never a vhost's. */
+    String markerAddress() {
+      return address((int) usable() - 1);
+    }
+
     /** The smallest block of at least MIN_BLOCK addresses holding every one of {@code addrs}. */
     static Block enclosing(Collection<String> addrs) {
       int first = ipv4(addrs.iterator().next());

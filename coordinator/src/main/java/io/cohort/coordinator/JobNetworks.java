@@ -64,7 +64,7 @@ final class JobNetworks {
    */
   @SuppressWarnings("try") // a Catalog.Hold, held for the block
   JobNetworkPlan lease(String jobId, int vhosts) {
-    long size = AddressPool.blockSize(vhosts);
+    long size = AddressPool.blockSize(vhosts + 1); // and the markers' address
     if (size > pool.size()) {
       throw CohortException.invalid(
           "a job of %d vhosts needs %d addresses, more than the coordinator's whole address pool "
@@ -99,6 +99,7 @@ final class JobNetworks {
               .setSubnet(block.toString())
               .setTable(pool.table(block))
               .setVni(newVni(u.vnis))
+              .setMarkerAddress(block.markerAddress())
               .build();
       catalog.saveNetwork(jobId, plan);
       return plan;
@@ -137,6 +138,7 @@ final class JobNetworks {
               .setSubnet(block.toString())
               .setTable(table)
               .setVni(newVni(u.vnis))
+              .setMarkerAddress(markerAddress(block, addresses))
               .build();
       catalog.saveNetwork(jobId, plan);
       return plan;
@@ -149,6 +151,21 @@ final class JobNetworks {
    */
   private static int outsideTable(AddressPool.Block block) {
     return AddressPool.FIRST_TABLE - 1 - ((block.start() >>> 8) & 0xffff) % 50_000;
+  }
+
+  /**
+   * The block's markers' address: its last usable one, unless a vhost has it (a job planned before
+   * markers had an address of their own: then the first one no vhost has).
+   */
+  private static String markerAddress(AddressPool.Block block, List<String> vhosts) {
+    for (long i = block.usable() - 1; i >= 0; i--) {
+      String a = block.address((int) i);
+      if (!vhosts.contains(a)) {
+        return a;
+      }
+    }
+    throw CohortException.precondition(
+        "the block %s of the job has no address left for the agents' markers", block);
   }
 
   private int newVni(Set<Integer> used) {

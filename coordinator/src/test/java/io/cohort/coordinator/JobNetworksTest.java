@@ -70,6 +70,9 @@ class JobNetworksTest {
         assertFalse(a.endsWith(".0") || a.endsWith(".255"), a);
         assertTrue(seen.add(a), "twice: " + a);
       }
+      assertFalse(seen.contains(plan.getMarkerAddress()), "the markers' address is no vhost's");
+      assertTrue(
+          block.overlaps(new AddressPool.Block(AddressPool.ipv4(plan.getMarkerAddress()), 1)));
     }
   }
 

@@ -100,7 +100,7 @@ final class JobNetwork {
                           v.getAddress(), v.getNode(), v.getOverlayAddress()))
               .toList(),
           req.getNetworkKey(),
-          kernel == null);
+          kernel != null && remote ? kernel : null);
       if (kernel != null && remote) {
         // Every node of the job programs its side from the same placement before any vhost's
         // command starts (the coordinator releases the head's node last).

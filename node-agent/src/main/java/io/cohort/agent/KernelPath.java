@@ -22,6 +22,18 @@ import java.util.TreeMap;
 final class KernelPath {
   static final String VXLAN_PORT = "4789";
 
+  /**
+   * The node's table that sends everything to the agent (the overlay's TUN): what arrives from
+   * other nodes with a marker's source, and while the job is frozen here, all of the job's
+   * arrivals.
+   */
+  static final String TO_AGENT_TABLE = "99999";
+
+  /** Rule priorities: before the jobs' own rules (100). */
+  private static final String MARKER_PRIORITY = "90";
+
+  private static final String DIVERT_PRIORITY = "91";
+
   /** This node's address on the fabric (the VXLAN packets' source). */
   private final String local;
 
@@ -103,13 +115,48 @@ final class KernelPath {
     for (Map.Entry<String, String> n : nodes.entrySet()) {
       run("bridge", "fdb", "replace", n.getValue(), "dev", dev, "dst", n.getKey());
     }
+    // The peers' markers come through the device like the job's packets, from the block's
+    // markers' address: they always go to the agent.
+    run("ip", "route", "replace", "default", "dev", VhostOverlay.TUN, "table", TO_AGENT_TABLE);
+    run(rule("add", dev, MARKER_PRIORITY, "from", plan.getMarkerAddress()));
   }
 
-  /** Removes the job's device, and with it its neighbour and FDB entries and routes. */
+  /**
+   * From now on every packet of the job that arrives from another node goes to the agent instead of
+   * the vhosts (the job is frozen here); the agent records or holds them.
+   */
+  void divert(JobNetworkPlan plan) {
+    undivert(plan);
+    run(rule("add", device(plan), DIVERT_PRIORITY));
+  }
+
+  /** The job's packets from other nodes reach its vhosts again. Idempotent. */
+  void undivert(JobNetworkPlan plan) {
+    deleteRules(device(plan), DIVERT_PRIORITY);
+  }
+
+  /** Removes the job's device (and with it its neighbour and FDB entries and routes), its rules. */
   void remove(JobNetworkPlan plan) {
     String dev = device(plan);
+    undivert(plan);
+    deleteRules(dev, MARKER_PRIORITY); // rules outlive the device they name
     if (ProcessRunner.run(command("ip", "link", "show", dev)).ok()) {
       run("ip", "link", "del", dev);
+    }
+  }
+
+  /** {@code ip rule OP iif DEV [MATCH...] lookup TO_AGENT priority PRIORITY}. */
+  private static String[] rule(String op, String dev, String priority, String... match) {
+    List<String> r = new ArrayList<>(List.of("ip", "rule", op, "iif", dev));
+    r.addAll(List.of(match));
+    r.addAll(List.of("lookup", TO_AGENT_TABLE, "priority", priority));
+    return r.toArray(String[]::new);
+  }
+
+  /** Deletes every rule of {@code dev} at {@code priority} (one added twice is there twice). */
+  private void deleteRules(String dev, String priority) {
+    while (ProcessRunner.run(command(rule("del", dev, priority))).ok()) {
+      // next one
     }
   }
 

@@ -19,6 +19,7 @@ import java.security.NoSuchAlgorithmException;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -53,6 +54,12 @@ public final class VhostOverlay implements AutoCloseable {
   /** The job of each vhost address configured here (the TUN reader sees only addresses). */
   private final Map<Integer, String> jobOfAddress = new ConcurrentHashMap<>();
 
+  /** Jobs the kernel path carries, by job id. */
+  private final Map<String, KernelJob> kernelJobs = new ConcurrentHashMap<>();
+
+  /** The job of each markers' address of a job the kernel path carries. */
+  private final Map<Integer, String> markerJobs = new ConcurrentHashMap<>();
+
   private volatile boolean closed;
 
   private VhostOverlay(String node, Tun tun, InetSocketAddress listen) {
@@ -86,15 +93,17 @@ public final class VhostOverlay implements AutoCloseable {
    * The vhosts of job {@code job}, wherever they are: remote ones are routed into the TUN (in the
    * job's own routing table, from its {@code plan}) and to their node over the overlay. {@code
    * networkKey} is this incarnation's (see {@link #overlayKey}): from now on the overlay delivers
-   * here only packets of the job that carry it. With {@code tunRoutes} false (the kernel path
-   * carries the job's packets) the overlay learns the job's nodes and key but routes nothing.
+   * here only packets of the job that carry it. With {@code kernel} (the kernel path carries the
+   * job's packets; null: this overlay does) the overlay learns the job's nodes and key but routes
+   * nothing: it takes part only at the cut, through {@code kernel}'s diversion.
    */
   void configureJob(
       String job,
       JobNetworkPlan plan,
       List<VhostRoute> vhosts,
       String networkKey,
-      boolean tunRoutes) {
+      KernelPath kernel) {
+    boolean tunRoutes = kernel == null;
     String table = Integer.toString(plan.getTable());
     // A job (re)starts here: whatever the overlay knew of an earlier incarnation is void.
     forget(job, "reconfigured");
@@ -102,10 +111,12 @@ public final class VhostOverlay implements AutoCloseable {
     Set<String> nodes = new TreeSet<>();
     vhosts.forEach(v -> nodes.add(v.node()));
     jobNodes.put(job, Set.copyOf(nodes));
+    Map<String, Integer> reach = new TreeMap<>();
     for (VhostRoute v : vhosts) {
       int addr = ipv4(v.address());
       routes.put(addr, v.node());
       jobOfAddress.put(addr, job);
+      reach.putIfAbsent(v.node(), addr);
       if (!v.node().equals(node)) {
         String[] hp = v.overlayAddress().split(":");
         overlay.addPeer(v.node(), new InetSocketAddress(hp[0], Integer.parseInt(hp[1])));
@@ -115,7 +126,19 @@ public final class VhostOverlay implements AutoCloseable {
         }
       }
     }
+    if (kernel != null) {
+      int marker = ipv4(plan.getMarkerAddress());
+      kernelJobs.put(job, new KernelJob(plan, kernel, marker, Map.copyOf(reach)));
+      markerJobs.put(marker, job);
+    }
   }
+
+  /**
+   * A job whose packets the kernel carries: its plan, the kernel path that diverts them at the cut,
+   * its markers' address and, for each node, a vhost of the job there (a marker's destination).
+   */
+  private record KernelJob(
+      JobNetworkPlan plan, KernelPath kernel, int marker, Map<String, Integer> vhostOnNode) {}
 
   /**
    * The overlay's form of a job's network key (the coordinator's, random per incarnation): the
@@ -149,7 +172,22 @@ public final class VhostOverlay implements AutoCloseable {
    * the peers. The future completes with what was in flight from them.
    */
   CompletableFuture<Recording> freeze(String job, long epoch) {
-    CompletableFuture<Recording> recording = overlay.freeze(job, epoch, peersOf(job));
+    KernelJob k = kernelJobs.get(job);
+    CompletableFuture<Recording> recording;
+    if (k == null) {
+      recording = overlay.freeze(job, epoch, peersOf(job));
+    } else {
+      // The job's arrivals from other nodes come to this agent from now on; the markers go
+      // through the kernel behind the packets this node's vhosts sent before they froze.
+      k.kernel().divert(k.plan());
+      KernelMarker marker = new KernelMarker(node, epoch, overlay.key(job));
+      recording =
+          overlay.freeze(
+              job,
+              epoch,
+              peersOf(job),
+              peer -> sendMarker(marker.encode(k.marker(), k.vhostOnNode().get(peer))));
+    }
     try {
       // CRIU waits for this answer with the job frozen: never wait for an overlay forever.
       overlay.applied(job).get(5, TimeUnit.SECONDS);
@@ -168,9 +206,31 @@ public final class VhostOverlay implements AutoCloseable {
     return recording;
   }
 
-  /** Delivers what the cut of {@code epoch} recorded and held, then forwards again. */
+  /**
+   * Delivers what the cut of {@code epoch} recorded and held, then forwards again (on the kernel
+   * path: then lets the job's arrivals reach its vhosts directly again).
+   */
   CompletableFuture<Void> resume(String job, long epoch) {
-    return overlay.resume(job, epoch);
+    CompletableFuture<Void> done = overlay.resume(job, epoch);
+    KernelJob k = kernelJobs.get(job);
+    if (k == null) {
+      return done;
+    }
+    // Not on the overlay's event loop, which must never wait for a command.
+    return done.handleAsync(
+        (v, e) -> {
+          k.kernel().undivert(k.plan());
+          return null;
+        });
+  }
+
+  private void sendMarker(byte[] packet) {
+    try {
+      tun.write(Unpooled.wrappedBuffer(packet));
+    } catch (IOException e) {
+      // The peer then waits for this marker until its timeout, and the checkpoint aborts.
+      log.warn("overlay {}: cannot send a marker: {}", node, e.getMessage());
+    }
   }
 
   /** Forgets a job that is gone from this node (drops what was held for it, and its key). */
@@ -191,6 +251,8 @@ public final class VhostOverlay implements AutoCloseable {
     }
     overlay.removeJob(job);
     jobOfAddress.values().removeIf(job::equals);
+    markerJobs.values().removeIf(job::equals);
+    kernelJobs.remove(job);
   }
 
   /**
@@ -225,7 +287,14 @@ public final class VhostOverlay implements AutoCloseable {
         if (n < 20 || (buf.getByte(0) >> 4) != 4) {
           continue; // not IPv4
         }
+        int src = buf.getInt(12);
         int dst = buf.getInt(16);
+        String markerOf = markerJobs.get(src);
+        if (markerOf != null) { // a peer's marker, by the kernel path
+          KernelMarker.parse(buf, n)
+              .ifPresent(m -> overlay.markerArrived(m.node(), markerOf, m.key(), m.epoch()));
+          continue;
+        }
         String job = jobOfAddress.get(dst);
         if (job == null) {
           continue; // no job here has that address (any more)
@@ -233,7 +302,12 @@ public final class VhostOverlay implements AutoCloseable {
         ByteBuf packet = PooledByteBufAllocator.DEFAULT.directBuffer(n, n);
         packet.writeBytes(buf, 0, n);
         try {
-          overlay.send(job, dst, packet);
+          String from = kernelJobs.containsKey(job) ? routes.nodeOf(src) : null;
+          if (from != null && !from.equals(node)) {
+            overlay.arrived(from, job, dst, packet); // diverted at the cut (kernel path)
+          } else {
+            overlay.send(job, dst, packet);
+          }
         } catch (RuntimeException e) {
           log.debug("overlay {}: packet to {} dropped: {}", node, dst, e.getMessage());
         }

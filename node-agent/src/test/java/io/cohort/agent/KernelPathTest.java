@@ -24,7 +24,12 @@ class KernelPathTest {
   private final List<String> namespaces = new ArrayList<>();
 
   private static final JobNetworkPlan PLAN =
-      JobNetworkPlan.newBuilder().setSubnet("198.19.0.16/28").setTable(100001).setVni(777).build();
+      JobNetworkPlan.newBuilder()
+          .setSubnet("198.19.0.16/28")
+          .setTable(100001)
+          .setVni(777)
+          .setMarkerAddress("198.19.0.30")
+          .build();
 
   private void sh(String ns, String... cmd) {
     List<String> all = new ArrayList<>(List.of("ip", "netns", "exec", ns));
@@ -37,6 +42,9 @@ class KernelPathTest {
     ProcessRunner.check("test network", "ip", "netns", "add", ns);
     namespaces.add(ns);
     sh(ns, "ip", "link", "set", "lo", "up");
+    // The agent's TUN, where diverted packets and markers go (nobody reads it here).
+    sh(ns, "ip", "tuntap", "add", "dev", VhostOverlay.TUN, "mode", "tun");
+    sh(ns, "ip", "link", "set", VhostOverlay.TUN, "up");
     return ns;
   }
 
@@ -140,6 +148,11 @@ class KernelPathTest {
 
     assertTrue(reaches(va, "198.19.0.17"), "a vhost reaches its job's vhost on the other node");
     assertTrue(reaches(vb, "198.19.0.16"), "and back");
+    kb.divert(PLAN); // the job is frozen on b: its arrivals go to b's agent (its TUN)
+    assertFalse(reaches(va, "198.19.0.17"), "diverted: the vhost on b sees nothing");
+    kb.undivert(PLAN);
+    assertTrue(reaches(va, "198.19.0.17"), "and again after the resume");
+    kb.divert(PLAN); // left diverted: remove() cleans that up too
     assertFalse(reaches(va, "198.19.0.40"), "nothing outside its job");
     assertEquals(
         "1450",
@@ -170,6 +183,8 @@ class KernelPathTest {
           ProcessRunner.run("ip", "netns", "exec", ns, "ip", "route", "show", "table", "100001")
               .output();
       assertFalse(routes.contains(KernelPath.device(PLAN)), "no route left: " + routes);
+      String rules = ProcessRunner.run("ip", "netns", "exec", ns, "ip", "rule", "show").output();
+      assertFalse(rules.contains(KernelPath.device(PLAN)), "no rule left: " + rules);
     }
     assertFalse(reaches(va, "198.19.0.17"), "and the path is gone");
   }
