@@ -123,6 +123,8 @@ final class AgentCommand implements Callable<Integer> {
                         .setAddress(listen)
                         .setKernel(me.getKernel())
                         .setCriuVersion(me.getCriuVersion())
+                        .setOverlayPacketsIn(overlay.packetsIn())
+                        .setOverlayPacketsOut(overlay.packetsOut())
                         .setImageStoreFreeBytes(me.getImageStoreFreeBytes())
                         .setOverlayAddress(agent.overlayAddress())
                         .setImageStoreId(me.getImageStoreId())

@@ -62,6 +62,12 @@ public final class VhostOverlay implements AutoCloseable {
 
   private volatile boolean closed;
 
+  /** Packets read from the TUN (single writer: the reader thread). */
+  private volatile long packetsIn;
+
+  private final java.util.concurrent.atomic.AtomicLong packetsOut =
+      new java.util.concurrent.atomic.AtomicLong();
+
   private VhostOverlay(String node, Tun tun, InetSocketAddress listen) {
     this.node = node;
     this.tun = tun;
@@ -82,6 +88,16 @@ public final class VhostOverlay implements AutoCloseable {
       tun.close();
       throw e;
     }
+  }
+
+  /** IP packets taken from this node's network (the TUN) since the start. */
+  public long packetsIn() {
+    return packetsIn;
+  }
+
+  /** IP packets put into this node's network (the TUN) since the start, markers included. */
+  public long packetsOut() {
+    return packetsOut.get();
   }
 
   /** Where the overlay listens. */
@@ -226,6 +242,7 @@ public final class VhostOverlay implements AutoCloseable {
 
   private void sendMarker(byte[] packet) {
     try {
+      packetsOut.incrementAndGet();
       tun.write(Unpooled.wrappedBuffer(packet));
     } catch (IOException e) {
       // The peer then waits for this marker until its timeout, and the checkpoint aborts.
@@ -261,6 +278,7 @@ public final class VhostOverlay implements AutoCloseable {
    */
   void injectLocal(List<byte[]> packets) throws IOException {
     for (byte[] p : packets) {
+      packetsOut.incrementAndGet();
       tun.write(Unpooled.wrappedBuffer(p));
     }
   }
@@ -284,6 +302,7 @@ public final class VhostOverlay implements AutoCloseable {
           }
           return;
         }
+        packetsIn++;
         if (n < 20 || (buf.getByte(0) >> 4) != 4) {
           continue; // not IPv4
         }
@@ -319,6 +338,7 @@ public final class VhostOverlay implements AutoCloseable {
 
   private void deliver(String job, int dst, ByteBuf packet) {
     try {
+      packetsOut.incrementAndGet();
       tun.write(packet);
     } catch (IOException e) {
       log.debug("overlay {}: cannot deliver a packet: {}", node, e.getMessage());
