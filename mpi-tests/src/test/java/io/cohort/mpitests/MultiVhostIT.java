@@ -174,11 +174,22 @@ class MultiVhostIT {
   }
 
   /**
-   * Two jobs with vhosts on {@code nodes}: a probe in the first vhost of one job reaches the spawn
-   * port of its own second vhost, and not that of the other job.
+   * Two jobs with vhosts on {@code nodes}, whose ids differ by 256 (they once shared a subnet and
+   * the second wiped the first's routes): a probe in the first vhost of the second job reaches the
+   * spawn port of its own second vhost, and not that of the other job; the other job, checking
+   * after the probe started, still reaches its own.
    */
   private static void assertIsolated(String nodes) throws Exception {
-    String other = run("--nodes", nodes, "--", "sleep", "120");
+    String reachOwn =
+        "own=$(sed -n 2p \"$OMPI_MCA_orte_default_hostfile\" | cut -d' ' -f1);"
+            + " try() { timeout 3 bash -c \"exec 3<>/dev/tcp/$1/7207\" 2>/dev/null"
+            + " && echo \"$2 reached\" || echo \"$2 blocked\"; };"
+            + " try $own own;";
+    String other = run("--nodes", nodes, "--", "bash", "-c", "sleep 25; " + reachOwn);
+    // As if 255 more jobs had run since: the next one's id is 256 after the other's.
+    Files.writeString(
+        cohort.home.resolve("cluster/coordinator/next-job-id"),
+        (Long.parseLong(other) + 256) + "\n");
     // The coordinator plans each job's addresses (JobNetworks): ask it for the other job's.
     String otherAddress =
         cohort
@@ -189,23 +200,16 @@ class MultiVhostIT {
             .get("address")
             .getAsString();
     String probe =
-        run(
-            "--nodes",
-            nodes,
-            "--",
-            "bash",
-            "-c",
-            "own=$(sed -n 2p \"$OMPI_MCA_orte_default_hostfile\" | cut -d' ' -f1);"
-                + " try() { timeout 3 bash -c \"exec 3<>/dev/tcp/$1/7207\" 2>/dev/null"
-                + " && echo \"$2 reached\" || echo \"$2 blocked\"; };"
-                + " try $own own; try "
-                + otherAddress
-                + " other");
+        run("--nodes", nodes, "--", "bash", "-c", reachOwn + " try " + otherAddress + " other");
+    assertEquals(Long.parseLong(other) + 256, Long.parseLong(probe));
     assertEquals(0, cohort.await(probe));
     String out = cohort.log(probe);
     assertTrue(out.contains("own reached"), "a job reaches its own vhosts: " + out);
     assertTrue(out.contains("other blocked"), "but not another job's: " + out);
-    cohort.cohort("kill", other).ok();
+    assertEquals(0, cohort.await(other));
+    assertTrue(
+        cohort.log(other).contains("own reached"),
+        "the first job keeps its network while the second runs: " + cohort.log(other));
   }
 
   /**
