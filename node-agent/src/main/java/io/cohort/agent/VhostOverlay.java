@@ -208,10 +208,11 @@ public final class VhostOverlay implements AutoCloseable {
       // CRIU waits for this answer with the job frozen: never wait for an overlay forever.
       overlay.applied(job).get(5, TimeUnit.SECONDS);
     } catch (TimeoutException e) {
-      overlay.resume(job, epoch);
+      resume(job, epoch); // and lets the job's arrivals reach its vhosts again
       throw new IllegalStateException(
           "the overlay of " + node + " did not freeze job " + job + " within 5 s", e);
     } catch (ExecutionException e) {
+      resume(job, epoch); // not frozen: this only lets the job's arrivals through again
       throw new IllegalStateException(
           "the overlay of " + node + " cannot freeze job " + job + ": " + e.getCause().getMessage(),
           e.getCause());
