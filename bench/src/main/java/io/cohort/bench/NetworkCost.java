@@ -33,8 +33,9 @@ final class NetworkCost {
 
   /**
    * Part 4: one row per message size (median of the repetitions): the two vhosts on two nodes
-   * (through the overlay), on one node (shared memory), and plain mpirun forced onto TCP over
-   * loopback — what TCP between two processes costs on this machine, with no overlay.
+   * (through the overlay), on one node (shared memory), plain mpirun forced onto TCP over loopback
+   * — what TCP between two processes costs on this machine, with no overlay — and the baseline:
+   * plain mpirun spanning the same two nodes ({@link PlainAcrossNodes}).
    */
   JsonArray overlay() {
     System.out.println("bench: overlay ping-pong, n1+n2 against n1+n1 and plain TCP");
@@ -43,7 +44,9 @@ final class NetworkCost {
     // as it will have been on any node that has carried traffic.
     job("n1,n2", concat(List.of("mpirun", "-np", "2"), sweep));
     Map<Long, Map<String, Stats>> bySize = new TreeMap<>();
+    List<String> plainAcross = PlainAcrossNodes.mpirun(cli);
     for (int i = 0; i < reps; i++) {
+      collect(bySize, "plain_cross_node", cli.must(concat(plainAcross, sweep)).out());
       collect(bySize, "cross_node", job("n1,n2", concat(List.of("mpirun", "-np", "2"), sweep)));
       collect(bySize, "same_node", job("n1,n1", concat(List.of("mpirun", "-np", "2"), sweep)));
       collect(
@@ -61,7 +64,7 @@ final class NetworkCost {
         (bytes, m) -> {
           JsonObject r = new JsonObject();
           r.addProperty("bytes", bytes);
-          for (String k : List.of("cross_node", "same_node", "plain_tcp")) {
+          for (String k : List.of("cross_node", "same_node", "plain_tcp", "plain_cross_node")) {
             Stats rtt = m.get(k + "_rtt_us");
             Stats mbs = m.get(k + "_mb_s");
             if (rtt == null || mbs == null) {
@@ -117,6 +120,9 @@ final class NetworkCost {
     plainShm.addAll(List.of(pingpong.toString(), "fixed", trips, bytes));
     List<String> plainTcp = new ArrayList<>(tcp);
     plainTcp.addAll(List.of(pingpong.toString(), "fixed", tcpTrips, bytes));
+    List<String> plainAcross = PlainAcrossNodes.mpirun(cli);
+    plainAcross.addAll(List.of(pingpong.toString(), "fixed", tcpTrips, bytes));
+    Stats plainNodes = new Stats();
     Stats plain1 = new Stats();
     Stats cohort1 = new Stats();
     Stats plain2 = new Stats();
@@ -130,6 +136,7 @@ final class NetworkCost {
       cohort1.add(
           elapsed(job("n1", "mpirun", "-np", "2", pingpong.toString(), "fixed", trips, bytes)));
       plain2.add(elapsed(cli.must(plainTcp.toArray(String[]::new)).out()));
+      plainNodes.add(elapsed(cli.must(plainAcross.toArray(String[]::new)).out()));
       cohort2.add(
           elapsed(
               job("n1,n2", "mpirun", "-np", "2", pingpong.toString(), "fixed", tcpTrips, bytes)));
@@ -142,6 +149,9 @@ final class NetworkCost {
     r.add("one_node_cohort_s", cohort1.json());
     r.add("two_vhosts_plain_tcp_s", plain2.json());
     r.add("two_vhosts_cohort_s", cohort2.json());
+    r.add("two_nodes_plain_s", plainNodes.json());
+    r.addProperty("two_nodes_overhead", cohort2.min() / plainNodes.min() - 1);
+    r.addProperty("two_nodes_overhead_of_medians", cohort2.median() / plainNodes.median() - 1);
     // This machine's noise only ever adds time, and in bursts (runs of the same program take
     // 5 s or 10-13 s, plain or not): the fastest of the interleaved runs is the estimate of
     // what each costs; the medians are reported beside it.

@@ -229,21 +229,28 @@ final class Report {
                 + "nodes the packets also cross both agents (TUN, Netty, TCP between the nodes). "
                 + "Plain TCP: `mpirun --mca btl self,tcp` with no vhost, the cost of TCP itself.\n\n")
         .append(
-            "| bytes | round trip µs: two nodes | one node | plain TCP | MB/s: two nodes | "
-                + "one node | plain TCP | two nodes / one node |\n"
-                + "| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+            "| bytes | round trip µs: two nodes | one node | plain TCP | plain, two nodes | "
+                + "MB/s: two nodes | one node | plain TCP | plain, two nodes | two nodes / one "
+                + "node | two nodes / plain two nodes |\n"
+                + "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (JsonObject p : rows) {
       md.append(
           String.format(
-              "| %d | %.1f | %.1f | %s | %.1f | %.1f | %s | %.2f |\n",
+              "| %d | %.1f | %.1f | %s | %s | %.1f | %.1f | %s | %s | %.2f | %s |\n",
               p.get("bytes").getAsLong(),
               median(p, "cross_node_rtt_us"),
               median(p, "same_node_rtt_us"),
               optional(p, "plain_tcp_rtt_us"),
+              optional(p, "plain_cross_node_rtt_us"),
               median(p, "cross_node_mb_s"),
               median(p, "same_node_mb_s"),
               optional(p, "plain_tcp_mb_s"),
-              median(p, "cross_node_mb_s") / median(p, "same_node_mb_s")));
+              optional(p, "plain_cross_node_mb_s"),
+              median(p, "cross_node_mb_s") / median(p, "same_node_mb_s"),
+              p.has("plain_cross_node_mb_s")
+                  ? String.format(
+                      "%.2f", median(p, "cross_node_mb_s") / median(p, "plain_cross_node_mb_s"))
+                  : "–"));
     }
     md.append("\n![throughput](overlay-throughput.png) ![latency](overlay-latency.png)\n");
   }
@@ -295,6 +302,15 @@ final class Report {
               "two_vhosts_plain_tcp_s",
               "two_vhosts_cohort_s",
               "two_vhosts_overhead"));
+      if (s.has("two_nodes_plain_s")) {
+        md.append(
+            steadyRow(
+                s,
+                "two vhosts on two nodes (plain: mpirun across the same two nodes)",
+                "two_nodes_plain_s",
+                "two_vhosts_cohort_s",
+                "two_nodes_overhead"));
+      }
     }
     if (r.has("footprint_idle")) {
       JsonObject i = r.getAsJsonObject("footprint_idle");
