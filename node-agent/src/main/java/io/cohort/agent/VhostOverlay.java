@@ -62,7 +62,7 @@ public final class VhostOverlay implements AutoCloseable {
 
   private volatile boolean closed;
 
-  /** Packets read from the TUN (single writer: the reader thread). */
+  /** Packets of jobs read from the TUN (single writer: the reader thread). */
   private volatile long packetsIn;
 
   private final java.util.concurrent.atomic.AtomicLong packetsOut =
@@ -90,7 +90,7 @@ public final class VhostOverlay implements AutoCloseable {
     }
   }
 
-  /** IP packets taken from this node's network (the TUN) since the start. */
+  /** Packets of jobs taken from this node's network (the TUN) since the start. */
   public long packetsIn() {
     return packetsIn;
   }
@@ -303,7 +303,6 @@ public final class VhostOverlay implements AutoCloseable {
           }
           return;
         }
-        packetsIn++;
         if (n < 20 || (buf.getByte(0) >> 4) != 4) {
           continue; // not IPv4
         }
@@ -311,6 +310,7 @@ public final class VhostOverlay implements AutoCloseable {
         int dst = buf.getInt(16);
         String markerOf = markerJobs.get(src);
         if (markerOf != null) { // a peer's marker, by the kernel path
+          packetsIn++;
           KernelMarker.parse(buf, n)
               .ifPresent(m -> overlay.markerArrived(m.node(), markerOf, m.key(), m.epoch()));
           continue;
@@ -319,6 +319,7 @@ public final class VhostOverlay implements AutoCloseable {
         if (job == null) {
           continue; // no job here has that address (any more)
         }
+        packetsIn++; // a job's: what the kernel sends the TUN of its own (IPv6 ND) is not
         ByteBuf packet = PooledByteBufAllocator.DEFAULT.directBuffer(n, n);
         packet.writeBytes(buf, 0, n);
         try {
