@@ -54,6 +54,15 @@ else:
         seen.add(n)
         if len(seen) % 1000 == 0:
             print("received %d" % len(seen), flush=True)
-    missing = sum(1 for i in range(sent) if i not in seen)
+    gaps = []  # the missing ones as ranges, to tell a lost cut from scattered drops
+    for i in range(sent):
+        if i not in seen:
+            if gaps and gaps[-1][1] == i - 1:
+                gaps[-1][1] = i
+            else:
+                gaps.append([i, i])
+    missing = sum(b - a + 1 for a, b in gaps)
     print("receiver: sent %d received %d missing %d repeated %d" % (sent, len(seen), missing, dups),
+          flush=True)
+    print("receiver: missing ranges %s" % ", ".join("%d-%d" % (a, b) for a, b in gaps[:40]),
           flush=True)

@@ -106,7 +106,10 @@ class KernelPathIT {
 
     for (int i = 0; i < 10; i++) {
       int before = received(job);
-      cohort.checkpoint(job, false);
+      JsonObject c = cohort.checkpoint(job, false);
+      System.out.printf(
+          "checkpoint %s: %s datagrams received before, %s packets in flight recorded%n",
+          c.get("checkpoint").getAsString(), before, c.get("inflight_packets"));
       awaitReceived(job, before + 1000);
     }
     Thread.sleep(2500);
@@ -114,7 +117,10 @@ class KernelPathIT {
         overlayPackets("n1")[1] + overlayPackets("n2")[1] > 0,
         "the cuts went through the agents (markers at least): the counters count");
 
-    cohort.checkpoint(job, true);
+    JsonObject stopped = cohort.checkpoint(job, true);
+    System.out.printf(
+        "checkpoint --stop: %s received before, %s packets in flight recorded%n",
+        received(job), stopped.get("inflight_packets"));
     assertEquals("JOB_STATE_STOPPED", cohort.state(job));
     cohort.cohort("restart", job, "--nodes", "n2,n3", "--detach").ok();
     int before = received(job);
@@ -128,7 +134,7 @@ class KernelPathIT {
             .matcher(out);
     assertTrue(m.find(), out);
     assertTrue(Long.parseLong(m.group(1)) > 20_000, "datagrams sent: " + m.group(1));
-    assertEquals("0", m.group(3), "no datagram lost: " + m.group());
+    assertEquals("0", m.group(3), "no datagram lost: " + m.group() + "\n" + out);
     assertEquals("0", m.group(4), "none repeated: " + m.group());
 
     // The job's vhosts are ended (the reconcile step after it exited): nothing of it is left.
