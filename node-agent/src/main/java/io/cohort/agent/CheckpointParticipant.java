@@ -191,8 +191,12 @@ final class CheckpointParticipant {
     env.put("COHORT_LOG_PATH", rec.getLogPath());
     env.put("COHORT_AGENT_PID", Long.toString(self.pid()));
     env.put("COHORT_AGENT_START", Long.toString(self.startTicks()));
+    ChannelCuts.Cut cut = cuts.open(ckpt, rec, req.getEpoch(), localVhostsOfJob(rec));
     DumpSession session;
     try {
+      if (cut != null) {
+        cut.begin();
+      }
       session =
           DumpSession.start(
               pending.resolve("hook"),
@@ -209,11 +213,14 @@ final class CheckpointParticipant {
                           VhostNetwork.dumpOptions(rec.getAddress()))));
     } catch (IOException | RuntimeException e) {
       images.discard(ckpt, vhost);
+      if (cut != null) {
+        cut.abort();
+        cuts.forget(ckpt);
+      }
       throw e instanceof IOException io
           ? DurableFiles.failure("cannot start criu", io)
           : (RuntimeException) e;
     }
-    ChannelCuts.Cut cut = cuts.open(ckpt, rec, req.getEpoch(), localVhostsOfJob(rec));
     ParticipantDump dump = new ParticipantDump(ckpt, rec, req, session, cut, who);
     active.put(vhost, dump);
     return dump;

@@ -57,6 +57,9 @@ public final class VhostOverlay implements AutoCloseable {
   /** Jobs the kernel path carries, by job id. */
   private final Map<String, KernelJob> kernelJobs = new ConcurrentHashMap<>();
 
+  /** Markers of a cut begun and not yet sent, by job ({@link #beginCut}). */
+  private final Map<String, CompletableFuture<Void>> markerGates = new ConcurrentHashMap<>();
+
   /** The job of each markers' address of a job the kernel path carries. */
   private final Map<Integer, String> markerJobs = new ConcurrentHashMap<>();
 
@@ -188,22 +191,59 @@ public final class VhostOverlay implements AutoCloseable {
    * the peers. The future completes with what was in flight from them.
    */
   CompletableFuture<Recording> freeze(String job, long epoch) {
-    KernelJob k = kernelJobs.get(job);
-    CompletableFuture<Recording> recording;
-    if (k == null) {
-      recording = overlay.freeze(job, epoch, peersOf(job));
-    } else {
-      // The job's arrivals from other nodes come to this agent from now on; the markers go
-      // through the kernel behind the packets this node's vhosts sent before they froze.
-      k.kernel().divert(k.plan());
-      KernelMarker marker = new KernelMarker(node, epoch, overlay.key(job));
-      recording =
-          overlay.freeze(
-              job,
-              epoch,
-              peersOf(job),
-              peer -> sendMarker(marker.encode(k.marker(), k.vhostOnNode().get(peer))));
+    if (kernelJobs.containsKey(job)) {
+      CompletableFuture<Recording> recording = beginCut(job, epoch);
+      markersNow(job);
+      return recording;
     }
+    CompletableFuture<Recording> recording = overlay.freeze(job, epoch, peersOf(job));
+    awaitApplied(job, epoch);
+    return recording;
+  }
+
+  /** Whether the kernel carries {@code job}'s packets here (its cut then begins before CRIU). */
+  boolean kernelCarries(String job) {
+    return kernelJobs.containsKey(job);
+  }
+
+  /**
+   * The kernel path's cut of {@code job} at {@code epoch} begins, before CRIU freezes the job's
+   * vhosts here: from the return of this method their arrivals from other nodes come to this agent
+   * and are recorded (the peers' markers are still to come) or held. A datagram that reached a
+   * vhost's socket before is in its image only if the vhost read it: CRIU does not save the queues
+   * of UDP sockets, so the cut must not leave them anything to hold. The markers wait for {@link
+   * #markersNow}: this node's vhosts may send until CRIU freezes them.
+   */
+  CompletableFuture<Recording> beginCut(String job, long epoch) {
+    KernelJob k = kernelJobs.get(job);
+    k.kernel().divert(k.plan());
+    KernelMarker marker = new KernelMarker(node, epoch, overlay.key(job));
+    CompletableFuture<Void> frozen = new CompletableFuture<>();
+    markerGates.put(job, frozen);
+    CompletableFuture<Recording> recording =
+        overlay.freeze(
+            job,
+            epoch,
+            peersOf(job),
+            peer ->
+                frozen.thenRun(
+                    () -> sendMarker(marker.encode(k.marker(), k.vhostOnNode().get(peer)))));
+    awaitApplied(job, epoch);
+    return recording;
+  }
+
+  /**
+   * CRIU froze the job's vhosts here: the markers leave now, through the kernel behind the packets
+   * those vhosts sent before.
+   */
+  void markersNow(String job) {
+    CompletableFuture<Void> gate = markerGates.remove(job);
+    if (gate != null) {
+      gate.complete(null);
+    }
+  }
+
+  private void awaitApplied(String job, long epoch) {
     try {
       // CRIU waits for this answer with the job frozen: never wait for an overlay forever.
       overlay.applied(job).get(5, TimeUnit.SECONDS);
@@ -220,7 +260,6 @@ public final class VhostOverlay implements AutoCloseable {
       Thread.currentThread().interrupt();
       throw new IllegalStateException("interrupted while freezing job " + job, e);
     }
-    return recording;
   }
 
   /**
@@ -228,6 +267,7 @@ public final class VhostOverlay implements AutoCloseable {
    * path: then lets the job's arrivals reach its vhosts directly again).
    */
   CompletableFuture<Void> resume(String job, long epoch) {
+    markerGates.remove(job); // an abort before the freeze: these markers are never sent
     CompletableFuture<Void> done = overlay.resume(job, epoch);
     KernelJob k = kernelJobs.get(job);
     if (k == null) {

@@ -289,6 +289,9 @@ class CheckpointParticipantTest {
           public Cut open(String ckpt, VhostRecord rec, long epoch, Set<String> local) {
             return new Cut() {
               @Override
+              public void begin() {}
+
+              @Override
               public void networkLocked(String vhost) {
                 throw new IllegalStateException("overlay broken");
               }
