@@ -25,10 +25,15 @@ if rank == 0:
     peer = (hosts[1], PORT)
     seq = 0
     pad = b"." * 1000
+    last = time.monotonic()
     while not os.path.exists(stop_file):
         s.sendto(struct.pack("!Q", seq) + pad, peer)
         seq += 1
         time.sleep(0.001)
+        now = time.monotonic()
+        if now - last > 0.1:  # frozen by a checkpoint (or stopped and restarted): say where
+            print("sender: paused %.3f s before datagram %d" % (now - last, seq), flush=True)
+        last = now
     s.settimeout(0.05)
     while True:
         s.sendto(b"END" + struct.pack("!Q", seq), peer)
