@@ -120,28 +120,72 @@ out:
 }
 
 /*
- * Unmount the top of every stack of mounts on one mount point until one
- * mount remains (on this machine kind two tmpfs are stacked on /dev/shm
- * and two devpts on /dev/pts; CRIU cannot restore such stacks).  The
- * mount table is read again after each unmount, since detaching a mount
- * also takes the mounts beneath it in the tree.
+ * Detach what find() finds (a mount point, written into its buffer) until it
+ * finds nothing.  The mount table is read again after each unmount, since
+ * detaching a mount also takes the mounts beneath it in the tree.
  */
-static int unmount_stacked(void)
+static int unmount_found(int (*find)(char *, size_t), const char *what)
 {
 	char point[PATH_MAX];
 	int round, found;
 
 	for (round = 0; round < MAX_UNMOUNT_ROUNDS; round++) {
-		found = find_stacked_mount(point, sizeof(point));
+		found = find(point, sizeof(point));
 		if (found <= 0)
 			return found;
 		if (umount2(point, MNT_DETACH) < 0) {
-			pr_perror("unmount stacked mount on %s", point);
+			pr_perror("unmount %s %s", what, point);
 			return -1;
 		}
 	}
-	pr_err("still finding stacked mounts after %d unmounts", MAX_UNMOUNT_ROUNDS);
+	pr_err("still finding a %s after %d unmounts", what, MAX_UNMOUNT_ROUNDS);
 	return -1;
+}
+
+/*
+ * Find a mount of a namespace handle (fstype nsfs: `ip netns add` bind-mounts one under
+ * /run/netns for every named network namespace of the node).  Returns 1 and fills point,
+ * 0 if there is none, -1 on error.
+ */
+static int find_nsfs_mount(char *point, size_t size)
+{
+	char *line = NULL;
+	size_t line_size = 0;
+	int ret = 0;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	if (!f) {
+		pr_perror("open /proc/self/mountinfo");
+		return -1;
+	}
+	while (ret == 0 && getline(&line, &line_size, f) > 0) {
+		char *sep = strstr(line, " - ");
+		char *fields[5];
+		char *save = NULL, *tok = line;
+		int k;
+
+		if (!sep || strncmp(sep + 3, "nsfs ", 5))
+			continue;
+		*sep = '\0';
+		for (k = 0; k < 5; k++) {
+			fields[k] = strtok_r(tok, " ", &save);
+			tok = NULL;
+			if (!fields[k])
+				break;
+		}
+		if (k < 5)
+			continue;
+		unescape_mountinfo(fields[4]);
+		snprintf(point, size, "%s", fields[4]);
+		ret = 1;
+	}
+	if (ret == 0 && ferror(f)) {
+		pr_perror("read /proc/self/mountinfo");
+		ret = -1;
+	}
+	free(line);
+	fclose(f);
+	return ret;
 }
 
 /* Detach every mount on dir, then mount a fresh file system there. */
@@ -179,8 +223,19 @@ int mounts_setup(void)
 		pr_perror("make / recursively private");
 		return -1;
 	}
-	/* Reads /proc/self/mountinfo: must run before /proc is replaced. */
-	if (unmount_stacked() < 0)
+	/*
+	 * These read /proc/self/mountinfo: they must run before /proc is replaced.
+	 * Stacks of mounts on one mount point are cut down to one mount (on this
+	 * machine kind two tmpfs are stacked on /dev/shm and two devpts on
+	 * /dev/pts; CRIU cannot restore such stacks).  The node's namespace
+	 * handles (`ip netns` mounts them under /run/netns) are the node's
+	 * business, not the job's; a checkpoint would record them, and its restore
+	 * would need every one again on whichever node it lands (one removed
+	 * meanwhile, and the restore fails: "Can't stat mountpoint
+	 * /run/netns/NAME").
+	 */
+	if (unmount_found(find_stacked_mount, "stacked mount") < 0 ||
+	    unmount_found(find_nsfs_mount, "namespace handle") < 0)
 		return -1;
 	if (replace_mount("/sys", "sysfs", common | MS_NOEXEC | MS_RDONLY, NULL) < 0)
 		return -1;

@@ -5,6 +5,7 @@ import io.cohort.proto.v1.HeartbeatRequest;
 import io.cohort.proto.v1.NodeInfo;
 import io.cohort.proto.v1.NodeRecord;
 import io.cohort.proto.v1.NodeState;
+import io.cohort.proto.v1.VhostPlacement;
 import io.grpc.ManagedChannel;
 import java.time.Clock;
 import java.time.Duration;
@@ -134,6 +135,22 @@ final class AgentDirectory implements AutoCloseable {
           CohortException.Kind.UNAVAILABLE, String.format("node %s is down", node));
     }
     return e.client;
+  }
+
+  /**
+   * Ends a vhost where its node is heard (even a node rejoining); false when the node cannot be
+   * reached, so the vhost is left to end when it is back. Another failure is thrown.
+   */
+  boolean endVhost(VhostPlacement v) {
+    try {
+      agentForCleanup(v.getNode()).kill(v.getVhostId());
+      return true;
+    } catch (CohortException e) {
+      if (e.kind() != CohortException.Kind.UNAVAILABLE) {
+        throw e;
+      }
+      return false;
+    }
   }
 
   private Entry known(String node) {

@@ -92,14 +92,12 @@ final class JobReconciler {
     List<VhostPlacement> left = new ArrayList<>();
     for (VhostPlacement v : info.getVhostsList()) {
       try {
-        agents.agentForCleanup(v.getNode()).kill(v.getVhostId());
-      } catch (CohortException e) {
-        if (e.kind() != CohortException.Kind.UNAVAILABLE) {
-          log.warn(
-              "job-{}: cannot end vhost {}: {}", info.getJobId(), v.getVhostId(), e.getMessage());
-        } else {
+        if (!agents.endVhost(v)) {
           left.add(v);
         }
+      } catch (CohortException e) {
+        log.warn(
+            "job-{}: cannot end vhost {}: {}", info.getJobId(), v.getVhostId(), e.getMessage());
       }
     }
     return left;
@@ -149,17 +147,13 @@ final class JobReconciler {
   JobRecord endLeftVhosts(JobRecord rec) {
     List<VhostPlacement> left = new ArrayList<>();
     for (VhostPlacement v : rec.getVhostsToEndList()) {
-      try {
-        agents.agentForCleanup(v.getNode()).kill(v.getVhostId());
+      if (agents.endVhost(v)) {
         log.info(
             "job-{}: vhost {} on {} ended (left when its node could not be reached)",
             rec.getInfo().getJobId(),
             v.getVhostId(),
             v.getNode());
-      } catch (CohortException e) {
-        if (e.kind() != CohortException.Kind.UNAVAILABLE) {
-          throw e;
-        }
+      } else {
         left.add(v);
         nodesWithVhostsToEnd.add(v.getNode());
       }

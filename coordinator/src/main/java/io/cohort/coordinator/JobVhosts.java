@@ -103,22 +103,7 @@ final class JobVhosts {
    * Another failure is thrown.
    */
   List<VhostPlacement> endOrLeave(List<VhostPlacement> vhosts) {
-    List<VhostPlacement> left = new ArrayList<>();
-    for (VhostPlacement v : vhosts) {
-      if (!agents.isAlive(v.getNode())) {
-        left.add(v);
-        continue;
-      }
-      try {
-        agents.agentForCleanup(v.getNode()).kill(v.getVhostId());
-      } catch (CohortException e) {
-        if (e.kind() != CohortException.Kind.UNAVAILABLE) {
-          throw e;
-        }
-        left.add(v);
-      }
-    }
-    return left;
+    return vhosts.stream().filter(v -> !agents.endVhost(v)).toList();
   }
 
   /**

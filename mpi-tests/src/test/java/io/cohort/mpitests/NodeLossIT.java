@@ -56,8 +56,9 @@ class NodeLossIT {
     return CohortHarness.cRing(4, 1500, 20);
   }
 
-  private static String runOnN1N2(String[] command) {
+  private static String runOnN1N2(String[] command, String... options) {
     List<String> args = new ArrayList<>(List.of("run", "--detach", "--json", "--nodes", "n1,n2"));
+    args.addAll(List.of(options));
     args.add("--");
     args.addAll(List.of(command));
     return cohort.cohort(args.toArray(String[]::new)).ok().json().get("job").getAsString();
@@ -177,6 +178,14 @@ class NodeLossIT {
         "the stale vhost is ended when n2 is back");
     assertEquals(0, cohort.await(job));
     assertEquals(expected, cohort.log(job));
+
+    // `rm` removes every copy: the original on n1 and the partner copy on n3.
+    Path images = cohort.home.resolve("cluster/nodes");
+    assertTrue(Files.isDirectory(images.resolve("n3/images/" + ckpt + "/" + job + "-1")));
+    cohort.cohort("rm", ckpt).ok();
+    for (String n : List.of("n1", "n3")) {
+      assertFalse(Files.exists(images.resolve(n + "/images/" + ckpt)), "removed on " + n);
+    }
   }
 
   /**
@@ -244,12 +253,19 @@ class NodeLossIT {
 
   /**
    * `kill` with a node down (not declared dead): the job is killed, a warning says what is left,
-   * and the vhost there is ended when the node is back.
+   * and the vhost there is ended when the node is back. (The job runs with `--images none`: its
+   * checkpoint is local only.)
    */
   @Test
   void killWithANodeDownSucceedsAndEndsTheRestWhenItIsBack() throws Exception {
-    String job = runOnN1N2(ring());
+    String job = runOnN1N2(ring(), "--images", "none");
     CohortHarness.awaitFile(cohort.clusterLog("n1", job), "iter 40 ", Duration.ofSeconds(90));
+    // A job that asked for no partner copies gets none.
+    String ckpt = cohort.checkpoint(job, false).get("checkpoint").getAsString();
+    JsonObject local = checkpointInfo(ckpt);
+    assertEquals("PROTECTION_LOCAL_ONLY", local.get("protection").getAsString());
+    assertEquals("image policy none", local.get("protection_detail").getAsString());
+    assertFalse(local.has("copies"), local.toString());
     ProcessHandle onN2 = vhostInit("n2", job + "-1");
     cohort.cohort("cluster", "cut", "n2").ok();
     try {
