@@ -172,6 +172,7 @@ final class JobRestarter {
           }
         }
         vhosts.configureNetwork(jobId, placed, networkKey, plan);
+        vhosts.releaseRestored(jobId, placed);
       } catch (RuntimeException e) {
         vhosts.killQuietly(placed);
         // The running incarnation (if any) is ended: record that, and what is left to end.

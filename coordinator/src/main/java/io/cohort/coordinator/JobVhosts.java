@@ -88,13 +88,27 @@ final class JobVhosts {
               .setNode(v.getNode())
               .setOverlayAddress(agents.overlayAddress(v.getNode())));
     }
-    // Nodes of other vhosts first, the head's node last: its mpirun starts when released.
+    for (String n : headLast(vhosts)) {
+      agents.agent(n).configureJobNetwork(req.build());
+    }
+  }
+
+  /**
+   * Lets a restored incarnation run: every node of the job releases the vhosts it holds, the head's
+   * node last (as at the start of a run).
+   */
+  void releaseRestored(String jobId, List<VhostPlacement> vhosts) {
+    for (String n : headLast(vhosts)) {
+      agents.agent(n).releaseRestored(jobId);
+    }
+  }
+
+  /** The nodes of a job, the head's last: its mpirun starts the job when its node lets it go. */
+  private static List<String> headLast(List<VhostPlacement> vhosts) {
     List<String> nodes =
         new ArrayList<>(vhosts.stream().map(VhostPlacement::getNode).distinct().toList());
     Collections.reverse(nodes);
-    for (String n : nodes) {
-      agents.agent(n).configureJobNetwork(req.build());
-    }
+    return nodes;
   }
 
   /**

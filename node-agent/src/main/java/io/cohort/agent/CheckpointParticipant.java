@@ -186,11 +186,9 @@ final class CheckpointParticipant {
           "vhost %s is already being checkpointed (%s)", vhost, running.ckpt);
     }
     Path pending = images.createPending(ckpt, vhost);
-    Map<String, String> env = new HashMap<>();
+    Map<String, String> env = new HashMap<>(CriuSession.agentEnv(self));
     env.put("COHORT_HOOK_DIR", pending.resolve("hook").toString());
     env.put("COHORT_LOG_PATH", rec.getLogPath());
-    env.put("COHORT_AGENT_PID", Long.toString(self.pid()));
-    env.put("COHORT_AGENT_START", Long.toString(self.startTicks()));
     ChannelCuts.Cut cut = cuts.open(ckpt, rec, req.getEpoch(), localVhostsOfJob(rec));
     DumpSession session;
     try {

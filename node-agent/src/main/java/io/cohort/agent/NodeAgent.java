@@ -32,6 +32,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import java.util.function.Function;
@@ -62,6 +63,8 @@ public final class NodeAgent {
   private final CheckpointPreflight preflight;
   private final CheckpointParticipant participant;
   private final Restorer restorer;
+  private final RestoreHolds holds;
+  private final VhostRecords records;
   private final JobNetwork jobNetwork;
   private final ImageTransfer transfer;
   private final OutputLog output;
@@ -98,7 +101,7 @@ public final class NodeAgent {
         config,
         dial,
         overlay,
-        new CriuEngine(config.criuCommand(), config.criuTimeout()),
+        new CriuEngine(config.criuCommand()),
         new LocalImageStore(config.imagesDir(), config.pendingName()),
         new IpVhostNetwork(path.vhostMtu()),
         overlay != null && path.kernel()
@@ -121,7 +124,7 @@ public final class NodeAgent {
     Path initPath =
         NativeInstalls.contentAddressed(config.initBinary(), config.home(), "cohort-init");
     Path rshPath = NativeInstalls.contentAddressed(config.rshBinary(), config.home(), "cohort-rsh");
-    VhostRecords records = new VhostRecords(config.vhostsDir(), config.node());
+    this.records = new VhostRecords(config.vhostsDir(), config.node());
     this.output = new OutputLog(records, config.node());
     this.jobNetwork = new JobNetwork(config.node(), records, overlay, network, kernel);
     this.vhosts =
@@ -134,6 +137,8 @@ public final class NodeAgent {
             rshPath,
             jobNetwork::remove);
     this.preflight = new CheckpointPreflight(config, records, images);
+    Path actionScript = NativeInstalls.actionScript(config.home());
+    ProcessIdentity self = ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow();
     this.participant =
         new CheckpointParticipant(
             config,
@@ -141,10 +146,12 @@ public final class NodeAgent {
             images,
             criu,
             ChannelCuts.overlay(overlay, MARKER_TIMEOUT),
-            NativeInstalls.actionScript(config.home()),
-            ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow(),
+            actionScript,
+            self,
             this::criuVersion);
-    this.restorer = new Restorer(config.node(), records, images, criu, network, jobNetwork, output);
+    this.holds = new RestoreHolds(criu, actionScript, self, config.criuTimeout());
+    this.restorer =
+        new Restorer(config.node(), records, images, holds, network, jobNetwork, output);
     this.transfer = new ImageTransfer(config, images, dial, initPath);
     images.removeAbandonedPending();
   }
@@ -176,6 +183,7 @@ public final class NodeAgent {
 
   /** Ends a vhost (if running) and cleans up after it; idempotent. */
   public VhostState kill(String vhostId) {
+    holds.release(List.of(vhostId)); // a restored vhost still held: it ends as a running one
     return vhosts.kill(vhostId);
   }
 
@@ -249,6 +257,11 @@ public final class NodeAgent {
 
   public void configureJobNetwork(ConfigureJobNetworkRequest req) {
     jobNetwork.configure(req);
+  }
+
+  /** Lets the job's restored vhosts held here run; returns how many there were. */
+  public int releaseRestored(String jobId) {
+    return holds.release(records.ofJob(Ids.requireJob(jobId)));
   }
 
   /** Where this node's overlay listens ("" when it has none). */

@@ -28,7 +28,7 @@ final class Restorer {
   private final String who;
   private final VhostRecords records;
   private final ImageStore images;
-  private final Criu criu;
+  private final RestoreHolds holds;
   private final VhostNetwork network;
   private final JobNetwork jobNetwork;
   private final OutputLog output;
@@ -37,7 +37,7 @@ final class Restorer {
       String node,
       VhostRecords records,
       ImageStore images,
-      Criu criu,
+      RestoreHolds holds,
       VhostNetwork network,
       JobNetwork jobNetwork,
       OutputLog output) {
@@ -45,7 +45,7 @@ final class Restorer {
     this.who = "agent " + node;
     this.records = records;
     this.images = images;
-    this.criu = criu;
+    this.holds = holds;
     this.network = network;
     this.jobNetwork = jobNetwork;
     this.output = output;
@@ -117,20 +117,27 @@ final class Restorer {
     }
     Path work =
         records.vhostDir(vhostId).resolve("restore-" + ckpt + "-" + System.currentTimeMillis());
-    Criu.Restored restored;
+    Criu.Restored restored = null;
     try {
       JobFiles.restoreStdin(image.manifest().getJobFilesList(), image.criuDir());
       Files.deleteIfExists(Path.of(rec.getStatusPath()));
       if (!rec.getAddress().isEmpty()) {
         network.removeStale(vhostId);
       }
+      // Held until the coordinator releases the job (ReleaseRestored): see RestoreHolds.
       restored =
-          criu.restore(
-              image.criuDir(), work, VhostNetwork.restoreOptions(vhostId, rec.getAddress()));
+          holds.restore(
+              vhostId,
+              image.criuDir(),
+              work,
+              VhostNetwork.restoreOptions(vhostId, rec.getAddress()));
       if (!rec.getAddress().isEmpty()) {
         network.reattach(vhostId, rec.getAddress(), rec.getPlan());
       }
     } catch (CriuException | IOException | CohortException e) {
+      if (restored != null) {
+        holds.release(List.of(vhostId));
+      }
       files.undo();
       JobFiles.undo(jobFiles);
       rollback.undo();
@@ -145,8 +152,8 @@ final class Restorer {
               + ". The output log is as it was.",
           e);
     }
-    ProcessIdentity init =
-        ProcessIdentity.of(restored.pid()).orElseGet(() -> new ProcessIdentity(restored.pid(), -1));
+    long pid = restored.pid();
+    ProcessIdentity init = ProcessIdentity.of(pid).orElseGet(() -> new ProcessIdentity(pid, -1));
     rec =
         rec.toBuilder()
             .setPid(restored.pid())
