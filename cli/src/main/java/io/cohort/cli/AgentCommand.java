@@ -69,12 +69,12 @@ final class AgentCommand implements Callable<Integer> {
   @Option(
       names = "--data-path",
       paramLabel = "PATH",
-      defaultValue = "${env:COHORT_DATA_PATH:-overlay}",
+      defaultValue = "${env:COHORT_DATA_PATH:-kernel}",
       description =
           "how vhost packets cross between nodes: kernel (VXLAN between node addresses; the "
               + "agent interposes only at a checkpoint) or overlay (every packet through the "
               + "agents' user-space overlay, which needs only a TUN device). Default: "
-              + "$COHORT_DATA_PATH, else overlay")
+              + "$COHORT_DATA_PATH, else kernel")
   String dataPath;
 
   @Override
