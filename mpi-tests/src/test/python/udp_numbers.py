@@ -23,6 +23,11 @@ s.bind(("0.0.0.0", PORT))
 
 if rank == 0:
     peer = (hosts[1], PORT)
+    # Rank 1 may not be bound yet: wait for its HELLO (resent until answered), as nothing else
+    # would tell a datagram lost at the start from one lost at a cut.
+    while s.recv(64) != b"HELLO":
+        pass
+    s.sendto(b"GO", peer)
     seq = 0
     pad = b"." * 1000
     last = time.monotonic()
@@ -44,10 +49,22 @@ if rank == 0:
             pass
     print("sender: sent %d" % seq, flush=True)
 else:
+    s.settimeout(0.1)
+    first = None  # GO, or the first datagram if GO was lost
+    while first is None:
+        s.sendto(b"HELLO", (hosts[0], PORT))
+        try:
+            first = s.recvfrom(2048)
+        except socket.timeout:
+            pass
+    s.settimeout(None)
     seen = set()
     dups = 0
     while True:
-        data, addr = s.recvfrom(2048)
+        data, addr = first if first else s.recvfrom(2048)
+        first = None
+        if data == b"GO":
+            continue
         if data.startswith(b"END"):
             sent = struct.unpack("!Q", data[3:11])[0]
             for _ in range(20):
