@@ -135,6 +135,7 @@ public final class NodeAgent {
             network,
             initPath,
             rshPath,
+            overlay != null && kernel == null,
             jobNetwork::remove);
     this.preflight = new CheckpointPreflight(config, records, images);
     Path actionScript = NativeInstalls.actionScript(config.home());

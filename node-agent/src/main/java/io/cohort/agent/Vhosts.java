@@ -43,6 +43,9 @@ final class Vhosts {
   /** Told when the last vhost of a job on this node is gone (with its record). */
   private final Consumer<VhostRecord> jobGone;
 
+  /** The agents forward the job's packets between nodes (the user-space path). */
+  private final boolean agentsForward;
+
   Vhosts(
       AgentConfig config,
       VhostRecords records,
@@ -50,7 +53,9 @@ final class Vhosts {
       VhostNetwork network,
       Path initPath,
       Path rshPath,
+      boolean agentsForward,
       Consumer<VhostRecord> jobGone) {
+    this.agentsForward = agentsForward;
     this.config = config;
     this.who = "agent " + config.node();
     this.records = records;
@@ -187,10 +192,12 @@ final class Vhosts {
       env.put("OMPI_MCA_orte_default_hostfile", hostfile.toString());
       env.put("OMPI_MCA_btl_tcp_if_include", "eth0");
       env.put("OMPI_MCA_oob_tcp_if_include", "eth0");
-      // Traffic between vhosts on different nodes is forwarded by the agents: ranks that
-      // poll with nothing to do yield the core to them (8 B MPI round trip across nodes
-      // 290 → 150 µs on 2 cores). A job may still set it to 0.
-      env.putIfAbsent("OMPI_MCA_mpi_yield_when_idle", "1");
+      if (agentsForward) {
+        // On the user-space path the agents forward traffic between vhosts on different
+        // nodes: ranks that poll with nothing to do yield the core to them (8 B MPI round
+        // trip across nodes 290 → 150 µs on 2 cores). A job may still set it to 0.
+        env.putIfAbsent("OMPI_MCA_mpi_yield_when_idle", "1");
+      }
       env.put("COHORT_TOKEN", req.getToken());
       env.put("COHORT_SPAWN_PORT", Integer.toString(SPAWN_PORT));
     }

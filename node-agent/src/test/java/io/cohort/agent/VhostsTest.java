@@ -42,7 +42,8 @@ class VhostsTest {
             removed.add(vhostId);
           }
         };
-    vhosts = new Vhosts(config, records, null, network, Path.of("init"), Path.of("rsh"), r -> {});
+    vhosts =
+        new Vhosts(config, records, null, network, Path.of("init"), Path.of("rsh"), true, r -> {});
     Process done = new ProcessBuilder("true").start();
     done.waitFor();
     Path dir = Files.createDirectories(records.vhostDir("3-0"));
