@@ -29,6 +29,7 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -66,6 +67,11 @@ final class CheckpointParticipant {
   private final FileTracker files;
   private final TaskRelease release;
 
+  /**
+   * Told of each vhost a --stop ended (its link and, with the job's last, the job's network go).
+   */
+  private final Consumer<VhostRecord> stopped;
+
   /** Captures of the job's files, running beside CRIU's dump (I/O: a thread each). */
   private final ExecutorService captures =
       Executors.newCachedThreadPool(
@@ -89,7 +95,9 @@ final class CheckpointParticipant {
       ChannelCuts cuts,
       Path actionScript,
       ProcessIdentity self,
-      Supplier<String> criuVersion) {
+      Supplier<String> criuVersion,
+      Consumer<VhostRecord> stopped) {
+    this.stopped = stopped;
     this.config = config;
     this.who = "agent " + config.node();
     this.records = records;
@@ -429,6 +437,7 @@ final class CheckpointParticipant {
         if (init.isAlive()) {
           init.kill();
         }
+        stopped.accept(records.load(dump.record.getVhostId()));
       }
     } finally {
       done(dump);

@@ -149,7 +149,8 @@ public final class NodeAgent {
             ChannelCuts.overlay(overlay, MARKER_TIMEOUT),
             actionScript,
             self,
-            this::criuVersion);
+            this::criuVersion,
+            vhosts::dropLink);
     this.holds = new RestoreHolds(criu, actionScript, self, config.criuTimeout());
     this.restorer =
         new Restorer(config.node(), records, images, holds, network, jobNetwork, output);
