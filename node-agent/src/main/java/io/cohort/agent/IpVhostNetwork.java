@@ -70,11 +70,35 @@ final class IpVhostNetwork implements VhostNetwork {
     run("nsenter", ns, "ip", "route", "add", GATEWAY, "dev", "eth0", "scope", "link");
     run("nsenter", ns, "ip", "route", "add", "default", "via", GATEWAY, "dev", "eth0");
     configureHostSide(host, address, plan);
+    knowGateway(pid);
   }
 
   @Override
-  public void reattach(String vhostId, String address, JobNetworkPlan plan) {
+  public void reattach(long pid, String vhostId, String address, JobNetworkPlan plan) {
     configureHostSide(VhostNetwork.hostVeth(vhostId), address, plan);
+    knowGateway(pid);
+  }
+
+  /**
+   * The vhost knows its gateway's MAC for good (a permanent neighbour entry; CRIU's images keep
+   * it): it never resolves it. A restored vhost whose entry was being resolved when it was dumped,
+   * or whose kernel probed the gateway while the node side was not attached yet, lost its first few
+   * hundred packets after a restart until a new resolution succeeded (KernelPathIT).
+   */
+  private static void knowGateway(long pid) {
+    run(
+        "nsenter",
+        "--net=/proc/" + pid + "/ns/net",
+        "ip",
+        "neigh",
+        "replace",
+        GATEWAY,
+        "lladdr",
+        GATEWAY_MAC,
+        "dev",
+        "eth0",
+        "nud",
+        "permanent");
   }
 
   @Override

@@ -132,7 +132,7 @@ final class Restorer {
               work,
               VhostNetwork.restoreOptions(vhostId, rec.getAddress()));
       if (!rec.getAddress().isEmpty()) {
-        network.reattach(vhostId, rec.getAddress(), rec.getPlan());
+        network.reattach(restored.pid(), vhostId, rec.getAddress(), rec.getPlan());
       }
     } catch (CriuException | IOException | CohortException e) {
       if (restored != null) {

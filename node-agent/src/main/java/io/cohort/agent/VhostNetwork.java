@@ -25,9 +25,10 @@ interface VhostNetwork {
   void attach(long pid, String vhostId, String address, JobNetworkPlan plan);
 
   /**
-   * After a restore (CRIU re-created the vhost's side of the link): configures the node side again.
+   * After a restore (CRIU re-created the vhost's side of the link): configures the node side again,
+   * and the vhost's permanent entry for its gateway.
    */
-  void reattach(String vhostId, String address, JobNetworkPlan plan);
+  void reattach(long pid, String vhostId, String address, JobNetworkPlan plan);
 
   /**
    * Removes what this node held for a job whose last vhost here is gone: the rule that sends its

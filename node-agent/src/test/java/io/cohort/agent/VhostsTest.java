@@ -32,7 +32,7 @@ class VhostsTest {
           public void attach(long pid, String vhostId, String address, JobNetworkPlan plan) {}
 
           @Override
-          public void reattach(String vhostId, String address, JobNetworkPlan plan) {}
+          public void reattach(long pid, String vhostId, String address, JobNetworkPlan plan) {}
 
           @Override
           public void removeJob(JobNetworkPlan plan) {}
