@@ -2,6 +2,7 @@ package io.cohort.cli;
 
 import io.cohort.agent.AgentConfig;
 import io.cohort.agent.AgentGrpcService;
+import io.cohort.agent.DataPath;
 import io.cohort.agent.NodeAgent;
 import io.cohort.agent.VhostOverlay;
 import io.cohort.common.JobInput;
@@ -65,6 +66,17 @@ final class AgentCommand implements Callable<Integer> {
               + "nodes without copying its images, even when the nodes that wrote them are down")
   Path sharedImages;
 
+  @Option(
+      names = "--data-path",
+      paramLabel = "PATH",
+      defaultValue = "${env:COHORT_DATA_PATH:-kernel}",
+      description =
+          "how vhost packets cross between nodes: kernel (VXLAN between node addresses; the "
+              + "agent interposes only at a checkpoint) or overlay (every packet through the "
+              + "agents' user-space overlay, which needs only a TUN device). Default: "
+              + "$COHORT_DATA_PATH, else kernel")
+  String dataPath;
+
   @Override
   public Integer call() throws Exception {
     Daemons.logAtInfo();
@@ -80,7 +92,8 @@ final class AgentCommand implements Callable<Integer> {
                 .withVhostNetworking(true)
                 .withSharedImages(sharedImages),
             address -> NettyChannelBuilder.forTarget(address).usePlaintext().build(),
-            overlay);
+            overlay,
+            dataPath(at.getHostString()));
     Server server =
         NettyServerBuilder.forAddress(Daemons.parse(listen))
             .maxInboundMessageSize(JobInput.MAX_MESSAGE_BYTES) // CreateVhost carries stdin
@@ -110,6 +123,8 @@ final class AgentCommand implements Callable<Integer> {
                         .setAddress(listen)
                         .setKernel(me.getKernel())
                         .setCriuVersion(me.getCriuVersion())
+                        .setOverlayPacketsIn(overlay.packetsIn())
+                        .setOverlayPacketsOut(overlay.packetsOut())
                         .setImageStoreFreeBytes(me.getImageStoreFreeBytes())
                         .setOverlayAddress(agent.overlayAddress())
                         .setImageStoreId(me.getImageStoreId())
@@ -141,5 +156,16 @@ final class AgentCommand implements Callable<Integer> {
                 }));
     server.awaitTermination();
     return 0;
+  }
+
+  private DataPath dataPath(String nodeAddress) {
+    return switch (dataPath) {
+      case "kernel" -> new DataPath(true, DataPath.fabricMtuOf(nodeAddress));
+      case "overlay" -> DataPath.overlay();
+      default ->
+          throw new picocli.CommandLine.ParameterException(
+              new picocli.CommandLine(this),
+              "--data-path must be kernel or overlay, got '" + dataPath + "'");
+    };
   }
 }

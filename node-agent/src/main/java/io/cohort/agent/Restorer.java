@@ -29,7 +29,7 @@ final class Restorer {
   private final String who;
   private final VhostRecords records;
   private final ImageStore images;
-  private final Criu criu;
+  private final RestoreHolds holds;
   private final VhostNetwork network;
   private final JobNetwork jobNetwork;
   private final OutputLog output;
@@ -38,7 +38,7 @@ final class Restorer {
       String node,
       VhostRecords records,
       ImageStore images,
-      Criu criu,
+      RestoreHolds holds,
       VhostNetwork network,
       JobNetwork jobNetwork,
       OutputLog output) {
@@ -46,7 +46,7 @@ final class Restorer {
     this.who = "agent " + node;
     this.records = records;
     this.images = images;
-    this.criu = criu;
+    this.holds = holds;
     this.network = network;
     this.jobNetwork = jobNetwork;
     this.output = output;
@@ -80,6 +80,8 @@ final class Restorer {
     }
     ImageStore.Image image = verified(ckpt, vhostId, req.getManifestSha256());
     VhostRecord rec = existing != null ? existing : adopt(vhostId, image.manifest(), ckpt);
+    rec =
+        rec.toBuilder().setPlan(VhostNetwork.requirePlan(rec.getAddress(), req.getPlan())).build();
     // Only now, with the vhost's earlier incarnation gone (refused above while it runs), are the
     // job's logs returned to the checkpoint: nothing else writes them from here on.
     List<OutputLog.Rollback> logs = JobFiles.rollBack(output, image, ckpt);
@@ -92,20 +94,27 @@ final class Restorer {
     }
     Path work =
         records.vhostDir(vhostId).resolve("restore-" + ckpt + "-" + System.currentTimeMillis());
-    Criu.Restored restored;
+    Criu.Restored restored = null;
     try {
       JobFiles.restoreStdin(image.manifest().getJobFilesList(), image.criuDir());
       Files.deleteIfExists(Path.of(rec.getStatusPath()));
       if (!rec.getAddress().isEmpty()) {
         network.removeStale(vhostId);
       }
+      // Held until the coordinator releases the job (ReleaseRestored): see RestoreHolds.
       restored =
-          criu.restore(
-              image.criuDir(), work, VhostNetwork.restoreOptions(vhostId, rec.getAddress()));
+          holds.restore(
+              vhostId,
+              image.criuDir(),
+              work,
+              VhostNetwork.restoreOptions(vhostId, rec.getAddress()));
       if (!rec.getAddress().isEmpty()) {
-        network.reattach(vhostId, rec.getAddress());
+        network.reattach(restored.pid(), vhostId, rec.getAddress(), rec.getPlan());
       }
     } catch (CriuException | IOException | CohortException e) {
+      if (restored != null) {
+        holds.release(List.of(vhostId));
+      }
       files.undo();
       JobFiles.undo(logs);
       // CriuException's message is one line: the cause read from CRIU's log, and where it is.
@@ -119,8 +128,8 @@ final class Restorer {
               + ". The output log is as it was.",
           e);
     }
-    ProcessIdentity init =
-        ProcessIdentity.of(restored.pid()).orElseGet(() -> new ProcessIdentity(restored.pid(), -1));
+    long pid = restored.pid();
+    ProcessIdentity init = ProcessIdentity.of(pid).orElseGet(() -> new ProcessIdentity(pid, -1));
     rec =
         rec.toBuilder()
             .setPid(restored.pid())

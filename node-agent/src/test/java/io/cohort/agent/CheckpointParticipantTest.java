@@ -47,6 +47,9 @@ class CheckpointParticipantTest {
   private Path script;
   private ProcessIdentity init;
 
+  /** The vhosts a --stop ended, as the participant reported them. */
+  private final List<VhostRecord> stopped = new ArrayList<>();
+
   @BeforeEach
   void setUp() throws Exception {
     criu = new FakeCriu(home);
@@ -99,7 +102,7 @@ class CheckpointParticipantTest {
   private CheckpointParticipant participant(
       ImageStore store, ChannelCuts cuts, ProcessIdentity agent) {
     return new CheckpointParticipant(
-        config, records, store, criu, cuts, script, agent, () -> "fake");
+        config, records, store, criu, cuts, script, agent, () -> "fake", stopped::add);
   }
 
   private LocalImageStore store() {
@@ -250,6 +253,8 @@ class CheckpointParticipantTest {
     assertEquals("committed", criu.awaitOutcome());
     assertEquals(VhostState.VHOST_STATE_STOPPED, records.load(VHOST).getState());
     assertTrue(init.awaitExit(5000), "the vhost's init is ended");
+    assertEquals(1, stopped.size(), "its link and the job's network are let go");
+    assertEquals(VhostState.VHOST_STATE_STOPPED, stopped.get(0).getState());
     store().verify("7.1", VHOST, sealed.getManifestSha256());
   }
 
@@ -288,6 +293,9 @@ class CheckpointParticipantTest {
           @Override
           public Cut open(String ckpt, VhostRecord rec, long epoch, Set<String> local) {
             return new Cut() {
+              @Override
+              public void begin() {}
+
               @Override
               public void networkLocked(String vhost) {
                 throw new IllegalStateException("overlay broken");
