@@ -18,9 +18,11 @@ import io.grpc.inprocess.InProcessChannelBuilder;
 import io.grpc.inprocess.InProcessServerBuilder;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -250,34 +252,32 @@ class ImageTransferTest {
   /** The agent of {@code node} restores the job's vhost from {@code ckpt} (CRIU faked). */
   private void restore(String node, String ckpt) {
     VhostRecords records = new VhostRecords(home.resolve(node + "/vhosts"), node);
-    Criu criu =
-        new Criu() {
-          @Override
-          public String version() {
-            return "fake";
-          }
-
-          @Override
-          public Process startDump(DumpSpec spec) {
-            throw new UnsupportedOperationException();
-          }
-
-          @Override
-          public Restored restore(Path images, Path work, List<String> extra) throws CriuException {
-            if (criuFails) {
-              throw new CriuException("restore", 1, "failed (fake)");
-            }
-            return new Restored(ProcessHandle.current().pid(), 1);
-          }
-        };
+    FakeCriu criu;
+    try {
+      criu = new FakeCriu(Files.createDirectories(home.resolve(node + "-criu")));
+      Path fail = criu.control.resolve("fail-restore");
+      if (criuFails) {
+        Files.writeString(fail, "");
+      } else {
+        Files.deleteIfExists(fail);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    RestoreHolds holds =
+        new RestoreHolds(
+            criu,
+            NativeInstalls.actionScript(home.resolve(node)),
+            ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow(),
+            Duration.ofSeconds(30));
     Restorer restorer =
         new Restorer(
             node,
             records,
             store(node),
-            criu,
+            holds,
             null, // the vhost has no address: its network is never touched
-            new JobNetwork(node, records, null),
+            new JobNetwork(node, records, null, null, null),
             new OutputLog(records, node));
     restorer.restore(
         RestoreVhostRequest.newBuilder()
@@ -285,6 +285,7 @@ class ImageTransferTest {
             .setVhostId(VHOST)
             .setManifestSha256(manifestSha.get(ckpt))
             .build());
+    holds.release(List.of(VHOST)); // the job released: the fake CRIU lets its "tasks" go
     // The restored vhost has ended (by the test's word): the next restore may run.
     records.save(
         records.load(VHOST).toBuilder()
