@@ -59,6 +59,11 @@ final class PlainAcrossNodes {
             address("n1") + ":1," + address("n2") + ":1",
             "-np",
             "2",
+            // Each "node" is a namespace of the same 2-core machine: bound, both ranks would take
+            // core 0 and poll it in turns (8 ms round trips). Unbound, as Cohort runs its jobs,
+            // they get a core each, as on two real nodes.
+            "--bind-to",
+            "none",
             "--mca",
             "plm_rsh_agent",
             rsh.toString(),

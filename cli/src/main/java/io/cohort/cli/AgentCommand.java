@@ -77,6 +77,15 @@ final class AgentCommand implements Callable<Integer> {
               + "$COHORT_DATA_PATH, else kernel")
   String dataPath;
 
+  @Option(
+      names = "--fabric-mtu",
+      paramLabel = "BYTES",
+      description =
+          "the MTU of the path between nodes, when it is smaller than that of the node's own "
+              + "link (e.g. a switch without jumbo frames); the vhosts' MTU is this minus 50 "
+              + "with the kernel path. Default: the MTU of the link holding --listen's address")
+  Integer fabricMtu;
+
   @Override
   public Integer call() throws Exception {
     Daemons.logAtInfo();
@@ -158,9 +167,11 @@ final class AgentCommand implements Callable<Integer> {
     return 0;
   }
 
+  /** The data path the options ask for; the fabric's MTU read from the node when not given. */
   private DataPath dataPath(String nodeAddress) {
     return switch (dataPath) {
-      case "kernel" -> new DataPath(true, DataPath.fabricMtuOf(nodeAddress));
+      case "kernel" ->
+          new DataPath(true, fabricMtu != null ? fabricMtu : DataPath.fabricMtuOf(nodeAddress));
       case "overlay" -> DataPath.overlay();
       default ->
           throw new picocli.CommandLine.ParameterException(
