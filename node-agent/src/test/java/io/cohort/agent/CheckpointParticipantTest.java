@@ -201,7 +201,13 @@ class CheckpointParticipantTest {
       try {
         resumed.get(20, TimeUnit.SECONDS);
       } catch (java.util.concurrent.ExecutionException lost) {
-        assertEquals(CohortException.Kind.ABORTED, ((CohortException) lost.getCause()).kind());
+        // The resume lost: refused as aborted (the dump still registered), or as unknown when
+        // the abort had already ended it (as a seal after an abort is, below).
+        CohortException.Kind kind = ((CohortException) lost.getCause()).kind();
+        assertTrue(
+            kind == CohortException.Kind.ABORTED
+                || kind == CohortException.Kind.FAILED_PRECONDITION,
+            kind.toString());
       }
       String outcome = criu.awaitOutcome();
       assertTrue(outcome.equals("committed") || outcome.equals("released-by-abort"), outcome);
