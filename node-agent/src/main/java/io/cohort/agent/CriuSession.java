@@ -134,10 +134,6 @@ final class CriuSession implements AutoCloseable {
     return (end - startNanos) / 1_000_000;
   }
 
-  boolean criuAlive() {
-    return criu.isAlive();
-  }
-
   /** Last resort when CRIU does not exit: its tasks may be left with CRIU's network lock. */
   void killCriu() {
     criu.destroyForcibly();
