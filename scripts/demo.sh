@@ -5,7 +5,7 @@
 #     restarted; its output is compared with an uninterrupted run of the same program.
 #  2. A cluster emulated on this machine (network namespaces, coordinator and agent
 #     daemons): the same job over two vhosts on nodes n1 and n2 (mpirun spans them: shared
-#     memory inside a vhost, TCP between them through the Netty overlay), checkpointed and
+#     memory inside a vhost, TCP between them through the kernel's VXLAN), checkpointed and
 #     stopped, restarted on nodes n2 and n3.
 #
 # It runs from a clone anywhere (/tmp included) and on a machine of any speed: the job runs

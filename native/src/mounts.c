@@ -46,6 +46,25 @@ static void unescape_mountinfo(char *s)
 }
 
 /*
+ * The mount point (5th field, unescaped) of a /proc/self/mountinfo line, which
+ * this changes in place; NULL if the line is too short.
+ */
+static char *mount_point(char *line)
+{
+	char *save = NULL, *tok = line, *field = NULL;
+	int k;
+
+	for (k = 0; k < 5; k++) {
+		field = strtok_r(tok, " ", &save);
+		tok = NULL;
+		if (!field)
+			return NULL;
+	}
+	unescape_mountinfo(field);
+	return field;
+}
+
+/*
  * Find a mount point that appears more than once in /proc/self/mountinfo.
  * Returns 1 and fills dup, 0 if there is none, -1 on error.
  */
@@ -64,25 +83,14 @@ static int find_stacked_mount(char *dup, size_t size)
 		return -1;
 	}
 	while (getline(&line, &line_size, f) > 0) {
-		char *fields[5];
-		char *save = NULL, *tok = line;
-		int k;
+		char *mp = mount_point(line);
 
-		for (k = 0; k < 5; k++) {
-			fields[k] = strtok_r(tok, " ", &save);
-			tok = NULL;
-			if (!fields[k])
-				break;
-		}
-		if (k < 5)
-			continue;
-		unescape_mountinfo(fields[4]);
-		if (!strcmp(fields[4], "/"))
+		if (!mp || !strcmp(mp, "/"))
 			continue;	/* never touch the root */
 
 		for (i = 0; i < n; i++) {
-			if (!strcmp(points[i], fields[4])) {
-				snprintf(dup, size, "%s", fields[4]);
+			if (!strcmp(points[i], mp)) {
+				snprintf(dup, size, "%s", mp);
 				ret = 1;
 				goto out;
 			}
@@ -98,7 +106,7 @@ static int find_stacked_mount(char *dup, size_t size)
 			}
 			points = p;
 		}
-		points[n] = strdup(fields[4]);
+		points[n] = strdup(mp);
 		if (!points[n]) {
 			pr_err("out of memory");
 			goto out;
@@ -160,23 +168,15 @@ static int find_nsfs_mount(char *point, size_t size)
 	}
 	while (ret == 0 && getline(&line, &line_size, f) > 0) {
 		char *sep = strstr(line, " - ");
-		char *fields[5];
-		char *save = NULL, *tok = line;
-		int k;
+		char *mp;
 
 		if (!sep || strncmp(sep + 3, "nsfs ", 5))
 			continue;
 		*sep = '\0';
-		for (k = 0; k < 5; k++) {
-			fields[k] = strtok_r(tok, " ", &save);
-			tok = NULL;
-			if (!fields[k])
-				break;
-		}
-		if (k < 5)
+		mp = mount_point(line);
+		if (!mp)
 			continue;
-		unescape_mountinfo(fields[4]);
-		snprintf(point, size, "%s", fields[4]);
+		snprintf(point, size, "%s", mp);
 		ret = 1;
 	}
 	if (ret == 0 && ferror(f)) {

@@ -5,6 +5,7 @@ import com.google.gson.JsonObject;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 
 /**
@@ -23,76 +24,97 @@ final class BarrierCost {
     this.ring = ring;
   }
 
+  /**
+   * For each count, the job spread one vhost per node; for counts above one, also the same vhosts
+   * all on n1, where the checkpoint needs no cut between nodes: the difference of the two frozen
+   * times is what the cut adds.
+   */
   JsonArray run(List<Integer> vhostCounts) {
     JsonArray out = new JsonArray();
     for (int k : vhostCounts) {
-      System.out.printf("bench: coordinated checkpoint, %d vhost(s)%n", k);
-      List<String> nodes = new ArrayList<>();
+      List<String> spread = new ArrayList<>();
       for (int i = 1; i <= k; i++) {
-        nodes.add("n" + i);
+        spread.add("n" + i);
       }
-      String job =
-          cli.run(
-              String.join(",", nodes),
-              1,
-              "mpirun",
-              "-np",
-              Integer.toString(k),
-              ring.toString(),
-              "1000000",
-              "20");
-      cli.awaitOutput("n1", job, "iter 20 ", Duration.ofMinutes(2));
-      Stats total = new Stats();
-      Stats overhead = new Stats();
-      Stats prepare = new Stats();
-      Stats dump = new Stats();
-      Stats criu = new Stats();
-      Stats seal = new Stats();
-      Stats commit = new Stats();
-      Stats resume = new Stats();
-      Stats publish = new Stats();
-      Stats frozen = new Stats();
-      for (int i = 0; i < reps; i++) {
-        String id = cli.cohort("checkpoint", job, "--json").json().get("checkpoint").getAsString();
-        JsonObject t = cli.checkpointRecord(job, id).getAsJsonObject("timings");
-        double tot = CheckpointCost.num(t, "total_ms");
-        total.add(tot);
-        prepare.add(CheckpointCost.num(t, "prepare_ms"));
-        dump.add(CheckpointCost.num(t, "dump_ms"));
-        criu.add(CheckpointCost.num(t, "criu_ms"));
-        seal.add(CheckpointCost.num(t, "seal_ms"));
-        commit.add(CheckpointCost.num(t, "commit_ms"));
-        resume.add(CheckpointCost.num(t, "resume_ms"));
-        publish.add(CheckpointCost.num(t, "publish_ms"));
-        frozen.add(CheckpointCost.num(t, "freeze_ms"));
-        overhead.add(tot - CheckpointCost.num(t, "criu_ms") - CheckpointCost.num(t, "seal_ms"));
-        cli.cohort("rm", id);
+      JsonObject r = measure(spread);
+      if (k > 1) {
+        JsonObject one = measure(Collections.nCopies(k, "n1"));
+        r.add("one_node", one);
+        r.addProperty(
+            "cut_added_frozen_ms",
+            r.getAsJsonObject("frozen_ms").get("median").getAsDouble()
+                - one.getAsJsonObject("frozen_ms").get("median").getAsDouble());
       }
-      cli.cohort("kill", job);
-      JsonObject r = new JsonObject();
-      r.addProperty("vhosts", k);
-      r.add("total_ms", total.json());
-      r.add("barrier_overhead_ms", overhead.json());
-      r.add("prepare_ms", prepare.json());
-      r.add("dump_ms", dump.json());
-      r.add("criu_ms", criu.json());
-      r.add("seal_ms", seal.json());
-      r.add("commit_ms", commit.json());
-      r.add("resume_ms", resume.json());
-      r.add("publish_ms", publish.json());
-      r.add("frozen_ms", frozen.json());
-      System.out.printf(
-          "  total %s ms, overhead %s ms (criu %s, resume %s, seal %s, publish %s, "
-              + "frozen %s)%n",
-          total.cell(),
-          overhead.cell(),
-          criu.cell(),
-          resume.cell(),
-          seal.cell(),
-          publish.cell(),
-          frozen.cell());
       out.add(r);
     }
     return out;
+  }
+
+  private JsonObject measure(List<String> nodes) {
+    int k = nodes.size();
+    System.out.printf("bench: coordinated checkpoint, %d vhost(s) on %s%n", k, nodes);
+    // No partner copies (part 8 measures them): the copy of one checkpoint would load the 2
+    // cores during the next, and the two layouts would not compare.
+    String job =
+        cli.run(
+            String.join(",", nodes),
+            1,
+            List.of("--images", "none"),
+            "mpirun",
+            "-np",
+            Integer.toString(k),
+            ring.toString(),
+            "1000000",
+            "20");
+    cli.awaitOutput("n1", job, "iter 20 ", Duration.ofMinutes(2));
+    Stats total = new Stats();
+    Stats overhead = new Stats();
+    Stats prepare = new Stats();
+    Stats dump = new Stats();
+    Stats criu = new Stats();
+    Stats seal = new Stats();
+    Stats commit = new Stats();
+    Stats resume = new Stats();
+    Stats publish = new Stats();
+    Stats frozen = new Stats();
+    for (int i = 0; i < Math.max(reps, 5); i++) { // a few hundred ms each: noisy here
+      String id = cli.cohort("checkpoint", job, "--json").json().get("checkpoint").getAsString();
+      JsonObject t = cli.checkpointRecord(job, id).getAsJsonObject("timings");
+      double tot = CheckpointCost.num(t, "total_ms");
+      total.add(tot);
+      prepare.add(CheckpointCost.num(t, "prepare_ms"));
+      dump.add(CheckpointCost.num(t, "dump_ms"));
+      criu.add(CheckpointCost.num(t, "criu_ms"));
+      seal.add(CheckpointCost.num(t, "seal_ms"));
+      commit.add(CheckpointCost.num(t, "commit_ms"));
+      resume.add(CheckpointCost.num(t, "resume_ms"));
+      publish.add(CheckpointCost.num(t, "publish_ms"));
+      frozen.add(CheckpointCost.num(t, "freeze_ms"));
+      overhead.add(tot - CheckpointCost.num(t, "criu_ms") - CheckpointCost.num(t, "seal_ms"));
+      cli.cohort("rm", id);
+    }
+    cli.cohort("kill", job);
+    JsonObject r = new JsonObject();
+    r.addProperty("vhosts", k);
+    r.add("total_ms", total.json());
+    r.add("barrier_overhead_ms", overhead.json());
+    r.add("prepare_ms", prepare.json());
+    r.add("dump_ms", dump.json());
+    r.add("criu_ms", criu.json());
+    r.add("seal_ms", seal.json());
+    r.add("commit_ms", commit.json());
+    r.add("resume_ms", resume.json());
+    r.add("publish_ms", publish.json());
+    r.add("frozen_ms", frozen.json());
+    System.out.printf(
+        "  total %s ms, overhead %s ms (criu %s, resume %s, seal %s, publish %s, " + "frozen %s)%n",
+        total.cell(),
+        overhead.cell(),
+        criu.cell(),
+        resume.cell(),
+        seal.cell(),
+        publish.cell(),
+        frozen.cell());
+    return r;
   }
 }

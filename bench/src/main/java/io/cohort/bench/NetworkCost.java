@@ -12,10 +12,10 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * Parts 4 and 5: MPI ping-pong between two vhosts on different nodes (through the TUN and the
- * channel-drain overlay) against the same two vhosts on one node (the nodes' kernel routes between
- * their veths); and the run time of a fixed amount of communication under Cohort against plain
- * mpirun.
+ * Parts 4 and 5: MPI ping-pong between two vhosts on different nodes (the agents' data path: VXLAN
+ * by default, the user-space overlay with {@code --data-path overlay}) against the same two vhosts
+ * on one node and against plain mpirun across the same two nodes without Cohort; and the run time
+ * of a fixed amount of communication under Cohort against plain mpirun.
  */
 final class NetworkCost {
   private static final Pattern LINE =
@@ -33,17 +33,20 @@ final class NetworkCost {
 
   /**
    * Part 4: one row per message size (median of the repetitions): the two vhosts on two nodes
-   * (through the overlay), on one node (shared memory), and plain mpirun forced onto TCP over
-   * loopback — what TCP between two processes costs on this machine, with no overlay.
+   * (through the agents' data path), on one node (shared memory), plain mpirun forced onto TCP over
+   * loopback — what TCP between two processes costs on this machine, with no overlay — and the
+   * baseline: plain mpirun spanning the same two nodes ({@link PlainAcrossNodes}).
    */
   JsonArray overlay() {
-    System.out.println("bench: overlay ping-pong, n1+n2 against n1+n1 and plain TCP");
+    System.out.println("bench: ping-pong across nodes, n1+n2 against n1+n1 and plain mpirun");
     String[] sweep = {pingpong.toString(), "4194304", "0.3"};
-    // The agents are long-running daemons: let their JIT compile the forwarding path first,
-    // as it will have been on any node that has carried traffic.
+    // On the user-space path the agents are long-running daemons: let their JIT compile the
+    // forwarding path first, as it will have been on any node that has carried traffic.
     job("n1,n2", concat(List.of("mpirun", "-np", "2"), sweep));
     Map<Long, Map<String, Stats>> bySize = new TreeMap<>();
+    List<String> plainAcross = PlainAcrossNodes.mpirun(cli);
     for (int i = 0; i < reps; i++) {
+      collect(bySize, "plain_cross_node", cli.must(concat(plainAcross, sweep)).out());
       collect(bySize, "cross_node", job("n1,n2", concat(List.of("mpirun", "-np", "2"), sweep)));
       collect(bySize, "same_node", job("n1,n1", concat(List.of("mpirun", "-np", "2"), sweep)));
       collect(
@@ -61,7 +64,7 @@ final class NetworkCost {
         (bytes, m) -> {
           JsonObject r = new JsonObject();
           r.addProperty("bytes", bytes);
-          for (String k : List.of("cross_node", "same_node", "plain_tcp")) {
+          for (String k : List.of("cross_node", "same_node", "plain_tcp", "plain_cross_node")) {
             Stats rtt = m.get(k + "_rtt_us");
             Stats mbs = m.get(k + "_mb_s");
             if (rtt == null || mbs == null) {
@@ -102,8 +105,8 @@ final class NetworkCost {
   /**
    * Part 5: the same fixed ping-pong (64 KiB messages, sized to take about 5 s with plain mpirun)
    * with plain mpirun and under Cohort, on one node (one vhost; shared memory) and over two vhosts
-   * on two nodes (TCP through the overlay; plain mpirun forced onto TCP over loopback, and sized
-   * for that).
+   * on two nodes (TCP between nodes; plain mpirun forced onto TCP over loopback, and sized for
+   * that).
    */
   JsonObject steadyState() {
     System.out.println("bench: steady-state overhead");
@@ -112,11 +115,15 @@ final class NetworkCost {
     List<String> tcp =
         List.of("mpirun", "--allow-run-as-root", "-np", "2", "--mca", "btl", "self,tcp");
     String trips = calibrate(shm, bytes, 5);
-    String tcpTrips = calibrate(tcp, bytes, 1); // the overlay is far slower: keep it short
+    // Sized like the one-node runs: on the kernel path two nodes cost what plain TCP costs.
+    String tcpTrips = calibrate(tcp, bytes, 5);
     List<String> plainShm = new ArrayList<>(shm);
     plainShm.addAll(List.of(pingpong.toString(), "fixed", trips, bytes));
     List<String> plainTcp = new ArrayList<>(tcp);
     plainTcp.addAll(List.of(pingpong.toString(), "fixed", tcpTrips, bytes));
+    List<String> plainAcross = PlainAcrossNodes.mpirun(cli);
+    plainAcross.addAll(List.of(pingpong.toString(), "fixed", tcpTrips, bytes));
+    Stats plainNodes = new Stats();
     Stats plain1 = new Stats();
     Stats cohort1 = new Stats();
     Stats plain2 = new Stats();
@@ -130,6 +137,7 @@ final class NetworkCost {
       cohort1.add(
           elapsed(job("n1", "mpirun", "-np", "2", pingpong.toString(), "fixed", trips, bytes)));
       plain2.add(elapsed(cli.must(plainTcp.toArray(String[]::new)).out()));
+      plainNodes.add(elapsed(cli.must(plainAcross.toArray(String[]::new)).out()));
       cohort2.add(
           elapsed(
               job("n1,n2", "mpirun", "-np", "2", pingpong.toString(), "fixed", tcpTrips, bytes)));
@@ -142,6 +150,9 @@ final class NetworkCost {
     r.add("one_node_cohort_s", cohort1.json());
     r.add("two_vhosts_plain_tcp_s", plain2.json());
     r.add("two_vhosts_cohort_s", cohort2.json());
+    r.add("two_nodes_plain_s", plainNodes.json());
+    r.addProperty("two_nodes_overhead", cohort2.min() / plainNodes.min() - 1);
+    r.addProperty("two_nodes_overhead_of_medians", cohort2.median() / plainNodes.median() - 1);
     // This machine's noise only ever adds time, and in bursts (runs of the same program take
     // 5 s or 10-13 s, plain or not): the fastest of the interleaved runs is the estimate of
     // what each costs; the medians are reported beside it.

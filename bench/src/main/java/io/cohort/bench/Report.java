@@ -33,7 +33,7 @@ final class Report {
           .append(e.getValue().getAsString())
           .append(" |\n");
     }
-    targets();
+    md.append(Targets.table(r));
     checkpointTable();
     barrierTable();
     overlayTable();
@@ -41,118 +41,6 @@ final class Report {
     filesTable();
     partnerTable();
     return md.toString();
-  }
-
-  private void targets() {
-    md.append("\n## Targets\n\n| target | measured | ratio | met |\n| --- | --- | --- | --- |\n");
-    for (JsonObject c : Bench.rows(r, "checkpoint_vs_memory")) {
-      double got = median(c, "cohort_checkpoint_ms");
-      double bare = median(c, "bare_criu_dump_ms");
-      double limit = 1.25 * bare + 100;
-      row(
-          String.format(
-              "checkpoint ≤ 1.25 × bare CRIU + 100 ms (%d MB)", c.get("memory_mb").getAsInt()),
-          String.format("%.0f ms vs bare %.0f ms (limit %.0f)", got, bare, limit),
-          got / bare,
-          got <= limit);
-    }
-    List<JsonObject> big = Bench.rows(r, "checkpoint_vs_memory");
-    if (!big.isEmpty()) {
-      JsonObject c = big.get(big.size() - 1);
-      double image = c.get("image_write_rate_mb_s").getAsDouble();
-      double disk = c.get("disk_rate_mb_s").getAsDouble();
-      row(
-          String.format(
-              "image write rate ≥ 70 %% of disk fsync'd rate (%d MB)",
-              c.get("memory_mb").getAsInt()),
-          String.format("%.0f MB/s vs %.0f MB/s", image, disk),
-          image / disk,
-          image >= 0.7 * disk);
-    }
-    for (JsonObject b : Bench.rows(r, "coordinated_checkpoint")) {
-      if (b.get("vhosts").getAsInt() == 4) {
-        double o = median(b, "barrier_overhead_ms");
-        row("barrier overhead ≤ 50 ms at 4 vhosts", String.format("%.0f ms", o), o / 50, o <= 50);
-      }
-    }
-    for (JsonObject p : Bench.rows(r, "overlay_pingpong")) {
-      long bytes = p.get("bytes").getAsLong();
-      if (bytes == 1 << 20) {
-        double ratio = median(p, "cross_node_mb_s") / median(p, "same_node_mb_s");
-        row(
-            "overlay throughput ≥ 50 % of same node at 1 MB",
-            String.format(
-                "%.0f vs %.0f MB/s", median(p, "cross_node_mb_s"), median(p, "same_node_mb_s")),
-            ratio,
-            ratio >= 0.5);
-      }
-      if (bytes == 8) {
-        double added = median(p, "cross_node_rtt_us") - median(p, "same_node_rtt_us");
-        row(
-            "overlay adds ≤ 100 µs round trip at 8 B",
-            String.format(
-                "+%.0f µs (%.0f vs %.0f)",
-                added, median(p, "cross_node_rtt_us"), median(p, "same_node_rtt_us")),
-            added / 100,
-            added <= 100);
-      }
-    }
-    if (r.has("steady_state")) {
-      JsonObject s = r.getAsJsonObject("steady_state");
-      double o = s.get("one_node_overhead").getAsDouble();
-      row(
-          "steady-state overhead ≤ 3 % on one node",
-          String.format(
-              "%+.1f %% (%.2f vs %.2f s, " + "fastest runs)",
-              o * 100, min(s, "one_node_cohort_s"), min(s, "one_node_plain_s")),
-          Math.max(o, 0) / 0.03,
-          o <= 0.03);
-    }
-    for (JsonObject f : Bench.rows(r, "tracked_files")) {
-      if (f.get("mode").getAsString().equals("append")) {
-        double ratio = f.get("checkpoint_vs_none").getAsDouble();
-        JsonObject none =
-            Bench.rows(r, "tracked_files").stream()
-                .filter(n -> n.get("mode").getAsString().equals("none"))
-                .findFirst()
-                .orElseThrow();
-        row(
-            "a 1 GB append-only file adds ≤ 5 % to the checkpoint",
-            String.format(
-                "%.0f vs %.0f ms without (%+.1f %%)",
-                median(f, "checkpoint_ms"), median(none, "checkpoint_ms"), (ratio - 1) * 100),
-            ratio,
-            ratio <= 1.05);
-      }
-    }
-    for (String k : List.of("footprint_idle", "footprint_checkpoint_peak")) {
-      if (r.has(k)) {
-        JsonObject f = r.getAsJsonObject(k);
-        for (String who : List.of("coordinator", "agent")) {
-          double mib = f.get(who + "_mib").getAsDouble();
-          row(
-              who
-                  + " ≤ 256 MB resident ("
-                  + (k.endsWith("idle") ? "idle" : "checkpoint peak")
-                  + ")",
-              String.format("%.0f MiB", mib),
-              mib / 256,
-              mib <= 256);
-        }
-      }
-    }
-  }
-
-  private void row(String target, String measured, double ratio, boolean met) {
-    md.append("| ")
-        .append(target)
-        .append(" | ")
-        .append(measured)
-        .append(" | ")
-        .append(String.format("%.2f", ratio))
-        .append(" | ")
-        .append(met ? "yes" : "**no**")
-        .append(" |\n");
   }
 
   private void checkpointTable() {
@@ -194,13 +82,19 @@ final class Report {
     }
     md.append("\n## 3. Coordinated checkpoint across nodes (one vhost per node)\n\n")
         .append(
+            "The last two columns: the same vhosts all on one node (no cut between nodes), and "
+                + "what the cut adds to the time the job is frozen.\n\n")
+        .append(
             "| vhosts | total | overhead (total − CRIU − seal) | prepare | dump | CRIU | "
-                + "resume | seal | commit | publish | frozen |\n"
-                + "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+                + "resume | seal | commit | publish | frozen | frozen, one node | cut adds |\n"
+                + "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+                + "|\n");
     for (JsonObject b : rows) {
+      boolean one = b.has("one_node");
       md.append(
           String.format(
-              "| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n",
+              "| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s"
+                  + " |\n",
               b.get("vhosts").getAsInt(),
               median(b, "total_ms"),
               median(b, "barrier_overhead_ms"),
@@ -211,7 +105,9 @@ final class Report {
               median(b, "seal_ms"),
               median(b, "commit_ms"),
               median(b, "publish_ms"),
-              median(b, "frozen_ms")));
+              median(b, "frozen_ms"),
+              one ? String.format("%.0f", median(b.getAsJsonObject("one_node"), "frozen_ms")) : "–",
+              one ? String.format("%+.0f", b.get("cut_added_frozen_ms").getAsDouble()) : "–"));
     }
     md.append("\nAll times in ms. ![barrier](barrier.png)\n");
   }
@@ -222,28 +118,38 @@ final class Report {
       return;
     }
     md.append(
-            "\n## 4. MPI ping-pong: two vhosts on two nodes (overlay) against the same two "
-                + "vhosts on one node and plain mpirun over TCP on loopback\n\n")
+            "\n## 4. MPI ping-pong: two vhosts on two nodes against the same two vhosts on one "
+                + "node, plain mpirun over TCP on loopback, and plain mpirun across the two nodes\n\n")
         .append(
             "Two vhosts on one node talk TCP through the node's kernel (veth to veth); on two "
-                + "nodes the packets also cross both agents (TUN, Netty, TCP between the nodes). "
-                + "Plain TCP: `mpirun --mca btl self,tcp` with no vhost, the cost of TCP itself.\n\n")
+                + "nodes the packets also cross the fabric through the job's VXLAN devices (the "
+                + "default data path). Plain TCP: `mpirun --mca btl self,tcp` with no vhost, the "
+                + "cost of TCP itself. Plain, two nodes: the same program with `mpirun` spanning "
+                + "the two node namespaces without Cohort (kernel routing over the fabric), the "
+                + "baseline.\n\n")
         .append(
-            "| bytes | round trip µs: two nodes | one node | plain TCP | MB/s: two nodes | "
-                + "one node | plain TCP | two nodes / one node |\n"
-                + "| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+            "| bytes | round trip µs: two nodes | one node | plain TCP | plain, two nodes | "
+                + "MB/s: two nodes | one node | plain TCP | plain, two nodes | two nodes / one "
+                + "node | two nodes / plain two nodes |\n"
+                + "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (JsonObject p : rows) {
       md.append(
           String.format(
-              "| %d | %.1f | %.1f | %s | %.1f | %.1f | %s | %.2f |\n",
+              "| %d | %.1f | %.1f | %s | %s | %.1f | %.1f | %s | %s | %.2f | %s |\n",
               p.get("bytes").getAsLong(),
               median(p, "cross_node_rtt_us"),
               median(p, "same_node_rtt_us"),
               optional(p, "plain_tcp_rtt_us"),
+              optional(p, "plain_cross_node_rtt_us"),
               median(p, "cross_node_mb_s"),
               median(p, "same_node_mb_s"),
               optional(p, "plain_tcp_mb_s"),
-              median(p, "cross_node_mb_s") / median(p, "same_node_mb_s")));
+              optional(p, "plain_cross_node_mb_s"),
+              median(p, "cross_node_mb_s") / median(p, "same_node_mb_s"),
+              p.has("plain_cross_node_mb_s")
+                  ? String.format(
+                      "%.2f", median(p, "cross_node_mb_s") / median(p, "plain_cross_node_mb_s"))
+                  : "–"));
     }
     md.append("\n![throughput](overlay-throughput.png) ![latency](overlay-latency.png)\n");
   }
@@ -295,6 +201,15 @@ final class Report {
               "two_vhosts_plain_tcp_s",
               "two_vhosts_cohort_s",
               "two_vhosts_overhead"));
+      if (s.has("two_nodes_plain_s")) {
+        md.append(
+            steadyRow(
+                s,
+                "two vhosts on two nodes (plain: mpirun across the same two nodes)",
+                "two_nodes_plain_s",
+                "two_vhosts_cohort_s",
+                "two_nodes_overhead"));
+      }
     }
     if (r.has("footprint_idle")) {
       JsonObject i = r.getAsJsonObject("footprint_idle");

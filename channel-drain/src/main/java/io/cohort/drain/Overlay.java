@@ -31,6 +31,7 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -254,16 +255,39 @@ public final class Overlay implements AutoCloseable {
    * them.
    */
   public CompletableFuture<Recording> freeze(String jobId, long epoch, Set<String> peerNodes) {
+    return freeze(
+        jobId,
+        epoch,
+        peerNodes,
+        node -> peer(node).sendMarker(new Frame.Marker(jobId, key(jobId), epoch)));
+  }
+
+  /**
+   * {@link #freeze(String, long, Set)}, with the marker to each peer sent by {@code sendMarker}
+   * instead of on the overlay's connection: when the job's packets travel another way (the kernel
+   * path), its markers must follow them there. Runs on an overlay event loop, once the job is
+   * frozen; must not block.
+   */
+  public CompletableFuture<Recording> freeze(
+      String jobId, long epoch, Set<String> peerNodes, Consumer<String> sendMarker) {
     Set<String> others = new TreeSet<>(peerNodes);
     others.remove(nodeName());
-    return drain(jobId)
-        .freeze(
-            epoch,
-            others,
-            () -> {
-              Frame.Marker marker = new Frame.Marker(jobId, key(jobId), epoch);
-              others.forEach(node -> peer(node).sendMarker(marker));
-            });
+    return drain(jobId).freeze(epoch, others, () -> others.forEach(sendMarker));
+  }
+
+  /**
+   * A packet of {@code jobId} from {@code peer} that came another way than the overlay's connection
+   * (the kernel path) and was turned to this node's agent, as it is while the job is frozen here:
+   * it is recorded (before the peer's marker) or held like one from the connection. Takes ownership
+   * of {@code packet}.
+   */
+  public void arrived(String peer, String jobId, int dstAddress, ByteBuf packet) {
+    drain(jobId).onRemotePacket(peer, new Frame.Packet(jobId, key(jobId), dstAddress, packet));
+  }
+
+  /** MARKER(job, epoch) from {@code peer} that came the same other way (see {@link #arrived}). */
+  public void markerArrived(String peer, String jobId, long markerKey, long epoch) {
+    drain(jobId).onMarker(peer, markerKey, epoch);
   }
 
   /**

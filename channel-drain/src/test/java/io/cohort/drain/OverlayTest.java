@@ -116,6 +116,36 @@ class OverlayTest {
     return r.packets().stream().map(p -> ListSink.seqOf(p.data())).toList();
   }
 
+  /**
+   * The kernel path: the job's packets and markers come to the overlay another way than its
+   * connections (diverted from the kernel); the cut treats them as if they had come on them, and
+   * the markers leave by the way the caller gives.
+   */
+  @Test
+  void packetsAndMarkersThatCameAnotherWayAreCutTheSame() throws Exception {
+    Overlay b = start("b");
+    routes.put(B1, "b");
+    List<String> markersTo = new java.util.concurrent.CopyOnWriteArrayList<>();
+    b.arrived("a", J, B1, packet(TAG_A, 0)); // before the freeze: delivered
+    java.util.concurrent.CompletableFuture<Recording> rec =
+        b.freeze(J, 1, java.util.Set.of("a", "c", "b"), markersTo::add);
+    b.applied(J).get();
+    assertEquals(List.of("a", "c"), markersTo, "a marker to every other node, its own way");
+    b.arrived("a", J, B1, packet(TAG_A, 1)); // in flight: recorded
+    b.arrived("c", J, B1, packet(TAG_C, 1));
+    b.markerArrived("a", J, b.key(J), 1);
+    b.arrived("a", J, B1, packet(TAG_A, 2)); // after a's marker: held
+    b.arrived("c", J, B1, packet(TAG_C, 2)); // c's marker not yet: recorded
+    b.markerArrived("c", J, b.key(J), 1);
+    Recording r = rec.get(T.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+    assertEquals(List.of(1, 1, 2), seqs(r));
+    assertEquals(1, sinks.get("b").count(J), "nothing delivered while frozen");
+    b.resume(J, 1).get();
+    sinks.get("b").awaitCount(J, 5, T);
+    assertEquals(List.of(0, 1, 2), sinks.get("b").seqs(J, B1, TAG_A), "recorded, then held");
+    assertEquals(List.of(1, 2), sinks.get("b").seqs(J, B1, TAG_C));
+  }
+
   @Test
   void routesPacketsToTheOwningNodeInOrder() throws Exception {
     Overlay a = start("a");

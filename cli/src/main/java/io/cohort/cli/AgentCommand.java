@@ -2,6 +2,7 @@ package io.cohort.cli;
 
 import io.cohort.agent.AgentConfig;
 import io.cohort.agent.AgentGrpcService;
+import io.cohort.agent.DataPath;
 import io.cohort.agent.NodeAgent;
 import io.cohort.agent.VhostOverlay;
 import io.cohort.common.JobInput;
@@ -79,6 +80,26 @@ final class AgentCommand implements Callable<Integer> {
               + "dumps take longer than it is aborted")
   String decisionLease;
 
+  @Option(
+      names = "--data-path",
+      paramLabel = "PATH",
+      defaultValue = "${env:COHORT_DATA_PATH:-kernel}",
+      description =
+          "how vhost packets cross between nodes: kernel (VXLAN between node addresses; the "
+              + "agent interposes only at a checkpoint) or overlay (every packet through the "
+              + "agents' user-space overlay, which needs only a TUN device). Default: "
+              + "$COHORT_DATA_PATH, else kernel")
+  String dataPath;
+
+  @Option(
+      names = "--fabric-mtu",
+      paramLabel = "BYTES",
+      description =
+          "the MTU of the path between nodes, when it is smaller than that of the node's own "
+              + "link (e.g. a switch without jumbo frames); the vhosts' MTU is this minus 50 "
+              + "with the kernel path. Default: the MTU of the link holding --listen's address")
+  Integer fabricMtu;
+
   @Override
   public Integer call() throws Exception {
     Duration lease =
@@ -97,7 +118,8 @@ final class AgentCommand implements Callable<Integer> {
                 .withSharedImages(sharedImages)
                 .withDecisionLease(lease),
             address -> NettyChannelBuilder.forTarget(address).usePlaintext().build(),
-            overlay);
+            overlay,
+            dataPath(at.getHostString()));
     Server server =
         NettyServerBuilder.forAddress(Daemons.parse(listen))
             .maxInboundMessageSize(JobInput.MAX_MESSAGE_BYTES) // CreateVhost carries stdin
@@ -128,6 +150,8 @@ final class AgentCommand implements Callable<Integer> {
                         .setAddress(listen)
                         .setKernel(me.getKernel())
                         .setCriuVersion(me.getCriuVersion())
+                        .setOverlayPacketsIn(overlay.packetsIn())
+                        .setOverlayPacketsOut(overlay.packetsOut())
                         .setImageStoreFreeBytes(me.getImageStoreFreeBytes())
                         .setOverlayAddress(agent.overlayAddress())
                         .setImageStoreId(me.getImageStoreId())
@@ -161,5 +185,18 @@ final class AgentCommand implements Callable<Integer> {
                 }));
     server.awaitTermination();
     return 0;
+  }
+
+  /** The data path the options ask for; the fabric's MTU read from the node when not given. */
+  private DataPath dataPath(String nodeAddress) {
+    return switch (dataPath) {
+      case "kernel" ->
+          new DataPath(true, fabricMtu != null ? fabricMtu : DataPath.fabricMtuOf(nodeAddress));
+      case "overlay" -> DataPath.overlay();
+      default ->
+          throw new picocli.CommandLine.ParameterException(
+              new picocli.CommandLine(this),
+              "--data-path must be kernel or overlay, got '" + dataPath + "'");
+    };
   }
 }

@@ -68,6 +68,16 @@ final class CoordinatorCommand implements Callable<Integer> {
               + "only by hand, `cohort nodes fence NODE`)")
   String deadAfter;
 
+  @Option(
+      names = "--vhost-pool",
+      paramLabel = "CIDR",
+      defaultValue = Coordinator.DEFAULT_VHOST_POOL,
+      description =
+          "the addresses jobs of several vhosts get theirs from, an IPv4 block from /8 to /28 "
+              + "(default: ${DEFAULT-VALUE}); each running job has a block of it sized to its "
+              + "vhosts, at least 16 addresses")
+  String vhostPool;
+
   @Override
   public Integer call() throws Exception {
     Daemons.logAtInfo();
@@ -82,6 +92,7 @@ final class CoordinatorCommand implements Callable<Integer> {
                 OptionValues.imagePolicy("--image-policy", imagePolicy),
                 copyRate == null ? 0 : OptionValues.bytes("--copy-rate", copyRate),
                 deadAfter == null ? null : OptionValues.duration("--dead-after", deadAfter)),
+            vhostPool,
             Duration.ofMillis(HEARTBEAT_MS * 3),
             address -> NettyChannelBuilder.forTarget(address).usePlaintext().build());
     InetSocketAddress at = Daemons.parse(listen);

@@ -41,6 +41,14 @@ import java.util.concurrent.TimeUnit;
  */
 final class EmulatedCluster {
   static final int COORDINATOR_PORT = 7070;
+
+  /**
+   * MTU of the emulated fabric: as large as veths and bridges take, since nothing of it leaves this
+   * machine; vhost packets between nodes then go through VXLAN whole (the vhosts' MTU is the
+   * fabric's minus the encapsulation, {@code DataPath}), as on a cluster with jumbo frames.
+   */
+  static final String FABRIC_MTU = "65535";
+
   static final int AGENT_PORT = 7071;
 
   private final Path home;
@@ -149,13 +157,18 @@ final class EmulatedCluster {
         String veth = prefix + "-n" + i;
         progress.printf("cohort cluster: node n%d: netns %s, %s.%d%n", i, ns, subnet, 10 + i);
         ip("netns", "add", ns);
-        ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns);
+        // Both ends of the node's link take the fabric's MTU.
+        String mtu = "mtu " + FABRIC_MTU;
+        ip(
+            ("link add " + veth + " " + mtu + " type veth peer eth0 " + mtu + " netns " + ns)
+                .split(" "));
         ip("link", "set", veth, "master", bridge);
         ip("link", "set", veth, "up");
         ip("-n", ns, "addr", "add", subnet + "." + (10 + i) + "/24", "dev", "eth0");
         ip("-n", ns, "link", "set", "eth0", "up");
         ip("-n", ns, "link", "set", "lo", "up");
       }
+      ip("link", "set", bridge, "mtu", FABRIC_MTU);
       String coordinator = subnet + ".1:" + COORDINATOR_PORT;
       List<String> coordinatorCmd =
           new ArrayList<>(

@@ -24,6 +24,7 @@ import io.cohort.proto.v1.OutputChunk;
 import io.cohort.proto.v1.PrepareCheckpointRequest;
 import io.cohort.proto.v1.PrepareCheckpointResponse;
 import io.cohort.proto.v1.ReadOutputRequest;
+import io.cohort.proto.v1.ReleaseRestoredRequest;
 import io.cohort.proto.v1.RestoreVhostRequest;
 import io.cohort.proto.v1.RestoreVhostResponse;
 import io.cohort.proto.v1.ResumeVhostRequest;
@@ -120,6 +121,13 @@ final class AgentClient {
 
   void configureJobNetwork(ConfigureJobNetworkRequest r) {
     call(shortCall, s -> s.configureJobNetwork(r));
+  }
+
+  /** Lets the job's restored vhosts on this node run (see the agent's ReleaseRestored). */
+  void releaseRestored(String jobId) {
+    call(
+        shortCall,
+        s -> s.releaseRestored(ReleaseRestoredRequest.newBuilder().setJobId(jobId).build()));
   }
 
   ImportImageResponse importImage(ImportImageRequest r) {

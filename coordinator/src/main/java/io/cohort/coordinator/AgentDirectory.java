@@ -302,7 +302,9 @@ final class AgentDirectory implements AutoCloseable {
             .setKernel(e.info.getKernel())
             .setCriuVersion(e.info.getCriuVersion())
             .setImageStoreFreeBytes(e.info.getImageStoreFreeBytes())
-            .setImageStoreId(e.info.getImageStoreId());
+            .setImageStoreId(e.info.getImageStoreId())
+            .setOverlayPacketsIn(e.info.getOverlayPacketsIn())
+            .setOverlayPacketsOut(e.info.getOverlayPacketsOut());
       }
       if (r != null) {
         b.setDeadSinceUnixMs(r.getDeadSinceUnixMs()).setDeadReason(r.getReason());

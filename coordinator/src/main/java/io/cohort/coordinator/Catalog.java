@@ -5,6 +5,7 @@ import io.cohort.common.DurableFiles;
 import io.cohort.common.Ids;
 import io.cohort.common.ProtoJson;
 import io.cohort.proto.v1.CheckpointInfo;
+import io.cohort.proto.v1.JobNetworkPlan;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.NodeRecord;
 import java.io.IOException;
@@ -17,7 +18,9 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
+import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.UnaryOperator;
@@ -36,6 +39,8 @@ import java.util.stream.Stream;
  *   checkpoints/ID.EPOCH.lock  held while a checkpoint's record changes after its commit
  *                           (partner copies, restart copies)
  *   nodes/NAME.json         NodeRecord: a node declared dead
+ *   networks/ID.json        JobNetworkPlan: the job's block of the address pool ({@link
+ *                           JobNetworks}), changed under networks.lock
  *   next-job-id             counter, changed under catalog.lock
  * </pre>
  *
@@ -52,6 +57,7 @@ final class Catalog {
       Files.createDirectories(root.resolve("jobs"));
       Files.createDirectories(root.resolve("checkpoints"));
       Files.createDirectories(root.resolve("nodes"));
+      Files.createDirectories(root.resolve("networks"));
     } catch (IOException e) {
       throw DurableFiles.failure("cannot create catalog " + root, e);
     }
@@ -186,6 +192,46 @@ final class Catalog {
       }
       return Optional.of(changed);
     }
+  }
+
+  /** Holds the lock of the job network plans ({@link JobNetworks}). */
+  Hold lockNetworks() {
+    return lock(root.resolve("networks.lock"));
+  }
+
+  /** The network plans of jobs, by job id. */
+  Map<String, JobNetworkPlan> networks() {
+    Map<String, JobNetworkPlan> out = new TreeMap<>();
+    for (Path f : list(root.resolve("networks"))) {
+      String name = f.getFileName().toString();
+      if (name.endsWith(".json") && Ids.isJob(name.substring(0, name.length() - 5))) {
+        out.put(
+            name.substring(0, name.length() - 5),
+            ProtoJson.read(f, JobNetworkPlan.newBuilder()).build());
+      }
+    }
+    return out;
+  }
+
+  void saveNetwork(String jobId, JobNetworkPlan plan) {
+    ProtoJson.write(root.resolve("networks").resolve(Ids.requireJob(jobId) + ".json"), plan);
+  }
+
+  void deleteNetwork(String jobId) {
+    try {
+      Files.deleteIfExists(root.resolve("networks").resolve(Ids.requireJob(jobId) + ".json"));
+      DurableFiles.fsyncDirectory(root.resolve("networks"));
+    } catch (IOException e) {
+      throw DurableFiles.failure("cannot delete the network plan of job " + jobId, e);
+    }
+  }
+
+  /** The job's record, or empty if there is none (yet: a run in progress saves it last). */
+  Optional<JobRecord> findJob(String jobId) {
+    Path f = jobFile(Ids.requireJob(jobId));
+    return Files.exists(f)
+        ? Optional.of(ProtoJson.read(f, JobRecord.newBuilder()).build())
+        : Optional.empty();
   }
 
   /** Records that a node was declared dead. */

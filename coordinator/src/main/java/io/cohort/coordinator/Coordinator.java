@@ -62,6 +62,22 @@ public final class Coordinator implements AutoCloseable {
       BarrierConfig barrierConfig,
       NodeLossConfig nodeLoss,
       Clock clock) {
+    this(
+        catalog,
+        agents,
+        barrierConfig,
+        nodeLoss,
+        AddressPool.parse(JobNetworks.DEFAULT_POOL),
+        clock);
+  }
+
+  Coordinator(
+      Catalog catalog,
+      AgentDirectory agents,
+      BarrierConfig barrierConfig,
+      NodeLossConfig nodeLoss,
+      AddressPool pool,
+      Clock clock) {
     this.catalog = catalog;
     this.agents = agents;
     // Nodes the catalog names are known before they register: until then their vhosts are shown
@@ -79,8 +95,10 @@ public final class Coordinator implements AutoCloseable {
         new JobCheckpointer(
             catalog, agents, reconciler, copies, epochs, barrierConfig, clock, io, serial);
     this.vhosts = new JobVhosts(catalog, agents);
-    this.launcher = new JobLauncher(catalog, agents, vhosts, clock, nodeLoss.imagePolicy());
-    this.restarter = new JobRestarter(catalog, agents, reconciler, vhosts, clock);
+    JobNetworks networks = new JobNetworks(catalog, pool);
+    this.launcher =
+        new JobLauncher(catalog, agents, vhosts, networks, clock, nodeLoss.imagePolicy());
+    this.restarter = new JobRestarter(catalog, agents, reconciler, vhosts, networks, clock);
     this.sweeper = new ImageSweeper(catalog, agents, io);
     if (nodeLoss.deadAfter() != null) {
       serial.scheduleWithFixedDelay(
@@ -105,19 +123,30 @@ public final class Coordinator implements AutoCloseable {
 
   /**
    * The coordinator daemon's: agents announce themselves with heartbeats, {@code dial} opens a
-   * channel to an agent's address, a node is down after {@code liveness} without a heartbeat.
+   * channel to an agent's address, a node is down after {@code liveness} without a heartbeat; jobs
+   * of several vhosts get their addresses from {@code vhostPool} (CIDR, see {@link JobNetworks}).
    */
   public static Coordinator createWithRegistry(
       Path home,
       BarrierConfig barrierConfig,
       NodeLossConfig nodeLoss,
+      String vhostPool,
       Duration liveness,
       java.util.function.Function<String, io.grpc.ManagedChannel> dial) {
     AgentDirectory agents =
         new AgentDirectory(
             Clock.systemUTC(), liveness, dial, (node, ch) -> client(node, ch, barrierConfig));
-    return new Coordinator(new Catalog(home), agents, barrierConfig, nodeLoss, Clock.systemUTC());
+    return new Coordinator(
+        new Catalog(home),
+        agents,
+        barrierConfig,
+        nodeLoss,
+        AddressPool.parse(vhostPool),
+        Clock.systemUTC());
   }
+
+  /** The vhost address pool the coordinator daemon uses unless told otherwise. */
+  public static final String DEFAULT_VHOST_POOL = JobNetworks.DEFAULT_POOL;
 
   private static AgentClient client(String node, io.grpc.Channel ch, BarrierConfig config) {
     return new AgentClient(node, ch, Duration.ofSeconds(30), config.dump().plusMinutes(1));

@@ -7,6 +7,7 @@ import io.cohort.common.JobInput;
 import io.cohort.proto.v1.CreateVhostRequest;
 import io.cohort.proto.v1.ImagePolicy;
 import io.cohort.proto.v1.JobInfo;
+import io.cohort.proto.v1.JobNetworkPlan;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.JobSpec;
 import io.cohort.proto.v1.JobState;
@@ -27,9 +28,13 @@ import org.slf4j.LoggerFactory;
 final class JobLauncher {
   private static final Logger log = LoggerFactory.getLogger(JobLauncher.class);
 
+  /** The most vhosts a job may have (the address pool may allow fewer). */
+  static final int MAX_VHOSTS = 4096;
+
   private final Catalog catalog;
   private final AgentDirectory agents;
   private final JobVhosts vhosts;
+  private final JobNetworks networks;
   private final Clock clock;
   private final SecureRandom random = new SecureRandom();
 
@@ -39,8 +44,10 @@ final class JobLauncher {
       Catalog catalog,
       AgentDirectory agents,
       JobVhosts vhosts,
+      JobNetworks networks,
       Clock clock,
       ImagePolicy defaultImagePolicy) {
+    this.networks = networks;
     this.defaultImagePolicy = defaultImagePolicy;
     this.catalog = catalog;
     this.agents = agents;
@@ -48,6 +55,7 @@ final class JobLauncher {
     this.clock = clock;
   }
 
+  @SuppressWarnings("try") // a Catalog.Hold, held for the block
   JobInfo run(JobSpec spec, List<String> nodes, int vhostCount, int slots, ByteString stdin) {
     JobInput.check(stdin.size());
     if (spec.getCommandCount() == 0 || spec.getCommand(0).isBlank()) {
@@ -57,21 +65,31 @@ final class JobLauncher {
       throw CohortException.invalid(
           "working directory must be an absolute path, got '%s'", spec.getCwd());
     }
-    if (vhostCount < 0 || vhostCount > 64 || slots < 0) {
-      throw CohortException.invalid("--vhosts must be 1..64 and --slots positive");
+    if (vhostCount < 0 || vhostCount > MAX_VHOSTS || slots < 0) {
+      throw CohortException.invalid("--vhosts must be 1..%d and --slots positive", MAX_VHOSTS);
     }
     Placement where = place(nodes, vhostCount);
-    List<String> placement = where.nodes();
     String jobId = catalog.allocateJobId();
+    // Nobody else knows the id yet; the lock tells JobNetworks that the job's block is taken
+    // until its record (saved last) says it runs.
+    try (Catalog.Hold hold = catalog.lockJob(jobId)) {
+      return launch(jobId, spec, where, slots, stdin);
+    }
+  }
+
+  private JobInfo launch(String jobId, JobSpec spec, Placement where, int slots, ByteString stdin) {
+    List<String> placement = where.nodes();
     String token = HexFormat.of().formatHex(random.generateSeed(16));
     String networkKey = JobVhosts.newNetworkKey();
     if (spec.getImagePolicy() == ImagePolicy.IMAGE_POLICY_UNSPECIFIED) {
       spec = spec.toBuilder().setImagePolicy(defaultImagePolicy).build();
     }
     boolean networked = placement.size() > 1;
+    JobNetworkPlan plan =
+        networked ? networks.lease(jobId, placement.size()) : JobNetworkPlan.getDefaultInstance();
     List<String> peers = new ArrayList<>();
     for (int i = 0; networked && i < placement.size(); i++) {
-      peers.add(vhostAddress(jobId, i));
+      peers.add(JobNetworks.address(plan, i));
     }
     // Workers first (their spawn services must be up when the head's mpirun starts), head last.
     List<VhostPlacement> created = new ArrayList<>();
@@ -84,7 +102,7 @@ final class JobLauncher {
                 .setHostname("job" + jobId + "-" + i)
                 .setToken(token);
         if (networked) {
-          req.setAddress(peers.get(i));
+          req.setAddress(peers.get(i)).setPlan(plan);
         }
         if (i == 0) {
           req.setSpec(spec).setStdin(stdin); // mpirun reads it in the head vhost
@@ -97,7 +115,7 @@ final class JobLauncher {
         }
         created.add(0, agents.agent(placement.get(i)).createVhost(req.build()).getPlacement());
       }
-      vhosts.configureNetwork(jobId, created, networkKey);
+      vhosts.configureNetwork(jobId, created, networkKey, plan);
     } catch (RuntimeException e) {
       vhosts.killQuietly(created);
       throw e;
@@ -143,10 +161,5 @@ final class JobLauncher {
     Placement p = Placement.onNodes(requested, vhostCount, running, agents::agent);
     vhosts.requireOverlay(p.nodes());
     return p;
-  }
-
-  /** Address of vhost {@code index} of a job on the job's virtual network (one /24 per job). */
-  static String vhostAddress(String jobId, int index) {
-    return "198.19." + (Long.parseLong(jobId) % 256) + "." + (10 + index);
   }
 }

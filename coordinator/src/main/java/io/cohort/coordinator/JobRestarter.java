@@ -8,6 +8,7 @@ import io.cohort.proto.v1.ImageCopyState;
 import io.cohort.proto.v1.ImageSource;
 import io.cohort.proto.v1.ImportImageRequest;
 import io.cohort.proto.v1.JobInfo;
+import io.cohort.proto.v1.JobNetworkPlan;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.JobState;
 import io.cohort.proto.v1.RestartResponse;
@@ -36,6 +37,7 @@ final class JobRestarter {
   private final AgentDirectory agents;
   private final JobReconciler reconciler;
   private final JobVhosts vhosts;
+  private final JobNetworks networks;
   private final Clock clock;
   private final ImageHolders holders;
 
@@ -44,7 +46,9 @@ final class JobRestarter {
       AgentDirectory agents,
       JobReconciler reconciler,
       JobVhosts vhosts,
+      JobNetworks networks,
       Clock clock) {
+    this.networks = networks;
     this.catalog = catalog;
     this.agents = agents;
     this.reconciler = reconciler;
@@ -80,6 +84,17 @@ final class JobRestarter {
         vhosts.requireNoneOnDownNodes(jobId, rec.getInfo().getVhostsList());
       }
       List<String> targets = targets(ckpt, rec.getInfo(), nodes);
+      List<String> addresses =
+          ckpt.getVhostsList().stream()
+              .map(VhostPlacement::getAddress)
+              .filter(a -> !a.isEmpty())
+              .toList();
+      // Before anything changes: the job's own block (its images hold its addresses), with this
+      // incarnation's VXLAN id.
+      JobNetworkPlan plan =
+          addresses.isEmpty()
+              ? JobNetworkPlan.getDefaultInstance()
+              : networks.renew(jobId, addresses);
       List<ImageHolders.Source> sources = new ArrayList<>();
       for (int i = 0; i < ckpt.getVhostsCount(); i++) {
         String vhost = ckpt.getVhosts(i).getVhostId();
@@ -148,6 +163,7 @@ final class JobRestarter {
                       .setCheckpointId(ckpt.getCheckpointId())
                       .setVhostId(v.getVhostId())
                       .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), ""))
+                      .setPlan(plan)
                       .build());
           placed.add(r.getPlacement());
           inflight += r.getInflightPackets();
@@ -155,7 +171,8 @@ final class JobRestarter {
             offset = r.getOutputOffset();
           }
         }
-        vhosts.configureNetwork(jobId, placed, networkKey);
+        vhosts.configureNetwork(jobId, placed, networkKey, plan);
+        vhosts.releaseRestored(jobId, placed);
       } catch (RuntimeException e) {
         vhosts.killQuietly(placed);
         // The running incarnation (if any) is ended: record that, and what is left to end.

@@ -2,6 +2,7 @@ package io.cohort.coordinator;
 
 import io.cohort.common.CohortException;
 import io.cohort.proto.v1.ConfigureJobNetworkRequest;
+import io.cohort.proto.v1.JobNetworkPlan;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.JobState;
 import io.cohort.proto.v1.VhostPlacement;
@@ -67,15 +68,19 @@ final class JobVhosts {
   }
 
   /**
-   * Tells every node of a job where all its vhosts are and the incarnation's network key; starts
-   * vhosts waiting for it.
+   * Tells every node of a job where all its vhosts are, its network plan and the incarnation's
+   * network key; starts vhosts waiting for it.
    */
-  void configureNetwork(String jobId, List<VhostPlacement> vhosts, String networkKey) {
+  void configureNetwork(
+      String jobId, List<VhostPlacement> vhosts, String networkKey, JobNetworkPlan plan) {
     if (vhosts.size() < 2) {
       return;
     }
     ConfigureJobNetworkRequest.Builder req =
-        ConfigureJobNetworkRequest.newBuilder().setJobId(jobId).setNetworkKey(networkKey);
+        ConfigureJobNetworkRequest.newBuilder()
+            .setJobId(jobId)
+            .setNetworkKey(networkKey)
+            .setPlan(plan);
     for (VhostPlacement v : vhosts) {
       req.addVhosts(
           VhostRoute.newBuilder()
@@ -83,13 +88,27 @@ final class JobVhosts {
               .setNode(v.getNode())
               .setOverlayAddress(agents.overlayAddress(v.getNode())));
     }
-    // Nodes of other vhosts first, the head's node last: its mpirun starts when released.
+    for (String n : headLast(vhosts)) {
+      agents.agent(n).configureJobNetwork(req.build());
+    }
+  }
+
+  /**
+   * Lets a restored incarnation run: every node of the job releases the vhosts it holds, the head's
+   * node last (as at the start of a run).
+   */
+  void releaseRestored(String jobId, List<VhostPlacement> vhosts) {
+    for (String n : headLast(vhosts)) {
+      agents.agent(n).releaseRestored(jobId);
+    }
+  }
+
+  /** The nodes of a job, the head's last: its mpirun starts the job when its node lets it go. */
+  private static List<String> headLast(List<VhostPlacement> vhosts) {
     List<String> nodes =
         new ArrayList<>(vhosts.stream().map(VhostPlacement::getNode).distinct().toList());
     Collections.reverse(nodes);
-    for (String n : nodes) {
-      agents.agent(n).configureJobNetwork(req.build());
-    }
+    return nodes;
   }
 
   /**

@@ -351,6 +351,55 @@ final class CohortHarness implements AutoCloseable {
   }
 
   /**
+   * Asserts that a job's output is that of an uninterrupted run ({@link #reference}). A difference
+   * is told precisely: the first line that differs, and the lines that came twice (output written
+   * on after a log that was not rolled back to the checkpoint, or was put back under the restored
+   * job) or never (output the restart lost).
+   */
+  static void assertSameOutput(String expected, String actual, String what) {
+    if (expected.equals(actual)) {
+      return;
+    }
+    List<String> want = expected.lines().toList();
+    List<String> got = actual.lines().toList();
+    int i = 0;
+    while (i < want.size() && i < got.size() && want.get(i).equals(got.get(i))) {
+      i++;
+    }
+    Map<String, Integer> count = new java.util.TreeMap<>();
+    want.forEach(l -> count.merge(l, -1, Integer::sum));
+    got.forEach(l -> count.merge(l, 1, Integer::sum));
+    List<String> twice =
+        count.entrySet().stream().filter(e -> e.getValue() > 0).map(Map.Entry::getKey).toList();
+    List<String> never =
+        count.entrySet().stream().filter(e -> e.getValue() < 0).map(Map.Entry::getKey).toList();
+    fail(
+        String.format(
+            "%s: the output differs from an uninterrupted run's (%d lines, got %d). First "
+                + "difference at line %d: expected %s, got %s. Lines that came more often than in "
+                + "the uninterrupted run (%d): %s. Lines missing (%d): %s.%nOutput:%n%s",
+            what,
+            want.size(),
+            got.size(),
+            i + 1,
+            i < want.size() ? "'" + want.get(i) + "'" : "the end",
+            i < got.size() ? "'" + got.get(i) + "'" : "the end",
+            twice.size(),
+            abbreviate(twice),
+            never.size(),
+            abbreviate(never),
+            actual));
+  }
+
+  private static String abbreviate(List<String> lines) {
+    return lines.isEmpty()
+        ? "none"
+        : lines.size() <= 3
+            ? lines.toString()
+            : lines.subList(0, 3) + " and " + (lines.size() - 3) + " more";
+  }
+
+  /**
    * Kills every running job of this home (through the CLI, then directly by the pids the agent
    * recorded, in case the CLI itself is broken) and removes the home.
    */

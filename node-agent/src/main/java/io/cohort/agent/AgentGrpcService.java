@@ -29,6 +29,8 @@ import io.cohort.proto.v1.OutputChunk;
 import io.cohort.proto.v1.PrepareCheckpointRequest;
 import io.cohort.proto.v1.PrepareCheckpointResponse;
 import io.cohort.proto.v1.ReadOutputRequest;
+import io.cohort.proto.v1.ReleaseRestoredRequest;
+import io.cohort.proto.v1.ReleaseRestoredResponse;
 import io.cohort.proto.v1.RestoreVhostRequest;
 import io.cohort.proto.v1.RestoreVhostResponse;
 import io.cohort.proto.v1.ResumeVhostRequest;
@@ -146,6 +148,17 @@ public final class AgentGrpcService extends AgentGrpc.AgentImplBase {
           agent.configureJobNetwork(req);
           return ConfigureJobNetworkResponse.getDefaultInstance();
         });
+  }
+
+  @Override
+  public void releaseRestored(
+      ReleaseRestoredRequest req, StreamObserver<ReleaseRestoredResponse> out) {
+    GrpcErrors.unary(
+        out,
+        () ->
+            ReleaseRestoredResponse.newBuilder()
+                .setReleased(agent.releaseRestored(req.getJobId()))
+                .build());
   }
 
   @Override

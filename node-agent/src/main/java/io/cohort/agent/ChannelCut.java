@@ -37,10 +37,11 @@ final class ChannelCut implements ChannelCuts.Cut {
   private final Duration markerTimeout;
   private final Set<String> released = new HashSet<>();
   private CompletableFuture<Recording> recording;
+  private boolean markersSent;
   private boolean resumed;
 
   /**
-   * @param job the overlay's key of the job ({@link VhostOverlay#jobKey})
+   * @param job the job's id, its key in the overlay
    * @param vhosts the job's vhosts on this node, all part of the checkpoint
    * @param markerTimeout how long to wait for the peers' markers once every vhost is dumped
    */
@@ -53,13 +54,30 @@ final class ChannelCut implements ChannelCuts.Cut {
     this.markerTimeout = markerTimeout;
   }
 
+  /**
+   * A local vhost's dump is about to start CRIU: on the kernel path the job's arrivals are turned
+   * to the agent from now on (first time only; see {@link VhostOverlay#beginCut}).
+   */
+  @Override
+  public synchronized void begin() {
+    if (recording == null && overlay.kernelCarries(job)) {
+      recording = overlay.beginCut(job, epoch);
+    }
+  }
+
   /** CRIU froze a local vhost of the job: cut the channels (first time only). */
   @Override
   public synchronized void networkLocked(String vhost) {
+    if (markersSent) {
+      return;
+    }
+    markersSent = true;
     if (recording == null) {
       recording = overlay.freeze(job, epoch);
-      log.debug("job {} epoch {}: channels cut at the freeze of {}", job, epoch, vhost);
+    } else {
+      overlay.markersNow(job);
     }
+    log.debug("job {} epoch {}: channels cut at the freeze of {}", job, epoch, vhost);
   }
 
   /**

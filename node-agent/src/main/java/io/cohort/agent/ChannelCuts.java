@@ -26,6 +26,9 @@ interface ChannelCuts {
 
   /** The cut of one checkpoint of one job on this node. */
   interface Cut {
+    /** A local vhost's dump is about to start CRIU (the kernel path's cut begins here). */
+    void begin();
+
     /** CRIU froze a local vhost of the job: cut the channels (first time only). */
     void networkLocked(String vhost);
 
@@ -63,7 +66,7 @@ interface ChannelCuts {
         if (rec.getAddress().isEmpty()) {
           return null;
         }
-        String job = VhostOverlay.jobKey(rec.getAddress());
+        String job = rec.getJobId();
         if (overlay.peersOf(job).isEmpty()) {
           return null;
         }

@@ -30,6 +30,7 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -69,6 +70,11 @@ final class CheckpointParticipant {
   private final DecisionLease lease;
   private final ActiveDumps dumps;
 
+  /**
+   * Told of each vhost a --stop ended (its link and, with the job's last, the job's network go).
+   */
+  private final Consumer<VhostRecord> stopped;
+
   /** Captures of the job's files, running beside CRIU's dump (I/O: a thread each). */
   private final ExecutorService captures =
       Executors.newCachedThreadPool(
@@ -86,7 +92,9 @@ final class CheckpointParticipant {
       ChannelCuts cuts,
       Path actionScript,
       ProcessIdentity self,
-      Supplier<String> criuVersion) {
+      Supplier<String> criuVersion,
+      Consumer<VhostRecord> stopped) {
+    this.stopped = stopped;
     this.config = config;
     this.who = "agent " + config.node();
     this.records = records;
@@ -173,13 +181,15 @@ final class CheckpointParticipant {
   private ParticipantDump start(String ckpt, VhostRecord rec, DumpVhostRequest req) {
     String vhost = rec.getVhostId();
     Path pending = images.createPending(ckpt, vhost);
-    Map<String, String> env = new HashMap<>();
+    Map<String, String> env = new HashMap<>(CriuSession.agentEnv(self));
     env.put("COHORT_HOOK_DIR", pending.resolve("hook").toString());
     env.put("COHORT_LOG_PATH", rec.getLogPath());
-    env.put("COHORT_AGENT_PID", Long.toString(self.pid()));
-    env.put("COHORT_AGENT_START", Long.toString(self.startTicks()));
+    ChannelCuts.Cut cut = cuts.open(ckpt, rec, req.getEpoch(), records.runningOfJob(rec));
     DumpSession session;
     try {
+      if (cut != null) {
+        cut.begin();
+      }
       session =
           DumpSession.start(
               pending.resolve("hook"),
@@ -196,11 +206,14 @@ final class CheckpointParticipant {
                           VhostNetwork.dumpOptions(rec.getAddress()))));
     } catch (IOException | RuntimeException e) {
       images.discard(ckpt, vhost);
+      if (cut != null) {
+        cut.abort();
+        cuts.forget(ckpt);
+      }
       throw e instanceof IOException io
           ? DurableFiles.failure("cannot start criu", io)
           : (RuntimeException) e;
     }
-    ChannelCuts.Cut cut = cuts.open(ckpt, rec, req.getEpoch(), records.runningOfJob(rec));
     return new ParticipantDump(
         ckpt, rec, req, session, cut, lease, config.leaseAfter(req.getDecisionWithinMs()), who);
   }
@@ -337,6 +350,7 @@ final class CheckpointParticipant {
       }
       if (stop) {
         VhostRecords.endInit(dump.record);
+        stopped.accept(records.load(dump.record.getVhostId()));
       }
     } finally {
       done(dump);

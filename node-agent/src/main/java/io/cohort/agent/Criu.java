@@ -20,8 +20,12 @@ interface Criu {
    */
   Process startDump(DumpSpec spec) throws IOException;
 
-  /** Restores the tree saved in {@code images}, detached; logs go to {@code work}. */
-  Restored restore(Path images, Path work, List<String> extra) throws CriuException, IOException;
+  /**
+   * Starts a detached restore of the tree saved in {@code spec.images()}. CRIU runs the action
+   * script at pre-resume, the tree restored and its network unlocked, and the script holds it there
+   * until the agent lets it run (see {@link RestoreHolds}).
+   */
+  Process startRestore(RestoreSpec spec) throws IOException;
 
   /**
    * One dump.
@@ -41,6 +45,24 @@ interface Criu {
       Path actionScript,
       Map<String, String> env,
       boolean leaveRunning,
+      List<String> extra) {}
+
+  /**
+   * One restore.
+   *
+   * @param images the image files
+   * @param work where CRIU writes its log
+   * @param pidfile where CRIU writes the host pid of the restored tree's root
+   * @param actionScript the agent's action script
+   * @param env environment of the action script
+   * @param extra further options (e.g. the vhost's external veth)
+   */
+  record RestoreSpec(
+      Path images,
+      Path work,
+      Path pidfile,
+      Path actionScript,
+      Map<String, String> env,
       List<String> extra) {}
 
   /** Result of a restore: the host pid of the restored vhost init, and CRIU's own time. */

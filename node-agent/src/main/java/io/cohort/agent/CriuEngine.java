@@ -3,13 +3,9 @@ package io.cohort.agent;
 import io.cohort.common.CohortException;
 import io.cohort.common.ProcessRunner;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -40,11 +36,9 @@ final class CriuEngine implements Criu {
   private static final Pattern VERSION = Pattern.compile("Version:\\s*([0-9][0-9.]*)");
 
   private final List<String> criu;
-  private final Duration timeout;
 
-  CriuEngine(List<String> criu, Duration timeout) {
+  CriuEngine(List<String> criu) {
     this.criu = List.copyOf(criu);
-    this.timeout = timeout;
   }
 
   @Override
@@ -96,57 +90,32 @@ final class CriuEngine implements Criu {
   }
 
   @Override
-  public Restored restore(Path images, Path work, List<String> extra)
-      throws CriuException, IOException {
-    Files.createDirectories(work);
-    Path pidfile = work.resolve("restore.pid");
-    Files.deleteIfExists(pidfile);
+  public Process startRestore(RestoreSpec spec) throws IOException {
     List<String> cmd = new ArrayList<>(SETSID);
     cmd.addAll(criu);
     cmd.addAll(
         List.of(
             "restore",
             "-D",
-            images.toString(),
+            spec.images().toString(),
             "-W",
-            work.toString(),
+            spec.work().toString(),
             "-o",
             "restore.log",
             "-d",
             "--root",
             "/",
             "--pidfile",
-            pidfile.toString()));
+            spec.pidfile().toString(),
+            "--action-script",
+            spec.actionScript().toString()));
     cmd.addAll(COMMON);
-    cmd.addAll(extra);
-    long t0 = System.nanoTime();
-    Process p =
+    cmd.addAll(spec.extra());
+    ProcessBuilder pb =
         new ProcessBuilder(cmd)
             .redirectErrorStream(true)
-            .redirectOutput(work.resolve("restore.out").toFile())
-            .start();
-    int rc = waitFor(p, "restore");
-    long ms = (System.nanoTime() - t0) / 1_000_000;
-    if (rc != 0) {
-      throw new CriuException(rc, work.resolve("restore.log"));
-    }
-    String pid = Files.readString(pidfile).strip();
-    return new Restored(Long.parseLong(pid), ms);
-  }
-
-  private int waitFor(Process p, String what) throws CriuException {
-    try {
-      if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
-        p.destroyForcibly();
-        p.waitFor();
-        throw new CriuException(
-            "criu " + what + " did not finish within " + timeout + " and was killed", -1, "");
-      }
-      return p.exitValue();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      p.destroyForcibly();
-      throw new CriuException("interrupted while waiting for criu " + what, -1, "");
-    }
+            .redirectOutput(spec.work().resolve("restore.out").toFile());
+    pb.environment().putAll(spec.env());
+    return pb.start();
   }
 }

@@ -24,10 +24,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Images between nodes: one agent streams a committed image (manifest, CRIU files, the job's output
- * log and its other files up to the dump, see {@link JobFiles}), another fetches it, verifies every
- * sha256 against the committed manifest, and puts what the restored processes need where they
- * expect it.
+ * Images between nodes: one agent streams a committed image (manifest, CRIU files, the job's logs
+ * up to the dump), another fetches it, verifies every sha256 against the committed manifest, and
+ * keeps it with the logs inside it (a restore from it puts them in place, see {@link JobFiles}).
  */
 final class ImageTransfer {
   private static final Logger log = LoggerFactory.getLogger(ImageTransfer.class);
@@ -67,16 +66,23 @@ final class ImageTransfer {
           sink,
           cancelled);
     }
-    send(Path.of(m.getOutputLogPath()), OUTPUT_LOG, m.getOutputLogSize(), sink, cancelled);
-    for (JobFile f : m.getJobFilesList()) {
-      if (!f.getName().equals(JobFiles.STDIN)) { // the stdin is in the image itself
-        send(Path.of(f.getPath()), JOB_DIR + f.getName(), f.getSize(), sink, cancelled);
-      }
+    // The logs up to their size at the checkpoint: from this image if it is itself a copy (the
+    // paths here may hold another incarnation's), else from their paths. (The stdin is in the
+    // image itself.)
+    for (JobFile f : JobFiles.logs(m)) {
+      Path from = JobFiles.carried(dir, f).orElse(Path.of(f.getPath()));
+      send(from, wireName(f), f.getSize(), sink, cancelled);
     }
   }
 
+  /** The output log's name in an image stream; the other logs are under {@link #JOB_DIR}. */
   private static final String OUTPUT_LOG = "output.log";
-  private static final String JOB_DIR = "job/";
+
+  private static final String JOB_DIR = JobFiles.LOGS_IN_IMAGE + "/";
+
+  private static String wireName(JobFile log) {
+    return log.getName().equals(JobFiles.STDOUT) ? OUTPUT_LOG : JOB_DIR + log.getName();
+  }
 
   private static void send(
       Path file, String name, long limit, Consumer<ImageChunk> sink, BooleanSupplier cancelled) {
@@ -103,9 +109,9 @@ final class ImageTransfer {
   }
 
   /**
-   * Fetches an image from the agent at {@code source}, verifies it and stores it here; also puts
-   * the job's output log (up to the dump) and the vhost init binary where the restored processes
-   * expect them. Nothing is kept if the transfer or the verification fails.
+   * Fetches an image from the agent at {@code source}, verifies it and stores it here with the
+   * job's logs (up to the dump) inside it; also puts the vhost init binary where the restored pid 1
+   * maps it. Nothing is kept if the transfer or the verification fails.
    */
   ImportImageResponse importImage(ImportImageRequest req) {
     String ckpt = Ids.requireCheckpoint(req.getCheckpointId());
@@ -164,7 +170,8 @@ final class ImageTransfer {
               "image of %s from %s has an unexpected file '%s'",
               ckpt, req.getSourceAddress(), name);
         }
-        Path f = pending.resolve(name);
+        // Every log is kept under job/ in the copy, the output log too (see JobFiles).
+        Path f = pending.resolve(name.equals(OUTPUT_LOG) ? JOB_DIR + JobFiles.STDOUT : name);
         try (var out =
             java.nio.channels.FileChannel.open(
                 f, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
@@ -174,25 +181,19 @@ final class ImageTransfer {
         pacer.paid(c.getData().size());
       }
       ImageManifest m = images.verifyDir(pending, ckpt, vhost, req.getManifestSha256()).manifest();
-      JobFiles.place(
-          pending.resolve(OUTPUT_LOG),
-          JobFile.newBuilder()
-              .setName(OUTPUT_LOG)
-              .setPath(m.getOutputLogPath())
-              .setSize(m.getOutputLogSize())
-              .build());
-      for (JobFile f : m.getJobFilesList()) {
-        if (!f.getName().equals(JobFiles.STDIN)) {
-          JobFiles.place(pending.resolve(JOB_DIR + f.getName()), f);
-        }
-      }
+      // The job's logs stay in the copy: only a restore from it puts them at their paths, once
+      // the vhost there is gone. Written there now, they could land under a later incarnation of
+      // the job restored meanwhile at those paths, which would then write on after them.
+      JobFiles.checkReceived(pending, m, req.getSourceAddress());
       placeInit(m);
-      Files.delete(pending.resolve(OUTPUT_LOG));
-      DurableFiles.deleteTree(pending.resolve(JOB_DIR));
       // On disk before it is published: a partner copy is counted on once this returns.
       for (var file : m.getFilesList()) {
         DurableFiles.fsync(pending.resolve(ImageStore.CRIU_DIR).resolve(file.getPath()));
       }
+      for (JobFile f : JobFiles.logs(m)) {
+        DurableFiles.fsync(JobFiles.inImage(pending, f));
+      }
+      DurableFiles.fsyncDirectory(pending.resolve(JOB_DIR));
       DurableFiles.fsync(pending.resolve(ImageStore.MANIFEST));
       DurableFiles.fsyncDirectory(pending.resolve(ImageStore.CRIU_DIR));
       DurableFiles.fsyncDirectory(pending);

@@ -2,6 +2,7 @@ package io.cohort.agent;
 
 import io.cohort.common.CohortException;
 import io.cohort.common.ProcessRunner;
+import io.cohort.proto.v1.JobNetworkPlan;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -18,6 +19,23 @@ final class IpVhostNetwork implements VhostNetwork {
   /** Link-local gateway address every vhost uses; owned by each node-side veth. */
   static final String GATEWAY = "169.254.1.1";
 
+  /**
+   * MAC address of every node-side veth (locally administered, the gateway's address in its last
+   * four bytes). CRIU restores a vhost's neighbour table with its image, so the vhost comes back
+   * sure of its gateway's MAC; with the random MAC of a new veth, it sent its first packets after a
+   * restart to a MAC nobody had, dropped without a trace until the entry was probed again
+   * (KernelPathIT: 150 to 170 datagrams after each restart). Each veth is its own link: one MAC on
+   * all of them is no conflict.
+   */
+  static final String GATEWAY_MAC = "02:00:a9:fe:01:01";
+
+  /** MTU of the vhosts' links ({@link DataPath#vhostMtu}). */
+  private final String mtu;
+
+  IpVhostNetwork(int mtu) {
+    this.mtu = Integer.toString(mtu);
+  }
+
   @Override
   public void removeStale(String vhostId) {
     String host = VhostNetwork.hostVeth(vhostId);
@@ -27,7 +45,7 @@ final class IpVhostNetwork implements VhostNetwork {
   }
 
   @Override
-  public void attach(long pid, String vhostId, String address) {
+  public void attach(long pid, String vhostId, String address, JobNetworkPlan plan) {
     String host = VhostNetwork.hostVeth(vhostId);
     removeStale(vhostId);
     run(
@@ -36,14 +54,14 @@ final class IpVhostNetwork implements VhostNetwork {
         "add",
         host,
         "mtu",
-        MTU,
+        mtu,
         "type",
         "veth",
         "peer",
         "name",
         "eth0",
         "mtu",
-        MTU,
+        mtu,
         "netns",
         Long.toString(pid));
     String ns = "--net=/proc/" + pid + "/ns/net";
@@ -51,37 +69,69 @@ final class IpVhostNetwork implements VhostNetwork {
     run("nsenter", ns, "ip", "link", "set", "eth0", "up");
     run("nsenter", ns, "ip", "route", "add", GATEWAY, "dev", "eth0", "scope", "link");
     run("nsenter", ns, "ip", "route", "add", "default", "via", GATEWAY, "dev", "eth0");
-    configureHostSide(host, address);
+    configureHostSide(host, address, plan);
+    knowGateway(pid);
   }
 
   @Override
-  public void reattach(String vhostId, String address) {
-    configureHostSide(VhostNetwork.hostVeth(vhostId), address);
+  public void reattach(long pid, String vhostId, String address, JobNetworkPlan plan) {
+    configureHostSide(VhostNetwork.hostVeth(vhostId), address, plan);
+    knowGateway(pid);
+  }
+
+  /**
+   * The vhost knows its gateway's MAC for good (a permanent neighbour entry; CRIU's images keep
+   * it): it never resolves it. A restored vhost whose entry was being resolved when it was dumped,
+   * or whose kernel probed the gateway while the node side was not attached yet, lost its first few
+   * hundred packets after a restart until a new resolution succeeded (KernelPathIT).
+   */
+  private static void knowGateway(long pid) {
+    run(
+        "nsenter",
+        "--net=/proc/" + pid + "/ns/net",
+        "ip",
+        "neigh",
+        "replace",
+        GATEWAY,
+        "lladdr",
+        GATEWAY_MAC,
+        "dev",
+        "eth0",
+        "nud",
+        "permanent");
+  }
+
+  @Override
+  public void removeJob(JobNetworkPlan plan) {
+    String table = Integer.toString(plan.getTable());
+    // Either may be gone already (a second kill, an agent restarted): nothing to do then.
+    ProcessRunner.run("ip", "rule", "del", "from", plan.getSubnet(), "lookup", table);
+    ProcessRunner.run("ip", "route", "flush", "table", table);
   }
 
   /**
    * The node side of a vhost's veth: up, owning the gateway address, answering ARP for the node,
    * and a /32 route to the vhost.
    */
-  private static void configureHostSide(String host, String address) {
+  private void configureHostSide(String host, String address, JobNetworkPlan plan) {
     run("ip", "addr", "replace", GATEWAY + "/32", "dev", host);
-    run("ip", "link", "set", host, "mtu", MTU, "up");
+    run("ip", "link", "set", host, "address", GATEWAY_MAC, "mtu", mtu, "up");
     sysctl("net/ipv4/ip_forward", "1");
     sysctl("net/ipv4/conf/" + host + "/proxy_arp", "1");
     sysctl("net/ipv4/conf/" + host + "/rp_filter", "0");
     sysctl("net/ipv4/conf/all/rp_filter", "0");
     run("ip", "route", "replace", address + "/32", "dev", host);
-    isolate(host, address);
+    isolate(host, address, plan);
   }
 
   /**
-   * Jobs are isolated from each other: traffic from a job's subnet (/24) is routed with that job's
-   * own table, which holds only the job's vhosts and an unreachable default. A vhost can reach its
-   * job's other vhosts and nothing else.
+   * Jobs are isolated from each other: traffic from a job's block (its plan's subnet) is routed
+   * with that job's own table, which holds only the job's vhosts and an unreachable default. A
+   * vhost can reach its job's other vhosts and nothing else.
    */
-  private static void isolate(String host, String address) {
-    String subnet = address.substring(0, address.lastIndexOf('.')) + ".0/24";
-    String table = VhostNetwork.tableOf(address);
+  private static void isolate(String host, String address, JobNetworkPlan plan) {
+    String subnet = plan.getSubnet();
+    String table = Integer.toString(plan.getTable());
     ProcessRunner.run("ip", "rule", "del", "from", subnet, "lookup", table); // may be absent
     run("ip", "rule", "add", "from", subnet, "lookup", table, "priority", "100");
     run("ip", "route", "replace", "unreachable", "default", "table", table);

@@ -4,6 +4,7 @@ import com.google.protobuf.ByteString;
 import io.cohort.common.CohortException;
 import io.cohort.common.DurableFiles;
 import io.cohort.common.JobInput;
+import io.cohort.proto.v1.ImageManifest;
 import io.cohort.proto.v1.JobFile;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -16,17 +17,30 @@ import java.util.Optional;
 /**
  * The files the agent keeps for a job's head vhost beside its output log (which is its stdout): the
  * stderr log, the order of the chunks of both (written by the vhost's init, see
- * native/src/output.h), and the standard input. The job's processes hold them open by path, as they
- * hold the output log, so a checkpoint records their sizes and a restart cuts the logs back to
- * them; an image that moves to another node takes the logs along (as the output log). The stdin is
- * part of every image (a hard link where the image store shares the file system, else a copy,
- * covered by the manifest's digests like CRIU's files): a restart on any node, even from a shared
- * image directory while the node that ran the job is gone, puts it back where the job reads it.
+ * native/src/output.h), and the standard input. A checkpoint records the logs' sizes and a restart
+ * cuts them back to them. The stdin is part of every image (a hard link where the image store
+ * shares the file system, else a copy, covered by the manifest's digests like CRIU's files): a
+ * restart on any node, even from a shared image directory while the node that ran the job is gone,
+ * puts it back where the job reads it.
+ *
+ * <p>An image copied to another node takes the logs along, as they were at the checkpoint, and
+ * keeps them inside the copy ({@value #LOGS_IN_IMAGE}/); only a restore from that copy puts them at
+ * their paths. A copy must never write there itself: the paths are the job's, and the job may be
+ * running there (a later incarnation restored on that node, or, on nodes that share a file system,
+ * the very vhost the copy was taken from), so a copy landing after that incarnation's restore would
+ * put the older output back under it and the job would write on after it (its output twice). The
+ * restore runs only once the vhost's earlier incarnation is gone.
  */
 final class JobFiles {
+  /** The output log (the job's stdout) among the logs of {@link #logs}. */
+  static final String STDOUT = "output.log";
+
   static final String STDERR = "stderr.log";
   static final String ORDER = "output.order";
   static final String STDIN = "stdin";
+
+  /** The directory of an image copied from another node that holds the job's logs. */
+  static final String LOGS_IN_IMAGE = "job";
 
   /** The stdin's name in an image's CRIU directory. */
   static final String STDIN_IN_IMAGE = "cohort-stdin.img";
@@ -82,6 +96,34 @@ final class JobFiles {
     return files.stream().filter(f -> f.getName().equals(name)).findFirst();
   }
 
+  /**
+   * The job's logs in an image, each with its path and its size at the checkpoint: the output log
+   * ({@value #STDOUT}) first, then the stderr and order logs (absent for a vhost started before
+   * they were kept apart).
+   */
+  static List<JobFile> logs(ImageManifest m) {
+    List<JobFile> out = new ArrayList<>();
+    out.add(
+        JobFile.newBuilder()
+            .setName(STDOUT)
+            .setPath(m.getOutputLogPath())
+            .setSize(m.getOutputLogSize())
+            .build());
+    m.getJobFilesList().stream().filter(JobFiles::isLog).forEach(out::add);
+    return out;
+  }
+
+  /** Where an image copied from another node keeps a log of the job (see the class comment). */
+  static Path inImage(Path imageDir, JobFile log) {
+    return imageDir.resolve(LOGS_IN_IMAGE).resolve(log.getName());
+  }
+
+  /** The log as the image holds it, if the image was copied from another node. */
+  static Optional<Path> carried(Path imageDir, JobFile log) {
+    Path p = inImage(imageDir, log);
+    return Files.isRegularFile(p) ? Optional.of(p) : Optional.empty();
+  }
+
   private static boolean isLog(JobFile f) {
     return f.getSha256().isEmpty();
   }
@@ -126,27 +168,44 @@ final class JobFiles {
 
   /**
    * Checks, changing nothing, that each file can be returned to its state at the checkpoint: a log
-   * exists and is not shorter; stdin is the very content it was, or the image has it (verified with
-   * the image) to put it back.
+   * is in the image (copied from another node) with its size then, or exists at its path and is not
+   * shorter; stdin is the very content it was, or the image has it (verified with the image) to put
+   * it back.
    */
-  static void check(List<JobFile> files, Path criuDir, String ckpt) {
-    for (JobFile f : files) {
-      if (!isLog(f) && Files.isRegularFile(criuDir.resolve(STDIN_IN_IMAGE))) {
-        continue;
+  static void check(ImageStore.Image image, String ckpt) {
+    ImageManifest m = image.manifest();
+    for (JobFile f : logs(m)) {
+      Optional<Path> copy = carried(image.dir(), f);
+      if (copy.isPresent() && copy.get().toFile().length() != f.getSize()) {
+        throw CohortException.dataLoss(
+            "checkpoint %s is damaged: its copy of the job's %s has %d bytes, %d at the checkpoint; "
+                + "restart from another checkpoint",
+            ckpt, f.getName(), copy.get().toFile().length(), f.getSize());
       }
-      Path p = Path.of(f.getPath());
-      if (!Files.isRegularFile(p)) {
-        throw CohortException.precondition(
-            "the job's %s %s is missing; it must exist to restore checkpoint %s",
-            f.getName(), p, ckpt);
+      if (copy.isEmpty()) {
+        checkAtPath(f, ckpt);
       }
-      long have = p.toFile().length();
-      if (isLog(f) ? have < f.getSize() : have != f.getSize() || !sha256(p).equals(f.getSha256())) {
-        throw CohortException.precondition(
-            "the job's %s %s is not as it was at checkpoint %s (%d bytes then, %d now%s): it was "
-                + "changed or replaced, so the job's open file cannot be restored",
-            f.getName(), p, ckpt, f.getSize(), have, isLog(f) ? "" : ", or other content");
-      }
+    }
+    Optional<JobFile> stdin = find(m.getJobFilesList(), STDIN);
+    if (stdin.isPresent() && !Files.isRegularFile(image.criuDir().resolve(STDIN_IN_IMAGE))) {
+      checkAtPath(stdin.get(), ckpt);
+    }
+  }
+
+  /** A log that is not shorter than at the checkpoint, or the stdin as it was, at its path. */
+  private static void checkAtPath(JobFile f, String ckpt) {
+    Path p = Path.of(f.getPath());
+    if (!Files.isRegularFile(p)) {
+      throw CohortException.precondition(
+          "the job's %s %s is missing; it must exist to restore checkpoint %s",
+          f.getName(), p, ckpt);
+    }
+    long have = p.toFile().length();
+    if (isLog(f) ? have < f.getSize() : have != f.getSize() || !sha256(p).equals(f.getSha256())) {
+      throw CohortException.precondition(
+          "the job's %s %s is not as it was at checkpoint %s (%d bytes then, %d now%s): it was "
+              + "changed or replaced, so the job's open file cannot be restored",
+          f.getName(), p, ckpt, f.getSize(), have, isLog(f) ? "" : ", or other content");
     }
   }
 
@@ -164,14 +223,23 @@ final class JobFiles {
     }
   }
 
-  /** Cuts the logs back to their size at the checkpoint (see {@link OutputLog#rollBack}). */
-  static List<OutputLog.Rollback> rollBack(OutputLog output, List<JobFile> files, String ckpt) {
+  /**
+   * Returns the job's logs to their state at the checkpoint, for its restore (the vhost's earlier
+   * incarnation is gone: nothing else writes them). An image copied from another node holds them as
+   * they were then, and they replace what is at their paths ({@link OutputLog#replace}); else the
+   * logs at their paths, which this node wrote (or sees in a shared directory), are cut back
+   * ({@link OutputLog#rollBack}). In the order of {@link #logs}: the output log first.
+   */
+  static List<OutputLog.Rollback> rollBack(OutputLog output, ImageStore.Image image, String ckpt) {
     List<OutputLog.Rollback> done = new ArrayList<>();
     try {
-      for (JobFile f : files) {
-        if (isLog(f)) {
-          done.add(output.rollBack(Path.of(f.getPath()), f.getSize(), ckpt));
-        }
+      for (JobFile f : logs(image.manifest())) {
+        Path at = Path.of(f.getPath());
+        Optional<Path> copy = carried(image.dir(), f);
+        done.add(
+            copy.isPresent()
+                ? output.replace(at, copy.get(), f.getSize(), ckpt)
+                : output.rollBack(at, f.getSize(), ckpt));
       }
     } catch (RuntimeException e) {
       undo(done);
@@ -185,27 +253,41 @@ final class JobFiles {
   }
 
   /**
-   * Puts a file received with an image where the restored processes expect it, unless it is there
-   * already (the same file on shared storage, or a log in a later state, cut back at the restore).
+   * Checks the logs received with an image copied from another node (in {@link #LOGS_IN_IMAGE}/ of
+   * {@code imageDir}): each must have its size at the checkpoint. The sender reads them at their
+   * paths, and a log there shorter than at the checkpoint was cut back by a restart from an older
+   * one: this image's output is not there any more.
    */
-  static void place(Path received, JobFile f) throws IOException {
-    if (!isLog(f) && !sha256(received).equals(f.getSha256())) {
+  static void checkReceived(Path imageDir, ImageManifest m, String source) {
+    for (JobFile f : logs(m)) {
+      Path p = inImage(imageDir, f);
+      long have = p.toFile().length();
+      if (!Files.isRegularFile(p) || have != f.getSize()) {
+        throw CohortException.precondition(
+            "the job's %s of checkpoint %s came from %s with %d bytes, not its %d at the "
+                + "checkpoint: the log there was cut back by a restart from an older checkpoint, "
+                + "so this image cannot be copied with its output",
+            f.getName(), m.getCheckpointId(), source, have, f.getSize());
+      }
+    }
+  }
+
+  /** Puts the stdin from an image where the restored processes read it, unless it is there. */
+  private static void place(Path copy, JobFile f) throws IOException {
+    if (!sha256(copy).equals(f.getSha256())) {
       throw CohortException.dataLoss(
-          "the job's %s received with its image does not match its digest", f.getName());
+          "the job's %s in its image does not match its digest", f.getName());
     }
     Path target = Path.of(f.getPath());
     if (Files.exists(target)
-        && (isLog(f)
-            ? Files.size(target) >= f.getSize()
-            : Files.size(target) == f.getSize() && sha256(target).equals(f.getSha256()))) {
+        && Files.size(target) == f.getSize()
+        && sha256(target).equals(f.getSha256())) {
       return;
     }
     Files.createDirectories(target.getParent());
     Path tmp = target.resolveSibling("." + target.getFileName() + ".import");
-    Files.copy(received, tmp, StandardCopyOption.REPLACE_EXISTING);
-    if (!isLog(f)) {
-      Files.setPosixFilePermissions(tmp, STDIN_MODE);
-    }
+    Files.copy(copy, tmp, StandardCopyOption.REPLACE_EXISTING);
+    Files.setPosixFilePermissions(tmp, STDIN_MODE);
     DurableFiles.fsync(tmp);
     DurableFiles.rename(tmp, target);
   }

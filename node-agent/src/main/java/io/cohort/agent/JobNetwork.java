@@ -4,6 +4,8 @@ import io.cohort.common.CohortException;
 import io.cohort.common.DurableFiles;
 import io.cohort.common.Ids;
 import io.cohort.proto.v1.ConfigureJobNetworkRequest;
+import io.cohort.proto.v1.JobNetworkPlan;
+import io.cohort.proto.v1.VhostRecord;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.util.List;
@@ -27,6 +29,10 @@ final class JobNetwork {
   private final String node;
   private final String who;
   private final VhostRecords records;
+  private final VhostNetwork network;
+
+  /** Null on the user-space path: remote vhosts are routed into the overlay's TUN. */
+  private final KernelPath kernel;
 
   /** Null when this node has no overlay (the embedded mode). */
   private final VhostOverlay overlay;
@@ -37,8 +43,15 @@ final class JobNetwork {
    */
   private final Map<String, List<byte[]>> restoredInflight = new ConcurrentHashMap<>();
 
-  JobNetwork(String node, VhostRecords records, VhostOverlay overlay) {
+  JobNetwork(
+      String node,
+      VhostRecords records,
+      VhostOverlay overlay,
+      VhostNetwork network,
+      KernelPath kernel) {
     this.node = node;
+    this.kernel = kernel;
+    this.network = network;
     this.who = "agent " + node;
     this.records = records;
     this.overlay = overlay;
@@ -76,15 +89,28 @@ final class JobNetwork {
     if (overlay != null && req.getVhostsCount() > 0 && !req.getVhosts(0).getAddress().isEmpty()) {
       // Even with every vhost here: the overlay must learn this incarnation's key, or a vhost
       // of an earlier one on a node cut off could still reach these through it.
+      JobNetworkPlan plan = VhostNetwork.requirePlan(req.getVhosts(0).getAddress(), req.getPlan());
       overlay.configureJob(
-          VhostNetwork.tableOf(req.getVhosts(0).getAddress()),
+          req.getJobId(),
+          plan,
           req.getVhostsList().stream()
               .map(
                   v ->
                       new VhostOverlay.VhostRoute(
                           v.getAddress(), v.getNode(), v.getOverlayAddress()))
               .toList(),
-          req.getNetworkKey());
+          req.getNetworkKey(),
+          kernel != null && remote ? kernel : null);
+      if (kernel != null && remote) {
+        // Every node of the job programs its side from the same placement before any vhost's
+        // command starts (the coordinator releases the head's node last).
+        kernel.configure(
+            plan,
+            req.getVhostsList().stream()
+                .filter(v -> !v.getNode().equals(node))
+                .map(v -> new KernelPath.Remote(v.getAddress(), hostOf(v.getOverlayAddress())))
+                .toList());
+      }
     }
     for (String vhostId : records.ofJob(req.getJobId())) {
       injectInflight(vhostId);
@@ -94,6 +120,27 @@ final class JobNetwork {
         throw DurableFiles.failure("cannot start vhost " + vhostId, e);
       }
     }
+  }
+
+  /**
+   * The last vhost of a job on this node is gone ({@code last} is its record): removes what the
+   * node held for the job (routes, rule, the overlay's state of it).
+   */
+  void remove(VhostRecord last) {
+    if (last.hasPlan()) {
+      network.removeJob(last.getPlan());
+      if (kernel != null) {
+        kernel.remove(last.getPlan());
+      }
+    }
+    if (overlay != null) {
+      overlay.removeJob(last.getJobId());
+    }
+  }
+
+  /** The host of a "host:port" overlay address: the node's address on the fabric. */
+  private static String hostOf(String hostPort) {
+    return hostPort.substring(0, hostPort.lastIndexOf(':'));
   }
 
   /**

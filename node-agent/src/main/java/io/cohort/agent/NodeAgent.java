@@ -64,6 +64,8 @@ public final class NodeAgent {
   private final CheckpointPreflight preflight;
   private final CheckpointParticipant participant;
   private final Restorer restorer;
+  private final RestoreHolds holds;
+  private final VhostRecords records;
   private final JobNetwork jobNetwork;
   private final ImageTransfer transfer;
   private final OutputLog output;
@@ -84,13 +86,28 @@ public final class NodeAgent {
   /** A node agent whose vhosts reach other nodes through {@code overlay} (null: none). */
   public NodeAgent(
       AgentConfig config, Function<String, ManagedChannel> dial, VhostOverlay overlay) {
+    this(config, dial, overlay, DataPath.overlay());
+  }
+
+  /**
+   * A node agent whose vhosts reach other nodes by {@code path}, with {@code overlay} for the cut
+   * (and, on the user-space path, for every packet).
+   */
+  public NodeAgent(
+      AgentConfig config,
+      Function<String, ManagedChannel> dial,
+      VhostOverlay overlay,
+      DataPath path) {
     this(
         config,
         dial,
         overlay,
-        new CriuEngine(config.criuCommand(), config.criuTimeout()),
+        new CriuEngine(config.criuCommand()),
         new LocalImageStore(config.imagesDir(), config.pendingName()),
-        new IpVhostNetwork());
+        new IpVhostNetwork(path.vhostMtu()),
+        overlay != null && path.kernel()
+            ? new KernelPath(overlay.address().getHostString(), path)
+            : null);
   }
 
   /** The agent over the given parts (tests pass fakes). */
@@ -100,15 +117,17 @@ public final class NodeAgent {
       VhostOverlay overlay,
       Criu criu,
       ImageStore images,
-      VhostNetwork network) {
+      VhostNetwork network,
+      KernelPath kernel) {
     this.config = config;
     this.criu = criu;
     this.images = images;
     Path initPath =
         NativeInstalls.contentAddressed(config.initBinary(), config.home(), "cohort-init");
     Path rshPath = NativeInstalls.contentAddressed(config.rshBinary(), config.home(), "cohort-rsh");
-    VhostRecords records = new VhostRecords(config.vhostsDir(), config.node());
+    this.records = new VhostRecords(config.vhostsDir(), config.node());
     this.output = new OutputLog(records, config.node());
+    this.jobNetwork = new JobNetwork(config.node(), records, overlay, network, kernel);
     this.vhosts =
         new Vhosts(
             config,
@@ -116,8 +135,12 @@ public final class NodeAgent {
             new VhostLauncher(initPath, config.launchTimeout()),
             network,
             initPath,
-            rshPath);
+            rshPath,
+            overlay != null && kernel == null,
+            jobNetwork::remove);
     this.preflight = new CheckpointPreflight(config, records, images);
+    Path actionScript = NativeInstalls.actionScript(config.home());
+    ProcessIdentity self = ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow();
     this.participant =
         new CheckpointParticipant(
             config,
@@ -125,11 +148,13 @@ public final class NodeAgent {
             images,
             criu,
             ChannelCuts.overlay(overlay, MARKER_TIMEOUT),
-            NativeInstalls.actionScript(config.home()),
-            ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow(),
-            this::criuVersion);
-    this.jobNetwork = new JobNetwork(config.node(), records, overlay);
-    this.restorer = new Restorer(config.node(), records, images, criu, network, jobNetwork, output);
+            actionScript,
+            self,
+            this::criuVersion,
+            vhosts::dropLink);
+    this.holds = new RestoreHolds(criu, actionScript, self, config.criuTimeout());
+    this.restorer =
+        new Restorer(config.node(), records, images, holds, network, jobNetwork, output);
     this.transfer = new ImageTransfer(config, images, dial, initPath);
     // What a predecessor left mid-epoch goes as its decision leases would have let it go.
     participant.cleanUpAfterPredecessor();
@@ -163,6 +188,7 @@ public final class NodeAgent {
 
   /** Ends a vhost (if running) and cleans up after it; idempotent. */
   public VhostState kill(String vhostId) {
+    holds.release(List.of(vhostId)); // a restored vhost still held: it ends as a running one
     return vhosts.kill(vhostId);
   }
 
@@ -249,6 +275,11 @@ public final class NodeAgent {
 
   public void configureJobNetwork(ConfigureJobNetworkRequest req) {
     jobNetwork.configure(req);
+  }
+
+  /** Lets the job's restored vhosts held here run; returns how many there were. */
+  public int releaseRestored(String jobId) {
+    return holds.release(records.ofJob(Ids.requireJob(jobId)));
   }
 
   /** Where this node's overlay listens ("" when it has none). */

@@ -157,18 +157,25 @@ final class OutputLog {
     }
   }
 
-  /** A rolled-back output log, and how to put it back if the restore fails. */
-  record Rollback(Path log, long size, Path saved) {
+  /**
+   * A log brought back to a checkpoint, and how to put it back as it was if the restore fails:
+   * {@code saved} holds the bytes cut off the end, or with {@code replaced} the whole log that was
+   * at the path (null: nothing was cut, or no log was there).
+   */
+  record Rollback(Path log, Path saved, boolean replaced) {
     void undo() {
-      if (saved == null) {
-        return;
-      }
       try {
-        Files.write(log, Files.readAllBytes(saved), StandardOpenOption.APPEND);
-        Files.delete(saved);
+        if (replaced && saved == null) {
+          Files.deleteIfExists(log);
+        } else if (replaced) {
+          DurableFiles.rename(saved, log);
+        } else if (saved != null) {
+          Files.write(log, Files.readAllBytes(saved), StandardOpenOption.APPEND);
+          Files.delete(saved);
+        }
       } catch (IOException e) {
         LoggerFactory.getLogger(OutputLog.class)
-            .error("cannot put back {} into {}: {}", saved, log, e.toString());
+            .error("cannot put back {} as it was (from {}): {}", log, saved, e.toString());
       }
     }
   }
@@ -182,11 +189,9 @@ final class OutputLog {
     try (RandomAccessFile f = new RandomAccessFile(logFile.toFile(), "rw")) {
       long have = f.length();
       if (have <= want) {
-        return new Rollback(logFile, want, null);
+        return new Rollback(logFile, null, false);
       }
-      Path saved =
-          logFile.resolveSibling(
-              logFile.getFileName() + ".after-" + ckpt + "-" + System.currentTimeMillis());
+      Path saved = keptBeside(logFile, ckpt);
       try (InputStream in = Files.newInputStream(logFile)) {
         in.skipNBytes(want);
         Files.copy(in, saved, StandardCopyOption.REPLACE_EXISTING);
@@ -200,9 +205,58 @@ final class OutputLog {
           ckpt,
           have - want,
           saved);
-      return new Rollback(logFile, want, saved);
+      return new Rollback(logFile, saved, false);
     } catch (IOException e) {
       throw DurableFiles.failure("cannot roll back " + logFile, e);
     }
+  }
+
+  /**
+   * Puts the log that an image copied from another node holds ({@code copy}, as it was at the
+   * checkpoint) at its path, in one rename; the log that was there (another incarnation's) is kept
+   * beside it, whole.
+   */
+  Rollback replace(Path logFile, Path copy, long want, String ckpt) {
+    Path tmp = logFile.resolveSibling("." + logFile.getFileName() + ".restore");
+    Path saved = null;
+    try {
+      Files.createDirectories(logFile.getParent());
+      Files.copy(copy, tmp, StandardCopyOption.REPLACE_EXISTING);
+      DurableFiles.fsync(tmp);
+      if (Files.exists(logFile)) {
+        saved = keptBeside(logFile, ckpt);
+        try {
+          Files.createLink(saved, logFile); // the same inode under the new name
+        } catch (UnsupportedOperationException e) {
+          Files.copy(logFile, saved);
+          DurableFiles.fsync(saved);
+        }
+      }
+      DurableFiles.rename(tmp, logFile);
+    } catch (IOException e) {
+      try {
+        Files.deleteIfExists(tmp);
+        if (saved != null) {
+          Files.deleteIfExists(saved); // the log is still at its path, unchanged
+        }
+      } catch (IOException ignored) {
+        // the first failure is the one to report
+      }
+      throw DurableFiles.failure("cannot put back " + logFile, e);
+    }
+    log.info(
+        "{}: output log {} put back as at checkpoint {} from the image's copy ({} bytes){}",
+        who,
+        logFile,
+        ckpt,
+        want,
+        saved == null ? "" : "; the log that was there is kept in " + saved);
+    return new Rollback(logFile, saved, true);
+  }
+
+  /** Where what a restore cuts off or replaces of a log is kept. */
+  private static Path keptBeside(Path logFile, String ckpt) {
+    return logFile.resolveSibling(
+        logFile.getFileName() + ".after-" + ckpt + "-" + System.currentTimeMillis());
   }
 }

@@ -18,8 +18,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Restores vhosts from checkpoint images: checks first that the image and the job's files allow it
- * (changing nothing), rolls the output log back to the checkpoint, runs CRIU, and hands the packets
- * that were in flight towards the vhost to its {@link JobNetwork}.
+ * (changing nothing), returns the job's logs and files to the checkpoint (the logs from the image
+ * itself when it was copied from another node, see {@link JobFiles}), runs CRIU, and hands the
+ * packets that were in flight towards the vhost to its {@link JobNetwork}.
  */
 final class Restorer {
   private static final Logger log = LoggerFactory.getLogger(Restorer.class);
@@ -28,7 +29,7 @@ final class Restorer {
   private final String who;
   private final VhostRecords records;
   private final ImageStore images;
-  private final Criu criu;
+  private final RestoreHolds holds;
   private final VhostNetwork network;
   private final JobNetwork jobNetwork;
   private final OutputLog output;
@@ -37,7 +38,7 @@ final class Restorer {
       String node,
       VhostRecords records,
       ImageStore images,
-      Criu criu,
+      RestoreHolds holds,
       VhostNetwork network,
       JobNetwork jobNetwork,
       OutputLog output) {
@@ -45,7 +46,7 @@ final class Restorer {
     this.who = "agent " + node;
     this.records = records;
     this.images = images;
-    this.criu = criu;
+    this.holds = holds;
     this.network = network;
     this.jobNetwork = jobNetwork;
     this.output = output;
@@ -64,22 +65,7 @@ final class Restorer {
 
   private ImageStore.Image verified(String ckpt, String vhostId, String manifestSha) {
     ImageStore.Image image = images.verify(ckpt, vhostId, manifestSha);
-    ImageManifest m = image.manifest();
-    Path logFile = Path.of(m.getOutputLogPath());
-    if (!Files.isRegularFile(logFile)) {
-      throw CohortException.precondition(
-          "the job's output log %s is missing; it must exist " + "to restore checkpoint %s",
-          logFile, ckpt);
-    }
-    long have = logFile.toFile().length();
-    if (have < m.getOutputLogSize()) {
-      throw CohortException.precondition(
-          "the job's output log %s is shorter (%d bytes) than at "
-              + "checkpoint %s (%d bytes): it was truncated or replaced, so the job's open file "
-              + "cannot be restored",
-          logFile, have, ckpt, m.getOutputLogSize());
-    }
-    JobFiles.check(m.getJobFilesList(), image.criuDir(), ckpt);
+    JobFiles.check(image, ckpt);
     FileRollback.check(FileTracker.read(image.criuDir()), image.criuDir(), ckpt);
     return image;
   }
@@ -94,44 +80,43 @@ final class Restorer {
     }
     ImageStore.Image image = verified(ckpt, vhostId, req.getManifestSha256());
     VhostRecord rec = existing != null ? existing : adopt(vhostId, image.manifest(), ckpt);
-    OutputLog.Rollback rollback =
-        output.rollBack(
-            Path.of(image.manifest().getOutputLogPath()),
-            image.manifest().getOutputLogSize(),
-            ckpt);
-    List<OutputLog.Rollback> jobFiles;
+    rec =
+        rec.toBuilder().setPlan(VhostNetwork.requirePlan(rec.getAddress(), req.getPlan())).build();
+    // Only now, with the vhost's earlier incarnation gone (refused above while it runs), are the
+    // job's logs returned to the checkpoint: nothing else writes them from here on.
+    List<OutputLog.Rollback> logs = JobFiles.rollBack(output, image, ckpt);
     FileRollback.Applied files;
     try {
-      jobFiles = JobFiles.rollBack(output, image.manifest().getJobFilesList(), ckpt);
-      try {
-        files = FileRollback.apply(FileTracker.read(image.criuDir()), image.criuDir(), ckpt);
-      } catch (RuntimeException e) {
-        JobFiles.undo(jobFiles);
-        throw e;
-      }
+      files = FileRollback.apply(FileTracker.read(image.criuDir()), image.criuDir(), ckpt);
     } catch (RuntimeException e) {
-      rollback.undo();
+      JobFiles.undo(logs);
       throw e;
     }
     Path work =
         records.vhostDir(vhostId).resolve("restore-" + ckpt + "-" + System.currentTimeMillis());
-    Criu.Restored restored;
+    Criu.Restored restored = null;
     try {
       JobFiles.restoreStdin(image.manifest().getJobFilesList(), image.criuDir());
       Files.deleteIfExists(Path.of(rec.getStatusPath()));
       if (!rec.getAddress().isEmpty()) {
         network.removeStale(vhostId);
       }
+      // Held until the coordinator releases the job (ReleaseRestored): see RestoreHolds.
       restored =
-          criu.restore(
-              image.criuDir(), work, VhostNetwork.restoreOptions(vhostId, rec.getAddress()));
+          holds.restore(
+              vhostId,
+              image.criuDir(),
+              work,
+              VhostNetwork.restoreOptions(vhostId, rec.getAddress()));
       if (!rec.getAddress().isEmpty()) {
-        network.reattach(vhostId, rec.getAddress());
+        network.reattach(restored.pid(), vhostId, rec.getAddress(), rec.getPlan());
       }
     } catch (CriuException | IOException | CohortException e) {
+      if (restored != null) {
+        holds.release(List.of(vhostId));
+      }
       files.undo();
-      JobFiles.undo(jobFiles);
-      rollback.undo();
+      JobFiles.undo(logs);
       // CriuException's message is one line: the cause read from CRIU's log, and where it is.
       throw CohortException.internal(
           "restore of vhost "
@@ -143,8 +128,8 @@ final class Restorer {
               + ". The output log is as it was.",
           e);
     }
-    ProcessIdentity init =
-        ProcessIdentity.of(restored.pid()).orElseGet(() -> new ProcessIdentity(restored.pid(), -1));
+    long pid = restored.pid();
+    ProcessIdentity init = ProcessIdentity.of(pid).orElseGet(() -> new ProcessIdentity(pid, -1));
     rec =
         rec.toBuilder()
             .setPid(restored.pid())
@@ -169,7 +154,7 @@ final class Restorer {
     long outputAt =
         JobFiles.find(image.manifest().getJobFilesList(), JobFiles.ORDER)
             .map(f -> f.getSize())
-            .orElse(rollback.size());
+            .orElse(image.manifest().getOutputLogSize());
     return RestoreVhostResponse.newBuilder()
         .setPlacement(records.placement(rec))
         .setOutputOffset(outputAt)

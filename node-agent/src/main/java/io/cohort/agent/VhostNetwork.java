@@ -1,5 +1,6 @@
 package io.cohort.agent;
 
+import io.cohort.proto.v1.JobNetworkPlan;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -17,13 +18,37 @@ interface VhostNetwork {
    */
   String MTU = "65000";
 
-  /** Creates the link of a vhost (whose init is {@code pid}) with its address, and routes it. */
-  void attach(long pid, String vhostId, String address);
+  /**
+   * Creates the link of a vhost (whose init is {@code pid}) with its address, and routes it in its
+   * job's table ({@code plan}).
+   */
+  void attach(long pid, String vhostId, String address, JobNetworkPlan plan);
 
   /**
-   * After a restore (CRIU re-created the vhost's side of the link): configures the node side again.
+   * After a restore (CRIU re-created the vhost's side of the link): configures the node side again,
+   * and the vhost's permanent entry for its gateway.
    */
-  void reattach(String vhostId, String address);
+  void reattach(long pid, String vhostId, String address, JobNetworkPlan plan);
+
+  /**
+   * Removes what this node held for a job whose last vhost here is gone: the rule that sends its
+   * block to its table, and the table. Idempotent.
+   */
+  void removeJob(JobNetworkPlan plan);
+
+  /**
+   * The plan of a vhost with an address; refuses a request without one (from a coordinator older
+   * than the plans), which would leave the vhost unrouted.
+   */
+  static JobNetworkPlan requirePlan(String address, JobNetworkPlan plan) {
+    if (!address.isEmpty() && (plan.getSubnet().isEmpty() || plan.getTable() == 0)) {
+      throw io.cohort.common.CohortException.invalid(
+          "the request gives vhost address %s but no network plan (subnet, table): the "
+              + "coordinator is older than this agent; run the same version on both",
+          address);
+    }
+    return plan;
+  }
 
   /**
    * Removes the node side of a vhost's link left by an earlier incarnation (its network namespace
@@ -50,11 +75,6 @@ interface VhostNetwork {
           "vhost id %s is too long for an interface name", vhostId);
     }
     return name;
-  }
-
-  /** The routing table of the job whose /24 holds {@code address} (one /24 per job). */
-  static String tableOf(String address) {
-    return Integer.toString(1000 + Integer.parseInt(address.split("\\.")[2]));
   }
 
   /** Hostfile lines for mpirun: every vhost address with its slots. */

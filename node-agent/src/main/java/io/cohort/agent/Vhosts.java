@@ -17,6 +17,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -39,13 +40,22 @@ final class Vhosts {
   private final Path initPath;
   private final Path rshPath;
 
+  /** Told when the last vhost of a job on this node is gone (with its record). */
+  private final Consumer<VhostRecord> jobGone;
+
+  /** The agents forward the job's packets between nodes (the user-space path). */
+  private final boolean agentsForward;
+
   Vhosts(
       AgentConfig config,
       VhostRecords records,
       VhostLauncher launcher,
       VhostNetwork network,
       Path initPath,
-      Path rshPath) {
+      Path rshPath,
+      boolean agentsForward,
+      Consumer<VhostRecord> jobGone) {
+    this.agentsForward = agentsForward;
     this.config = config;
     this.who = "agent " + config.node();
     this.records = records;
@@ -53,6 +63,7 @@ final class Vhosts {
     this.network = network;
     this.initPath = initPath;
     this.rshPath = rshPath;
+    this.jobGone = jobGone;
   }
 
   CreateVhostResponse create(CreateVhostRequest req) {
@@ -107,7 +118,8 @@ final class Vhosts {
         try {
           // The command starts when the coordinator has told every node of the job where its
           // vhosts are (ConfigureJobNetwork writes the ready file).
-          network.attach(pid, id, req.getAddress());
+          network.attach(
+              pid, id, req.getAddress(), VhostNetwork.requirePlan(req.getAddress(), req.getPlan()));
         } catch (RuntimeException e) {
           ProcessIdentity.of(pid).ifPresent(ProcessIdentity::kill);
           throw e;
@@ -135,6 +147,7 @@ final class Vhosts {
             .setToken(req.getToken())
             .setInitPath(initPath.toString())
             .setAddress(req.getAddress())
+            .setPlan(req.getPlan())
             .setHostVeth(networked ? VhostNetwork.hostVeth(id) : "")
             .addAllJobFiles(jobFiles)
             .build();
@@ -179,10 +192,12 @@ final class Vhosts {
       env.put("OMPI_MCA_orte_default_hostfile", hostfile.toString());
       env.put("OMPI_MCA_btl_tcp_if_include", "eth0");
       env.put("OMPI_MCA_oob_tcp_if_include", "eth0");
-      // Traffic between vhosts on different nodes is forwarded by the agents: ranks that
-      // poll with nothing to do yield the core to them (8 B MPI round trip across nodes
-      // 290 → 150 µs on 2 cores). A job may still set it to 0.
-      env.putIfAbsent("OMPI_MCA_mpi_yield_when_idle", "1");
+      if (agentsForward) {
+        // On the user-space path the agents forward traffic between vhosts on different
+        // nodes: ranks that poll with nothing to do yield the core to them (8 B MPI round
+        // trip across nodes 290 → 150 µs on 2 cores). A job may still set it to 0.
+        env.putIfAbsent("OMPI_MCA_mpi_yield_when_idle", "1");
+      }
       env.put("COHORT_TOKEN", req.getToken());
       env.put("COHORT_SPAWN_PORT", Integer.toString(SPAWN_PORT));
     }
@@ -271,10 +286,20 @@ final class Vhosts {
     return continued;
   }
 
-  /** Removes the node side of a dead vhost's link (see {@link VhostNetwork#removeStale}). */
+  /**
+   * Removes the node side of a dead vhost's link (see {@link VhostNetwork#removeStale}) and, when
+   * no other vhost of its job runs here, what the node held for the job.
+   */
   void dropLink(VhostRecord rec) {
     if (!rec.getAddress().isEmpty() && config.vhostNetworking()) {
       network.removeStale(rec.getVhostId());
+      boolean last =
+          records.ofJob(rec.getJobId()).stream()
+              .filter(v -> !v.equals(rec.getVhostId()))
+              .noneMatch(v -> records.observe(v).getState() == VhostState.VHOST_STATE_RUNNING);
+      if (last) {
+        jobGone.accept(rec);
+      }
     }
   }
 

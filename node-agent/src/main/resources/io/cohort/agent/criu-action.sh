@@ -13,13 +13,19 @@
 # (CRIU resumes them, or kills them for --stop); anything else -> exit 1 (CRIU abandons the
 # dump and the tasks carry on).
 #
+# pre-resume (restore, COHORT_RESTORE=1) runs once the tree is restored and its network
+# unlocked, before CRIU lets the tasks run. It tells the agent the vhost is restored and holds
+# the tasks until the agent says "resume": when the job's every vhost is restored and its
+# network configured on every node (CRIU ignores the exit status here: it can only wait).
+#
 # If the agent dies meanwhile, either wait gives up within a second and the job carries on:
 # a crashed agent never leaves a job frozen. The agent is known by its pid and its start time
 # (field 22 of /proc/PID/stat), so a recycled pid is not taken for it.
 [ -n "$COHORT_HOOK_DIR" ] || exit 0
-case "$CRTOOLS_SCRIPT_ACTION" in
-  network-lock) message="locked"; want="go" ;;
-  post-dump) message="dumped $(stat -c %s "$COHORT_LOG_PATH" 2>/dev/null || echo -1)"; want="commit" ;;
+case "${COHORT_RESTORE:-0}:$CRTOOLS_SCRIPT_ACTION" in
+  0:network-lock) message="locked"; want="go" ;;
+  0:post-dump) message="dumped $(stat -c %s "$COHORT_LOG_PATH" 2>/dev/null || echo -1)"; want="commit" ;;
+  1:pre-resume) message="restored"; want="resume" ;;
   *) exit 0 ;;
 esac
 agent_alive() {

@@ -4,24 +4,28 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * A CRIU for the agent's unit tests: each dump runs fake-criu.sh, which plays CRIU's side of the
- * action-script protocol against the agent's real action script and FIFOs. Tests steer it with
- * files in {@link #control} and read what happened to the tasks from {@link #outcome}.
+ * A CRIU for the agent's unit tests: each dump runs fake-criu.sh (each restore
+ * fake-criu-restore.sh), which plays CRIU's side of the action-script protocol against the agent's
+ * real action script and FIFOs. Tests steer it with files in {@link #control} and read what
+ * happened to the tasks from {@link #outcome}.
  */
 final class FakeCriu implements Criu {
   final Path control;
   private final Path script;
+  private final Path restoreScript;
   final AtomicInteger dumps = new AtomicInteger();
 
   FakeCriu(Path dir) throws IOException {
     this.control = Files.createDirectories(dir.resolve("control"));
     this.script = dir.resolve("fake-criu.sh");
-    try (InputStream in = FakeCriu.class.getResourceAsStream("fake-criu.sh")) {
+    this.restoreScript = dir.resolve("fake-criu-restore.sh");
+    try (InputStream in = FakeCriu.class.getResourceAsStream("fake-criu.sh");
+        InputStream r = FakeCriu.class.getResourceAsStream("fake-criu-restore.sh")) {
       Files.write(script, in.readAllBytes());
+      Files.write(restoreScript, r.readAllBytes());
     }
   }
 
@@ -49,8 +53,25 @@ final class FakeCriu implements Criu {
   }
 
   @Override
-  public Restored restore(Path images, Path work, List<String> extra) {
-    throw new UnsupportedOperationException("not in these tests");
+  public Process startRestore(RestoreSpec spec) throws IOException {
+    Files.deleteIfExists(control.resolve("restore-outcome"));
+    ProcessBuilder pb =
+        new ProcessBuilder(
+                "bash",
+                restoreScript.toString(),
+                spec.pidfile().toString(),
+                spec.actionScript().toString(),
+                control.toString())
+            .redirectErrorStream(true)
+            .redirectOutput(spec.work().resolve("restore.out").toFile());
+    pb.environment().putAll(spec.env());
+    return pb.start();
+  }
+
+  /** "resumed" once the fake restore let its tasks run, else "". */
+  String restoreOutcome() throws IOException {
+    Path f = control.resolve("restore-outcome");
+    return Files.exists(f) ? Files.readString(f).strip() : "";
   }
 
   /** What the fake CRIU did with the tasks, once it has finished ("" while it runs). */

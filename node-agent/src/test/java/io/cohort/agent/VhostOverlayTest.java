@@ -24,9 +24,4 @@ class VhostOverlayTest {
     assertNotEquals(0, first);
     assertNotEquals(first, VhostOverlay.overlayKey("3f6c1a9e0b7d4c22"));
   }
-
-  @Test
-  void theJobKeyIsTheThirdOctet() {
-    assertEquals("7", VhostOverlay.jobKey("198.19.7.2"));
-  }
 }

@@ -2,6 +2,7 @@ package io.cohort.agent;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import io.cohort.proto.v1.JobNetworkPlan;
 import io.cohort.proto.v1.VhostRecord;
 import io.cohort.proto.v1.VhostState;
 import java.nio.file.Files;
@@ -28,17 +29,21 @@ class VhostsTest {
     VhostNetwork network =
         new VhostNetwork() {
           @Override
-          public void attach(long pid, String vhostId, String address) {}
+          public void attach(long pid, String vhostId, String address, JobNetworkPlan plan) {}
 
           @Override
-          public void reattach(String vhostId, String address) {}
+          public void reattach(long pid, String vhostId, String address, JobNetworkPlan plan) {}
+
+          @Override
+          public void removeJob(JobNetworkPlan plan) {}
 
           @Override
           public void removeStale(String vhostId) {
             removed.add(vhostId);
           }
         };
-    vhosts = new Vhosts(config, records, null, network, Path.of("init"), Path.of("rsh"));
+    vhosts =
+        new Vhosts(config, records, null, network, Path.of("init"), Path.of("rsh"), true, r -> {});
     Process done = new ProcessBuilder("true").start();
     done.waitFor();
     Path dir = Files.createDirectories(records.vhostDir("3-0"));
