@@ -1,6 +1,7 @@
 package io.cohort.coordinator;
 
 import io.cohort.common.CohortException;
+import io.cohort.common.FaultPoints;
 import io.cohort.proto.v1.AbandonedDump;
 import io.cohort.proto.v1.CheckpointDecision;
 import io.cohort.proto.v1.CheckpointInfo;
@@ -22,6 +23,8 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.function.BiConsumer;
 import java.util.function.Function;
 import java.util.function.Supplier;
@@ -118,6 +121,7 @@ final class CheckpointBarrier {
   private final String ckpt;
   private final boolean stop;
   private final Catalog catalog;
+  private final AgentDirectory agents;
   private final ScheduledExecutorService serial;
   private final Clock clock;
   private final BarrierConfig timeouts;
@@ -155,6 +159,7 @@ final class CheckpointBarrier {
     this.ckpt = job.getInfo().getJobId() + "." + epoch;
     this.stop = stop;
     this.catalog = catalog;
+    this.agents = agents;
     this.serial = serial;
     this.clock = clock;
     this.timeouts = timeouts;
@@ -169,7 +174,38 @@ final class CheckpointBarrier {
   /** Starts the barrier; the future completes with the committed checkpoint or the abort reason. */
   CompletableFuture<CheckpointInfo> start() {
     onSerial(this::enterPreparing);
+    ScheduledFuture<?> watch =
+        serial.scheduleWithFixedDelay(() -> guarded(this::watchAgents), 1, 1, TimeUnit.SECONDS);
+    result.whenComplete((r, e) -> watch.cancel(false));
     return result;
+  }
+
+  /**
+   * Before the commit, an agent of the job unheard for {@link BarrierConfig#silence} (its node
+   * down, cut off, or its agent dead) aborts the epoch: the job's vhosts elsewhere need not stay
+   * frozen until the phase's timeout, and the silent node's own vhosts are let go by its decision
+   * lease (or, its agent dead, by CRIU's hook).
+   */
+  private void watchAgents() {
+    if (phase == null
+        || COMMITTED.contains(phase)
+        || phase == Phase.ABORTING
+        || phase == Phase.ABORTED) {
+      return;
+    }
+    for (String node : vhosts().stream().map(VhostPlacement::getNode).distinct().toList()) {
+      long silent = agents.silentMillis(node);
+      if (silent > timeouts.silence().toMillis()) {
+        fail(
+            new CohortException(
+                CohortException.Kind.UNAVAILABLE,
+                String.format(
+                    "the agent of node %s has not been heard for %.1f s during %s (its node is"
+                        + " down or cut off, or the agent stopped)",
+                    node, silent / 1e3, phase)));
+        return;
+      }
+    }
   }
 
   /**
@@ -205,6 +241,7 @@ final class CheckpointBarrier {
                 Collectors.groupingBy(
                     VhostPlacement::getNode,
                     Collectors.mapping(VhostPlacement::getVhostId, Collectors.toList())));
+    FaultPoints.reach("coordinator.prepare", ckpt);
     allOf(
         Phase.PREPARING,
         byNode.keySet(),
@@ -315,6 +352,7 @@ final class CheckpointBarrier {
           info.setTrackedBytesCopied(info.getTrackedBytesCopied() + r.getTrackedBytesCopied());
           info.setTrackedCaptureMs(Math.max(info.getTrackedCaptureMs(), r.getTrackedCaptureMs()));
         });
+    FaultPoints.reach("coordinator.commit", ckpt);
     try {
       catalog.commitCheckpoint(info.build());
     } catch (RuntimeException e) {
@@ -337,6 +375,7 @@ final class CheckpointBarrier {
         stop
             ? CheckpointDecision.CHECKPOINT_DECISION_COMMIT_STOP
             : CheckpointDecision.CHECKPOINT_DECISION_COMMIT_RESUME;
+    FaultPoints.reach("coordinator.publish", ckpt);
     // The checkpoint is committed and its images were published at the seal: an agent that fails
     // to take the decision (or to stop its vhost) is reported, and the checkpoint is kept.
     allOf(

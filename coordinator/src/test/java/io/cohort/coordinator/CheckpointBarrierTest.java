@@ -178,7 +178,11 @@ class CheckpointBarrierTest {
     CountDownLatch hang = new CountDownLatch(1);
     AgentDirectory agents = agents(Map.of("n1", agent("n1", Set.of(), hang)));
     BarrierConfig quick =
-        new BarrierConfig(Duration.ofSeconds(5), Duration.ofMillis(300), Duration.ofSeconds(5));
+        new BarrierConfig(
+            Duration.ofSeconds(5),
+            Duration.ofMillis(300),
+            Duration.ofSeconds(5),
+            Duration.ofSeconds(6));
     try {
       ExecutionException e =
           assertThrows(
@@ -187,6 +191,55 @@ class CheckpointBarrierTest {
       assertEquals(CohortException.Kind.DEADLINE_EXCEEDED, ce.kind());
       assertTrue(calls.contains("finish 7-0 ABORT"), calls.toString());
       assertFalse(catalog.checkpoint("7.3").isPresent());
+    } finally {
+      hang.countDown();
+    }
+  }
+
+  @Test
+  void anAgentThatGoesSilentAbortsTheEpochBeforeThePhaseTimesOut() throws Exception {
+    Catalog catalog = new Catalog(dir);
+    CountDownLatch hang = new CountDownLatch(1);
+    try (RegisteredAgents registered = new RegisteredAgents()) {
+      registered.serve(new ScriptedAgent("n1", calls, Set.of(), null));
+      registered.serve(new ScriptedAgent("n2", calls, Set.of(), hang));
+      registered.directory.heartbeat(registered.beat("n1"));
+      registered.directory.heartbeat(registered.beat("n2"));
+      // n1 keeps beating; n2 falls silent while its dump hangs (its node cut off, say).
+      ScheduledExecutorService beats = Executors.newSingleThreadScheduledExecutor();
+      beats.scheduleAtFixedRate(
+          () -> registered.directory.heartbeat(registered.beat("n1")),
+          50,
+          50,
+          TimeUnit.MILLISECONDS);
+      BarrierConfig config =
+          new BarrierConfig(
+              Duration.ofSeconds(30),
+              Duration.ofMinutes(10),
+              Duration.ofSeconds(30),
+              Duration.ofMillis(500));
+      try {
+        CompletableFuture<CheckpointInfo> f =
+            new CheckpointBarrier(
+                    job("7-0@n1", "7-1@n2"),
+                    3,
+                    false,
+                    registered.directory,
+                    catalog,
+                    io,
+                    serial,
+                    Clock.systemUTC(),
+                    config,
+                    (phase, msg) -> {})
+                .start();
+        CohortException e = abortedPromptly(f);
+        assertEquals(CohortException.Kind.UNAVAILABLE, e.kind());
+        assertTrue(e.getMessage().contains("node n2 has not been heard"), e.getMessage());
+        assertTrue(calls.contains("finish 7-0 ABORT"), calls.toString());
+        assertFalse(catalog.checkpoint("7.3").isPresent());
+      } finally {
+        beats.shutdownNow();
+      }
     } finally {
       hang.countDown();
     }

@@ -3,6 +3,7 @@ package io.cohort.agent;
 import io.cohort.agent.ParticipantDump.State;
 import io.cohort.common.CohortException;
 import io.cohort.common.DurableFiles;
+import io.cohort.common.FaultPoints;
 import io.cohort.common.Ids;
 import io.cohort.proto.v1.AbandonedDump;
 import io.cohort.proto.v1.CheckpointDecision;
@@ -139,6 +140,9 @@ final class CheckpointParticipant {
                               () -> files.capture(dump.record.getPid(), criuDir), captures));
                     }
                   });
+          if (d.outcome() == DumpSession.Outcome.DUMPED) {
+            FaultPoints.reach("agent.dump", dump.ckpt + "/" + dump.record.getVhostId());
+          }
           if (dump.state() == State.ABORTED) {
             throw dump.refused("dump");
           }

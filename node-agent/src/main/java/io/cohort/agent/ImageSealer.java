@@ -1,5 +1,6 @@
 package io.cohort.agent;
 
+import io.cohort.common.FaultPoints;
 import io.cohort.proto.v1.ImageManifest;
 import io.cohort.proto.v1.SealImageResponse;
 import io.cohort.proto.v1.TrackedFiles;
@@ -34,6 +35,7 @@ final class ImageSealer {
   /** Writes the manifest and the cohort-*.img files of {@code dump}'s pending image, durably. */
   Sealed seal(ParticipantDump dump) throws IOException {
     VhostRecord rec = dump.record;
+    FaultPoints.reach("agent.seal", dump.ckpt + "/" + rec.getVhostId());
     Path pending = images.pendingDir(dump.ckpt, rec.getVhostId());
     ImageManifest.Builder m =
         ImageManifest.newBuilder()
