@@ -70,8 +70,11 @@ final class JobReconciler {
    */
   JobRecord reconcile(String jobId) {
     JobRecord settled = epochs.settle(catalog.job(jobId));
-    nodesWithWork.addAll(epochs.nodesToTell(settled));
-    JobRecord rec = endLeftVhosts(settled);
+    List<String> untold = epochs.nodesToTell(settled);
+    nodesWithWork.addAll(untold);
+    // A vhost is ended only after its agent heard the epoch's outcome: a --stop vhost still held
+    // by CRIU is to be ended by its COMMIT_STOP, after the image it was dumped into is committed.
+    JobRecord rec = endLeftVhosts(settled, untold);
     JobRecord seen = observer.observe(rec);
     if (!JobObserver.drifted(rec, seen)) {
       return seen;
@@ -162,9 +165,17 @@ final class JobReconciler {
    * their nodes for their next heartbeat. The caller holds the job's lock.
    */
   JobRecord endLeftVhosts(JobRecord rec) {
+    return endLeftVhosts(rec, List.of());
+  }
+
+  /** As {@link #endLeftVhosts(JobRecord)}, leaving alone the vhosts on {@code notYet}. */
+  private JobRecord endLeftVhosts(JobRecord rec, List<String> notYet) {
     List<VhostPlacement> left = new ArrayList<>();
     for (VhostPlacement v : rec.getVhostsToEndList()) {
-      if (agents.endVhost(v)) {
+      if (notYet.contains(v.getNode())) {
+        left.add(v);
+        nodesWithWork.add(v.getNode());
+      } else if (agents.endVhost(v)) {
         log.info(
             "job-{}: vhost {} on {} ended (left when its node could not be reached)",
             rec.getInfo().getJobId(),
