@@ -10,9 +10,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
@@ -93,7 +91,7 @@ class FaultLeaseIT {
     long released = 0;
     deadline = killed + TimeUnit.SECONDS.toNanos(60 + LEASE.toSeconds() + 15);
     while (System.nanoTime() < deadline) {
-      List<String> held = stoppedTasks(init);
+      List<String> held = CohortHarness.stoppedTasks(init);
       if (held.isEmpty() && sawFrozen) {
         released = System.nanoTime();
         break;
@@ -104,7 +102,9 @@ class FaultLeaseIT {
     assertTrue(sawFrozen, "the kill must land while CRIU holds the job frozen");
     assertTrue(
         released != 0,
-        "the job's tasks are still stopped " + stoppedTasks(init) + " with the coordinator gone");
+        "the job's tasks are still stopped "
+            + CohortHarness.stoppedTasks(init)
+            + " with the coordinator gone");
     System.out.printf(
         "FaultLeaseIT: job running again %.1f s after the coordinator's kill (lease %d s)%n",
         (released - killed) / 1e9, LEASE.toSeconds());
@@ -178,41 +178,6 @@ class FaultLeaseIT {
       Thread.sleep(100);
     }
     cohort.cohort("kill", here).ok();
-  }
-
-  /** The tasks of the vhost under {@code init} that are stopped (T) or held by a tracer (t). */
-  private static List<String> stoppedTasks(long init) {
-    List<String> held = new ArrayList<>();
-    Deque<Long> todo = new ArrayDeque<>(List.of(init));
-    while (!todo.isEmpty()) {
-      long pid = todo.pop();
-      String status = read(Path.of("/proc/" + pid + "/status"));
-      for (String line : status.split("\n")) {
-        if (line.startsWith("State:") && (line.contains("T (") || line.contains("t ("))) {
-          held.add(pid + ":" + line.substring(6).trim());
-        }
-      }
-      try (Stream<Path> tasks = Files.list(Path.of("/proc/" + pid + "/task"))) {
-        for (Path t : tasks.toList()) {
-          for (String c : read(t.resolve("children")).trim().split("\\s+")) {
-            if (!c.isEmpty()) {
-              todo.push(Long.parseLong(c));
-            }
-          }
-        }
-      } catch (IOException gone) {
-        // the process ended meanwhile
-      }
-    }
-    return held;
-  }
-
-  private static String read(Path p) {
-    try {
-      return Files.readString(p);
-    } catch (IOException e) {
-      return "";
-    }
   }
 
   private static long count(Path dir) throws IOException {
