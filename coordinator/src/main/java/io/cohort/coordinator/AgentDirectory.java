@@ -229,6 +229,14 @@ final class AgentDirectory implements AutoCloseable {
     return liveness == null ? 0 : clock.millis() - e.lastHeardMillis;
   }
 
+  /** Of {@code nodes}, the one unheard the longest if that is longer than {@code silence}. */
+  java.util.Optional<String> silentLongest(java.util.Collection<String> nodes, Duration silence) {
+    return nodes.stream()
+        .distinct()
+        .filter(n -> silentMillis(n) > silence.toMillis())
+        .max(java.util.Comparator.comparingLong(this::silentMillis));
+  }
+
   /** Where a node's agent serves (empty for the embedded, in-process agent). */
   String address(String node) {
     Entry e = agents.get(node);

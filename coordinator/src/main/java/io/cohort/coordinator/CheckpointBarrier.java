@@ -193,19 +193,17 @@ final class CheckpointBarrier {
         || phase == Phase.ABORTED) {
       return;
     }
-    for (String node : vhosts().stream().map(VhostPlacement::getNode).distinct().toList()) {
-      long silent = agents.silentMillis(node);
-      if (silent > timeouts.silence().toMillis()) {
-        fail(
-            new CohortException(
-                CohortException.Kind.UNAVAILABLE,
-                String.format(
-                    "the agent of node %s has not been heard for %.1f s during %s (its node is"
-                        + " down or cut off, or the agent stopped)",
-                    node, silent / 1e3, phase)));
-        return;
-      }
-    }
+    agents
+        .silentLongest(vhosts().stream().map(VhostPlacement::getNode).toList(), timeouts.silence())
+        .ifPresent(
+            node ->
+                fail(
+                    new CohortException(
+                        CohortException.Kind.UNAVAILABLE,
+                        String.format(
+                            "the agent of node %s has not been heard for %.1f s during %s (its"
+                                + " node is down or cut off, or the agent stopped)",
+                            node, agents.silentMillis(node) / 1e3, phase))));
   }
 
   /**
@@ -334,24 +332,7 @@ final class CheckpointBarrier {
         timeouts.finish());
     long t0 = clock.millis();
     CheckpointInfo.Builder info =
-        CheckpointInfo.newBuilder()
-            .setCheckpointId(ckpt)
-            .setJobId(job.getInfo().getJobId())
-            .setEpoch(epoch)
-            .setCreatedUnixMs(clock.millis())
-            .addAllVhosts(vhosts().stream().map(v -> v.toBuilder().setPid(0).build()).toList())
-            .setStoppedJob(stop)
-            .setImageBytes(imageBytes);
-    sealed.forEach(
-        (vhost, r) -> {
-          info.putManifestSha256(vhost, r.getManifestSha256());
-          info.putImageStore(vhost, r.getImageStoreId());
-          info.setInflightPackets(info.getInflightPackets() + r.getInflightPackets());
-          info.setInflightBytes(info.getInflightBytes() + r.getInflightBytes());
-          info.setTrackedFiles(info.getTrackedFiles() + r.getTrackedFiles());
-          info.setTrackedBytesCopied(info.getTrackedBytesCopied() + r.getTrackedBytesCopied());
-          info.setTrackedCaptureMs(Math.max(info.getTrackedCaptureMs(), r.getTrackedCaptureMs()));
-        });
+        CheckpointRecords.of(job.getInfo(), epoch, stop, imageBytes, sealed, clock.millis());
     FaultPoints.reach("coordinator.commit", ckpt);
     try {
       catalog.commitCheckpoint(info.build());

@@ -17,6 +17,8 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * No fault leaves a job frozen (the agents' decision lease, the coordinator's recovery of open
@@ -78,18 +80,14 @@ class FaultLeaseIT {
     String second = job + ".2";
     Path dumping =
         cohort.home.resolve("cluster/nodes/n1/images/.pending/" + second + "/" + job + "-0/criu");
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-    while (System.nanoTime() < deadline && checkpoint.isAlive() && count(dumping) < 3) {
-      Thread.sleep(5);
-    }
-    assertTrue(checkpoint.isAlive(), "the checkpoint must still be dumping");
+    awaitDumping(checkpoint, second, job + "-0");
     ProcessHandle.of(cohort.daemonPid("coordinator")).ifPresent(ProcessHandle::destroyForcibly);
     long killed = System.nanoTime();
 
     // The coordinator stays down: only the agent's lease can let the job go.
     boolean sawFrozen = false;
     long released = 0;
-    deadline = killed + TimeUnit.SECONDS.toNanos(60 + LEASE.toSeconds() + 15);
+    long deadline = killed + TimeUnit.SECONDS.toNanos(60 + LEASE.toSeconds() + 15);
     while (System.nanoTime() < deadline) {
       List<String> held = CohortHarness.stoppedTasks(init);
       if (held.isEmpty() && sawFrozen) {
@@ -135,6 +133,103 @@ class FaultLeaseIT {
     cohort.cohort("restart", first, "--replace", "--detach").ok();
     assertEquals(0, cohort.await(job));
     assertEquals(expected, cohort.log(job), "the previous checkpoint restarts");
+  }
+
+  /**
+   * The other faults of the matrix ({@link FaultMatrixIT}) in the dump of a real job of about 1 GB
+   * (two ranks of 512 MiB on n1), landed while CRIU writes its image (the test sees the image's
+   * first files and the job's tasks stopped): n1's agent SIGKILLed (restarted at once), n1 cut off
+   * the network for longer than the lease, the client killed. The job runs again (the lease, or
+   * CRIU's hook when the agent died), the checkpoint is committed everywhere (the client's case) or
+   * listed nowhere, ps and kill work, the previous checkpoint restarts as an uninterrupted run.
+   */
+  @ParameterizedTest(name = "{0} during the dump of a 1 GB job")
+  @EnumSource(
+      value = FaultMatrixIT.Fault.class,
+      names = {"AGENT_KILLED", "NODE_CUT", "CLIENT_KILLED"})
+  void aFaultDuringTheDumpOfALargeJob(FaultMatrixIT.Fault fault) throws Exception {
+    cohort.awaitNodesUp(2);
+    String[] command = {"mpirun", "-np", "2", CohortHarness.RING.toString(), "400", "50", "512"};
+    String expected =
+        CohortHarness.plainMpirun(
+            "mpirun", "-np", "2", CohortHarness.RING.toString(), "400", "0", "512");
+    String job = run("n1", command);
+    Path log = cohort.clusterLog("n1", job);
+    CohortHarness.awaitFile(log, "iter 20 ", Duration.ofSeconds(120));
+    String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();
+    long init = cohort.vhostInit("n1", job + "-0");
+    String second = job + ".2";
+
+    Path err = cohort.home.resolve("checkpoint-" + second + ".err");
+    Process checkpoint = cohort.start(ProcessBuilder.Redirect.to(err.toFile()), "checkpoint", job);
+    awaitDumping(checkpoint, second, job + "-0");
+    assertFalse(CohortHarness.stoppedTasks(init).isEmpty(), "the fault lands in the freeze");
+    long t0 = System.nanoTime();
+    switch (fault) {
+      case AGENT_KILLED -> {
+        ProcessHandle.of(cohort.daemonPid("n1")).ifPresent(ProcessHandle::destroyForcibly);
+        cohort.cohort("cluster", "start", "n1").ok();
+      }
+      case NODE_CUT -> {
+        cohort.cohort("cluster", "cut", "n1").ok();
+        long until = System.nanoTime() + LEASE.plusSeconds(2).toNanos();
+        while (System.nanoTime() < until) {
+          cohort.cohort(Duration.ofSeconds(30), "ps").ok(); // ps works while n1 is away
+          Thread.sleep(500);
+        }
+        cohort.cohort("cluster", "join", "n1").ok();
+      }
+      case CLIENT_KILLED -> checkpoint.destroyForcibly();
+      default -> throw new AssertionError(fault);
+    }
+    long lines = Files.size(log);
+    long deadline = t0 + TimeUnit.SECONDS.toNanos(LEASE.toSeconds() + 60);
+    while (!CohortHarness.stoppedTasks(init).isEmpty() || Files.size(log) <= lines) {
+      assertTrue(System.nanoTime() < deadline, fault + ": the job is still frozen");
+      Thread.sleep(100);
+    }
+    System.out.printf(
+        "FaultLeaseIT: %s during the dump of 1 GB: running again %.1f s after the fault%n",
+        fault, (System.nanoTime() - t0) / 1e9);
+
+    cohort.awaitNodesUp(2);
+    boolean committed = fault == FaultMatrixIT.Fault.CLIENT_KILLED;
+    Path images = cohort.home.resolve("cluster/nodes/n1/images");
+    deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+    while (cohort.checkpoints(job).size() != (committed ? 2 : 1)
+        || Files.exists(images.resolve(second)) != committed
+        || Files.exists(images.resolve(".pending/" + second))) {
+      assertTrue(
+          System.nanoTime() < deadline,
+          second + " is neither committed everywhere nor listed nowhere");
+      Thread.sleep(200);
+    }
+    assertTrue(checkpoint.waitFor(90, TimeUnit.SECONDS), "the client ends");
+    if (!committed) {
+      assertNotEquals(0, checkpoint.exitValue(), Files.readString(err));
+    }
+
+    assertEquals("JOB_STATE_RUNNING", cohort.state(job));
+    cohort.cohort(Duration.ofSeconds(60), "kill", job).ok();
+    deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (ProcessHandle.of(init).map(ProcessHandle::isAlive).orElse(false)) {
+      assertTrue(System.nanoTime() < deadline, "killed");
+      Thread.sleep(100);
+    }
+    cohort.cohort("restart", first, "--detach").ok();
+    assertEquals(0, cohort.await(job));
+    CohortHarness.assertSameOutput(expected, cohort.log(job), "restarted from " + first);
+  }
+
+  /** Waits until CRIU has written the first files of {@code vhost}'s image for {@code ckpt}. */
+  private static void awaitDumping(Process checkpoint, String ckpt, String vhost) throws Exception {
+    Path dumping =
+        cohort.home.resolve("cluster/nodes/n1/images/.pending/" + ckpt + "/" + vhost + "/criu");
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (System.nanoTime() < deadline && checkpoint.isAlive() && count(dumping) < 3) {
+      Thread.sleep(5);
+    }
+    assertTrue(checkpoint.isAlive() && count(dumping) >= 3, "the checkpoint must be dumping");
   }
 
   /**
