@@ -411,5 +411,19 @@ public final class Coordinator implements AutoCloseable {
     agents.close();
     io.shutdownNow();
     serial.shutdownNow();
+    // Nothing this coordinator started writes to the catalog once it is closed.
+    awaitQuietly(io);
+    awaitQuietly(serial);
+  }
+
+  /** Waits (a few seconds at most) for an executor that was shut down to finish its tasks. */
+  static void awaitQuietly(java.util.concurrent.ExecutorService e) {
+    try {
+      if (!e.awaitTermination(5, java.util.concurrent.TimeUnit.SECONDS)) {
+        log.warn("a task of the coordinator did not end within 5 s of its close");
+      }
+    } catch (InterruptedException interrupted) {
+      Thread.currentThread().interrupt();
+    }
   }
 }

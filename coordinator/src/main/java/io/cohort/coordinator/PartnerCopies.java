@@ -341,5 +341,6 @@ final class PartnerCopies implements AutoCloseable {
   @Override
   public void close() {
     copier.shutdownNow();
+    Coordinator.awaitQuietly(copier);
   }
 }
