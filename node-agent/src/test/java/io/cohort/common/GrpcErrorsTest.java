@@ -24,4 +24,32 @@ class GrpcErrorsTest {
                 .withDescription("Connection closed after GOAWAY")
                 .asRuntimeException()));
   }
+
+  @Test
+  void aTransportFailureIsToldAsOneAndTheServicesOwnWordsAreKept() {
+    CohortException lost =
+        GrpcErrors.fromStatus(
+            Status.UNAVAILABLE.withDescription("io exception").asRuntimeException(), "node n2");
+    assertEquals(CohortException.Kind.UNAVAILABLE, lost.kind());
+    assertEquals(
+        "node n2 cannot be reached or stopped answering (io exception)", lost.getMessage());
+    CohortException closed =
+        GrpcErrors.fromStatus(
+            Status.INTERNAL
+                .withDescription("Network closed for unknown reason")
+                .withCause(new java.io.IOException("reset"))
+                .asRuntimeException(),
+            "node n2");
+    assertEquals(CohortException.Kind.UNAVAILABLE, closed.kind());
+    assertTrue(closed.getMessage().startsWith("node n2 cannot be reached"), closed.getMessage());
+    CohortException slow =
+        GrpcErrors.fromStatus(Status.DEADLINE_EXCEEDED.asRuntimeException(), "node n2");
+    assertTrue(slow.getMessage().startsWith("node n2 did not answer in time"), slow.getMessage());
+    CohortException said =
+        GrpcErrors.fromStatus(
+            GrpcErrors.toStatus(
+                new CohortException(CohortException.Kind.UNAVAILABLE, "node n1 is down")),
+            "node n2");
+    assertEquals("node n1 is down", said.getMessage(), "the service's answer is told as it is");
+  }
 }

@@ -70,11 +70,23 @@ public final class GrpcErrors {
     } catch (IllegalArgumentException notOurs) {
       kind = CohortException.Kind.INTERNAL;
     }
-    boolean transport = s.getDescription() == null || s.getCause() != null;
-    if (transport
-        && (s.getCode() == Status.Code.UNAVAILABLE
-            || s.getCode() == Status.Code.DEADLINE_EXCEEDED)) {
-      msg = who + ": " + msg; // the call did not reach a server that could explain
+    boolean transport =
+        s.getCode() == Status.Code.UNAVAILABLE
+            || s.getCode() == Status.Code.DEADLINE_EXCEEDED
+            || (s.getCode() == Status.Code.INTERNAL
+                && (s.getDescription() == null || s.getCause() != null));
+    if (transport && !answered(e)) {
+      // No Cohort service answered: the connection failed (the peer stopped, or cannot be
+      // reached) or the deadline passed. gRPC's own words ("io exception", "Network closed for
+      // unknown reason") are kept, but said to be about the connection.
+      msg =
+          s.getCode() == Status.Code.DEADLINE_EXCEEDED
+              ? who + " did not answer in time (" + msg + ")"
+              : who + " cannot be reached or stopped answering (" + msg + ")";
+      kind =
+          s.getCode() == Status.Code.DEADLINE_EXCEEDED
+              ? CohortException.Kind.DEADLINE_EXCEEDED
+              : CohortException.Kind.UNAVAILABLE;
     }
     return new CohortException(kind, msg, e);
   }
