@@ -139,9 +139,10 @@ class FaultLeaseIT {
    * The other faults of the matrix ({@link FaultMatrixIT}) in the dump of a real job of about 1 GB
    * (two ranks of 512 MiB on n1), landed while CRIU writes its image (the test sees the image's
    * first files and the job's tasks stopped): n1's agent SIGKILLed (restarted at once), n1 cut off
-   * the network for longer than the lease, the client killed. The job runs again (the lease, or
-   * CRIU's hook when the agent died), the checkpoint is committed everywhere (the client's case) or
-   * listed nowhere, ps and kill work, the previous checkpoint restarts as an uninterrupted run.
+   * the network for longer than the lease, the client interrupted (Ctrl-C: SIGINT). The job runs
+   * again (the lease, or CRIU's hook when the agent died), the checkpoint is committed everywhere
+   * (the client's case) or listed nowhere, ps and kill work, the previous checkpoint restarts as an
+   * uninterrupted run.
    */
   @ParameterizedTest(name = "{0} during the dump of a 1 GB job")
   @EnumSource(
@@ -179,7 +180,16 @@ class FaultLeaseIT {
         }
         cohort.cohort("cluster", "join", "n1").ok();
       }
-      case CLIENT_KILLED -> checkpoint.destroyForcibly();
+      case CLIENT_KILLED -> {
+        // Ctrl-C: SIGINT to the client (the cohort script execs the JVM).
+        new ProcessBuilder("kill", "-INT", Long.toString(checkpoint.pid())).start().waitFor();
+        assertTrue(checkpoint.waitFor(30, TimeUnit.SECONDS), "Ctrl-C ends the client");
+        String said = Files.readString(err);
+        assertTrue(
+            said.contains("interrupted: the checkpoint of job " + job + " goes on")
+                && said.contains("cohort ps " + job),
+            said);
+      }
       default -> throw new AssertionError(fault);
     }
     long lines = Files.size(log);
