@@ -230,11 +230,21 @@ final class AgentDirectory implements AutoCloseable {
   }
 
   /** Of {@code nodes}, the one unheard the longest if that is longer than {@code silence}. */
-  java.util.Optional<String> silentLongest(java.util.Collection<String> nodes, Duration silence) {
+  java.util.Optional<String> unheard(java.util.Collection<String> nodes, Duration silence) {
     return nodes.stream()
         .distinct()
         .filter(n -> silentMillis(n) > silence.toMillis())
         .max(java.util.Comparator.comparingLong(this::silentMillis));
+  }
+
+  /** Why a barrier aborts when {@code node} was unheard for {@code millis} during {@code phase}. */
+  static CohortException unheardDuring(String node, long millis, Object phase) {
+    return new CohortException(
+        CohortException.Kind.UNAVAILABLE,
+        String.format(
+            "the agent of node %s has not been heard for %.1f s during %s (its node is down or"
+                + " cut off, or the agent stopped)",
+            node, millis / 1e3, phase));
   }
 
   /** Where a node's agent serves (empty for the embedded, in-process agent). */

@@ -13,14 +13,13 @@ import io.cohort.proto.v1.VhostPlacement;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.Collection;
-import java.util.EnumMap;
-import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
@@ -80,37 +79,6 @@ import org.slf4j.LoggerFactory;
 final class CheckpointBarrier {
   private static final Logger log = LoggerFactory.getLogger(CheckpointBarrier.class);
 
-  enum Phase {
-    PREPARING,
-    DUMPING,
-    RESUMING,
-    SEALING,
-    COMMITTING,
-    PUBLISHING,
-    STOPPING,
-    DONE,
-    ABORTING,
-    ABORTED
-  }
-
-  private static final Map<Phase, Set<Phase>> LEGAL =
-      new EnumMap<>(
-          Map.of(
-              Phase.PREPARING, EnumSet.of(Phase.DUMPING, Phase.ABORTING),
-              Phase.DUMPING, EnumSet.of(Phase.RESUMING, Phase.SEALING, Phase.ABORTING),
-              Phase.RESUMING, EnumSet.of(Phase.COMMITTING, Phase.ABORTING),
-              Phase.SEALING, EnumSet.of(Phase.COMMITTING, Phase.ABORTING),
-              Phase.COMMITTING, EnumSet.of(Phase.PUBLISHING, Phase.STOPPING, Phase.ABORTING),
-              Phase.PUBLISHING, EnumSet.of(Phase.DONE),
-              Phase.STOPPING, EnumSet.of(Phase.DONE),
-              Phase.DONE, EnumSet.noneOf(Phase.class),
-              Phase.ABORTING, EnumSet.of(Phase.ABORTED),
-              Phase.ABORTED, EnumSet.noneOf(Phase.class)));
-
-  /** Phases after which an abort is no longer possible: the checkpoint is committed. */
-  private static final Set<Phase> COMMITTED =
-      EnumSet.of(Phase.PUBLISHING, Phase.STOPPING, Phase.DONE);
-
   /** Where the barrier reports progress (phase entered, human message). */
   interface Listener {
     void onPhase(CheckpointPhase phase, String message);
@@ -131,8 +99,14 @@ final class CheckpointBarrier {
   private final PhaseFanOut fanOut;
   private final CompletableFuture<CheckpointInfo> result = new CompletableFuture<>();
 
+  /**
+   * --stop: vhosts whose agent did not take the COMMIT_STOP (it died, and CRIU's hook let the vhost
+   * go on; or it cannot be reached): the job is stopped all the same, so they are to be ended.
+   */
+  private final Set<VhostPlacement> notStopped = ConcurrentHashMap.newKeySet();
+
   // State below is touched only on `serial`.
-  private Phase phase;
+  private BarrierPhase phase;
   private final Set<String> dumpRequested = new HashSet<>();
   private final Map<String, SealImageResponse> sealed = new HashMap<>();
   private long imageBytes;
@@ -171,6 +145,11 @@ final class CheckpointBarrier {
     this.fanOut = new PhaseFanOut(who, io, serial, () -> phase, this::guarded, this::fail);
   }
 
+  /** After a committed --stop: the vhosts that may still run, to be ended (see notStopped). */
+  List<VhostPlacement> notStopped() {
+    return List.copyOf(notStopped);
+  }
+
   /** Starts the barrier; the future completes with the committed checkpoint or the abort reason. */
   CompletableFuture<CheckpointInfo> start() {
     onSerial(this::enterPreparing);
@@ -188,22 +167,15 @@ final class CheckpointBarrier {
    */
   private void watchAgents() {
     if (phase == null
-        || COMMITTED.contains(phase)
-        || phase == Phase.ABORTING
-        || phase == Phase.ABORTED) {
+        || phase.committed()
+        || phase == BarrierPhase.ABORTING
+        || phase == BarrierPhase.ABORTED) {
       return;
     }
     agents
-        .silentLongest(vhosts().stream().map(VhostPlacement::getNode).toList(), timeouts.silence())
+        .unheard(vhosts().stream().map(VhostPlacement::getNode).toList(), timeouts.silence())
         .ifPresent(
-            node ->
-                fail(
-                    new CohortException(
-                        CohortException.Kind.UNAVAILABLE,
-                        String.format(
-                            "the agent of node %s has not been heard for %.1f s during %s (its"
-                                + " node is down or cut off, or the agent stopped)",
-                            node, agents.silentMillis(node) / 1e3, phase))));
+            node -> fail(AgentDirectory.unheardDuring(node, agents.silentMillis(node), phase)));
   }
 
   /**
@@ -229,7 +201,7 @@ final class CheckpointBarrier {
 
   private void enterPreparing() {
     transition(
-        Phase.PREPARING,
+        BarrierPhase.PREPARING,
         CheckpointPhase.CHECKPOINT_PHASE_PREPARING,
         "checking " + vhosts().size() + " vhost(s)",
         timeouts.prepare());
@@ -241,7 +213,7 @@ final class CheckpointBarrier {
                     Collectors.mapping(VhostPlacement::getVhostId, Collectors.toList())));
     FaultPoints.reach("coordinator.prepare", ckpt);
     allOf(
-        Phase.PREPARING,
+        BarrierPhase.PREPARING,
         byNode.keySet(),
         node -> () -> calls.prepare(node, byNode.get(node)),
         (node, r) -> {},
@@ -251,13 +223,13 @@ final class CheckpointBarrier {
   private void enterDumping() {
     timings.setPrepareMs(clock.millis() - phaseStartMs);
     transition(
-        Phase.DUMPING,
+        BarrierPhase.DUMPING,
         CheckpointPhase.CHECKPOINT_PHASE_DUMPING,
         "freezing and dumping " + vhosts().size() + " vhost(s)",
         timeouts.dump());
     vhosts().forEach(v -> dumpRequested.add(v.getVhostId()));
     allOf(
-        Phase.DUMPING,
+        BarrierPhase.DUMPING,
         vhosts(),
         v -> () -> calls.dump(v),
         (v, r) -> {
@@ -286,7 +258,7 @@ final class CheckpointBarrier {
    */
   private void enterResuming() {
     transition(
-        Phase.RESUMING,
+        BarrierPhase.RESUMING,
         CheckpointPhase.CHECKPOINT_PHASE_RESUMING,
         String.format(
             "every vhost is captured; resuming the job while digesting and syncing %.1f MB of images",
@@ -294,7 +266,7 @@ final class CheckpointBarrier {
         timeouts.dump().plus(timeouts.finish()));
     long start = phaseStartMs;
     allOf(
-        Phase.RESUMING,
+        BarrierPhase.RESUMING,
         vhosts(),
         v -> () -> calls.resumeAndSeal(v),
         (v, r) -> {
@@ -309,12 +281,12 @@ final class CheckpointBarrier {
   /** A --stop checkpoint's seal: the vhosts stay frozen until the record is written. */
   private void enterSealing() {
     transition(
-        Phase.SEALING,
+        BarrierPhase.SEALING,
         CheckpointPhase.CHECKPOINT_PHASE_SEALING,
         String.format("digesting and syncing %.1f MB of images", imageBytes / 1e6),
         timeouts.dump());
     allOf(
-        Phase.SEALING,
+        BarrierPhase.SEALING,
         vhosts(),
         v -> () -> calls.seal(v),
         (v, r) -> sealed.put(v.getVhostId(), r),
@@ -326,7 +298,7 @@ final class CheckpointBarrier {
 
   private void enterCommitting() {
     transition(
-        Phase.COMMITTING,
+        BarrierPhase.COMMITTING,
         CheckpointPhase.CHECKPOINT_PHASE_COMMITTING,
         "writing the global checkpoint record",
         timeouts.finish());
@@ -346,7 +318,7 @@ final class CheckpointBarrier {
   }
 
   private void enterPublishing() {
-    Phase next = stop ? Phase.STOPPING : Phase.PUBLISHING;
+    BarrierPhase next = stop ? BarrierPhase.STOPPING : BarrierPhase.PUBLISHING;
     transition(
         next,
         stop ? CheckpointPhase.CHECKPOINT_PHASE_STOPPING : CheckpointPhase.CHECKPOINT_PHASE_DONE,
@@ -362,7 +334,17 @@ final class CheckpointBarrier {
     allOf(
         next,
         vhosts(),
-        v -> () -> calls.finish(v, decision),
+        v ->
+            () -> {
+              try {
+                return calls.finish(v, decision);
+              } catch (RuntimeException e) {
+                if (stop) {
+                  notStopped.add(v);
+                }
+                throw e;
+              }
+            },
         (v, r) -> freezeMs = Math.max(freezeMs, r.getFreezeMs()),
         () -> {
           timings.setPublishMs(clock.millis() - phaseStartMs);
@@ -383,7 +365,10 @@ final class CheckpointBarrier {
   private void done() {
     timings.setFreezeMs(freezeMs).setTotalMs(clock.millis() - startMs);
     transition(
-        Phase.DONE, CheckpointPhase.CHECKPOINT_PHASE_DONE, "checkpoint " + ckpt + " done", null);
+        BarrierPhase.DONE,
+        CheckpointPhase.CHECKPOINT_PHASE_DONE,
+        "checkpoint " + ckpt + " done",
+        null);
     CheckpointInfo info = committed.toBuilder().setTimings(timings).build();
     try {
       catalog.commitCheckpoint(info); // same record, now with the measured timings
@@ -395,11 +380,11 @@ final class CheckpointBarrier {
 
   /** Any failure before the commit: abort the epoch and resume every vhost. */
   private void fail(Throwable t) {
-    if (phase == Phase.ABORTING || phase == Phase.ABORTED) {
+    if (phase == BarrierPhase.ABORTING || phase == BarrierPhase.ABORTED) {
       log.warn("{}: {} while aborting (ignored, the abort goes on): {}", who, phase, t.toString());
       return;
     }
-    if (COMMITTED.contains(phase)) {
+    if (phase.committed()) {
       // The record is written and names images published at the seal: the checkpoint exists
       // whatever happens to this phase.
       log.warn("{}: {} after the commit: {}", who, phase, t.toString());
@@ -413,14 +398,14 @@ final class CheckpointBarrier {
             ? ce
             : CohortException.internal(String.valueOf(t.getMessage()), t);
     transition(
-        Phase.ABORTING,
+        BarrierPhase.ABORTING,
         CheckpointPhase.CHECKPOINT_PHASE_ABORTING,
         "aborting: " + failure.getMessage(),
         timeouts.finish());
     List<VhostPlacement> asked =
         vhosts().stream().filter(v -> dumpRequested.contains(v.getVhostId())).toList();
     allOf(
-        Phase.ABORTING,
+        BarrierPhase.ABORTING,
         asked,
         v -> () -> calls.finish(v, CheckpointDecision.CHECKPOINT_DECISION_ABORT),
         (v, r) -> {},
@@ -428,7 +413,7 @@ final class CheckpointBarrier {
   }
 
   private void aborted() {
-    transition(Phase.ABORTED, CheckpointPhase.CHECKPOINT_PHASE_DONE, "aborted", null);
+    transition(BarrierPhase.ABORTED, CheckpointPhase.CHECKPOINT_PHASE_DONE, "aborted", null);
     result.completeExceptionally(
         new CohortException(
             failure.kind(),
@@ -477,7 +462,7 @@ final class CheckpointBarrier {
     try {
       listener.onPhase(reported, message);
     } catch (RuntimeException e) {
-      if (phase == Phase.ABORTING || phase == Phase.ABORTED || COMMITTED.contains(phase)) {
+      if (phase == BarrierPhase.ABORTING || phase == BarrierPhase.ABORTED || phase.committed()) {
         log.warn("{}: progress listener failed in {} (ignored): {}", who, phase, e.toString());
         return;
       }
@@ -491,17 +476,18 @@ final class CheckpointBarrier {
    * abort always completes and every agent hears of a commit.
    */
   private <K, T> void allOf(
-      Phase asked,
+      BarrierPhase asked,
       Collection<K> targets,
       Function<K, Supplier<T>> call,
       BiConsumer<K, T> each,
       Runnable then) {
-    boolean tolerant = asked == Phase.ABORTING || COMMITTED.contains(asked);
+    boolean tolerant = asked == BarrierPhase.ABORTING || asked.committed();
     fanOut.allOf(asked, tolerant, targets, call, each, then);
   }
 
-  private void transition(Phase next, CheckpointPhase reported, String message, Duration timeout) {
-    if (phase != null && !LEGAL.get(phase).contains(next)) {
+  private void transition(
+      BarrierPhase next, CheckpointPhase reported, String message, Duration timeout) {
+    if (phase != null && !phase.mayGoTo(next)) {
       throw new IllegalStateException(who + ": illegal transition " + phase + " -> " + next);
     }
     log.info("{}: {} -> {}", who, phase == null ? "START" : phase, next);

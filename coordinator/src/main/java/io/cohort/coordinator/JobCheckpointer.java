@@ -124,7 +124,18 @@ final class JobCheckpointer {
         b.setState(JobState.JOB_STATE_STOPPED);
         b.clearVhosts().addAllVhosts(info.getVhostsList());
       }
-      catalog.saveJob(rec.toBuilder().setInfo(b).clearOpenEpoch().build());
+      JobRecord done =
+          rec.toBuilder()
+              .setInfo(b)
+              .clearOpenEpoch()
+              .addAllVhostsToEnd(barrier.notStopped())
+              .build();
+      catalog.saveJob(done);
+      if (done.getVhostsToEndCount() > 0) {
+        // Ended now if their agent is back, else when it is (a vhost CRIU let go when its agent
+        // died runs on, and must not share the job's addresses with a restart).
+        reconciler.endLeftVhosts(done);
+      }
       // The copies run in the background: neither the job nor the client waits for them.
       return copies.afterCommit(info);
     }

@@ -1,7 +1,6 @@
 package io.cohort.coordinator;
 
 import io.cohort.common.CohortException;
-import io.cohort.coordinator.CheckpointBarrier.Phase;
 import java.time.Duration;
 import java.util.Collection;
 import java.util.concurrent.CompletableFuture;
@@ -30,7 +29,7 @@ final class PhaseFanOut {
   private final String who;
   private final Executor io;
   private final ScheduledExecutorService serial;
-  private final Supplier<Phase> current;
+  private final Supplier<BarrierPhase> current;
   private final Consumer<Runnable> guarded;
   private final Consumer<Throwable> fail;
 
@@ -45,7 +44,7 @@ final class PhaseFanOut {
       String who,
       Executor io,
       ScheduledExecutorService serial,
-      Supplier<Phase> current,
+      Supplier<BarrierPhase> current,
       Consumer<Runnable> guarded,
       Consumer<Throwable> fail) {
     this.who = who;
@@ -63,7 +62,7 @@ final class PhaseFanOut {
    * completes.
    */
   <K, T> void allOf(
-      Phase asked,
+      BarrierPhase asked,
       boolean tolerant,
       Collection<K> targets,
       Function<K, Supplier<T>> call,
@@ -108,7 +107,7 @@ final class PhaseFanOut {
    * The timer of the phase just entered: cancels the previous phase's and, with a {@code timeout},
    * fails the phase if it is still current when the time is up.
    */
-  void time(Phase entered, Duration timeout) {
+  void time(BarrierPhase entered, Duration timeout) {
     if (timer != null) {
       timer.cancel(false);
     }

@@ -38,6 +38,9 @@ final class ScriptedAgent extends AgentGrpc.AgentImplBase {
   final Set<String> failDump;
   final CountDownLatch hang;
 
+  /** FinishCheckpoint fails as a call to an agent that died would. */
+  volatile boolean failFinish;
+
   /** Runs at each PrepareCheckpoint, before it answers. */
   volatile Runnable onPrepare = () -> {};
 
@@ -104,6 +107,10 @@ final class ScriptedAgent extends AgentGrpc.AgentImplBase {
             + r.getVhostId()
             + " "
             + r.getDecision().name().replace("CHECKPOINT_DECISION_", ""));
+    if (failFinish) {
+      o.onError(Status.UNAVAILABLE.withDescription("io exception").asRuntimeException());
+      return;
+    }
     answer(
         o,
         FinishCheckpointResponse.newBuilder()
