@@ -459,19 +459,7 @@ class CheckpointBarrierTest {
     ScriptedAgent n2 = agent("n2", Set.of(), null);
     n2.failFinish = true; // its agent died after the seal: CRIU's hook let the vhost go on
     AgentDirectory agents = agents(Map.of("n1", agent("n1", Set.of(), null), "n2", n2));
-    JobRecord rec = job("7-0@n1", "7-1@n2");
-    catalog.saveJob(
-        rec.toBuilder()
-            .setNextEpoch(3)
-            .setInfo(rec.getInfo().toBuilder().setState(JobState.JOB_STATE_RUNNING))
-            .build());
-    try (Coordinator coordinator =
-        new Coordinator(
-            catalog,
-            agents,
-            BarrierConfig.defaults(),
-            NodeLossConfig.defaults(),
-            Clock.systemUTC())) {
+    try (Coordinator coordinator = coordinatorOfRunningJob(catalog, agents)) {
       assertEquals("7.3", coordinator.checkpoint("7", true, (p, m) -> {}).getCheckpointId());
     }
     assertEquals(JobState.JOB_STATE_STOPPED, catalog.job("7").getInfo().getState());
@@ -479,6 +467,18 @@ class CheckpointBarrierTest {
     assertTrue(calls.contains("kill 7-1"), "the vhost that runs on is ended: " + calls);
     assertFalse(calls.contains("kill 7-0"), "n1 stopped its vhost itself: " + calls);
     assertEquals(0, catalog.job("7").getVhostsToEndCount(), "nothing is left to end");
+  }
+
+  /** A coordinator over {@code catalog} where job 7 runs with vhosts 7-0@n1 and 7-1@n2. */
+  private static Coordinator coordinatorOfRunningJob(Catalog catalog, AgentDirectory agents) {
+    JobRecord rec = job("7-0@n1", "7-1@n2");
+    catalog.saveJob(
+        rec.toBuilder()
+            .setNextEpoch(3)
+            .setInfo(rec.getInfo().toBuilder().setState(JobState.JOB_STATE_RUNNING))
+            .build());
+    return new Coordinator(
+        catalog, agents, BarrierConfig.defaults(), NodeLossConfig.defaults(), Clock.systemUTC());
   }
 
   /** A server stream whose client went away once the first vhost was dumped. */

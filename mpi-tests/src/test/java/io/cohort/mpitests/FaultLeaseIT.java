@@ -64,16 +64,12 @@ class FaultLeaseIT {
    */
   @Test
   void aCoordinatorKilledDuringTheDumpLeavesTheJobRunningWithinTheLease() throws Exception {
-    cohort.awaitNodesUp(2);
-    String[] command = {"mpirun", "-np", "2", CohortHarness.RING.toString(), "1500", "80", "512"};
-    String expected =
-        CohortHarness.plainMpirun(
-            "mpirun", "-np", "2", CohortHarness.RING.toString(), "1500", "0", "512");
-    String job = run("n1", command);
-    Path log = cohort.clusterLog("n1", job);
-    CohortHarness.awaitFile(log, "iter 20 ", Duration.ofSeconds(120));
-    String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();
-    long init = cohort.vhostInit("n1", job + "-0");
+    LargeJob large = LargeJob.start(1500, 80);
+    String job = large.job();
+    String expected = large.expected();
+    Path log = large.log();
+    String first = large.first();
+    long init = large.init();
 
     Path err = cohort.home.resolve("checkpoint-" + job + ".err");
     Process checkpoint = cohort.start(ProcessBuilder.Redirect.to(err.toFile()), "checkpoint", job);
@@ -149,16 +145,12 @@ class FaultLeaseIT {
       value = FaultMatrixIT.Fault.class,
       names = {"AGENT_KILLED", "NODE_CUT", "CLIENT_KILLED"})
   void aFaultDuringTheDumpOfALargeJob(FaultMatrixIT.Fault fault) throws Exception {
-    cohort.awaitNodesUp(2);
-    String[] command = {"mpirun", "-np", "2", CohortHarness.RING.toString(), "400", "50", "512"};
-    String expected =
-        CohortHarness.plainMpirun(
-            "mpirun", "-np", "2", CohortHarness.RING.toString(), "400", "0", "512");
-    String job = run("n1", command);
-    Path log = cohort.clusterLog("n1", job);
-    CohortHarness.awaitFile(log, "iter 20 ", Duration.ofSeconds(120));
-    String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();
-    long init = cohort.vhostInit("n1", job + "-0");
+    LargeJob large = LargeJob.start(1500, 80);
+    String job = large.job();
+    String expected = large.expected();
+    Path log = large.log();
+    String first = large.first();
+    long init = large.init();
     String second = job + ".2";
 
     Path err = cohort.home.resolve("checkpoint-" + second + ".err");
@@ -229,6 +221,24 @@ class FaultLeaseIT {
     cohort.cohort("restart", first, "--detach").ok();
     assertEquals(0, cohort.await(job));
     CohortHarness.assertSameOutput(expected, cohort.log(job), "restarted from " + first);
+  }
+
+  /**
+   * A job of about 1 GB on n1 (two ranks of 512 MiB: its dump takes seconds), running with its
+   * first checkpoint taken.
+   */
+  private record LargeJob(String job, String expected, Path log, String first, long init) {
+    static LargeJob start(int iterations, int delayMs) throws Exception {
+      cohort.awaitNodesUp(2);
+      String ring = CohortHarness.RING.toString();
+      String n = Integer.toString(iterations);
+      String job = run("n1", "mpirun", "-np", "2", ring, n, Integer.toString(delayMs), "512");
+      String expected = CohortHarness.plainMpirun("mpirun", "-np", "2", ring, n, "0", "512");
+      Path log = cohort.clusterLog("n1", job);
+      CohortHarness.awaitFile(log, "iter 20 ", Duration.ofSeconds(120));
+      String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();
+      return new LargeJob(job, expected, log, first, cohort.vhostInit("n1", job + "-0"));
+    }
   }
 
   /** Waits until CRIU has written the first files of {@code vhost}'s image for {@code ckpt}. */
