@@ -47,6 +47,10 @@ import java.util.function.Function;
 final class AgentClient {
   private final String node;
   private final AgentGrpc.AgentBlockingStub stub;
+
+  /** The longest a query of a vhost's state waits: the registry's liveness. */
+  static final Duration QUERY = Duration.ofSeconds(3);
+
   private final Duration shortCall;
   private final Duration longCall;
 
@@ -77,9 +81,15 @@ final class AgentClient {
     return call(shortCall, s -> s.createVhost(r));
   }
 
+  /**
+   * A vhost's state, as {@code ps} and every view ask it: within {@link #QUERY}, so that a node
+   * just cut off (not yet called down, which takes the liveness) slows a listing by seconds, not by
+   * a call's full deadline; the caller keeps what it knew.
+   */
   GetVhostResponse getVhost(String vhostId) {
     return call(
-        shortCall, s -> s.getVhost(GetVhostRequest.newBuilder().setVhostId(vhostId).build()));
+        shortCall.compareTo(QUERY) < 0 ? shortCall : QUERY,
+        s -> s.getVhost(GetVhostRequest.newBuilder().setVhostId(vhostId).build()));
   }
 
   KillVhostResponse kill(String vhostId) {

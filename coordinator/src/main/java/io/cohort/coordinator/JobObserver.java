@@ -36,7 +36,8 @@ final class JobObserver {
       try {
         v = agents.agent(head.getNode()).getVhost(head.getVhostId());
       } catch (CohortException e) {
-        if (e.kind() == CohortException.Kind.UNAVAILABLE) {
+        if (e.kind() == CohortException.Kind.UNAVAILABLE
+            || e.kind() == CohortException.Kind.DEADLINE_EXCEEDED) {
           return rec.toBuilder().setInfo(b).build(); // cannot tell: keep what we know
         }
         throw e;

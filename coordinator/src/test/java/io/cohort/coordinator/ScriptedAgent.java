@@ -38,6 +38,9 @@ final class ScriptedAgent extends AgentGrpc.AgentImplBase {
   final Set<String> failDump;
   final CountDownLatch hang;
 
+  /** GetVhost never answers (a node cut off the network, not yet called down). */
+  volatile boolean silentQueries;
+
   /** FinishCheckpoint fails as a call to an agent that died would. */
   volatile boolean failFinish;
 
@@ -120,6 +123,9 @@ final class ScriptedAgent extends AgentGrpc.AgentImplBase {
 
   @Override
   public void getVhost(GetVhostRequest r, StreamObserver<GetVhostResponse> o) {
+    if (silentQueries) {
+      return; // the call waits for its deadline
+    }
     answer(
         o,
         GetVhostResponse.newBuilder()

@@ -165,12 +165,15 @@ class FaultLeaseIT {
       }
       case NODE_CUT -> {
         cohort.cohort("cluster", "cut", "n1").ok();
-        long until = System.nanoTime() + LEASE.plusSeconds(2).toNanos();
-        while (System.nanoTime() < until) {
-          cohort.cohort(Duration.ofSeconds(30), "ps").ok(); // ps works while n1 is away
-          Thread.sleep(500);
+        try {
+          long until = System.nanoTime() + LEASE.plusSeconds(2).toNanos();
+          while (System.nanoTime() < until) {
+            cohort.cohort(Duration.ofSeconds(30), "ps").ok(); // ps works while n1 is away
+            Thread.sleep(500);
+          }
+        } finally {
+          cohort.cohort("cluster", "join", "n1").ok();
         }
-        cohort.cohort("cluster", "join", "n1").ok();
       }
       case CLIENT_KILLED -> {
         // Ctrl-C: SIGINT to the client (the cohort script execs the JVM).

@@ -271,13 +271,16 @@ class FaultMatrixIT {
       case COORDINATOR_KILLED -> cohort.cohort("cluster", "start", "coordinator").ok();
       case AGENT_KILLED -> cohort.cohort("cluster", "start", "n2").ok();
       case NODE_CUT -> {
-        long until = System.nanoTime() + LEASE.plusSeconds(2).toNanos();
-        while (System.nanoTime() < until) {
-          // ps works while a node is cut off.
-          cohort.cohort(Duration.ofSeconds(30), "ps").ok();
-          Thread.sleep(500);
+        try {
+          long until = System.nanoTime() + LEASE.plusSeconds(2).toNanos();
+          while (System.nanoTime() < until) {
+            // ps works while a node is cut off.
+            cohort.cohort(Duration.ofSeconds(30), "ps").ok();
+            Thread.sleep(500);
+          }
+        } finally {
+          cohort.cohort("cluster", "join", "n2").ok();
         }
-        cohort.cohort("cluster", "join", "n2").ok();
       }
       case CLIENT_KILLED -> cohort.cohort(Duration.ofSeconds(30), "ps").ok();
     }
