@@ -389,6 +389,13 @@ final class FaultRecovery {
       running |= VhostTasks.alive(init);
     }
     if (running || inits.length == 0) {
+      // A coordinator started again answers once it has recovered its catalog: `cluster start`
+      // returns before that.
+      try {
+        cluster.awaitNodesUp(2, Duration.ofMinutes(1));
+      } catch (IllegalStateException e) {
+        System.out.println("  " + e.getMessage());
+      }
       bestEffort("kill", job);
     }
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
@@ -397,7 +404,11 @@ final class FaultRecovery {
         Thread.sleep(POLL_MS);
       }
       if (VhostTasks.alive(init)) {
-        System.out.printf("  vhost init %d of %s still runs after `cohort kill`%n", init, job);
+        // Cohort left it running (its job may count as stopped, so `cohort kill` refuses): end it
+        // here, a pid namespace's init takes the whole vhost with it, so the next cells run alone.
+        System.out.printf(
+            "  vhost init %d of %s still runs after `cohort kill`: SIGKILL%n", init, job);
+        sigkill(init);
       }
     }
   }

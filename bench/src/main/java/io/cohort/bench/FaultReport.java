@@ -111,7 +111,14 @@ final class FaultReport {
               "a daemon or the client killed inside a checkpoint: the job running again ≤ "
                   + bound
                   + ", worst cell",
-              String.format("%.1f s (%s%s)", s, where(worstKill), failures),
+              String.format(
+                  "%.1f s (%s%s%s)",
+                  s,
+                  where(worstKill),
+                  worstKill.has("unfrozen_s")
+                      ? String.format("; unfrozen at %.1f s", median(worstKill, "unfrozen_s"))
+                      : "",
+                  failures),
               s / target,
               s <= target && failed == 0));
     }
@@ -137,7 +144,10 @@ final class FaultReport {
     return c.get("phase").getAsString() + ", " + c.get("fault").getAsString();
   }
 
-  /** "median (min–max)" of a cell, bold over the target, with a cut node's two other figures. */
+  /**
+   * "median (min–max)" of a cell, bold over the target; with when the vhosts were unfrozen, and for
+   * a cut node how long after its join the job ran.
+   */
   private static String cell(JsonObject c, double target) {
     if (!c.has("recovered_s")) {
       return "failed";
@@ -147,7 +157,9 @@ final class FaultReport {
       s = "**" + s + "**";
     }
     List<String> more = new ArrayList<>();
-    if (c.has("unfrozen_s")) {
+    // When the vhosts were unfrozen: for a cut node, and wherever the job ran only well after it.
+    if (c.has("unfrozen_s")
+        && (c.has("after_join_s") || median(c, "recovered_s") - median(c, "unfrozen_s") >= 0.5)) {
       more.add("unfrozen " + seconds(c.getAsJsonObject("unfrozen_s")));
     }
     if (c.has("after_join_s")) {
