@@ -163,7 +163,10 @@ final class FaultReport {
       more.add("unfrozen " + seconds(c.getAsJsonObject("unfrozen_s")));
     }
     if (c.has("after_join_s")) {
-      more.add(seconds(c.getAsJsonObject("after_join_s")) + " after the join");
+      more.add(
+          median(c, "after_join_s") < 0 // a --stop vhost ends on its own past the lease
+              ? "before the join"
+              : seconds(c.getAsJsonObject("after_join_s")) + " after the join");
     }
     if (c.has("errors")) {
       more.add(c.getAsJsonArray("errors").size() + " failed");
