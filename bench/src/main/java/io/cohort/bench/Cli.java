@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -22,9 +23,17 @@ final class Cli {
   final Path repo;
   final Path home;
 
+  /** More environment for every command (and so for the daemons `cohort cluster` starts). */
+  private final Map<String, String> env;
+
   Cli(Path repo, Path home) {
+    this(repo, home, Map.of());
+  }
+
+  Cli(Path repo, Path home, Map<String, String> env) {
     this.repo = repo;
     this.home = home;
+    this.env = Map.copyOf(env);
   }
 
   /** The outcome of one command. */
@@ -61,15 +70,7 @@ final class Cli {
       Path out = Files.createTempFile("cohort-bench", ".out");
       Path err = Files.createTempFile("cohort-bench", ".err");
       try {
-        ProcessBuilder pb =
-            new ProcessBuilder(cmd)
-                .directory(repo.toFile())
-                .redirectOutput(out.toFile())
-                .redirectError(err.toFile())
-                // Not a pipe left open: `cohort run` would read it for the job until its end.
-                .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
-        pb.environment().put("COHORT_HOME", home.toString());
-        Process p = pb.start();
+        Process p = builder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
         if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
           p.destroyForcibly();
           throw new IllegalStateException(String.join(" ", cmd) + " took over " + timeout);
@@ -88,6 +89,31 @@ final class Cli {
       Thread.currentThread().interrupt();
       throw new IllegalStateException("interrupted", e);
     }
+  }
+
+  /**
+   * Starts `cohort ARGS` and returns at once: a client the benchmark may kill. Its output (both
+   * streams) goes to {@code out}.
+   */
+  Process start(Path out, String... args) {
+    List<String> cmd = new ArrayList<>(List.of(repo.resolve("cohort").toString()));
+    cmd.addAll(List.of(args));
+    try {
+      return builder(cmd).redirectErrorStream(true).redirectOutput(out.toFile()).start();
+    } catch (IOException e) {
+      throw new IllegalStateException("cannot run " + cmd + ": " + e.getMessage(), e);
+    }
+  }
+
+  private ProcessBuilder builder(List<String> cmd) {
+    ProcessBuilder pb =
+        new ProcessBuilder(cmd)
+            .directory(repo.toFile())
+            // Not a pipe left open: `cohort run` would read it for the job until its end.
+            .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+    pb.environment().putAll(env);
+    pb.environment().put("COHORT_HOME", home.toString());
+    return pb;
   }
 
   /** Milliseconds a command takes, wall clock; it must succeed. */

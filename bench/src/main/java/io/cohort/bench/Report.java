@@ -40,6 +40,7 @@ final class Report {
     steadyAndFootprint();
     filesTable();
     partnerTable();
+    md.append(FaultReport.table(r));
     return md.toString();
   }
 

@@ -127,6 +127,9 @@ final class Targets {
             ratio <= 1.05);
       }
     }
+    for (FaultReport.Target t : FaultReport.targets(r)) {
+      row(t.target(), t.measured(), t.ratio(), t.met());
+    }
     for (String k : List.of("footprint_idle", "footprint_checkpoint_peak")) {
       if (r.has(k)) {
         JsonObject f = r.getAsJsonObject(k);
