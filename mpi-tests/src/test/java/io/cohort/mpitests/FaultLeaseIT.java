@@ -29,10 +29,13 @@ class FaultLeaseIT {
   private static final Duration LEASE = Duration.ofSeconds(10);
 
   private static CohortHarness cohort;
+  private static Path holds;
 
   @BeforeAll
   static void up() throws Exception {
     cohort = new CohortHarness("lease");
+    holds = Files.createDirectories(cohort.home.resolve("fault-points"));
+    cohort.extraEnv.put("COHORT_FAULT_POINTS", holds.toString());
     cohort.clusterUp(
         2,
         "cohortfl",
@@ -145,7 +148,7 @@ class FaultLeaseIT {
       value = FaultMatrixIT.Fault.class,
       names = {"AGENT_KILLED", "NODE_CUT", "CLIENT_KILLED"})
   void aFaultDuringTheDumpOfALargeJob(FaultMatrixIT.Fault fault) throws Exception {
-    LargeJob large = LargeJob.start(1500, 80);
+    LargeJob large = LargeJob.start(400, 50);
     String job = large.job();
     String expected = large.expected();
     Path log = large.log();
@@ -154,38 +157,49 @@ class FaultLeaseIT {
     String second = job + ".2";
 
     Path err = cohort.home.resolve("checkpoint-" + second + ".err");
+    // A real dump of 1 GB can take only a second here: the client's case holds the agent once CRIU
+    // has written the image (the job frozen), so that the Ctrl-C surely lands inside the dump.
+    Path hold = holds.resolve("agent.dump.hold");
+    if (fault == FaultMatrixIT.Fault.CLIENT_KILLED) {
+      Files.createFile(hold);
+    }
     Process checkpoint = cohort.start(ProcessBuilder.Redirect.to(err.toFile()), "checkpoint", job);
     awaitDumping(checkpoint, second, job + "-0");
     assertFalse(CohortHarness.stoppedTasks(init).isEmpty(), "the fault lands in the freeze");
     long t0 = System.nanoTime();
-    switch (fault) {
-      case AGENT_KILLED -> {
-        ProcessHandle.of(cohort.daemonPid("n1")).ifPresent(ProcessHandle::destroyForcibly);
-        cohort.cohort("cluster", "start", "n1").ok();
-      }
-      case NODE_CUT -> {
-        cohort.cohort("cluster", "cut", "n1").ok();
-        try {
-          long until = System.nanoTime() + LEASE.plusSeconds(2).toNanos();
-          while (System.nanoTime() < until) {
-            cohort.cohort(Duration.ofSeconds(30), "ps").ok(); // ps works while n1 is away
-            Thread.sleep(500);
-          }
-        } finally {
-          cohort.cohort("cluster", "join", "n1").ok();
+    try {
+      switch (fault) {
+        case AGENT_KILLED -> {
+          ProcessHandle.of(cohort.daemonPid("n1")).ifPresent(ProcessHandle::destroyForcibly);
+          cohort.cohort("cluster", "start", "n1").ok();
         }
+        case NODE_CUT -> {
+          cohort.cohort("cluster", "cut", "n1").ok();
+          try {
+            long until = System.nanoTime() + LEASE.plusSeconds(2).toNanos();
+            while (System.nanoTime() < until) {
+              cohort.cohort(Duration.ofSeconds(30), "ps").ok(); // ps works while n1 is away
+              Thread.sleep(500);
+            }
+          } finally {
+            cohort.cohort("cluster", "join", "n1").ok();
+          }
+        }
+        case CLIENT_KILLED -> {
+          // Ctrl-C: SIGINT to the client (the cohort script execs the JVM).
+          new ProcessBuilder("kill", "-INT", Long.toString(checkpoint.pid())).start().waitFor();
+          assertTrue(checkpoint.waitFor(30, TimeUnit.SECONDS), "Ctrl-C ends the client");
+          Files.delete(hold);
+          String said = Files.readString(err);
+          assertTrue(
+              said.contains("interrupted: the checkpoint of job " + job + " goes on")
+                  && said.contains("cohort ps " + job),
+              said);
+        }
+        default -> throw new AssertionError(fault);
       }
-      case CLIENT_KILLED -> {
-        // Ctrl-C: SIGINT to the client (the cohort script execs the JVM).
-        new ProcessBuilder("kill", "-INT", Long.toString(checkpoint.pid())).start().waitFor();
-        assertTrue(checkpoint.waitFor(30, TimeUnit.SECONDS), "Ctrl-C ends the client");
-        String said = Files.readString(err);
-        assertTrue(
-            said.contains("interrupted: the checkpoint of job " + job + " goes on")
-                && said.contains("cohort ps " + job),
-            said);
-      }
-      default -> throw new AssertionError(fault);
+    } finally {
+      Files.deleteIfExists(hold); // never leave the agent held
     }
     long lines = Files.size(log);
     long deadline = t0 + TimeUnit.SECONDS.toNanos(LEASE.toSeconds() + 60);
