@@ -1,5 +1,6 @@
 package io.cohort.coordinator;
 
+import io.cohort.common.CohortException;
 import io.cohort.common.GrpcErrors;
 import io.cohort.proto.v1.AgentGrpc;
 import io.cohort.proto.v1.ConfigureJobNetworkRequest;
@@ -34,10 +35,15 @@ import io.cohort.proto.v1.SealImageResponse;
 import io.cohort.proto.v1.SignalVhostRequest;
 import io.cohort.proto.v1.VerifyImageRequest;
 import io.grpc.Channel;
+import io.grpc.Context;
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
 import java.util.Iterator;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 import java.util.function.Function;
 
 /**
@@ -65,13 +71,60 @@ final class AgentClient {
     return node;
   }
 
+  /**
+   * Whether the node's agent is still heard (its heartbeats arrive): set by the {@link
+   * AgentDirectory} that learns agents from heartbeats. A call waits no longer than that: a node
+   * cut off takes calls it never answers, and a listing or a kill must not wait out a deadline
+   * meant for a slow dump.
+   */
+  private volatile BooleanSupplier heard = () -> true;
+
+  /** Threads that end calls to nodes no longer heard; one is enough, each check is a read. */
+  private static final ScheduledExecutorService WATCHDOG =
+      Executors.newSingleThreadScheduledExecutor(
+          r -> {
+            Thread t = new Thread(r, "cohort-agent-call-watchdog");
+            t.setDaemon(true);
+            return t;
+          });
+
+  void heardWhile(BooleanSupplier heard) {
+    this.heard = heard;
+  }
+
   private <T> T call(Duration deadline, Function<AgentGrpc.AgentBlockingStub, T> f) {
+    Context.CancellableContext ctx = Context.current().withCancellation();
+    ScheduledFuture<?> watch =
+        WATCHDOG.scheduleWithFixedDelay(
+            () -> {
+              if (!heard.getAsBoolean()) {
+                ctx.cancel(null);
+              }
+            },
+            WATCH_MS,
+            WATCH_MS,
+            TimeUnit.MILLISECONDS);
     try {
-      return f.apply(stub.withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS));
+      return ctx.call(
+          () -> f.apply(stub.withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS)));
     } catch (StatusRuntimeException e) {
+      if (ctx.isCancelled() && !heard.getAsBoolean()) {
+        throw new CohortException(
+            CohortException.Kind.UNAVAILABLE,
+            "node " + node + " stopped answering: its agent is no longer heard (down or cut off)");
+      }
       throw GrpcErrors.fromStatus(e, "node " + node);
+    } catch (RuntimeException e) {
+      throw e;
+    } catch (Exception e) {
+      throw CohortException.internal("call to node " + node + " failed: " + e, e);
+    } finally {
+      watch.cancel(false);
+      ctx.cancel(null);
     }
   }
+
+  private static final long WATCH_MS = 500;
 
   GetNodeResponse describe() {
     return call(shortCall, s -> s.getNode(GetNodeRequest.getDefaultInstance()));

@@ -109,7 +109,10 @@ final class AgentDirectory implements AutoCloseable {
             old.owned.shutdownNow();
           }
           ManagedChannel ch = dial.apply(hb.getAddress());
-          return new Entry(clientFor.apply(node, ch), ch, hb, clock.millis());
+          AgentClient client = clientFor.apply(node, ch);
+          // A call to a node unheard for twice the liveness ends (cut off, not yet called down).
+          client.heardWhile(() -> silentMillis(node) <= 2 * liveness.toMillis());
+          return new Entry(client, ch, hb, clock.millis());
         });
     return registered[0];
   }

@@ -38,7 +38,7 @@ final class ScriptedAgent extends AgentGrpc.AgentImplBase {
   final Set<String> failDump;
   final CountDownLatch hang;
 
-  /** GetVhost never answers (a node cut off the network, not yet called down). */
+  /** GetVhost and KillVhost never answer (a node cut off the network, not yet called down). */
   volatile boolean silentQueries;
 
   /** FinishCheckpoint fails as a call to an agent that died would. */
@@ -136,6 +136,9 @@ final class ScriptedAgent extends AgentGrpc.AgentImplBase {
 
   @Override
   public void killVhost(KillVhostRequest r, StreamObserver<KillVhostResponse> o) {
+    if (silentQueries) {
+      return; // the call waits for its deadline
+    }
     calls.add("kill " + r.getVhostId());
     answer(o, KillVhostResponse.newBuilder().setState(VhostState.VHOST_STATE_KILLED).build());
   }

@@ -51,4 +51,38 @@ class SilentNodeQueryTest {
           "ps waited " + ms + " ms, not the query limit of " + AgentClient.QUERY.toMillis());
     }
   }
+
+  @Test
+  void aCallToANodeThatFallsSilentEndsWithoutWaitingOutItsDeadline() throws Exception {
+    List<String> calls = Collections.synchronizedList(new ArrayList<>());
+    ScriptedAgent n1 = new ScriptedAgent("n1", calls, Set.of(), null);
+    n1.silentQueries = true;
+    String address = "silent-n1-" + System.nanoTime();
+    io.grpc.Server server =
+        io.grpc.inprocess.InProcessServerBuilder.forName(address).addService(n1).build().start();
+    AgentDirectory directory =
+        new AgentDirectory(
+            Clock.systemUTC(),
+            java.time.Duration.ofMillis(200), // liveness: silent for 400 ms ends a call
+            a -> io.grpc.inprocess.InProcessChannelBuilder.forName(a).build(),
+            (node, ch) ->
+                new AgentClient(
+                    node, ch, java.time.Duration.ofMinutes(1), java.time.Duration.ofMinutes(1)));
+    try {
+      directory.heartbeat(
+          io.cohort.proto.v1.HeartbeatRequest.newBuilder()
+              .setNode("n1")
+              .setAddress(address)
+              .build());
+      AgentClient agent = directory.agent("n1");
+      io.cohort.common.CohortException e =
+          org.junit.jupiter.api.Assertions.assertThrows(
+              io.cohort.common.CohortException.class, () -> agent.kill("7-0"));
+      assertEquals(io.cohort.common.CohortException.Kind.UNAVAILABLE, e.kind(), e.getMessage());
+      assertTrue(e.getMessage().contains("node n1 stopped answering"), e.getMessage());
+    } finally {
+      directory.close();
+      server.shutdownNow();
+    }
+  }
 }
