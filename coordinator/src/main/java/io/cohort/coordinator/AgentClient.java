@@ -92,6 +92,7 @@ final class AgentClient {
     this.heard = heard;
   }
 
+  /** A unary call, ended early if the node is no longer heard (see {@link #heard}). */
   private <T> T call(Duration deadline, Function<AgentGrpc.AgentBlockingStub, T> f) {
     Context.CancellableContext ctx = Context.current().withCancellation();
     ScheduledFuture<?> watch =
@@ -216,7 +217,13 @@ final class AgentClient {
 
   /** Output chunks; the iterator throws CohortException on failure. */
   Iterator<OutputChunk> readOutput(ReadOutputRequest r, Duration deadline) {
-    Iterator<OutputChunk> it = call(deadline, s -> s.readOutput(r));
+    Iterator<OutputChunk> it;
+    try {
+      // A stream outlives this method: it is not watched (its reader's deadline bounds it).
+      it = stub.withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS).readOutput(r);
+    } catch (StatusRuntimeException e) {
+      throw GrpcErrors.fromStatus(e, "node " + node);
+    }
     return new Iterator<>() {
       @Override
       public boolean hasNext() {
