@@ -73,7 +73,30 @@ final class CohortHarness implements AutoCloseable {
   Process start(
       Path input, ProcessBuilder.Redirect out, ProcessBuilder.Redirect err, String... args)
       throws IOException {
-    List<String> cmd = new ArrayList<>();
+    return start(List.of(), input, out, err, args);
+  }
+
+  /**
+   * A cohort command that a SIGINT interrupts as Ctrl-C would: a test run from a background job (as
+   * CI runs it) inherits SIGINT ignored, and the JVM then keeps ignoring it.
+   */
+  Process startInterruptible(ProcessBuilder.Redirect err, String... args) throws IOException {
+    return start(
+        List.of("env", "--default-signal=INT"),
+        NO_INPUT.toPath(),
+        ProcessBuilder.Redirect.DISCARD,
+        err,
+        args);
+  }
+
+  private Process start(
+      List<String> prefix,
+      Path input,
+      ProcessBuilder.Redirect out,
+      ProcessBuilder.Redirect err,
+      String... args)
+      throws IOException {
+    List<String> cmd = new ArrayList<>(prefix);
     cmd.add(REPO.resolve("cohort").toString());
     cmd.addAll(List.of(args));
     ProcessBuilder pb =

@@ -163,7 +163,8 @@ class FaultLeaseIT {
     if (fault == FaultMatrixIT.Fault.CLIENT_KILLED) {
       Files.createFile(hold);
     }
-    Process checkpoint = cohort.start(ProcessBuilder.Redirect.to(err.toFile()), "checkpoint", job);
+    Process checkpoint =
+        cohort.startInterruptible(ProcessBuilder.Redirect.to(err.toFile()), "checkpoint", job);
     awaitDumping(checkpoint, second, job + "-0");
     assertFalse(CohortHarness.stoppedTasks(init).isEmpty(), "the fault lands in the freeze");
     long t0 = System.nanoTime();

@@ -26,8 +26,10 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicReference;
@@ -447,10 +449,15 @@ final class CheckpointParticipant {
    */
   void cleanUpAfterPredecessor() {
     for (String image : images.removeAbandonedPending()) {
-      String[] p = image.split("/", 2);
-      lease.abandoned(p[0], p[1], "left unfinished by an agent that stopped", false);
+      if (swept.add(image)) { // reported once, however often its late files are swept
+        String[] p = image.split("/", 2);
+        lease.abandoned(p[0], p[1], "left unfinished by an agent that stopped", false);
+      }
     }
   }
+
+  /** Pending images of a predecessor removed so far (checkpoint/vhost). */
+  private final Set<String> swept = ConcurrentHashMap.newKeySet();
 
   /** The dumps this agent ended without the coordinator's decision, not yet reported. */
   List<AbandonedDump> abandoned() {

@@ -28,6 +28,8 @@ import org.slf4j.LoggerFactory;
  *   store-id             a random identity: agents sharing the directory report the same
  *   .pending/CKPT/VHOST/   a dump in progress, until its seal publishes it
  *                        (.pending-NODE/ in a directory shared between nodes)
+ *   .pending/.removed-*    a dead agent's pending image being removed (swept again at each
+ *                        heartbeat: its CRIU may still write into it)
  *       criu/            CRIU's image files
  *       hook/            FIFOs of the post-dump hook
  *       owner            pid and start time of the agent process that owns it
@@ -365,11 +367,22 @@ final class LocalImageStore implements ImageStore {
     }
     try (Stream<Path> ckpts = Files.list(pending)) {
       for (Path c : ckpts.toList()) {
+        if (c.getFileName().toString().startsWith(REMOVED)) {
+          deleteQuietly(c); // again: a dead agent's CRIU may have written into it since
+          continue;
+        }
         try (Stream<Path> vhosts = Files.list(c)) {
           for (Path v : vhosts.toList()) {
             if (abandoned(v)) {
               log.info("removing abandoned pending image {}", v);
-              DurableFiles.deleteTree(v);
+              // Moved aside first, in one rename: the dead agent's CRIU may still be writing
+              // into it (through its open directory), which no sweep must mistake for an image
+              // being created; what it writes there goes with the next sweep.
+              Path aside =
+                  pending.resolve(
+                      REMOVED + c.getFileName() + "-" + v.getFileName() + "-" + System.nanoTime());
+              Files.move(v, aside, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+              deleteQuietly(aside);
               removed.add(c.getFileName() + "/" + v.getFileName());
             }
           }
@@ -399,6 +412,17 @@ final class LocalImageStore implements ImageStore {
       }
     } catch (IOException | RuntimeException e) {
       return true;
+    }
+  }
+
+  /** Pending images being removed are moved aside under this prefix (not a checkpoint id). */
+  private static final String REMOVED = ".removed-";
+
+  private static void deleteQuietly(Path dir) {
+    try {
+      DurableFiles.deleteTree(dir);
+    } catch (RuntimeException e) {
+      log.info("{} not removed yet ({}); the next sweep tries again", dir, e.toString());
     }
   }
 

@@ -224,6 +224,9 @@ public final class NodeAgent {
    * predecessor left them) and has not reported yet: for the heartbeat.
    */
   public List<AbandonedDump> abandonedDumps() {
+    // Again at each heartbeat, not only at the start: a predecessor's CRIU may still be writing
+    // its image when this agent starts, and files it writes after the first sweep would stay.
+    participant.cleanUpAfterPredecessor();
     return participant.abandoned();
   }
 

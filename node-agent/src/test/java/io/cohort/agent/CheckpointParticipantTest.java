@@ -386,6 +386,16 @@ class CheckpointParticipantTest {
         List.of("7.1/7-0"),
         after.abandoned().stream().map(d -> d.getCheckpointId() + "/" + d.getVhostId()).toList(),
         "the coordinator is told what the predecessor left");
+    after.reported(after.abandoned());
+    // The predecessor's CRIU, still writing its image through its open directory, puts a file
+    // there after that first sweep (the directory was moved aside): the next heartbeat's sweep
+    // removes it, and it is not reported twice.
+    Path late = store().pendingDir("7.1", VHOST).getParent().getParent().resolve(".removed-7.1-x");
+    Files.createDirectories(late.resolve(ImageStore.CRIU_DIR));
+    Files.writeString(late.resolve(ImageStore.CRIU_DIR).resolve("pages-9.img"), "late");
+    after.cleanUpAfterPredecessor(); // what each heartbeat does
+    assertFalse(Files.exists(late), "the late files are swept too");
+    assertEquals(List.of(), after.abandoned(), "and not reported again");
     after.dump(dump(2, false));
     after.finish(finish(2, ABORT));
     assertEquals("released-by-abort", criu.awaitOutcome());
