@@ -515,16 +515,19 @@ final class CheckpointParticipant {
       if (from.held()) {
         freeze = release.await(dump, false);
       }
+    } finally {
       // Only now, CRIU's network lock gone, what the cut diverted is delivered (as at a resume):
       // delivered before, it was dropped by the lock, UDP datagrams lost and TCP senders left to
-      // back off (FaultMatrix bench: output 2.9 s after the unfreeze).
-      if (dump.cut != null) {
-        dump.cut.abort();
-        cuts.forget(dump.ckpt);
+      // back off (part 9: output 2.9 s after the unfreeze). Delivered even if the wait failed.
+      try {
+        if (dump.cut != null) {
+          dump.cut.abort();
+          cuts.forget(dump.ckpt);
+        }
+      } finally {
+        done(dump);
+        images.discard(dump.ckpt, dump.record.getVhostId());
       }
-    } finally {
-      done(dump);
-      images.discard(dump.ckpt, dump.record.getVhostId());
     }
     log.info("{}: aborted, vhost carries on", dump);
     return freeze;

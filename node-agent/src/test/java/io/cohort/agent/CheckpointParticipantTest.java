@@ -333,6 +333,50 @@ class CheckpointParticipantTest {
   }
 
   @Test
+  void anAbortDeliversWhatTheCutDivertedOnlyAfterCriuLetTheTasksGo() throws Exception {
+    // Delivered while CRIU's network lock still stands, the diverted packets would be dropped.
+    List<String> criuAtAbort = new ArrayList<>();
+    ChannelCuts cuts =
+        new ChannelCuts() {
+          @Override
+          public Cut open(String ckpt, VhostRecord rec, long epoch, Set<String> local) {
+            return new Cut() {
+              @Override
+              public void begin() {}
+
+              @Override
+              public void networkLocked(String vhost) {}
+
+              @Override
+              public List<byte[]> recordingFor(String address) {
+                return List.of();
+              }
+
+              @Override
+              public void released(String vhost, boolean stopped) {}
+
+              @Override
+              public void abort() {
+                try {
+                  criuAtAbort.add(criu.outcome());
+                } catch (IOException e) {
+                  throw new java.io.UncheckedIOException(e);
+                }
+              }
+            };
+          }
+
+          @Override
+          public void forget(String ckpt) {}
+        };
+    CheckpointParticipant p =
+        participant(store(), cuts, ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow());
+    p.dump(dump(1, false));
+    p.finish(finish(1, ABORT));
+    assertEquals(List.of("released-by-abort"), criuAtAbort);
+  }
+
+  @Test
   void aSealThatThrowsAbortsTheDumpAndReleasesTheHeldTasks() throws Exception {
     LocalImageStore real = store();
     ImageStore failing =
