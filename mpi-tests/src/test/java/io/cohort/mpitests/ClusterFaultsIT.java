@@ -40,7 +40,7 @@ class ClusterFaultsIT {
   @Test
   void aRestartedCoordinatorStillKnowsEveryCheckpoint() throws Exception {
     String[] command =
-        CohortHarness.cRing(3, 1000, 20); // runs on through two checkpoints on a busy machine
+        CohortHarness.cRing(3, 600, 20); // runs on through two checkpoints on a busy machine
     String expected = CohortHarness.reference(command);
     String job = run("n1", command);
     CohortHarness.awaitFile(cohort.clusterLog("n1", job), "iter 40 ", Duration.ofSeconds(90));

@@ -16,20 +16,37 @@ import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
+import org.junit.jupiter.api.parallel.Execution;
+import org.junit.jupiter.api.parallel.ExecutionMode;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * No fault leaves a job frozen (the agents' decision lease, the coordinator's recovery of open
  * epochs), and a node not registered after a coordinator restart does not block the rest.
+ *
+ * <p>Each case restarts its job from the previous checkpoint and leaves it running beside the next
+ * cases (as the agents and the node come and go under it); the last test compares their output with
+ * an uninterrupted run.
  */
+// Beside the other classes (on its own cluster); its own tests one after another, in order.
+@Execution(ExecutionMode.CONCURRENT)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class FaultLeaseIT {
   /** The agents' --decision-lease on this cluster. */
   private static final Duration LEASE = Duration.ofSeconds(10);
 
   private static CohortHarness cohort;
   private static Path holds;
+
+  /** A case's job, restarted from its previous checkpoint, and what it must end with. */
+  private record Restarted(String cell, String job, String previous, String expected) {}
+
+  private static final List<Restarted> restarted = new ArrayList<>();
 
   @BeforeAll
   static void up() throws Exception {
@@ -66,8 +83,11 @@ class FaultLeaseIT {
    * previous checkpoint restarts and the job ends as an uninterrupted run.
    */
   @Test
+  @Order(1)
+  @Execution(ExecutionMode.SAME_THREAD)
   void aCoordinatorKilledDuringTheDumpLeavesTheJobRunningWithinTheLease() throws Exception {
-    LargeJob large = LargeJob.start(1500, 80);
+    // Long enough to run on through the kill, the lease and the coordinator's restart.
+    LargeJob large = LargeJob.start(1000, 80);
     String job = large.job();
     String expected = large.expected();
     Path log = large.log();
@@ -130,8 +150,7 @@ class FaultLeaseIT {
         "the agent's lease, not the coordinator, let the job go");
 
     cohort.cohort("restart", first, "--replace", "--detach").ok();
-    assertEquals(0, cohort.await(job));
-    assertEquals(expected, cohort.log(job), "the previous checkpoint restarts");
+    restarted.add(new Restarted("coordinator killed", job, first, expected));
   }
 
   /**
@@ -144,6 +163,8 @@ class FaultLeaseIT {
    * uninterrupted run.
    */
   @ParameterizedTest(name = "{0} during the dump of a 1 GB job")
+  @Order(3)
+  @Execution(ExecutionMode.SAME_THREAD)
   @EnumSource(
       value = FaultMatrixIT.Fault.class,
       names = {"AGENT_KILLED", "NODE_CUT", "CLIENT_KILLED"})
@@ -237,8 +258,20 @@ class FaultLeaseIT {
       Thread.sleep(100);
     }
     cohort.cohort("restart", first, "--detach").ok();
-    assertEquals(0, cohort.await(job));
-    CohortHarness.assertSameOutput(expected, cohort.log(job), "restarted from " + first);
+    restarted.add(new Restarted(fault.toString(), job, first, expected));
+  }
+
+  /** Every job restarted from its previous checkpoint ends as an uninterrupted run would. */
+  @Test
+  @Order(4)
+  @Execution(ExecutionMode.SAME_THREAD)
+  void everyPreviousCheckpointRestartedAsAnUninterruptedRun() {
+    assertEquals(4, restarted.size(), "every case restarted its job");
+    for (Restarted r : restarted) {
+      assertEquals(0, cohort.await(r.job()), r.cell());
+      CohortHarness.assertSameOutput(
+          r.expected(), cohort.log(r.job()), r.cell() + ": restarted from " + r.previous());
+    }
   }
 
   /**
@@ -276,6 +309,8 @@ class FaultLeaseIT {
    * once n1 is back.
    */
   @Test
+  @Order(2)
+  @Execution(ExecutionMode.SAME_THREAD)
   void psAndKillWorkWhileANodeHasNotRegisteredAfterACoordinatorRestart() throws Exception {
     cohort.awaitNodesUp(2);
     String[] command = CohortHarness.cRing(2, 3000, 20);

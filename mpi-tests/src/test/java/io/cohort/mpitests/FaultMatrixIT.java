@@ -23,6 +23,8 @@ import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestMethodOrder;
+import org.junit.jupiter.api.parallel.Execution;
+import org.junit.jupiter.api.parallel.ExecutionMode;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -39,6 +41,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * until it is reached, injects the fault, then lets them go. {@link FaultLeaseIT} lands the faults
  * in the dump of a real 1 GB job instead.
  */
+// Beside the other classes (on its own cluster); its own tests one after another, in order.
+@Execution(ExecutionMode.CONCURRENT)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class FaultMatrixIT {
   /** The agents' --decision-lease on this cluster: short, so the matrix stays quick. */
@@ -138,6 +142,7 @@ class FaultMatrixIT {
 
   @ParameterizedTest(name = "{1} during {0}")
   @Order(1)
+  @Execution(ExecutionMode.SAME_THREAD)
   @MethodSource("matrix")
   void noFaultLeavesTheJobFrozen(Phase phase, Fault fault) throws Exception {
     cohort.awaitNodesUp(2);
@@ -225,6 +230,7 @@ class FaultMatrixIT {
   /** Every job restarted from its previous checkpoint ends as an uninterrupted run would. */
   @Test
   @Order(2)
+  @Execution(ExecutionMode.SAME_THREAD)
   void everyPreviousCheckpointRestartedAsAnUninterruptedRun() {
     assertEquals(matrix().count(), restarted.size(), "every cell restarted its job");
     for (Restarted r : restarted) {

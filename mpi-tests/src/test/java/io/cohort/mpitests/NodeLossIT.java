@@ -53,7 +53,7 @@ class NodeLossIT {
 
   /** A ring over n1 and n2 (one vhost each), long enough to outlive what the test does to it. */
   private static String[] ring() {
-    return CohortHarness.cRing(4, 1500, 20);
+    return CohortHarness.cRing(4, 1100, 20);
   }
 
   private static String runOnN1N2(String[] command, String... options) {
