@@ -41,7 +41,7 @@ class ClusterFaultsIT {
   void aRestartedCoordinatorStillKnowsEveryCheckpoint() throws Exception {
     String[] command =
         CohortHarness.cRing(3, 600, 20); // runs on through two checkpoints on a busy machine
-    String expected = CohortHarness.reference(command);
+    String expected = ReferenceRuns.reference(command);
     String job = run("n1", command);
     CohortHarness.awaitFile(cohort.clusterLog("n1", job), "iter 40 ", Duration.ofSeconds(90));
     String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();
@@ -105,7 +105,7 @@ class ClusterFaultsIT {
   @Test
   void anAgentKilledDuringTheDumpAbortsTheEpochAndTheJobGoesOn() throws Exception {
     String[] command = CohortHarness.cRing(3, 500, 20);
-    String expected = CohortHarness.reference(command);
+    String expected = ReferenceRuns.reference(command);
     String job = run("n2", command);
     CohortHarness.awaitFile(cohort.clusterLog("n2", job), "iter 40 ", Duration.ofSeconds(90));
     String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();
@@ -135,7 +135,7 @@ class ClusterFaultsIT {
   @Test
   void anAgentKilledDuringAStopDumpStopsTheJobAtItsPreviousCheckpoint() throws Exception {
     String[] command = CohortHarness.cRing(3, 500, 20);
-    String expected = CohortHarness.reference(command);
+    String expected = ReferenceRuns.reference(command);
     String job = run("n2", command);
     CohortHarness.awaitFile(cohort.clusterLog("n2", job), "iter 40 ", Duration.ofSeconds(90));
     String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();

@@ -40,7 +40,7 @@ class ClusterIT {
   @Test
   void jobsRunAndRestartOnAChosenNodeOfTheEmulatedCluster() throws Exception {
     String[] command = CohortHarness.cRing(3, 600, 20);
-    String expected = CohortHarness.reference(command);
+    String expected = ReferenceRuns.reference(command);
     try (CohortHarness cohort = new CohortHarness("cluster")) {
       try {
         cohort

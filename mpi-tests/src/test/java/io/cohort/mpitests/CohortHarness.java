@@ -1,6 +1,5 @@
 package io.cohort.mpitests;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import com.google.gson.JsonArray;
@@ -8,13 +7,10 @@ import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -356,74 +352,6 @@ final class CohortHarness implements AutoCloseable {
     };
   }
 
-  /** The output of the same program run with plain mpirun, outside Cohort. */
-  static String reference(String... command) throws IOException, InterruptedException {
-    String[] cmd = command.clone();
-    // Run without the delay: the output does not depend on it.
-    cmd[cmd.length - 1] = "0";
-    return plainMpirun(cmd);
-  }
-
-  /** The output of {@code command} (an mpirun command line) run as it is, outside Cohort. */
-  static String plainMpirun(String... command) throws IOException, InterruptedException {
-    List<String> cmd = new ArrayList<>(List.of(command));
-    cmd.add(1, "--allow-run-as-root");
-    cmd.add(2, "--oversubscribe");
-    Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
-    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    assertEquals(0, p.waitFor(), "reference run failed: " + cmd);
-    return out;
-  }
-
-  /**
-   * Asserts that a job's output is that of an uninterrupted run ({@link #reference}). A difference
-   * is told precisely: the first line that differs, and the lines that came twice (output written
-   * on after a log that was not rolled back to the checkpoint, or was put back under the restored
-   * job) or never (output the restart lost).
-   */
-  static void assertSameOutput(String expected, String actual, String what) {
-    if (expected.equals(actual)) {
-      return;
-    }
-    List<String> want = expected.lines().toList();
-    List<String> got = actual.lines().toList();
-    int i = 0;
-    while (i < want.size() && i < got.size() && want.get(i).equals(got.get(i))) {
-      i++;
-    }
-    Map<String, Integer> count = new java.util.TreeMap<>();
-    want.forEach(l -> count.merge(l, -1, Integer::sum));
-    got.forEach(l -> count.merge(l, 1, Integer::sum));
-    List<String> twice =
-        count.entrySet().stream().filter(e -> e.getValue() > 0).map(Map.Entry::getKey).toList();
-    List<String> never =
-        count.entrySet().stream().filter(e -> e.getValue() < 0).map(Map.Entry::getKey).toList();
-    fail(
-        String.format(
-            "%s: the output differs from an uninterrupted run's (%d lines, got %d). First "
-                + "difference at line %d: expected %s, got %s. Lines that came more often than in "
-                + "the uninterrupted run (%d): %s. Lines missing (%d): %s.%nOutput:%n%s",
-            what,
-            want.size(),
-            got.size(),
-            i + 1,
-            i < want.size() ? "'" + want.get(i) + "'" : "the end",
-            i < got.size() ? "'" + got.get(i) + "'" : "the end",
-            twice.size(),
-            abbreviate(twice),
-            never.size(),
-            abbreviate(never),
-            actual));
-  }
-
-  private static String abbreviate(List<String> lines) {
-    return lines.isEmpty()
-        ? "none"
-        : lines.size() <= 3
-            ? lines.toString()
-            : lines.subList(0, 3) + " and " + (lines.size() - 3) + " more";
-  }
-
   /**
    * Kills every running job of this home (through the CLI, then directly by the pids the agent
    * recorded, in case the CLI itself is broken) and removes the home.
@@ -483,41 +411,6 @@ final class CohortHarness implements AutoCloseable {
       for (Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
         Files.deleteIfExists(p);
       }
-    }
-  }
-
-  /** The tasks of the vhost under {@code init} that are stopped (T) or held by a tracer (t). */
-  static List<String> stoppedTasks(long init) {
-    List<String> held = new ArrayList<>();
-    Deque<Long> todo = new ArrayDeque<>(List.of(init));
-    while (!todo.isEmpty()) {
-      long pid = todo.pop();
-      String status = readOrEmpty(Path.of("/proc/" + pid + "/status"));
-      for (String line : status.split("\n")) {
-        if (line.startsWith("State:") && (line.contains("T (") || line.contains("t ("))) {
-          held.add(pid + ":" + line.substring(6).trim());
-        }
-      }
-      try (Stream<Path> tasks = Files.list(Path.of("/proc/" + pid + "/task"))) {
-        for (Path t : tasks.toList()) {
-          for (String c : readOrEmpty(t.resolve("children")).trim().split("\\s+")) {
-            if (!c.isEmpty()) {
-              todo.push(Long.parseLong(c));
-            }
-          }
-        }
-      } catch (IOException gone) {
-        // the process ended meanwhile
-      }
-    }
-    return held;
-  }
-
-  private static String readOrEmpty(Path p) {
-    try {
-      return Files.readString(p);
-    } catch (IOException e) {
-      return "";
     }
   }
 }

@@ -33,7 +33,7 @@ class FailureIT {
   @Test
   void killingTheCliDuringTheDumpLeavesTheJobRunningAndNothingListed() throws Exception {
     String[] command = CohortHarness.cRing(3, 400, 20);
-    String expected = CohortHarness.reference(command);
+    String expected = ReferenceRuns.reference(command);
     try (CohortHarness cohort = new CohortHarness("crash")) {
       String job = cohort.runDetached(command);
       cohort.awaitOutput(job, "iter 40 ", START);
@@ -77,7 +77,7 @@ class FailureIT {
   @Test
   void aDiskThatFillsUpDuringTheDumpIsAClearErrorAndChangesNothing() throws Exception {
     String[] command = CohortHarness.cRing(3, 400, 20);
-    String expected = CohortHarness.reference(command);
+    String expected = ReferenceRuns.reference(command);
     Path mount = Files.createTempDirectory(CohortHarness.base(), "fulldisk-");
     // A small file system of our own. It runs out of inodes (ENOSPC, like any full disk)
     // part-way through the second dump, after the space check of the prepare phase passed.

@@ -108,7 +108,7 @@ class FaultLeaseIT {
     long released = 0;
     long deadline = killed + TimeUnit.SECONDS.toNanos(60 + LEASE.toSeconds() + 15);
     while (System.nanoTime() < deadline) {
-      List<String> held = CohortHarness.stoppedTasks(init);
+      List<String> held = ProcTasks.stoppedTasks(init);
       if (held.isEmpty() && sawFrozen) {
         released = System.nanoTime();
         break;
@@ -120,7 +120,7 @@ class FaultLeaseIT {
     assertTrue(
         released != 0,
         "the job's tasks are still stopped "
-            + CohortHarness.stoppedTasks(init)
+            + ProcTasks.stoppedTasks(init)
             + " with the coordinator gone");
     System.out.printf(
         "FaultLeaseIT: job running again %.1f s after the coordinator's kill (lease %d s)%n",
@@ -187,7 +187,7 @@ class FaultLeaseIT {
     Process checkpoint =
         cohort.startInterruptible(ProcessBuilder.Redirect.to(err.toFile()), "checkpoint", job);
     awaitDumping(checkpoint, second, job + "-0");
-    assertFalse(CohortHarness.stoppedTasks(init).isEmpty(), "the fault lands in the freeze");
+    assertFalse(ProcTasks.stoppedTasks(init).isEmpty(), "the fault lands in the freeze");
     long t0 = System.nanoTime();
     try {
       switch (fault) {
@@ -225,7 +225,7 @@ class FaultLeaseIT {
     }
     long lines = Files.size(log);
     long deadline = t0 + TimeUnit.SECONDS.toNanos(LEASE.toSeconds() + 60);
-    while (!CohortHarness.stoppedTasks(init).isEmpty() || Files.size(log) <= lines) {
+    while (!ProcTasks.stoppedTasks(init).isEmpty() || Files.size(log) <= lines) {
       assertTrue(System.nanoTime() < deadline, fault + ": the job is still frozen");
       Thread.sleep(100);
     }
@@ -269,7 +269,7 @@ class FaultLeaseIT {
     assertEquals(4, restarted.size(), "every case restarted its job");
     for (Restarted r : restarted) {
       assertEquals(0, cohort.await(r.job()), r.cell());
-      CohortHarness.assertSameOutput(
+      ReferenceRuns.assertSameOutput(
           r.expected(), cohort.log(r.job()), r.cell() + ": restarted from " + r.previous());
     }
   }
@@ -284,7 +284,7 @@ class FaultLeaseIT {
       String ring = CohortHarness.RING.toString();
       String n = Integer.toString(iterations);
       String job = run("n1", "mpirun", "-np", "2", ring, n, Integer.toString(delayMs), "512");
-      String expected = CohortHarness.plainMpirun("mpirun", "-np", "2", ring, n, "0", "512");
+      String expected = ReferenceRuns.plainMpirun("mpirun", "-np", "2", ring, n, "0", "512");
       Path log = cohort.clusterLog("n1", job);
       CohortHarness.awaitFile(log, "iter 20 ", Duration.ofSeconds(120));
       String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();

@@ -152,7 +152,7 @@ class FaultMatrixIT {
     String[] command = CohortHarness.cRing(2, seconds * 50, 20);
     String expected = references.get(String.join(" ", command));
     if (expected == null) {
-      expected = CohortHarness.reference(command);
+      expected = ReferenceRuns.reference(command);
       references.put(String.join(" ", command), expected);
     }
     List<String> args =
@@ -235,7 +235,7 @@ class FaultMatrixIT {
     assertEquals(matrix().count(), restarted.size(), "every cell restarted its job");
     for (Restarted r : restarted) {
       assertEquals(0, cohort.await(r.job()), r.cell());
-      CohortHarness.assertSameOutput(
+      ReferenceRuns.assertSameOutput(
           r.expected(), cohort.log(r.job()), r.cell() + ": restarted from " + r.previous());
     }
   }
@@ -304,7 +304,7 @@ class FaultMatrixIT {
       boolean held = false;
       for (long init : inits) {
         assertTrue(ProcessHandle.of(init).isPresent(), "vhost init " + init + " ended");
-        held |= !CohortHarness.stoppedTasks(init).isEmpty();
+        held |= !ProcTasks.stoppedTasks(init).isEmpty();
       }
       if (!held) {
         return (System.nanoTime() - t0) / 1e9;

@@ -55,7 +55,7 @@ class FilesRollbackIT {
   /** The files an uninterrupted run of the same program leaves. */
   static Path reference(Path home, int steps) throws Exception {
     Path ref = Files.createDirectories(home.resolve("reference"));
-    CohortHarness.reference(writer(ref, steps, 0));
+    ReferenceRuns.reference(writer(ref, steps, 0));
     return ref;
   }
 

@@ -33,7 +33,7 @@ class MpiCheckpointRestartIT {
 
   /** Run, checkpoint mid-run with --stop, restart, compare with an uninterrupted run. */
   private void stopAndRestart(String[] command, String midRunMarker) throws Exception {
-    String expected = CohortHarness.reference(command);
+    String expected = ReferenceRuns.reference(command);
     String job = cohort.runDetached(command);
     cohort.awaitOutput(job, midRunMarker, START);
 
@@ -75,7 +75,7 @@ class MpiCheckpointRestartIT {
   @Test
   void checkpointAndContinueThenRestartAfterExit() throws Exception {
     String[] command = CohortHarness.cRing(3, 250, 20);
-    String expected = CohortHarness.reference(command);
+    String expected = ReferenceRuns.reference(command);
     String job = cohort.runDetached(command);
     cohort.awaitOutput(job, "iter 50 ", START);
 
@@ -96,7 +96,7 @@ class MpiCheckpointRestartIT {
   void fiveCheckpointsThenRestartFromTheThird() throws Exception {
     // Long enough to still run after five checkpoints (each is a new CLI process, ~1-2 s).
     String[] command = CohortHarness.cRing(3, 900, 20);
-    String expected = CohortHarness.reference(command);
+    String expected = ReferenceRuns.reference(command);
     String job = cohort.runDetached(command);
     cohort.awaitOutput(job, "iter 20 ", START);
     List<String> ids = new ArrayList<>();
@@ -122,7 +122,7 @@ class MpiCheckpointRestartIT {
     // state on disk. Here the processes that ran and checkpointed the job are gone (and the
     // test checks it) before a new one restarts it.
     String[] command = CohortHarness.cRing(3, 250, 20);
-    String expected = CohortHarness.reference(command);
+    String expected = ReferenceRuns.reference(command);
     String job = cohort.runDetached(command);
     cohort.awaitOutput(job, "iter 40 ", START);
     String ckpt = cohort.checkpoint(job, true).get("checkpoint").getAsString();

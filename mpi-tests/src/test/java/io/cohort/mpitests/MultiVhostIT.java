@@ -54,7 +54,7 @@ class MultiVhostIT {
    */
   private void checkpointAndRestartAcrossNodes(String[] mpirun, String onN3, String... runOptions)
       throws Exception {
-    String expected = CohortHarness.reference(mpirun);
+    String expected = ReferenceRuns.reference(mpirun);
     List<String> args = new ArrayList<>(List.of("--nodes", "n1,n2"));
     args.addAll(List.of(runOptions));
     args.add("--");
@@ -224,7 +224,7 @@ class MultiVhostIT {
     Path ref = Files.createDirectories(base.resolve("reference"));
     Path dir = Files.createDirectories(base.resolve("run"));
     String w = FilesRollbackIT.WRITER.toString();
-    CohortHarness.reference(
+    ReferenceRuns.reference(
         "mpirun", "-np", "2", "--map-by", "node", w, ref.toString(), "300", "0");
     String job =
         run(

@@ -142,7 +142,7 @@ class NodeLossIT {
   @Test
   void aNodeThatDiesWithItsDiskLosesNoCheckpoint() throws Exception {
     String[] command = ring();
-    String expected = CohortHarness.reference(command);
+    String expected = ReferenceRuns.reference(command);
     String job = runOnN1N2(command);
     CohortHarness.awaitFile(cohort.clusterLog("n1", job), "iter 40 ", Duration.ofSeconds(90));
     String ckpt = cohort.checkpoint(job, false).get("checkpoint").getAsString();
@@ -177,7 +177,7 @@ class NodeLossIT {
             .contains("vhost " + job + "-1 on n2 ended"),
         "the stale vhost is ended when n2 is back");
     assertEquals(0, cohort.await(job));
-    CohortHarness.assertSameOutput(
+    ReferenceRuns.assertSameOutput(
         expected, cohort.log(job), "job " + job + " restarted on n1, n3 from n2's partner copy");
 
     // `rm` removes every copy: the original on n1 and the partner copy on n3.
@@ -197,7 +197,7 @@ class NodeLossIT {
   @Test
   void aNodeCutOffAndDeclaredDeadEndsItsOldVhostsWhenItComesBack() throws Exception {
     String[] command = ring();
-    String expected = CohortHarness.reference(command);
+    String expected = ReferenceRuns.reference(command);
     String job = runOnN1N2(command);
     CohortHarness.awaitFile(cohort.clusterLog("n1", job), "iter 40 ", Duration.ofSeconds(90));
     String ckpt = cohort.checkpoint(job, false).get("checkpoint").getAsString();
@@ -217,7 +217,7 @@ class NodeLossIT {
     awaitNodeState("n2", "NODE_STATE_UP");
     awaitGone(old, "the old vhost on n2 is ended when n2 is back");
     assertEquals(0, cohort.await(job));
-    CohortHarness.assertSameOutput(
+    ReferenceRuns.assertSameOutput(
         expected, cohort.log(job), "job " + job + " restarted on n1, n3 while n2 was cut off");
   }
 
@@ -228,7 +228,7 @@ class NodeLossIT {
   @Test
   void aCheckpointWhosePartnerCopyDidNotFinishGivesWayToTheNewestProtectedOne() throws Exception {
     String[] command = ring();
-    String expected = CohortHarness.reference(command);
+    String expected = ReferenceRuns.reference(command);
     String job = runOnN1N2(command);
     CohortHarness.awaitFile(cohort.clusterLog("n1", job), "iter 40 ", Duration.ofSeconds(90));
     String first = cohort.checkpoint(job, false).get("checkpoint").getAsString();
@@ -252,7 +252,7 @@ class NodeLossIT {
     assertEquals(0, cohort.await(job));
     // The copy of the second checkpoint's image from n1 may still have been on its way to another
     // node at the restart, and land after it: it must leave the job's logs to the restored job.
-    CohortHarness.assertSameOutput(
+    ReferenceRuns.assertSameOutput(
         expected,
         cohort.log(job),
         String.format(

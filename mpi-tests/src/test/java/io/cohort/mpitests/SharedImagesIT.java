@@ -45,7 +45,7 @@ class SharedImagesIT {
   @Test
   void aCheckpointRestartsOnAnotherNodeWithoutCopyingWhileItsNodeIsDown() throws Exception {
     String[] command = CohortHarness.cRing(3, 400, 20);
-    String expected = CohortHarness.reference(command);
+    String expected = ReferenceRuns.reference(command);
     String[] args = new String[command.length + 6];
     System.arraycopy(
         new String[] {"run", "--detach", "--json", "--nodes", "n1", "--"}, 0, args, 0, 6);
