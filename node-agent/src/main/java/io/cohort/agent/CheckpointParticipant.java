@@ -11,21 +11,17 @@ import io.cohort.proto.v1.DumpVhostRequest;
 import io.cohort.proto.v1.DumpVhostResponse;
 import io.cohort.proto.v1.FinishCheckpointRequest;
 import io.cohort.proto.v1.FinishCheckpointResponse;
-import io.cohort.proto.v1.ImageManifest;
 import io.cohort.proto.v1.ResumeVhostRequest;
 import io.cohort.proto.v1.ResumeVhostResponse;
 import io.cohort.proto.v1.SealImageRequest;
 import io.cohort.proto.v1.SealImageResponse;
 import io.cohort.proto.v1.TrackedFiles;
 import io.cohort.proto.v1.VhostRecord;
-import io.cohort.proto.v1.VhostState;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -40,7 +36,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The agent's half of the checkpoint barrier: prepare, dump, resume, seal, finish (commit or abort)
- * of this node's vhosts, each dump one {@link ParticipantDump} state machine.
+ * of this node's vhosts, each dump one {@link ParticipantDump} state machine, ended by {@link
+ * DumpEndings}.
  *
  * <p>Rules kept here:
  *
@@ -49,7 +46,7 @@ import org.slf4j.LoggerFactory;
  *   <li>Every failure inside a phase aborts the dump in one place ({@link #failing}): the tasks run
  *       on, the pending image goes, the coordinator is told.
  *   <li>No dump waits for the coordinator for ever: when its {@link DecisionLease} runs out, the
- *       agent aborts it on its own ({@link #expire}, the EXPIRED transition).
+ *       agent aborts it on its own ({@link DumpEndings#expire}, the EXPIRED transition).
  *   <li>An agent that dies leaves no job frozen: CRIU's hook gives up once the agent process it was
  *       started by is gone (pid and start time in its environment), and the next agent removes the
  *       abandoned pending images and reports them ({@link #cleanUpAfterPredecessor}).
@@ -72,11 +69,7 @@ final class CheckpointParticipant {
   private final ImageSealer sealer;
   private final DecisionLease lease;
   private final ActiveDumps dumps;
-
-  /**
-   * Told of each vhost a --stop ended (its link and, with the job's last, the job's network go).
-   */
-  private final Consumer<VhostRecord> stopped;
+  private final DumpEndings endings;
 
   /** Captures of the job's files, running beside CRIU's dump (I/O: a thread each). */
   private final ExecutorService captures =
@@ -97,7 +90,6 @@ final class CheckpointParticipant {
       ProcessIdentity self,
       Supplier<String> criuVersion,
       Consumer<VhostRecord> stopped) {
-    this.stopped = stopped;
     this.config = config;
     this.who = "agent " + config.node();
     this.records = records;
@@ -110,8 +102,9 @@ final class CheckpointParticipant {
     this.files = new FileTracker(List.of(config.home(), config.imagesDir()));
     this.release = new TaskRelease(config.criuTimeout(), images);
     this.sealer = new ImageSealer(config.node(), images, criuVersion);
-    this.lease = new DecisionLease(this::expire);
     this.dumps = new ActiveDumps(config.node());
+    this.endings = new DumpEndings(config.node(), records, images, cuts, release, dumps, stopped);
+    this.lease = endings.lease;
   }
 
   // ------------------------------------------------------------------ dump
@@ -316,131 +309,16 @@ final class CheckpointParticipant {
         images.discard(ckpt, vhost);
         return FinishCheckpointResponse.getDefaultInstance();
       }
-      return committedLate(ckpt, vhost, stop);
+      return endings.committedLate(ckpt, vhost, stop);
     }
     if (abort) {
-      return FinishCheckpointResponse.newBuilder().setFreezeMs(abort(dump)).build();
+      return FinishCheckpointResponse.newBuilder().setFreezeMs(endings.abort(dump)).build();
     }
     ParticipantDump committing = dump;
-    return failing(dump, () -> commit(committing, stop));
-  }
-
-  private FinishCheckpointResponse commit(ParticipantDump dump, boolean stop) {
-    if (stop != dump.stop) {
-      throw CohortException.precondition(
-          "cannot commit %s: the decision (stop=%s) does not " + "match the dump (stop=%s)",
-          dump, stop, dump.stop);
-    }
-    boolean wasHeld;
-    synchronized (dump) {
-      if (!dump.state().sealed()) {
-        throw CohortException.precondition(
-            "cannot commit %s: its image is not sealed (%s)", dump, dump.state());
-      }
-      if (stop) {
-        records.markStopped(dump.record);
-      }
-      wasHeld =
-          dump.advance(
-                  "commit",
-                  Map.of(State.HELD_SEALED, State.COMMITTED, State.SEALED, State.COMMITTED))
-              .held();
-      if (wasHeld) {
-        release.decide(dump, true);
-      }
-    }
-    long freeze = 0;
-    try {
-      if (wasHeld) {
-        freeze = release.await(dump, true);
-      }
-      if (stop) {
-        VhostRecords.endInit(dump.record);
-        stopped.accept(records.load(dump.record.getVhostId()));
-      }
-    } finally {
-      done(dump);
-    }
-    log.info("{}: committed ({})", dump, stop ? "stopped" : "resumed");
-    return FinishCheckpointResponse.newBuilder().setFreezeMs(freeze).build();
-  }
-
-  /**
-   * A commit that finds no dump waiting for it: the lease ran out after the seal (the image was
-   * kept for this decision), or this agent started since. It stands if the image is published here;
-   * a --stop commit also ends the vhost if the very init that was dumped still runs (the dump's
-   * hook let it go when its agent died).
-   */
-  private FinishCheckpointResponse committedLate(String ckpt, String vhost, boolean stop) {
-    Optional<ImageManifest> published = images.publishedManifest(ckpt, vhost);
-    if (published.isEmpty()) {
-      throw CohortException.precondition(
-          "no dump of %s/%s is waiting for a decision on %s, and no image of it is published "
-              + "here",
-          ckpt, vhost, config.node());
-    }
-    if (stop && records.exists(vhost)) {
-      VhostRecord rec = records.observe(vhost);
-      if (rec.getState() == VhostState.VHOST_STATE_RUNNING
-          && rec.getPid() == published.get().getDumpedPid()) {
-        records.markStopped(rec);
-        VhostRecords.endInit(rec);
-      }
-    }
-    log.info("{}: {}/{} committed after its dump had ended here", who, ckpt, vhost);
-    return FinishCheckpointResponse.getDefaultInstance();
+    return failing(dump, () -> endings.commit(committing, stop));
   }
 
   // ------------------------------------------------------------------ the lease
-
-  /**
-   * The lease of a dump ran out while it waited for the coordinator (EXPIRED): the agent aborts it
-   * on its own authority, as an ABORT would, except that a sealed image is kept for the
-   * coordinator's decision (its record may name it) and the vhost of a --stop dump is ended (a
-   * failed --stop stops the job all the same). The coordinator hears of it with the heartbeats.
-   */
-  private void expire(ParticipantDump dump, long move) {
-    Duration waited = dump.leaseTime();
-    State from;
-    synchronized (dump) {
-      from = dump.expire(move);
-      if (from == null) {
-        return; // it moved on meanwhile
-      }
-      if (dump.stop) {
-        records.markStopped(dump.record);
-      }
-      if (from.held()) {
-        release.decide(dump, dump.stop); // --stop: "commit" has CRIU end the tasks it holds
-      }
-    }
-    log.warn(
-        "{}: no word from the coordinator within {} s ({}): aborted here, {}",
-        dump,
-        waited.toMillis() / 1000.0,
-        from,
-        dump.stop ? "the vhost is ended (--stop)" : "the job runs on");
-    try {
-      if (from.held()) {
-        release.await(dump, dump.stop);
-      }
-      if (dump.stop) {
-        VhostRecords.endInit(dump.record);
-      } else if (dump.cut != null) {
-        dump.cut.abort();
-      }
-    } finally {
-      done(dump);
-      if (!from.sealed()) {
-        images.discard(dump.ckpt, dump.record.getVhostId());
-      }
-      lease.abandoned(
-          dump.ckpt,
-          dump.record.getVhostId(),
-          "no word from the coordinator within " + waited.toMillis() / 1000.0 + " s",
-          from.sealed());
-    }
-  }
 
   /**
    * At this agent's start: removes the pending images of dumps a predecessor never finished and
@@ -469,7 +347,7 @@ final class CheckpointParticipant {
     lease.reported(sent);
   }
 
-  // ------------------------------------------------------------------ abort
+  // ------------------------------------------------------------------ failure
 
   /**
    * Runs one phase of {@code dump}; any failure aborts the dump (the tasks run on, the image goes)
@@ -480,7 +358,7 @@ final class CheckpointParticipant {
       return body.run();
     } catch (IOException | RuntimeException e) {
       try {
-        abort(dump);
+        endings.abort(dump);
       } catch (RuntimeException again) {
         e.addSuppressed(again);
       }
@@ -496,47 +374,5 @@ final class CheckpointParticipant {
   @FunctionalInterface
   private interface PhaseBody<T> {
     T run() throws IOException;
-  }
-
-  /** Aborts a dump (idempotent): lets held tasks go, discards the image. Returns the freeze. */
-  private long abort(ParticipantDump dump) {
-    State from;
-    synchronized (dump) {
-      from = dump.abort();
-      if (from != null && from.held()) {
-        release.decide(dump, false);
-      }
-    }
-    if (from == null) {
-      return 0; // already committed or aborted
-    }
-    long freeze = 0;
-    try {
-      if (from.held()) {
-        freeze = release.await(dump, false);
-      }
-    } finally {
-      // Only now, CRIU's network lock gone, what the cut diverted is delivered (as at a resume):
-      // delivered before, it was dropped by the lock, UDP datagrams lost and TCP senders left to
-      // back off (part 9: output 2.9 s after the unfreeze). Delivered even if the wait failed.
-      try {
-        if (dump.cut != null) {
-          dump.cut.abort();
-          cuts.forget(dump.ckpt);
-        }
-      } finally {
-        done(dump);
-        images.discard(dump.ckpt, dump.record.getVhostId());
-      }
-    }
-    log.info("{}: aborted, vhost carries on", dump);
-    return freeze;
-  }
-
-  /** The dump is over: its session closes, its vhost may be dumped again for a newer epoch. */
-  private void done(ParticipantDump dump) {
-    dump.session.close();
-    cuts.forget(dump.ckpt);
-    dumps.ended(dump);
   }
 }
