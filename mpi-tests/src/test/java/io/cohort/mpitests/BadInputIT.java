@@ -23,7 +23,7 @@ import org.junit.jupiter.api.TestInfo;
 class BadInputIT {
   /** A small job that counts; its output shows exactly where it was stopped. */
   private static final String[] COUNTER = {
-    "sh", "-c", "i=0; while [ $i -lt 200 ]; do echo $i; i=$((i+1)); sleep 0.05; done"
+    "sh", "-c", "i=0; while [ $i -lt 400 ]; do echo $i; i=$((i+1)); sleep 0.05; done"
   };
 
   private CohortHarness cohort;
@@ -96,7 +96,7 @@ class BadInputIT {
     }
     cohort.cohort("restart", ckpt, "--detach").ok();
     assertEquals(0, cohort.await(job));
-    assertTrue(cohort.log(job).endsWith("\n199\n"), cohort.log(job));
+    assertTrue(cohort.log(job).endsWith("\n399\n"), cohort.log(job));
   }
 
   @Test
@@ -209,7 +209,7 @@ class BadInputIT {
             || ProcessHandle.of(pid).flatMap(h -> h.info().command()).isEmpty(),
         "--replace ends the old incarnation");
     assertEquals(0, cohort.await(job));
-    assertTrue(cohort.log(job).endsWith("\n199\n"));
+    assertTrue(cohort.log(job).endsWith("\n399\n"));
     assertEquals(2, cohort.job(job).get("incarnation").getAsInt());
   }
 

@@ -20,8 +20,6 @@ import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestMethodOrder;
-import org.junit.jupiter.api.parallel.Execution;
-import org.junit.jupiter.api.parallel.ExecutionMode;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
@@ -33,8 +31,6 @@ import org.junit.jupiter.params.provider.EnumSource;
  * cases (as the agents and the node come and go under it); the last test compares their output with
  * an uninterrupted run.
  */
-// Beside the other classes (on its own cluster); its own tests one after another, in order.
-@Execution(ExecutionMode.CONCURRENT)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class FaultLeaseIT {
   /** The agents' --decision-lease on this cluster. */
@@ -84,7 +80,6 @@ class FaultLeaseIT {
    */
   @Test
   @Order(1)
-  @Execution(ExecutionMode.SAME_THREAD)
   void aCoordinatorKilledDuringTheDumpLeavesTheJobRunningWithinTheLease() throws Exception {
     // Long enough to run on through the kill, the lease and the coordinator's restart.
     LargeJob large = LargeJob.start(1000, 80);
@@ -164,7 +159,6 @@ class FaultLeaseIT {
    */
   @ParameterizedTest(name = "{0} during the dump of a 1 GB job")
   @Order(3)
-  @Execution(ExecutionMode.SAME_THREAD)
   @EnumSource(
       value = FaultMatrixIT.Fault.class,
       names = {"AGENT_KILLED", "NODE_CUT", "CLIENT_KILLED"})
@@ -264,7 +258,6 @@ class FaultLeaseIT {
   /** Every job restarted from its previous checkpoint ends as an uninterrupted run would. */
   @Test
   @Order(4)
-  @Execution(ExecutionMode.SAME_THREAD)
   void everyPreviousCheckpointRestartedAsAnUninterruptedRun() {
     assertEquals(4, restarted.size(), "every case restarted its job");
     for (Restarted r : restarted) {
@@ -310,7 +303,6 @@ class FaultLeaseIT {
    */
   @Test
   @Order(2)
-  @Execution(ExecutionMode.SAME_THREAD)
   void psAndKillWorkWhileANodeHasNotRegisteredAfterACoordinatorRestart() throws Exception {
     cohort.awaitNodesUp(2);
     String[] command = CohortHarness.cRing(2, 3000, 20);

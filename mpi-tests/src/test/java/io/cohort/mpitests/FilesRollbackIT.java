@@ -78,7 +78,7 @@ class FilesRollbackIT {
 
   @Test
   void fiveCheckpointsThenKilledAndRestartedFromTheThird() throws Exception {
-    int steps = 300; // 12 s: still running through five checkpoints on a busy machine
+    int steps = 600; // 24 s: still running through five checkpoints on a busy machine
     Path ref = reference(cohort.home, steps);
     Path dir = Files.createDirectories(cohort.home.resolve("run"));
     String job = cohort.runDetached(writer(dir, steps, 40));

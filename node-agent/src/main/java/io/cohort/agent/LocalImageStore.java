@@ -104,8 +104,11 @@ final class LocalImageStore implements ImageStore {
     Path dir = pendingDir(ckpt, vhost);
     DurableFiles.deleteTree(dir);
     try {
-      Files.createDirectories(dir.resolve(CRIU_DIR));
-      Files.createDirectories(dir.resolve("hook"));
+      withParentsRaced(
+          () -> {
+            Files.createDirectories(dir.resolve(CRIU_DIR));
+            Files.createDirectories(dir.resolve("hook"));
+          });
       Files.writeString(dir.resolve("owner"), owner.pid() + " " + owner.startTicks() + "\n");
     } catch (IOException e) {
       throw DurableFiles.failure("cannot create image directory " + dir, e);
@@ -203,9 +206,12 @@ final class LocalImageStore implements ImageStore {
     try {
       DurableFiles.deleteTree(from.resolve("hook"));
       Files.deleteIfExists(from.resolve("owner"));
-      Files.createDirectories(to.getParent());
-      DurableFiles.fsyncDirectory(root);
-      DurableFiles.rename(from, to);
+      withParentsRaced(
+          () -> {
+            Files.createDirectories(to.getParent());
+            DurableFiles.fsyncDirectory(root);
+            DurableFiles.rename(from, to);
+          });
       deleteIfEmpty(from.getParent());
     } catch (IOException e) {
       throw DurableFiles.failure("cannot publish image " + ckpt + "/" + vhost, e);
@@ -424,6 +430,30 @@ final class LocalImageStore implements ImageStore {
     } catch (RuntimeException e) {
       log.info("{} not removed yet ({}); the next sweep tries again", dir, e.toString());
     }
+  }
+
+  /**
+   * Runs {@code step}, which creates directories in a checkpoint's directory, again when that
+   * directory vanished under it: whoever removes the last image of a checkpoint (a sweep, an abort,
+   * a publish, another agent on a shared directory) also removes the checkpoint's directory once
+   * empty, and may do so between its creation and the step's next file.
+   */
+  private static void withParentsRaced(DirectoryStep step) throws IOException {
+    for (int attempt = 1; ; attempt++) {
+      try {
+        step.run();
+        return;
+      } catch (NoSuchFileException e) {
+        if (attempt == 5) {
+          throw e;
+        }
+      }
+    }
+  }
+
+  @FunctionalInterface
+  private interface DirectoryStep {
+    void run() throws IOException;
   }
 
   private static void deleteIfEmpty(Path dir) {

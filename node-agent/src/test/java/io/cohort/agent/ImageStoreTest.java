@@ -33,6 +33,36 @@ class ImageStoreTest {
     return assertThrows(CohortException.class, () -> store.verify("4.2", "4-0", sha)).kind();
   }
 
+  /**
+   * Each vhost's dump creates its directory inside the checkpoint's, while a sweep, an abort or a
+   * publish of another vhost removes the checkpoint's directory once empty: a dump must never fail
+   * because the two met (it did, under load, once the sweep ran at every heartbeat).
+   */
+  @Test
+  void aDumpStartingWhileTheCheckpointsDirectoryIsRemovedStillGetsItsImageDirectory()
+      throws Exception {
+    LocalImageStore store = new LocalImageStore(dir, ".pending");
+    java.util.concurrent.atomic.AtomicBoolean done =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    Thread sweeper =
+        new Thread(
+            () -> {
+              while (!done.get()) {
+                store.removeAbandonedPending(); // removes "5.1" whenever it is empty
+              }
+            });
+    sweeper.start();
+    try {
+      for (int i = 0; i < 1500; i++) {
+        store.createPending("5.1", "5-0");
+        store.discard("5.1", "5-0");
+      }
+    } finally {
+      done.set(true);
+      sweeper.join();
+    }
+  }
+
   @Test
   void aSealedImageVerifies() throws Exception {
     ImageStore store = new LocalImageStore(dir, ".pending");
