@@ -109,7 +109,11 @@ final class LocalImageStore implements ImageStore {
             Files.createDirectories(dir.resolve(CRIU_DIR));
             Files.createDirectories(dir.resolve("hook"));
           });
-      Files.writeString(dir.resolve("owner"), owner.pid() + " " + owner.startTicks() + "\n");
+      // Whole or not at all (a sweep reads it at any time), but not durable: after a crash the
+      // owner is dead anyway.
+      Path tmp = dir.resolve(".owner.tmp");
+      Files.writeString(tmp, owner.pid() + " " + owner.startTicks() + "\n");
+      Files.move(tmp, dir.resolve("owner"), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException e) {
       throw DurableFiles.failure("cannot create image directory " + dir, e);
     }
@@ -402,22 +406,26 @@ final class LocalImageStore implements ImageStore {
   }
 
   /**
-   * A pending image whose owner process is dead. One without an owner file yet is being created
-   * right now, unless it is old (a crash between mkdir and the owner file).
+   * A pending image whose owner process is dead. One without an owner file yet (or one that does
+   * not read as an owner) is being created or removed right now, unless it is old (a crash between
+   * mkdir and the owner file).
    */
   private static boolean abandoned(Path dir) {
     Path owner = dir.resolve("owner");
     try {
       String[] f = Files.readString(owner).trim().split(" ");
-      return !new ProcessIdentity(Long.parseLong(f[0]), Long.parseLong(f[1])).isAlive();
-    } catch (NoSuchFileException e) {
-      try {
-        return Files.getLastModifiedTime(dir).toMillis() < System.currentTimeMillis() - 600_000;
-      } catch (IOException gone) {
-        return false;
+      if (f.length == 2) {
+        return !new ProcessIdentity(Long.parseLong(f[0]), Long.parseLong(f[1])).isAlive();
       }
-    } catch (IOException | RuntimeException e) {
+    } catch (NoSuchFileException | NumberFormatException e) {
+      // being created or removed: judged by its age below
+    } catch (IOException e) {
       return true;
+    }
+    try {
+      return Files.getLastModifiedTime(dir).toMillis() < System.currentTimeMillis() - 600_000;
+    } catch (IOException gone) {
+      return false;
     }
   }
 

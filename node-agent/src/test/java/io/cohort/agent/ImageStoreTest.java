@@ -53,7 +53,7 @@ class ImageStoreTest {
             });
     sweeper.start();
     try {
-      for (int i = 0; i < 1500; i++) {
+      for (int i = 0; i < 1000; i++) {
         store.createPending("5.1", "5-0");
         store.discard("5.1", "5-0");
       }
