@@ -84,8 +84,11 @@ final class FaultRecovery {
     }
   }
 
-  /** One measurement: seconds to running again (or ended), to unfrozen, after the cut's join. */
-  private record Sample(double recovered, double unfrozen, double afterJoin) {}
+  /**
+   * One measurement: seconds to running again (or ended), to unfrozen, and from the fault's end
+   * (the cut node's join, the killed daemon's restart) to running again.
+   */
+  private record Sample(double recovered, double unfrozen, double afterBack) {}
 
   private final Path repo;
   private final Path home;
@@ -149,7 +152,7 @@ final class FaultRecovery {
     System.out.printf("bench: fault recovery, %s during %s%n", fault.label(), phase);
     Stats recovered = new Stats();
     Stats unfrozen = new Stats();
-    Stats afterJoin = new Stats();
+    Stats afterBack = new Stats();
     JsonArray errors = new JsonArray();
     for (int i = 0; i < reps; i++) {
       try {
@@ -158,12 +161,16 @@ final class FaultRecovery {
         if (!Double.isNaN(s.unfrozen())) {
           unfrozen.add(s.unfrozen());
         }
-        if (!Double.isNaN(s.afterJoin())) {
-          afterJoin.add(s.afterJoin());
+        if (!Double.isNaN(s.afterBack())) {
+          afterBack.add(s.afterBack());
         }
         System.out.printf(
-            "  %s in %.2f s (unfrozen %.2f s, after the join %.2f s)%n",
-            phase.stop() ? "ended" : "running again", s.recovered(), s.unfrozen(), s.afterJoin());
+            "  %s in %.2f s (unfrozen %.2f s, after the %s %.2f s)%n",
+            phase.stop() ? "ended" : "running again",
+            s.recovered(),
+            s.unfrozen(),
+            fault == Fault.NODE_CUT ? "join" : "restart",
+            s.afterBack());
       } catch (RuntimeException | IOException e) {
         System.out.println("  failed: " + e.getMessage());
         errors.add(e.getMessage());
@@ -176,7 +183,7 @@ final class FaultRecovery {
     c.addProperty("fault", fault.label());
     putIfAny(c, "recovered_s", recovered);
     putIfAny(c, "unfrozen_s", unfrozen);
-    putIfAny(c, "after_join_s", afterJoin);
+    putIfAny(c, fault == Fault.NODE_CUT ? "after_join_s" : "after_restart_s", afterBack);
     if (!errors.isEmpty()) {
       c.add("errors", errors);
     }
@@ -275,12 +282,18 @@ final class FaultRecovery {
   /**
    * The fault's second half, run beside the polling: the killed daemon started again, or the cut
    * node joined once it was off for lease + 2 s (past the lease: its agent has aborted on its own).
-   * Returns when the node joined (System.nanoTime), or 0.
+   * Returns when the node joined or the daemon was started again (System.nanoTime), or 0.
    */
   private long complete(Fault fault, long t0) {
     switch (fault) {
-      case COORDINATOR_KILLED -> cli.cohort("cluster", "start", "coordinator");
-      case AGENT_KILLED -> cli.cohort("cluster", "start", "n2");
+      case COORDINATOR_KILLED -> {
+        cli.cohort("cluster", "start", "coordinator");
+        return System.nanoTime();
+      }
+      case AGENT_KILLED -> {
+        cli.cohort("cluster", "start", "n2");
+        return System.nanoTime();
+      }
       case NODE_CUT -> {
         try {
           Thread.sleep(Math.max(0, (t0 + TARGET.toNanos() - System.nanoTime()) / 1_000_000));

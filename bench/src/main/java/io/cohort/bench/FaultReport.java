@@ -168,6 +168,10 @@ final class FaultReport {
               ? "before the join"
               : seconds(c.getAsJsonObject("after_join_s")) + " after the join");
     }
+    // A killed daemon's restart is part of the fault: over the target, say how long after it.
+    if (c.has("after_restart_s") && median(c, "recovered_s") > target) {
+      more.add(seconds(c.getAsJsonObject("after_restart_s")) + " after the restart");
+    }
     if (c.has("errors")) {
       more.add(c.getAsJsonArray("errors").size() + " failed");
     }
