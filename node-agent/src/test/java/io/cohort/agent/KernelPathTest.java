@@ -152,6 +152,10 @@ class KernelPathTest {
     assertFalse(reaches(va, "198.19.0.17"), "diverted: the vhost on b sees nothing");
     kb.undivert(PLAN);
     assertTrue(reaches(va, "198.19.0.17"), "and again after the resume");
+    kb.divert(PLAN);
+    kb.divert(PLAN); // a second divert leaves one rule: one undivert lets the packets through
+    kb.undivert(PLAN);
+    assertTrue(reaches(va, "198.19.0.17"), "undiverted after two diverts");
     kb.divert(PLAN); // left diverted: remove() cleans that up too
     assertFalse(reaches(va, "198.19.0.40"), "nothing outside its job");
     assertEquals(
