@@ -74,7 +74,8 @@ class MpiCheckpointRestartIT {
 
   @Test
   void checkpointAndContinueThenRestartAfterExit() throws Exception {
-    String[] command = CohortHarness.cRing(3, 250, 20);
+    // Runs on through the checkpoint and the state query (two CLI processes) on a busy machine.
+    String[] command = CohortHarness.cRing(3, 500, 20);
     String expected = ReferenceRuns.reference(command);
     String job = cohort.runDetached(command);
     cohort.awaitOutput(job, "iter 50 ", START);
@@ -94,8 +95,9 @@ class MpiCheckpointRestartIT {
 
   @Test
   void fiveCheckpointsThenRestartFromTheThird() throws Exception {
-    // Long enough to still run after five checkpoints (each is a new CLI process, ~1-2 s).
-    String[] command = CohortHarness.cRing(3, 900, 20);
+    // Long enough to still run after five checkpoints (each is a new CLI process, 1-2 s, up to 4
+    // on a busy machine).
+    String[] command = CohortHarness.cRing(3, 1400, 20);
     String expected = ReferenceRuns.reference(command);
     String job = cohort.runDetached(command);
     cohort.awaitOutput(job, "iter 20 ", START);
