@@ -435,8 +435,14 @@ class CheckpointBarrierTest {
       CompletableFuture<Void> call =
           CompletableFuture.runAsync(
               () ->
-                  new CohortGrpcService(coordinator)
-                      .checkpoint(CheckpointRequest.newBuilder().setJobId("7").build(), out));
+                  io.grpc.Context.current()
+                      .withValue(
+                          io.cohort.common.Caller.CONTEXT_KEY, io.cohort.common.Caller.root())
+                      .run(
+                          () ->
+                              new CohortGrpcService(coordinator)
+                                  .checkpoint(
+                                      CheckpointRequest.newBuilder().setJobId("7").build(), out)));
       try {
         call.get(10, TimeUnit.SECONDS);
       } catch (TimeoutException e) {
