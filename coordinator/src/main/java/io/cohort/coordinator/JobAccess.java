@@ -32,7 +32,7 @@ final class JobAccess {
     Owner owner = ownerOf.apply(jobId);
     if (!caller.mayTouch(owner)) {
       throw CohortException.denied(
-          "job %s belongs to %s, not to %s", jobId, Caller.name(owner), caller.user());
+          "job %s belongs to %s, not to %s", jobId, Caller.name(owner), caller.who());
     }
   }
 
@@ -46,7 +46,7 @@ final class JobAccess {
     if (!caller.mayTouch(owner)) {
       throw CohortException.denied(
           "checkpoint %s (of job %s) belongs to %s, not to %s",
-          checkpointId, jobId, Caller.name(owner), caller.user());
+          checkpointId, jobId, Caller.name(owner), caller.who());
     }
   }
 
@@ -62,7 +62,7 @@ final class JobAccess {
   /** Root only: for what acts on a node and so on every user's jobs. */
   static void requireRoot(Caller caller, String what) {
     if (!caller.isRoot()) {
-      throw CohortException.denied("only root may %s (you are %s)", what, caller.user());
+      throw CohortException.denied("only root may %s (you are %s)", what, caller.who());
     }
   }
 

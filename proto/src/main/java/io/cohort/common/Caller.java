@@ -70,6 +70,11 @@ public record Caller(int uid, int gid, List<Integer> groups, String user) {
     return owner.getUid() == 0 ? "root" : "uid " + owner.getUid();
   }
 
+  /** The caller's name for messages: "alice", or "uid 1234" for a user the database lacks. */
+  public String who() {
+    return user.isEmpty() ? "uid " + uid : user;
+  }
+
   @Override
   public String toString() {
     return user.isEmpty() ? "uid " + uid : user + " (uid " + uid + ")";
