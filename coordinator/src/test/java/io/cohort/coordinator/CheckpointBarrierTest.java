@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.cohort.common.Caller;
 import io.cohort.common.CohortException;
 import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.CheckpointPhase;
@@ -15,6 +16,7 @@ import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.JobState;
 import io.cohort.proto.v1.VhostPlacement;
+import io.grpc.Context;
 import io.grpc.ManagedChannel;
 import io.grpc.Server;
 import io.grpc.Status;
@@ -435,9 +437,8 @@ class CheckpointBarrierTest {
       CompletableFuture<Void> call =
           CompletableFuture.runAsync(
               () ->
-                  io.grpc.Context.current()
-                      .withValue(
-                          io.cohort.common.Caller.CONTEXT_KEY, io.cohort.common.Caller.root())
+                  Context.current()
+                      .withValue(Caller.CONTEXT_KEY, Caller.root())
                       .run(
                           () ->
                               new CohortGrpcService(coordinator)
