@@ -215,6 +215,10 @@ final class EmulatedCluster {
       awaitNodes(local, nodes);
       DurableFiles.writeAtomically(
           addressFile(home), (local + "\n").getBytes(StandardCharsets.UTF_8));
+      // Every user of this machine finds the cluster through it (the socket itself is open to
+      // all; the caller is whoever the kernel says).
+      Files.setPosixFilePermissions(
+          addressFile(home), java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
       progress.printf(
           "cohort cluster: up: coordinator %s (for this machine's users: %s), nodes n1..n%d "
               + "(logs in %s)%n",
