@@ -16,8 +16,11 @@ import io.cohort.proto.v1.WatchJobRequest;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
 import io.grpc.StatusRuntimeException;
+import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.okhttp.OkHttpChannelBuilder;
+import io.netty.channel.ChannelOption;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.Iterator;
@@ -96,7 +99,14 @@ final class Cli implements AutoCloseable {
    */
   static ManagedChannel channel(String address) {
     if (address.startsWith("unix:")) {
-      return Grpc.newChannelBuilder(address, InsecureChannelCredentials.create()).build();
+      ManagedChannelBuilder<?> b =
+          Grpc.newChannelBuilder(address, InsecureChannelCredentials.create());
+      if (b instanceof NettyChannelBuilder netty) {
+        // gRPC sets TCP's keepalive on every connection; a Unix socket has none, and Netty
+        // would warn about it on each one (on the user's terminal). Unset, it is not applied.
+        netty.withOption(ChannelOption.SO_KEEPALIVE, null);
+      }
+      return b.build();
     }
     // OkHttp's transport, not Netty's, for TCP: one connection and one call need no event
     // loops, and it starts in a fraction of the time (a command is a JVM start).

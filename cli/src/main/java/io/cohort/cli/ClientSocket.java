@@ -12,11 +12,15 @@ import io.netty.channel.epoll.EpollServerDomainSocketChannel;
 import io.netty.channel.unix.DomainSocketAddress;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
@@ -28,19 +32,43 @@ import java.util.concurrent.TimeUnit;
  * place.
  */
 final class ClientSocket implements AutoCloseable {
+  private final Path socket;
   private final Server server;
   private final EventLoopGroup boss;
   private final EventLoopGroup workers;
 
-  private ClientSocket(Server server, EventLoopGroup boss, EventLoopGroup workers) {
+  private ClientSocket(Path socket, Server server, EventLoopGroup boss, EventLoopGroup workers) {
+    this.socket = socket;
     this.server = server;
     this.boss = boss;
     this.workers = workers;
   }
 
-  /** Where the coordinator whose catalog is {@code home} serves its socket. */
+  /** The longest socket path the kernel takes (sun_path is 108 bytes with its NUL). */
+  static final int MAX_PATH_BYTES = 107;
+
+  /**
+   * Where the coordinator whose catalog is {@code home} serves its socket: {@code
+   * HOME/socket/client.sock}, or, when that path is too long for a Unix socket address, {@code
+   * /run/cohort/coordinator-HASH/client.sock}, named by a hash of the home so that each coordinator
+   * has its own and the CLI finds the same one.
+   */
   static Path path(Path home) {
-    return home.resolve("socket").resolve("client.sock");
+    Path abs = home.toAbsolutePath().normalize();
+    Path inHome = abs.resolve("socket").resolve("client.sock");
+    if (inHome.toString().getBytes(StandardCharsets.UTF_8).length <= MAX_PATH_BYTES) {
+      return inHome;
+    }
+    return Path.of("/run/cohort", "coordinator-" + hash(abs.toString()), "client.sock");
+  }
+
+  private static String hash(String s) {
+    try {
+      byte[] d = MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8));
+      return HexFormat.of().formatHex(d, 0, 8);
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
   }
 
   /** The target the CLI dials for a socket ({@code --coordinator unix:PATH}). */
@@ -92,15 +120,25 @@ final class ClientSocket implements AutoCloseable {
       workers.shutdownGracefully(0, 0, TimeUnit.SECONDS);
       throw e;
     }
-    return new ClientSocket(server, boss, workers);
+    return new ClientSocket(socket, server, boss, workers);
   }
 
+  /** Stops taking calls and removes the socket (and its directory under /run/cohort). */
   void shutdown() {
     server.shutdown();
+    try {
+      Files.deleteIfExists(socket);
+      if (socket.startsWith("/run/cohort")) {
+        Files.deleteIfExists(socket.getParent());
+      }
+    } catch (IOException e) {
+      // left behind: the next daemon replaces it
+    }
   }
 
   @Override
   public void close() {
+    shutdown();
     server.shutdownNow();
     try {
       server.awaitTermination(5, TimeUnit.SECONDS);

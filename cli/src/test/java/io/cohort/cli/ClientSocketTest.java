@@ -1,6 +1,7 @@
 package io.cohort.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import io.cohort.common.Caller;
@@ -91,6 +92,27 @@ class ClientSocketTest {
         ch.shutdownNow();
       }
     }
+  }
+
+  @Test
+  @SuppressWarnings("try") // the socket is served for the block
+  void aHomeTooDeepForASocketAddressGetsOneUnderRun() throws Exception {
+    Path deep = dir;
+    while (deep.toString().length() < 120) {
+      deep = deep.resolve("a-directory-deep-down");
+    }
+    Path socket = ClientSocket.path(deep);
+    assertEquals(socket, ClientSocket.path(deep), "the CLI finds the daemon's socket again");
+    assertEquals(Path.of("/run/cohort"), socket.getParent().getParent());
+    try (ClientSocket s = ClientSocket.serve(socket, new Echo(), PeerIdentity.system())) {
+      ManagedChannel ch = Cli.channel(ClientSocket.target(socket));
+      try {
+        assertEquals(PeerIdentity.effectiveUid(), callerOf(ch, new Metadata()).getUid());
+      } finally {
+        ch.shutdownNow();
+      }
+    }
+    assertFalse(Files.exists(socket.getParent()), "the socket's directory under /run is left");
   }
 
   @Test
