@@ -82,16 +82,7 @@ final class ClientSocket implements AutoCloseable {
     Path dir = socket.getParent();
     Files.createDirectories(dir);
     Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
-    // Users must be able to reach it: every directory above needs search permission for others.
-    for (Path p = dir.getParent(); p != null; p = p.getParent()) {
-      Set<PosixFilePermission> perms = Files.getPosixFilePermissions(p);
-      if (!perms.contains(PosixFilePermission.OTHERS_EXECUTE)) {
-        Set<PosixFilePermission> more = new java.util.HashSet<>(perms);
-        more.add(PosixFilePermission.OTHERS_EXECUTE);
-        more.add(PosixFilePermission.GROUP_EXECUTE);
-        Files.setPosixFilePermissions(p, more); // search only: nothing becomes listable
-      }
-    }
+    searchableByAll(dir.getParent());
     if (Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {
       Files.delete(socket); // a socket left by a daemon that died; nobody listens on it
     }
@@ -121,6 +112,23 @@ final class ClientSocket implements AutoCloseable {
       throw e;
     }
     return new ClientSocket(socket, server, boss, workers);
+  }
+
+  /**
+   * Gives every directory from {@code dir} up search permission for others where it lacks it, so
+   * that the users of this machine can reach what is below (search only: nothing becomes listable,
+   * and what each file allows is its own).
+   */
+  static void searchableByAll(Path dir) throws IOException {
+    for (Path p = dir.toAbsolutePath(); p != null; p = p.getParent()) {
+      Set<PosixFilePermission> perms = Files.getPosixFilePermissions(p);
+      if (!perms.contains(PosixFilePermission.OTHERS_EXECUTE)) {
+        Set<PosixFilePermission> more = new java.util.HashSet<>(perms);
+        more.add(PosixFilePermission.OTHERS_EXECUTE);
+        more.add(PosixFilePermission.GROUP_EXECUTE);
+        Files.setPosixFilePermissions(p, more);
+      }
+    }
   }
 
   /** Stops taking calls and removes the socket (and its directory under /run/cohort). */

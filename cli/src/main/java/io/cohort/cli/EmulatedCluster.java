@@ -219,6 +219,7 @@ final class EmulatedCluster {
       // all; the caller is whoever the kernel says).
       Files.setPosixFilePermissions(
           addressFile(home), java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+      ClientSocket.searchableByAll(addressFile(home).getParent());
       progress.printf(
           "cohort cluster: up: coordinator %s (for this machine's users: %s), nodes n1..n%d "
               + "(logs in %s)%n",
