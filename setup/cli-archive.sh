@@ -66,13 +66,15 @@ port=$(( 20000 + RANDOM % 20000 ))
 COHORT_HOME="$work/home" "$java" -jar "$jar" coordinator --listen "127.0.0.1:$port" \
   --home "$work/coordinator" >"$work/coordinator.log" 2>&1 &
 coordinator=$!
+# The CLI on a coordinator's machine talks to it over its Unix socket: train that path.
+socket="$work/coordinator/socket/client.sock"
 for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  [ -S "$socket" ] && break
   sleep 0.1
 done
 for cmd in ps checkpoints nodes "logs 1" "wait 1" "ps --json"; do
   # shellcheck disable=SC2086 # the command's words
-  train $cmd --coordinator "127.0.0.1:$port"
+  train $cmd --coordinator "unix:$socket"
 done
 awk '!seen[$0]++' "$work"/*.classes >"$work/all.classes"
 

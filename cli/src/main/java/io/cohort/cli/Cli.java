@@ -2,6 +2,7 @@ package io.cohort.cli;
 
 import com.google.gson.Gson;
 import com.google.gson.GsonBuilder;
+import io.cohort.common.CohortException;
 import io.cohort.common.GrpcErrors;
 import io.cohort.proto.v1.CohortGrpc;
 import io.cohort.proto.v1.GetJobRequest;
@@ -12,9 +13,14 @@ import io.cohort.proto.v1.OutputChunk;
 import io.cohort.proto.v1.OutputStream;
 import io.cohort.proto.v1.StreamOutputRequest;
 import io.cohort.proto.v1.WatchJobRequest;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
 import io.grpc.StatusRuntimeException;
+import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.okhttp.OkHttpChannelBuilder;
+import io.netty.channel.ChannelOption;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.util.Iterator;
@@ -62,6 +68,14 @@ final class Cli implements AutoCloseable {
     Embedded.Settings settings = Embedded.Settings.fromEnvironment();
     String address = options.resolve(settings);
     if (address == null) {
+      if (PeerIdentity.effectiveUid() != 0) {
+        // The embedded mode is this process acting as the daemons: it needs root, and would
+        // give a user nothing the daemons' checks would not.
+        throw CohortException.denied(
+            "no coordinator to talk to, and only root may run jobs without one (the embedded "
+                + "mode); ask the operator to start the daemons (`cohort cluster up` for a "
+                + "cluster on this machine), or name a coordinator with --coordinator unix:PATH");
+      }
       try {
         embedded = new Embedded(settings);
       } catch (IOException e) {
@@ -72,12 +86,31 @@ final class Cli implements AutoCloseable {
       stub = CohortGrpc.newBlockingStub(embedded.channel());
     } else {
       embedded = null;
-      // OkHttp's transport, not Netty's, for the client: one connection and one call need no
-      // event loops, and it starts in a fraction of the time (a command is a JVM start).
-      remote = OkHttpChannelBuilder.forTarget(address).usePlaintext().build();
+      remote = channel(address);
       where = "coordinator at " + address;
       stub = CohortGrpc.newBlockingStub(remote);
     }
+  }
+
+  /**
+   * A channel to the coordinator at {@code address}: {@code unix:PATH} is its Unix socket (Netty's
+   * epoll transport, through gRPC's own "unix" target; the coordinator knows the caller from the
+   * kernel), anything else HOST:PORT over TCP.
+   */
+  static ManagedChannel channel(String address) {
+    if (address.startsWith("unix:")) {
+      ManagedChannelBuilder<?> b =
+          Grpc.newChannelBuilder(address, InsecureChannelCredentials.create());
+      if (b instanceof NettyChannelBuilder netty) {
+        // gRPC sets TCP's keepalive on every connection; a Unix socket has none, and Netty
+        // would warn about it on each one (on the user's terminal). Unset, it is not applied.
+        netty.withOption(ChannelOption.SO_KEEPALIVE, null);
+      }
+      return b.build();
+    }
+    // OkHttp's transport, not Netty's, for TCP: one connection and one call need no event
+    // loops, and it starts in a fraction of the time (a command is a JVM start).
+    return OkHttpChannelBuilder.forTarget(address).usePlaintext().build();
   }
 
   /** A stub with the deadline every call must have. */

@@ -1,5 +1,7 @@
 package io.cohort.cli;
 
+import io.cohort.common.Caller;
+import io.cohort.common.CallerInterceptor;
 import io.cohort.common.JobInput;
 import io.cohort.coordinator.BarrierConfig;
 import io.cohort.coordinator.CohortGrpcService;
@@ -7,6 +9,7 @@ import io.cohort.coordinator.Coordinator;
 import io.cohort.coordinator.NodeLossConfig;
 import io.cohort.coordinator.RegistryGrpcService;
 import io.grpc.Server;
+import io.grpc.ServerInterceptors;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.netty.NettyServerBuilder;
 import java.net.InetSocketAddress;
@@ -78,6 +81,14 @@ final class CoordinatorCommand implements Callable<Integer> {
               + "vhosts, at least 16 addresses")
   String vhostPool;
 
+  @Option(
+      names = "--tcp-clients-as-root",
+      description =
+          "serve every client on the TCP port as root, as before callers were checked: only on a "
+              + "network where everyone who can reach the port may act as root (default: the "
+              + "client API on TCP is refused, users on this machine use the Unix socket)")
+  boolean tcpClientsAsRoot;
+
   @Override
   public Integer call() throws Exception {
     Daemons.logAtInfo();
@@ -96,22 +107,47 @@ final class CoordinatorCommand implements Callable<Integer> {
             Duration.ofMillis(HEARTBEAT_MS * 3),
             address -> NettyChannelBuilder.forTarget(address).usePlaintext().build());
     InetSocketAddress at = Daemons.parse(listen);
+    CohortGrpcService api = new CohortGrpcService(coordinator);
+    Path socket = ClientSocket.path(dir);
     Server server =
         NettyServerBuilder.forAddress(at)
             .maxInboundMessageSize(JobInput.MAX_MESSAGE_BYTES) // a Run request carries stdin
-            .addService(new CohortGrpcService(coordinator))
+            .addService(ServerInterceptors.intercept(api, tcpCallers(socket)))
             .addService(new RegistryGrpcService(coordinator, HEARTBEAT_MS))
             .build()
             .start();
-    log.info("coordinator serving on {} (catalog {})", listen, dir);
+    ClientSocket local = ClientSocket.serve(socket, api, PeerIdentity.system());
+    log.info(
+        "coordinator serving on {} and {} (catalog {}){}",
+        listen,
+        socket,
+        dir,
+        tcpClientsAsRoot ? "; every client on TCP is served as root (--tcp-clients-as-root)" : "");
     Runtime.getRuntime()
         .addShutdownHook(
             new Thread(
                 () -> {
+                  local.shutdown();
                   server.shutdown();
                   coordinator.close();
                 }));
     server.awaitTermination();
     return 0;
+  }
+
+  /**
+   * Who calls the client API over TCP. Nothing there names the caller yet (MUNGE credentials will),
+   * so such calls are refused unless the operator chose to trust the network.
+   */
+  private CallerInterceptor tcpCallers(Path socket) {
+    if (tcpClientsAsRoot) {
+      return CallerInterceptor.fixed(Caller.root());
+    }
+    return CallerInterceptor.fromTransport(
+        "the coordinator does not serve its client API over TCP to unauthenticated callers: on "
+            + "its machine, use its Unix socket (`--coordinator "
+            + ClientSocket.target(socket)
+            + "`; `cohort cluster up` makes it the default); the operator may start it with "
+            + "--tcp-clients-as-root on a trusted network");
   }
 }

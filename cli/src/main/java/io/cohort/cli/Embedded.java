@@ -3,6 +3,8 @@ package io.cohort.cli;
 import io.cohort.agent.AgentConfig;
 import io.cohort.agent.AgentGrpcService;
 import io.cohort.agent.NodeAgent;
+import io.cohort.common.Caller;
+import io.cohort.common.CallerInterceptor;
 import io.cohort.common.JobInput;
 import io.cohort.coordinator.BarrierConfig;
 import io.cohort.coordinator.CohortGrpcService;
@@ -77,6 +79,8 @@ final class Embedded implements AutoCloseable {
             .executor(executor)
             .maxInboundMessageSize(JobInput.MAX_MESSAGE_BYTES) // a Run request carries stdin
             .addService(new CohortGrpcService(coordinator))
+            // Only root runs the embedded mode (see Cli): the caller is this process, root.
+            .intercept(CallerInterceptor.fixed(Caller.root()))
             .build()
             .start();
     clientChannel = InProcessChannelBuilder.forName("coord-" + suffix).executor(executor).build();

@@ -16,7 +16,6 @@ import io.cohort.proto.v1.ListNodesRequest;
 import io.cohort.proto.v1.NodeInfo;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
-import io.grpc.netty.NettyChannelBuilder;
 import java.io.File;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -210,12 +209,21 @@ final class EmulatedCluster {
             stateFile(), state.toString().getBytes(StandardCharsets.UTF_8));
       }
       DurableFiles.writeAtomically(stateFile(), state.toString().getBytes(StandardCharsets.UTF_8));
-      awaitNodes(coordinator, nodes);
+      // The CLI on this machine talks to the coordinator over its Unix socket, as whoever runs
+      // it; the TCP address is the agents' (and, with MUNGE, remote users').
+      String local = ClientSocket.target(ClientSocket.path(dir.resolve("coordinator")));
+      awaitNodes(local, nodes);
       DurableFiles.writeAtomically(
-          addressFile(home), (coordinator + "\n").getBytes(StandardCharsets.UTF_8));
+          addressFile(home), (local + "\n").getBytes(StandardCharsets.UTF_8));
+      // Every user of this machine finds the cluster through it (the socket itself is open to
+      // all; the caller is whoever the kernel says).
+      Files.setPosixFilePermissions(
+          addressFile(home), java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+      ClientSocket.searchableByAll(addressFile(home).getParent());
       progress.printf(
-          "cohort cluster: up: coordinator %s, nodes n1..n%d (logs in %s)%n",
-          coordinator, nodes, dir.resolve("logs"));
+          "cohort cluster: up: coordinator %s (for this machine's users: %s), nodes n1..n%d "
+              + "(logs in %s)%n",
+          coordinator, local, nodes, dir.resolve("logs"));
     } catch (Exception e) {
       progress.println("cohort cluster: failed, cleaning up: " + e.getMessage());
       down();
@@ -271,7 +279,7 @@ final class EmulatedCluster {
   }
 
   private void awaitNodes(String coordinator, int nodes) throws InterruptedException {
-    ManagedChannel ch = NettyChannelBuilder.forTarget(coordinator).usePlaintext().build();
+    ManagedChannel ch = Cli.channel(coordinator);
     try {
       CohortGrpc.CohortBlockingStub stub = CohortGrpc.newBlockingStub(ch);
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
@@ -344,7 +352,7 @@ final class EmulatedCluster {
     }
     ManagedChannel ch = null;
     try {
-      ch = NettyChannelBuilder.forTarget(Files.readString(address).strip()).usePlaintext().build();
+      ch = Cli.channel(Files.readString(address).strip());
       CohortGrpc.CohortBlockingStub stub = CohortGrpc.newBlockingStub(ch);
       for (JobInfo j :
           stub.withDeadlineAfter(10, TimeUnit.SECONDS)

@@ -1,6 +1,8 @@
 package io.cohort.coordinator;
 
+import io.cohort.common.Caller;
 import io.cohort.common.GrpcErrors;
+import io.cohort.common.Ids;
 import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.CheckpointPhase;
 import io.cohort.proto.v1.CheckpointProgress;
@@ -37,13 +39,20 @@ import java.util.Iterator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** Thin gRPC adapter over {@link Coordinator}: the client API. */
+/**
+ * Thin gRPC adapter over {@link Coordinator}: the client API. Each call acts for the {@link Caller}
+ * its server's {@link io.cohort.common.CallerInterceptor} put in the call's context: a new job is
+ * the caller's; a call that names a job or a checkpoint is refused unless the caller owns it or is
+ * root ({@link JobAccess}); lists show a user their own.
+ */
 public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
   private static final Logger log = LoggerFactory.getLogger(CohortGrpcService.class);
   private final Coordinator coordinator;
+  private final JobAccess access;
 
   public CohortGrpcService(Coordinator coordinator) {
     this.coordinator = coordinator;
+    this.access = new JobAccess(coordinator::owner);
   }
 
   @Override
@@ -58,7 +67,8 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
                         req.getNodesList(),
                         req.getVhosts(),
                         req.getSlots(),
-                        req.getStdin()))
+                        req.getStdin(),
+                        Caller.current().toOwner()))
                 .build());
   }
 
@@ -78,6 +88,7 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
     boolean[] gone = {false}; // guarded by out
     CheckpointInfo info;
     try {
+      access.requireJob(Caller.current(), req.getJobId());
       info =
           coordinator.checkpoint(
               req.getJobId(),
@@ -143,19 +154,31 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
   @Override
   public void restart(RestartRequest req, StreamObserver<RestartResponse> out) {
     GrpcErrors.unary(
-        out, () -> coordinator.restart(req.getTarget(), req.getReplace(), req.getNodesList()));
+        out,
+        () -> {
+          access.requireTarget(Caller.current(), req.getTarget());
+          return coordinator.restart(req.getTarget(), req.getReplace(), req.getNodesList());
+        });
   }
 
   @Override
   public void listJobs(ListJobsRequest req, StreamObserver<ListJobsResponse> out) {
     GrpcErrors.unary(
-        out, () -> ListJobsResponse.newBuilder().addAllJobs(coordinator.jobs()).build());
+        out,
+        () ->
+            ListJobsResponse.newBuilder()
+                .addAllJobs(JobAccess.visibleJobs(Caller.current(), coordinator.jobs()))
+                .build());
   }
 
   @Override
   public void getJob(GetJobRequest req, StreamObserver<GetJobResponse> out) {
     GrpcErrors.unary(
-        out, () -> GetJobResponse.newBuilder().setJob(coordinator.job(req.getJobId())).build());
+        out,
+        () -> {
+          access.requireJob(Caller.current(), req.getJobId());
+          return GetJobResponse.newBuilder().setJob(coordinator.job(req.getJobId())).build();
+        });
   }
 
   @Override
@@ -163,10 +186,16 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
       ListCheckpointsRequest req, StreamObserver<ListCheckpointsResponse> out) {
     GrpcErrors.unary(
         out,
-        () ->
-            ListCheckpointsResponse.newBuilder()
-                .addAllCheckpoints(coordinator.checkpoints(req.getJobId()))
-                .build());
+        () -> {
+          Caller caller = Caller.current();
+          if (!req.getJobId().isEmpty()) {
+            access.requireJob(caller, req.getJobId());
+          }
+          return ListCheckpointsResponse.newBuilder()
+              .addAllCheckpoints(
+                  access.visibleCheckpoints(caller, coordinator.checkpoints(req.getJobId())))
+              .build();
+        });
   }
 
   @Override
@@ -175,6 +204,7 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
     GrpcErrors.unary(
         out,
         () -> {
+          access.requireCheckpoint(Caller.current(), Ids.requireCheckpoint(req.getCheckpointId()));
           return RemoveCheckpointResponse.newBuilder()
               .addAllWarnings(coordinator.removeCheckpoint(req.getCheckpointId()))
               .build();
@@ -183,22 +213,34 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
 
   @Override
   public void killJob(KillJobRequest req, StreamObserver<KillJobResponse> out) {
-    GrpcErrors.unary(out, () -> coordinator.kill(req.getJobId()));
+    GrpcErrors.unary(
+        out,
+        () -> {
+          access.requireJob(Caller.current(), req.getJobId());
+          return coordinator.kill(req.getJobId());
+        });
   }
 
   @Override
   public void fenceNode(FenceNodeRequest req, StreamObserver<FenceNodeResponse> out) {
-    GrpcErrors.unary(out, () -> coordinator.fenceNode(req.getNode()));
+    GrpcErrors.unary(
+        out,
+        () -> {
+          JobAccess.requireRoot(Caller.current(), "declare a node dead");
+          return coordinator.fenceNode(req.getNode());
+        });
   }
 
   @Override
   public void signalJob(SignalJobRequest req, StreamObserver<SignalJobResponse> out) {
     GrpcErrors.unary(
         out,
-        () ->
-            SignalJobResponse.newBuilder()
-                .setSignal(coordinator.signal(req.getJobId(), req.getSignal()))
-                .build());
+        () -> {
+          access.requireJob(Caller.current(), req.getJobId());
+          return SignalJobResponse.newBuilder()
+              .setSignal(coordinator.signal(req.getJobId(), req.getSignal()))
+              .build();
+        });
   }
 
   /**
@@ -213,6 +255,7 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
     call.setOnCancelHandler(() -> {}); // a send after the client left is dropped, not thrown
     Context context = Context.current();
     try {
+      access.requireJob(Caller.current(), req.getJobId());
       coordinator.watch(
           req.getJobId(),
           job ->
@@ -237,6 +280,7 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
   public void streamOutput(StreamOutputRequest req, StreamObserver<OutputChunk> out) {
     Iterator<OutputChunk> source;
     try {
+      access.requireJob(Caller.current(), req.getJobId());
       source = coordinator.output(req.getJobId(), req.getOffset(), req.getFollow(), req.getOnly());
     } catch (RuntimeException e) {
       out.onError(GrpcErrors.toStatus(e));

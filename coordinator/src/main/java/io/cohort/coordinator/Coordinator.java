@@ -14,6 +14,7 @@ import io.cohort.proto.v1.KillJobResponse;
 import io.cohort.proto.v1.NodeInfo;
 import io.cohort.proto.v1.OutputChunk;
 import io.cohort.proto.v1.OutputStream;
+import io.cohort.proto.v1.Owner;
 import io.cohort.proto.v1.RestartResponse;
 import io.cohort.proto.v1.VhostPlacement;
 import java.nio.file.Path;
@@ -225,20 +226,26 @@ public final class Coordinator implements AutoCloseable {
 
   // ------------------------------------------------------------------ run
 
-  /** Runs a new job ({@link JobLauncher} has how); {@code stdin} may be empty. */
+  /** Runs a new job ({@link JobLauncher} has how) for {@code owner}; {@code stdin} may be empty. */
   public JobInfo run(
       JobSpec spec,
       List<String> nodes,
       int vhosts,
       int slots,
-      com.google.protobuf.ByteString stdin) {
-    return launcher.run(spec, nodes, vhosts, slots, stdin);
+      com.google.protobuf.ByteString stdin,
+      Owner owner) {
+    return launcher.run(spec, nodes, vhosts, slots, stdin, owner);
   }
 
   // ------------------------------------------------------------------ queries
 
   public JobInfo job(String jobId) {
     return queries.job(jobId);
+  }
+
+  /** The job's owner, from its record only (no agent is asked); NOT_FOUND for an unknown job. */
+  public Owner owner(String jobId) {
+    return catalog.job(jobId).getInfo().getOwner();
   }
 
   public List<JobInfo> jobs() {

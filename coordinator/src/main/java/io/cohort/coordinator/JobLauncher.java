@@ -11,6 +11,7 @@ import io.cohort.proto.v1.JobNetworkPlan;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.JobSpec;
 import io.cohort.proto.v1.JobState;
+import io.cohort.proto.v1.Owner;
 import io.cohort.proto.v1.VhostPlacement;
 import java.security.SecureRandom;
 import java.time.Clock;
@@ -56,7 +57,8 @@ final class JobLauncher {
   }
 
   @SuppressWarnings("try") // a Catalog.Hold, held for the block
-  JobInfo run(JobSpec spec, List<String> nodes, int vhostCount, int slots, ByteString stdin) {
+  JobInfo run(
+      JobSpec spec, List<String> nodes, int vhostCount, int slots, ByteString stdin, Owner owner) {
     JobInput.check(stdin.size());
     if (spec.getCommandCount() == 0 || spec.getCommand(0).isBlank()) {
       throw CohortException.invalid("no command given: use `cohort run -- CMD ARGS...`");
@@ -73,11 +75,12 @@ final class JobLauncher {
     // Nobody else knows the id yet; the lock tells JobNetworks that the job's block is taken
     // until its record (saved last) says it runs.
     try (Catalog.Hold hold = catalog.lockJob(jobId)) {
-      return launch(jobId, spec, where, slots, stdin);
+      return launch(jobId, spec, where, slots, stdin, owner);
     }
   }
 
-  private JobInfo launch(String jobId, JobSpec spec, Placement where, int slots, ByteString stdin) {
+  private JobInfo launch(
+      String jobId, JobSpec spec, Placement where, int slots, ByteString stdin, Owner owner) {
     List<String> placement = where.nodes();
     String token = HexFormat.of().formatHex(random.generateSeed(16));
     String networkKey = JobVhosts.newNetworkKey();
@@ -130,6 +133,7 @@ final class JobLauncher {
             .setIncarnation(1)
             .addAllVhosts(created)
             .setLogPath(logPath)
+            .setOwner(owner)
             .build();
     catalog.saveJob(
         JobRecord.newBuilder()

@@ -4,11 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.cohort.common.Caller;
 import io.cohort.common.CohortException;
 import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.CheckpointPhase;
 import io.cohort.proto.v1.CheckpointProgress;
 import io.cohort.proto.v1.CheckpointRequest;
+import io.grpc.Context;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import java.util.ArrayList;
@@ -169,8 +171,13 @@ class CheckpointBarrierListenerTest extends CheckpointBarrierFixture {
       CompletableFuture<Void> call =
           CompletableFuture.runAsync(
               () ->
-                  new CohortGrpcService(coordinator)
-                      .checkpoint(CheckpointRequest.newBuilder().setJobId("7").build(), out));
+                  Context.current()
+                      .withValue(Caller.CONTEXT_KEY, Caller.root())
+                      .run(
+                          () ->
+                              new CohortGrpcService(coordinator)
+                                  .checkpoint(
+                                      CheckpointRequest.newBuilder().setJobId("7").build(), out)));
       try {
         call.get(10, TimeUnit.SECONDS);
       } catch (TimeoutException e) {

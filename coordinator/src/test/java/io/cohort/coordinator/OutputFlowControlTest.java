@@ -133,6 +133,7 @@ class OutputFlowControlTest {
         InProcessServerBuilder.forName(name)
             .executor(executor)
             .addService(new CohortGrpcService(coordinator))
+            .intercept(io.cohort.common.CallerInterceptor.fixed(io.cohort.common.Caller.root()))
             .build()
             .start();
     channel = InProcessChannelBuilder.forName(name).executor(executor).build();
