@@ -32,6 +32,9 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 fail() { echo "    FAIL: $*"; return 1; }
 note() { echo "    $*"; }
 
+# shellcheck source=owner.sh
+. "$HERE/tests/owner.sh"
+
 # ---- processes ----------------------------------------------------------
 
 # 0 if pid is alive (not a zombie) and one of ours.
@@ -91,6 +94,7 @@ kill_started() {
 
 cleanup() {
 	kill_started
+	owner_accounts_remove
 	if [ "$FAILED" = 0 ] && [ "${KEEP:-0}" != 1 ]; then
 		rm -rf "$WORK"
 	else
@@ -525,6 +529,14 @@ run test_spawn
 run test_criu
 run test_criu_spawned_tcp
 run test_criu_private_pty
+if owner_accounts_create; then
+	run test_owner
+	run test_owner_refused
+	run test_owner_criu
+else
+	echo "   FAIL: cannot create the test accounts $OWNER_USER, $OWNER_GROUP"
+	FAILED=$((FAILED + 1))
+fi
 run test_namespace_handles_hidden
 run test_node_unchanged
 
