@@ -16,6 +16,8 @@ set -u -o pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 INIT=$HERE/build/cohort-init
 RSH=$HERE/build/cohort-rsh
+# CRIU reads the limits of a job's processes through it when root lacks CAP_SYS_RESOURCE.
+PRELOAD=$HERE/build/libcohort-prlimit.so
 CRIU=${COHORT_CRIU:-/opt/cohort/bin/criu}
 CRIU_WAIT=${COHORT_CRIU_WAIT:-900}
 PORT=${COHORT_SPAWN_PORT:-7207}
@@ -312,7 +314,7 @@ criu_log_tail() {
 
 # criu_dump PID DIR: dumps (and so ends) the tree of our init PID into DIR.
 criu_dump() {
-	if ! "$CRIU" dump -t "$1" -D "$2" "${CRIU_COMMON[@]}" -v4 -o dump.log; then
+	if ! LD_PRELOAD=$PRELOAD "$CRIU" dump -t "$1" -D "$2" "${CRIU_COMMON[@]}" -v4 -o dump.log; then
 		fail "criu dump failed"
 		criu_log_tail "$2/dump.log"
 		return 1
