@@ -3,7 +3,8 @@
  *
  *   cohort-init --hostname NAME --log PATH --status PATH [--cwd DIR]
  *               [--err-log PATH --order PATH] [--stdin PATH]
- *               [--spawn-port PORT --token-file PATH] -- CMD [ARGS...]
+ *               [--spawn-port PORT --token-file PATH]
+ *               [--uid UID --gid GID --groups G1,G2...] -- CMD [ARGS...]
  *
  * See README.md for the behaviour and the spawn protocol.
  */
@@ -21,7 +22,8 @@
 #define USAGE \
 	"usage: cohort-init --hostname NAME --log PATH --status PATH [--cwd DIR]\n" \
 	"                   [--err-log PATH --order PATH] [--stdin PATH]\n" \
-	"                   [--spawn-port PORT --token-file PATH] -- CMD [ARGS...]\n"
+	"                   [--spawn-port PORT --token-file PATH]\n" \
+	"                   [--uid UID --gid GID --groups G1,G2...] -- CMD [ARGS...]\n"
 
 enum {
 	OPT_HOSTNAME = 256,
@@ -33,6 +35,9 @@ enum {
 	OPT_STDIN,
 	OPT_SPAWN_PORT,
 	OPT_TOKEN_FILE,
+	OPT_UID,
+	OPT_GID,
+	OPT_GROUPS,
 	OPT_HELP,
 	OPT_NAMESPACES_READY,
 };
@@ -47,6 +52,9 @@ static const struct option long_opts[] = {
 	{ "stdin", required_argument, NULL, OPT_STDIN },
 	{ "spawn-port", required_argument, NULL, OPT_SPAWN_PORT },
 	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
+	{ "uid", required_argument, NULL, OPT_UID },
+	{ "gid", required_argument, NULL, OPT_GID },
+	{ "groups", required_argument, NULL, OPT_GROUPS },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NAMESPACES_READY_OPT, no_argument, NULL, OPT_NAMESPACES_READY },
 	{ NULL, 0, NULL, 0 },
@@ -85,7 +93,9 @@ static int fix_path(char **path, const char *what, bool node_visible)
 
 static int parse_args(int argc, char **argv, struct init_opts *o)
 {
+	bool uid = false, gid = false, groups = false;
 	char cwd[PATH_MAX];
+	unsigned int id;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "+", long_opts, NULL)) != -1) {
@@ -118,6 +128,23 @@ static int parse_args(int argc, char **argv, struct init_opts *o)
 		case OPT_TOKEN_FILE:
 			o->token_file = optarg;
 			break;
+		case OPT_UID:
+			if (owner_parse_id(optarg, &id) < 0)
+				return -1;
+			o->owner.uid = id;
+			uid = true;
+			break;
+		case OPT_GID:
+			if (owner_parse_id(optarg, &id) < 0)
+				return -1;
+			o->owner.gid = id;
+			gid = true;
+			break;
+		case OPT_GROUPS:
+			if (owner_parse_groups(optarg, &o->owner) < 0)
+				return -1;
+			groups = true;
+			break;
 		case OPT_NAMESPACES_READY:
 			o->namespaces_ready = true;
 			break;
@@ -140,6 +167,12 @@ static int parse_args(int argc, char **argv, struct init_opts *o)
 		pr_err("--err-log and --order go together");
 		return -1;
 	}
+	/* All three or none: half an identity would leave the job with some of root's. */
+	if (uid != gid || gid != groups) {
+		pr_err("--uid, --gid and --groups go together");
+		return -1;
+	}
+	o->owner.set = uid;
 	if (!o->spawn_port != !o->token_file) {
 		pr_err("--spawn-port and --token-file go together");
 		return -1;

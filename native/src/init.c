@@ -35,6 +35,7 @@ struct init_state {
 /* How a failed child tells pid 1 which step failed, over a CLOEXEC pipe. */
 enum exec_step {
 	STEP_SETUP,
+	STEP_OWNER,
 	STEP_CHDIR,
 	STEP_EXEC,
 };
@@ -42,6 +43,7 @@ enum exec_step {
 struct exec_failure {
 	int step;
 	int err;
+	int owner;	/* enum owner_failure, at STEP_OWNER */
 };
 
 /*
@@ -152,6 +154,11 @@ exec_main(const struct init_opts *o, const struct init_state *st, const struct m
 	if (st->listen_fd >= 0)
 		close(st->listen_fd);
 
+	/* Everything that needs root is done; the job runs as its owner from here on. */
+	f.step = STEP_OWNER;
+	f.owner = owner_become(&o->owner, &f.err);
+	if (f.owner != OWNER_OK)
+		goto report;
 	f.step = STEP_CHDIR;
 	if (chdir(o->cwd) < 0)
 		goto fail;
@@ -159,6 +166,7 @@ exec_main(const struct init_opts *o, const struct init_state *st, const struct m
 	execvp(o->argv[0], o->argv);
 fail:
 	f.err = errno;
+report:
 	/* Nobody waits for this exit code: pid 1 reads the pipe. */
 	if (write(err_fd, &f, sizeof(f)) < 0)
 		_exit(REPORT_FAILED);
@@ -169,8 +177,13 @@ fail:
 static int exec_failure_code(const struct init_opts *o, const struct exec_failure *f)
 {
 	const char *cmd = o->argv[0];
+	char why[256];
 
 	switch (f->step) {
+	case STEP_OWNER:
+		owner_describe(&o->owner, f->owner, f->err, why, sizeof(why));
+		pr_err("%s", why);
+		return REPORT_FAILED;
 	case STEP_CHDIR:
 		pr_err("chdir %s: %s", o->cwd, strerror(f->err));
 		return REPORT_FAILED;
@@ -366,6 +379,7 @@ static int event_loop(const struct init_opts *o, struct init_state *st)
 	const int close_fds[] = { st->sfd, st->listen_fd, st->out.pipe[0], st->out.pipe[1] };
 	const struct spawn_ctx ctx = {
 		.token = o->token,
+		.owner = &o->owner,
 		.cwd = o->cwd,
 		.child_sigmask = &st->child_mask,
 		.close_fds = close_fds,

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 
+#include "owner.h"
 #include "util.h"
 
 /* The command line of cohort-init, with every path made absolute. */
@@ -18,6 +19,7 @@ struct init_opts {
 	int spawn_port;		/* 0: no spawn service */
 	char *token_file;
 	char token[TOKEN_MAX + 1];
+	struct owner owner;	/* whom the job's processes run as (--uid, --gid, --groups) */
 	char **argv;		/* CMD ARGS..., NULL-terminated */
 	bool namespaces_ready;	/* the launcher's second stage (launcher.c) */
 };

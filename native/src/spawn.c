@@ -63,14 +63,28 @@ static void __attribute__((noreturn))
 serve(int conn, const struct spawn_ctx *ctx, const char *peer)
 {
 	struct spawn_request req;
+	enum owner_failure f;
 	const char *reason;
-	int i;
+	char why[256];
+	int i, err;
 
 	for (i = 0; i < ctx->nr_close_fds; i++)
 		close(ctx->close_fds[i]);
 	sigprocmask(SIG_SETMASK, ctx->child_sigmask, NULL);
 	if (setsid() < 0)
 		pr_perror("setsid");
+	/*
+	 * The owner's from the start: the request, which comes from the
+	 * network, is read and its command run with the job's credentials,
+	 * never root's.
+	 */
+	f = owner_become(ctx->owner, &err);
+	if (f != OWNER_OK) {
+		owner_describe(ctx->owner, f, err, why, sizeof(why));
+		pr_err("request from %s refused: %s", peer, why);
+		reply(conn, SPAWN_ERROR, why);
+		_exit(1);
+	}
 
 	if (spawn_read_request(conn, &req, SPAWN_READ_TIMEOUT_MS, &reason) < 0) {
 		pr_warn("request from %s refused: %s", peer, reason);

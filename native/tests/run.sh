@@ -16,6 +16,8 @@ set -u -o pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 INIT=$HERE/build/cohort-init
 RSH=$HERE/build/cohort-rsh
+# CRIU reads the limits of a job's processes through it when root lacks CAP_SYS_RESOURCE.
+PRELOAD=$HERE/build/libcohort-prlimit.so
 CRIU=${COHORT_CRIU:-/opt/cohort/bin/criu}
 CRIU_WAIT=${COHORT_CRIU_WAIT:-900}
 PORT=${COHORT_SPAWN_PORT:-7207}
@@ -31,6 +33,9 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 
 fail() { echo "    FAIL: $*"; return 1; }
 note() { echo "    $*"; }
+
+# shellcheck source=owner.sh
+. "$HERE/tests/owner.sh"
 
 # ---- processes ----------------------------------------------------------
 
@@ -91,6 +96,7 @@ kill_started() {
 
 cleanup() {
 	kill_started
+	owner_accounts_remove
 	if [ "$FAILED" = 0 ] && [ "${KEEP:-0}" != 1 ]; then
 		rm -rf "$WORK"
 	else
@@ -308,7 +314,7 @@ criu_log_tail() {
 
 # criu_dump PID DIR: dumps (and so ends) the tree of our init PID into DIR.
 criu_dump() {
-	if ! "$CRIU" dump -t "$1" -D "$2" "${CRIU_COMMON[@]}" -v4 -o dump.log; then
+	if ! LD_PRELOAD=$PRELOAD "$CRIU" dump -t "$1" -D "$2" "${CRIU_COMMON[@]}" -v4 -o dump.log; then
 		fail "criu dump failed"
 		criu_log_tail "$2/dump.log"
 		return 1
@@ -525,6 +531,14 @@ run test_spawn
 run test_criu
 run test_criu_spawned_tcp
 run test_criu_private_pty
+if owner_accounts_create; then
+	run test_owner
+	run test_owner_refused
+	run test_owner_criu
+else
+	echo "   FAIL: cannot create the test accounts $OWNER_USER, $OWNER_GROUP"
+	FAILED=$((FAILED + 1))
+fi
 run test_namespace_handles_hidden
 run test_node_unchanged
 

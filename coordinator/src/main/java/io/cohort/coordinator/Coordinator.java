@@ -234,7 +234,7 @@ public final class Coordinator implements AutoCloseable {
       int slots,
       com.google.protobuf.ByteString stdin,
       Owner owner) {
-    return launcher.run(spec, nodes, vhosts, slots, stdin, owner);
+    return launcher.run(spec, owner, nodes, vhosts, slots, stdin);
   }
 
   // ------------------------------------------------------------------ queries

@@ -56,9 +56,19 @@ final class JobLauncher {
     this.clock = clock;
   }
 
+  /** A job of root's (what every job was before owners existed). */
+  JobInfo run(JobSpec spec, List<String> nodes, int vhostCount, int slots, ByteString stdin) {
+    return run(spec, Owner.getDefaultInstance(), nodes, vhostCount, slots, stdin);
+  }
+
+  /**
+   * Runs a job whose processes run as {@code owner} (the caller's identity, from its transport);
+   * recorded in the job's {@code JobInfo.owner}, passed to every agent that creates or restores one
+   * of its vhosts.
+   */
   @SuppressWarnings("try") // a Catalog.Hold, held for the block
   JobInfo run(
-      JobSpec spec, List<String> nodes, int vhostCount, int slots, ByteString stdin, Owner owner) {
+      JobSpec spec, Owner owner, List<String> nodes, int vhostCount, int slots, ByteString stdin) {
     JobInput.check(stdin.size());
     if (spec.getCommandCount() == 0 || spec.getCommand(0).isBlank()) {
       throw CohortException.invalid("no command given: use `cohort run -- CMD ARGS...`");
@@ -75,12 +85,12 @@ final class JobLauncher {
     // Nobody else knows the id yet; the lock tells JobNetworks that the job's block is taken
     // until its record (saved last) says it runs.
     try (Catalog.Hold hold = catalog.lockJob(jobId)) {
-      return launch(jobId, spec, where, slots, stdin, owner);
+      return launch(jobId, spec, owner, where, slots, stdin);
     }
   }
 
   private JobInfo launch(
-      String jobId, JobSpec spec, Placement where, int slots, ByteString stdin, Owner owner) {
+      String jobId, JobSpec spec, Owner owner, Placement where, int slots, ByteString stdin) {
     List<String> placement = where.nodes();
     String token = HexFormat.of().formatHex(random.generateSeed(16));
     String networkKey = JobVhosts.newNetworkKey();
@@ -103,7 +113,8 @@ final class JobLauncher {
                 .setJobId(jobId)
                 .setVhostId(Ids.vhost(jobId, i))
                 .setHostname("job" + jobId + "-" + i)
-                .setToken(token);
+                .setToken(token)
+                .setOwner(owner);
         if (networked) {
           req.setAddress(peers.get(i)).setPlan(plan);
         }

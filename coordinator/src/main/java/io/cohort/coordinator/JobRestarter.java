@@ -164,6 +164,7 @@ final class JobRestarter {
                       .setVhostId(v.getVhostId())
                       .setManifestSha256(ckpt.getManifestSha256OrDefault(v.getVhostId(), ""))
                       .setPlan(plan)
+                      .setOwner(rec.getInfo().getOwner()) // root's when unset
                       .build());
           placed.add(r.getPlacement());
           inflight += r.getInflightPackets();

@@ -3,6 +3,8 @@ package io.cohort.agent;
 import io.cohort.common.CohortException;
 import io.cohort.common.ProcessRunner;
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -37,8 +39,18 @@ final class CriuEngine implements Criu {
 
   private final List<String> criu;
 
-  CriuEngine(List<String> criu) {
+  /** native/build/libcohort-prlimit.so, preloaded into dumps; null when it is not built. */
+  private final Path prlimitPreload;
+
+  /**
+   * CRIU run as {@code criu}; dumps preload {@code prlimitPreload} (if it exists), which lets CRIU
+   * read the resource limits of a job that runs as its owner where root lacks CAP_SYS_RESOURCE (see
+   * native/src/criu-prlimit.c).
+   */
+  CriuEngine(List<String> criu, Path prlimitPreload) {
     this.criu = List.copyOf(criu);
+    this.prlimitPreload =
+        prlimitPreload != null && Files.isRegularFile(prlimitPreload) ? prlimitPreload : null;
   }
 
   @Override
@@ -86,6 +98,9 @@ final class CriuEngine implements Criu {
             .redirectErrorStream(true)
             .redirectOutput(spec.work().resolve("dump.out").toFile());
     pb.environment().putAll(spec.env());
+    if (prlimitPreload != null) {
+      pb.environment().put("LD_PRELOAD", prlimitPreload.toString());
+    }
     return pb.start();
   }
 

@@ -147,6 +147,7 @@ final class ImageTransfer {
     Pacer pacer = Pacer.of(req.getMaxBytesPerSecond());
     ManagedChannel ch = dial.apply(req.getSourceAddress());
     try {
+      LocalImageStore.createPrivate(pending); // root's only, as a dump's (see there)
       Files.createDirectories(pending.resolve(ImageStore.CRIU_DIR));
       Files.createDirectories(pending.resolve(JOB_DIR));
       var it =

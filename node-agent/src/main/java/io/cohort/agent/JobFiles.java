@@ -49,10 +49,10 @@ final class JobFiles {
 
   /**
    * CRIU restores a file only with the mode it had at the dump: the stdin has this one wherever it
-   * is written, whatever the umask.
+   * is written, whatever the umask (the owner's, see {@link JobOwner}).
    */
   private static final java.util.Set<java.nio.file.attribute.PosixFilePermission> STDIN_MODE =
-      java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--");
+      JobOwner.FILE_MODE;
 
   /**
    * Creates the job's files in a new vhost's directory: the empty stderr and order logs, and its
@@ -81,6 +81,13 @@ final class JobFiles {
               .build());
     }
     return files;
+  }
+
+  /** The output log and the job's files, as paths. */
+  static List<Path> paths(Path outputLog, List<JobFile> files) {
+    List<Path> out = new ArrayList<>(List.of(outputLog));
+    files.forEach(f -> out.add(Path.of(f.getPath())));
+    return out;
   }
 
   /** The options that hand them to cohort-init. */

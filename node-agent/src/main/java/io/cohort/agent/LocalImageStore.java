@@ -49,6 +49,9 @@ final class LocalImageStore implements ImageStore {
 
   private final Path root;
   private final String pendingName;
+  private static final java.util.Set<java.nio.file.attribute.PosixFilePermission> IMAGE_DIR_MODE =
+      java.nio.file.attribute.PosixFilePermissions.fromString("rwx------");
+
   private final ProcessIdentity owner;
   private volatile String id;
 
@@ -98,14 +101,24 @@ final class LocalImageStore implements ImageStore {
     }
   }
 
+  /** Creates an image's directory (a dump's, or one fetched from another node): root's only. */
+  static void createPrivate(Path dir) throws IOException {
+    Files.createDirectories(dir);
+    Files.setPosixFilePermissions(dir, IMAGE_DIR_MODE);
+  }
+
   /** Creates a fresh pending directory for a dump, owned by this process. */
   @Override
   public Path createPending(String ckpt, String vhost) {
     Path dir = pendingDir(ckpt, vhost);
     DurableFiles.deleteTree(dir);
     try {
+      // Root's only: the image holds the job's memory, and its owner reads it only through the
+      // daemons, which check who asks (the owner's uid may even mean someone else on another node
+      // a copy lands on). A published image keeps the mode (it is this directory, renamed).
       withParentsRaced(
           () -> {
+            createPrivate(dir);
             Files.createDirectories(dir.resolve(CRIU_DIR));
             Files.createDirectories(dir.resolve("hook"));
           });

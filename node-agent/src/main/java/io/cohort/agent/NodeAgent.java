@@ -102,7 +102,8 @@ public final class NodeAgent {
         config,
         dial,
         overlay,
-        new CriuEngine(config.criuCommand()),
+        new CriuEngine(
+            config.criuCommand(), config.initBinary().resolveSibling("libcohort-prlimit.so")),
         new LocalImageStore(config.imagesDir(), config.pendingName()),
         new IpVhostNetwork(path.vhostMtu()),
         overlay != null && path.kernel()

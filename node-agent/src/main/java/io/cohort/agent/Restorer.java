@@ -80,8 +80,13 @@ final class Restorer {
     }
     ImageStore.Image image = verified(ckpt, vhostId, req.getManifestSha256());
     VhostRecord rec = existing != null ? existing : adopt(vhostId, image.manifest(), ckpt);
+    // The job's owner as the coordinator knows it now (CRIU gives the processes the credentials
+    // of their image; pid 1, restored with its memory, spawns as the owner it was started with).
     rec =
-        rec.toBuilder().setPlan(VhostNetwork.requirePlan(rec.getAddress(), req.getPlan())).build();
+        rec.toBuilder()
+            .setPlan(VhostNetwork.requirePlan(rec.getAddress(), req.getPlan()))
+            .setOwner(req.getOwner())
+            .build();
     // Only now, with the vhost's earlier incarnation gone (refused above while it runs), are the
     // job's logs returned to the checkpoint: nothing else writes them from here on.
     List<OutputLog.Rollback> logs = JobFiles.rollBack(output, image, ckpt);
@@ -97,6 +102,10 @@ final class Restorer {
     Criu.Restored restored = null;
     try {
       JobFiles.restoreStdin(image.manifest().getJobFilesList(), image.criuDir());
+      // Logs copied from another node's image and a stdin put back are new files: the owner's,
+      // like those of a new vhost (before CRIU, which checks the stdin's mode).
+      JobOwner.giveFiles(
+          req.getOwner(), JobFiles.paths(Path.of(rec.getLogPath()), rec.getJobFilesList()));
       Files.deleteIfExists(Path.of(rec.getStatusPath()));
       if (!rec.getAddress().isEmpty()) {
         network.removeStale(vhostId);
@@ -180,8 +189,8 @@ final class Restorer {
             .setState(VhostState.VHOST_STATE_STOPPED)
             .build();
     try {
-      Files.createDirectories(records.vhostDir(vhostId));
-      Files.createDirectories(Path.of(m.getStatusPath()).getParent());
+      JobOwner.prepareDir(records.vhostDir(vhostId));
+      JobOwner.prepareDir(Path.of(m.getStatusPath()).getParent());
     } catch (IOException e) {
       throw DurableFiles.failure("cannot adopt vhost " + vhostId, e);
     }

@@ -8,6 +8,7 @@ import io.cohort.proto.v1.CreateVhostRequest;
 import io.cohort.proto.v1.CreateVhostResponse;
 import io.cohort.proto.v1.GetVhostResponse;
 import io.cohort.proto.v1.JobFile;
+import io.cohort.proto.v1.Owner;
 import io.cohort.proto.v1.VhostRecord;
 import io.cohort.proto.v1.VhostState;
 import java.io.IOException;
@@ -81,15 +82,17 @@ final class Vhosts {
               + "which is off on this agent (the embedded mode never changes this machine's "
               + "network): run it on a cluster (`cohort cluster up`, then `cohort run --vhosts N`)");
     }
+    Owner owner = req.getOwner();
     Path dir = records.vhostDir(id);
     Path logFile = dir.resolve("output.log");
     Path status = dir.resolve("status");
     List<JobFile> jobFiles;
     try {
-      Files.createDirectories(dir);
+      JobOwner.prepareDir(dir);
       Files.deleteIfExists(status);
       Files.write(logFile, new byte[0]);
       jobFiles = JobFiles.create(dir, req.getStdin());
+      JobOwner.giveFiles(owner, JobFiles.paths(logFile, jobFiles));
     } catch (IOException e) {
       DurableFiles.deleteTree(dir);
       throw DurableFiles.failure("cannot create " + dir, e);
@@ -98,8 +101,9 @@ final class Vhosts {
       throw e;
     }
     List<String> command = req.getSpec().getCommandList();
-    Map<String, String> env = jobEnvironment(req.getSpec().getEnvList());
+    Map<String, String> env = jobEnvironment(req.getSpec().getEnvList(), owner);
     List<String> initOptions = new ArrayList<>(JobFiles.initOptions(jobFiles));
+    initOptions.addAll(JobOwner.initOptions(owner));
     long pid;
     try {
       if (networked) {
@@ -150,9 +154,10 @@ final class Vhosts {
             .setPlan(req.getPlan())
             .setHostVeth(networked ? VhostNetwork.hostVeth(id) : "")
             .addAllJobFiles(jobFiles)
+            .setOwner(owner)
             .build();
     records.save(rec);
-    log.info("{}: vhost {} started, init pid {}", who, id, pid);
+    log.info("{}: vhost {} started as {}, init pid {}", who, id, JobOwner.describe(owner), pid);
     return CreateVhostResponse.newBuilder()
         .setPlacement(records.placement(rec))
         .setLogPath(logFile.toString())
@@ -303,8 +308,8 @@ final class Vhosts {
     }
   }
 
-  /** The job's environment plus what Open MPI needs to run in a vhost. */
-  private static Map<String, String> jobEnvironment(Iterable<String> env) {
+  /** The job's environment plus what Open MPI needs to run in a vhost as {@code owner}. */
+  static Map<String, String> jobEnvironment(Iterable<String> env, Owner owner) {
     Map<String, String> m = new HashMap<>();
     for (String kv : env) {
       int eq = kv.indexOf('=');
@@ -312,10 +317,7 @@ final class Vhosts {
         m.put(kv.substring(0, eq), kv.substring(eq + 1));
       }
     }
-    if (LibC.INSTANCE.geteuid() == 0) {
-      m.putIfAbsent("OMPI_ALLOW_RUN_AS_ROOT", "1");
-      m.putIfAbsent("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
-    }
+    JobOwner.runAsRootVariables(owner, m);
     // A vhost often has fewer cores than ranks (and CRIU-restored jobs must not depend on the
     // node's core count): let mpirun place more ranks than cores.
     m.putIfAbsent("OMPI_MCA_rmaps_base_oversubscribe", "1");
@@ -324,7 +326,10 @@ final class Vhosts {
     // (an MPI ping-pong between them took 8 ms a round trip instead of 20 µs); and CRIU would
     // restore a binding to cores the restart node may not have.
     m.putIfAbsent("OMPI_MCA_hwloc_base_binding_policy", "none");
-    m.putIfAbsent("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    // (For another owner cohort-init gives login(1)'s PATH when the job has none.)
+    if (JobOwner.isRoot(owner)) {
+      m.putIfAbsent("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    }
     return m;
   }
 }
