@@ -2,6 +2,7 @@ package io.cohort.cli;
 
 import com.google.gson.Gson;
 import com.google.gson.GsonBuilder;
+import io.cohort.common.CohortException;
 import io.cohort.common.GrpcErrors;
 import io.cohort.proto.v1.CohortGrpc;
 import io.cohort.proto.v1.GetJobRequest;
@@ -14,9 +15,11 @@ import io.cohort.proto.v1.StreamOutputRequest;
 import io.cohort.proto.v1.WatchJobRequest;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
+import io.grpc.TlsChannelCredentials;
 import io.grpc.okhttp.OkHttpChannelBuilder;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.file.Path;
 import java.util.Iterator;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -72,11 +75,26 @@ final class Cli implements AutoCloseable {
       stub = CohortGrpc.newBlockingStub(embedded.channel());
     } else {
       embedded = null;
-      // OkHttp's transport, not Netty's, for the client: one connection and one call need no
-      // event loops, and it starts in a fraction of the time (a command is a JVM start).
-      remote = OkHttpChannelBuilder.forTarget(address).usePlaintext().build();
+      remote = channel(address, ConnectionOptions.trustedCa(settings, address));
       where = "coordinator at " + address;
       stub = CohortGrpc.newBlockingStub(remote);
+    }
+  }
+
+  /**
+   * A channel to the coordinator's client API at HOST:PORT over TLS: its certificate must chain to
+   * {@code ca} and name HOST. No client certificate: a user is not a daemon.
+   */
+  static ManagedChannel channel(String address, Path ca) {
+    try {
+      // OkHttp's transport, not Netty's, for the client: one connection and one call need no
+      // event loops, and it starts in a fraction of the time (a command is a JVM start).
+      return OkHttpChannelBuilder.forTarget(
+              address, TlsChannelCredentials.newBuilder().trustManager(ca.toFile()).build())
+          .build();
+    } catch (IOException e) {
+      throw CohortException.precondition(
+          "cannot read the cluster CA's certificate %s: %s", ca, e.getMessage());
     }
   }
 

@@ -26,7 +26,11 @@ public final class CohortException extends RuntimeException {
     /** A phase did not finish in time. */
     DEADLINE_EXCEEDED,
     /** A bug or an unexpected failure of a tool. */
-    INTERNAL
+    INTERNAL,
+    /** The caller may not touch this job or checkpoint (it is another user's). */
+    PERMISSION_DENIED,
+    /** The call carries no identity the daemon can trust. */
+    UNAUTHENTICATED
   }
 
   private final Kind kind;
@@ -59,6 +63,10 @@ public final class CohortException extends RuntimeException {
 
   public static CohortException dataLoss(String fmt, Object... args) {
     return new CohortException(Kind.DATA_LOSS, String.format(fmt, args));
+  }
+
+  public static CohortException denied(String fmt, Object... args) {
+    return new CohortException(Kind.PERMISSION_DENIED, String.format(fmt, args));
   }
 
   public static CohortException internal(String message, Throwable cause) {
