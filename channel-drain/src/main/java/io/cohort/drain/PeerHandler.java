@@ -23,8 +23,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>The dialer sends HELLO as soon as the channel is active; the acceptor's reply (or refusal)
  * comes from {@link PeerConnection}. A frame other than HELLO before HELLO, a second HELLO, a HELLO
- * from ourselves or from a node other than the one dialed, or no HELLO within the handshake timeout
- * closes the channel with a logged reason.
+ * from ourselves or from a node other than the one dialed, a HELLO from a node other than the one
+ * the peer's TLS certificate names (when the overlay has TLS), or no HELLO within the handshake
+ * timeout closes the channel with a logged reason.
  */
 final class PeerHandler extends ChannelInboundHandlerAdapter {
 
@@ -94,7 +95,12 @@ final class PeerHandler extends ChannelInboundHandlerAdapter {
     } else if (dialedPeer != null && !dialedPeer.equals(name)) {
       protocolError(ctx, "dialed " + dialedPeer + " but " + name + " answered");
     } else if (!certifiedAs(ctx, name)) {
-      protocolError(ctx, "HELLO from " + name + " but its certificate names " + certified(ctx));
+      protocolError(
+          ctx,
+          "HELLO from "
+              + name
+              + " but its certificate names "
+              + certified(ctx).orElse("no node of the cluster"));
     } else {
       peer = name;
       ctx.channel().attr(PEER).set(name);
