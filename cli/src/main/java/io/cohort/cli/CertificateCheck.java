@@ -74,7 +74,7 @@ final class CertificateCheck {
         String name = cert.getFileName().toString().replaceFirst("\\.crt$", "");
         Path key = ClusterCa.key(dir, name);
         if (Files.exists(key)) {
-          out.add(keyPermissions("key of " + name, key));
+          out.add(keyPermissions("key " + name, key));
         }
       }
     } catch (IOException e) {
@@ -85,7 +85,7 @@ final class CertificateCheck {
 
   private static Finding daemon(Path certPath, X509Certificate ca, Instant now) {
     String name = certPath.getFileName().toString().replaceFirst("\\.crt$", "");
-    String label = "certificate of " + name;
+    String label = "cert " + name;
     String reissue =
         "`cohort ca issue " + name + " --address ADDR` (on the CA's machine), then restart it";
     try {
@@ -111,8 +111,9 @@ final class CertificateCheck {
       if (!matches(cert, key)) {
         return new Finding(label, false, key + " is not this certificate's key", reissue);
       }
+      String what = who.get().role().ou().equals(name) ? name : who.get().toString();
       return new Finding(
-          label, true, who.get() + ", signed by the cluster CA, valid until " + until, "");
+          label, true, what + ", signed by the cluster CA, valid until " + until, "");
     } catch (IOException | GeneralSecurityException e) {
       return new Finding(label, false, certPath + ": " + e.getMessage(), reissue);
     }

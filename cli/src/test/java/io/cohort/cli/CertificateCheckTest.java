@@ -39,7 +39,7 @@ class CertificateCheckTest {
     // the CA, its key, and a certificate and a key per daemon
     assertEquals(2 + 2 * 3, all.size(), all.toString());
     all.forEach(f -> assertTrue(f.ok(), f.toString()));
-    assertTrue(finding(all, "certificate of n1").detail().contains("agent n1"));
+    assertTrue(finding(all, "cert n1").detail().contains("agent n1"));
   }
 
   @Test
@@ -55,21 +55,20 @@ class CertificateCheckTest {
     Files.copy(dir.resolve("x/n3.crt"), dir.resolve("n3.crt"));
     Files.copy(dir.resolve("x/n3.key"), dir.resolve("n3.key"));
     List<CertificateCheck.Finding> all = CertificateCheck.check(dir, Instant.now());
-    assertFalse(finding(all, "key of n1").ok());
-    assertTrue(finding(all, "key of n1").fix().contains("chmod 600"));
-    assertFalse(finding(all, "certificate of n2").ok());
-    assertTrue(finding(all, "certificate of n2").detail().contains("not this certificate's key"));
-    CertificateCheck.Finding n3 = finding(all, "certificate of n3");
+    assertFalse(finding(all, "key n1").ok());
+    assertTrue(finding(all, "key n1").fix().contains("chmod 600"));
+    assertFalse(finding(all, "cert n2").ok());
+    assertTrue(finding(all, "cert n2").detail().contains("not this certificate's key"));
+    CertificateCheck.Finding n3 = finding(all, "cert n3");
     assertFalse(n3.ok());
     assertTrue(n3.detail().toLowerCase().contains("signature"), n3.detail());
-    assertTrue(finding(all, "certificate of coordinator").ok());
+    assertTrue(finding(all, "cert coordinator").ok());
   }
 
   @Test
   void aCertificateAboutToExpireFails() throws Exception {
     Instant late = Instant.now().plus(Duration.ofDays(ClusterCa.CERT_DAYS - 10));
-    CertificateCheck.Finding n1 =
-        finding(CertificateCheck.check(cluster(), late), "certificate of n1");
+    CertificateCheck.Finding n1 = finding(CertificateCheck.check(cluster(), late), "cert n1");
     assertFalse(n1.ok());
     assertTrue(n1.detail().startsWith("expires"), n1.detail());
     assertTrue(n1.fix().contains("cohort ca issue n1"));
