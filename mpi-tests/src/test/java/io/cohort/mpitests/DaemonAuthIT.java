@@ -98,9 +98,12 @@ class DaemonAuthIT {
                 });
         assertTrue(overlayPeer.endsWith(" SERVED"), overlayPeer);
 
-        // From inside a job's vhost on n1: one job that runs every probe, one line each.
+        // From inside a job's vhost: the head vhost (on n1) of a job on n1 and n2, which has the
+        // network of a job of several vhosts (a job of one vhost has none but its loopback). One
+        // job runs every probe, one line each.
         Path script = cohort.home.resolve("probes.sh");
         StringBuilder sh = new StringBuilder("#!/bin/sh\n");
+        sh.append("echo \"routes: $(/usr/sbin/ip -4 route | tr '\\n' ';')\"\n");
         for (String[] p : intruders) {
           sh.append(String.join(" ", javaProbe(p))).append('\n');
         }
@@ -109,6 +112,7 @@ class DaemonAuthIT {
             cohort.cohort(
                 Duration.ofMinutes(5), "run", "--nodes", "n1", "--", "sh", script.toString());
         assertEquals(0, run.rc(), run.err());
+        assertTrue(run.out().contains("routes: default via"), "a networked vhost: " + run.out());
         List<String> vhost =
             run.out()
                 .lines()
@@ -118,7 +122,11 @@ class DaemonAuthIT {
                             || l.startsWith("agent ")
                             || l.startsWith("overlay:"))
                 .toList();
-        System.out.println("DaemonAuthIT from a vhost on n1:\n  " + String.join("\n  ", vhost));
+        System.out.println(
+            "DaemonAuthIT from a vhost on n1 ("
+                + run.out().lines().filter(l -> l.startsWith("routes:")).findFirst().orElse("")
+                + "):\n  "
+                + String.join("\n  ", vhost));
         assertEquals(intruders.size(), vhost.size(), run.out());
         for (String line : vhost) {
           assertTrue(
