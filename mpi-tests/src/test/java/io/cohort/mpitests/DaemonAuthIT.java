@@ -110,7 +110,7 @@ class DaemonAuthIT {
         Files.writeString(script, sh.toString());
         CohortHarness.Result run =
             cohort.cohort(
-                Duration.ofMinutes(5), "run", "--nodes", "n1", "--", "sh", script.toString());
+                Duration.ofMinutes(5), "run", "--nodes", "n1,n2", "--", "sh", script.toString());
         assertEquals(0, run.rc(), run.err());
         assertTrue(run.out().contains("routes: default via"), "a networked vhost: " + run.out());
         List<String> vhost =
