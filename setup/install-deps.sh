@@ -57,10 +57,11 @@ LOG="$PREFIX/install-deps.log"   # moved to /tmp when $PREFIX is not writable
 # libmpi_java.so.40; libopenmpi-dev adds the unversioned libmpi_java.so link that
 # System.loadLibrary("mpi_java") looks for.  dpkg-dev provides dpkg-source (and
 # patch) for unpacking the openmpi source package; debian-archive-keyring verifies
-# the private apt fetches.
+# the private apt fetches.  openssl makes the cluster's CA and daemon certificates
+# (`cohort ca`, `cohort cluster up`).
 readonly APT_PACKAGES=(
     openmpi-bin libopenmpi-dev libopenmpi3 openmpi-common
-    iproute2 util-linux procps tar gzip
+    iproute2 util-linux procps tar gzip openssl
     make gcc libc6-dev
     openjdk-17-jdk-headless maven
     dpkg-dev xz-utils ca-certificates debian-archive-keyring

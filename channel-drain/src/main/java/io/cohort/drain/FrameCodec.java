@@ -12,6 +12,7 @@ import io.netty.handler.codec.MessageToMessageCodec;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -176,11 +177,16 @@ public final class FrameCodec extends MessageToMessageCodec<ByteBuf, Frame> {
     if (cause instanceof DecoderException) {
       String peer = ctx.channel().attr(PeerHandler.PEER).get();
       log.warn(
-          "{} closing connection {} ({}): malformed frame: {}",
+          "{} closing connection {} ({}): {}: {}",
           who,
           ctx.channel().remoteAddress(),
           peer == null ? "before HELLO" : peer,
-          cause.getMessage());
+          // The TLS handler's failures come this way too: a peer without a certificate of the
+          // cluster, or one that does not speak TLS.
+          cause.getCause() instanceof SSLException ? "TLS refused" : "malformed frame",
+          cause.getCause() instanceof SSLException
+              ? cause.getCause().getMessage()
+              : cause.getMessage());
       ctx.close();
     } else {
       ctx.fireExceptionCaught(cause);

@@ -80,6 +80,7 @@ public final class Overlay implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Overlay.class);
 
   private final OverlayConfig config;
+  private final OverlayTls tls; // null: plain TCP (tests, a single node)
   private final String who;
   private final long incarnation = ThreadLocalRandom.current().nextLong();
   private final Routes routes;
@@ -98,8 +99,9 @@ public final class Overlay implements AutoCloseable {
   private final AtomicBoolean closed = new AtomicBoolean();
   private Channel server;
 
-  private Overlay(OverlayConfig config, Routes routes, PacketSink sink) {
+  private Overlay(OverlayConfig config, OverlayTls tls, Routes routes, PacketSink sink) {
     this.config = config;
+    this.tls = tls;
     this.who = "overlay " + config.nodeName() + ":";
     this.routes = Objects.requireNonNull(routes, "routes");
     this.sink = Objects.requireNonNull(sink, "sink");
@@ -119,7 +121,16 @@ public final class Overlay implements AutoCloseable {
    * @param sink where packets for this node's vhosts go
    */
   public static Overlay start(OverlayConfig config, Routes routes, PacketSink sink) {
-    Overlay overlay = new Overlay(config, routes, sink);
+    return start(config, null, routes, sink);
+  }
+
+  /**
+   * As {@link #start(OverlayConfig, Routes, PacketSink)}, every connection (accepted and dialed)
+   * over mutual TLS with {@code tls} (null: plain TCP).
+   */
+  public static Overlay start(
+      OverlayConfig config, OverlayTls tls, Routes routes, PacketSink sink) {
+    Overlay overlay = new Overlay(config, tls, routes, sink);
     try {
       overlay.bind();
     } catch (RuntimeException e) {
@@ -137,7 +148,7 @@ public final class Overlay implements AutoCloseable {
             .option(ChannelOption.SO_REUSEADDR, true)
             .childOption(ChannelOption.TCP_NODELAY, true)
             .childOption(ChannelOption.SO_KEEPALIVE, true)
-            .childHandler(new OverlayChannelInitializer(this, null));
+            .childHandler(new OverlayChannelInitializer(this, null, null));
     server = b.bind(config.listen()).syncUninterruptibly().channel();
     log.info("{} listening on {}", who, server.localAddress());
   }
@@ -151,7 +162,7 @@ public final class Overlay implements AutoCloseable {
         .option(ChannelOption.TCP_NODELAY, true)
         .option(ChannelOption.SO_KEEPALIVE, true)
         .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) config.connectTimeout().toMillis())
-        .handler(new OverlayChannelInitializer(this, peer))
+        .handler(new OverlayChannelInitializer(this, peer, address))
         .connect(address);
   }
 
@@ -417,6 +428,11 @@ public final class Overlay implements AutoCloseable {
 
   String who() {
     return who;
+  }
+
+  /** The overlay's TLS, or null for plain TCP. */
+  OverlayTls tls() {
+    return tls;
   }
 
   OverlayConfig config() {

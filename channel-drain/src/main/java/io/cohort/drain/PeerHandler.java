@@ -2,11 +2,17 @@ package io.cohort.drain;
 
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.util.AttributeKey;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.io.IOException;
+import java.security.cert.Certificate;
+import java.security.cert.X509Certificate;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLException;
+import javax.net.ssl.SSLPeerUnverifiedException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -17,8 +23,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>The dialer sends HELLO as soon as the channel is active; the acceptor's reply (or refusal)
  * comes from {@link PeerConnection}. A frame other than HELLO before HELLO, a second HELLO, a HELLO
- * from ourselves or from a node other than the one dialed, or no HELLO within the handshake timeout
- * closes the channel with a logged reason.
+ * from ourselves or from a node other than the one dialed, a HELLO from a node other than the one
+ * the peer's TLS certificate names (when the overlay has TLS), or no HELLO within the handshake
+ * timeout closes the channel with a logged reason.
  */
 final class PeerHandler extends ChannelInboundHandlerAdapter {
 
@@ -87,11 +94,36 @@ final class PeerHandler extends ChannelInboundHandlerAdapter {
       protocolError(ctx, "HELLO from a node with our own name");
     } else if (dialedPeer != null && !dialedPeer.equals(name)) {
       protocolError(ctx, "dialed " + dialedPeer + " but " + name + " answered");
+    } else if (!certifiedAs(ctx, name)) {
+      protocolError(
+          ctx,
+          "HELLO from "
+              + name
+              + " but its certificate names "
+              + certified(ctx).orElse("no node of the cluster"));
     } else {
       peer = name;
       ctx.channel().attr(PEER).set(name);
       cancelTimeout();
       overlay.peer(name).onHello(ctx.channel(), dialedPeer != null, hello.incarnation());
+    }
+  }
+
+  /** Whether the peer may call itself {@code name}: always on plain TCP, else its certificate's. */
+  private boolean certifiedAs(ChannelHandlerContext ctx, String name) {
+    return overlay.tls() == null || certified(ctx).equals(Optional.of(name));
+  }
+
+  /** The node the peer's verified certificate names (the handshake is over once frames flow). */
+  private Optional<String> certified(ChannelHandlerContext ctx) {
+    SslHandler ssl = ctx.pipeline().get(SslHandler.class);
+    try {
+      Certificate[] chain = ssl.engine().getSession().getPeerCertificates();
+      return chain.length > 0 && chain[0] instanceof X509Certificate leaf
+          ? overlay.tls().nodeOf().apply(leaf)
+          : Optional.empty();
+    } catch (SSLPeerUnverifiedException e) {
+      return Optional.empty();
     }
   }
 
@@ -112,7 +144,8 @@ final class PeerHandler extends ChannelInboundHandlerAdapter {
   @Override
   public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
     String with = peer != null ? peer : String.valueOf(ctx.channel().remoteAddress());
-    if (cause instanceof IOException) {
+    if (cause instanceof IOException || cause.getCause() instanceof SSLException) {
+      // includes a TLS handshake refused (no certificate, another CA): the peer is told by TLS
       log.info("{} connection with {} failed: {}", overlay.who(), with, cause.getMessage());
     } else {
       log.warn("{} closing connection with {}: {}", overlay.who(), with, cause.toString(), cause);

@@ -5,6 +5,7 @@ import io.cohort.agent.AgentGrpcService;
 import io.cohort.agent.DataPath;
 import io.cohort.agent.NodeAgent;
 import io.cohort.agent.VhostOverlay;
+import io.cohort.common.DaemonPeerCheck;
 import io.cohort.common.JobInput;
 import io.cohort.proto.v1.AbandonedDump;
 import io.cohort.proto.v1.GetNodeResponse;
@@ -12,8 +13,9 @@ import io.cohort.proto.v1.HeartbeatRequest;
 import io.cohort.proto.v1.RegistryGrpc;
 import io.grpc.ManagedChannel;
 import io.grpc.Server;
+import io.grpc.ServerInterceptors;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.netty.NettyServerBuilder;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
@@ -41,7 +43,9 @@ final class AgentCommand implements Callable<Integer> {
       names = "--coordinator",
       required = true,
       paramLabel = "HOST:PORT",
-      description = "the coordinator daemon")
+      description =
+          "the coordinator daemon's agent port (its --agent-listen: by default its --listen "
+              + "port + 1)")
   String coordinator;
 
   @Option(names = "--node", required = true, paramLabel = "NAME", description = "this node's name")
@@ -100,6 +104,14 @@ final class AgentCommand implements Callable<Integer> {
               + "with the kernel path. Default: the MTU of the link holding --listen's address")
   Integer fabricMtu;
 
+  @Option(
+      names = "--tls",
+      paramLabel = "DIR",
+      description =
+          "where this node's certificate and key (NODE.crt, NODE.key) and the cluster CA's "
+              + "certificate (ca.crt) are (default: $COHORT_HOME/tls); see `cohort ca`")
+  Path tlsDir;
+
   @Override
   public Integer call() throws Exception {
     Duration lease =
@@ -109,34 +121,41 @@ final class AgentCommand implements Callable<Integer> {
     Embedded.Settings s = Embedded.Settings.fromEnvironment();
     Path dir = home != null ? home : s.home().resolve("agent");
     InetSocketAddress at = Daemons.parse(listen);
+    DaemonTls tls = DaemonTls.load(tlsDir != null ? tlsDir : s.home().resolve("tls"), node);
     VhostOverlay overlay =
-        VhostOverlay.start(node, new InetSocketAddress(at.getHostString(), at.getPort() + 1));
+        VhostOverlay.start(
+            node, new InetSocketAddress(at.getHostString(), at.getPort() + 1), tls.overlay());
     NodeAgent agent =
         new NodeAgent(
             AgentConfig.defaults(node, dir, s.nativeDir(), s.criu())
                 .withVhostNetworking(true)
                 .withSharedImages(sharedImages)
                 .withDecisionLease(lease),
-            address -> NettyChannelBuilder.forTarget(address).usePlaintext().build(),
+            tls.dialer(),
             overlay,
             dataPath(at.getHostString()));
     Server server =
         NettyServerBuilder.forAddress(Daemons.parse(listen))
+            .sslContext(tls.daemonServer())
             .maxInboundMessageSize(JobInput.MAX_MESSAGE_BYTES) // CreateVhost carries stdin
-            .addService(new AgentGrpcService(agent))
+            .addService(
+                ServerInterceptors.intercept(
+                    new AgentGrpcService(agent), DaemonPeerCheck.agentService()))
             .build()
             .start();
     log.info(
-        "serving on {} (state {}), overlay on {}, coordinator {}",
+        "serving on {} (state {}), overlay on {}, coordinator {}, certificates in {}",
         listen,
         dir,
         agent.overlayAddress(),
-        coordinator);
+        coordinator,
+        tls.dir());
 
-    ManagedChannel ch = NettyChannelBuilder.forTarget(coordinator).usePlaintext().build();
+    ManagedChannel ch = tls.dialer().apply(coordinator);
     RegistryGrpc.RegistryBlockingStub registry = RegistryGrpc.newBlockingStub(ch);
     ScheduledExecutorService beats = Executors.newSingleThreadScheduledExecutor();
     boolean[] connected = {false};
+    boolean[] told = {false};
     beats.scheduleWithFixedDelay(
         () -> {
           try {
@@ -163,10 +182,21 @@ final class AgentCommand implements Callable<Integer> {
               connected[0] = true;
             }
           } catch (StatusRuntimeException e) {
-            if (connected[0]) {
-              log.warn("lost the coordinator at {}: {}", coordinator, e.getStatus());
-              connected[0] = false;
+            if (connected[0] || !told[0]) {
+              // Once when it never answered (a wrong port, a certificate refused), and at each
+              // loss: what the operator needs to see, not a line a second.
+              log.warn(
+                  "{} the coordinator at {}: {}{}",
+                  connected[0] ? "lost" : "cannot register with",
+                  coordinator,
+                  e.getStatus(),
+                  e.getStatus().getCode() == Status.Code.UNIMPLEMENTED
+                      ? "; that is not the coordinator's agent port: give --coordinator its "
+                          + "--agent-listen address (its --listen port + 1 unless set)"
+                      : "");
+              told[0] = true;
             }
+            connected[0] = false;
           } catch (RuntimeException e) {
             log.warn("heartbeat failed: {}", e.toString());
           }

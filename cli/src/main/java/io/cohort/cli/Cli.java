@@ -18,11 +18,13 @@ import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.StatusRuntimeException;
+import io.grpc.TlsChannelCredentials;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.okhttp.OkHttpChannelBuilder;
 import io.netty.channel.ChannelOption;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.file.Path;
 import java.util.Iterator;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -86,7 +88,10 @@ final class Cli implements AutoCloseable {
       stub = CohortGrpc.newBlockingStub(embedded.channel());
     } else {
       embedded = null;
-      remote = channel(address);
+      remote =
+          channel(
+              address,
+              address.startsWith("unix:") ? null : ConnectionOptions.trustedCa(settings, address));
       where = "coordinator at " + address;
       stub = CohortGrpc.newBlockingStub(remote);
     }
@@ -95,9 +100,10 @@ final class Cli implements AutoCloseable {
   /**
    * A channel to the coordinator at {@code address}: {@code unix:PATH} is its Unix socket (Netty's
    * epoll transport, through gRPC's own "unix" target; the coordinator knows the caller from the
-   * kernel), anything else HOST:PORT over TCP.
+   * kernel); anything else is HOST:PORT, its client API over TLS, whose certificate must chain to
+   * {@code ca} and name HOST. No client certificate: a user is not a daemon.
    */
-  static ManagedChannel channel(String address) {
+  static ManagedChannel channel(String address, Path ca) {
     if (address.startsWith("unix:")) {
       ManagedChannelBuilder<?> b =
           Grpc.newChannelBuilder(address, InsecureChannelCredentials.create());
@@ -108,9 +114,16 @@ final class Cli implements AutoCloseable {
       }
       return b.build();
     }
-    // OkHttp's transport, not Netty's, for TCP: one connection and one call need no event
-    // loops, and it starts in a fraction of the time (a command is a JVM start).
-    return OkHttpChannelBuilder.forTarget(address).usePlaintext().build();
+    try {
+      // OkHttp's transport, not Netty's, for TCP: one connection and one call need no event
+      // loops, and it starts in a fraction of the time (a command is a JVM start).
+      return OkHttpChannelBuilder.forTarget(
+              address, TlsChannelCredentials.newBuilder().trustManager(ca.toFile()).build())
+          .build();
+    } catch (IOException e) {
+      throw CohortException.precondition(
+          "cannot read the cluster CA's certificate %s: %s", ca, e.getMessage());
+    }
   }
 
   /** A stub with the deadline every call must have. */

@@ -1,5 +1,6 @@
 package io.cohort.cli;
 
+import io.cohort.common.CohortException;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -36,5 +37,38 @@ final class ConnectionOptions {
       }
     }
     return null;
+  }
+
+  /**
+   * The cluster CA's certificate that the coordinator at {@code address} must present a certificate
+   * of: $COHORT_CA, else the emulated cluster's when {@code address} is its coordinator, else
+   * {@code $COHORT_HOME/tls/ca.crt}. Refuses, saying what to do, when it is not there.
+   */
+  static Path trustedCa(Embedded.Settings settings, String address) {
+    String env = System.getenv("COHORT_CA");
+    Path ca;
+    if (env != null && !env.isBlank()) {
+      ca = Path.of(env);
+    } else if (address.equals(emulatedCoordinator(settings))) {
+      ca = EmulatedCluster.tlsDir(settings.home()).resolve(ClusterCa.CA_CERT);
+    } else {
+      ca = settings.home().resolve("tls").resolve(ClusterCa.CA_CERT);
+    }
+    if (!Files.isReadable(ca)) {
+      throw CohortException.precondition(
+          "cannot read the cluster CA's certificate %s, which the coordinator at %s must prove "
+              + "itself with: copy the cluster's ca.crt (from `cohort ca init`, on the "
+              + "coordinator's machine) there, or set COHORT_CA to its path",
+          ca, address);
+    }
+    return ca;
+  }
+
+  private static String emulatedCoordinator(Embedded.Settings settings) {
+    try {
+      return Files.readString(EmulatedCluster.addressFile(settings.home())).strip();
+    } catch (IOException e) {
+      return null;
+    }
   }
 }

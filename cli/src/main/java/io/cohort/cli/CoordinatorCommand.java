@@ -2,6 +2,7 @@ package io.cohort.cli;
 
 import io.cohort.common.Caller;
 import io.cohort.common.CallerInterceptor;
+import io.cohort.common.DaemonPeerCheck;
 import io.cohort.common.JobInput;
 import io.cohort.coordinator.BarrierConfig;
 import io.cohort.coordinator.CohortGrpcService;
@@ -10,7 +11,6 @@ import io.cohort.coordinator.NodeLossConfig;
 import io.cohort.coordinator.RegistryGrpcService;
 import io.grpc.Server;
 import io.grpc.ServerInterceptors;
-import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.netty.NettyServerBuilder;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
@@ -31,6 +31,9 @@ import picocli.CommandLine.Option;
     })
 final class CoordinatorCommand implements Callable<Integer> {
   static final long HEARTBEAT_MS = 1000;
+
+  /** The name in the coordinator's certificate (and of its files in the TLS directory). */
+  static final String COORDINATOR_NAME = "coordinator";
 
   @Option(
       names = "--listen",
@@ -89,12 +92,31 @@ final class CoordinatorCommand implements Callable<Integer> {
               + "client API on TCP is refused, users on this machine use the Unix socket)")
   boolean tcpClientsAsRoot;
 
+  @Option(
+      names = "--agent-listen",
+      paramLabel = "HOST:PORT",
+      description =
+          "address to serve the registry on, the port agents send their heartbeats to (mutual "
+              + "TLS: agents only; default: --listen's host, its port + 1)")
+  String agentListen;
+
+  @Option(
+      names = "--tls",
+      paramLabel = "DIR",
+      description =
+          "where the coordinator's certificate and key (coordinator.crt, coordinator.key) and "
+              + "the cluster CA's certificate (ca.crt) are (default: $COHORT_HOME/tls); see "
+              + "`cohort ca`")
+  Path tlsDir;
+
   @Override
   public Integer call() throws Exception {
     Daemons.logAtInfo();
     Logger log = LoggerFactory.getLogger("coordinator");
-    Path dir =
-        home != null ? home : Embedded.Settings.fromEnvironment().home().resolve("coordinator");
+    Path cohortHome = Embedded.Settings.fromEnvironment().home();
+    Path dir = home != null ? home : cohortHome.resolve("coordinator");
+    DaemonTls tls =
+        DaemonTls.load(tlsDir != null ? tlsDir : cohortHome.resolve("tls"), COORDINATOR_NAME);
     Coordinator coordinator =
         Coordinator.createWithRegistry(
             dir,
@@ -105,29 +127,47 @@ final class CoordinatorCommand implements Callable<Integer> {
                 deadAfter == null ? null : OptionValues.duration("--dead-after", deadAfter)),
             vhostPool,
             Duration.ofMillis(HEARTBEAT_MS * 3),
-            address -> NettyChannelBuilder.forTarget(address).usePlaintext().build());
+            tls.dialer());
     InetSocketAddress at = Daemons.parse(listen);
     CohortGrpcService api = new CohortGrpcService(coordinator);
     Path socket = ClientSocket.path(dir);
+    InetSocketAddress agentsAt =
+        agentListen != null
+            ? Daemons.parse(agentListen)
+            : new InetSocketAddress(at.getHostString(), at.getPort() + 1);
+    // Two ports: users' clients have no certificate (the client API is TLS with the server's
+    // certificate only), agents must present theirs; one port could not refuse a peer without a
+    // certificate in the handshake.
     Server server =
         NettyServerBuilder.forAddress(at)
+            .sslContext(tls.clientApiServer())
             .maxInboundMessageSize(JobInput.MAX_MESSAGE_BYTES) // a Run request carries stdin
             .addService(ServerInterceptors.intercept(api, tcpCallers(socket)))
-            .addService(new RegistryGrpcService(coordinator, HEARTBEAT_MS))
+            .build()
+            .start();
+    Server agents =
+        NettyServerBuilder.forAddress(agentsAt)
+            .sslContext(tls.daemonServer())
+            .addService(
+                ServerInterceptors.intercept(
+                    new RegistryGrpcService(coordinator, HEARTBEAT_MS), DaemonPeerCheck.registry()))
             .build()
             .start();
     ClientSocket local = ClientSocket.serve(socket, api, PeerIdentity.system());
     log.info(
-        "coordinator serving on {} and {} (catalog {}){}",
+        "coordinator serving clients on {} and {}, agents on {} (catalog {}, certificates in {}){}",
         listen,
         socket,
+        agentsAt.getHostString() + ":" + agentsAt.getPort(),
         dir,
+        tls.dir(),
         tcpClientsAsRoot ? "; every client on TCP is served as root (--tcp-clients-as-root)" : "");
     Runtime.getRuntime()
         .addShutdownHook(
             new Thread(
                 () -> {
                   local.shutdown();
+                  agents.shutdown();
                   server.shutdown();
                   coordinator.close();
                 }));

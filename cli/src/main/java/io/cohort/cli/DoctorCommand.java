@@ -57,6 +57,7 @@ final class DoctorCommand implements Callable<Integer> {
         SETUP + " (builds mpi.jar from Debian's openmpi source)");
     checkDisk(s.home());
     checkOrphanImages(s.home());
+    checkCertificates(s.home());
     int failed = 0;
     for (Check c : checks) {
       System.out.printf("%-4s %-24s %s%n", c.ok ? "ok" : "FAIL", c.name, c.detail);
@@ -190,6 +191,29 @@ final class DoctorCommand implements Callable<Integer> {
                 String.join(", ", orphans.subList(0, Math.min(5, orphans.size())))
                     + (orphans.size() > 5 ? ", ..." : "")),
         "");
+  }
+
+  /** The cluster's certificates on this machine: a real cluster's, and the emulated cluster's. */
+  private void checkCertificates(Path home) {
+    boolean any = false;
+    for (Path dir : List.of(home.resolve("tls"), EmulatedCluster.tlsDir(home))) {
+      if (Files.isDirectory(dir)) {
+        any = true;
+        for (CertificateCheck.Finding f : CertificateCheck.check(dir, java.time.Instant.now())) {
+          add(f.name(), f.ok(), f.detail(), f.fix());
+        }
+      }
+    }
+    if (!any) {
+      add(
+          "cluster certificates",
+          true,
+          "none in "
+              + home.resolve("tls")
+              + " (only daemons need them: `cohort ca init`, `cohort ca issue`; "
+              + "`cohort cluster up` makes its own)",
+          "");
+    }
   }
 
   private static long sizeOf(Path dir) throws IOException {

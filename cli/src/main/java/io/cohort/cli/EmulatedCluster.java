@@ -5,6 +5,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import io.cohort.agent.ProcessIdentity;
 import io.cohort.common.CohortException;
+import io.cohort.common.DaemonIdentity;
 import io.cohort.common.DurableFiles;
 import io.cohort.common.ProcessRunner;
 import io.cohort.proto.v1.CohortGrpc;
@@ -31,8 +32,10 @@ import java.util.concurrent.TimeUnit;
  * joined to the others and to the coordinator daemon by veth pairs on one bridge.
  *
  * <pre>
- *   host:  PREFIX-br  SUBNET.1/24        coordinator daemon on SUBNET.1:7070
- *   node i: netns PREFIX-n{i}, eth0 SUBNET.(10+i)/24, agent daemon on SUBNET.(10+i):7071
+ *   host:  PREFIX-br  SUBNET.1/24        coordinator daemon on SUBNET.1:7070 (clients),
+ *                                        SUBNET.1:7071 (agents)
+ *   node i: netns PREFIX-n{i}, eth0 SUBNET.(10+i)/24, agent daemon on SUBNET.(10+i):7071,
+ *                                        its overlay on 7072
  * </pre>
  *
  * Everything it creates is recorded in {@code $COHORT_HOME/cluster/cluster.json} and removed by
@@ -60,6 +63,14 @@ final class EmulatedCluster {
 
   static Path dir(Path home) {
     return home.resolve("cluster");
+  }
+
+  /**
+   * The cluster's CA and its daemons' certificates and keys (kept across `down` and `up`, so the CA
+   * a client trusts stays the same).
+   */
+  static Path tlsDir(Path home) {
+    return dir(home).resolve("tls");
   }
 
   /** Holds the coordinator's address while a cluster is up. */
@@ -169,6 +180,8 @@ final class EmulatedCluster {
       }
       ip("link", "set", bridge, "mtu", FABRIC_MTU);
       String coordinator = subnet + ".1:" + COORDINATOR_PORT;
+      String registry = subnet + ".1:" + (COORDINATOR_PORT + 1);
+      Path tls = certificates(nodes, subnet);
       List<String> coordinatorCmd =
           new ArrayList<>(
               List.of(
@@ -178,7 +191,9 @@ final class EmulatedCluster {
                   "--listen",
                   coordinator,
                   "--home",
-                  dir.resolve("coordinator").toString()));
+                  dir.resolve("coordinator").toString(),
+                  "--tls",
+                  tls.toString()));
       coordinatorCmd.addAll(coordinatorOptions);
       procs.add(start("coordinator", coordinatorCmd));
       for (int i = 1; i <= nodes; i++) {
@@ -197,9 +212,11 @@ final class EmulatedCluster {
                     "--listen",
                     subnet + "." + (10 + i) + ":" + AGENT_PORT,
                     "--coordinator",
-                    coordinator,
+                    registry,
                     "--home",
-                    dir.resolve("nodes").resolve("n" + i).toString()));
+                    dir.resolve("nodes").resolve("n" + i).toString(),
+                    "--tls",
+                    tls.toString()));
         if (sharedImages) {
           agent.addAll(List.of("--shared-images", dir.resolve("shared-images").toString()));
         }
@@ -229,6 +246,26 @@ final class EmulatedCluster {
       down();
       throw e;
     }
+  }
+
+  /**
+   * The cluster's CA (made once) and a certificate for the coordinator and each node, for the
+   * addresses they have in this cluster; returns their directory.
+   */
+  private Path certificates(int nodes, String subnet) throws IOException {
+    ClusterCa ca = new ClusterCa(tlsDir(home));
+    if (!ca.exists()) {
+      progress.printf("cohort cluster: cluster CA in %s%n", ca.dir());
+      ca.init();
+    }
+    ca.issue(
+        CoordinatorCommand.COORDINATOR_NAME,
+        DaemonIdentity.Role.COORDINATOR,
+        List.of(subnet + ".1"));
+    for (int i = 1; i <= nodes; i++) {
+      ca.issue("n" + i, DaemonIdentity.Role.AGENT, List.of(subnet + "." + (10 + i), "n" + i));
+    }
+    return ca.dir();
   }
 
   private JsonObject start(String name, List<String> cmd) throws IOException {
@@ -279,7 +316,7 @@ final class EmulatedCluster {
   }
 
   private void awaitNodes(String coordinator, int nodes) throws InterruptedException {
-    ManagedChannel ch = Cli.channel(coordinator);
+    ManagedChannel ch = Cli.channel(coordinator, tlsDir(home).resolve(ClusterCa.CA_CERT));
     try {
       CohortGrpc.CohortBlockingStub stub = CohortGrpc.newBlockingStub(ch);
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
@@ -352,7 +389,7 @@ final class EmulatedCluster {
     }
     ManagedChannel ch = null;
     try {
-      ch = Cli.channel(Files.readString(address).strip());
+      ch = Cli.channel(Files.readString(address).strip(), tlsDir(home).resolve(ClusterCa.CA_CERT));
       CohortGrpc.CohortBlockingStub stub = CohortGrpc.newBlockingStub(ch);
       for (JobInfo j :
           stub.withDeadlineAfter(10, TimeUnit.SECONDS)
@@ -372,7 +409,7 @@ final class EmulatedCluster {
           }
         }
       }
-    } catch (IOException | StatusRuntimeException e) {
+    } catch (IOException | RuntimeException e) {
       progress.println(
           "cohort cluster: cannot list the cluster's jobs ("
               + e.getMessage()

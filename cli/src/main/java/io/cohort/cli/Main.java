@@ -44,6 +44,7 @@ public final class Main implements Runnable {
           ClusterCommand.class,
           CoordinatorCommand.class,
           AgentCommand.class,
+          CaCommand.class,
           DoctorCommand.class,
           CommandLine.HelpCommand.class);
 

@@ -68,7 +68,7 @@ class ClientSocketTest {
       assertEquals(
           "rwxr-xr-x",
           PosixFilePermissions.toString(Files.getPosixFilePermissions(socket.getParent())));
-      ManagedChannel ch = Cli.channel(ClientSocket.target(socket));
+      ManagedChannel ch = Cli.channel(ClientSocket.target(socket), null);
       try {
         // A header naming someone else counts for nothing: only the transport names the caller.
         Metadata claim = new Metadata();
@@ -85,7 +85,7 @@ class ClientSocketTest {
     }
     // A second daemon replaces the socket the first left behind.
     try (ClientSocket again = ClientSocket.serve(socket, new Echo(), PeerIdentity.system())) {
-      ManagedChannel ch = Cli.channel(ClientSocket.target(socket));
+      ManagedChannel ch = Cli.channel(ClientSocket.target(socket), null);
       try {
         assertEquals(PeerIdentity.effectiveUid(), callerOf(ch, new Metadata()).getUid());
       } finally {
@@ -105,7 +105,7 @@ class ClientSocketTest {
     assertEquals(socket, ClientSocket.path(deep), "the CLI finds the daemon's socket again");
     assertEquals(Path.of("/run/cohort"), socket.getParent().getParent());
     try (ClientSocket s = ClientSocket.serve(socket, new Echo(), PeerIdentity.system())) {
-      ManagedChannel ch = Cli.channel(ClientSocket.target(socket));
+      ManagedChannel ch = Cli.channel(ClientSocket.target(socket), null);
       try {
         assertEquals(PeerIdentity.effectiveUid(), callerOf(ch, new Metadata()).getUid());
       } finally {
@@ -124,7 +124,11 @@ class ClientSocketTest {
                     new Echo(), CallerInterceptor.fromTransport("use the Unix socket")))
             .build()
             .start();
-    ManagedChannel ch = Cli.channel("127.0.0.1:" + tcp.getPort());
+    // In the clear: what is refused here is the missing identity, not the transport.
+    ManagedChannel ch =
+        io.grpc.okhttp.OkHttpChannelBuilder.forTarget("127.0.0.1:" + tcp.getPort())
+            .usePlaintext()
+            .build();
     try {
       StatusRuntimeException e =
           assertThrows(StatusRuntimeException.class, () -> callerOf(ch, new Metadata()));

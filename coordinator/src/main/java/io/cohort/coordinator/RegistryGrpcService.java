@@ -1,5 +1,6 @@
 package io.cohort.coordinator;
 
+import io.cohort.common.DaemonPeerCheck;
 import io.cohort.common.GrpcErrors;
 import io.cohort.proto.v1.HeartbeatRequest;
 import io.cohort.proto.v1.HeartbeatResponse;
@@ -21,6 +22,7 @@ public final class RegistryGrpcService extends RegistryGrpc.RegistryImplBase {
     GrpcErrors.unary(
         out,
         () -> {
+          DaemonPeerCheck.requireNode(req.getNode());
           coordinator.heartbeat(req);
           return HeartbeatResponse.newBuilder().setIntervalMs(intervalMs).build();
         });

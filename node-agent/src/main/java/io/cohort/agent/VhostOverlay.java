@@ -2,6 +2,7 @@ package io.cohort.agent;
 
 import io.cohort.drain.Overlay;
 import io.cohort.drain.OverlayConfig;
+import io.cohort.drain.OverlayTls;
 import io.cohort.drain.Recording;
 import io.cohort.drain.Routes;
 import io.cohort.proto.v1.JobNetworkPlan;
@@ -71,22 +72,26 @@ public final class VhostOverlay implements AutoCloseable {
   private final java.util.concurrent.atomic.AtomicLong packetsOut =
       new java.util.concurrent.atomic.AtomicLong();
 
-  private VhostOverlay(String node, Tun tun, InetSocketAddress listen) {
+  private VhostOverlay(String node, Tun tun, InetSocketAddress listen, OverlayTls tls) {
     this.node = node;
     this.tun = tun;
-    this.overlay = Overlay.start(OverlayConfig.defaults(node, listen), routes, this::deliver);
+    this.overlay = Overlay.start(OverlayConfig.defaults(node, listen), tls, routes, this::deliver);
     this.reader = new Thread(this::readLoop, "overlay-tun-" + node);
     this.reader.setDaemon(true);
     this.reader.start();
   }
 
-  /** Creates the TUN device in this network namespace and starts the overlay on {@code listen}. */
-  public static VhostOverlay start(String node, InetSocketAddress listen) throws IOException {
+  /**
+   * Creates the TUN device in this network namespace and starts the overlay on {@code listen}, its
+   * connections over mutual TLS with {@code tls} (null: plain TCP).
+   */
+  public static VhostOverlay start(String node, InetSocketAddress listen, OverlayTls tls)
+      throws IOException {
     Tun tun = Tun.open(TUN);
     try {
       IpVhostNetwork.run("ip", "link", "set", TUN, "mtu", VhostNetwork.MTU, "up");
       Files.writeString(Path.of("/proc/sys/net/ipv4/conf/" + TUN + "/rp_filter"), "0");
-      return new VhostOverlay(node, tun, listen);
+      return new VhostOverlay(node, tun, listen, tls);
     } catch (IOException | RuntimeException e) {
       tun.close();
       throw e;

@@ -1,0 +1,280 @@
+package io.cohort.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.cohort.common.DaemonIdentity;
+import io.cohort.common.DaemonPeerCheck;
+import io.cohort.common.GrpcErrors;
+import io.cohort.proto.v1.AgentGrpc;
+import io.cohort.proto.v1.CohortGrpc;
+import io.cohort.proto.v1.ExportImageRequest;
+import io.cohort.proto.v1.GetNodeRequest;
+import io.cohort.proto.v1.GetNodeResponse;
+import io.cohort.proto.v1.HeartbeatRequest;
+import io.cohort.proto.v1.HeartbeatResponse;
+import io.cohort.proto.v1.ImageChunk;
+import io.cohort.proto.v1.ListNodesRequest;
+import io.cohort.proto.v1.ListNodesResponse;
+import io.cohort.proto.v1.RegistryGrpc;
+import io.grpc.ManagedChannel;
+import io.grpc.Server;
+import io.grpc.ServerInterceptors;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.GrpcSslContexts;
+import io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.NettyServerBuilder;
+import io.grpc.stub.StreamObserver;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Real gRPC servers and clients over TLS on 127.0.0.1, with certificates made by {@link ClusterCa}
+ * (openssl): the daemon ports serve only a daemon of the cluster allowed to make the call, the
+ * client API any client that trusts the cluster CA.
+ */
+class DaemonTlsTest {
+  @TempDir static Path tmp;
+  static Path cluster;
+  static Path other;
+
+  private final List<Server> servers = new ArrayList<>();
+  private final List<ManagedChannel> channels = new ArrayList<>();
+  private final AtomicInteger served = new AtomicInteger();
+
+  @BeforeAll
+  static void certificates() throws Exception {
+    cluster = tmp.resolve("cluster");
+    other = tmp.resolve("other");
+    ClusterCa ca = new ClusterCa(cluster);
+    ca.init();
+    ca.issue("coordinator", DaemonIdentity.Role.COORDINATOR, List.of("127.0.0.1"));
+    ca.issue("n1", DaemonIdentity.Role.AGENT, List.of("127.0.0.1", "n1"));
+    ca.issue("n2", DaemonIdentity.Role.AGENT, List.of("127.0.0.1"));
+    // Another cluster's CA, issuing a certificate with the very same names.
+    ClusterCa stranger = new ClusterCa(other);
+    stranger.init();
+    stranger.issue("n1", DaemonIdentity.Role.AGENT, List.of("127.0.0.1"));
+    stranger.issue("coordinator", DaemonIdentity.Role.COORDINATOR, List.of("127.0.0.1"));
+  }
+
+  @AfterEach
+  void stop() {
+    channels.forEach(ManagedChannel::shutdownNow);
+    servers.forEach(Server::shutdownNow);
+  }
+
+  @Test
+  void keysAreTheOwnersOnlyAndCertificatesEveryones() throws Exception {
+    assertEquals("rw-------", perms(cluster.resolve("ca.key")));
+    assertEquals("rw-------", perms(cluster.resolve("n1.key")));
+    assertEquals("rw-r--r--", perms(cluster.resolve("ca.crt")));
+    assertEquals("rw-r--r--", perms(cluster.resolve("n1.crt")));
+  }
+
+  @Test
+  void aLoadedKeyMustBeTheOwnersOnly() throws Exception {
+    Path dir = tmp.resolve("loose");
+    new ClusterCa(cluster).issue("n3", DaemonIdentity.Role.AGENT, List.of("127.0.0.1"), dir);
+    DaemonTls.load(dir, "n3");
+    Files.setPosixFilePermissions(
+        dir.resolve("n3.key"), PosixFilePermissions.fromString("rw-r--r--"));
+    var e = assertThrows(RuntimeException.class, () -> DaemonTls.load(dir, "n3"));
+    assertTrue(e.getMessage().contains("chmod 600"), e.getMessage());
+    var missing = assertThrows(RuntimeException.class, () -> DaemonTls.load(dir, "n9"));
+    assertTrue(missing.getMessage().contains("cohort ca issue n9"), missing.getMessage());
+  }
+
+  @Test
+  void theRegistryServesAnAgentOfTheClusterForItsOwnNodeOnly() throws Exception {
+    int port = registry();
+    RegistryGrpc.RegistryBlockingStub n1 = registryStub(daemon("n1").dialer(), port);
+    assertEquals(7, n1.heartbeat(beat("n1")).getIntervalMs());
+    assertEquals(1, served.get());
+
+    StatusRuntimeException other =
+        assertThrows(StatusRuntimeException.class, () -> n1.heartbeat(beat("n2")));
+    assertEquals(Status.Code.PERMISSION_DENIED, other.getStatus().getCode());
+    assertTrue(other.getStatus().getDescription().contains("may not speak for node n2"));
+
+    var coordinator = registryStub(daemon("coordinator").dialer(), port);
+    StatusRuntimeException role =
+        assertThrows(StatusRuntimeException.class, () -> coordinator.heartbeat(beat("n1")));
+    assertEquals(Status.Code.PERMISSION_DENIED, role.getStatus().getCode());
+    assertEquals(2, served.get(), "the service saw n1's two calls only");
+  }
+
+  @Test
+  void theRegistryRefusesAPeerWithoutACertificateOfTheClusterBeforeAnyCall() throws Exception {
+    int port = registry();
+    // Well-formed calls, trusting the right CA, but presenting no certificate ...
+    refused(registryStub(noCertificate(), port));
+    // ... another CA's certificate with the same names ...
+    refused(registryStub(DaemonTls.load(other, "n1").dialer(), port));
+    // ... or no TLS at all.
+    refused(registryStub(a -> keep(NettyChannelBuilder.forTarget(a).usePlaintext().build()), port));
+    assertEquals(0, served.get(), "no call reached the service");
+  }
+
+  @Test
+  void anAgentServesTheCoordinatorAndOtherAgentsOnlyTheirImages() throws Exception {
+    Server s =
+        start(
+            NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
+                .sslContext(daemon("n2").daemonServer())
+                .addService(
+                    ServerInterceptors.intercept(new Agent(), DaemonPeerCheck.agentService())));
+    String at = "127.0.0.1:" + s.getPort();
+    var coordinator = AgentGrpc.newBlockingStub(keep(daemon("coordinator").dialer().apply(at)));
+    assertEquals("n2", call(coordinator).getNode());
+    var n1 = AgentGrpc.newBlockingStub(keep(daemon("n1").dialer().apply(at)));
+    StatusRuntimeException denied = assertThrows(StatusRuntimeException.class, () -> call(n1));
+    assertEquals(Status.Code.PERMISSION_DENIED, denied.getStatus().getCode());
+    assertTrue(
+        n1.withDeadlineAfter(10, TimeUnit.SECONDS)
+            .exportImage(ExportImageRequest.newBuilder().setCheckpointId("1.1").build())
+            .hasNext());
+    for (var channel :
+        List.of(
+            noCertificate().apply(at),
+            DaemonTls.load(other, "coordinator").dialer().apply(at),
+            NettyChannelBuilder.forTarget(at).usePlaintext().build())) {
+      keep(channel);
+      StatusRuntimeException e =
+          assertThrows(
+              StatusRuntimeException.class, () -> call(AgentGrpc.newBlockingStub(channel)));
+      assertEquals(Status.Code.UNAVAILABLE, e.getStatus().getCode(), e.toString());
+      assertTrue(!GrpcErrors.answered(e), "refused by the transport, not by the service");
+    }
+    assertEquals(2, served.get(), "only the coordinator's call and n1's export were served");
+  }
+
+  @Test
+  void theClientApiServesAClientWithoutCertificateThatTrustsTheClusterCa() throws Exception {
+    Server s =
+        start(
+            NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
+                .sslContext(daemon("coordinator").clientApiServer())
+                .addService(new Api()));
+    String at = "127.0.0.1:" + s.getPort();
+    var cli = CohortGrpc.newBlockingStub(keep(Cli.channel(at, cluster.resolve("ca.crt"))));
+    cli.withDeadlineAfter(10, TimeUnit.SECONDS).listNodes(ListNodesRequest.getDefaultInstance());
+    // A client that trusts another CA does not take this coordinator for its own.
+    var fooled = CohortGrpc.newBlockingStub(keep(Cli.channel(at, other.resolve("ca.crt"))));
+    StatusRuntimeException e =
+        assertThrows(
+            StatusRuntimeException.class,
+            () ->
+                fooled
+                    .withDeadlineAfter(10, TimeUnit.SECONDS)
+                    .listNodes(ListNodesRequest.getDefaultInstance()));
+    assertEquals(Status.Code.UNAVAILABLE, e.getStatus().getCode());
+    assertEquals(1, served.get());
+  }
+
+  private static String perms(Path p) throws Exception {
+    return PosixFilePermissions.toString(Files.getPosixFilePermissions(p));
+  }
+
+  private static DaemonTls daemon(String name) {
+    return DaemonTls.load(cluster, name);
+  }
+
+  private static HeartbeatRequest beat(String node) {
+    return HeartbeatRequest.newBuilder().setNode(node).setAddress("127.0.0.1:1").build();
+  }
+
+  private static GetNodeResponse call(AgentGrpc.AgentBlockingStub stub) {
+    return stub.withDeadlineAfter(10, TimeUnit.SECONDS)
+        .getNode(GetNodeRequest.getDefaultInstance());
+  }
+
+  private void refused(RegistryGrpc.RegistryBlockingStub stub) {
+    StatusRuntimeException e =
+        assertThrows(StatusRuntimeException.class, () -> stub.heartbeat(beat("n1")));
+    assertEquals(Status.Code.UNAVAILABLE, e.getStatus().getCode(), e.toString());
+  }
+
+  /** A client that checks the server against the cluster CA and presents no certificate. */
+  private java.util.function.Function<String, ManagedChannel> noCertificate() throws Exception {
+    var ctx = GrpcSslContexts.forClient().trustManager(cluster.resolve("ca.crt").toFile()).build();
+    return a -> keep(NettyChannelBuilder.forTarget(a).sslContext(ctx).build());
+  }
+
+  private int registry() throws Exception {
+    return start(
+            NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
+                .sslContext(daemon("coordinator").daemonServer())
+                .addService(
+                    ServerInterceptors.intercept(new Registry(), DaemonPeerCheck.registry())))
+        .getPort();
+  }
+
+  private RegistryGrpc.RegistryBlockingStub registryStub(
+      java.util.function.Function<String, ManagedChannel> dial, int port) {
+    return RegistryGrpc.newBlockingStub(keep(dial.apply("127.0.0.1:" + port)))
+        .withDeadlineAfter(10, TimeUnit.SECONDS);
+  }
+
+  private Server start(NettyServerBuilder b) throws Exception {
+    Server s = b.build().start();
+    servers.add(s);
+    return s;
+  }
+
+  private ManagedChannel keep(ManagedChannel c) {
+    channels.add(c);
+    return c;
+  }
+
+  /** The registry's adapter in miniature: the same node check, a fixed answer. */
+  private final class Registry extends RegistryGrpc.RegistryImplBase {
+    @Override
+    public void heartbeat(HeartbeatRequest req, StreamObserver<HeartbeatResponse> out) {
+      served.incrementAndGet();
+      GrpcErrors.unary(
+          out,
+          () -> {
+            DaemonPeerCheck.requireNode(req.getNode());
+            return HeartbeatResponse.newBuilder().setIntervalMs(7).build();
+          });
+    }
+  }
+
+  private final class Agent extends AgentGrpc.AgentImplBase {
+    @Override
+    public void getNode(GetNodeRequest req, StreamObserver<GetNodeResponse> out) {
+      served.incrementAndGet();
+      out.onNext(GetNodeResponse.newBuilder().setNode("n2").build());
+      out.onCompleted();
+    }
+
+    @Override
+    public void exportImage(ExportImageRequest req, StreamObserver<ImageChunk> out) {
+      served.incrementAndGet();
+      out.onNext(ImageChunk.newBuilder().setPath("manifest.json").build());
+      out.onCompleted();
+    }
+  }
+
+  private final class Api extends CohortGrpc.CohortImplBase {
+    @Override
+    public void listNodes(ListNodesRequest req, StreamObserver<ListNodesResponse> out) {
+      served.incrementAndGet();
+      out.onNext(ListNodesResponse.getDefaultInstance());
+      out.onCompleted();
+    }
+  }
+}
