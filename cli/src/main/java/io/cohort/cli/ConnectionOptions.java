@@ -49,7 +49,9 @@ final class ConnectionOptions {
     Path ca;
     if (env != null && !env.isBlank()) {
       ca = Path.of(env);
-    } else if (address.equals(emulatedCoordinator(settings))) {
+    } else if (Files.exists(EmulatedCluster.tlsDir(settings.home()).resolve(ClusterCa.CA_CERT))) {
+      // A cluster emulated in this home: its coordinator's TCP port (the address file names its
+      // Unix socket, so the address alone does not tell).
       ca = EmulatedCluster.tlsDir(settings.home()).resolve(ClusterCa.CA_CERT);
     } else {
       ca = settings.home().resolve("tls").resolve(ClusterCa.CA_CERT);
@@ -62,13 +64,5 @@ final class ConnectionOptions {
           ca, address);
     }
     return ca;
-  }
-
-  private static String emulatedCoordinator(Embedded.Settings settings) {
-    try {
-      return Files.readString(EmulatedCluster.addressFile(settings.home())).strip();
-    } catch (IOException e) {
-      return null;
-    }
   }
 }
