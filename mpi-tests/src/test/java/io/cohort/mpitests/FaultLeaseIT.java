@@ -39,10 +39,7 @@ class FaultLeaseIT {
   private static CohortHarness cohort;
   private static Path holds;
 
-  /** A case's job, restarted from its previous checkpoint, and what it must end with. */
-  private record Restarted(String cell, String job, String previous, String expected) {}
-
-  private static final List<Restarted> restarted = new ArrayList<>();
+  private static final RestartedJobs restarted = new RestartedJobs();
 
   @BeforeAll
   static void up() throws Exception {
@@ -145,7 +142,7 @@ class FaultLeaseIT {
         "the agent's lease, not the coordinator, let the job go");
 
     cohort.cohort("restart", first, "--replace", "--detach").ok();
-    restarted.add(new Restarted("coordinator killed", job, first, expected));
+    restarted.add("coordinator killed", job, first, expected);
   }
 
   /**
@@ -252,19 +249,14 @@ class FaultLeaseIT {
       Thread.sleep(100);
     }
     cohort.cohort("restart", first, "--detach").ok();
-    restarted.add(new Restarted(fault.toString(), job, first, expected));
+    restarted.add(fault.toString(), job, first, expected);
   }
 
   /** Every job restarted from its previous checkpoint ends as an uninterrupted run would. */
   @Test
   @Order(4)
   void everyPreviousCheckpointRestartedAsAnUninterruptedRun() {
-    assertEquals(4, restarted.size(), "every case restarted its job");
-    for (Restarted r : restarted) {
-      assertEquals(0, cohort.await(r.job()), r.cell());
-      ReferenceRuns.assertSameOutput(
-          r.expected(), cohort.log(r.job()), r.cell() + ": restarted from " + r.previous());
-    }
+    restarted.assertEachEndedAsUninterrupted(cohort, 4);
   }
 
   /**

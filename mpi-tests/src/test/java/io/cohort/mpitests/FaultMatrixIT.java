@@ -54,10 +54,7 @@ class FaultMatrixIT {
   private static CohortHarness cohort;
   private static Path holds;
 
-  /** A cell's job, restarted from its previous checkpoint. */
-  record Restarted(String cell, String job, String previous, String expected) {}
-
-  private static final List<Restarted> restarted = new ArrayList<>();
+  private static final RestartedJobs restarted = new RestartedJobs();
 
   /** Outputs of uninterrupted runs, by command. */
   private static final Map<String, String> references = new HashMap<>();
@@ -225,7 +222,7 @@ class FaultMatrixIT {
     }
     cohort.cohort("restart", previous, "--detach").ok();
     // It runs to its end while the next cells run; the last test compares its output.
-    restarted.add(new Restarted(phase + " / " + fault, job, previous, expected));
+    restarted.add(phase + " / " + fault, job, previous, expected);
   }
 
   /** Every job restarted from its previous checkpoint ends as an uninterrupted run would. */
@@ -233,12 +230,7 @@ class FaultMatrixIT {
   @Order(2)
   @Execution(ExecutionMode.SAME_THREAD)
   void everyPreviousCheckpointRestartedAsAnUninterruptedRun() {
-    assertEquals(matrix().count(), restarted.size(), "every cell restarted its job");
-    for (Restarted r : restarted) {
-      assertEquals(0, cohort.await(r.job()), r.cell());
-      ReferenceRuns.assertSameOutput(
-          r.expected(), cohort.log(r.job()), r.cell() + ": restarted from " + r.previous());
-    }
+    restarted.assertEachEndedAsUninterrupted(cohort, matrix().count());
   }
 
   /** Waits until the point is reached for {@code ckpt} (by both agents, for an agent point). */

@@ -122,11 +122,7 @@ final class LocalImageStore implements ImageStore {
             Files.createDirectories(dir.resolve(CRIU_DIR));
             Files.createDirectories(dir.resolve("hook"));
           });
-      // Whole or not at all (a sweep reads it at any time), but not durable: after a crash the
-      // owner is dead anyway.
-      Path tmp = dir.resolve(".owner.tmp");
-      Files.writeString(tmp, owner.pid() + " " + owner.startTicks() + "\n");
-      Files.move(tmp, dir.resolve("owner"), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+      PendingImages.writeOwner(dir, owner);
     } catch (IOException e) {
       throw DurableFiles.failure("cannot create image directory " + dir, e);
     }
@@ -383,74 +379,7 @@ final class LocalImageStore implements ImageStore {
 
   @Override
   public List<String> removeAbandonedPending() {
-    Path pending = root.resolve(pendingName);
-    List<String> removed = new java.util.ArrayList<>();
-    if (!Files.isDirectory(pending)) {
-      return removed;
-    }
-    try (Stream<Path> ckpts = Files.list(pending)) {
-      for (Path c : ckpts.toList()) {
-        if (c.getFileName().toString().startsWith(REMOVED)) {
-          deleteQuietly(c); // again: a dead agent's CRIU may have written into it since
-          continue;
-        }
-        try (Stream<Path> vhosts = Files.list(c)) {
-          for (Path v : vhosts.toList()) {
-            if (abandoned(v)) {
-              log.info("removing abandoned pending image {}", v);
-              // Moved aside first, in one rename: the dead agent's CRIU may still be writing
-              // into it (through its open directory), which no sweep must mistake for an image
-              // being created; what it writes there goes with the next sweep.
-              Path aside =
-                  pending.resolve(
-                      REMOVED + c.getFileName() + "-" + v.getFileName() + "-" + System.nanoTime());
-              Files.move(v, aside, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-              deleteQuietly(aside);
-              removed.add(c.getFileName() + "/" + v.getFileName());
-            }
-          }
-        }
-        deleteIfEmpty(c);
-      }
-    } catch (IOException | java.io.UncheckedIOException e) {
-      log.warn("cannot clean {}: {}", pending, e.toString());
-    }
-    return removed;
-  }
-
-  /**
-   * A pending image whose owner process is dead. One without an owner file yet (or one that does
-   * not read as an owner) is being created or removed right now, unless it is old (a crash between
-   * mkdir and the owner file).
-   */
-  private static boolean abandoned(Path dir) {
-    Path owner = dir.resolve("owner");
-    try {
-      String[] f = Files.readString(owner).trim().split(" ");
-      if (f.length == 2) {
-        return !new ProcessIdentity(Long.parseLong(f[0]), Long.parseLong(f[1])).isAlive();
-      }
-    } catch (NoSuchFileException | NumberFormatException e) {
-      // being created or removed: judged by its age below
-    } catch (IOException e) {
-      return true;
-    }
-    try {
-      return Files.getLastModifiedTime(dir).toMillis() < System.currentTimeMillis() - 600_000;
-    } catch (IOException gone) {
-      return false;
-    }
-  }
-
-  /** Pending images being removed are moved aside under this prefix (not a checkpoint id). */
-  private static final String REMOVED = ".removed-";
-
-  private static void deleteQuietly(Path dir) {
-    try {
-      DurableFiles.deleteTree(dir);
-    } catch (RuntimeException e) {
-      log.info("{} not removed yet ({}); the next sweep tries again", dir, e.toString());
-    }
+    return PendingImages.removeAbandoned(root.resolve(pendingName));
   }
 
   /**
@@ -477,7 +406,7 @@ final class LocalImageStore implements ImageStore {
     void run() throws IOException;
   }
 
-  private static void deleteIfEmpty(Path dir) {
+  static void deleteIfEmpty(Path dir) {
     try {
       Files.deleteIfExists(dir);
     } catch (IOException notEmpty) {
