@@ -179,6 +179,15 @@ class MungeAuthenticatorTest {
   }
 
   @Test
+  void withoutMungedTheCliSaysWhatToDoAndSendsNothing() throws Exception {
+    Munge down = new Munge("/nonexistent/munge.socket.2");
+    Status s = refusal(serve().withCallCredentials(new MungeCredentials(down)));
+    assertEquals(Status.Code.UNAUTHENTICATED, s.getCode());
+    assertTrue(s.getDescription().contains("munged must run on this machine"), s.getDescription());
+    assertEquals(0, echo.served.get());
+  }
+
+  @Test
   void theCliSendsNoCredentialInTheClear() throws Exception {
     Server tcp =
         NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
