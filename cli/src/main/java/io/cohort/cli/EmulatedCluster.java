@@ -182,6 +182,7 @@ final class EmulatedCluster {
       String coordinator = subnet + ".1:" + COORDINATOR_PORT;
       String registry = subnet + ".1:" + (COORDINATOR_PORT + 1);
       Path tls = certificates(nodes, subnet);
+      progress.println("cohort cluster: " + Munge.ensureDaemon(launcher));
       List<String> coordinatorCmd =
           new ArrayList<>(
               List.of(

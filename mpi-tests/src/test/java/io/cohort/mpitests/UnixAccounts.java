@@ -1,9 +1,12 @@
 package io.cohort.mpitests;
 
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -14,7 +17,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * Real unprivileged accounts for a test (`useradd --system`, names starting "cohortit"), each
  * removed by {@link #close} even when the test failed; and commands run as one of them, with
- * exactly its uid, gid and groups (`setpriv --init-groups`) and a clean environment.
+ * exactly its uid, gid and groups (`setpriv --init-groups`) and a clean environment, among them the
+ * `cohort` CLI ({@link #readableCli}).
  */
 final class UnixAccounts implements AutoCloseable {
   /** An account: its name and ids. */
@@ -66,6 +70,43 @@ final class UnixAccounts implements AutoCloseable {
     return as(who, cmd);
   }
 
+  /**
+   * The `cohort` the accounts run: this checkout's, if they can read it (its script, jar and every
+   * directory above), else a copy of the script and the jar in a directory open to all.
+   */
+  static Path readableCli(Account who) throws Exception {
+    Path script = CohortHarness.REPO.resolve("cohort");
+    Path jar = CohortHarness.REPO.resolve("cli/target/cohort.jar");
+    if (readableBy(who, script) && readableBy(who, jar)) {
+      return script;
+    }
+    Path copy = CohortHarness.base().resolve("users-cli");
+    Files.createDirectories(copy.resolve("cli/target"));
+    Files.copy(script, copy.resolve("cohort"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    Files.copy(
+        jar,
+        copy.resolve("cli/target/cohort.jar"),
+        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    for (Path p = copy.resolve("cli/target/cohort.jar"); p != null; p = p.getParent()) {
+      var perms = new java.util.HashSet<>(Files.getPosixFilePermissions(p));
+      perms.add(java.nio.file.attribute.PosixFilePermission.OTHERS_READ);
+      if (Files.isDirectory(p) || p.endsWith("cohort")) {
+        perms.add(java.nio.file.attribute.PosixFilePermission.OTHERS_EXECUTE);
+      }
+      Files.setPosixFilePermissions(p, perms);
+    }
+    Files.setPosixFilePermissions(
+        copy.resolve("cohort"), PosixFilePermissions.fromString("rwxr-xr-x"));
+    assertTrue(
+        readableBy(who, copy.resolve("cohort")),
+        "neither this checkout's CLI nor a copy under " + copy + " is readable by other users");
+    return copy.resolve("cohort");
+  }
+
+  static boolean readableBy(Account who, Path file) {
+    return UnixAccounts.as(who, List.of("test", "-r", file.toString())).rc() == 0;
+  }
+
   /** Runs {@code cmd} (at most 5 minutes) and returns its exit code and output. */
   static CohortHarness.Result exec(List<String> cmd, Map<String, String> env) {
     try {
@@ -106,6 +147,19 @@ final class UnixAccounts implements AutoCloseable {
       throw new IOException(String.join(" ", cmd) + " failed (" + r.rc() + "): " + r.err());
     }
     return r.out();
+  }
+
+  /** Brings {@code cohort}'s cluster down, then removes the accounts (each if there). */
+  static void closeAll(CohortHarness cohort, UnixAccounts accounts) throws IOException {
+    try {
+      if (cohort != null) {
+        cohort.closeCluster();
+      }
+    } finally {
+      if (accounts != null) {
+        accounts.close();
+      }
+    }
   }
 
   /** Removes every account this made (their processes first), reporting the first failure. */
