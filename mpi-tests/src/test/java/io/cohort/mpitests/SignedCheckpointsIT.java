@@ -51,6 +51,7 @@ class SignedCheckpointsIT {
   private static final int IMG_COMMON_MAGIC = 0x54564319;
 
   private static UnixAccounts accounts;
+  private static OpenCopies copies;
   private static Account alice;
   private static Path cli;
 
@@ -59,16 +60,23 @@ class SignedCheckpointsIT {
     accounts = new UnixAccounts();
     try {
       alice = accounts.create("s");
-      cli = UnixAccounts.readableCli(alice, "signed-cli");
+      copies = new OpenCopies();
+      cli = copies.cli();
     } catch (Exception | AssertionError e) {
-      accounts.close();
+      down();
       throw e;
     }
   }
 
   @AfterAll
   static void down() throws Exception {
-    accounts.close();
+    try {
+      if (copies != null) {
+        copies.close();
+      }
+    } finally {
+      accounts.close();
+    }
   }
 
   @Test

@@ -4,9 +4,6 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.PosixFilePermission;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -67,42 +64,6 @@ final class UnixAccounts implements AutoCloseable {
                 cohort.toString()));
     cmd.addAll(List.of(args));
     return as(who, cmd);
-  }
-
-  /**
-   * The `cohort` that {@code who} can run: this checkout's, if they can read it (its script, jar
-   * and every directory above), else a copy of the script and the jar in {@code name} under the
-   * test base, a directory open to all.
-   */
-  static Path readableCli(Account who, String name) throws IOException {
-    Path script = CohortHarness.REPO.resolve("cohort");
-    Path jar = CohortHarness.REPO.resolve("cli/target/cohort.jar");
-    if (readableBy(who, script) && readableBy(who, jar)) {
-      return script;
-    }
-    Path copy = CohortHarness.base().resolve(name);
-    Files.createDirectories(copy.resolve("cli/target"));
-    Files.copy(script, copy.resolve("cohort"), StandardCopyOption.REPLACE_EXISTING);
-    Files.copy(jar, copy.resolve("cli/target/cohort.jar"), StandardCopyOption.REPLACE_EXISTING);
-    for (Path p = copy.resolve("cli/target/cohort.jar"); p != null; p = p.getParent()) {
-      var perms = new java.util.HashSet<>(Files.getPosixFilePermissions(p));
-      perms.add(PosixFilePermission.OTHERS_READ);
-      if (Files.isDirectory(p) || p.endsWith("cohort")) {
-        perms.add(PosixFilePermission.OTHERS_EXECUTE);
-      }
-      Files.setPosixFilePermissions(p, perms);
-    }
-    Files.setPosixFilePermissions(
-        copy.resolve("cohort"), PosixFilePermissions.fromString("rwxr-xr-x"));
-    if (!readableBy(who, copy.resolve("cohort"))) {
-      throw new IOException(
-          "neither this checkout's CLI nor a copy under " + copy + " is readable by other users");
-    }
-    return copy.resolve("cohort");
-  }
-
-  private static boolean readableBy(Account who, Path file) {
-    return as(who, List.of("test", "-r", file.toString())).rc() == 0;
   }
 
   /** Runs {@code cmd} (at most 5 minutes) and returns its exit code and output. */

@@ -35,6 +35,7 @@ class UsersIT {
   private static UnixAccounts accounts;
   private static Account alice;
   private static Account bob;
+  private static OpenCopies copies;
   private static Path cli;
 
   @BeforeAll
@@ -44,7 +45,8 @@ class UsersIT {
     try {
       alice = accounts.create("a");
       bob = accounts.create("b");
-      cli = UnixAccounts.readableCli(alice, "users-cli");
+      copies = new OpenCopies();
+      cli = copies.cli();
       cohort.clusterUp(2, "cohortus", "198.18.87");
     } catch (Exception | AssertionError e) {
       down();
@@ -59,8 +61,14 @@ class UsersIT {
         cohort.closeCluster();
       }
     } finally {
-      if (accounts != null) {
-        accounts.close();
+      try {
+        if (accounts != null) {
+          accounts.close();
+        }
+      } finally {
+        if (copies != null) {
+          copies.close();
+        }
       }
     }
   }
