@@ -94,9 +94,9 @@ final class CoordinatorCommand implements Callable<Integer> {
       names = "--tls",
       paramLabel = "DIR",
       description =
-          "where the coordinator's certificate and key (coordinator.crt, coordinator.key) and "
-              + "the cluster CA's certificate (ca.crt) are (default: $COHORT_HOME/tls); see "
-              + "`cohort ca`")
+          "where the coordinator's certificate and key (coordinator.crt, coordinator.key), "
+              + "the cluster CA's certificate (ca.crt) and the cluster's checkpoint key "
+              + "(checkpoint.key) are (default: $COHORT_HOME/tls); see `cohort ca`")
   Path tlsDir;
 
   @Override
@@ -110,6 +110,7 @@ final class CoordinatorCommand implements Callable<Integer> {
     Coordinator coordinator =
         Coordinator.createWithRegistry(
             dir,
+            tls.checkpointKey(),
             BarrierConfig.defaults(),
             new NodeLossConfig(
                 OptionValues.imagePolicy("--image-policy", imagePolicy),

@@ -258,6 +258,8 @@ final class EmulatedCluster {
     if (!ca.exists()) {
       progress.printf("cohort cluster: cluster CA in %s%n", ca.dir());
       ca.init();
+    } else if (ca.ensureCheckpointKey()) { // a CA kept from before there were keys
+      progress.printf("cohort cluster: checkpoint key made in %s%n", ca.dir());
     }
     ca.issue(
         CoordinatorCommand.COORDINATOR_NAME,

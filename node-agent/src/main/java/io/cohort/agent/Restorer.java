@@ -79,6 +79,7 @@ final class Restorer {
           "vhost %s is running; end it before restoring it", vhostId);
     }
     ImageStore.Image image = verified(ckpt, vhostId, req.getManifestSha256());
+    SignedManifests.requireOwner(image.manifest(), req.getOwner());
     VhostRecord rec = existing != null ? existing : adopt(vhostId, image.manifest(), ckpt);
     // The job's owner as the coordinator knows it now (CRIU gives the processes the credentials
     // of their image; pid 1, restored with its memory, spawns as the owner it was started with).
