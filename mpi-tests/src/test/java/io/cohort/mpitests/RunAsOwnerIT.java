@@ -63,7 +63,7 @@ class RunAsOwnerIT {
                 .json()
                 .get("checkpoint")
                 .getAsString();
-        Path images = cohort.home.resolve("cluster/nodes/n1/images/" + ckpt);
+        Path images = cohort.home.resolve("cluster/nodes/n1/images/" + ckpt + "/" + job + "-0");
         assertEquals("root", Files.getOwner(images).getName());
         assertEquals(
             "rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(images)));
