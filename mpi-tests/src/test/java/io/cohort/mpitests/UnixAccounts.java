@@ -4,11 +4,16 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -50,6 +55,41 @@ final class UnixAccounts implements AutoCloseable {
             List.of("setpriv", "--reuid=" + who.uid(), "--regid=" + who.gid(), "--init-groups"));
     all.addAll(cmd);
     return exec(all, Map.of());
+  }
+
+  /**
+   * The `cohort` the accounts run: this checkout's, if {@code who} can read it (its script, jar and
+   * every directory above), else a copy of the script and the jar in a directory open to all.
+   */
+  static Path readableCli(Account who) throws IOException {
+    Path script = CohortHarness.REPO.resolve("cohort");
+    Path jar = CohortHarness.REPO.resolve("cli/target/cohort.jar");
+    if (readableBy(who, script) && readableBy(who, jar)) {
+      return script;
+    }
+    Path copy = CohortHarness.base().resolve("users-cli");
+    Files.createDirectories(copy.resolve("cli/target"));
+    Files.copy(script, copy.resolve("cohort"), StandardCopyOption.REPLACE_EXISTING);
+    Files.copy(jar, copy.resolve("cli/target/cohort.jar"), StandardCopyOption.REPLACE_EXISTING);
+    for (Path p = copy.resolve("cli/target/cohort.jar"); p != null; p = p.getParent()) {
+      Set<PosixFilePermission> perms = new HashSet<>(Files.getPosixFilePermissions(p));
+      perms.add(PosixFilePermission.OTHERS_READ);
+      if (Files.isDirectory(p) || p.endsWith("cohort")) {
+        perms.add(PosixFilePermission.OTHERS_EXECUTE);
+      }
+      Files.setPosixFilePermissions(p, perms);
+    }
+    Files.setPosixFilePermissions(
+        copy.resolve("cohort"), PosixFilePermissions.fromString("rwxr-xr-x"));
+    if (!readableBy(who, copy.resolve("cohort"))) {
+      throw new AssertionError(
+          "neither this checkout's CLI nor a copy under " + copy + " is readable by other users");
+    }
+    return copy.resolve("cohort");
+  }
+
+  static boolean readableBy(Account who, Path file) {
+    return as(who, List.of("test", "-r", file.toString())).rc() == 0;
   }
 
   /** `cohort ARGS` as {@code who}, with COHORT_HOME {@code home} and nothing else inherited. */

@@ -44,7 +44,7 @@ class UsersIT {
     try {
       alice = accounts.create("a");
       bob = accounts.create("b");
-      cli = readableCli();
+      cli = UnixAccounts.readableCli(alice);
       cohort.clusterUp(2, "cohortus", "198.18.87");
     } catch (Exception | AssertionError e) {
       down();
@@ -63,43 +63,6 @@ class UsersIT {
         accounts.close();
       }
     }
-  }
-
-  /**
-   * The `cohort` the accounts run: this checkout's, if they can read it (its script, jar and every
-   * directory above), else a copy of the script and the jar in a directory open to all.
-   */
-  private static Path readableCli() throws Exception {
-    Path script = CohortHarness.REPO.resolve("cohort");
-    Path jar = CohortHarness.REPO.resolve("cli/target/cohort.jar");
-    if (readableBy(alice, script) && readableBy(alice, jar)) {
-      return script;
-    }
-    Path copy = CohortHarness.base().resolve("users-cli");
-    Files.createDirectories(copy.resolve("cli/target"));
-    Files.copy(script, copy.resolve("cohort"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-    Files.copy(
-        jar,
-        copy.resolve("cli/target/cohort.jar"),
-        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-    for (Path p = copy.resolve("cli/target/cohort.jar"); p != null; p = p.getParent()) {
-      var perms = new java.util.HashSet<>(Files.getPosixFilePermissions(p));
-      perms.add(java.nio.file.attribute.PosixFilePermission.OTHERS_READ);
-      if (Files.isDirectory(p) || p.endsWith("cohort")) {
-        perms.add(java.nio.file.attribute.PosixFilePermission.OTHERS_EXECUTE);
-      }
-      Files.setPosixFilePermissions(p, perms);
-    }
-    Files.setPosixFilePermissions(
-        copy.resolve("cohort"), PosixFilePermissions.fromString("rwxr-xr-x"));
-    assertTrue(
-        readableBy(alice, copy.resolve("cohort")),
-        "neither this checkout's CLI nor a copy under " + copy + " is readable by other users");
-    return copy.resolve("cohort");
-  }
-
-  private static boolean readableBy(Account who, Path file) {
-    return UnixAccounts.as(who, List.of("test", "-r", file.toString())).rc() == 0;
   }
 
   private static Result as(Account who, String... args) {
