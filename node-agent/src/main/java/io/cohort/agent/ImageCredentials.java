@@ -74,13 +74,13 @@ final class ImageCredentials {
     if (tree.isEmpty()) {
       throw new CriuImageFile.BadImage(criuDir.resolve("pstree.img"), "no task");
     }
-    Map<Integer, String> files = null; // files.img, read once if an executable is looked up
+    Map<Integer, String> files = null; // files.img, read once a live task's executable is wanted
     List<TaskCredentials> out = new ArrayList<>();
     for (PstreeEntry task : tree) {
       int pid = task.getPid();
       CoreEntry leader = core(criuDir, pid);
       if (!leader.hasTc()) {
-        throw new CriuImageFile.BadImage(core(criuDir, pid, "core"), "no task state");
+        throw new CriuImageFile.BadImage(file(criuDir, "core", pid), "no task state");
       }
       String comm = leader.getTc().getComm();
       if (leader.getTc().getTaskState() == TASK_DEAD) {
@@ -105,10 +105,11 @@ final class ImageCredentials {
 
   private static CoreEntry core(Path criuDir, int tid) throws IOException {
     return CriuImageFile.readFirst(
-        core(criuDir, tid, "core"), CriuImageFile.CORE_MAGIC, CoreEntry.parser());
+        file(criuDir, "core", tid), CriuImageFile.CORE_MAGIC, CoreEntry.parser());
   }
 
-  private static Path core(Path criuDir, int id, String kind) {
+  /** {@code KIND-ID.img}: a task's or thread's image file of that kind. */
+  private static Path file(Path criuDir, String kind, int id) {
     return criuDir.resolve(kind + "-" + Integer.toUnsignedString(id) + ".img");
   }
 
@@ -154,7 +155,7 @@ final class ImageCredentials {
   private static String executable(Path criuDir, int pid, Map<Integer, String> files)
       throws IOException {
     MmEntry mm =
-        CriuImageFile.readFirst(core(criuDir, pid, "mm"), CriuImageFile.MM_MAGIC, MmEntry.parser());
+        CriuImageFile.readFirst(file(criuDir, "mm", pid), CriuImageFile.MM_MAGIC, MmEntry.parser());
     return mm.hasExeFileId() ? files.getOrDefault(mm.getExeFileId(), "") : "";
   }
 
