@@ -88,7 +88,15 @@ class SetIdIT {
   @Test
   void aJobRunningASetUidProgramIsRefusedAtCheckpointAndRunsOn() throws Exception {
     // A copy of sleep, set-uid root, where carol can run it.
-    Path dir = Files.createTempDirectory(CohortHarness.base(), "setid-");
+    Path dir = Files.createTempDirectory(CohortHarness.base(), "setid-program-");
+    try {
+      refusedAtCheckpoint(dir);
+    } finally {
+      CohortHarness.deleteTree(dir);
+    }
+  }
+
+  private static void refusedAtCheckpoint(Path dir) throws Exception {
     Path sleeper = dir.resolve("sleeper");
     Files.copy(Path.of("/usr/bin/sleep"), sleeper);
     UnixAccounts.exec(List.of("chmod", "755", dir.toString()), java.util.Map.of());
@@ -107,6 +115,7 @@ class SetIdIT {
             && r.err().contains("runs a set-uid program")
             && r.err().contains("Cohort does not checkpoint set-id programs"),
         r.err());
+    System.out.println("refused checkpoint: " + r.err().strip());
 
     // Not frozen, runs on, no checkpoint.
     assertEquals(List.of(), ProcTasks.stoppedTasks(init));
@@ -143,7 +152,7 @@ class SetIdIT {
     rewriteFirst(core, b.build().toByteArray());
     reseal(image, "core-" + main.getPid() + ".img", edited, job + "-0");
 
-    Result r = as("restart", edited);
+    Result r = as("restart", "--detach", edited);
     assertNotEquals(0, r.rc(), "an image edited to run root was restored: " + r.out());
     String comm = c.getTc().getComm();
     assertTrue(
@@ -156,11 +165,12 @@ class SetIdIT {
             && r.err().contains(") runs as uid 0 gid " + carol.gid())
             && r.err().contains("its owner " + carol.name() + " (" + carol.uid()),
         r.err());
+    System.out.println("refused restart: " + r.err().strip());
     assertNotEquals("JOB_STATE_RUNNING", cohort.state(job));
     assertEquals(List.of(), processesOf(carol.uid()), "nothing of the job runs");
 
     // The untouched checkpoint restarts, every process but pid 1 the owner's.
-    as("restart", good).ok();
+    as("restart", "--detach", good).ok();
     long init = cohort.vhostInit("n1", job + "-0");
     awaitTick(job, lastTick(job) + 2);
     List<Long> jobs = descendants(init);
@@ -169,6 +179,13 @@ class SetIdIT {
     for (long p : jobs) {
       assertEquals(owners, uids(p), "real, effective, saved and fs uid of pid " + p);
     }
+    // The agent checked the good image too (and says what it cost).
+    List<String> checked =
+        Files.readAllLines(cohort.home.resolve("cluster/logs/n1.log")).stream()
+            .filter(l -> l.contains("have the credentials of " + carol.name()))
+            .toList();
+    assertTrue(checked.stream().anyMatch(l -> l.contains(good + "/")), "" + checked);
+    checked.forEach(l -> System.out.println("agent: " + l));
     as("kill", job).ok();
   }
 
