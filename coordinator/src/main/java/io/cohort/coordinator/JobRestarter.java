@@ -129,6 +129,7 @@ final class JobRestarter {
                     .setCheckpointId(ckpt.getCheckpointId())
                     .setVhostId(vhost)
                     .setManifestSha256(ckpt.getManifestSha256OrDefault(vhost, ""))
+                    .setOwner(rec.getInfo().getOwner())
                     .build());
       }
       long transferred = 0;

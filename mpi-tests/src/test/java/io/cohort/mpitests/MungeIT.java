@@ -61,7 +61,7 @@ class MungeIT {
     cohort = new CohortHarness("munge");
     try {
       alice = accounts.create("m");
-      cli = UnixAccounts.readableCli(alice);
+      cli = accounts.cli();
       cohort.clusterUp(1, "cohortmu", SUBNET);
     } catch (Exception | AssertionError e) {
       down();

@@ -30,13 +30,12 @@ class RunAsOwnerIT {
   void aUsersJobRunsAsTheUserBeforeAndAfterARestartOnOtherNodes() throws Exception {
     String expected = ReferenceRuns.reference(RING);
     try (UnixAccounts accounts = new UnixAccounts();
-        OpenCopies copies = new OpenCopies();
         CohortHarness cohort = new CohortHarness("run-as-owner")) {
       Account alice = accounts.create("o");
-      Path cli = copies.cli();
+      Path cli = accounts.cli();
       List<String> command = new ArrayList<>(List.of(RING));
       int ring = command.indexOf(CohortHarness.RING.toString());
-      command.set(ring, copies.copy(CohortHarness.RING, "mpi/ring").toString());
+      command.set(ring, accounts.open(CohortHarness.RING, "mpi/ring").toString());
       try {
         cohort.clusterUp(4, "cohortro", "198.18.88");
         List<String> run =

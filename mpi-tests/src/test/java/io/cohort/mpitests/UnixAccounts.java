@@ -1,12 +1,9 @@
 package io.cohort.mpitests;
 
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -18,13 +15,14 @@ import java.util.concurrent.TimeUnit;
  * Real unprivileged accounts for a test (`useradd --system`, names starting "cohortit"), each
  * removed by {@link #close} even when the test failed; and commands run as one of them, with
  * exactly its uid, gid and groups (`setpriv --init-groups`) and a clean environment, among them the
- * `cohort` CLI ({@link #readableCli}).
+ * `cohort` CLI ({@link #cli}).
  */
 final class UnixAccounts implements AutoCloseable {
   /** An account: its name and ids. */
   record Account(String name, int uid, int gid) {}
 
   private final List<String> created = new ArrayList<>();
+  private OpenCopies copies;
 
   /** Creates an account named "cohortit" + {@code tag} + a random suffix, with no home. */
   Account create(String tag) throws IOException, InterruptedException {
@@ -71,40 +69,23 @@ final class UnixAccounts implements AutoCloseable {
   }
 
   /**
-   * The `cohort` the accounts run: this checkout's, if they can read it (its script, jar and every
-   * directory above), else a copy of the script and the jar in a directory open to all.
+   * The `cohort` CLI the accounts run: a copy of this checkout's (which may sit under a directory
+   * they cannot enter), removed with the accounts.
    */
-  static Path readableCli(Account who) throws Exception {
-    Path script = CohortHarness.REPO.resolve("cohort");
-    Path jar = CohortHarness.REPO.resolve("cli/target/cohort.jar");
-    if (readableBy(who, script) && readableBy(who, jar)) {
-      return script;
-    }
-    Path copy = CohortHarness.base().resolve("users-cli");
-    Files.createDirectories(copy.resolve("cli/target"));
-    Files.copy(script, copy.resolve("cohort"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-    Files.copy(
-        jar,
-        copy.resolve("cli/target/cohort.jar"),
-        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-    for (Path p = copy.resolve("cli/target/cohort.jar"); p != null; p = p.getParent()) {
-      var perms = new java.util.HashSet<>(Files.getPosixFilePermissions(p));
-      perms.add(java.nio.file.attribute.PosixFilePermission.OTHERS_READ);
-      if (Files.isDirectory(p) || p.endsWith("cohort")) {
-        perms.add(java.nio.file.attribute.PosixFilePermission.OTHERS_EXECUTE);
-      }
-      Files.setPosixFilePermissions(p, perms);
-    }
-    Files.setPosixFilePermissions(
-        copy.resolve("cohort"), PosixFilePermissions.fromString("rwxr-xr-x"));
-    assertTrue(
-        readableBy(who, copy.resolve("cohort")),
-        "neither this checkout's CLI nor a copy under " + copy + " is readable by other users");
-    return copy.resolve("cohort");
+  Path cli() throws IOException {
+    return open().cli();
   }
 
-  static boolean readableBy(Account who, Path file) {
-    return UnixAccounts.as(who, List.of("test", "-r", file.toString())).rc() == 0;
+  /** A copy of {@code file} that the accounts can run, at {@code name}; removed with them. */
+  Path open(Path file, String name) throws IOException {
+    return open().copy(file, name);
+  }
+
+  private OpenCopies open() throws IOException {
+    if (copies == null) {
+      copies = new OpenCopies();
+    }
+    return copies;
   }
 
   /** Runs {@code cmd} (at most 5 minutes) and returns its exit code and output. */
@@ -175,6 +156,10 @@ final class UnixAccounts implements AutoCloseable {
       }
     }
     created.clear();
+    if (copies != null) {
+      copies.close();
+      copies = null;
+    }
     if (first != null) {
       throw first;
     }

@@ -44,7 +44,7 @@ class UsersIT {
     try {
       alice = accounts.create("a");
       bob = accounts.create("b");
-      cli = UnixAccounts.readableCli(alice);
+      cli = accounts.cli();
       cohort.clusterUp(2, "cohortus", "198.18.87");
     } catch (Exception | AssertionError e) {
       down();

@@ -270,6 +270,13 @@ final class CheckpointParticipant {
           dump.advance(
               "seal", Map.of(State.HELD, State.HELD_SEALING, State.RESUMED, State.RESUMED_SEALING));
           long t0 = System.nanoTime();
+          // What a restore would refuse is refused now, while the job runs on: a set-id program
+          // started after the prepare's check (RunningTasks) is in the image.
+          ImageCredentials.check(
+              dump.record.getOwner(),
+              images.pendingDir(dump.ckpt, dump.record.getVhostId()).resolve(ImageStore.CRIU_DIR),
+              dump.record.getInitPath(),
+              "checkpoint " + dump.ckpt + ", vhost " + dump.record.getVhostId());
           ImageSealer.Sealed sealed = sealer.seal(dump);
           synchronized (dump) {
             // Published under the dump's monitor: an abort either comes first (nothing published)

@@ -3,6 +3,7 @@ package io.cohort.agent;
 import io.cohort.common.CohortException;
 import io.cohort.proto.v1.PrepareCheckpointRequest;
 import io.cohort.proto.v1.PrepareCheckpointResponse;
+import io.cohort.proto.v1.VhostRecord;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -10,9 +11,10 @@ import java.util.List;
 import java.util.stream.Stream;
 
 /**
- * The prepare phase of a checkpoint on this node: every vhost asked for is running, and the image
- * store has room for their images (estimated from their resident memory) and the configured
- * reserve.
+ * The prepare phase of a checkpoint on this node: every vhost asked for is running, no process of a
+ * non-root owner's vhost runs a set-id program or holds other credentials than its owner's ({@link
+ * RunningTasks}), and the image store has room for their images (estimated from their resident
+ * memory) and the configured reserve. A refusal here comes before any vhost is frozen.
  */
 final class CheckpointPreflight {
   private final AgentConfig config;
@@ -28,7 +30,9 @@ final class CheckpointPreflight {
   PrepareCheckpointResponse prepare(PrepareCheckpointRequest req) {
     long estimate = 0;
     for (String id : req.getVhostIdsList()) {
-      estimate += residentBytes(records.requireRunning(id, "checkpoint").getPid());
+      VhostRecord rec = records.requireRunning(id, "checkpoint");
+      RunningTasks.check(rec);
+      estimate += residentBytes(rec.getPid());
     }
     long free = images.freeBytes();
     if (free < estimate + config.minFreeBytes()) {

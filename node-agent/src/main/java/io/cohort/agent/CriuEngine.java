@@ -16,8 +16,8 @@ import java.util.regex.Pattern;
  * agent; stateless apart from its configuration.
  */
 final class CriuEngine implements Criu {
-  /** Options shared by dump and restore: TCP, network lock, mounts. */
-  private static final List<String> COMMON =
+  /** Options shared by dump and restore: TCP, network lock, mounts (tests dump with them too). */
+  static final List<String> COMMON =
       List.of(
           "--tcp-established",
           "--network-lock",

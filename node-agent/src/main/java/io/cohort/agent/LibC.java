@@ -1,5 +1,6 @@
 package io.cohort.agent;
 
+import com.sun.jna.LastErrorException;
 import com.sun.jna.Library;
 import com.sun.jna.Native;
 
@@ -12,4 +13,7 @@ interface LibC extends Library {
   int kill(int pid, int sig);
 
   int geteuid();
+
+  /** Size of extended attribute {@code name} of {@code path} (following links). */
+  long getxattr(String path, String name, byte[] value, long size) throws LastErrorException;
 }

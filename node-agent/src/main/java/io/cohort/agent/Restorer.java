@@ -4,6 +4,7 @@ import io.cohort.common.CohortException;
 import io.cohort.common.DurableFiles;
 import io.cohort.common.Ids;
 import io.cohort.proto.v1.ImageManifest;
+import io.cohort.proto.v1.Owner;
 import io.cohort.proto.v1.RestoreVhostRequest;
 import io.cohort.proto.v1.RestoreVhostResponse;
 import io.cohort.proto.v1.VerifyImageRequest;
@@ -17,10 +18,11 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Restores vhosts from checkpoint images: checks first that the image and the job's files allow it
- * (changing nothing), returns the job's logs and files to the checkpoint (the logs from the image
- * itself when it was copied from another node, see {@link JobFiles}), runs CRIU, and hands the
- * packets that were in flight towards the vhost to its {@link JobNetwork}.
+ * Restores vhosts from checkpoint images: checks first that the image (its files, and the
+ * credentials of its processes: {@link ImageCredentials}) and the job's files allow it (changing
+ * nothing), returns the job's logs and files to the checkpoint (the logs from the image itself when
+ * it was copied from another node, see {@link JobFiles}), runs CRIU, and hands the packets that
+ * were in flight towards the vhost to its {@link JobNetwork}.
  */
 final class Restorer {
   private static final Logger log = LoggerFactory.getLogger(Restorer.class);
@@ -54,17 +56,35 @@ final class Restorer {
 
   /**
    * Checks, without changing anything, that a vhost can be restored from a checkpoint: the image
-   * matches its manifest and the job's output log can be brought back to its size then.
+   * matches its manifest, its processes have the owner's credentials, and the job's output log can
+   * be brought back to its size then.
    */
   void verify(VerifyImageRequest req) {
     verified(
         Ids.requireCheckpoint(req.getCheckpointId()),
         Ids.requireVhost(req.getVhostId()),
-        req.getManifestSha256());
+        req.getManifestSha256(),
+        req.getOwner());
   }
 
-  private ImageStore.Image verified(String ckpt, String vhostId, String manifestSha) {
+  private ImageStore.Image verified(String ckpt, String vhostId, String manifestSha, Owner owner) {
     ImageStore.Image image = images.verify(ckpt, vhostId, manifestSha);
+    SignedManifests.requireOwner(image.manifest(), owner); // signed as this owner's, then checked
+    long t0 = System.nanoTime();
+    ImageCredentials.check(
+        owner,
+        image.criuDir(),
+        image.manifest().getInitPath(),
+        "checkpoint " + ckpt + ", vhost " + vhostId);
+    if (!JobOwner.isRoot(owner)) {
+      log.info(
+          "{}: the processes of {}/{} have the credentials of {} (checked in {} ms)",
+          who,
+          ckpt,
+          vhostId,
+          JobOwner.describe(owner),
+          (System.nanoTime() - t0) / 1_000_000);
+    }
     JobFiles.check(image, ckpt);
     FileRollback.check(FileTracker.read(image.criuDir()), image.criuDir(), ckpt);
     return image;
@@ -78,11 +98,11 @@ final class Restorer {
       throw CohortException.precondition(
           "vhost %s is running; end it before restoring it", vhostId);
     }
-    ImageStore.Image image = verified(ckpt, vhostId, req.getManifestSha256());
-    SignedManifests.requireOwner(image.manifest(), req.getOwner());
+    ImageStore.Image image = verified(ckpt, vhostId, req.getManifestSha256(), req.getOwner());
     VhostRecord rec = existing != null ? existing : adopt(vhostId, image.manifest(), ckpt);
     // The job's owner as the coordinator knows it now (CRIU gives the processes the credentials
-    // of their image; pid 1, restored with its memory, spawns as the owner it was started with).
+    // of their image, checked above to be the owner's; pid 1, restored with its memory, spawns as
+    // the owner it was started with).
     rec =
         rec.toBuilder()
             .setPlan(VhostNetwork.requirePlan(rec.getAddress(), req.getPlan()))
