@@ -366,6 +366,12 @@ final class CheckpointParticipant {
     } catch (IOException | RuntimeException e) {
       try {
         endings.abort(dump);
+        if (dump.state() == State.ABORTED) {
+          // An abort that came while this phase was writing (the coordinator's, during a seal)
+          // discarded the image first; the seal's writes made its directories again (the job's
+          // files copied in): what they left goes too, or it would wait for the sweep's 10 min.
+          images.discard(dump.ckpt, dump.record.getVhostId());
+        }
       } catch (RuntimeException again) {
         e.addSuppressed(again);
       }
