@@ -24,6 +24,8 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -38,6 +40,8 @@ import org.junit.jupiter.api.Test;
  * credentials in every process.
  */
 class SetIdIT {
+  private static final Pattern PROGRESS = Pattern.compile("(?m)^(?:tick|iter) (\\d+)[ \n]");
+
   private static final String TICKER =
       "i=0; while [ $i -lt 3000 ]; do echo tick $i; i=$((i+1)); sleep 0.2; done";
 
@@ -53,7 +57,7 @@ class SetIdIT {
     try {
       carol = accounts.create("c");
       cli = UnixAccounts.readableCli(carol);
-      cohort.clusterUp(1, "cohortsi", "198.18.93");
+      cohort.clusterUp(2, "cohortsi", "198.18.93");
     } catch (Exception | AssertionError e) {
       down();
       throw e;
@@ -77,12 +81,13 @@ class SetIdIT {
     return UnixAccounts.cohortAs(carol, cli, cohort.home, args);
   }
 
-  private static String run(String script) {
-    return as("run", "--detach", "--json", "--images", "none", "--", "sh", "-c", script)
-        .ok()
-        .json()
-        .get("job")
-        .getAsString();
+  /** Starts {@code command} as carol on {@code nodes}, with no partner copy of its images. */
+  private static String run(String nodes, String... command) {
+    List<String> args =
+        new ArrayList<>(
+            List.of("run", "--detach", "--json", "--images", "none", "--nodes", nodes, "--"));
+    args.addAll(List.of(command));
+    return as(args.toArray(String[]::new)).ok().json().get("job").getAsString();
   }
 
   @Test
@@ -103,8 +108,8 @@ class SetIdIT {
     UnixAccounts.exec(List.of("chmod", "4755", sleeper.toString()), java.util.Map.of());
     assertEquals(0, UnixAccounts.as(carol, List.of("test", "-x", sleeper.toString())).rc());
 
-    String job = run(sleeper + " 100000 & " + TICKER);
-    awaitTick(job, 3);
+    String job = run("n1", "sh", "-c", sleeper + " 100000 & " + TICKER);
+    awaitProgress(job, 3);
     long init = cohort.vhostInit("n1", job + "-0");
     long setuid = awaitProcess(init, sleeper);
 
@@ -119,8 +124,7 @@ class SetIdIT {
 
     // Not frozen, runs on, no checkpoint.
     assertEquals(List.of(), ProcTasks.stoppedTasks(init));
-    int before = lastTick(job);
-    awaitTick(job, before + 2);
+    awaitProgress(job, progress(job) + 2);
     assertEquals("JOB_STATE_RUNNING", cohort.state(job));
     assertEquals(0, cohort.checkpoints(job).size());
     as("kill", job).ok();
@@ -128,15 +132,15 @@ class SetIdIT {
 
   @Test
   void anImageEditedToMakeAProcessRootIsRefusedAtRestart() throws Exception {
-    String job = run(TICKER);
-    awaitTick(job, 3);
+    String job = run("n1,n2", CohortHarness.cRing(4, 100000, 30));
+    awaitProgress(job, 30);
     String good = as("checkpoint", job).ok().out().strip();
-    awaitTick(job, lastTick(job) + 2);
+    awaitProgress(job, progress(job) + 20);
     String edited = as("checkpoint", "--stop", job).ok().out().strip();
     assertEquals(List.of(job + ".1", job + ".2"), List.of(good, edited));
     assertNotEquals("JOB_STATE_RUNNING", cohort.state(job));
 
-    // The attacker: the main process (the child of pid 1) made root in its core image, the
+    // The attacker: mpirun (the child of pid 1 in the head vhost) made root in its core image, the
     // manifest's digest of that file and the record's digest of the manifest recomputed.
     Path image = imageDir(edited, job + "-0");
     PstreeEntry main = null;
@@ -169,40 +173,56 @@ class SetIdIT {
     assertNotEquals("JOB_STATE_RUNNING", cohort.state(job));
     assertEquals(List.of(), processesOf(carol.uid()), "nothing of the job runs");
 
-    // The untouched checkpoint restarts, every process but pid 1 the owner's.
+    // The untouched checkpoint restarts on both nodes, every process but pid 1 the owner's: the
+    // orted and ranks of the second vhost too (children of its pid 1's spawn service).
     as("restart", "--detach", good).ok();
-    long init = cohort.vhostInit("n1", job + "-0");
-    awaitTick(job, lastTick(job) + 2);
-    List<Long> jobs = descendants(init);
-    assertTrue(jobs.size() >= 2, "the restored job's processes: " + jobs);
+    awaitProgress(job, progress(job) + 20);
     String owners = String.join("\t", Collections.nCopies(4, Integer.toString(carol.uid())));
-    for (long p : jobs) {
-      assertEquals(owners, uids(p), "real, effective, saved and fs uid of pid " + p);
+    for (int v = 0; v < 2; v++) {
+      String node = "n" + (v + 1);
+      String vhost = job + "-" + v;
+      List<Long> procs = descendants(cohort.vhostInit(node, vhost));
+      assertTrue(procs.size() >= 3, "the restored processes of " + vhost + ": " + procs);
+      for (long p : procs) {
+        assertEquals(owners, uids(p), "real, effective, saved and fs uid of pid " + p);
+      }
+      // The agent checked the good image too (and says what it cost).
+      List<String> checked =
+          Files.readAllLines(cohort.home.resolve("cluster/logs/" + node + ".log")).stream()
+              .filter(l -> l.contains("have the credentials of " + carol.name()))
+              .toList();
+      assertTrue(checked.stream().anyMatch(l -> l.contains(good + "/" + vhost)), "" + checked);
+      checked.forEach(l -> System.out.println("agent: " + l));
     }
-    // The agent checked the good image too (and says what it cost).
-    List<String> checked =
-        Files.readAllLines(cohort.home.resolve("cluster/logs/n1.log")).stream()
-            .filter(l -> l.contains("have the credentials of " + carol.name()))
-            .toList();
-    assertTrue(checked.stream().anyMatch(l -> l.contains(good + "/")), "" + checked);
-    checked.forEach(l -> System.out.println("agent: " + l));
     as("kill", job).ok();
   }
 
   // ------------------------------------------------------------------ the job
 
-  private static void awaitTick(String job, int n) throws InterruptedException {
-    long deadline = System.nanoTime() + Duration.ofMinutes(1).toNanos();
-    while (lastTick(job) < n) {
-      assertTrue(System.nanoTime() < deadline, "job " + job + " did not reach tick " + n);
+  private static void awaitProgress(String job, int n) throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofMinutes(2).toNanos();
+    while (progress(job) < n) {
+      assertTrue(System.nanoTime() < deadline, "job " + job + " did not get to " + n);
       Thread.sleep(200);
     }
   }
 
-  private static int lastTick(String job) {
-    String out = as("logs", job).ok().out();
-    int at = out.lastIndexOf("tick ");
-    return at < 0 ? -1 : Integer.parseInt(out.substring(at + 5, out.indexOf('\n', at)).strip());
+  /** The last "tick N" or "iter N" of the job's output (its head vhost is on n1). */
+  private static int progress(String job) {
+    Matcher m = PROGRESS.matcher(read(cohort.clusterLog("n1", job)));
+    int last = -1;
+    while (m.find()) {
+      last = Integer.parseInt(m.group(1));
+    }
+    return last;
+  }
+
+  private static String read(Path file) {
+    try {
+      return Files.readString(file);
+    } catch (IOException e) {
+      return "";
+    }
   }
 
   /** The host pid of the process of the vhost under {@code init} that runs {@code exe}. */
