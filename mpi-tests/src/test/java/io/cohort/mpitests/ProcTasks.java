@@ -40,7 +40,8 @@ final class ProcTasks {
     return held;
   }
 
-  private static String readOrEmpty(Path p) {
+  /** The file's text, or "" if it cannot be read (a process that ended). */
+  static String readOrEmpty(Path p) {
     try {
       return Files.readString(p);
     } catch (IOException e) {

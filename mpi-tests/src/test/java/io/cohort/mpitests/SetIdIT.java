@@ -209,20 +209,12 @@ class SetIdIT {
 
   /** The last "tick N" or "iter N" of the job's output (its head vhost is on n1). */
   private static int progress(String job) {
-    Matcher m = PROGRESS.matcher(read(cohort.clusterLog("n1", job)));
+    Matcher m = PROGRESS.matcher(ProcTasks.readOrEmpty(cohort.clusterLog("n1", job)));
     int last = -1;
     while (m.find()) {
       last = Integer.parseInt(m.group(1));
     }
     return last;
-  }
-
-  private static String read(Path file) {
-    try {
-      return Files.readString(file);
-    } catch (IOException e) {
-      return "";
-    }
   }
 
   /** The host pid of the process of the vhost under {@code init} that runs {@code exe}. */
