@@ -17,7 +17,10 @@ fi
 # 1. Debian packages, CRIU 4.2+ in /opt/cohort/criu, Open MPI's mpi.jar.
 bash "$repo/setup/install-deps.sh"
 
-# 2. Native programs (make decides what is stale).
+# 2. MUNGE (users calling the coordinator from other machines): Debian's munge, its key, munged.
+bash "$repo/setup/munge.sh"
+
+# 3. Native programs (make decides what is stale).
 if make -q -C "$repo/native" >/dev/null 2>&1; then
   say "native programs ... ok (up to date)"
 else
@@ -25,7 +28,7 @@ else
   say "native programs ... built"
 fi
 
-# 3. The Java build, when any source is newer than the CLI jar.
+# 4. The Java build, when any source is newer than the CLI jar.
 stale=""
 if [[ ! -f "$jar" ]]; then
   stale="no jar yet"
@@ -45,10 +48,10 @@ else
   say "java build ... ok (up to date)"
 fi
 
-# 4. The CLI's class archive, when the jar is newer (a short command starts 3x faster).
+# 5. The CLI's class archive, when the jar is newer (a short command starts 3x faster).
 bash "$repo/setup/cli-archive.sh"
 
-# 5. `cohort` on PATH.
+# 6. `cohort` on PATH.
 link=/usr/local/bin/cohort
 if [[ "$(readlink -f "$link" 2>/dev/null)" != "$repo/cohort" ]]; then
   ln -sfn "$repo/cohort" "$link"

@@ -36,9 +36,9 @@ final class BarrierCost {
       for (int i = 1; i <= k; i++) {
         spread.add("n" + i);
       }
-      JsonObject r = measure(spread);
+      JsonObject r = measure(spread, new Stats());
       if (k > 1) {
-        JsonObject one = measure(Collections.nCopies(k, "n1"));
+        JsonObject one = measure(Collections.nCopies(k, "n1"), new Stats());
         r.add("one_node", one);
         r.addProperty(
             "cut_added_frozen_ms",
@@ -50,7 +50,11 @@ final class BarrierCost {
     return out;
   }
 
-  private JsonObject measure(List<String> nodes) {
+  /**
+   * Checkpoints of a job with one vhost on each of {@code nodes}; their totals are also added to
+   * {@code total} (a part that compares runs gathers them over several).
+   */
+  JsonObject measure(List<String> nodes, Stats total) {
     int k = nodes.size();
     System.out.printf("bench: coordinated checkpoint, %d vhost(s) on %s%n", k, nodes);
     // No partner copies (part 8 measures them): the copy of one checkpoint would load the 2
@@ -67,7 +71,6 @@ final class BarrierCost {
             "1000000",
             "20");
     cli.awaitOutput("n1", job, "iter 20 ", Duration.ofMinutes(2));
-    Stats total = new Stats();
     Stats overhead = new Stats();
     Stats prepare = new Stats();
     Stats dump = new Stats();

@@ -21,12 +21,14 @@ import java.util.stream.Collectors;
  * into the output directory (docs/benchmarks by default).
  *
  * <pre>
- * usage: Bench [--parts 1,2,3,4,5,6,7,8,9] [--reps N] [--sizes MB,MB,...] [--out DIR]
+ * usage: Bench [--parts 1,2,3,4,5,6,7,8,9,10] [--reps N] [--sizes MB,MB,...] [--out DIR]
+ *              [--baseline DIR]
  *        Bench --report [--out DIR]     (results.md and plots again from results.json)
  * </pre>
  *
- * results.json is written after every part, so an interrupted run keeps what it measured. Part 9
- * (faults) runs on a cluster of its own, after the others' is down.
+ * results.json is written after every part, so an interrupted run keeps what it measured. Parts 9
+ * (faults) and 10 (authentication, against the build in --baseline; only with that option) run on
+ * clusters of their own, after the others' is down.
  */
 public final class Bench {
   private Bench() {}
@@ -36,27 +38,41 @@ public final class Bench {
     int reps = 3;
     List<Integer> sizes = List.of(64, 512, 2048);
     boolean reportOnly = false;
+    Path baseline = null;
+    boolean partsGiven = false;
     Path repo = Path.of(System.getProperty("cohort.repo", ".")).toAbsolutePath().normalize();
     Path out = repo.resolve("docs/benchmarks");
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
-        case "--parts" ->
-            parts =
-                Arrays.stream(args[++i].split(","))
-                    .map(Integer::valueOf)
-                    .collect(Collectors.toCollection(TreeSet::new));
+        case "--parts" -> {
+          parts =
+              Arrays.stream(args[++i].split(","))
+                  .map(Integer::valueOf)
+                  .collect(Collectors.toCollection(TreeSet::new));
+          partsGiven = true;
+        }
         case "--reps" -> reps = Integer.parseInt(args[++i]);
         case "--sizes" ->
             sizes = Arrays.stream(args[++i].split(",")).map(Integer::valueOf).toList();
         case "--out" -> out = Path.of(args[++i]).toAbsolutePath();
         case "--report" -> reportOnly = true;
+        case "--baseline" -> baseline = Path.of(args[++i]).toAbsolutePath().normalize();
         default -> {
           System.err.println(
-              "usage: cohort bench [--parts 1,2,3,4,5,6,7,8,9] [--reps N] "
-                  + "[--sizes 64,512,2048] [--out DIR]\n       cohort bench --report [--out DIR]");
+              "usage: cohort bench [--parts 1,2,3,4,5,6,7,8,9,10] [--reps N] "
+                  + "[--sizes 64,512,2048] [--out DIR] [--baseline DIR]\n"
+                  + "       cohort bench --report [--out DIR]");
           System.exit(2);
         }
       }
+    }
+    if (baseline != null && !partsGiven) {
+      parts.add(10);
+    }
+    if (parts.contains(10) && baseline == null) {
+      System.err.println(
+          "part 10 compares with a build from before authentication: give it with --baseline DIR");
+      System.exit(2);
     }
     Path json = out.resolve("results.json");
     if (reportOnly) {
@@ -71,7 +87,7 @@ public final class Bench {
 
     // A run of some parts keeps the other parts' figures of the last run.
     JsonObject results =
-        parts.size() < 9 && Files.exists(json)
+        !parts.containsAll(List.of(1, 2, 3, 4, 5, 6, 7, 8, 9)) && Files.exists(json)
             ? com.google.gson.JsonParser.parseString(Files.readString(json)).getAsJsonObject()
             : new JsonObject();
     results.add("machine", Machine.describe(cli));
@@ -90,6 +106,18 @@ public final class Bench {
           "fault_recovery",
           new FaultRecovery(
                   repo, home.resolve("faults"), reps, repo.resolve("mpi-tests/target/mpi/ring"))
+              .run());
+      save(results, json);
+    }
+    if (parts.contains(10)) {
+      results.add(
+          "security",
+          new SecurityCost(
+                  repo,
+                  baseline,
+                  home.resolve("security"),
+                  reps,
+                  repo.resolve("mpi-tests/target/mpi/ring"))
               .run());
       save(results, json);
     }

@@ -41,6 +41,7 @@ final class Report {
     filesTable();
     partnerTable();
     md.append(FaultReport.table(r));
+    md.append(SecurityReport.table(r));
     return md.toString();
   }
 

@@ -108,8 +108,9 @@ final class AgentCommand implements Callable<Integer> {
       names = "--tls",
       paramLabel = "DIR",
       description =
-          "where this node's certificate and key (NODE.crt, NODE.key) and the cluster CA's "
-              + "certificate (ca.crt) are (default: $COHORT_HOME/tls); see `cohort ca`")
+          "where this node's certificate and key (NODE.crt, NODE.key), the cluster CA's "
+              + "certificate (ca.crt) and the cluster's checkpoint key (checkpoint.key) are "
+              + "(default: $COHORT_HOME/tls); see `cohort ca`")
   Path tlsDir;
 
   @Override
@@ -130,7 +131,8 @@ final class AgentCommand implements Callable<Integer> {
             AgentConfig.defaults(node, dir, s.nativeDir(), s.criu())
                 .withVhostNetworking(true)
                 .withSharedImages(sharedImages)
-                .withDecisionLease(lease),
+                .withDecisionLease(lease)
+                .withCheckpointKey(tls.checkpointKey()),
             tls.dialer(),
             overlay,
             dataPath(at.getHostString()));

@@ -14,11 +14,12 @@ import picocli.CommandLine.Parameters;
     description = {
       "The cluster's certificate authority: the daemons accept only each other's certificates "
           + "from it (mutual TLS), and the CLI checks the coordinator's against it.",
-      "Run as root on one machine; copy each daemon's NAME.crt, NAME.key (mode 600) and ca.crt to "
-          + "its machine's $COHORT_HOME/tls, and ca.crt alone to every machine the CLI runs on. "
-          + "`cohort cluster up` does all of it for the emulated cluster."
+      "Run as root on one machine; copy each daemon's NAME.crt, NAME.key, checkpoint.key (both "
+          + "mode 600) and ca.crt to its machine's $COHORT_HOME/tls (`issue --out` gathers them), "
+          + "and ca.crt alone to every machine the CLI runs on. `cohort cluster up` does all of it "
+          + "for the emulated cluster."
     },
-    subcommands = {CaCommand.Init.class, CaCommand.Issue.class})
+    subcommands = {CaCommand.Init.class, CaCommand.Issue.class, CaCommand.Key.class})
 final class CaCommand implements Runnable {
   @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
 
@@ -36,7 +37,8 @@ final class CaCommand implements Runnable {
       mixinStandardHelpOptions = true,
       description =
           "Create the cluster CA: ca.crt (readable by all) and ca.key (root only; keep it off "
-              + "the nodes if you can, it makes certificates every daemon trusts).")
+              + "the nodes if you can, it makes certificates every daemon trusts); and the "
+              + "cluster's checkpoint key, checkpoint.key (root only), unless there is one.")
   static final class Init implements Callable<Integer> {
     @Option(names = "--dir", paramLabel = "DIR", description = "where (default: $COHORT_HOME/tls)")
     Path dir;
@@ -46,8 +48,35 @@ final class CaCommand implements Runnable {
       ClusterCa ca = new ClusterCa(dirOrDefault(dir));
       ca.init();
       System.out.printf(
-          "cohort ca: cluster CA made: %s (for every machine), %s (root only)%n",
-          ca.caCert(), ca.dir().resolve(ClusterCa.CA_KEY));
+          "cohort ca: cluster CA made: %s (for every machine), %s (root only); checkpoint key %s "
+              + "(root only, for every daemon)%n",
+          ca.caCert(), ca.dir().resolve(ClusterCa.CA_KEY), ca.checkpointKey());
+      return 0;
+    }
+  }
+
+  @Command(
+      name = "key",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Create the cluster's checkpoint key, checkpoint.key (32 random bytes, root only), unless "
+            + "there is one: the daemons sign checkpoint records and image manifests with it and "
+            + "refuse those it did not sign. Every daemon needs the same key in its --tls "
+            + "directory (`issue --out` copies it); a daemon refuses to start without it.",
+        "`ca init` makes it; this is for a CA made before. Never replace a key in use: every "
+            + "checkpoint signed with it would be refused."
+      })
+  static final class Key implements Callable<Integer> {
+    @Option(names = "--dir", paramLabel = "DIR", description = "where (default: $COHORT_HOME/tls)")
+    Path dir;
+
+    @Override
+    public Integer call() throws Exception {
+      ClusterCa ca = new ClusterCa(dirOrDefault(dir));
+      boolean made = ca.ensureCheckpointKey();
+      System.out.printf(
+          "cohort ca: checkpoint key %s: %s%n",
+          made ? "made" : "kept (there is one already)", ca.checkpointKey());
       return 0;
     }
   }
@@ -81,7 +110,9 @@ final class CaCommand implements Runnable {
     @Option(
         names = "--out",
         paramLabel = "DIR",
-        description = "write the certificate, its key and a copy of ca.crt there (default: --dir)")
+        description =
+            "write the certificate, its key and copies of ca.crt and checkpoint.key there "
+                + "(default: --dir)")
     Path out;
 
     @Override

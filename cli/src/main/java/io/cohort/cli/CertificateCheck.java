@@ -1,5 +1,7 @@
 package io.cohort.cli;
 
+import io.cohort.common.CheckpointKey;
+import io.cohort.common.CohortException;
 import io.cohort.common.DaemonIdentity;
 import java.io.IOException;
 import java.io.InputStream;
@@ -25,7 +27,9 @@ import java.util.stream.Stream;
 /**
  * What `cohort doctor` checks of a directory of cluster certificates ({@link ClusterCa}): the CA's
  * certificate is there and valid; every daemon certificate is within its dates, signed by that CA,
- * names a daemon, and has its key beside it, matching it and readable by root only.
+ * names a daemon, and has its key beside it, matching it and readable by root only; the cluster's
+ * checkpoint key is there, root's only. A directory with the checkpoint key alone is the embedded
+ * mode's (it makes its key there): only the key is checked.
  */
 final class CertificateCheck {
   /** A certificate that expires sooner than this is reported as a failure, to be issued again. */
@@ -39,6 +43,11 @@ final class CertificateCheck {
   static List<Finding> check(Path dir, Instant now) {
     List<Finding> out = new ArrayList<>();
     Path caPath = dir.resolve(ClusterCa.CA_CERT);
+    Path checkpointKey = dir.resolve(CheckpointKey.FILE);
+    if (!Files.exists(caPath) && Files.exists(checkpointKey)) {
+      out.add(checkpointKey(checkpointKey));
+      return out;
+    }
     X509Certificate ca;
     try {
       ca = read(caPath);
@@ -63,6 +72,7 @@ final class CertificateCheck {
     if (Files.exists(caKey)) {
       out.add(keyPermissions("cluster ca key", caKey));
     }
+    out.add(checkpointKey(checkpointKey));
     try (Stream<Path> files = Files.list(dir)) {
       for (Path cert :
           files
@@ -116,6 +126,30 @@ final class CertificateCheck {
           label, true, what + ", signed by the cluster CA, valid until " + until, "");
     } catch (IOException | GeneralSecurityException e) {
       return new Finding(label, false, certPath + ": " + e.getMessage(), reissue);
+    }
+  }
+
+  private static Finding checkpointKey(Path key) {
+    String label = "checkpoint key";
+    if (!Files.exists(key)) {
+      return new Finding(
+          label,
+          false,
+          "no " + key + ": the daemons refuse to start without it",
+          "`cohort ca key --dir "
+              + key.getParent()
+              + "` on the CA's machine, then copy it (mode 600) into every daemon's TLS "
+              + "directory");
+    }
+    Finding perms = keyPermissions(label, key);
+    if (!perms.ok()) {
+      return perms;
+    }
+    try {
+      CheckpointKey.load(key);
+      return new Finding(label, true, key + ", root's only", "");
+    } catch (CohortException e) {
+      return new Finding(label, false, e.getMessage(), "copy the cluster's checkpoint key there");
     }
   }
 

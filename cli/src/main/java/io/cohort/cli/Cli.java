@@ -88,12 +88,16 @@ final class Cli implements AutoCloseable {
       stub = CohortGrpc.newBlockingStub(embedded.channel());
     } else {
       embedded = null;
-      remote =
-          channel(
-              address,
-              address.startsWith("unix:") ? null : ConnectionOptions.trustedCa(settings, address));
+      boolean local = address.startsWith("unix:");
+      remote = channel(address, local ? null : ConnectionOptions.trustedCa(settings, address));
       where = "coordinator at " + address;
-      stub = CohortGrpc.newBlockingStub(remote);
+      // On its Unix socket the coordinator asks the kernel who calls; over TCP each call proves
+      // it with a MUNGE credential.
+      stub =
+          local
+              ? CohortGrpc.newBlockingStub(remote)
+              : CohortGrpc.newBlockingStub(remote)
+                  .withCallCredentials(new MungeCredentials(Munge.system()));
     }
   }
 
@@ -101,7 +105,8 @@ final class Cli implements AutoCloseable {
    * A channel to the coordinator at {@code address}: {@code unix:PATH} is its Unix socket (Netty's
    * epoll transport, through gRPC's own "unix" target; the coordinator knows the caller from the
    * kernel); anything else is HOST:PORT, its client API over TLS, whose certificate must chain to
-   * {@code ca} and name HOST. No client certificate: a user is not a daemon.
+   * {@code ca} and name HOST. No client certificate: a user is not a daemon (a call there carries
+   * the user's MUNGE credential, {@link MungeCredentials}).
    */
   static ManagedChannel channel(String address, Path ca) {
     if (address.startsWith("unix:")) {

@@ -1,5 +1,6 @@
 package io.cohort.cli;
 
+import io.cohort.common.CheckpointKey;
 import io.cohort.common.CohortException;
 import io.cohort.common.DaemonIdentity;
 import io.cohort.common.ProcessRunner;
@@ -19,7 +20,9 @@ import java.util.regex.Pattern;
  * A cluster's certificate authority and the certificates it issues to the daemons, in one directory
  * ({@code ca.crt}, {@code ca.key}, {@code NAME.crt}, {@code NAME.key}), made with {@code openssl}:
  * P-256 keys, readable by their owner (root) only; certificates readable by all (the CLI of any
- * user trusts {@code ca.crt}).
+ * user trusts {@code ca.crt}). Beside them the cluster's checkpoint key ({@value
+ * CheckpointKey#FILE}, root's only), which every daemon holds as it holds its certificate: it is
+ * made with the CA and goes wherever a daemon's certificate goes.
  *
  * <p>A daemon's certificate says what it is in its subject ({@code O=cohort, OU=ROLE, CN=NAME}; see
  * {@link DaemonIdentity}) and where it is reached in its subject alternative names (IP addresses
@@ -56,6 +59,19 @@ final class ClusterCa {
 
   static Path key(Path dir, String name) {
     return dir.resolve(name + ".key");
+  }
+
+  Path checkpointKey() {
+    return dir.resolve(CheckpointKey.FILE);
+  }
+
+  /**
+   * Makes the cluster's checkpoint key unless there is one (a CA made before there were keys);
+   * never replaces it, since every checkpoint signed with it would then be refused. True if made.
+   */
+  boolean ensureCheckpointKey() throws IOException {
+    Files.createDirectories(dir);
+    return CheckpointKey.create(checkpointKey());
   }
 
   boolean exists() {
@@ -96,6 +112,7 @@ final class ClusterCa {
         "keyUsage=critical,keyCertSign,cRLSign");
     restrict(dir.resolve(CA_KEY));
     publish(caCert());
+    ensureCheckpointKey();
   }
 
   /**
@@ -178,11 +195,26 @@ final class ClusterCa {
         Files.copy(
             caCert(), to.resolve(CA_CERT), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         publish(to.resolve(CA_CERT));
+        copyCheckpointKey(to);
       }
     } finally {
       Files.deleteIfExists(csr);
       Files.deleteIfExists(ext);
     }
+  }
+
+  /** The checkpoint key into a daemon's directory, root's only from its creation. */
+  private void copyCheckpointKey(Path to) throws IOException {
+    if (!Files.exists(checkpointKey())) {
+      throw CohortException.precondition(
+          "no checkpoint key in %s (a CA made before there were keys): run `cohort ca key` first",
+          dir);
+    }
+    Path target = to.resolve(CheckpointKey.FILE);
+    Files.deleteIfExists(target);
+    Files.createFile(
+        target, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+    Files.write(target, Files.readAllBytes(checkpointKey()));
   }
 
   private static byte[] randomBytes(int n) {

@@ -1,7 +1,5 @@
 package io.cohort.cli;
 
-import io.cohort.common.Caller;
-import io.cohort.common.CallerInterceptor;
 import io.cohort.common.DaemonPeerCheck;
 import io.cohort.common.JobInput;
 import io.cohort.coordinator.BarrierConfig;
@@ -85,14 +83,6 @@ final class CoordinatorCommand implements Callable<Integer> {
   String vhostPool;
 
   @Option(
-      names = "--tcp-clients-as-root",
-      description =
-          "serve every client on the TCP port as root, as before callers were checked: only on a "
-              + "network where everyone who can reach the port may act as root (default: the "
-              + "client API on TCP is refused, users on this machine use the Unix socket)")
-  boolean tcpClientsAsRoot;
-
-  @Option(
       names = "--agent-listen",
       paramLabel = "HOST:PORT",
       description =
@@ -104,9 +94,9 @@ final class CoordinatorCommand implements Callable<Integer> {
       names = "--tls",
       paramLabel = "DIR",
       description =
-          "where the coordinator's certificate and key (coordinator.crt, coordinator.key) and "
-              + "the cluster CA's certificate (ca.crt) are (default: $COHORT_HOME/tls); see "
-              + "`cohort ca`")
+          "where the coordinator's certificate and key (coordinator.crt, coordinator.key), "
+              + "the cluster CA's certificate (ca.crt) and the cluster's checkpoint key "
+              + "(checkpoint.key) are (default: $COHORT_HOME/tls); see `cohort ca`")
   Path tlsDir;
 
   @Override
@@ -120,6 +110,7 @@ final class CoordinatorCommand implements Callable<Integer> {
     Coordinator coordinator =
         Coordinator.createWithRegistry(
             dir,
+            tls.checkpointKey(),
             BarrierConfig.defaults(),
             new NodeLossConfig(
                 OptionValues.imagePolicy("--image-policy", imagePolicy),
@@ -131,18 +122,28 @@ final class CoordinatorCommand implements Callable<Integer> {
     InetSocketAddress at = Daemons.parse(listen);
     CohortGrpcService api = new CohortGrpcService(coordinator);
     Path socket = ClientSocket.path(dir);
+    PeerIdentity identities = PeerIdentity.system(); // the user names both ports look up
     InetSocketAddress agentsAt =
         agentListen != null
             ? Daemons.parse(agentListen)
             : new InetSocketAddress(at.getHostString(), at.getPort() + 1);
     // Two ports: users' clients have no certificate (the client API is TLS with the server's
-    // certificate only), agents must present theirs; one port could not refuse a peer without a
-    // certificate in the handshake.
+    // certificate only; each call proves its user with a MUNGE credential), agents must present
+    // theirs; one port could not refuse a peer without a certificate in the handshake.
     Server server =
         NettyServerBuilder.forAddress(at)
             .sslContext(tls.clientApiServer())
             .maxInboundMessageSize(JobInput.MAX_MESSAGE_BYTES) // a Run request carries stdin
-            .addService(ServerInterceptors.intercept(api, tcpCallers(socket)))
+            .addService(
+                ServerInterceptors.intercept(
+                    api,
+                    new MungeAuthenticator(
+                        Munge.system(),
+                        identities,
+                        "on the coordinator's machine, use its Unix socket (`--coordinator "
+                            + ClientSocket.target(socket)
+                            + "`; `cohort cluster up` makes it the default)",
+                        System::nanoTime)))
             .build()
             .start();
     Server agents =
@@ -153,15 +154,23 @@ final class CoordinatorCommand implements Callable<Integer> {
                     new RegistryGrpcService(coordinator, HEARTBEAT_MS), DaemonPeerCheck.registry()))
             .build()
             .start();
-    ClientSocket local = ClientSocket.serve(socket, api, PeerIdentity.system());
+    ClientSocket local = ClientSocket.serve(socket, api, identities);
     log.info(
-        "coordinator serving clients on {} and {}, agents on {} (catalog {}, certificates in {}){}",
+        "coordinator serving clients on {} (MUNGE) and {}, agents on {} (catalog {}, certificates "
+            + "in {})",
         listen,
         socket,
         agentsAt.getHostString() + ":" + agentsAt.getPort(),
         dir,
-        tls.dir(),
-        tcpClientsAsRoot ? "; every client on TCP is served as root (--tcp-clients-as-root)" : "");
+        tls.dir());
+    String munged = Munge.system().roundTrip();
+    if (munged != null) {
+      log.warn(
+          "MUNGE does not work on this machine ({}): every call on {} will be refused until "
+              + "munged runs (`setup/munge.sh --start` as root)",
+          munged,
+          listen);
+    }
     Runtime.getRuntime()
         .addShutdownHook(
             new Thread(
@@ -173,21 +182,5 @@ final class CoordinatorCommand implements Callable<Integer> {
                 }));
     server.awaitTermination();
     return 0;
-  }
-
-  /**
-   * Who calls the client API over TCP. Nothing there names the caller yet (MUNGE credentials will),
-   * so such calls are refused unless the operator chose to trust the network.
-   */
-  private CallerInterceptor tcpCallers(Path socket) {
-    if (tcpClientsAsRoot) {
-      return CallerInterceptor.fixed(Caller.root());
-    }
-    return CallerInterceptor.fromTransport(
-        "the coordinator does not serve its client API over TCP to unauthenticated callers: on "
-            + "its machine, use its Unix socket (`--coordinator "
-            + ClientSocket.target(socket)
-            + "`; `cohort cluster up` makes it the default); the operator may start it with "
-            + "--tcp-clients-as-root on a trusted network");
   }
 }

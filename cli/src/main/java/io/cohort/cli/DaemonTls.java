@@ -1,5 +1,6 @@
 package io.cohort.cli;
 
+import io.cohort.common.CheckpointKey;
 import io.cohort.common.CohortException;
 import io.cohort.common.DaemonIdentity;
 import io.cohort.drain.OverlayTls;
@@ -24,6 +25,10 @@ import java.util.function.Function;
  * CA only; the servers require a client certificate, so a peer without one of the cluster (none, or
  * another CA's) is refused in the handshake, before any call.
  *
+ * <p>The directory also holds the cluster's checkpoint key ({@value CheckpointKey#FILE}), the other
+ * secret every daemon of the cluster shares: it signs checkpoint records and image manifests
+ * ({@link #checkpointKey}).
+ *
  * <p>Contexts are built once and shared by every connection: a connection costs one handshake when
  * it opens, and gRPC keeps its connections open (one per peer), so calls cost nothing more.
  */
@@ -33,6 +38,7 @@ final class DaemonTls {
   private final File key;
   private final File ca;
   private final SslContext grpcClient;
+  private final CheckpointKey checkpointKey;
 
   private DaemonTls(Path dir, String name) throws IOException {
     this.dir = dir;
@@ -40,11 +46,12 @@ final class DaemonTls {
     this.key = ClusterCa.key(dir, name).toFile();
     this.ca = dir.resolve(ClusterCa.CA_CERT).toFile();
     this.grpcClient = GrpcSslContexts.forClient().keyManager(cert, key).trustManager(ca).build();
+    this.checkpointKey = CheckpointKey.load(dir.resolve(CheckpointKey.FILE));
   }
 
   /**
-   * The TLS of daemon {@code name} from {@code dir}; refuses, saying how to make them, when a file
-   * is missing or the key is readable by others.
+   * The TLS of daemon {@code name} from {@code dir}, and the cluster's checkpoint key; refuses,
+   * saying how to make them, when a file is missing or a key is readable by others.
    */
   static DaemonTls load(Path dir, String name) {
     Path cert = ClusterCa.cert(dir, name);
@@ -76,6 +83,11 @@ final class DaemonTls {
 
   Path dir() {
     return dir;
+  }
+
+  /** The cluster's checkpoint key, from the same directory. */
+  CheckpointKey checkpointKey() {
+    return checkpointKey;
   }
 
   /** A server context for a daemon port: this daemon's certificate, a cluster client required. */

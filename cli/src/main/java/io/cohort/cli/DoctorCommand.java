@@ -58,6 +58,7 @@ final class DoctorCommand implements Callable<Integer> {
     checkDisk(s.home());
     checkOrphanImages(s.home());
     checkCertificates(s.home());
+    checkMunge();
     int failed = 0;
     for (Check c : checks) {
       System.out.printf("%-4s %-24s %s%n", c.ok ? "ok" : "FAIL", c.name, c.detail);
@@ -214,6 +215,35 @@ final class DoctorCommand implements Callable<Integer> {
               + "`cohort cluster up` makes its own)",
           "");
     }
+  }
+
+  /**
+   * MUNGE, which users on other machines prove who they are with: its programs, and a credential
+   * made and checked through this machine's munged.
+   */
+  private void checkMunge() {
+    Run version = run(List.of("munge", "--version"));
+    add(
+        "munge",
+        version.rc == 0,
+        firstLine(version.out),
+        SETUP + " (installs Debian's munge, creates the key, starts munged)");
+    if (version.rc != 0) {
+      return;
+    }
+    Munge munge = Munge.system();
+    long start = System.nanoTime();
+    String failure = munge.roundTrip();
+    add(
+        "munged",
+        failure == null,
+        failure == null
+            ? String.format(
+                "answers on %s (munge + unmunge: %d ms)",
+                munge.socket(), (System.nanoTime() - start) / 1_000_000)
+            : failure,
+        "as root, from the Cohort checkout: `setup/munge.sh --start` (or `./cohort setup`); "
+            + "every machine of the cluster needs the same /etc/munge/munge.key");
   }
 
   private static long sizeOf(Path dir) throws IOException {

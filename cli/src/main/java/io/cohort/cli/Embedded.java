@@ -5,6 +5,7 @@ import io.cohort.agent.AgentGrpcService;
 import io.cohort.agent.NodeAgent;
 import io.cohort.common.Caller;
 import io.cohort.common.CallerInterceptor;
+import io.cohort.common.CheckpointKey;
 import io.cohort.common.JobInput;
 import io.cohort.coordinator.BarrierConfig;
 import io.cohort.coordinator.CohortGrpcService;
@@ -44,6 +45,9 @@ final class Embedded implements AutoCloseable {
   private final ManagedChannel clientChannel;
 
   Embedded(Settings settings) throws IOException {
+    // The key of the daemons' TLS directory: a node's own jobs and its daemons' share the catalog
+    // and the images, so they sign with one key (made here, root's only, on a machine without).
+    CheckpointKey key = CheckpointKey.loadOrCreate(checkpointKey(settings.home()));
     // Unique in this process is enough for in-process names (a UUID cost a SecureRandom).
     String suffix = Long.toString(INSTANCES.incrementAndGet());
     // The agent is built on its first call: `ps` or `checkpoints` with no running job never
@@ -61,10 +65,11 @@ final class Embedded implements AutoCloseable {
                         new AgentGrpcService(
                                 new NodeAgent(
                                     AgentConfig.defaults(
-                                        NODE,
-                                        settings.home().resolve("agent"),
-                                        settings.nativeDir(),
-                                        settings.criu())))
+                                            NODE,
+                                            settings.home().resolve("agent"),
+                                            settings.nativeDir(),
+                                            settings.criu())
+                                        .withCheckpointKey(key)))
                             .bindService()))
             .build()
             .start();
@@ -72,6 +77,7 @@ final class Embedded implements AutoCloseable {
     coordinator =
         Coordinator.create(
             settings.home().resolve("coordinator"),
+            key,
             Map.of(NODE, agentChannel),
             BarrierConfig.defaults());
     coordinatorServer =
@@ -93,6 +99,11 @@ final class Embedded implements AutoCloseable {
    */
   void sweepImages() {
     coordinator.sweepImages();
+  }
+
+  /** Where the embedded mode's checkpoint key is: the daemons' default TLS directory. */
+  static Path checkpointKey(Path home) {
+    return home.resolve("tls").resolve(CheckpointKey.FILE);
   }
 
   ManagedChannel channel() {

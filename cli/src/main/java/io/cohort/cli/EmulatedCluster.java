@@ -182,6 +182,7 @@ final class EmulatedCluster {
       String coordinator = subnet + ".1:" + COORDINATOR_PORT;
       String registry = subnet + ".1:" + (COORDINATOR_PORT + 1);
       Path tls = certificates(nodes, subnet);
+      progress.println("cohort cluster: " + Munge.ensureDaemon(launcher));
       List<String> coordinatorCmd =
           new ArrayList<>(
               List.of(
@@ -257,6 +258,8 @@ final class EmulatedCluster {
     if (!ca.exists()) {
       progress.printf("cohort cluster: cluster CA in %s%n", ca.dir());
       ca.init();
+    } else if (ca.ensureCheckpointKey()) { // a CA kept from before there were keys
+      progress.printf("cohort cluster: checkpoint key made in %s%n", ca.dir());
     }
     ca.issue(
         CoordinatorCommand.COORDINATOR_NAME,

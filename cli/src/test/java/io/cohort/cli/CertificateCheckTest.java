@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.cohort.common.CheckpointKey;
 import io.cohort.common.DaemonIdentity;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -36,8 +37,8 @@ class CertificateCheckTest {
   @Test
   void aFreshClusterPasses() throws Exception {
     List<CertificateCheck.Finding> all = CertificateCheck.check(cluster(), Instant.now());
-    // the CA, its key, and a certificate and a key per daemon
-    assertEquals(2 + 2 * 3, all.size(), all.toString());
+    // the CA, its key, the checkpoint key, and a certificate and a key per daemon
+    assertEquals(3 + 2 * 3, all.size(), all.toString());
     all.forEach(f -> assertTrue(f.ok(), f.toString()));
     assertTrue(finding(all, "cert n1").detail().contains("agent n1"));
   }
@@ -63,6 +64,39 @@ class CertificateCheckTest {
     assertFalse(n3.ok());
     assertTrue(n3.detail().toLowerCase().contains("signature"), n3.detail());
     assertTrue(finding(all, "cert coordinator").ok());
+  }
+
+  /**
+   * The checkpoint key is made with the CA, kept by a second `ca key`, goes with every daemon's
+   * certificate (`issue --out`), and doctor names it when missing or open to others; a directory
+   * with the key alone (the embedded mode's) is checked for the key only.
+   */
+  @Test
+  void theCheckpointKeyGoesWithTheCertificatesAndDoctorChecksIt() throws Exception {
+    Path dir = cluster();
+    Path key = dir.resolve(CheckpointKey.FILE);
+    byte[] made = Files.readAllBytes(key);
+    assertFalse(new ClusterCa(dir).ensureCheckpointKey(), "kept");
+    new ClusterCa(dir)
+        .issue("n4", DaemonIdentity.Role.AGENT, List.of("198.18.0.14"), tmp.resolve("n4"));
+    Path copy = tmp.resolve("n4").resolve(CheckpointKey.FILE);
+    assertTrue(java.util.Arrays.equals(made, Files.readAllBytes(copy)));
+    assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(copy)));
+    assertTrue(finding(CertificateCheck.check(dir, Instant.now()), "checkpoint key").ok());
+
+    Files.setPosixFilePermissions(key, PosixFilePermissions.fromString("rw-r--r--"));
+    assertFalse(finding(CertificateCheck.check(dir, Instant.now()), "checkpoint key").ok());
+    Files.delete(key);
+    CertificateCheck.Finding missing =
+        finding(CertificateCheck.check(dir, Instant.now()), "checkpoint key");
+    assertFalse(missing.ok());
+    assertTrue(missing.fix().contains("cohort ca key"), missing.fix());
+
+    Path embedded = tmp.resolve("home/tls");
+    CheckpointKey.loadOrCreate(embedded.resolve(CheckpointKey.FILE));
+    List<CertificateCheck.Finding> alone = CertificateCheck.check(embedded, Instant.now());
+    assertEquals(1, alone.size(), alone.toString());
+    assertTrue(alone.get(0).ok(), alone.toString());
   }
 
   @Test

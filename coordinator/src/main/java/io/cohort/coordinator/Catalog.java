@@ -1,10 +1,12 @@
 package io.cohort.coordinator;
 
+import io.cohort.common.CheckpointKey;
 import io.cohort.common.CohortException;
 import io.cohort.common.DurableFiles;
 import io.cohort.common.Ids;
 import io.cohort.common.ProtoJson;
 import io.cohort.proto.v1.CheckpointInfo;
+import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobNetworkPlan;
 import io.cohort.proto.v1.JobRecord;
 import io.cohort.proto.v1.NodeRecord;
@@ -46,13 +48,20 @@ import java.util.stream.Stream;
  *
  * Locks are file locks plus in-process locks, so several CLI processes using the embedded
  * coordinator on one machine do not step on each other.
+ *
+ * <p>Checkpoint records are signed with the cluster's checkpoint key at every write; reads return
+ * them as they are (a listing, the sweep, an epoch's outcome go by their existence), and what acts
+ * on one (a restart, a change of its copies) asks {@link #requireTrusted} or is refused.
  */
 final class Catalog {
   private final Path root;
+  private final CheckpointKey key;
   private final ConcurrentHashMap<String, ReentrantLock> localLocks = new ConcurrentHashMap<>();
 
-  Catalog(Path root) {
+  /** The catalog in {@code root}, whose checkpoint records {@code key} signs and verifies. */
+  Catalog(Path root, CheckpointKey key) {
     this.root = root;
+    this.key = key;
     try {
       Files.createDirectories(root.resolve("jobs"));
       Files.createDirectories(root.resolve("checkpoints"));
@@ -142,9 +151,18 @@ final class Catalog {
     return out;
   }
 
-  /** The global commit of a checkpoint. */
+  /** The global commit of a checkpoint (signed). */
   void commitCheckpoint(CheckpointInfo info) {
-    ProtoJson.write(checkpointFile(info.getCheckpointId()), info);
+    ProtoJson.write(checkpointFile(info.getCheckpointId()), key.sign(info));
+  }
+
+  /**
+   * {@code info} if a restart of {@code job} may act on it; else DATA_LOSS (not signed with this
+   * cluster's key, or another job's) or PERMISSION_DENIED (taken of another owner). See {@link
+   * CheckpointRecords#requireTrusted}.
+   */
+  CheckpointInfo requireTrusted(CheckpointInfo info, JobInfo job) {
+    return CheckpointRecords.requireTrusted(key, info, job);
   }
 
   Optional<CheckpointInfo> checkpoint(String ckpt) {
@@ -177,7 +195,8 @@ final class Catalog {
   /**
    * Changes a committed checkpoint's record (its copies) under the record's own lock, so that the
    * background copies, restarts and removals never lose each other's changes. Empty, and nothing
-   * written, when the checkpoint no longer exists (removed meanwhile).
+   * written, when the checkpoint no longer exists (removed meanwhile). A record that is not signed
+   * with this cluster's key is refused (DATA_LOSS), never signed anew with the change.
    */
   @SuppressWarnings("try") // a Catalog.Hold, held for the block
   Optional<CheckpointInfo> updateCheckpoint(String ckpt, UnaryOperator<CheckpointInfo> change) {
@@ -186,7 +205,13 @@ final class Catalog {
       if (now.isEmpty()) {
         return now;
       }
-      CheckpointInfo changed = change.apply(now.get());
+      if (!key.signed(now.get())) {
+        throw CohortException.dataLoss(
+            "checkpoint %s: its record is not signed by this cluster's checkpoint key (edited, or "
+                + "from another cluster); it is left as it is",
+            ckpt);
+      }
+      CheckpointInfo changed = key.sign(change.apply(now.get()));
       if (!changed.equals(now.get())) {
         ProtoJson.write(checkpointFile(ckpt), changed);
       }

@@ -148,7 +148,13 @@ public final class CohortGrpcService extends CohortGrpc.CohortImplBase {
   @Override
   public void listNodes(ListNodesRequest req, StreamObserver<ListNodesResponse> out) {
     GrpcErrors.unary(
-        out, () -> ListNodesResponse.newBuilder().addAllNodes(coordinator.nodes()).build());
+        out,
+        () ->
+            ListNodesResponse.newBuilder()
+                .addAllNodes(
+                    JobAccess.visibleNodes(
+                        Caller.current(), coordinator.nodes(), coordinator.jobs()))
+                .build());
   }
 
   @Override

@@ -1,5 +1,6 @@
 package io.cohort.coordinator;
 
+import io.cohort.common.CheckpointKey;
 import io.cohort.common.CohortException;
 import io.cohort.common.Ids;
 import io.cohort.common.JobSignals;
@@ -107,15 +108,19 @@ public final class Coordinator implements AutoCloseable {
     }
   }
 
-  /** A coordinator whose catalog lives in {@code home} and which reaches the given agents. */
+  /**
+   * A coordinator whose catalog lives in {@code home}, signed with {@code key}, and which reaches
+   * the given agents.
+   */
   public static Coordinator create(
       Path home,
+      CheckpointKey key,
       java.util.Map<String, io.grpc.Channel> agentChannels,
       BarrierConfig barrierConfig) {
     java.util.Map<String, AgentClient> clients = new java.util.HashMap<>();
     agentChannels.forEach((node, ch) -> clients.put(node, client(node, ch, barrierConfig)));
     return new Coordinator(
-        new Catalog(home),
+        new Catalog(home, key),
         new AgentDirectory(clients),
         barrierConfig,
         NodeLossConfig.defaults(),
@@ -125,10 +130,12 @@ public final class Coordinator implements AutoCloseable {
   /**
    * The coordinator daemon's: agents announce themselves with heartbeats, {@code dial} opens a
    * channel to an agent's address, a node is down after {@code liveness} without a heartbeat; jobs
-   * of several vhosts get their addresses from {@code vhostPool} (CIDR, see {@link JobNetworks}).
+   * of several vhosts get their addresses from {@code vhostPool} (CIDR, see {@link JobNetworks});
+   * checkpoint records are signed with {@code key}.
    */
   public static Coordinator createWithRegistry(
       Path home,
+      CheckpointKey key,
       BarrierConfig barrierConfig,
       NodeLossConfig nodeLoss,
       String vhostPool,
@@ -138,7 +145,7 @@ public final class Coordinator implements AutoCloseable {
         new AgentDirectory(
             Clock.systemUTC(), liveness, dial, (node, ch) -> client(node, ch, barrierConfig));
     return new Coordinator(
-        new Catalog(home),
+        new Catalog(home, key),
         agents,
         barrierConfig,
         nodeLoss,

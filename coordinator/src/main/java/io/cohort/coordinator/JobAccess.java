@@ -5,6 +5,8 @@ import io.cohort.common.CohortException;
 import io.cohort.common.Ids;
 import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.JobInfo;
+import io.cohort.proto.v1.JobState;
+import io.cohort.proto.v1.NodeInfo;
 import io.cohort.proto.v1.Owner;
 import java.util.HashMap;
 import java.util.List;
@@ -72,6 +74,25 @@ final class JobAccess {
       return jobs;
     }
     return jobs.stream().filter(j -> caller.mayTouch(j.getOwner())).toList();
+  }
+
+  /**
+   * The nodes as the caller may see them: for root as they are; for anyone else each node's count
+   * of running vhosts is of their own jobs' (another user's work on a node is not theirs to see).
+   */
+  static List<NodeInfo> visibleNodes(Caller caller, List<NodeInfo> nodes, List<JobInfo> jobs) {
+    if (caller.isRoot()) {
+      return nodes;
+    }
+    Map<String, Integer> mine = new HashMap<>();
+    for (JobInfo j : visibleJobs(caller, jobs)) {
+      if (j.getState() == JobState.JOB_STATE_RUNNING) {
+        j.getVhostsList().forEach(v -> mine.merge(v.getNode(), 1, Integer::sum));
+      }
+    }
+    return nodes.stream()
+        .map(n -> n.toBuilder().setRunningVhosts(mine.getOrDefault(n.getNode(), 0)).build())
+        .toList();
   }
 
   /** The checkpoints the caller may see: those of their own jobs, or all for root. */

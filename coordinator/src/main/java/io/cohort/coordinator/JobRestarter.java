@@ -68,8 +68,10 @@ final class JobRestarter {
     }
     try (Catalog.Hold hold = catalog.lockJob(jobId)) {
       StringBuilder note = new StringBuilder();
-      CheckpointInfo ckpt = resolve(target, note);
+      CheckpointInfo found = resolve(target, note);
       JobRecord rec = reconciler.reconcile(jobId);
+      // Signed, this job's, of its owner: nothing below acts on a record edited on disk.
+      CheckpointInfo ckpt = catalog.requireTrusted(found, rec.getInfo());
       // A vhost left to end on a node that is down may still run there (the node may be only
       // cut off): nothing takes its place until the node is back or declared dead.
       vhosts.requireNoneLeft(rec);
@@ -313,12 +315,20 @@ final class JobRestarter {
    */
   private CheckpointInfo resolve(String target, StringBuilder note) {
     if (Ids.isCheckpoint(target)) {
-      return catalog
-          .checkpoint(target)
-          .orElseThrow(
-              () ->
-                  CohortException.notFound(
-                      "checkpoint %s does not exist (see `cohort checkpoints`)", target));
+      CheckpointInfo c =
+          catalog
+              .checkpoint(target)
+              .orElseThrow(
+                  () ->
+                      CohortException.notFound(
+                          "checkpoint %s does not exist (see `cohort checkpoints`)", target));
+      if (!c.getCheckpointId().equals(target)) {
+        throw CohortException.dataLoss(
+            "the record of checkpoint %s is that of checkpoint %s, moved there; refusing to "
+                + "restart from it",
+            target, c.getCheckpointId());
+      }
+      return c;
     }
     if (Ids.isJob(target)) {
       catalog.job(target);

@@ -18,14 +18,14 @@ class CatalogTest {
 
   @Test
   void jobIdsAreNeverReusedAcrossInstances() {
-    assertEquals("1", new Catalog(dir).allocateJobId());
-    assertEquals("2", new Catalog(dir).allocateJobId());
-    assertEquals("3", new Catalog(dir).allocateJobId());
+    assertEquals("1", new Catalog(dir, TestKey.KEY).allocateJobId());
+    assertEquals("2", new Catalog(dir, TestKey.KEY).allocateJobId());
+    assertEquals("3", new Catalog(dir, TestKey.KEY).allocateJobId());
   }
 
   @Test
   void checkpointsAreListedInOrderAndPerJob() {
-    Catalog c = new Catalog(dir);
+    Catalog c = new Catalog(dir, TestKey.KEY);
     for (String id : new String[] {"2.10", "2.9", "10.1", "3.1"}) {
       String[] p = id.split("\\.");
       c.commitCheckpoint(
@@ -47,7 +47,7 @@ class CatalogTest {
 
   @Test
   void unknownAndDamagedRecordsGiveClearErrors() throws Exception {
-    Catalog c = new Catalog(dir);
+    Catalog c = new Catalog(dir, TestKey.KEY);
     CohortException e = assertThrows(CohortException.class, () -> c.job("5"));
     assertEquals(CohortException.Kind.NOT_FOUND, e.kind());
     c.saveJob(JobRecord.newBuilder().setInfo(JobInfo.newBuilder().setJobId("5")).build());

@@ -74,7 +74,7 @@ class CheckpointBarrierListenerTest extends CheckpointBarrierFixture {
                 "committing", false, (p, m) -> p == CheckpointPhase.CHECKPOINT_PHASE_COMMITTING));
     for (Case c : cases) {
       calls.clear();
-      Catalog catalog = new Catalog(dir.resolve(c.name().replace(' ', '-')));
+      Catalog catalog = new Catalog(dir.resolve(c.name().replace(' ', '-')), TestKey.KEY);
       CohortException e =
           abortedPromptly(start(catalog, c.stop(), throwing(c.when()), "7-0@n1", "7-1@n2"));
       assertTrue(e.getMessage().contains("listener broke"), c.name() + ": " + e.getMessage());
@@ -95,7 +95,7 @@ class CheckpointBarrierListenerTest extends CheckpointBarrierFixture {
     CohortException e =
         abortedPromptly(
             start(
-                new Catalog(dir),
+                new Catalog(dir, TestKey.KEY),
                 false,
                 throwing(
                     (p, m) -> {
@@ -113,7 +113,7 @@ class CheckpointBarrierListenerTest extends CheckpointBarrierFixture {
 
   @Test
   void aFailedDumpStillAbortsEveryVhostWhenTheListenerThrowsDuringTheAbort() throws Exception {
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     AgentDirectory agents =
         agents(Map.of("n1", agent("n1", Set.of(), null), "n2", agent("n2", Set.of("7-1"), null)));
     CompletableFuture<CheckpointInfo> f =
@@ -136,7 +136,7 @@ class CheckpointBarrierListenerTest extends CheckpointBarrierFixture {
   void aListenerThatThrowsAfterTheCommitLeavesTheCheckpointCommittedAndFinished() throws Exception {
     for (boolean stop : new boolean[] {false, true}) {
       calls.clear();
-      Catalog catalog = new Catalog(dir.resolve("stop-" + stop));
+      Catalog catalog = new Catalog(dir.resolve("stop-" + stop), TestKey.KEY);
       CheckpointInfo info =
           start(
                   catalog,
@@ -165,7 +165,7 @@ class CheckpointBarrierListenerTest extends CheckpointBarrierFixture {
    */
   @Test
   void aClientThatGoesAwayMidwayLetsTheCheckpointFinishAndEveryVhostRunOn() throws Exception {
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     CancelledMidway out = new CancelledMidway();
     try (Coordinator coordinator = coordinatorOfRunningJob(catalog, workingAgents())) {
       CompletableFuture<Void> call =

@@ -39,7 +39,7 @@ class CheckpointBarrierTest extends CheckpointBarrierFixture {
 
   @Test
   void continueResumesAndSealsOnceEveryVhostIsCapturedThenCommits() throws Exception {
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     AgentDirectory agents = workingAgents();
     CheckpointInfo info = run(agents, catalog, false, BarrierConfig.defaults(), "7-0@n1", "7-1@n2");
 
@@ -63,7 +63,7 @@ class CheckpointBarrierTest extends CheckpointBarrierFixture {
 
   @Test
   void stopNeverResumesAndStopsOnlyAfterTheCommit() throws Exception {
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     AgentDirectory agents = agents(Map.of("n1", agent("n1", Set.of(), null)));
     CheckpointInfo info = run(agents, catalog, true, BarrierConfig.defaults(), "7-0@n1");
     assertTrue(info.getStoppedJob());
@@ -73,7 +73,7 @@ class CheckpointBarrierTest extends CheckpointBarrierFixture {
 
   @Test
   void aFailedDumpAbortsEveryVhostAndCommitsNothing() throws Exception {
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     AgentDirectory agents =
         agents(Map.of("n1", agent("n1", Set.of(), null), "n2", agent("n2", Set.of("7-1"), null)));
     ExecutionException e =
@@ -95,7 +95,7 @@ class CheckpointBarrierTest extends CheckpointBarrierFixture {
 
   @Test
   void aDumpThatTakesTooLongTimesOutAndAborts() throws Exception {
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     CountDownLatch hang = new CountDownLatch(1);
     AgentDirectory agents = agents(Map.of("n1", agent("n1", Set.of(), hang)));
     BarrierConfig quick =
@@ -119,7 +119,7 @@ class CheckpointBarrierTest extends CheckpointBarrierFixture {
 
   @Test
   void anAgentThatGoesSilentAbortsTheEpochBeforeThePhaseTimesOut() throws Exception {
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     CountDownLatch hang = new CountDownLatch(1);
     try (RegisteredAgents registered = new RegisteredAgents()) {
       registered.serve(new ScriptedAgent("n1", calls, Set.of(), null));
@@ -164,7 +164,7 @@ class CheckpointBarrierTest extends CheckpointBarrierFixture {
 
   @Test
   void aStopVhostWhoseAgentMissedTheCommitIsEndedAllTheSame() throws Exception {
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     ScriptedAgent n2 = agent("n2", Set.of(), null);
     n2.failFinish = true; // its agent died after the seal: CRIU's hook let the vhost go on
     AgentDirectory agents = agents(Map.of("n1", agent("n1", Set.of(), null), "n2", n2));

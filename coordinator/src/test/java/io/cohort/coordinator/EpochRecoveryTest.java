@@ -46,7 +46,7 @@ class EpochRecoveryTest {
 
   @BeforeEach
   void setUp() throws Exception {
-    catalog = new Catalog(dir);
+    catalog = new Catalog(dir, TestKey.KEY);
     agents = new RegisteredAgents();
     agents.serve(new ScriptedAgent("n1", agents.calls, Set.of(), null));
     agents.serve(new ScriptedAgent("n2", agents.calls, Set.of(), hang));

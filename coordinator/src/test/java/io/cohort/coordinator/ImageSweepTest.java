@@ -191,7 +191,7 @@ class ImageSweepTest {
   @Test
   void anImageOfAnEpochThatWasSealedButNeverRecordedIsRemovedAndACommittedOneKept()
       throws Exception {
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     catalog.saveJob(job(4));
     catalog.commitCheckpoint(record("7.1"));
     Set<String> images = store("7.1/7-0", "7.3/7-0");
@@ -215,7 +215,7 @@ class ImageSweepTest {
    */
   @Test
   void anImageOfAnEpochInFlightIsKept() throws Exception {
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     catalog.saveJob(job(1));
     Agent agent = new Agent(store());
     agent.answerSeal = new CountDownLatch(1);
@@ -249,7 +249,7 @@ class ImageSweepTest {
    */
   @Test
   void anImageOfAnEpochNotHandedOutOrOfAnUnknownJobIsKept() throws Exception {
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     catalog.saveJob(job(3));
     Set<String> images = store("7.3/7-0", "7.4/7-0", "8.1/8-0", "7.2/7-0");
     try (Coordinator coordinator =
@@ -271,7 +271,7 @@ class ImageSweepTest {
    */
   @Test
   void anOrphanInASharedStoreIsDeletedOnce() throws Exception {
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     catalog.saveJob(job(4));
     catalog.commitCheckpoint(record("7.1"));
     Set<String> shared = store("7.1/7-0", "7.3/7-0", "7.3/7-1");
@@ -291,7 +291,7 @@ class ImageSweepTest {
   /** The coordinator daemon sweeps a node when it registers (its first heartbeat). */
   @Test
   void aNodeIsSweptWhenItRegisters() throws Exception {
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     catalog.saveJob(job(4));
     Set<String> images = store("7.3/7-0");
     Agent agent = new Agent(images);

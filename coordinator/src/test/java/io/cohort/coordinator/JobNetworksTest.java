@@ -25,7 +25,7 @@ class JobNetworksTest {
   private Catalog catalog;
 
   private JobNetworks networks(String pool) {
-    catalog = new Catalog(home);
+    catalog = new Catalog(home, TestKey.KEY);
     return new JobNetworks(catalog, AddressPool.parse(pool));
   }
 

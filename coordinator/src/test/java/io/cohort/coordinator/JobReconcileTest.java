@@ -157,7 +157,7 @@ class JobReconcileTest {
               }
               return VhostState.VHOST_STATE_RUNNING;
             });
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     catalog.saveJob(runningJob());
     try (Coordinator coordinator =
         new Coordinator(
@@ -190,7 +190,7 @@ class JobReconcileTest {
   @SuppressWarnings("try") // a Catalog.Hold, held for the block
   void queriesUnderAHeldLockOnlyObserveAndTheReconcileStepWritesAfterwards() throws Exception {
     Agent agent = new Agent(n -> VhostState.VHOST_STATE_EXITED);
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     catalog.saveJob(runningJob());
     try (Coordinator coordinator =
         new Coordinator(

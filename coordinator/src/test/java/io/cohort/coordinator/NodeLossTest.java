@@ -68,7 +68,7 @@ class NodeLossTest {
 
   @BeforeEach
   void setUp() {
-    catalog = new Catalog(dir);
+    catalog = new Catalog(dir, TestKey.KEY);
     agents =
         new AgentDirectory(
             clock,

@@ -111,7 +111,7 @@ class OutputFlowControlTest {
   @Test
   void aClientThatDoesNotReadHoldsTheRelayBackAndGetsEverythingOnceItReads() throws Exception {
     Agent agent = new Agent();
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     catalog.saveJob(
         JobRecord.newBuilder()
             .setNextEpoch(1)

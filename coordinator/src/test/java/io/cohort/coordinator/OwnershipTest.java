@@ -60,7 +60,7 @@ class OwnershipTest {
 
   @BeforeEach
   void setUp() throws Exception {
-    catalog = new Catalog(dir);
+    catalog = new Catalog(dir, TestKey.KEY);
     saveJob("12", ALICE.toOwner());
     saveJob("13", BOB.toOwner());
     saveJob("14", Owner.getDefaultInstance()); // recorded before owners were: root's

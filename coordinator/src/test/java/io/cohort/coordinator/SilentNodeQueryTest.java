@@ -26,7 +26,7 @@ class SilentNodeQueryTest {
     List<String> calls = Collections.synchronizedList(new ArrayList<>());
     ScriptedAgent n1 = new ScriptedAgent("n1", calls, Set.of(), null);
     n1.silentQueries = true;
-    Catalog catalog = new Catalog(dir);
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
     catalog.saveJob(
         JobRecord.newBuilder()
             .setInfo(

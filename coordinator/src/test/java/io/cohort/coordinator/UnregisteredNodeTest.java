@@ -41,7 +41,7 @@ class UnregisteredNodeTest {
     agents = new RegisteredAgents();
     agents.serve(new ScriptedAgent("n1", agents.calls, Set.of(), null));
     agents.serve(new ScriptedAgent("n2", agents.calls, Set.of(), null));
-    catalog = new Catalog(dir);
+    catalog = new Catalog(dir, TestKey.KEY);
     catalog.saveJob(job("1", "n1"));
     catalog.saveJob(job("2", "n2"));
     catalog.commitCheckpoint(

@@ -128,11 +128,16 @@ class MpiCheckpointRestartIT {
     String job = cohort.runDetached(command);
     cohort.awaitOutput(job, "iter 40 ", START);
     String ckpt = cohort.checkpoint(job, true).get("checkpoint").getAsString();
+    // Only this test's (its Cohort home): another class may run its own commands meanwhile.
+    String home = "COHORT_HOME=" + cohort.home + "\0";
     assertTrue(
         ProcessHandle.current()
             .children()
             .noneMatch(
-                p -> p.isAlive() && p.info().commandLine().orElse("").contains("cohort.jar")),
+                p ->
+                    p.isAlive()
+                        && p.info().commandLine().orElse("").contains("cohort.jar")
+                        && environ(p).contains(home)),
         "no cohort CLI/agent process of the test may survive between commands");
     cohort.cohort("restart", ckpt, "--detach").ok();
     assertEquals(0, cohort.await(job));
@@ -194,5 +199,16 @@ class MpiCheckpointRestartIT {
     assertTrue(r.out().contains("out-line") && !r.out().contains("err-line"), r.out());
     assertTrue(r.err().contains("err-line"), "the job's stderr on stderr: " + r.err());
     assertTrue(r.out().contains("job"), "runs in a vhost with its own hostname: " + r.out());
+  }
+
+  /** The environment a process started with ("" once it has ended). */
+  private static String environ(ProcessHandle p) {
+    try {
+      return java.nio.file.Files.readString(
+          java.nio.file.Path.of("/proc/" + p.pid() + "/environ"),
+          java.nio.charset.StandardCharsets.ISO_8859_1);
+    } catch (java.io.IOException gone) {
+      return "";
+    }
   }
 }

@@ -16,15 +16,23 @@ final class ProcTasks {
   /** The tasks of the vhost under {@code init} that are stopped (T) or held by a tracer (t). */
   static List<String> stoppedTasks(long init) {
     List<String> held = new ArrayList<>();
-    Deque<Long> todo = new ArrayDeque<>(List.of(init));
-    while (!todo.isEmpty()) {
-      long pid = todo.pop();
-      String status = readOrEmpty(Path.of("/proc/" + pid + "/status"));
-      for (String line : status.split("\n")) {
+    for (long pid : tree(init)) {
+      for (String line : status(pid).split("\n")) {
         if (line.startsWith("State:") && (line.contains("T (") || line.contains("t ("))) {
           held.add(pid + ":" + line.substring(6).trim());
         }
       }
+    }
+    return held;
+  }
+
+  /** {@code init} and every process below it, parents before children. */
+  static List<Long> tree(long init) {
+    List<Long> out = new ArrayList<>();
+    Deque<Long> todo = new ArrayDeque<>(List.of(init));
+    while (!todo.isEmpty()) {
+      long pid = todo.pop();
+      out.add(pid);
       try (Stream<Path> tasks = Files.list(Path.of("/proc/" + pid + "/task"))) {
         for (Path t : tasks.toList()) {
           for (String c : readOrEmpty(t.resolve("children")).trim().split("\\s+")) {
@@ -37,7 +45,12 @@ final class ProcTasks {
         // the process ended meanwhile
       }
     }
-    return held;
+    return out;
+  }
+
+  /** /proc/PID/status, or "" once the process has ended. */
+  static String status(long pid) {
+    return readOrEmpty(Path.of("/proc/" + pid + "/status"));
   }
 
   /** The file's text, or "" if it cannot be read (a process that ended). */

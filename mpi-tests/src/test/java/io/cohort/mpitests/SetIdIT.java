@@ -4,18 +4,17 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.google.gson.GsonBuilder;
-import com.google.gson.JsonElement;
-import com.google.gson.JsonObject;
-import com.google.gson.JsonParser;
+import io.cohort.common.CheckpointKey;
+import io.cohort.common.ProtoJson;
 import io.cohort.mpitests.CohortHarness.Result;
 import io.cohort.mpitests.UnixAccounts.Account;
 import io.cohort.proto.criu.CoreEntry;
 import io.cohort.proto.criu.PstreeEntry;
+import io.cohort.proto.v1.CheckpointInfo;
+import io.cohort.proto.v1.ImageManifest;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -35,9 +34,10 @@ import org.junit.jupiter.api.Test;
  * No escalation through a checkpoint (issue 15, part 5), with a real unprivileged account on the
  * emulated cluster running the real `cohort` CLI as itself: a job that runs a set-uid program is
  * refused at checkpoint before it is frozen, and runs on; an image edited to make one of the job's
- * processes root, its manifest's and record's sha256 recomputed as an attacker would, is refused at
- * restart, and nothing runs; the checkpoint before it, untouched, restarts with the owner's
- * credentials in every process.
+ * processes root, its manifest and record made to match again by an attacker who even holds the
+ * cluster's checkpoint key, is refused at restart, and nothing runs; the checkpoint before it,
+ * untouched, restarts with the owner's credentials in every process (an MPI job on two nodes:
+ * mpirun, the orteds and the ranks).
  */
 class SetIdIT {
   private static final Pattern PROGRESS = Pattern.compile("(?m)^(?:tick|iter) (\\d+)[ \n]");
@@ -56,7 +56,7 @@ class SetIdIT {
     cohort = new CohortHarness("setid");
     try {
       carol = accounts.create("c");
-      cli = UnixAccounts.readableCli(carol);
+      cli = accounts.cli();
       cohort.clusterUp(2, "cohortsi", "198.18.93");
     } catch (Exception | AssertionError e) {
       down();
@@ -92,19 +92,8 @@ class SetIdIT {
 
   @Test
   void aJobRunningASetUidProgramIsRefusedAtCheckpointAndRunsOn() throws Exception {
-    // A copy of sleep, set-uid root, where carol can run it.
-    Path dir = Files.createTempDirectory(CohortHarness.base(), "setid-program-");
-    try {
-      refusedAtCheckpoint(dir);
-    } finally {
-      CohortHarness.deleteTree(dir);
-    }
-  }
-
-  private static void refusedAtCheckpoint(Path dir) throws Exception {
-    Path sleeper = dir.resolve("sleeper");
-    Files.copy(Path.of("/usr/bin/sleep"), sleeper);
-    UnixAccounts.exec(List.of("chmod", "755", dir.toString()), java.util.Map.of());
+    // A copy of sleep, set-uid root, where carol can run it (removed with the accounts).
+    Path sleeper = accounts.open(Path.of("/usr/bin/sleep"), "setid-program/sleeper");
     UnixAccounts.exec(List.of("chmod", "4755", sleeper.toString()), java.util.Map.of());
     assertEquals(0, UnixAccounts.as(carol, List.of("test", "-x", sleeper.toString())).rc());
 
@@ -132,7 +121,9 @@ class SetIdIT {
 
   @Test
   void anImageEditedToMakeAProcessRootIsRefusedAtRestart() throws Exception {
-    String job = run("n1,n2", CohortHarness.cRing(4, 100000, 30));
+    String[] ring = CohortHarness.cRing(4, 100000, 30);
+    ring[ring.length - 3] = accounts.open(CohortHarness.RING, "mpi/ring").toString();
+    String job = run("n1,n2", ring);
     awaitProgress(job, 30);
     String good = as("checkpoint", job).ok().out().strip();
     awaitProgress(job, progress(job) + 20);
@@ -299,31 +290,30 @@ class SetIdIT {
   }
 
   /**
-   * What today's check (every file's sha256 in the manifest, the manifest's in the checkpoint
-   * record) wants, recomputed: the edited file's size and digest in the manifest, the manifest's
-   * digest in the coordinator's record.
+   * What the daemons check, redone by an attacker who also holds the cluster's checkpoint key (the
+   * key is the first line of defence, see SignedCheckpointsIT; this test is about the second): the
+   * edited file's size and digest in the manifest, the manifest signed again, its digest in the
+   * coordinator's record, the record signed again.
    */
   private static void reseal(Path image, String file, String ckpt, String vhost) throws Exception {
+    CheckpointKey key =
+        CheckpointKey.load(cohort.home.resolve("cluster/tls").resolve(CheckpointKey.FILE));
     Path manifest = image.resolve("manifest.json");
-    JsonObject m = JsonParser.parseString(Files.readString(manifest)).getAsJsonObject();
+    ImageManifest.Builder m = ProtoJson.read(manifest, ImageManifest.newBuilder());
     byte[] edited = Files.readAllBytes(image.resolve("criu").resolve(file));
     boolean found = false;
-    for (JsonElement e : m.getAsJsonArray("files")) {
-      JsonObject f = e.getAsJsonObject();
-      if (f.get("path").getAsString().equals(file)) {
-        f.addProperty("size", Long.toString(edited.length));
-        f.addProperty("sha256", sha256(edited));
+    for (int i = 0; i < m.getFilesCount(); i++) {
+      if (m.getFiles(i).getPath().equals(file)) {
+        m.setFiles(i, m.getFiles(i).toBuilder().setSize(edited.length).setSha256(sha256(edited)));
         found = true;
       }
     }
     assertTrue(found, file + " is not in the manifest " + manifest);
-    byte[] bytes =
-        new GsonBuilder().setPrettyPrinting().create().toJson(m).getBytes(StandardCharsets.UTF_8);
-    Files.write(manifest, bytes);
+    byte[] bytes = ProtoJson.write(manifest, key.sign(m.build()));
     Path record = cohort.home.resolve("cluster/coordinator/checkpoints/" + ckpt + ".json");
-    JsonObject r = JsonParser.parseString(Files.readString(record)).getAsJsonObject();
-    r.getAsJsonObject("manifest_sha256").addProperty(vhost, sha256(bytes));
-    Files.writeString(record, new GsonBuilder().setPrettyPrinting().create().toJson(r));
+    CheckpointInfo r = ProtoJson.read(record, CheckpointInfo.newBuilder()).build();
+    ProtoJson.write(
+        record, key.sign(r.toBuilder().putManifestSha256(vhost, sha256(bytes)).build()));
   }
 
   private static String sha256(byte[] b) throws Exception {

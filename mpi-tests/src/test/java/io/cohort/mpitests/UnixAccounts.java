@@ -4,28 +4,25 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.PosixFilePermission;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
  * Real unprivileged accounts for a test (`useradd --system`, names starting "cohortit"), each
  * removed by {@link #close} even when the test failed; and commands run as one of them, with
- * exactly its uid, gid and groups (`setpriv --init-groups`) and a clean environment.
+ * exactly its uid, gid and groups (`setpriv --init-groups`) and a clean environment, among them the
+ * `cohort` CLI ({@link #cli}).
  */
 final class UnixAccounts implements AutoCloseable {
   /** An account: its name and ids. */
   record Account(String name, int uid, int gid) {}
 
   private final List<String> created = new ArrayList<>();
+  private OpenCopies copies;
 
   /** Creates an account named "cohortit" + {@code tag} + a random suffix, with no home. */
   Account create(String tag) throws IOException, InterruptedException {
@@ -57,41 +54,6 @@ final class UnixAccounts implements AutoCloseable {
     return exec(all, Map.of());
   }
 
-  /**
-   * The `cohort` the accounts run: this checkout's, if {@code who} can read it (its script, jar and
-   * every directory above), else a copy of the script and the jar in a directory open to all.
-   */
-  static Path readableCli(Account who) throws IOException {
-    Path script = CohortHarness.REPO.resolve("cohort");
-    Path jar = CohortHarness.REPO.resolve("cli/target/cohort.jar");
-    if (readableBy(who, script) && readableBy(who, jar)) {
-      return script;
-    }
-    Path copy = CohortHarness.base().resolve("users-cli");
-    Files.createDirectories(copy.resolve("cli/target"));
-    Files.copy(script, copy.resolve("cohort"), StandardCopyOption.REPLACE_EXISTING);
-    Files.copy(jar, copy.resolve("cli/target/cohort.jar"), StandardCopyOption.REPLACE_EXISTING);
-    for (Path p = copy.resolve("cli/target/cohort.jar"); p != null; p = p.getParent()) {
-      Set<PosixFilePermission> perms = new HashSet<>(Files.getPosixFilePermissions(p));
-      perms.add(PosixFilePermission.OTHERS_READ);
-      if (Files.isDirectory(p) || p.endsWith("cohort")) {
-        perms.add(PosixFilePermission.OTHERS_EXECUTE);
-      }
-      Files.setPosixFilePermissions(p, perms);
-    }
-    Files.setPosixFilePermissions(
-        copy.resolve("cohort"), PosixFilePermissions.fromString("rwxr-xr-x"));
-    if (!readableBy(who, copy.resolve("cohort"))) {
-      throw new AssertionError(
-          "neither this checkout's CLI nor a copy under " + copy + " is readable by other users");
-    }
-    return copy.resolve("cohort");
-  }
-
-  static boolean readableBy(Account who, Path file) {
-    return as(who, List.of("test", "-r", file.toString())).rc() == 0;
-  }
-
   /** `cohort ARGS` as {@code who}, with COHORT_HOME {@code home} and nothing else inherited. */
   static CohortHarness.Result cohortAs(Account who, Path cohort, Path home, String... args) {
     List<String> cmd =
@@ -104,6 +66,26 @@ final class UnixAccounts implements AutoCloseable {
                 cohort.toString()));
     cmd.addAll(List.of(args));
     return as(who, cmd);
+  }
+
+  /**
+   * The `cohort` CLI the accounts run: a copy of this checkout's (which may sit under a directory
+   * they cannot enter), removed with the accounts.
+   */
+  Path cli() throws IOException {
+    return open().cli();
+  }
+
+  /** A copy of {@code file} that the accounts can run, at {@code name}; removed with them. */
+  Path open(Path file, String name) throws IOException {
+    return open().copy(file, name);
+  }
+
+  private OpenCopies open() throws IOException {
+    if (copies == null) {
+      copies = new OpenCopies();
+    }
+    return copies;
   }
 
   /** Runs {@code cmd} (at most 5 minutes) and returns its exit code and output. */
@@ -148,6 +130,19 @@ final class UnixAccounts implements AutoCloseable {
     return r.out();
   }
 
+  /** Brings {@code cohort}'s cluster down, then removes the accounts (each if there). */
+  static void closeAll(CohortHarness cohort, UnixAccounts accounts) throws IOException {
+    try {
+      if (cohort != null) {
+        cohort.closeCluster();
+      }
+    } finally {
+      if (accounts != null) {
+        accounts.close();
+      }
+    }
+  }
+
   /** Removes every account this made (their processes first), reporting the first failure. */
   @Override
   public void close() throws IOException {
@@ -161,6 +156,10 @@ final class UnixAccounts implements AutoCloseable {
       }
     }
     created.clear();
+    if (copies != null) {
+      copies.close();
+      copies = null;
+    }
     if (first != null) {
       throw first;
     }

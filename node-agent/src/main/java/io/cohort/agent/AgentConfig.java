@@ -1,5 +1,6 @@
 package io.cohort.agent;
 
+import io.cohort.common.CheckpointKey;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -22,6 +23,9 @@ import java.util.List;
  * @param decisionLease how long a dump waits for the coordinator's next word once the agent has
  *     answered, before the agent aborts it on its own; null: the time the coordinator says its
  *     phase may take ({@code decision_within_ms}) plus {@link #LEASE_MARGIN}
+ * @param checkpointKey the cluster's checkpoint key, which signs the manifests of this agent's
+ *     images and must have signed every manifest it trusts (see {@link SignedManifests}); null
+ *     until {@link #withCheckpointKey} (the daemon loads it from its TLS directory)
  */
 public record AgentConfig(
     String node,
@@ -33,7 +37,8 @@ public record AgentConfig(
     long minFreeBytes,
     boolean vhostNetworking,
     Path sharedImages,
-    Duration decisionLease) {
+    Duration decisionLease,
+    CheckpointKey checkpointKey) {
 
   /** Added to the coordinator's phase timeout for the default decision lease. */
   public static final Duration LEASE_MARGIN = Duration.ofSeconds(5);
@@ -55,24 +60,30 @@ public record AgentConfig(
         64L << 20,
         false,
         null,
+        null,
         null);
   }
 
   public AgentConfig withVhostNetworking(boolean on) {
-    return with(on, sharedImages, decisionLease);
+    return with(on, sharedImages, decisionLease, checkpointKey);
   }
 
   public AgentConfig withSharedImages(Path dir) {
-    return with(vhostNetworking, dir, decisionLease);
+    return with(vhostNetworking, dir, decisionLease, checkpointKey);
   }
 
   /** With a fixed decision lease ({@code cohort agent --decision-lease}); null: the default. */
   public AgentConfig withDecisionLease(Duration lease) {
-    return with(vhostNetworking, sharedImages, lease);
+    return with(vhostNetworking, sharedImages, lease, checkpointKey);
+  }
+
+  /** With the cluster's checkpoint key (every agent that seals or restores images needs it). */
+  public AgentConfig withCheckpointKey(CheckpointKey key) {
+    return with(vhostNetworking, sharedImages, decisionLease, key);
   }
 
   /** This configuration with the fields the daemons set from their options. */
-  private AgentConfig with(boolean networking, Path shared, Duration lease) {
+  private AgentConfig with(boolean networking, Path shared, Duration lease, CheckpointKey key) {
     return new AgentConfig(
         node,
         home,
@@ -83,7 +94,8 @@ public record AgentConfig(
         minFreeBytes,
         networking,
         shared,
-        lease);
+        lease,
+        key);
   }
 
   /** How long to wait for the coordinator's word after an answer, given what it said (ms). */

@@ -56,6 +56,7 @@ final class ImageSealer {
             .setStatusPath(rec.getStatusPath())
             .setInitPath(rec.getInitPath())
             .setAddress(rec.getAddress())
+            .setOwner(rec.getOwner())
             .addAllJobFiles(dump.jobFiles());
     TrackedFiles tracked = FileTracker.read(pending.resolve(ImageStore.CRIU_DIR));
     List<byte[]> inflight = dump.cut == null ? List.of() : dump.cut.recordingFor(rec.getAddress());

@@ -1,8 +1,6 @@
 package io.cohort.agent;
 
-import io.cohort.common.ProtoJson;
 import io.cohort.proto.v1.ImageManifest;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.Optional;
@@ -63,8 +61,9 @@ interface ImageStore {
   void delete(String ckpt, String vhost);
 
   /**
-   * Loads and checks a committed image. Any missing, extra, resized or altered file, or a manifest
-   * that is not the committed one, is DATA_LOSS with a message naming the file.
+   * Loads and checks a committed image. A manifest not signed with the cluster's checkpoint key as
+   * this image's ({@link SignedManifests}) or not the committed one, or any missing, extra, resized
+   * or altered file, is DATA_LOSS with a message naming it.
    */
   Image verify(String ckpt, String vhost, String expectedManifestSha);
 
@@ -83,12 +82,10 @@ interface ImageStore {
    */
   java.util.List<String> removeAbandonedPending();
 
-  /** The manifest of an image published here, if there is one. */
-  default Optional<ImageManifest> publishedManifest(String ckpt, String vhost) {
-    Path manifest = committedDir(ckpt, vhost).resolve(MANIFEST);
-    if (!Files.exists(manifest)) {
-      return Optional.empty();
-    }
-    return Optional.of(ProtoJson.read(manifest, ImageManifest.newBuilder()).build());
-  }
+  /**
+   * The manifest of an image published here, if there is one; DATA_LOSS unless it is signed with
+   * the cluster's checkpoint key as that image's ({@link SignedManifests}). Not checked against a
+   * commit record: for what the agent does without one (sending the image, a late commit).
+   */
+  Optional<ImageManifest> publishedManifest(String ckpt, String vhost);
 }

@@ -3,7 +3,6 @@ package io.cohort.agent;
 import io.cohort.common.CohortException;
 import io.cohort.common.DurableFiles;
 import io.cohort.common.Ids;
-import io.cohort.common.ProtoJson;
 import io.cohort.proto.v1.ExportImageRequest;
 import io.cohort.proto.v1.ImageChunk;
 import io.cohort.proto.v1.ImageManifest;
@@ -51,12 +50,15 @@ final class ImageTransfer {
   /** Streams a committed image: manifest, CRIU files, and the job's files up to the dump. */
   void export(String ckpt, String vhostId, Consumer<ImageChunk> sink, BooleanSupplier cancelled) {
     Path dir = images.committedDir(Ids.requireCheckpoint(ckpt), Ids.requireVhost(vhostId));
-    if (!Files.isDirectory(dir)) {
-      throw CohortException.notFound(
-          "node %s has no image of vhost %s for checkpoint %s", config.node(), vhostId, ckpt);
-    }
+    // Signed, or nothing is read: the files sent are those the manifest names, from its paths.
     ImageManifest m =
-        ProtoJson.read(dir.resolve(ImageStore.MANIFEST), ImageManifest.newBuilder()).build();
+        images
+            .publishedManifest(ckpt, vhostId)
+            .orElseThrow(
+                () ->
+                    CohortException.notFound(
+                        "node %s has no image of vhost %s for checkpoint %s",
+                        config.node(), vhostId, ckpt));
     send(dir.resolve(ImageStore.MANIFEST), ImageStore.MANIFEST, Long.MAX_VALUE, sink, cancelled);
     for (var file : m.getFilesList()) {
       send(

@@ -1,5 +1,6 @@
 package io.cohort.agent;
 
+import io.cohort.common.CheckpointKey;
 import io.cohort.common.CohortException;
 import io.cohort.common.DurableFiles;
 import io.cohort.common.ProtoJson;
@@ -16,6 +17,8 @@ import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
 import java.util.TreeMap;
 import java.util.stream.Stream;
 import org.slf4j.Logger;
@@ -38,8 +41,9 @@ import org.slf4j.LoggerFactory;
  *                        the end of the seal, before the coordinator's record lists it
  * </pre>
  *
- * An image is trusted only if its manifest's sha256 is the one in the coordinator's commit record
- * and every file matches the manifest's size and sha256.
+ * An image is trusted only if its manifest is signed with the cluster's checkpoint key as this
+ * checkpoint's and vhost's ({@link SignedManifests}), its sha256 is the one in the coordinator's
+ * commit record, and every file matches the manifest's size and sha256.
  */
 final class LocalImageStore implements ImageStore {
   private static final Logger log = LoggerFactory.getLogger(LocalImageStore.class);
@@ -53,21 +57,28 @@ final class LocalImageStore implements ImageStore {
       java.nio.file.attribute.PosixFilePermissions.fromString("rwx------");
 
   private final ProcessIdentity owner;
+  private final CheckpointKey key;
   private volatile String id;
 
-  /** A store in {@code root} whose pending images are owned by this process. */
-  LocalImageStore(Path root, String pendingName) {
-    this(root, pendingName, ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow());
+  /**
+   * A store in {@code root} whose pending images are owned by this process, and whose manifests
+   * {@code key} signs and verifies.
+   */
+  LocalImageStore(Path root, String pendingName, CheckpointKey key) {
+    this(root, pendingName, ProcessIdentity.of(ProcessHandle.current().pid()).orElseThrow(), key);
   }
 
   /**
    * A store whose pending images are owned by {@code owner}: another agent's images are abandoned
    * (and removed) once their owner is dead.
    */
-  LocalImageStore(Path root, String pendingName, ProcessIdentity owner) {
+  LocalImageStore(Path root, String pendingName, ProcessIdentity owner, CheckpointKey key) {
     this.root = root;
     this.pendingName = pendingName;
     this.owner = owner;
+    this.key =
+        Objects.requireNonNull(
+            key, "an image store needs the cluster's checkpoint key (AgentConfig.checkpointKey)");
   }
 
   /**
@@ -192,7 +203,7 @@ final class LocalImageStore implements ImageStore {
     } catch (IOException e) {
       throw DurableFiles.failure("cannot seal image " + pending, e);
     }
-    ImageManifest m = manifest.build();
+    ImageManifest m = key.sign(manifest.build());
     byte[] bytes = ProtoJson.write(pending.resolve(MANIFEST), m);
     return Map.entry(m, sha256(bytes));
   }
@@ -276,18 +287,24 @@ final class LocalImageStore implements ImageStore {
     } catch (IOException e) {
       throw DurableFiles.failure("cannot read manifest of " + ckpt, e);
     }
+    // Whose and which it is before whether it is the committed one: a manifest edited with its
+    // digests recomputed is named for what it is, whatever the record says.
+    ImageManifest m =
+        SignedManifests.check(
+            key,
+            ProtoJson.parse(
+                    new String(bytes, java.nio.charset.StandardCharsets.UTF_8),
+                    ImageManifest.newBuilder(),
+                    "manifest of checkpoint " + ckpt)
+                .build(),
+            ckpt,
+            vhost);
     if (!sha256(bytes).equals(expectedManifestSha)) {
       throw CohortException.dataLoss(
           "checkpoint %s is damaged: the manifest of vhost %s was "
               + "modified after the commit (sha256 mismatch)",
           ckpt, vhost);
     }
-    ImageManifest m =
-        ProtoJson.parse(
-                new String(bytes, java.nio.charset.StandardCharsets.UTF_8),
-                ImageManifest.newBuilder(),
-                "manifest of checkpoint " + ckpt)
-            .build();
     Path criu = dir.resolve(CRIU_DIR);
     Map<String, FileDigest> expected = new TreeMap<>();
     m.getFilesList().forEach(f -> expected.put(f.getPath(), f));
@@ -330,6 +347,17 @@ final class LocalImageStore implements ImageStore {
       }
     }
     return new Image(dir, m);
+  }
+
+  @Override
+  public Optional<ImageManifest> publishedManifest(String ckpt, String vhost) {
+    Path manifest = committedDir(ckpt, vhost).resolve(MANIFEST);
+    if (!Files.exists(manifest)) {
+      return Optional.empty();
+    }
+    return Optional.of(
+        SignedManifests.check(
+            key, ProtoJson.read(manifest, ImageManifest.newBuilder()).build(), ckpt, vhost));
   }
 
   @Override

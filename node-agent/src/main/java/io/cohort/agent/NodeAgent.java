@@ -104,7 +104,7 @@ public final class NodeAgent {
         overlay,
         new CriuEngine(
             config.criuCommand(), config.initBinary().resolveSibling("libcohort-prlimit.so")),
-        new LocalImageStore(config.imagesDir(), config.pendingName()),
+        new LocalImageStore(config.imagesDir(), config.pendingName(), config.checkpointKey()),
         new IpVhostNetwork(path.vhostMtu()),
         overlay != null && path.kernel()
             ? new KernelPath(overlay.address().getHostString(), path)

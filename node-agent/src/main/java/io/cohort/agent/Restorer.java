@@ -69,6 +69,7 @@ final class Restorer {
 
   private ImageStore.Image verified(String ckpt, String vhostId, String manifestSha, Owner owner) {
     ImageStore.Image image = images.verify(ckpt, vhostId, manifestSha);
+    SignedManifests.requireOwner(image.manifest(), owner); // signed as this owner's, then checked
     long t0 = System.nanoTime();
     ImageCredentials.check(
         owner,

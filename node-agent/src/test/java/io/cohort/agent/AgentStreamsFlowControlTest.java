@@ -51,7 +51,9 @@ class AgentStreamsFlowControlTest {
 
   @Test
   void aReaderThatTakesNothingHoldsTheOutputStreamBack() throws Exception {
-    AgentConfig config = AgentConfig.defaults("n1", home, home.resolve("native"), "criu");
+    AgentConfig config =
+        AgentConfig.defaults("n1", home, home.resolve("native"), "criu")
+            .withCheckpointKey(TestKey.KEY);
     VhostRecords records = new VhostRecords(config.vhostsDir(), "n1");
     Path dir = Files.createDirectories(records.vhostDir("5-0"));
     Path log = dir.resolve("output.log");

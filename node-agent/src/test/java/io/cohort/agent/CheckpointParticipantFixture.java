@@ -59,7 +59,8 @@ abstract class CheckpointParticipantFixture {
             d.minFreeBytes(),
             false,
             null,
-            null);
+            null,
+            TestKey.KEY);
     records = new VhostRecords(config.vhostsDir(), "n1");
     script = NativeInstalls.actionScript(home);
     init = sleeper();
@@ -102,7 +103,7 @@ abstract class CheckpointParticipantFixture {
 
   /** The image store of {@link #config}, as a fresh agent opens it. */
   LocalImageStore store() {
-    return new LocalImageStore(config.imagesDir(), config.pendingName());
+    return new LocalImageStore(config.imagesDir(), config.pendingName(), TestKey.KEY);
   }
 
   /** A participant with no network cut, in this process as its agent. */

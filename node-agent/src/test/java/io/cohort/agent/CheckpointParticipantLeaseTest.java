@@ -107,7 +107,7 @@ class CheckpointParticipantLeaseTest extends CheckpointParticipantFixture {
   void anAgentRestartedMidDumpLeavesTheJobRunningAndNoPendingImage() throws Exception {
     ProcessIdentity oldAgent = sleeper();
     LocalImageStore oldStore =
-        new LocalImageStore(config.imagesDir(), config.pendingName(), oldAgent);
+        new LocalImageStore(config.imagesDir(), config.pendingName(), oldAgent, TestKey.KEY);
     CheckpointParticipant before = participant(oldStore, ChannelCuts.NONE, oldAgent);
     before.dump(dump(1, false));
     assertTrue(anyImage(1));

@@ -22,7 +22,9 @@ class ImageStoreTest {
     Files.write(pending.resolve("criu/pages-1.img"), new byte[100_000]);
     Files.writeString(pending.resolve("criu/core-1.img"), "core");
     Map.Entry<ImageManifest, String> sealed =
-        store.seal(pending, ImageManifest.newBuilder().setCheckpointId("4.2").setVhostId("4-0"));
+        store.seal(
+            pending,
+            ImageManifest.newBuilder().setCheckpointId("4.2").setJobId("4").setVhostId("4-0"));
     assertEquals(2, sealed.getKey().getFilesCount());
     store.publish("4.2", "4-0");
     assertFalse(Files.exists(store.pendingDir("4.2", "4-0")));
@@ -41,7 +43,7 @@ class ImageStoreTest {
   @Test
   void aDumpStartingWhileTheCheckpointsDirectoryIsRemovedStillGetsItsImageDirectory()
       throws Exception {
-    LocalImageStore store = new LocalImageStore(dir, ".pending");
+    LocalImageStore store = new LocalImageStore(dir, ".pending", TestKey.KEY);
     java.util.concurrent.atomic.AtomicBoolean done =
         new java.util.concurrent.atomic.AtomicBoolean();
     Thread sweeper =
@@ -65,7 +67,7 @@ class ImageStoreTest {
 
   @Test
   void aSealedImageVerifies() throws Exception {
-    ImageStore store = new LocalImageStore(dir, ".pending");
+    ImageStore store = new LocalImageStore(dir, ".pending", TestKey.KEY);
     String sha = sealedAndPublished(store);
     ImageStore.Image image = store.verify("4.2", "4-0", sha);
     assertEquals("4.2", image.manifest().getCheckpointId());
@@ -77,7 +79,7 @@ class ImageStoreTest {
   /** What ListImages serves for the coordinator's sweep: published images only, with sizes. */
   @Test
   void onlyPublishedImagesAreListedWithTheirSize() throws Exception {
-    ImageStore store = new LocalImageStore(dir, ".pending");
+    ImageStore store = new LocalImageStore(dir, ".pending", TestKey.KEY);
     store.createPending("4.3", "4-0"); // a dump in progress: not the sweep's
     sealedAndPublished(store);
     assertEquals(java.util.List.of("4.2/4-0"), store.list());
@@ -89,7 +91,7 @@ class ImageStoreTest {
 
   @Test
   void anyChangeToTheImageIsDataLoss() throws Exception {
-    ImageStore store = new LocalImageStore(dir, ".pending");
+    ImageStore store = new LocalImageStore(dir, ".pending", TestKey.KEY);
     String sha = sealedAndPublished(store);
     Path criu = store.committedDir("4.2", "4-0").resolve("criu");
 
@@ -113,7 +115,7 @@ class ImageStoreTest {
 
   @Test
   void aMissingManifestOrImageIsDataLoss() throws Exception {
-    ImageStore store = new LocalImageStore(dir, ".pending");
+    ImageStore store = new LocalImageStore(dir, ".pending", TestKey.KEY);
     String sha = sealedAndPublished(store);
     Files.delete(store.committedDir("4.2", "4-0").resolve("manifest.json"));
     CohortException e = assertThrows(CohortException.class, () -> store.verify("4.2", "4-0", sha));
@@ -125,7 +127,7 @@ class ImageStoreTest {
 
   @Test
   void pendingImagesOfDeadOwnersAreRemovedOthersKept() throws Exception {
-    ImageStore store = new LocalImageStore(dir, ".pending");
+    ImageStore store = new LocalImageStore(dir, ".pending", TestKey.KEY);
     Path mine = store.createPending("5.1", "5-0");
     Path orphan = store.createPending("6.1", "6-0");
     Files.writeString(orphan.resolve("owner"), "999999999 1\n");

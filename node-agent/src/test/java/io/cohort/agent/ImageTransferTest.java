@@ -201,11 +201,12 @@ class ImageTransferTest {
 
   private LocalImageStore store(String node) {
     return stores.computeIfAbsent(
-        node, n -> new LocalImageStore(home.resolve(n + "/images"), ".pending"));
+        node, n -> new LocalImageStore(home.resolve(n + "/images"), ".pending", TestKey.KEY));
   }
 
   private AgentConfig config(String node) {
-    return AgentConfig.defaults(node, home.resolve(node), home.resolve("native"), "criu");
+    return AgentConfig.defaults(node, home.resolve(node), home.resolve("native"), "criu")
+        .withCheckpointKey(TestKey.KEY);
   }
 
   /** {@code to} fetches an image from {@code from}'s agent, as a partner copy does. */

@@ -9,7 +9,7 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
-/** A stuck command never holds its caller past the deadline. */
+/** A stuck command never holds its caller past the deadline; input reaches the command. */
 class ProcessRunnerTest {
   @Test
   void aCommandPastItsDeadlineIsKilledAndReported() {
@@ -37,5 +37,15 @@ class ProcessRunnerTest {
     ProcessRunner.Result r = ProcessRunner.run("sh", "-c", "sleep 20 & echo started");
     assertTrue((System.nanoTime() - t0) / 1_000_000 < 10_000);
     assertEquals("started", r.output());
+  }
+
+  @Test
+  void inputReachesTheCommandAndOneThatIgnoresItIsNoError() {
+    byte[] in = "MUNGE:abc:\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+    assertEquals(
+        "MUNGE:abc:", ProcessRunner.run(Duration.ofSeconds(20), List.of("cat"), in).output());
+    ProcessRunner.Result r =
+        ProcessRunner.run(Duration.ofSeconds(20), List.of("sh", "-c", "exit 4"), in);
+    assertEquals(4, r.exitCode());
   }
 }

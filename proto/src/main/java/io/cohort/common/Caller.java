@@ -62,6 +62,19 @@ public record Caller(int uid, int gid, List<Integer> groups, String user) {
     return isRoot() || owner.getUid() == uid;
   }
 
+  /**
+   * Whether two owners are the same credentials: uid, gid and supplementary groups (in any order);
+   * the login name is only a label.
+   */
+  public static boolean sameCredentials(Owner a, Owner b) {
+    return a.getUid() == b.getUid()
+        && a.getGid() == b.getGid()
+        && a.getGroupsList().stream()
+            .sorted()
+            .toList()
+            .equals(b.getGroupsList().stream().sorted().toList());
+  }
+
   /** "alice", or "uid 1234" for a user the user database does not name. */
   public static String name(Owner owner) {
     if (!owner.getUser().isEmpty()) {

@@ -49,6 +49,20 @@ public final class ProcessRunner {
    * started; a nonzero exit is returned, not thrown.
    */
   public static Result run(Duration deadline, Map<String, String> env, List<String> cmd) {
+    return run(deadline, env, cmd, null);
+  }
+
+  /**
+   * As {@link #run(Duration, Map, List)}, with {@code input} as the command's standard input
+   * (written whole before the wait, so keep it small: a pipe holds 64 KiB; a command that exits
+   * without reading it all is not an error).
+   */
+  public static Result run(Duration deadline, List<String> cmd, byte[] input) {
+    return run(deadline, Map.of(), cmd, input);
+  }
+
+  private static Result run(
+      Duration deadline, Map<String, String> env, List<String> cmd, byte[] input) {
     Path out = null;
     Process p = null;
     try {
@@ -56,10 +70,20 @@ public final class ProcessRunner {
       ProcessBuilder pb =
           new ProcessBuilder(cmd)
               .redirectErrorStream(true)
-              .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+              .redirectInput(
+                  input == null
+                      ? ProcessBuilder.Redirect.from(new File("/dev/null"))
+                      : ProcessBuilder.Redirect.PIPE)
               .redirectOutput(out.toFile());
       pb.environment().putAll(env);
       p = pb.start();
+      if (input != null) {
+        try (var stdin = p.getOutputStream()) {
+          stdin.write(input);
+        } catch (IOException exitedFirst) {
+          // the command did not read it all: its exit status says what it made of it
+        }
+      }
       if (!p.waitFor(deadline.toMillis(), TimeUnit.MILLISECONDS)) {
         p.destroyForcibly();
         p.waitFor(5, TimeUnit.SECONDS);

@@ -1,0 +1,71 @@
+package io.cohort.bench;
+
+import com.google.gson.JsonObject;
+import java.util.List;
+
+/** Part 10 in results.md: each measurement before and after authentication, and the target. */
+final class SecurityReport {
+  private SecurityReport() {}
+
+  private static final List<String[]> ROWS =
+      List.of(
+          new String[] {"checkpoint_1_vhost_ms", "checkpoint total, 1 vhost"},
+          new String[] {"checkpoint_4_vhosts_ms", "checkpoint total, 4 vhosts (4 nodes)"},
+          new String[] {"ps_local_ms", "`cohort ps` on the coordinator's machine (whole process)"},
+          new String[] {"ps_tcp_ms", "`cohort ps` through the TCP port (whole process)"});
+
+  /** The markdown section of part 10, or "" if the results have none. */
+  static String table(JsonObject r) {
+    if (!r.has("security")) {
+      return "";
+    }
+    JsonObject s = r.getAsJsonObject("security");
+    StringBuilder md = new StringBuilder();
+    md.append(
+            "\n## 10. Authentication: the same measurements before and after, in one run\n\n"
+                + "Before: plaintext gRPC, every caller root (commit ")
+        .append(s.get("baseline_commit").getAsString())
+        .append("). After: this build (commit ")
+        .append(s.get("commit").getAsString())
+        .append(
+            "): mutual TLS between the daemons, the client socket's peer credentials on the "
+                + "coordinator's machine, TLS and a MUNGE credential through its TCP port, "
+                + "checkpoint records and manifests signed. The builds take turns, a cluster "
+                + "each. Measured ")
+        .append(s.get("date").getAsString())
+        .append(
+            "; median (min–max), ms. Target: at most 5 % or 10 ms added, whichever is "
+                + "larger.\n\n")
+        .append(
+            "| measurement | before | after | added | met |\n| --- | --- | --- | --- | --- |\n");
+    for (String[] row : ROWS) {
+      JsonObject before = s.getAsJsonObject("before").getAsJsonObject(row[0]);
+      JsonObject after = s.getAsJsonObject("after").getAsJsonObject(row[0]);
+      double b = before.get("median").getAsDouble();
+      double a = after.get("median").getAsDouble();
+      md.append(
+          String.format(
+              "| %s | %s | %s | %+.0f ms (%+.1f %%) | %s |\n",
+              row[1],
+              cell(before),
+              cell(after),
+              a - b,
+              100 * (a - b) / b,
+              met(b, a) ? "yes" : "**no**"));
+    }
+    return md.toString();
+  }
+
+  /** Within the target: at most 5 % or 10 ms more, whichever is larger. */
+  static boolean met(double before, double after) {
+    return after - before <= Math.max(0.05 * before, 10);
+  }
+
+  private static String cell(JsonObject stats) {
+    return String.format(
+        "%.0f (%.0f–%.0f)",
+        stats.get("median").getAsDouble(),
+        stats.get("min").getAsDouble(),
+        stats.get("max").getAsDouble());
+  }
+}
