@@ -53,7 +53,8 @@ final class ProcTasks {
     return readOrEmpty(Path.of("/proc/" + pid + "/status"));
   }
 
-  private static String readOrEmpty(Path p) {
+  /** The file's text, or "" if it cannot be read (a process that ended). */
+  static String readOrEmpty(Path p) {
     try {
       return Files.readString(p);
     } catch (IOException e) {

@@ -4,18 +4,17 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.google.gson.GsonBuilder;
-import com.google.gson.JsonElement;
-import com.google.gson.JsonObject;
-import com.google.gson.JsonParser;
+import io.cohort.common.CheckpointKey;
+import io.cohort.common.ProtoJson;
 import io.cohort.mpitests.CohortHarness.Result;
 import io.cohort.mpitests.UnixAccounts.Account;
 import io.cohort.proto.criu.CoreEntry;
 import io.cohort.proto.criu.PstreeEntry;
+import io.cohort.proto.v1.CheckpointInfo;
+import io.cohort.proto.v1.ImageManifest;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -24,6 +23,8 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -33,11 +34,14 @@ import org.junit.jupiter.api.Test;
  * No escalation through a checkpoint (issue 15, part 5), with a real unprivileged account on the
  * emulated cluster running the real `cohort` CLI as itself: a job that runs a set-uid program is
  * refused at checkpoint before it is frozen, and runs on; an image edited to make one of the job's
- * processes root, its manifest's and record's sha256 recomputed as an attacker would, is refused at
- * restart, and nothing runs; the checkpoint before it, untouched, restarts with the owner's
- * credentials in every process.
+ * processes root, its manifest and record made to match again by an attacker who even holds the
+ * cluster's checkpoint key, is refused at restart, and nothing runs; the checkpoint before it,
+ * untouched, restarts with the owner's credentials in every process (an MPI job on two nodes:
+ * mpirun, the orteds and the ranks).
  */
 class SetIdIT {
+  private static final Pattern PROGRESS = Pattern.compile("(?m)^(?:tick|iter) (\\d+)[ \n]");
+
   private static final String TICKER =
       "i=0; while [ $i -lt 3000 ]; do echo tick $i; i=$((i+1)); sleep 0.2; done";
 
@@ -53,7 +57,7 @@ class SetIdIT {
     try {
       carol = accounts.create("c");
       cli = accounts.cli();
-      cohort.clusterUp(1, "cohortsi", "198.18.93");
+      cohort.clusterUp(2, "cohortsi", "198.18.93");
     } catch (Exception | AssertionError e) {
       down();
       throw e;
@@ -77,12 +81,13 @@ class SetIdIT {
     return UnixAccounts.cohortAs(carol, cli, cohort.home, args);
   }
 
-  private static String run(String script) {
-    return as("run", "--detach", "--json", "--images", "none", "--", "sh", "-c", script)
-        .ok()
-        .json()
-        .get("job")
-        .getAsString();
+  /** Starts {@code command} as carol on {@code nodes}, with no partner copy of its images. */
+  private static String run(String nodes, String... command) {
+    List<String> args =
+        new ArrayList<>(
+            List.of("run", "--detach", "--json", "--images", "none", "--nodes", nodes, "--"));
+    args.addAll(List.of(command));
+    return as(args.toArray(String[]::new)).ok().json().get("job").getAsString();
   }
 
   @Test
@@ -92,8 +97,8 @@ class SetIdIT {
     UnixAccounts.exec(List.of("chmod", "4755", sleeper.toString()), java.util.Map.of());
     assertEquals(0, UnixAccounts.as(carol, List.of("test", "-x", sleeper.toString())).rc());
 
-    String job = run(sleeper + " 100000 & " + TICKER);
-    awaitTick(job, 3);
+    String job = run("n1", "sh", "-c", sleeper + " 100000 & " + TICKER);
+    awaitProgress(job, 3);
     long init = cohort.vhostInit("n1", job + "-0");
     long setuid = awaitProcess(init, sleeper);
 
@@ -108,8 +113,7 @@ class SetIdIT {
 
     // Not frozen, runs on, no checkpoint.
     assertEquals(List.of(), ProcTasks.stoppedTasks(init));
-    int before = lastTick(job);
-    awaitTick(job, before + 2);
+    awaitProgress(job, progress(job) + 2);
     assertEquals("JOB_STATE_RUNNING", cohort.state(job));
     assertEquals(0, cohort.checkpoints(job).size());
     as("kill", job).ok();
@@ -117,15 +121,17 @@ class SetIdIT {
 
   @Test
   void anImageEditedToMakeAProcessRootIsRefusedAtRestart() throws Exception {
-    String job = run(TICKER);
-    awaitTick(job, 3);
+    String[] ring = CohortHarness.cRing(4, 100000, 30);
+    ring[ring.length - 3] = accounts.open(CohortHarness.RING, "mpi/ring").toString();
+    String job = run("n1,n2", ring);
+    awaitProgress(job, 30);
     String good = as("checkpoint", job).ok().out().strip();
-    awaitTick(job, lastTick(job) + 2);
+    awaitProgress(job, progress(job) + 20);
     String edited = as("checkpoint", "--stop", job).ok().out().strip();
     assertEquals(List.of(job + ".1", job + ".2"), List.of(good, edited));
     assertNotEquals("JOB_STATE_RUNNING", cohort.state(job));
 
-    // The attacker: the main process (the child of pid 1) made root in its core image, the
+    // The attacker: mpirun (the child of pid 1 in the head vhost) made root in its core image, the
     // manifest's digest of that file and the record's digest of the manifest recomputed.
     Path image = imageDir(edited, job + "-0");
     PstreeEntry main = null;
@@ -158,40 +164,48 @@ class SetIdIT {
     assertNotEquals("JOB_STATE_RUNNING", cohort.state(job));
     assertEquals(List.of(), processesOf(carol.uid()), "nothing of the job runs");
 
-    // The untouched checkpoint restarts, every process but pid 1 the owner's.
+    // The untouched checkpoint restarts on both nodes, every process but pid 1 the owner's: the
+    // orted and ranks of the second vhost too (children of its pid 1's spawn service).
     as("restart", "--detach", good).ok();
-    long init = cohort.vhostInit("n1", job + "-0");
-    awaitTick(job, lastTick(job) + 2);
-    List<Long> jobs = descendants(init);
-    assertTrue(jobs.size() >= 2, "the restored job's processes: " + jobs);
+    awaitProgress(job, progress(job) + 20);
     String owners = String.join("\t", Collections.nCopies(4, Integer.toString(carol.uid())));
-    for (long p : jobs) {
-      assertEquals(owners, uids(p), "real, effective, saved and fs uid of pid " + p);
+    for (int v = 0; v < 2; v++) {
+      String node = "n" + (v + 1);
+      String vhost = job + "-" + v;
+      List<Long> procs = descendants(cohort.vhostInit(node, vhost));
+      assertTrue(procs.size() >= 3, "the restored processes of " + vhost + ": " + procs);
+      for (long p : procs) {
+        assertEquals(owners, uids(p), "real, effective, saved and fs uid of pid " + p);
+      }
+      // The agent checked the good image too (and says what it cost).
+      List<String> checked =
+          Files.readAllLines(cohort.home.resolve("cluster/logs/" + node + ".log")).stream()
+              .filter(l -> l.contains("have the credentials of " + carol.name()))
+              .toList();
+      assertTrue(checked.stream().anyMatch(l -> l.contains(good + "/" + vhost)), "" + checked);
+      checked.forEach(l -> System.out.println("agent: " + l));
     }
-    // The agent checked the good image too (and says what it cost).
-    List<String> checked =
-        Files.readAllLines(cohort.home.resolve("cluster/logs/n1.log")).stream()
-            .filter(l -> l.contains("have the credentials of " + carol.name()))
-            .toList();
-    assertTrue(checked.stream().anyMatch(l -> l.contains(good + "/")), "" + checked);
-    checked.forEach(l -> System.out.println("agent: " + l));
     as("kill", job).ok();
   }
 
   // ------------------------------------------------------------------ the job
 
-  private static void awaitTick(String job, int n) throws InterruptedException {
-    long deadline = System.nanoTime() + Duration.ofMinutes(1).toNanos();
-    while (lastTick(job) < n) {
-      assertTrue(System.nanoTime() < deadline, "job " + job + " did not reach tick " + n);
+  private static void awaitProgress(String job, int n) throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofMinutes(2).toNanos();
+    while (progress(job) < n) {
+      assertTrue(System.nanoTime() < deadline, "job " + job + " did not get to " + n);
       Thread.sleep(200);
     }
   }
 
-  private static int lastTick(String job) {
-    String out = as("logs", job).ok().out();
-    int at = out.lastIndexOf("tick ");
-    return at < 0 ? -1 : Integer.parseInt(out.substring(at + 5, out.indexOf('\n', at)).strip());
+  /** The last "tick N" or "iter N" of the job's output (its head vhost is on n1). */
+  private static int progress(String job) {
+    Matcher m = PROGRESS.matcher(ProcTasks.readOrEmpty(cohort.clusterLog("n1", job)));
+    int last = -1;
+    while (m.find()) {
+      last = Integer.parseInt(m.group(1));
+    }
+    return last;
   }
 
   /** The host pid of the process of the vhost under {@code init} that runs {@code exe}. */
@@ -276,31 +290,30 @@ class SetIdIT {
   }
 
   /**
-   * What today's check (every file's sha256 in the manifest, the manifest's in the checkpoint
-   * record) wants, recomputed: the edited file's size and digest in the manifest, the manifest's
-   * digest in the coordinator's record.
+   * What the daemons check, redone by an attacker who also holds the cluster's checkpoint key (the
+   * key is the first line of defence, see SignedCheckpointsIT; this test is about the second): the
+   * edited file's size and digest in the manifest, the manifest signed again, its digest in the
+   * coordinator's record, the record signed again.
    */
   private static void reseal(Path image, String file, String ckpt, String vhost) throws Exception {
+    CheckpointKey key =
+        CheckpointKey.load(cohort.home.resolve("cluster/tls").resolve(CheckpointKey.FILE));
     Path manifest = image.resolve("manifest.json");
-    JsonObject m = JsonParser.parseString(Files.readString(manifest)).getAsJsonObject();
+    ImageManifest.Builder m = ProtoJson.read(manifest, ImageManifest.newBuilder());
     byte[] edited = Files.readAllBytes(image.resolve("criu").resolve(file));
     boolean found = false;
-    for (JsonElement e : m.getAsJsonArray("files")) {
-      JsonObject f = e.getAsJsonObject();
-      if (f.get("path").getAsString().equals(file)) {
-        f.addProperty("size", Long.toString(edited.length));
-        f.addProperty("sha256", sha256(edited));
+    for (int i = 0; i < m.getFilesCount(); i++) {
+      if (m.getFiles(i).getPath().equals(file)) {
+        m.setFiles(i, m.getFiles(i).toBuilder().setSize(edited.length).setSha256(sha256(edited)));
         found = true;
       }
     }
     assertTrue(found, file + " is not in the manifest " + manifest);
-    byte[] bytes =
-        new GsonBuilder().setPrettyPrinting().create().toJson(m).getBytes(StandardCharsets.UTF_8);
-    Files.write(manifest, bytes);
+    byte[] bytes = ProtoJson.write(manifest, key.sign(m.build()));
     Path record = cohort.home.resolve("cluster/coordinator/checkpoints/" + ckpt + ".json");
-    JsonObject r = JsonParser.parseString(Files.readString(record)).getAsJsonObject();
-    r.getAsJsonObject("manifest_sha256").addProperty(vhost, sha256(bytes));
-    Files.writeString(record, new GsonBuilder().setPrettyPrinting().create().toJson(r));
+    CheckpointInfo r = ProtoJson.read(record, CheckpointInfo.newBuilder()).build();
+    ProtoJson.write(
+        record, key.sign(r.toBuilder().putManifestSha256(vhost, sha256(bytes)).build()));
   }
 
   private static String sha256(byte[] b) throws Exception {

@@ -7,10 +7,11 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * The rule a non-root owner's vhost keeps, at a checkpoint ({@link RunningTasks}) and before a
- * restore ({@link ImageCredentials}): every thread runs with exactly the owner's credentials — its
- * uid as real, effective, saved and file-system uid, its gid likewise, its supplementary groups, no
- * capability (permitted, effective, inheritable, ambient) — except the vhost's init.
+ * The rule a non-root owner's vhost keeps, at a checkpoint's prepare ({@link RunningTasks}), at its
+ * seal and before a restore ({@link ImageCredentials}): every thread runs with exactly the owner's
+ * credentials — its uid as real, effective, saved and file-system uid, its gid likewise, its
+ * supplementary groups, no capability (permitted, effective, inheritable, ambient) — except the
+ * vhost's init.
  *
  * <p>The init is Cohort's own code, started as root by the agent: cohort-init stays root as pid 1
  * (it writes the status file and the logs in root's directories, see docs/design.md, "Whom the job

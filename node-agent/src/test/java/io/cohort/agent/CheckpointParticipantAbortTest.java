@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.cohort.common.CohortException;
+import io.cohort.proto.v1.Owner;
 import io.cohort.proto.v1.VhostState;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -22,8 +23,9 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Aborts and failures in the agent's half of the barrier: whatever aborts a dump (the coordinator,
- * a failing dump, seal, network cut or mismatched commit), the held tasks are let go, the job
- * carries on and no image is left. Each test names the behaviour whose breaking makes it fail.
+ * a failing dump, seal, network cut or mismatched commit, an image with other credentials than its
+ * owner's), the held tasks are let go, the job carries on and no image is left. Each test names the
+ * behaviour whose breaking makes it fail.
  */
 class CheckpointParticipantAbortTest extends CheckpointParticipantFixture {
   @Test
@@ -168,6 +170,39 @@ class CheckpointParticipantAbortTest extends CheckpointParticipantFixture {
     CheckpointParticipant p = participant(failing, ChannelCuts.NONE, thisProcess());
     p.dump(dump(1, true));
     assertThrows(CohortException.class, () -> p.seal(seal(1)));
+    assertEquals("released-by-abort", criu.awaitOutcome());
+    assertFalse(anyImage(1));
+    assertEquals(VhostState.VHOST_STATE_RUNNING, records.load(VHOST).getState());
+  }
+
+  @Test
+  void aSealFindingOtherCredentialsThanTheOwnersAbortsAndTheJobCarriesOn() throws Exception {
+    String init = "/var/lib/cohort/bin/cohort-init-0123456789abcdef";
+    records.save(
+        records.load(VHOST).toBuilder()
+            .setOwner(Owner.newBuilder().setUid(1001).setGid(100).setUser("alice"))
+            .setInitPath(init)
+            .build());
+    CheckpointParticipant p = participant();
+    p.dump(dump(1, true));
+    // What CRIU wrote: the init, root, and a job process that became root (a set-id program
+    // started after the prepare's check).
+    CriuImageWriter.twoTasks(
+        store().pendingDir("7.1", VHOST).resolve(ImageStore.CRIU_DIR),
+        List.of(init, "/usr/bin/passwd"),
+        List.of(
+            CriuImageWriter.creds(0, 0),
+            CriuImageWriter.creds(1001, 100).toBuilder().setEuid(0).setSuid(0).build()));
+    CohortException e = assertThrows(CohortException.class, () -> p.seal(seal(1)));
+    assertEquals(CohortException.Kind.PERMISSION_DENIED, e.kind());
+    assertTrue(
+        e.getMessage()
+            .startsWith(
+                "checkpoint 7.1, vhost "
+                    + VHOST
+                    + " would run processes with other credentials than its owner's: process 2 "
+                    + "(passwd, /usr/bin/passwd) runs as uid 1001/0/0/1001 gid 100"),
+        e.getMessage());
     assertEquals("released-by-abort", criu.awaitOutcome());
     assertFalse(anyImage(1));
     assertEquals(VhostState.VHOST_STATE_RUNNING, records.load(VHOST).getState());

@@ -4,14 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.google.protobuf.Message;
 import io.cohort.common.CohortException;
 import io.cohort.proto.criu.CoreEntry;
 import io.cohort.proto.criu.MmEntry;
 import io.cohort.proto.v1.Owner;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -125,12 +122,12 @@ class ImageCredentialsTest {
   @Test
   void aThreadWithoutRecordedCredentialsIsRefused() throws IOException {
     Path img = copy("no-creds");
-    edit(
+    CriuImageWriter.edit(
         img.resolve("core-2.img"),
         CriuImageFile.CORE_MAGIC,
         CoreEntry.parser(),
         c -> {
-          CoreEntry.Builder b = ((CoreEntry) c).toBuilder();
+          CoreEntry.Builder b = c.toBuilder();
           b.getThreadCoreBuilder().clearCreds();
           return b.build();
         });
@@ -146,16 +143,16 @@ class ImageCredentialsTest {
     int sleepExe =
         CriuImageFile.readFirst(img.resolve("mm-2.img"), CriuImageFile.MM_MAGIC, MmEntry.parser())
             .getExeFileId();
-    edit(
+    CriuImageWriter.edit(
         img.resolve("mm-1.img"),
         CriuImageFile.MM_MAGIC,
         MmEntry.parser(),
-        m -> ((MmEntry) m).toBuilder().setExeFileId(sleepExe).build());
+        m -> m.toBuilder().setExeFileId(sleepExe).build());
     assertTrue(
         refused(NOBODY, img)
             .startsWith(
-                "checkpoint 1.1, vhost v1-0 would run processes with other credentials than its owner's: process 1 (cohort-init, "
-                    + "/usr/bin/sleep) runs as uid 0"));
+                "checkpoint 1.1, vhost v1-0 would run processes with other credentials than its "
+                    + "owner's: process 1 (cohort-init, /usr/bin/sleep) runs as uid 0"));
     // Another init path than the manifest's.
     assertTrue(refused(NOBODY, image, "/usr/lib/other-init").contains("process 1 (cohort-init"));
   }
@@ -213,31 +210,14 @@ class ImageCredentialsTest {
   private static void editCreds(
       Path img, int tid, UnaryOperator<io.cohort.proto.criu.CredsEntry.Builder> change)
       throws IOException {
-    edit(
+    CriuImageWriter.edit(
         img.resolve("core-" + tid + ".img"),
         CriuImageFile.CORE_MAGIC,
         CoreEntry.parser(),
         c -> {
-          CoreEntry.Builder b = ((CoreEntry) c).toBuilder();
+          CoreEntry.Builder b = c.toBuilder();
           change.apply(b.getThreadCoreBuilder().getCredsBuilder());
           return b.build();
         });
-  }
-
-  /**
-   * Rewrites the first entry of an image file as an attacker would: parsed with the subset messages
-   * (protobuf keeps every field it does not know), changed, written back.
-   */
-  static <T extends Message> void edit(
-      Path file, int magic, com.google.protobuf.Parser<T> parser, UnaryOperator<Message> change)
-      throws IOException {
-    byte[] old = Files.readAllBytes(file);
-    byte[] first = change.apply(CriuImageFile.readFirst(file, magic, parser)).toByteArray();
-    int restAt = 12 + ByteBuffer.wrap(old, 8, 4).order(ByteOrder.LITTLE_ENDIAN).getInt();
-    ByteBuffer b =
-        ByteBuffer.allocate(12 + first.length + old.length - restAt).order(ByteOrder.LITTLE_ENDIAN);
-    b.putInt(CriuImageFile.COMMON_MAGIC).putInt(magic).putInt(first.length).put(first);
-    b.put(old, restAt, old.length - restAt);
-    Files.write(file, b.array());
   }
 }
