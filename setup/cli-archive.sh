@@ -63,8 +63,9 @@ train checkpoints
 train nodes
 train logs 1
 port=$(( 20000 + RANDOM % 20000 ))
-# The coordinator proves itself with a certificate of a CA the CLI trusts: a throwaway one, so
-# that the TLS classes (a third of what a command against a daemon loads) are archived too.
+# The coordinator proves itself with a certificate of a CA the CLI trusts: a throwaway one (with
+# its checkpoint key, which a daemon needs), so that the TLS classes of a command from another
+# machine are archived too.
 COHORT_HOME="$work/home" "$java" -jar "$jar" ca init >/dev/null
 COHORT_HOME="$work/home" "$java" -jar "$jar" ca issue coordinator --address 127.0.0.1 >/dev/null
 export COHORT_CA="$work/home/tls/ca.crt"
@@ -80,6 +81,12 @@ done
 for cmd in ps checkpoints nodes "logs 1" "wait 1" "ps --json"; do
   # shellcheck disable=SC2086 # the command's words
   train $cmd --coordinator "unix:$socket"
+done
+# From another machine it is TCP: TLS and a MUNGE credential per call (without munged the call
+# is refused, after the TLS classes are loaded all the same).
+for cmd in ps checkpoints "ps --json"; do
+  # shellcheck disable=SC2086 # the command's words
+  train $cmd --coordinator "127.0.0.1:$port"
 done
 awk '!seen[$0]++' "$work"/*.classes >"$work/all.classes"
 
