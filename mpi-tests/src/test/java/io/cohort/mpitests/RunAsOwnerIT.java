@@ -31,7 +31,7 @@ class RunAsOwnerIT {
     String expected = ReferenceRuns.reference(RING);
     try (UnixAccounts accounts = new UnixAccounts();
         CohortHarness cohort = new CohortHarness("run-as-owner")) {
-      Account alice = accounts.create("o");
+      Account alice = accounts.create("o", "/bin/bash");
       Path cli = accounts.cli();
       List<String> command = new ArrayList<>(List.of(RING));
       int ring = command.indexOf(CohortHarness.RING.toString());

@@ -26,9 +26,19 @@ final class UnixAccounts implements AutoCloseable {
 
   /** Creates an account named "cohortit" + {@code tag} + a random suffix, with no home. */
   Account create(String tag) throws IOException, InterruptedException {
+    return create(tag, "/usr/sbin/nologin");
+  }
+
+  /**
+   * As {@link #create(String)}, with {@code shell} as its login shell: a cluster user's, for a job
+   * whose mpirun starts daemons on other nodes (Open MPI's rsh launcher looks at the user's shell
+   * and warns, in the job's output, about one it does not know, such as nologin). No password: it
+   * cannot log in all the same.
+   */
+  Account create(String tag, String shell) throws IOException, InterruptedException {
     String name = "cohortit" + tag + suffix();
     created.add(name); // before useradd: a half-made account is removed too
-    run(List.of("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name));
+    run(List.of("useradd", "--system", "--no-create-home", "--shell", shell, name));
     return new Account(name, id("-u", name), id("-g", name));
   }
 
