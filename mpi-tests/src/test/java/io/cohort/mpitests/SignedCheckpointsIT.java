@@ -189,7 +189,7 @@ class SignedCheckpointsIT {
   /**
    * Sets the ids of the task's credentials in a CRIU core image to 0 (core_entry.thread_core = 5,
    * its creds = 10, uid..fsgid = 1..8; criu/images/core.proto and creds.proto), when they are not 0
-   * already; true if it did.
+   * already and the task is not a zombie; true if it did.
    */
   private static boolean makeRoot(Path core) throws IOException {
     ByteBuffer in = ByteBuffer.wrap(Files.readAllBytes(core)).order(ByteOrder.LITTLE_ENDIAN);
@@ -200,6 +200,9 @@ class SignedCheckpointsIT {
     byte[] rest = new byte[in.remaining()];
     in.get(rest);
     UnknownFieldSet coreEntry = UnknownFieldSet.parseFrom(entry);
+    if (coreEntry.getField(5).getLengthDelimitedList().isEmpty()) {
+      return false; // a zombie (the ticker's `sleep` just ended): its core has no thread state
+    }
     UnknownFieldSet thread = UnknownFieldSet.parseFrom(only(coreEntry, 5));
     UnknownFieldSet creds = UnknownFieldSet.parseFrom(only(thread, 10));
     if (creds.getField(1).getVarintList().equals(List.of(0L))) {
