@@ -66,15 +66,7 @@ class SetIdIT {
 
   @AfterAll
   static void down() throws Exception {
-    try {
-      if (cohort != null) {
-        cohort.closeCluster();
-      }
-    } finally {
-      if (accounts != null) {
-        accounts.close();
-      }
-    }
+    UnixAccounts.closeAll(cohort, accounts);
   }
 
   private static Result as(String... args) {

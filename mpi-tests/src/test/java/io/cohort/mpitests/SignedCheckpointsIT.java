@@ -51,7 +51,6 @@ class SignedCheckpointsIT {
   private static final int IMG_COMMON_MAGIC = 0x54564319;
 
   private static UnixAccounts accounts;
-  private static OpenCopies copies;
   private static Account alice;
   private static Path cli;
 
@@ -60,8 +59,7 @@ class SignedCheckpointsIT {
     accounts = new UnixAccounts();
     try {
       alice = accounts.create("s");
-      copies = new OpenCopies();
-      cli = copies.cli();
+      cli = accounts.cli();
     } catch (Exception | AssertionError e) {
       down();
       throw e;
@@ -70,13 +68,7 @@ class SignedCheckpointsIT {
 
   @AfterAll
   static void down() throws Exception {
-    try {
-      if (copies != null) {
-        copies.close();
-      }
-    } finally {
-      accounts.close();
-    }
+    accounts.close(); // its copies of the CLI too
   }
 
   @Test
