@@ -13,15 +13,11 @@ import io.cohort.proto.v1.OutputChunk;
 import io.cohort.proto.v1.OutputStream;
 import io.cohort.proto.v1.StreamOutputRequest;
 import io.cohort.proto.v1.WatchJobRequest;
-import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
-import io.grpc.ManagedChannelBuilder;
 import io.grpc.StatusRuntimeException;
 import io.grpc.TlsChannelCredentials;
-import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.okhttp.OkHttpChannelBuilder;
-import io.netty.channel.ChannelOption;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -110,14 +106,11 @@ final class Cli implements AutoCloseable {
    */
   static ManagedChannel channel(String address, Path ca) {
     if (address.startsWith("unix:")) {
-      ManagedChannelBuilder<?> b =
-          Grpc.newChannelBuilder(address, InsecureChannelCredentials.create());
-      if (b instanceof NettyChannelBuilder netty) {
-        // gRPC sets TCP's keepalive on every connection; a Unix socket has none, and Netty
-        // would warn about it on each one (on the user's terminal). Unset, it is not applied.
-        netty.withOption(ChannelOption.SO_KEEPALIVE, null);
-      }
-      return b.build();
+      // OkHttp, as for TCP, over the JDK's Unix socket: the address it resolves is ignored.
+      return OkHttpChannelBuilder.forAddress("localhost", 1, InsecureChannelCredentials.create())
+          .socketFactory(new UnixSocketDialer(Path.of(address.substring("unix:".length()))))
+          .overrideAuthority("localhost")
+          .build();
     }
     try {
       // OkHttp's transport, not Netty's, for TCP: one connection and one call need no event

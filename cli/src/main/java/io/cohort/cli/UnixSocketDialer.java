@@ -1,0 +1,151 @@
+package io.cohort.cli;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.Socket;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Path;
+import javax.net.SocketFactory;
+
+/**
+ * Sockets to one Unix domain socket for gRPC's OkHttp transport, which dials only TCP: the address
+ * it resolved is ignored and the JDK's own Unix-domain {@link SocketChannel} is connected instead.
+ * A command needs one connection; Netty's transport, the other way to dial a Unix socket, costs
+ * about 0.4 s of a short command's start (docs/benchmarks/README.md).
+ */
+final class UnixSocketDialer extends SocketFactory {
+  private final Path path;
+
+  UnixSocketDialer(Path path) {
+    this.path = path;
+  }
+
+  @Override
+  public Socket createSocket() throws IOException {
+    return new UnixSocket(path);
+  }
+
+  @Override
+  public Socket createSocket(String host, int port) throws IOException {
+    return createSocket();
+  }
+
+  @Override
+  public Socket createSocket(String host, int port, InetAddress local, int localPort)
+      throws IOException {
+    return createSocket();
+  }
+
+  @Override
+  public Socket createSocket(InetAddress host, int port) throws IOException {
+    return createSocket();
+  }
+
+  @Override
+  public Socket createSocket(InetAddress address, int port, InetAddress local, int localPort)
+      throws IOException {
+    return createSocket();
+  }
+
+  /**
+   * A connected Unix socket behind {@link Socket}'s interface, as much of it as a transport uses:
+   * streams, close, and TCP options that mean nothing here (accepted and ignored). Reads and writes
+   * go straight to the channel, which locks each direction apart, so a reader blocked on one thread
+   * never holds up a writer on another.
+   */
+  private static final class UnixSocket extends Socket {
+    private final SocketChannel channel;
+    private final InputStream in;
+    private final OutputStream out;
+
+    UnixSocket(Path path) throws IOException {
+      channel = SocketChannel.open(StandardProtocolFamily.UNIX);
+      try {
+        channel.connect(UnixDomainSocketAddress.of(path));
+      } catch (IOException e) {
+        channel.close();
+        throw e;
+      }
+      in =
+          new InputStream() {
+            @Override
+            public int read() throws IOException {
+              byte[] one = new byte[1];
+              return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
+            }
+
+            @Override
+            public int read(byte[] b, int off, int len) throws IOException {
+              if (len == 0) {
+                return 0;
+              }
+              return channel.read(ByteBuffer.wrap(b, off, len));
+            }
+          };
+      out =
+          new OutputStream() {
+            @Override
+            public void write(int b) throws IOException {
+              write(new byte[] {(byte) b}, 0, 1);
+            }
+
+            @Override
+            public void write(byte[] b, int off, int len) throws IOException {
+              ByteBuffer buf = ByteBuffer.wrap(b, off, len);
+              while (buf.hasRemaining()) {
+                channel.write(buf);
+              }
+            }
+          };
+    }
+
+    @Override
+    public InputStream getInputStream() {
+      return in;
+    }
+
+    @Override
+    public OutputStream getOutputStream() {
+      return out;
+    }
+
+    @Override
+    public boolean isConnected() {
+      return channel.isConnected();
+    }
+
+    @Override
+    public boolean isClosed() {
+      return !channel.isOpen();
+    }
+
+    @Override
+    public void setTcpNoDelay(boolean on) {}
+
+    @Override
+    public void setSoTimeout(int timeout) {}
+
+    @Override
+    public void setKeepAlive(boolean on) {}
+
+    @Override
+    public void shutdownInput() throws IOException {
+      channel.shutdownInput();
+    }
+
+    @Override
+    public void shutdownOutput() throws IOException {
+      channel.shutdownOutput();
+    }
+
+    @Override
+    public synchronized void close() throws IOException {
+      channel.close();
+    }
+  }
+}
