@@ -115,6 +115,37 @@ class ClientSocketTest {
     assertFalse(Files.exists(socket.getParent()), "the socket's directory under /run is left");
   }
 
+  /**
+   * A client that dials before the daemon serves (as `cluster up` does while the coordinator
+   * starts), and again after the daemon was restarted, gets through once the socket is there: a
+   * refused dial is retried, not kept.
+   */
+  @Test
+  @SuppressWarnings("try") // the socket is served for the block
+  void aClientFindsADaemonThatStartsLateOrRestarts() throws Exception {
+    Path socket = ClientSocket.path(dir.resolve("home"));
+    ManagedChannel ch = Cli.channel(ClientSocket.target(socket), null);
+    try {
+      StatusRuntimeException none =
+          assertThrows(StatusRuntimeException.class, () -> callerOf(ch, new Metadata()));
+      assertEquals(Status.Code.UNAVAILABLE, none.getStatus().getCode());
+      for (int life = 0; life < 2; life++) {
+        try (ClientSocket s = ClientSocket.serve(socket, new Echo(), PeerIdentity.system())) {
+          Owner o =
+              CohortGrpc.newBlockingStub(ch)
+                  .withWaitForReady()
+                  .withDeadlineAfter(20, java.util.concurrent.TimeUnit.SECONDS)
+                  .listJobs(ListJobsRequest.getDefaultInstance())
+                  .getJobs(0)
+                  .getOwner();
+          assertEquals(PeerIdentity.effectiveUid(), o.getUid());
+        }
+      }
+    } finally {
+      ch.shutdownNow();
+    }
+  }
+
   @Test
   void theApiOnTcpWithoutAnIdentityRefusesTheCall() throws Exception {
     Server tcp =
