@@ -98,11 +98,11 @@ final class Cli implements AutoCloseable {
   }
 
   /**
-   * A channel to the coordinator at {@code address}: {@code unix:PATH} is its Unix socket (Netty's
-   * epoll transport, through gRPC's own "unix" target; the coordinator knows the caller from the
-   * kernel); anything else is HOST:PORT, its client API over TLS, whose certificate must chain to
-   * {@code ca} and name HOST. No client certificate: a user is not a daemon (a call there carries
-   * the user's MUNGE credential, {@link MungeCredentials}).
+   * A channel to the coordinator at {@code address}: {@code unix:PATH} is its Unix socket (OkHttp
+   * over the JDK's Unix-domain channel, {@link UnixSocketDialer}; the coordinator knows the caller
+   * from the kernel); anything else is HOST:PORT, its client API over TLS, whose certificate must
+   * chain to {@code ca} and name HOST. No client certificate: a user is not a daemon (a call there
+   * carries the user's MUNGE credential, {@link MungeCredentials}).
    */
   static ManagedChannel channel(String address, Path ca) {
     if (address.startsWith("unix:")) {

@@ -324,6 +324,7 @@ final class EmulatedCluster {
       CohortGrpc.CohortBlockingStub stub = CohortGrpc.newBlockingStub(ch);
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
       long up = -1;
+      String lastError = "none";
       while (System.nanoTime() < deadline) {
         try {
           List<NodeInfo> all =
@@ -340,13 +341,17 @@ final class EmulatedCluster {
           }
         } catch (StatusRuntimeException notYet) {
           // the coordinator is still starting
+          lastError = notYet.getStatus().toString();
         }
         Thread.sleep(250);
       }
       throw new CohortException(
           CohortException.Kind.DEADLINE_EXCEEDED,
-          "the cluster's agents "
-              + "did not all register within 90 s; see "
+          "the cluster's agents did not all register within 90 s (the coordinator at "
+              + coordinator
+              + " last answered: "
+              + (up < 0 ? lastError : up + " of " + nodes + " registered")
+              + "); see "
               + dir(home).resolve("logs"));
     } finally {
       ch.shutdownNow();
