@@ -44,8 +44,11 @@ final class ClientSocket implements AutoCloseable {
     this.workers = workers;
   }
 
-  /** The longest socket path the kernel takes (sun_path is 108 bytes with its NUL). */
-  static final int MAX_PATH_BYTES = 107;
+  /**
+   * The longest socket path both ends take: the kernel's sun_path is 108 bytes with its NUL, but
+   * the JDK's Unix-domain channel, which the CLI dials with, refuses paths over 106 bytes.
+   */
+  static final int MAX_PATH_BYTES = 106;
 
   /**
    * Where the coordinator whose catalog is {@code home} serves its socket: {@code

@@ -116,6 +116,30 @@ class ClientSocketTest {
   }
 
   /**
+   * At the limit, a socket in the home is one the CLI can dial (106 bytes); one byte more, and it
+   * goes under /run, where the CLI finds it too.
+   */
+  @Test
+  @SuppressWarnings("try") // the socket is served for the block
+  void aSocketPathAtTheLimitIsOneTheClientCanDial() throws Exception {
+    String tail = "/socket/client.sock";
+    for (int bytes : new int[] {ClientSocket.MAX_PATH_BYTES, ClientSocket.MAX_PATH_BYTES + 1}) {
+      Path home = dir.resolve("h".repeat(bytes - dir.toString().length() - 1 - tail.length()));
+      Path socket = ClientSocket.path(home);
+      assertEquals(
+          bytes == ClientSocket.MAX_PATH_BYTES, socket.startsWith(home), socket.toString());
+      try (ClientSocket s = ClientSocket.serve(socket, new Echo(), PeerIdentity.system())) {
+        ManagedChannel ch = Cli.channel(ClientSocket.target(socket), null);
+        try {
+          assertEquals(PeerIdentity.effectiveUid(), callerOf(ch, new Metadata()).getUid());
+        } finally {
+          ch.shutdownNow();
+        }
+      }
+    }
+  }
+
+  /**
    * A client that dials before the daemon serves (as `cluster up` does while the coordinator
    * starts), and again after the daemon was restarted, gets through once the socket is there: a
    * refused dial is retried, not kept.
