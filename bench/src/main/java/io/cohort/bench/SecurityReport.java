@@ -39,21 +39,32 @@ final class SecurityReport {
         .append(
             "| measurement | before | after | added | met |\n| --- | --- | --- | --- | --- |\n");
     for (String[] row : ROWS) {
-      JsonObject before = s.getAsJsonObject("before").getAsJsonObject(row[0]);
-      JsonObject after = s.getAsJsonObject("after").getAsJsonObject(row[0]);
-      double b = before.get("median").getAsDouble();
-      double a = after.get("median").getAsDouble();
+      md.append(row(s, row[0], row[1], true));
+    }
+    if (s.getAsJsonObject("before").has("criu_1_vhost_ms")) {
       md.append(
-          String.format(
-              "| %s | %s | %s | %+.0f ms (%+.1f %%) | %s |\n",
-              row[1],
-              cell(before),
-              cell(after),
-              a - b,
-              100 * (a - b) / b,
-              met(b, a) ? "yes" : "**no**"));
+          "\nCRIU's own time within those checkpoints (authentication does not change how CRIU "
+              + "is run for a root job; its spread is most of the totals'):\n\n"
+              + "| measurement | before | after | added | |\n| --- | --- | --- | --- | --- |\n");
+      md.append(row(s, "criu_1_vhost_ms", "CRIU, 1 vhost", false));
+      md.append(row(s, "criu_4_vhosts_ms", "CRIU, 4 vhosts", false));
     }
     return md.toString();
+  }
+
+  private static String row(JsonObject s, String key, String label, boolean target) {
+    JsonObject before = s.getAsJsonObject("before").getAsJsonObject(key);
+    JsonObject after = s.getAsJsonObject("after").getAsJsonObject(key);
+    double b = before.get("median").getAsDouble();
+    double a = after.get("median").getAsDouble();
+    return String.format(
+        "| %s | %s | %s | %+.0f ms (%+.1f %%) | %s |\n",
+        label,
+        cell(before),
+        cell(after),
+        a - b,
+        100 * (a - b) / b,
+        !target ? "" : met(b, a) ? "yes" : "**no**");
   }
 
   /** Within the target: at most 5 % or 10 ms more, whichever is larger. */
