@@ -58,10 +58,11 @@ LOG="$PREFIX/install-deps.log"   # moved to /tmp when $PREFIX is not writable
 # System.loadLibrary("mpi_java") looks for.  dpkg-dev provides dpkg-source (and
 # patch) for unpacking the openmpi source package; debian-archive-keyring verifies
 # the private apt fetches.  openssl makes the cluster's CA and daemon certificates
-# (`cohort ca`, `cohort cluster up`).
+# (`cohort ca`, `cohort cluster up`).  nftables (`nft`): each agent refuses what its
+# vhosts send to the node itself, where the daemons listen.
 readonly APT_PACKAGES=(
     openmpi-bin libopenmpi-dev libopenmpi3 openmpi-common
-    iproute2 util-linux procps tar gzip openssl
+    iproute2 nftables util-linux procps tar gzip openssl
     make gcc libc6-dev
     openjdk-17-jdk-headless maven
     dpkg-dev xz-utils ca-certificates debian-archive-keyring

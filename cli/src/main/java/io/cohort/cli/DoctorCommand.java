@@ -118,6 +118,13 @@ final class DoctorCommand implements Callable<Integer> {
             ? (unshare.rc == 0 ? "pid, net, uts, ipc, mnt" : firstLine(unshare.out))
             : "missing: " + String.join(", ", missing),
         "a kernel with pid, net, uts, ipc and mount namespaces, and root");
+    // What an agent's first vhost link needs: the rule that keeps vhosts off the node's daemons.
+    Run nft = run(List.of("nft", "--version"));
+    add(
+        "nftables",
+        nft.rc == 0,
+        firstLine(nft.out),
+        SETUP + " (installs Debian's nftables: agents refuse what vhosts send to their node)");
     add(
         "tun device",
         Files.exists(Path.of("/dev/net/tun")),

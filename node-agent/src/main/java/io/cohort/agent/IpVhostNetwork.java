@@ -6,6 +6,7 @@ import io.cohort.proto.v1.JobNetworkPlan;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * {@link VhostNetwork} with iproute2: a veth pair per vhost, the vhost side ({@code eth0}) inside
@@ -29,8 +30,28 @@ final class IpVhostNetwork implements VhostNetwork {
    */
   static final String GATEWAY_MAC = "02:00:a9:fe:01:01";
 
+  /**
+   * The node refuses every packet its vhosts address to the node itself. A vhost's traffic crosses
+   * the node only to be forwarded (to its job's other vhosts, or into the overlay); what is
+   * delivered to the node is for its daemons (the agent, the overlay port, a coordinator on the
+   * same machine), which a job has no business calling. The rule is on nftables' input hook, which
+   * forwarded packets never take, for every vhost link (the {@code cv} prefix of {@link
+   * VhostNetwork#hostVeth}); the routing rules alone cannot do it, as the kernel's local table is
+   * looked up before any of them. One transaction, so a repeat changes nothing: the table and chain
+   * are added if missing and the chain is emptied and filled again.
+   */
+  static final String GUARD =
+      "add table inet cohort; "
+          + "add chain inet cohort vhosts_in "
+          + "{ type filter hook input priority filter; policy accept; }; "
+          + "flush chain inet cohort vhosts_in; "
+          + "add rule inet cohort vhosts_in iifname \"cv*\" reject with icmpx type admin-prohibited";
+
   /** MTU of the vhosts' links ({@link DataPath#vhostMtu}). */
   private final String mtu;
+
+  /** Whether {@link #GUARD} is in place (once per agent: no vhost link comes up before it). */
+  private final AtomicBoolean guarded = new AtomicBoolean();
 
   IpVhostNetwork(int mtu) {
     this.mtu = Integer.toString(mtu);
@@ -47,6 +68,7 @@ final class IpVhostNetwork implements VhostNetwork {
   @Override
   public void attach(long pid, String vhostId, String address, JobNetworkPlan plan) {
     String host = VhostNetwork.hostVeth(vhostId);
+    guardNode();
     removeStale(vhostId);
     run(
         "ip",
@@ -75,6 +97,7 @@ final class IpVhostNetwork implements VhostNetwork {
 
   @Override
   public void reattach(long pid, String vhostId, String address, JobNetworkPlan plan) {
+    guardNode();
     configureHostSide(VhostNetwork.hostVeth(vhostId), address, plan);
     knowGateway(pid);
   }
@@ -136,6 +159,19 @@ final class IpVhostNetwork implements VhostNetwork {
     run("ip", "rule", "add", "from", subnet, "lookup", table, "priority", "100");
     run("ip", "route", "replace", "unreachable", "default", "table", table);
     run("ip", "route", "replace", address + "/32", "dev", host, "table", table);
+  }
+
+  private void guardNode() {
+    if (!guarded.get()) {
+      ProcessRunner.Result r = ProcessRunner.run("nft", GUARD);
+      if (!r.ok()) {
+        throw CohortException.precondition(
+            "cannot keep this node's vhosts away from its daemons: `nft` failed: %s; install "
+                + "nftables (`cohort setup` does)",
+            r.output().strip());
+      }
+      guarded.set(true);
+    }
   }
 
   private static void sysctl(String key, String value) {
