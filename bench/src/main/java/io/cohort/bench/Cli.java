@@ -26,14 +26,43 @@ final class Cli {
   /** More environment for every command (and so for the daemons `cohort cluster` starts). */
   private final Map<String, String> env;
 
+  /** What every command runs under (another user: {@link #as}); empty: as this process. */
+  private final List<String> wrapper;
+
   Cli(Path repo, Path home) {
     this(repo, home, Map.of());
   }
 
   Cli(Path repo, Path home, Map<String, String> env) {
+    this(repo, home, env, List.of());
+  }
+
+  private Cli(Path repo, Path home, Map<String, String> env, List<String> wrapper) {
     this.repo = repo;
     this.home = home;
     this.env = Map.copyOf(env);
+    this.wrapper = List.copyOf(wrapper);
+  }
+
+  /**
+   * The same CLI run as the account {@code uid}:{@code gid} (its groups too), with a clean
+   * environment but for COHORT_HOME: as that user would run it. The checkout must be readable by
+   * others.
+   */
+  Cli as(int uid, int gid) {
+    return new Cli(
+        repo,
+        home,
+        env,
+        List.of(
+            "setpriv",
+            "--reuid=" + uid,
+            "--regid=" + gid,
+            "--init-groups",
+            "env",
+            "-i",
+            "PATH=/usr/local/bin:/usr/bin:/bin",
+            "COHORT_HOME=" + home));
   }
 
   /** The outcome of one command. */
@@ -106,8 +135,10 @@ final class Cli {
   }
 
   private ProcessBuilder builder(List<String> cmd) {
+    List<String> all = new ArrayList<>(wrapper);
+    all.addAll(cmd);
     ProcessBuilder pb =
-        new ProcessBuilder(cmd)
+        new ProcessBuilder(all)
             .directory(repo.toFile())
             // Not a pipe left open: `cohort run` would read it for the job until its end.
             .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));

@@ -19,14 +19,16 @@ import java.util.Map;
  * one (mutual TLS between daemons, the client socket's peer credentials, MUNGE and TLS on the TCP
  * client port, checkpoint records and manifests signed): the total of a coordinated checkpoint at 1
  * and 4 vhosts, and the wall time of a whole `cohort ps` process on the coordinator's machine and
- * through its TCP port. The two builds take turns, cluster by cluster, so that a drift of the
- * machine lands on both.
+ * through its TCP port; on this build, also the checkpoints of the same jobs run by an unprivileged
+ * account (created for the part and removed after it). The two builds take turns, cluster by
+ * cluster, so that a drift of the machine lands on both.
  */
 final class SecurityCost {
   private static final String PREFIX = "cohortsec";
   private static final String SUBNET = "198.18.94";
   private static final int ROUNDS = 3;
   private static final int PS_CALLS = 10;
+  private static final String ACCOUNT = "cohortbench";
 
   private final Path repo;
   private final Path baseline;
@@ -52,12 +54,16 @@ final class SecurityCost {
               + " has no cohort script or cli/target/cohort.jar (see docs/benchmarks/README.md)");
     }
     Map<String, Side> sides = new LinkedHashMap<>();
-    sides.put("before", new Side(baseline));
-    sides.put("after", new Side(repo));
-    for (int round = 1; round <= ROUNDS; round++) {
-      for (Map.Entry<String, Side> e : sides.entrySet()) {
-        System.out.printf("bench: security, round %d, %s%n", round, e.getKey());
-        e.getValue().measure(home.resolve(e.getKey()));
+    sides.put("before", new Side(baseline, null));
+    try (BenchAccount user = BenchAccount.create(ACCOUNT)) {
+      // After, a user's job too: only a non-root owner's checkpoint has the set-id check at the
+      // prepare and the images' credentials read at the seal. Before, every job was root's.
+      sides.put("after", new Side(repo, user));
+      for (int round = 1; round <= ROUNDS; round++) {
+        for (Map.Entry<String, Side> e : sides.entrySet()) {
+          System.out.printf("bench: security, round %d, %s%n", round, e.getKey());
+          e.getValue().measure(home.resolve(e.getKey()));
+        }
       }
     }
     JsonObject out = new JsonObject();
@@ -74,15 +80,22 @@ final class SecurityCost {
   /** One build's measurements, gathered over the rounds. */
   private final class Side {
     final Path checkout;
+    final BenchAccount user;
     final Stats checkpoint1 = new Stats();
     final Stats checkpoint4 = new Stats();
     final Stats criu1 = new Stats();
     final Stats criu4 = new Stats();
+    final Stats userCheckpoint1 = new Stats();
+    final Stats userCheckpoint4 = new Stats();
+    final Stats userCriu1 = new Stats();
+    final Stats userCriu4 = new Stats();
     final Stats localPs = new Stats();
     final Stats tcpPs = new Stats();
 
-    Side(Path checkout) {
+    /** A build's side; {@code user} also checkpoints that account's jobs (null: root's only). */
+    Side(Path checkout, BenchAccount user) {
       this.checkout = checkout;
+      this.user = user;
     }
 
     void measure(Path sideHome) throws IOException, InterruptedException {
@@ -96,6 +109,11 @@ final class SecurityCost {
         BarrierCost barrier = new BarrierCost(cli, reps, ring);
         barrier.measure(List.of("n1"), checkpoint1, criu1);
         barrier.measure(List.of("n1", "n2", "n3", "n4"), checkpoint4, criu4);
+        if (user != null) {
+          BarrierCost theirs = new BarrierCost(cli.as(user.uid, user.gid), reps, ring);
+          theirs.measure(List.of("n1"), userCheckpoint1, userCriu1);
+          theirs.measure(List.of("n1", "n2", "n3", "n4"), userCheckpoint4, userCriu4);
+        }
         String tcp = tcpAddress(sideHome);
         for (int i = 0; i < PS_CALLS; i++) {
           localPs.add(timed(cli, "ps", "--json"));
@@ -114,6 +132,12 @@ final class SecurityCost {
       // CRIU's own time, which authentication does not touch: its spread is most of the totals'.
       o.add("criu_1_vhost_ms", criu1.json());
       o.add("criu_4_vhosts_ms", criu4.json());
+      if (user != null) {
+        o.add("user_checkpoint_1_vhost_ms", userCheckpoint1.json());
+        o.add("user_checkpoint_4_vhosts_ms", userCheckpoint4.json());
+        o.add("user_criu_1_vhost_ms", userCriu1.json());
+        o.add("user_criu_4_vhosts_ms", userCriu4.json());
+      }
       o.add("ps_local_ms", localPs.json());
       o.add("ps_tcp_ms", tcpPs.json());
       return o;
