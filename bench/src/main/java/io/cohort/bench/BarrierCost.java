@@ -50,14 +50,8 @@ final class BarrierCost {
     return out;
   }
 
-  /**
-   * Checkpoints of a job with one vhost on each of {@code nodes}; their totals are also added to
-   * {@code total}, and CRIU's time in them to {@code criuTotal} (a part that compares runs gathers
-   * them over several).
-   */
-  JsonObject measure(List<String> nodes, Stats total, Stats criuTotal) {
-    int k = nodes.size();
-    System.out.printf("bench: coordinated checkpoint, %d vhost(s) on %s%n", k, nodes);
+  /** Starts the ring, one rank in a vhost on each of {@code nodes}, and waits until it runs. */
+  String startRing(List<String> nodes) {
     // No partner copies (part 8 measures them): the copy of one checkpoint would load the 2
     // cores during the next, and the two layouts would not compare.
     String job =
@@ -67,11 +61,31 @@ final class BarrierCost {
             List.of("--images", "none"),
             "mpirun",
             "-np",
-            Integer.toString(k),
+            Integer.toString(nodes.size()),
             ring.toString(),
             "1000000",
             "20");
     cli.awaitOutput("n1", job, "iter 20 ", Duration.ofMinutes(2));
+    return job;
+  }
+
+  /** One coordinated checkpoint of {@code job}: its record's timings; the checkpoint goes. */
+  JsonObject checkpointOnce(String job) {
+    String id = cli.cohort("checkpoint", job, "--json").json().get("checkpoint").getAsString();
+    JsonObject t = cli.checkpointRecord(job, id).getAsJsonObject("timings");
+    cli.cohort("rm", id);
+    return t;
+  }
+
+  /**
+   * Checkpoints of a job with one vhost on each of {@code nodes}; their totals are also added to
+   * {@code total}, and CRIU's time in them to {@code criuTotal} (a part that compares runs gathers
+   * them over several).
+   */
+  JsonObject measure(List<String> nodes, Stats total, Stats criuTotal) {
+    int k = nodes.size();
+    System.out.printf("bench: coordinated checkpoint, %d vhost(s) on %s%n", k, nodes);
+    String job = startRing(nodes);
     Stats overhead = new Stats();
     Stats prepare = new Stats();
     Stats dump = new Stats();
@@ -82,8 +96,7 @@ final class BarrierCost {
     Stats publish = new Stats();
     Stats frozen = new Stats();
     for (int i = 0; i < Math.max(reps, 5); i++) { // a few hundred ms each: noisy here
-      String id = cli.cohort("checkpoint", job, "--json").json().get("checkpoint").getAsString();
-      JsonObject t = cli.checkpointRecord(job, id).getAsJsonObject("timings");
+      JsonObject t = checkpointOnce(job);
       double tot = CheckpointCost.num(t, "total_ms");
       total.add(tot);
       prepare.add(CheckpointCost.num(t, "prepare_ms"));
@@ -96,7 +109,6 @@ final class BarrierCost {
       publish.add(CheckpointCost.num(t, "publish_ms"));
       frozen.add(CheckpointCost.num(t, "freeze_ms"));
       overhead.add(tot - CheckpointCost.num(t, "criu_ms") - CheckpointCost.num(t, "seal_ms"));
-      cli.cohort("rm", id);
     }
     cli.cohort("kill", job);
     JsonObject r = new JsonObject();

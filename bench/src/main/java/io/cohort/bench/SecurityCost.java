@@ -9,7 +9,6 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -20,15 +19,19 @@ import java.util.Map;
  * client port, checkpoint records and manifests signed): the total of a coordinated checkpoint at 1
  * and 4 vhosts, and the wall time of a whole `cohort ps` process on the coordinator's machine and
  * through its TCP port; on this build, also the checkpoints of the same jobs run by an unprivileged
- * account (created for the part and removed after it). The two builds take turns, cluster by
- * cluster, so that a drift of the machine lands on both.
+ * account (created for the part and removed after it).
+ *
+ * <p>Both builds' clusters are up at once and the measurements alternate one by one (a checkpoint
+ * of each job in turn, a `ps` of each build in turn): on this 2-core machine the checkpoint times
+ * drift by more than the difference sought, and taking turns cluster by cluster let that drift land
+ * on one build (+7 ms at 4 vhosts in one run, +114 ms in the next).
  */
 final class SecurityCost {
-  private static final String PREFIX = "cohortsec";
-  private static final String SUBNET = "198.18.94";
   private static final int ROUNDS = 3;
   private static final int PS_CALLS = 10;
   private static final String ACCOUNT = "cohortbench";
+  private static final List<List<String>> LAYOUTS =
+      List.of(List.of("n1"), List.of("n1", "n2", "n3", "n4"));
 
   private final Path repo;
   private final Path baseline;
@@ -45,6 +48,7 @@ final class SecurityCost {
   }
 
   /** Both builds' figures, and what this one adds. */
+  @SuppressWarnings("try") // the clusters are up for the block
   JsonObject run() throws IOException, InterruptedException {
     if (!Files.isExecutable(baseline.resolve("cohort"))
         || !Files.exists(baseline.resolve("cli/target/cohort.jar"))) {
@@ -53,16 +57,33 @@ final class SecurityCost {
               + baseline
               + " has no cohort script or cli/target/cohort.jar (see docs/benchmarks/README.md)");
     }
-    Map<String, Side> sides = new LinkedHashMap<>();
-    sides.put("before", new Side(baseline, null));
+    Side before = new Side("before", baseline, "cohortsb", "198.18.94");
+    Side after = new Side("after", repo, "cohortsa", "198.18.97");
     try (BenchAccount user = BenchAccount.create(ACCOUNT)) {
-      // After, a user's job too: only a non-root owner's checkpoint has the set-id check at the
-      // prepare and the images' credentials read at the seal. Before, every job was root's.
-      sides.put("after", new Side(repo, user));
       for (int round = 1; round <= ROUNDS; round++) {
-        for (Map.Entry<String, Side> e : sides.entrySet()) {
-          System.out.printf("bench: security, round %d, %s%n", round, e.getKey());
-          e.getValue().measure(home.resolve(e.getKey()));
+        System.out.printf("bench: security, round %d: both builds' clusters up%n", round);
+        try (Cluster b = before.up();
+            Cluster a = after.up()) {
+          for (List<String> nodes : LAYOUTS) {
+            // Before, every job was root's; after, a user's job too: only a non-root owner's
+            // checkpoint has the set-id check at the prepare and the images' credentials read at
+            // the seal.
+            List<Turn> turns =
+                List.of(
+                    new Turn(before, before.cli(), before.root(nodes.size())),
+                    new Turn(after, after.cli(), after.root(nodes.size())),
+                    new Turn(after, after.cli().as(user.uid, user.gid), after.user(nodes.size())));
+            alternate(turns, nodes);
+          }
+          for (int i = 0; i < PS_CALLS; i++) {
+            for (Side side : List.of(before, after)) {
+              side.localPs.add(timed(side.cli(), "ps", "--json"));
+              side.tcpPs.add(timed(side.cli(), "ps", "--json", "--coordinator", side.tcp()));
+            }
+          }
+        }
+        for (Side side : List.of(before, after)) {
+          System.out.printf("  %s: %s%n", side.name, side.summary());
         }
       }
     }
@@ -71,72 +92,121 @@ final class SecurityCost {
     out.addProperty("baseline", baseline.toString());
     out.addProperty("baseline_commit", commit(baseline));
     out.addProperty("commit", commit(repo));
-    for (Map.Entry<String, Side> e : sides.entrySet()) {
-      out.add(e.getKey(), e.getValue().json());
-    }
+    out.addProperty("design", "both clusters up at once, measurements alternating one by one");
+    out.add("before", before.json(false));
+    out.add("after", after.json(true));
     return out;
   }
 
-  /** One build's measurements, gathered over the rounds. */
+  /** A job to checkpoint in turn with the others: whose cluster, as whom, into which figures. */
+  private record Turn(Side side, Cli cli, Stats[] into) {}
+
+  /** Starts each turn's job on {@code nodes}, then checkpoints them in turn, {@code reps} each. */
+  private void alternate(List<Turn> turns, List<String> nodes) {
+    System.out.printf("bench: coordinated checkpoints in turn, %d vhost(s)%n", nodes.size());
+    List<String> jobs = new ArrayList<>();
+    List<BarrierCost> barriers = new ArrayList<>();
+    try {
+      for (Turn t : turns) {
+        BarrierCost b = new BarrierCost(t.cli(), reps, ring);
+        barriers.add(b);
+        jobs.add(b.startRing(nodes));
+      }
+      for (int i = 0; i < Math.max(reps, 5); i++) {
+        for (int j = 0; j < turns.size(); j++) {
+          JsonObject t = barriers.get(j).checkpointOnce(jobs.get(j));
+          turns.get(j).into()[0].add(CheckpointCost.num(t, "total_ms"));
+          turns.get(j).into()[1].add(CheckpointCost.num(t, "criu_ms"));
+        }
+      }
+    } finally {
+      for (int j = 0; j < jobs.size(); j++) {
+        turns.get(j).cli().cohort("kill", jobs.get(j));
+      }
+    }
+  }
+
+  /** One build: its cluster of each round, and its measurements gathered over the rounds. */
   private final class Side {
+    final String name;
     final Path checkout;
-    final BenchAccount user;
-    final Stats checkpoint1 = new Stats();
-    final Stats checkpoint4 = new Stats();
-    final Stats criu1 = new Stats();
-    final Stats criu4 = new Stats();
-    final Stats userCheckpoint1 = new Stats();
-    final Stats userCheckpoint4 = new Stats();
-    final Stats userCriu1 = new Stats();
-    final Stats userCriu4 = new Stats();
+    final String prefix;
+    final String subnet;
+    final Path sideHome;
+
+    /** total and CRIU of root's jobs at 1 and 4 vhosts, then of the account's. */
+    final Stats[][] root = {{new Stats(), new Stats()}, {new Stats(), new Stats()}};
+
+    final Stats[][] user = {{new Stats(), new Stats()}, {new Stats(), new Stats()}}; // after only
     final Stats localPs = new Stats();
     final Stats tcpPs = new Stats();
+    private Cli cli;
 
-    /** A build's side; {@code user} also checkpoints that account's jobs (null: root's only). */
-    Side(Path checkout, BenchAccount user) {
+    Side(String name, Path checkout, String prefix, String subnet) {
+      this.name = name;
       this.checkout = checkout;
-      this.user = user;
+      this.prefix = prefix;
+      this.subnet = subnet;
+      this.sideHome = home.resolve(name);
     }
 
-    void measure(Path sideHome) throws IOException, InterruptedException {
+    /** A fresh cluster of 4 nodes of this build, its nodes up. */
+    Cluster up() throws IOException, InterruptedException {
       DurableTree.delete(sideHome);
       Files.createDirectories(sideHome);
       Map<String, String> env = new HashMap<>();
       env.put("COHORT_NATIVE_DIR", checkout.resolve("native/build").toString());
-      Cli cli = new Cli(checkout, sideHome, env);
-      try (Cluster cluster = Cluster.up(cli, 4, PREFIX, SUBNET)) {
-        cluster.awaitNodesUp(4, java.time.Duration.ofMinutes(1));
-        BarrierCost barrier = new BarrierCost(cli, reps, ring);
-        barrier.measure(List.of("n1"), checkpoint1, criu1);
-        barrier.measure(List.of("n1", "n2", "n3", "n4"), checkpoint4, criu4);
-        if (user != null) {
-          BarrierCost theirs = new BarrierCost(cli.as(user.uid, user.gid), reps, ring);
-          theirs.measure(List.of("n1"), userCheckpoint1, userCriu1);
-          theirs.measure(List.of("n1", "n2", "n3", "n4"), userCheckpoint4, userCriu4);
-        }
-        String tcp = tcpAddress(sideHome);
-        for (int i = 0; i < PS_CALLS; i++) {
-          localPs.add(timed(cli, "ps", "--json"));
-          tcpPs.add(timed(cli, "ps", "--json", "--coordinator", tcp));
-        }
-        System.out.printf(
-            "  checkpoint 1 vhost %s ms, 4 vhosts %s ms; ps %s ms, over TCP %s ms%n",
-            checkpoint1.cell(), checkpoint4.cell(), localPs.cell(), tcpPs.cell());
+      cli = new Cli(checkout, sideHome, env);
+      Cluster c = Cluster.up(cli, 4, prefix, subnet);
+      try {
+        c.awaitNodesUp(4, java.time.Duration.ofMinutes(1));
+      } catch (InterruptedException | RuntimeException e) {
+        c.close();
+        throw e;
       }
+      return c;
     }
 
-    JsonObject json() {
+    Cli cli() {
+      return cli;
+    }
+
+    Stats[] root(int vhosts) {
+      return root[vhosts == 1 ? 0 : 1];
+    }
+
+    Stats[] user(int vhosts) {
+      return user[vhosts == 1 ? 0 : 1];
+    }
+
+    String tcp() throws IOException {
+      return tcpAddress(sideHome);
+    }
+
+    String summary() {
+      return String.format(
+          "checkpoint 1 vhost %s ms, 4 vhosts %s ms%s; ps %s ms, over TCP %s ms",
+          root[0][0].cell(),
+          root[1][0].cell(),
+          user[0][0].n() == 0
+              ? ""
+              : String.format(" (a user's: %s ms, %s ms)", user[0][0].cell(), user[1][0].cell()),
+          localPs.cell(),
+          tcpPs.cell());
+    }
+
+    JsonObject json(boolean withUser) {
       JsonObject o = new JsonObject();
-      o.add("checkpoint_1_vhost_ms", checkpoint1.json());
-      o.add("checkpoint_4_vhosts_ms", checkpoint4.json());
+      o.add("checkpoint_1_vhost_ms", root[0][0].json());
+      o.add("checkpoint_4_vhosts_ms", root[1][0].json());
       // CRIU's own time, which authentication does not touch: its spread is most of the totals'.
-      o.add("criu_1_vhost_ms", criu1.json());
-      o.add("criu_4_vhosts_ms", criu4.json());
-      if (user != null) {
-        o.add("user_checkpoint_1_vhost_ms", userCheckpoint1.json());
-        o.add("user_checkpoint_4_vhosts_ms", userCheckpoint4.json());
-        o.add("user_criu_1_vhost_ms", userCriu1.json());
-        o.add("user_criu_4_vhosts_ms", userCriu4.json());
+      o.add("criu_1_vhost_ms", root[0][1].json());
+      o.add("criu_4_vhosts_ms", root[1][1].json());
+      if (withUser) {
+        o.add("user_checkpoint_1_vhost_ms", user[0][0].json());
+        o.add("user_checkpoint_4_vhosts_ms", user[1][0].json());
+        o.add("user_criu_1_vhost_ms", user[0][1].json());
+        o.add("user_criu_4_vhosts_ms", user[1][1].json());
       }
       o.add("ps_local_ms", localPs.json());
       o.add("ps_tcp_ms", tcpPs.json());

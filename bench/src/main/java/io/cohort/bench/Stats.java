@@ -12,6 +12,10 @@ final class Stats {
     values.add(v);
   }
 
+  int n() {
+    return values.size();
+  }
+
   double median() {
     List<Double> s = values.stream().sorted().toList();
     int n = s.size();
