@@ -110,6 +110,7 @@ final class Cli implements AutoCloseable {
       return OkHttpChannelBuilder.forAddress("localhost", 1, InsecureChannelCredentials.create())
           .socketFactory(new UnixSocketDialer(Path.of(address.substring("unix:".length()))))
           .overrideAuthority("localhost")
+          .proxyDetector(target -> null) // a proxy setting must never send it a CONNECT
           .build();
     }
     try {

@@ -5,6 +5,7 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.Socket;
+import java.net.SocketAddress;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
@@ -119,6 +120,41 @@ final class UnixSocketDialer extends SocketFactory {
       return channel.isConnected();
     }
 
+    // The addresses are the channel's: left to Socket, they would make it create a TCP socket of
+    // its own to ask (and report 0.0.0.0:0).
+    @Override
+    public SocketAddress getRemoteSocketAddress() {
+      try {
+        return channel.getRemoteAddress();
+      } catch (IOException closed) {
+        return null;
+      }
+    }
+
+    @Override
+    public SocketAddress getLocalSocketAddress() {
+      try {
+        return channel.getLocalAddress();
+      } catch (IOException closed) {
+        return null;
+      }
+    }
+
+    @Override
+    public InetAddress getInetAddress() {
+      return null; // not an IP socket
+    }
+
+    @Override
+    public int getPort() {
+      return 0;
+    }
+
+    @Override
+    public String toString() {
+      return "UnixSocket[" + getRemoteSocketAddress() + "]";
+    }
+
     @Override
     public boolean isClosed() {
       return !channel.isOpen();
@@ -145,7 +181,11 @@ final class UnixSocketDialer extends SocketFactory {
 
     @Override
     public synchronized void close() throws IOException {
-      channel.close();
+      try {
+        super.close(); // Socket's own state (it holds no descriptor: nothing here asks it for one)
+      } finally {
+        channel.close();
+      }
     }
   }
 }

@@ -6,7 +6,6 @@ import io.cohort.proto.v1.JobNetworkPlan;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * {@link VhostNetwork} with iproute2: a veth pair per vhost, the vhost side ({@code eth0}) inside
@@ -38,7 +37,9 @@ final class IpVhostNetwork implements VhostNetwork {
    * forwarded packets never take, for every vhost link (the {@code cv} prefix of {@link
    * VhostNetwork#hostVeth}); the routing rules alone cannot do it, as the kernel's local table is
    * looked up before any of them. One transaction, so a repeat changes nothing: the table and chain
-   * are added if missing and the chain is emptied and filled again.
+   * are added if missing and the chain is emptied and filled again. It is applied before every
+   * vhost link comes up, not once per agent: a firewall reload that flushed the node's rules
+   * (Debian's nftables.conf starts with {@code flush ruleset}) must not leave the next vhost open.
    */
   static final String GUARD =
       "add table inet cohort; "
@@ -49,9 +50,6 @@ final class IpVhostNetwork implements VhostNetwork {
 
   /** MTU of the vhosts' links ({@link DataPath#vhostMtu}). */
   private final String mtu;
-
-  /** Whether {@link #GUARD} is in place (once per agent: no vhost link comes up before it). */
-  private final AtomicBoolean guarded = new AtomicBoolean();
 
   IpVhostNetwork(int mtu) {
     this.mtu = Integer.toString(mtu);
@@ -161,16 +159,19 @@ final class IpVhostNetwork implements VhostNetwork {
     run("ip", "route", "replace", address + "/32", "dev", host, "table", table);
   }
 
-  private void guardNode() {
-    if (!guarded.get()) {
+  private static void guardNode() {
+    String failure;
+    try {
       ProcessRunner.Result r = ProcessRunner.run("nft", GUARD);
-      if (!r.ok()) {
-        throw CohortException.precondition(
-            "cannot keep this node's vhosts away from its daemons: `nft` failed: %s; install "
-                + "nftables (`cohort setup` does)",
-            r.output().strip());
-      }
-      guarded.set(true);
+      failure = r.ok() ? null : r.output().strip();
+    } catch (CohortException cannotStart) {
+      failure = cannotStart.getMessage(); // no nft on this node
+    }
+    if (failure != null) {
+      throw CohortException.precondition(
+          "cannot keep this node's vhosts away from its daemons: %s; install nftables "
+              + "(`cohort setup` does)",
+          failure);
     }
   }
 
