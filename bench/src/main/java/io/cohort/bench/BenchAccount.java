@@ -36,13 +36,19 @@ final class BenchAccount implements AutoCloseable {
     }
   }
 
+  /**
+   * Removes the account. A failure is reported, not thrown: the part's figures are worth more than
+   * the account, which the next run removes first ({@link #create}).
+   */
   @Override
-  public void close() throws IOException {
+  public void close() {
     try {
       must("userdel", name);
+    } catch (IOException e) {
+      System.err.printf("bench: the account %s is left: %s%n", name, e.getMessage());
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      throw new IOException("interrupted removing the account " + name, e);
+      System.err.printf("bench: interrupted removing the account %s%n", name);
     }
   }
 

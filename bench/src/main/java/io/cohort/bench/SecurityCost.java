@@ -68,15 +68,18 @@ final class SecurityCost {
             // Before, every job was root's; after, a user's job too: only a non-root owner's
             // checkpoint has the set-id check at the prepare and the images' credentials read at
             // the seal.
+            // Two jobs on each cluster, so that both builds' daemons carry the same load.
             List<Turn> turns =
                 List.of(
                     new Turn(before, before.cli(), before.root(nodes.size())),
                     new Turn(after, after.cli(), after.root(nodes.size())),
+                    new Turn(before, before.cli(), before.root(nodes.size())),
                     new Turn(after, after.cli().as(user.uid, user.gid), after.user(nodes.size())));
             alternate(turns, nodes);
           }
           for (int i = 0; i < PS_CALLS; i++) {
-            for (Side side : List.of(before, after)) {
+            // Each build goes first every other time: neither always follows the other.
+            for (Side side : i % 2 == 0 ? List.of(before, after) : List.of(after, before)) {
               side.localPs.add(timed(side.cli(), "ps", "--json"));
               side.tcpPs.add(timed(side.cli(), "ps", "--json", "--coordinator", side.tcp()));
             }
@@ -112,16 +115,24 @@ final class SecurityCost {
         barriers.add(b);
         jobs.add(b.startRing(nodes));
       }
+      int n = turns.size();
       for (int i = 0; i < Math.max(reps, 5); i++) {
-        for (int j = 0; j < turns.size(); j++) {
+        // The order turns by one each time: no job always follows the same other.
+        for (int k = 0; k < n; k++) {
+          int j = (i + k) % n;
           JsonObject t = barriers.get(j).checkpointOnce(jobs.get(j));
           turns.get(j).into()[0].add(CheckpointCost.num(t, "total_ms"));
           turns.get(j).into()[1].add(CheckpointCost.num(t, "criu_ms"));
         }
       }
     } finally {
+      // Each job is ended even if another's kill fails (the round's `cluster down` ends any left).
       for (int j = 0; j < jobs.size(); j++) {
-        turns.get(j).cli().cohort("kill", jobs.get(j));
+        try {
+          turns.get(j).cli().cohort("kill", jobs.get(j));
+        } catch (RuntimeException e) {
+          System.err.printf("bench: could not kill job %s: %s%n", jobs.get(j), e.getMessage());
+        }
       }
     }
   }

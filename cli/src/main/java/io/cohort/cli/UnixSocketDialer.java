@@ -124,17 +124,22 @@ final class UnixSocketDialer extends SocketFactory {
     // its own to ask (and report 0.0.0.0:0).
     @Override
     public SocketAddress getRemoteSocketAddress() {
-      try {
-        return channel.getRemoteAddress();
-      } catch (IOException closed) {
-        return null;
-      }
+      return orNull(channel::getRemoteAddress);
     }
 
     @Override
     public SocketAddress getLocalSocketAddress() {
+      return orNull(channel::getLocalAddress);
+    }
+
+    private interface Address {
+      SocketAddress get() throws IOException;
+    }
+
+    /** The address, or null once the channel is closed (as Socket answers). */
+    private static SocketAddress orNull(Address a) {
       try {
-        return channel.getLocalAddress();
+        return a.get();
       } catch (IOException closed) {
         return null;
       }
