@@ -58,6 +58,21 @@ class ClientSocketTest {
         .getOwner();
   }
 
+  /**
+   * Serves {@code socket}, dials it as the CLI does, and returns the uid the call was served as.
+   */
+  @SuppressWarnings("try") // the socket is served for the block
+  private static int servedAs(Path socket) throws Exception {
+    try (ClientSocket s = ClientSocket.serve(socket, new Echo(), PeerIdentity.system())) {
+      ManagedChannel ch = Cli.channel(ClientSocket.target(socket), null);
+      try {
+        return callerOf(ch, new Metadata()).getUid();
+      } finally {
+        ch.shutdownNow();
+      }
+    }
+  }
+
   @Test
   @SuppressWarnings("try") // the socket is served for the block
   void aClientOnTheSocketIsServedAsTheKernelNamesIt() throws Exception {
@@ -84,18 +99,10 @@ class ClientSocketTest {
       }
     }
     // A second daemon replaces the socket the first left behind.
-    try (ClientSocket again = ClientSocket.serve(socket, new Echo(), PeerIdentity.system())) {
-      ManagedChannel ch = Cli.channel(ClientSocket.target(socket), null);
-      try {
-        assertEquals(PeerIdentity.effectiveUid(), callerOf(ch, new Metadata()).getUid());
-      } finally {
-        ch.shutdownNow();
-      }
-    }
+    assertEquals(PeerIdentity.effectiveUid(), servedAs(socket));
   }
 
   @Test
-  @SuppressWarnings("try") // the socket is served for the block
   void aHomeTooDeepForASocketAddressGetsOneUnderRun() throws Exception {
     Path deep = dir;
     while (deep.toString().length() < 120) {
@@ -104,14 +111,7 @@ class ClientSocketTest {
     Path socket = ClientSocket.path(deep);
     assertEquals(socket, ClientSocket.path(deep), "the CLI finds the daemon's socket again");
     assertEquals(Path.of("/run/cohort"), socket.getParent().getParent());
-    try (ClientSocket s = ClientSocket.serve(socket, new Echo(), PeerIdentity.system())) {
-      ManagedChannel ch = Cli.channel(ClientSocket.target(socket), null);
-      try {
-        assertEquals(PeerIdentity.effectiveUid(), callerOf(ch, new Metadata()).getUid());
-      } finally {
-        ch.shutdownNow();
-      }
-    }
+    assertEquals(PeerIdentity.effectiveUid(), servedAs(socket));
     assertFalse(Files.exists(socket.getParent()), "the socket's directory under /run is left");
   }
 
@@ -120,7 +120,6 @@ class ClientSocketTest {
    * goes under /run, where the CLI finds it too.
    */
   @Test
-  @SuppressWarnings("try") // the socket is served for the block
   void aSocketPathAtTheLimitIsOneTheClientCanDial() throws Exception {
     String tail = "/socket/client.sock";
     for (int bytes : new int[] {ClientSocket.MAX_PATH_BYTES, ClientSocket.MAX_PATH_BYTES + 1}) {
@@ -128,14 +127,7 @@ class ClientSocketTest {
       Path socket = ClientSocket.path(home);
       assertEquals(
           bytes == ClientSocket.MAX_PATH_BYTES, socket.startsWith(home), socket.toString());
-      try (ClientSocket s = ClientSocket.serve(socket, new Echo(), PeerIdentity.system())) {
-        ManagedChannel ch = Cli.channel(ClientSocket.target(socket), null);
-        try {
-          assertEquals(PeerIdentity.effectiveUid(), callerOf(ch, new Metadata()).getUid());
-        } finally {
-          ch.shutdownNow();
-        }
-      }
+      assertEquals(PeerIdentity.effectiveUid(), servedAs(socket));
     }
   }
 
