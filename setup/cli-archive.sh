@@ -82,8 +82,8 @@ for cmd in ps checkpoints nodes "logs 1" "wait 1" "ps --json"; do
   # shellcheck disable=SC2086 # the command's words
   train $cmd --coordinator "unix:$socket"
 done
-# From another machine it is TCP: TLS and a MUNGE credential per call (without munged the call
-# is refused, after the TLS classes are loaded all the same).
+# From another machine it is TCP: native/'s cohort-tls-dial does the TLS, and each call carries
+# a MUNGE credential (without munged the call is refused, after its path's classes are loaded).
 for cmd in ps checkpoints "ps --json"; do
   # shellcheck disable=SC2086 # the command's words
   train $cmd --coordinator "127.0.0.1:$port"

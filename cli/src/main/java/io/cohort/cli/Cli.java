@@ -16,7 +16,6 @@ import io.cohort.proto.v1.WatchJobRequest;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
-import io.grpc.TlsChannelCredentials;
 import io.grpc.okhttp.OkHttpChannelBuilder;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -85,44 +84,63 @@ final class Cli implements AutoCloseable {
     } else {
       embedded = null;
       boolean local = address.startsWith("unix:");
-      remote = channel(address, local ? null : ConnectionOptions.trustedCa(settings, address));
+      if (local) {
+        remote = channel(address);
+      } else {
+        TlsDialer dialer =
+            TlsDialer.to(
+                address, settings.nativeDir(), ConnectionOptions.trustedCa(settings, address));
+        try {
+          dialer.dialAhead();
+        } catch (IOException e) {
+          throw CohortException.precondition(
+              "cannot start %s: %s", TlsDialer.PROGRAM, e.getMessage());
+        }
+        remote = channel(dialer);
+      }
       where = "coordinator at " + address;
       // On its Unix socket the coordinator asks the kernel who calls; over TCP each call proves
       // it with a MUNGE credential.
       stub =
           local
               ? CohortGrpc.newBlockingStub(remote)
-              : CohortGrpc.newBlockingStub(remote)
-                  .withCallCredentials(new MungeCredentials(Munge.system()));
+              : MungeCredentials.overTlsDialer(Munge.system())
+                  .attachTo(CohortGrpc.newBlockingStub(remote));
     }
   }
 
   /**
-   * A channel to the coordinator at {@code address}: {@code unix:PATH} is its Unix socket (OkHttp
-   * over the JDK's Unix-domain channel, {@link UnixSocketDialer}; the coordinator knows the caller
-   * from the kernel); anything else is HOST:PORT, its client API over TLS, whose certificate must
-   * chain to {@code ca} and name HOST. No client certificate: a user is not a daemon (a call there
-   * carries the user's MUNGE credential, {@link MungeCredentials}).
+   * A channel to the coordinator's Unix socket, {@code unix:PATH}: OkHttp over the JDK's
+   * Unix-domain channel ({@link UnixSocketDialer}); the coordinator knows the caller from the
+   * kernel.
    */
-  static ManagedChannel channel(String address, Path ca) {
-    if (address.startsWith("unix:")) {
-      // OkHttp, as for TCP, over the JDK's Unix socket: the address it resolves is ignored.
-      return OkHttpChannelBuilder.forAddress("localhost", 1, InsecureChannelCredentials.create())
-          .socketFactory(new UnixSocketDialer(Path.of(address.substring("unix:".length()))))
-          .overrideAuthority("localhost")
-          .proxyDetector(target -> null) // a proxy setting must never send it a CONNECT
-          .build();
+  static ManagedChannel channel(String address) {
+    if (!address.startsWith("unix:")) {
+      throw new IllegalArgumentException("not a Unix socket's address: " + address);
     }
-    try {
-      // OkHttp's transport, not Netty's, for TCP: one connection and one call need no event
-      // loops, and it starts in a fraction of the time (a command is a JVM start).
-      return OkHttpChannelBuilder.forTarget(
-              address, TlsChannelCredentials.newBuilder().trustManager(ca.toFile()).build())
-          .build();
-    } catch (IOException e) {
-      throw CohortException.precondition(
-          "cannot read the cluster CA's certificate %s: %s", ca, e.getMessage());
-    }
+    return channel(new UnixSocketDialer(Path.of(address.substring("unix:".length()))), "localhost");
+  }
+
+  /**
+   * A channel to the coordinator's client API over TCP, through {@code dialer}'s TLS (its
+   * certificate must chain to the cluster's CA and name the host). No client certificate: a user is
+   * not a daemon (a call there carries the user's MUNGE credential, {@link MungeCredentials}).
+   */
+  static ManagedChannel channel(TlsDialer dialer) {
+    return channel(dialer, dialer.authority());
+  }
+
+  /**
+   * OkHttp's transport, not Netty's: one connection and one call need no event loops, and it starts
+   * in a fraction of the time (a command is a JVM start). It dials through {@code dialer}: the
+   * target it resolves is a placeholder.
+   */
+  private static ManagedChannel channel(StreamSocket.Dialer dialer, String authority) {
+    return OkHttpChannelBuilder.forAddress("localhost", 1, InsecureChannelCredentials.create())
+        .socketFactory(dialer)
+        .overrideAuthority(authority)
+        .proxyDetector(target -> null) // a proxy setting must never send it a CONNECT
+        .build();
   }
 
   /** A stub with the deadline every call must have. */
@@ -266,6 +284,11 @@ final class Cli implements AutoCloseable {
 
   /** The user-facing message of a failed call. */
   static String message(StatusRuntimeException e) {
+    if (e.getStatus().getCause() instanceof TlsDialer.Failed f && f.notTheCluster) {
+      return f.getMessage()
+          + " (the cluster's CA certificate is $COHORT_HOME/tls/ca.crt, or the file $COHORT_CA"
+          + " names)";
+    }
     if (e.getStatus().getCode() == io.grpc.Status.Code.UNAVAILABLE
         && e.getStatus().getCause() != null) {
       return "cannot reach the coordinator ("

@@ -39,7 +39,7 @@ final class DoctorCommand implements Callable<Integer> {
     add("root", uid == 0, "uid " + uid, "run cohort as root (it creates namespaces and runs CRIU)");
     checkCriu(s.criu());
     checkNamespaces();
-    for (String prog : List.of("cohort-init", "cohort-rsh")) {
+    for (String prog : List.of("cohort-init", "cohort-rsh", TlsDialer.PROGRAM)) {
       Path p = s.nativeDir().resolve(prog);
       add(prog, Files.isExecutable(p), p.toString(), SETUP + " (builds native/)");
     }

@@ -319,7 +319,7 @@ final class EmulatedCluster {
   }
 
   private void awaitNodes(String coordinator, int nodes) throws InterruptedException {
-    ManagedChannel ch = Cli.channel(coordinator, tlsDir(home).resolve(ClusterCa.CA_CERT));
+    ManagedChannel ch = Cli.channel(coordinator);
     try {
       CohortGrpc.CohortBlockingStub stub = CohortGrpc.newBlockingStub(ch);
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
@@ -397,7 +397,7 @@ final class EmulatedCluster {
     }
     ManagedChannel ch = null;
     try {
-      ch = Cli.channel(Files.readString(address).strip(), tlsDir(home).resolve(ClusterCa.CA_CERT));
+      ch = Cli.channel(Files.readString(address).strip());
       CohortGrpc.CohortBlockingStub stub = CohortGrpc.newBlockingStub(ch);
       for (JobInfo j :
           stub.withDeadlineAfter(10, TimeUnit.SECONDS)

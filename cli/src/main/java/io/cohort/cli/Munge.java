@@ -114,7 +114,7 @@ final class Munge {
     }
     ProcessRunner.Result r;
     try {
-      r = ProcessRunner.run(DEADLINE, Map.of(), cmd);
+      r = ProcessRunner.runSmall(DEADLINE, cmd, null);
     } catch (CohortException e) {
       throw new CohortException(
           CohortException.Kind.UNAUTHENTICATED,
@@ -150,7 +150,7 @@ final class Munge {
     ProcessRunner.Result r;
     try {
       r =
-          ProcessRunner.run(
+          ProcessRunner.runSmall(
               DEADLINE,
               List.of("unmunge", "--socket", socket, "--numeric", "--keys", "STATUS UID GID"),
               (credential + "\n").getBytes(StandardCharsets.US_ASCII));

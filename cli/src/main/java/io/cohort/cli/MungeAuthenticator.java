@@ -24,9 +24,9 @@ import org.slf4j.LoggerFactory;
 /**
  * Who calls the coordinator's client API over TCP: the user that a MUNGE credential in the call's
  * headers names, once munged on this machine has checked it ({@link Munge#verify}); the credential
- * must have been made for this very call (its payload is the method's name, {@link #payload}), so
- * that one captured on its way to a read cannot be spent on a kill. A call without a valid one is
- * closed with UNAUTHENTICATED before anything of it runs.
+ * must have been made for this very call (its payload is the method's name, {@link
+ * MungeCredentials#payload}), so that one captured on its way to a read cannot be spent on a kill.
+ * A call without a valid one is closed with UNAUTHENTICATED before anything of it runs.
  *
  * <p>{@code unmunge} is a process of a few milliseconds: this runs on the call's executor (gRPC
  * calls interceptors there, never on the transport's event loop; the coordinator's server keeps
@@ -38,10 +38,6 @@ import org.slf4j.LoggerFactory;
  * with no supplementary groups (fewer groups never grant more).
  */
 final class MungeAuthenticator implements ServerInterceptor {
-  /** The header a client puts its credential in (ASCII: a credential is base64 in armor). */
-  static final Metadata.Key<String> HEADER =
-      Metadata.Key.of("cohort-munge", Metadata.ASCII_STRING_MARSHALLER);
-
   /** How long a user's groups are taken as read (a user added to a group waits that long). */
   static final long GROUPS_TTL_NANOS = TimeUnit.SECONDS.toNanos(60);
 
@@ -65,17 +61,14 @@ final class MungeAuthenticator implements ServerInterceptor {
     this.nanoClock = nanoClock;
   }
 
-  /** What the credential for a call of {@code fullMethodName} carries. */
-  static String payload(String fullMethodName) {
-    return "cohort " + fullMethodName;
-  }
-
   @Override
   public <Q, R> ServerCall.Listener<Q> interceptCall(
       ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
     Caller caller;
     try {
-      caller = authenticate(headers.get(HEADER), call.getMethodDescriptor().getFullMethodName());
+      caller =
+          authenticate(
+              headers.get(MungeCredentials.HEADER), call.getMethodDescriptor().getFullMethodName());
     } catch (CohortException e) {
       log.info(
           "refused {} from {}: {}",
@@ -112,12 +105,12 @@ final class MungeAuthenticator implements ServerInterceptor {
       }
       throw unauthenticated("the call's MUNGE credential was refused: " + e.getMessage());
     }
-    if (!v.payload().equals(payload(method))) {
+    if (!v.payload().equals(MungeCredentials.payload(method))) {
       throw unauthenticated(
           "the call's MUNGE credential was made for another call ('"
               + v.payload()
               + "', not '"
-              + payload(method)
+              + MungeCredentials.payload(method)
               + "'); a credential is made for one call");
     }
     String name = names.name(v.uid());

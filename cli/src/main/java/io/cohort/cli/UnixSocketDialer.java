@@ -3,15 +3,12 @@ package io.cohort.cli;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.net.InetAddress;
-import java.net.Socket;
 import java.net.SocketAddress;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Path;
-import javax.net.SocketFactory;
 
 /**
  * Sockets to one Unix domain socket for gRPC's OkHttp transport, which dials only TCP: the address
@@ -19,7 +16,7 @@ import javax.net.SocketFactory;
  * A command needs one connection; Netty's transport, the other way to dial a Unix socket, costs
  * about 0.4 s of a short command's start (docs/benchmarks/README.md).
  */
-final class UnixSocketDialer extends SocketFactory {
+final class UnixSocketDialer extends StreamSocket.Dialer {
   private final Path path;
 
   UnixSocketDialer(Path path) {
@@ -27,39 +24,15 @@ final class UnixSocketDialer extends SocketFactory {
   }
 
   @Override
-  public Socket createSocket() throws IOException {
+  StreamSocket dial() throws IOException {
     return new UnixSocket(path);
   }
 
-  @Override
-  public Socket createSocket(String host, int port) throws IOException {
-    return createSocket();
-  }
-
-  @Override
-  public Socket createSocket(String host, int port, InetAddress local, int localPort)
-      throws IOException {
-    return createSocket();
-  }
-
-  @Override
-  public Socket createSocket(InetAddress host, int port) throws IOException {
-    return createSocket();
-  }
-
-  @Override
-  public Socket createSocket(InetAddress address, int port, InetAddress local, int localPort)
-      throws IOException {
-    return createSocket();
-  }
-
   /**
-   * A connected Unix socket behind {@link Socket}'s interface, as much of it as a transport uses:
-   * streams, close, and TCP options that mean nothing here (accepted and ignored). Reads and writes
-   * go straight to the channel, which locks each direction apart, so a reader blocked on one thread
-   * never holds up a writer on another.
+   * A connected Unix socket. Reads and writes go straight to the channel, which locks each
+   * direction apart, so a reader blocked on one thread never holds up a writer on another.
    */
-  private static final class UnixSocket extends Socket {
+  private static final class UnixSocket extends StreamSocket {
     private final SocketChannel channel;
     private final InputStream in;
     private final OutputStream out;
@@ -146,33 +119,9 @@ final class UnixSocketDialer extends SocketFactory {
     }
 
     @Override
-    public InetAddress getInetAddress() {
-      return null; // not an IP socket
-    }
-
-    @Override
-    public int getPort() {
-      return 0;
-    }
-
-    @Override
-    public String toString() {
-      return "UnixSocket[" + getRemoteSocketAddress() + "]";
-    }
-
-    @Override
     public boolean isClosed() {
       return !channel.isOpen();
     }
-
-    @Override
-    public void setTcpNoDelay(boolean on) {}
-
-    @Override
-    public void setSoTimeout(int timeout) {}
-
-    @Override
-    public void setKeepAlive(boolean on) {}
 
     @Override
     public void shutdownInput() throws IOException {
@@ -185,12 +134,8 @@ final class UnixSocketDialer extends SocketFactory {
     }
 
     @Override
-    public synchronized void close() throws IOException {
-      try {
-        super.close(); // Socket's own state (it holds no descriptor: nothing here asks it for one)
-      } finally {
-        channel.close();
-      }
+    void release() throws IOException {
+      channel.close();
     }
   }
 }

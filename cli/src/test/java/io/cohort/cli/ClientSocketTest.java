@@ -64,7 +64,7 @@ class ClientSocketTest {
   @SuppressWarnings("try") // the socket is served for the block
   private static int servedAs(Path socket) throws Exception {
     try (ClientSocket s = ClientSocket.serve(socket, new Echo(), PeerIdentity.system())) {
-      ManagedChannel ch = Cli.channel(ClientSocket.target(socket), null);
+      ManagedChannel ch = Cli.channel(ClientSocket.target(socket));
       try {
         return callerOf(ch, new Metadata()).getUid();
       } finally {
@@ -83,7 +83,7 @@ class ClientSocketTest {
       assertEquals(
           "rwxr-xr-x",
           PosixFilePermissions.toString(Files.getPosixFilePermissions(socket.getParent())));
-      ManagedChannel ch = Cli.channel(ClientSocket.target(socket), null);
+      ManagedChannel ch = Cli.channel(ClientSocket.target(socket));
       try {
         // A header naming someone else counts for nothing: only the transport names the caller.
         Metadata claim = new Metadata();
@@ -140,7 +140,7 @@ class ClientSocketTest {
   @SuppressWarnings("try") // the socket is served for the block
   void aClientFindsADaemonThatStartsLateOrRestarts() throws Exception {
     Path socket = ClientSocket.path(dir.resolve("home"));
-    ManagedChannel ch = Cli.channel(ClientSocket.target(socket), null);
+    ManagedChannel ch = Cli.channel(ClientSocket.target(socket));
     try {
       StatusRuntimeException none =
           assertThrows(StatusRuntimeException.class, () -> callerOf(ch, new Metadata()));

@@ -161,27 +161,45 @@ class DaemonTlsTest {
     assertEquals(2, served.get(), "only the coordinator's call and n1's export were served");
   }
 
+  /** The native programs, built by `make -C native` before the Java tests (`cohort test`). */
+  private static final Path NATIVE =
+      Path.of(System.getProperty("cohort.native", "../native/build")).toAbsolutePath();
+
   @Test
-  void theClientApiServesAClientWithoutCertificateThatTrustsTheClusterCa() throws Exception {
+  void theClientApiServesTheCliThatTrustsTheClusterCaWithoutACertificate() throws Exception {
     Server s =
         start(
             NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
                 .sslContext(daemon("coordinator").clientApiServer())
                 .addService(new Api()));
     String at = "127.0.0.1:" + s.getPort();
-    var cli = CohortGrpc.newBlockingStub(keep(Cli.channel(at, cluster.resolve("ca.crt"))));
-    cli.withDeadlineAfter(10, TimeUnit.SECONDS).listNodes(ListNodesRequest.getDefaultInstance());
-    // A client that trusts another CA does not take this coordinator for its own.
-    var fooled = CohortGrpc.newBlockingStub(keep(Cli.channel(at, other.resolve("ca.crt"))));
+    // The CLI's own path: its TLS is native/'s cohort-tls-dial.
+    cliDialing(at, cluster).listNodes(ListNodesRequest.getDefaultInstance());
+    // A client that trusts another CA does not take this coordinator for its own, and says so.
+    String why = refusedDialing(at, other);
+    assertTrue(why.contains("is not the cluster's coordinator"), why);
+    assertTrue(why.contains("unable to get local issuer certificate"), why);
+    // Nor does one that dials it by a name its certificate does not carry (it names 127.0.0.1).
+    why = refusedDialing("localhost:" + s.getPort(), cluster);
+    assertTrue(why.contains("(its certificate: hostname mismatch)"), why);
+    assertEquals(1, served.get());
+  }
+
+  /** The CLI's stub to {@code at} over TCP, trusting the CA in {@code caDir}. */
+  private CohortGrpc.CohortBlockingStub cliDialing(String at, Path caDir) {
+    return CohortGrpc.newBlockingStub(
+            keep(Cli.channel(TlsDialer.to(at, NATIVE, caDir.resolve("ca.crt")))))
+        .withDeadlineAfter(10, TimeUnit.SECONDS);
+  }
+
+  /** What the CLI tells its user when a call to {@code at} fails as UNAVAILABLE. */
+  private String refusedDialing(String at, Path caDir) {
     StatusRuntimeException e =
         assertThrows(
             StatusRuntimeException.class,
-            () ->
-                fooled
-                    .withDeadlineAfter(10, TimeUnit.SECONDS)
-                    .listNodes(ListNodesRequest.getDefaultInstance()));
+            () -> cliDialing(at, caDir).listNodes(ListNodesRequest.getDefaultInstance()));
     assertEquals(Status.Code.UNAVAILABLE, e.getStatus().getCode());
-    assertEquals(1, served.get());
+    return Cli.message(e);
   }
 
   private static String perms(Path p) throws Exception {

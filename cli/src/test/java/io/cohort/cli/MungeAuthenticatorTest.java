@@ -94,7 +94,7 @@ class MungeAuthenticatorTest {
   private static CohortGrpc.CohortBlockingStub with(
       CohortGrpc.CohortBlockingStub stub, String credential) {
     Metadata h = new Metadata();
-    h.put(MungeAuthenticator.HEADER, credential);
+    h.put(MungeCredentials.HEADER, credential);
     return stub.withInterceptors(MetadataUtils.newAttachHeadersInterceptor(h));
   }
 
@@ -103,8 +103,20 @@ class MungeAuthenticatorTest {
   }
 
   @Test
+  void credentialsBegunAsCallsAreCreatedServeEachCallOnce() throws Exception {
+    // The CLI's stub over TCP: each call's credential is begun when the call is created. Three
+    // calls of one method are three credentials (munged would refuse a second use of one).
+    CohortGrpc.CohortBlockingStub stub = MungeCredentials.overTlsDialer(munge).attachTo(serve());
+    for (int i = 0; i < 3; i++) {
+      assertEquals(PeerIdentity.effectiveUid(), owner(stub).getUid());
+    }
+    assertEquals(3, echo.served.get());
+  }
+
+  @Test
   void theCliCredentialIsServedAsItsMaker() throws Exception {
-    CohortGrpc.CohortBlockingStub stub = serve().withCallCredentials(new MungeCredentials(munge));
+    CohortGrpc.CohortBlockingStub stub =
+        serve().withCallCredentials(MungeCredentials.overTls(munge));
     Owner o = owner(stub);
     assertEquals(PeerIdentity.effectiveUid(), o.getUid());
     assertEquals(PeerIdentity.system().name(o.getUid()), o.getUser());
@@ -120,7 +132,7 @@ class MungeAuthenticatorTest {
     Caller nobody =
         auth.authenticate(
             MungeTest.mungeWith(
-                "--uid", "65534", "--gid", "65534", "--string", MungeAuthenticator.payload(LIST)),
+                "--uid", "65534", "--gid", "65534", "--string", MungeCredentials.payload(LIST)),
             LIST);
     assertEquals(65534, nobody.uid());
     assertEquals(65534, nobody.gid());
@@ -129,7 +141,7 @@ class MungeAuthenticatorTest {
     Caller stranger =
         auth.authenticate(
             MungeTest.mungeWith(
-                "--uid", "54321", "--gid", "54322", "--string", MungeAuthenticator.payload(LIST)),
+                "--uid", "54321", "--gid", "54322", "--string", MungeCredentials.payload(LIST)),
             LIST);
     assertEquals(new Caller(54321, 54322, List.of(), ""), stranger, "unknown here: no groups");
   }
@@ -142,7 +154,7 @@ class MungeAuthenticatorTest {
     assertTrue(none.getDescription().contains("no MUNGE credential"), none.getDescription());
     assertTrue(none.getDescription().contains("use the Unix socket"), none.getDescription());
 
-    String valid = munge.credential(MungeAuthenticator.payload(LIST));
+    String valid = munge.credential(MungeCredentials.payload(LIST));
     String forged =
         valid.substring(0, 20) + (valid.charAt(20) == 'A' ? 'B' : 'A') + valid.substring(21);
     Status f = refusal(with(stub, forged));
@@ -155,7 +167,7 @@ class MungeAuthenticatorTest {
     assertTrue(replayed.getDescription().contains("replayed"), replayed.getDescription());
 
     // Made for a kill, spent on a list; made for no call at all.
-    Status misdirected = refusal(with(stub, munge.credential(MungeAuthenticator.payload(KILL))));
+    Status misdirected = refusal(with(stub, munge.credential(MungeCredentials.payload(KILL))));
     assertEquals(Status.Code.UNAUTHENTICATED, misdirected.getCode());
     assertTrue(
         misdirected.getDescription().contains("made for another call"),
@@ -173,7 +185,7 @@ class MungeAuthenticatorTest {
     CohortException e =
         assertThrows(
             CohortException.class,
-            () -> blind.authenticate(munge.credential(MungeAuthenticator.payload(LIST)), LIST));
+            () -> blind.authenticate(munge.credential(MungeCredentials.payload(LIST)), LIST));
     assertEquals(CohortException.Kind.UNAVAILABLE, e.kind());
     assertTrue(e.getMessage().contains("munged does not answer"), e.getMessage());
   }
@@ -181,7 +193,7 @@ class MungeAuthenticatorTest {
   @Test
   void withoutMungedTheCliSaysWhatToDoAndSendsNothing() throws Exception {
     Munge down = new Munge("/nonexistent/munge.socket.2");
-    Status s = refusal(serve().withCallCredentials(new MungeCredentials(down)));
+    Status s = refusal(serve().withCallCredentials(MungeCredentials.overTls(down)));
     assertEquals(Status.Code.UNAUTHENTICATED, s.getCode());
     assertTrue(s.getDescription().contains("munged must run on this machine"), s.getDescription());
     assertEquals(0, echo.served.get());
@@ -201,7 +213,8 @@ class MungeAuthenticatorTest {
     try {
       Status s =
           refusal(
-              CohortGrpc.newBlockingStub(plain).withCallCredentials(new MungeCredentials(munge)));
+              CohortGrpc.newBlockingStub(plain)
+                  .withCallCredentials(MungeCredentials.overTls(munge)));
       assertEquals(Status.Code.UNAUTHENTICATED, s.getCode());
       assertTrue(s.getDescription().contains("only over TLS"), s.getDescription());
       assertEquals(0, echo.served.get());

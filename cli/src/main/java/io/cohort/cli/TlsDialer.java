@@ -1,0 +1,205 @@
+package io.cohort.cli;
+
+import io.cohort.common.CohortException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.SocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Connections to a coordinator's TCP client port over TLS, for gRPC's OkHttp transport: each is a
+ * {@code cohort-tls-dial HOST PORT CA} process (native/), whose stdin and stdout are the
+ * connection's plain side. It accepts only a server whose certificate chains to the cluster's CA
+ * and names HOST, and presents none: the user's MUNGE credential in each call says who calls.
+ *
+ * <p>Why not the JDK's TLS: a command is a fresh JVM, where JSSE's set-up and first handshake take
+ * about 0.25 s, more than all the rest of {@code cohort ps}; OpenSSL in its own process does the
+ * same in a few milliseconds (docs/design.md, "The CLI's TLS").
+ */
+final class TlsDialer extends StreamSocket.Dialer {
+  static final String PROGRAM = "cohort-tls-dial";
+
+  private final List<String> command;
+  private final String host;
+  private final int port;
+
+  /** A connection started before the transport asked for one ({@link #dialAhead}), or null. */
+  private Process ahead;
+
+  private TlsDialer(Path program, String host, int port, Path ca) {
+    this.command = List.of(program.toString(), host, Integer.toString(port), ca.toString());
+    this.host = host;
+    this.port = port;
+  }
+
+  /**
+   * A dialer to {@code address} (HOST:PORT, an IPv6 HOST in brackets) through the program in {@code
+   * nativeDir}, trusting {@code ca}.
+   */
+  static TlsDialer to(String address, Path nativeDir, Path ca) {
+    int colon = address.lastIndexOf(':');
+    String host = colon > 0 ? address.substring(0, colon) : "";
+    if (host.startsWith("[") && host.endsWith("]")) {
+      host = host.substring(1, host.length() - 1);
+    }
+    int port;
+    try {
+      port = Integer.parseInt(address.substring(colon + 1));
+    } catch (NumberFormatException e) {
+      port = -1;
+    }
+    if (host.isEmpty() || port < 1 || port > 65535) {
+      throw CohortException.invalid(
+          "coordinator address %s: expected unix:PATH or HOST:PORT (an IPv6 HOST in brackets)",
+          address);
+    }
+    Path program = nativeDir.resolve(PROGRAM);
+    if (!Files.isExecutable(program)) {
+      throw CohortException.precondition(
+          "%s is missing (the CLI's TLS to a coordinator over TCP): run `cohort setup`, which"
+              + " builds native/, or set COHORT_NATIVE_DIR to where it is",
+          program);
+    }
+    return new TlsDialer(program, host, port, ca);
+  }
+
+  /** The authority calls name: HOST:PORT as the user gave it. */
+  String authority() {
+    return (host.indexOf(':') >= 0 ? "[" + host + "]" : host) + ":" + port;
+  }
+
+  /**
+   * A connection once the program has verified the server (it writes one zero byte then). A failed
+   * dial throws {@link Failed} with the program's own message: the transport makes it the cause of
+   * the call's UNAVAILABLE.
+   */
+  /**
+   * Starts the first connection now: its TLS handshake runs in the program while this JVM goes on
+   * starting (gRPC's classes take far longer to load than the handshake), and the transport's first
+   * {@link #dial} takes it.
+   */
+  synchronized void dialAhead() throws IOException {
+    if (ahead == null) {
+      ahead = new ProcessBuilder(command).start();
+    }
+  }
+
+  private synchronized Process start() throws IOException {
+    Process p = ahead;
+    ahead = null;
+    return p != null ? p : new ProcessBuilder(command).start();
+  }
+
+  @Override
+  StreamSocket dial() throws IOException {
+    Process p = start();
+    if (p.getInputStream().read() != 0) {
+      String why = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+      int status = exitStatus(p);
+      throw new Failed(
+          why.isEmpty()
+              ? PROGRAM + " exited with status " + status
+              : why.replaceFirst("^" + PROGRAM + ": ", ""),
+          status == NOT_THE_CLUSTER);
+    }
+    return new ProcessSocket(p, InetSocketAddress.createUnresolved(host, port));
+  }
+
+  /** The program's exit status for a server it does not take for the cluster's (native/). */
+  private static final int NOT_THE_CLUSTER = 4;
+
+  private static int exitStatus(Process p) {
+    try {
+      if (p.waitFor(2, TimeUnit.SECONDS)) {
+        return p.exitValue();
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    p.destroy();
+    return -1;
+  }
+
+  /** A dial that failed, in the program's words. */
+  static final class Failed extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    /** Whether the server answered but is not the cluster's (its certificate, or not TLS). */
+    final boolean notTheCluster;
+
+    Failed(String message, boolean notTheCluster) {
+      super(message);
+      this.notTheCluster = notTheCluster;
+    }
+  }
+
+  /** The connection through one {@code cohort-tls-dial}: its stdin and stdout. */
+  private static final class ProcessSocket extends StreamSocket {
+    private final Process process;
+    private final SocketAddress remote;
+
+    ProcessSocket(Process process, SocketAddress remote) {
+      this.process = process;
+      this.remote = remote;
+    }
+
+    @Override
+    public InputStream getInputStream() {
+      return process.getInputStream();
+    }
+
+    @Override
+    public OutputStream getOutputStream() {
+      return process.getOutputStream();
+    }
+
+    @Override
+    public boolean isConnected() {
+      return true;
+    }
+
+    @Override
+    public SocketAddress getRemoteSocketAddress() {
+      return remote;
+    }
+
+    @Override
+    public SocketAddress getLocalSocketAddress() {
+      return null; // the program's, not this process's
+    }
+
+    @Override
+    public void shutdownOutput() throws IOException {
+      process.getOutputStream().close();
+    }
+
+    @Override
+    void release() throws IOException {
+      // Its stdin's end tells the program to close the connection (TLS close_notify) and exit.
+      try {
+        process.getOutputStream().close();
+      } finally {
+        process.getInputStream().close();
+        process.getErrorStream().close();
+        if (!process.isAlive()) {
+          return;
+        }
+        // A program stuck on the network must not outlive the command.
+        process
+            .onExit()
+            .orTimeout(1, TimeUnit.SECONDS)
+            .exceptionally(
+                stuck -> {
+                  process.destroy();
+                  return process;
+                });
+      }
+    }
+  }
+}

@@ -1,0 +1,319 @@
+/*
+ * cohort-tls-dial: the CLI's TLS connection to a coordinator reached over TCP.
+ *
+ *   cohort-tls-dial HOST PORT CA_FILE
+ *
+ * Connects to HOST:PORT, speaks TLS 1.2 or later with ALPN "h2" (gRPC asks
+ * for it), and accepts the server only if its certificate chains to CA_FILE
+ * (and nothing else: not the system's roots) and names HOST, as an IP
+ * address or a DNS name.  Then it writes one zero byte to stdout (the server
+ * is verified: the caller may send) and relays stdin to the connection and
+ * the connection to stdout, until either ends.  It presents no certificate of
+ * its own: a user is not a daemon, and each call carries the user's MUNGE
+ * credential instead.
+ *
+ * Why a program: a CLI command is a fresh JVM, where setting up JSSE and
+ * its first handshake cost about 0.25 s, more than the rest of the command;
+ * OpenSSL does the same handshake in about a millisecond.
+ *
+ * Exits 0 when either side ended cleanly, 2 on a usage error, 3 when it
+ * cannot connect, 4 when the server is not the cluster's (or TLS fails), 5
+ * when the connection breaks.  The one line on stderr says which.
+ */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#define LOG_PREFIX ""
+#include "log.h"
+#include "util.h"
+
+enum {
+	EXIT_USAGE = 2,
+	EXIT_CONNECT = 3,
+	EXIT_TLS = 4,
+	EXIT_BROKEN = 5,
+};
+
+/* Connect and handshake must end within this; a call's deadline is the CLI's. */
+#define SETUP_TIMEOUT_S 10
+
+#define USAGE "usage: cohort-tls-dial HOST PORT CA_FILE\n"
+
+/* The text of OpenSSL's newest error, or `fallback` when it queued none. */
+static const char *ssl_error(const char *fallback)
+{
+	static char buf[256];
+	unsigned long e = ERR_get_error();
+
+	if (!e)
+		return fallback;
+	ERR_error_string_n(e, buf, sizeof(buf));
+	return buf;
+}
+
+static void set_timeouts(int fd, int seconds)
+{
+	struct timeval tv = { .tv_sec = seconds };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* A connected TCP socket to host:port (each address in turn), or -1. */
+static int dial(const char *host, const char *port)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+	struct addrinfo *res, *ai;
+	int fd = -1, rc, err = 0;
+
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc) {
+		pr_err("cannot resolve %s: %s", host, gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0) {
+			err = errno;
+			continue;
+		}
+		/* On Linux SO_SNDTIMEO bounds connect() too. */
+		set_timeouts(fd, SETUP_TIMEOUT_S);
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+			/*
+			 * gRPC writes a call's HEADERS and DATA frames apart: with Nagle's
+			 * algorithm the second waits for the server's delayed ACK, 40 ms.
+			 */
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+			break;
+		}
+		err = errno == EINPROGRESS ? ETIMEDOUT : errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		pr_err("cannot connect to %s:%s: %s", host, port, strerror(err));
+	return fd;
+}
+
+/* A client context that trusts ca_file alone, or NULL. */
+static SSL_CTX *client_context(const char *ca_file)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (!ctx) {
+		pr_err("TLS: %s", ssl_error("cannot create a context"));
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+		pr_err("cannot read the cluster CA's certificate %s: %s", ca_file,
+		       ssl_error("no certificate in it"));
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	/* Writes may be partial and retried from a moved buffer (the relay's). */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	return ctx;
+}
+
+/* The TLS session over fd with the server named host verified, or NULL. */
+static SSL *handshake(SSL_CTX *ctx, int fd, const char *host, const char *port)
+{
+	static const unsigned char h2[] = { 2, 'h', '2' };
+	unsigned char ip[sizeof(struct in6_addr)];
+	const unsigned char *proto;
+	unsigned int proto_len;
+	X509_VERIFY_PARAM *param;
+	SSL *ssl = SSL_new(ctx);
+	bool is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+	long verified;
+
+	if (!ssl) {
+		pr_err("TLS: %s", ssl_error("cannot create a session"));
+		return NULL;
+	}
+	param = SSL_get0_param(ssl);
+	/* The certificate must name what the user asked for: an IP address or a host name. */
+	if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host) != 1
+		  : X509_VERIFY_PARAM_set1_host(param, host, 0) != 1 ||
+			    SSL_set_tlsext_host_name(ssl, host) != 1) {
+		pr_err("TLS: cannot check the server's name against %s", host);
+		goto fail;
+	}
+	if (SSL_set_alpn_protos(ssl, h2, sizeof(h2)) != 0 || SSL_set_fd(ssl, fd) != 1) {
+		pr_err("TLS: %s", ssl_error("cannot set up the session"));
+		goto fail;
+	}
+	if (SSL_connect(ssl) != 1) {
+		verified = SSL_get_verify_result(ssl);
+		if (verified != X509_V_OK)
+			pr_err("%s:%s is not the cluster's coordinator (its certificate: %s)", host,
+			       port, X509_verify_cert_error_string(verified));
+		else
+			pr_err("TLS handshake with %s:%s failed: %s", host, port,
+			       ssl_error("the server closed the connection"));
+		goto fail;
+	}
+	SSL_get0_alpn_selected(ssl, &proto, &proto_len);
+	if (proto_len != 2 || memcmp(proto, "h2", 2) != 0) {
+		pr_err("%s:%s does not speak HTTP/2 over TLS (no ALPN h2): not a coordinator", host,
+		       port);
+		goto fail;
+	}
+	return ssl;
+fail:
+	SSL_free(ssl);
+	return NULL;
+}
+
+/*
+ * What the last SSL_read or SSL_write on a non-blocking socket asks for:
+ * 1 to wait for the socket (want updated), 0 at the peer's close_notify,
+ * -1 on an error.
+ */
+static int ssl_wait(SSL *ssl, int rc, short *want)
+{
+	switch (SSL_get_error(ssl, rc)) {
+	case SSL_ERROR_WANT_READ:
+		*want |= POLLIN;
+		return 1;
+	case SSL_ERROR_WANT_WRITE:
+		*want |= POLLOUT;
+		return 1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		if (!ERR_peek_error())
+			pr_err("connection to the coordinator lost: %s",
+			       errno ? strerror(errno) : "closed without TLS close_notify");
+		else
+			pr_err("connection to the coordinator lost: %s", ssl_error(""));
+		return -1;
+	default:
+		pr_err("TLS error: %s", ssl_error("unknown"));
+		return -1;
+	}
+}
+
+/*
+ * Relay stdin to ssl and ssl to stdout on one thread (OpenSSL does not allow
+ * a read and a write of one session on two), the socket non-blocking.
+ */
+static int relay(SSL *ssl, int fd)
+{
+	char up[16384], down[16384];
+	size_t up_len = 0, up_off = 0;
+	bool stdin_open = true;
+
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+		pr_perror("fcntl");
+		return EXIT_BROKEN;
+	}
+	for (;;) {
+		short want = POLLIN; /* the server may always speak */
+		struct pollfd p[2];
+		int rc, n;
+
+		/* Everything the session has decrypted, to stdout. */
+		for (;;) {
+			n = SSL_read(ssl, down, sizeof(down));
+			if (n <= 0)
+				break;
+			if (write_full(STDOUT_FILENO, down, n) < 0)
+				return 0; /* the CLI is gone: nothing left to do */
+		}
+		rc = ssl_wait(ssl, n, &want);
+		if (rc <= 0)
+			return rc == 0 ? 0 : EXIT_BROKEN;
+
+		/* What stdin gave, to the session. */
+		while (up_off < up_len) {
+			n = SSL_write(ssl, up + up_off, up_len - up_off);
+			if (n <= 0) {
+				rc = ssl_wait(ssl, n, &want);
+				if (rc <= 0)
+					return rc == 0 ? 0 : EXIT_BROKEN;
+				break;
+			}
+			up_off += n;
+		}
+		if (up_off == up_len && !stdin_open) {
+			SSL_shutdown(ssl); /* close_notify; the server then closes */
+			return 0;
+		}
+
+		p[0] = (struct pollfd){ .fd = fd, .events = want };
+		p[1] = (struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN };
+		/* Read stdin only once the last of it has gone out. */
+		if (poll(p, up_off < up_len ? 1 : 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			pr_perror("poll");
+			return EXIT_BROKEN;
+		}
+		if (up_off == up_len && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+			ssize_t got = read(STDIN_FILENO, up, sizeof(up));
+
+			if (got < 0 && errno != EINTR && errno != EAGAIN) {
+				pr_perror("read stdin");
+				return EXIT_BROKEN;
+			}
+			if (got == 0)
+				stdin_open = false;
+			up_off = 0;
+			up_len = got > 0 ? (size_t)got : 0;
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	SSL_CTX *ctx;
+	SSL *ssl;
+	int fd, rc;
+
+	log_init("cohort-tls-dial");
+	log_set_fd(STDERR_FILENO);
+	if (argc != 4) {
+		fputs(USAGE, stderr);
+		return EXIT_USAGE;
+	}
+	/* A closed stdout is seen as EPIPE in the relay. */
+	signal(SIGPIPE, SIG_IGN);
+
+	ctx = client_context(argv[3]);
+	if (!ctx)
+		return EXIT_TLS;
+	fd = dial(argv[1], argv[2]);
+	if (fd < 0)
+		return EXIT_CONNECT;
+	ssl = handshake(ctx, fd, argv[1], argv[2]);
+	if (!ssl)
+		return EXIT_TLS;
+	set_timeouts(fd, 0); /* the relay waits in poll, as long as the CLI keeps it */
+	if (write_full(STDOUT_FILENO, "", 1) < 0)
+		return 0; /* the caller is gone */
+	rc = relay(ssl, fd);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	close(fd);
+	return rc;
+}
