@@ -90,12 +90,7 @@ final class Cli implements AutoCloseable {
         TlsDialer dialer =
             TlsDialer.to(
                 address, settings.nativeDir(), ConnectionOptions.trustedCa(settings, address));
-        try {
-          dialer.dialAhead();
-        } catch (IOException e) {
-          throw CohortException.precondition(
-              "cannot start %s: %s", TlsDialer.PROGRAM, e.getMessage());
-        }
+        dialer.dialAhead();
         remote = channel(dialer);
       }
       where = "coordinator at " + address;

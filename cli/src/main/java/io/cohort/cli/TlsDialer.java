@@ -3,6 +3,7 @@ package io.cohort.cli;
 import io.cohort.common.CohortException;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.InterruptedIOException;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
@@ -10,6 +11,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -29,8 +32,10 @@ final class TlsDialer extends StreamSocket.Dialer {
   private final String host;
   private final int port;
 
-  /** A connection started before the transport asked for one ({@link #dialAhead}), or null. */
-  private Process ahead;
+  /**
+   * A connection being started before the transport asked for one ({@link #dialAhead}), or null.
+   */
+  private FutureTask<Process> ahead;
 
   private TlsDialer(Path program, String host, int port, Path ca) {
     this.command = List.of(program.toString(), host, Integer.toString(port), ca.toString());
@@ -84,16 +89,34 @@ final class TlsDialer extends StreamSocket.Dialer {
    * starting (gRPC's classes take far longer to load than the handshake), and the transport's first
    * {@link #dial} takes it.
    */
-  synchronized void dialAhead() throws IOException {
+  synchronized void dialAhead() {
     if (ahead == null) {
-      ahead = new ProcessBuilder(command).start();
+      // On a thread of its own: the JVM's first process start costs milliseconds of set-up
+      // (its classes, its method handles) that the command's own thread need not wait for.
+      ahead = new FutureTask<>(() -> new ProcessBuilder(command).start());
+      Thread t = new Thread(ahead, "tls-dial");
+      t.setDaemon(true);
+      t.start();
     }
   }
 
-  private synchronized Process start() throws IOException {
-    Process p = ahead;
-    ahead = null;
-    return p != null ? p : new ProcessBuilder(command).start();
+  private Process start() throws IOException {
+    FutureTask<Process> started;
+    synchronized (this) {
+      started = ahead;
+      ahead = null;
+    }
+    if (started == null) {
+      return new ProcessBuilder(command).start();
+    }
+    try {
+      return started.get();
+    } catch (ExecutionException e) {
+      throw e.getCause() instanceof IOException io ? io : new IOException(e.getCause());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while starting " + PROGRAM);
+    }
   }
 
   @Override

@@ -26,8 +26,10 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.FutureTask;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
@@ -271,13 +273,27 @@ final class CheckpointParticipant {
               "seal", Map.of(State.HELD, State.HELD_SEALING, State.RESUMED, State.RESUMED_SEALING));
           long t0 = System.nanoTime();
           // What a restore would refuse is refused now, while the job runs on: a set-id program
-          // started after the prepare's check (RunningTasks) is in the image.
-          ImageCredentials.check(
-              dump.record.getOwner(),
-              images.pendingDir(dump.ckpt, dump.record.getVhostId()).resolve(ImageStore.CRIU_DIR),
-              dump.record.getInitPath(),
-              "checkpoint " + dump.ckpt + ", vhost " + dump.record.getVhostId());
+          // started after the prepare's check (RunningTasks) is in the image. It reads a few
+          // small files of the image while the sealer digests all of them: beside it, not before.
+          FutureTask<Void> credentials =
+              new FutureTask<>(
+                  () -> {
+                    ImageCredentials.check(
+                        dump.record.getOwner(),
+                        images
+                            .pendingDir(dump.ckpt, dump.record.getVhostId())
+                            .resolve(ImageStore.CRIU_DIR),
+                        dump.record.getInitPath(),
+                        "checkpoint " + dump.ckpt + ", vhost " + dump.record.getVhostId());
+                    return null;
+                  });
+          if (JobOwner.isRoot(dump.record.getOwner())) {
+            credentials.run(); // nothing to read: root's images are not checked
+          } else {
+            new Thread(credentials, "image-credentials " + dump).start();
+          }
           ImageSealer.Sealed sealed = sealer.seal(dump);
+          awaitCheck(credentials);
           synchronized (dump) {
             // Published under the dump's monitor: an abort either comes first (nothing published)
             // or finds the image published and discards it there.
@@ -381,6 +397,21 @@ final class CheckpointParticipant {
       throw e instanceof IOException io
           ? DurableFiles.failure("checkpoint " + dump + " failed", io)
           : CohortException.internal("checkpoint " + dump + " failed: " + e, e);
+    }
+  }
+
+  /** Waits for a check run beside the phase's work; its refusal is the phase's. */
+  private static void awaitCheck(FutureTask<Void> check) {
+    try {
+      check.get();
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof RuntimeException r) {
+        throw r;
+      }
+      throw CohortException.internal("the image's check failed: " + e.getCause(), e.getCause());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw CohortException.internal("interrupted while checking the image", e);
     }
   }
 
