@@ -18,7 +18,8 @@
  *
  * Exits 0 when either side ended cleanly, 2 on a usage error, 3 when it
  * cannot connect, 4 when the server is not the cluster's (or TLS fails), 5
- * when the connection breaks.  The one line on stderr says which.
+ * when the connection breaks, 6 when the server refuses the CLI after the
+ * handshake (a daemons' port).  The one line on stderr says which.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -47,6 +48,7 @@ enum {
 	EXIT_CONNECT = 3,
 	EXIT_TLS = 4,
 	EXIT_BROKEN = 5,
+	EXIT_NOT_CLIENT_PORT = 6,
 };
 
 /* Connect and handshake must end within this; a call's deadline is the CLI's. */
@@ -134,8 +136,11 @@ static SSL_CTX *client_context(const char *ca_file)
 	return ctx;
 }
 
-/* The TLS session over fd with the server named host verified, or NULL. */
-static SSL *handshake(SSL_CTX *ctx, int fd, const char *host, const char *port)
+/*
+ * The TLS session over fd with the server named host verified, or NULL with
+ * *status the exit status that says why.
+ */
+static SSL *handshake(SSL_CTX *ctx, int fd, const char *host, const char *port, int *status)
 {
 	static const unsigned char h2[] = { 2, 'h', '2' };
 	unsigned char ip[sizeof(struct in6_addr)];
@@ -145,7 +150,9 @@ static SSL *handshake(SSL_CTX *ctx, int fd, const char *host, const char *port)
 	SSL *ssl = SSL_new(ctx);
 	bool is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
 	long verified;
+	char first;
 
+	*status = EXIT_TLS;
 	if (!ssl) {
 		pr_err("TLS: %s", ssl_error("cannot create a session"));
 		return NULL;
@@ -170,6 +177,26 @@ static SSL *handshake(SSL_CTX *ctx, int fd, const char *host, const char *port)
 		else
 			pr_err("TLS handshake with %s:%s failed: %s", host, port,
 			       ssl_error("the server closed the connection"));
+		goto fail;
+	}
+	/*
+	 * With TLS 1.3 a server checks the client's certificate after the
+	 * handshake: a daemons' port, which wants one, refuses only now.  The
+	 * coordinator's first word is HTTP/2's SETTINGS: wait for it.
+	 */
+	if (SSL_peek(ssl, &first, 1) <= 0) {
+		int reason = ERR_GET_REASON(ERR_peek_error());
+
+		if (reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
+		    reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED) {
+			*status = EXIT_NOT_CLIENT_PORT;
+			pr_err("%s:%s wants a client certificate, which the CLI does not have: it is "
+			       "a daemons' port; give the coordinator's client port (its --listen "
+			       "address)", host, port);
+		} else {
+			pr_err("%s:%s closed the connection after the TLS handshake: %s", host, port,
+			       ssl_error("no reason given"));
+		}
 		goto fail;
 	}
 	SSL_get0_alpn_selected(ssl, &proto, &proto_len);
@@ -305,9 +332,9 @@ int main(int argc, char **argv)
 	fd = dial(argv[1], argv[2]);
 	if (fd < 0)
 		return EXIT_CONNECT;
-	ssl = handshake(ctx, fd, argv[1], argv[2]);
+	ssl = handshake(ctx, fd, argv[1], argv[2], &rc);
 	if (!ssl)
-		return EXIT_TLS;
+		return rc;
 	set_timeouts(fd, 0); /* the relay waits in poll, as long as the CLI keeps it */
 	if (write_full(STDOUT_FILENO, "", 1) < 0)
 		return 0; /* the caller is gone */

@@ -92,6 +92,9 @@ final class Cli implements AutoCloseable {
                 address, settings.nativeDir(), ConnectionOptions.trustedCa(settings, address));
         dialer.dialAhead();
         remote = channel(dialer);
+        // Connect now, on the channel's threads: HTTP/2's opening exchange is done by the time
+        // the command's first call is ready.
+        remote.getState(true);
       }
       where = "coordinator at " + address;
       // On its Unix socket the coordinator asks the kernel who calls; over TCP each call proves
@@ -279,10 +282,8 @@ final class Cli implements AutoCloseable {
 
   /** The user-facing message of a failed call. */
   static String message(StatusRuntimeException e) {
-    if (e.getStatus().getCause() instanceof TlsDialer.Failed f && f.notTheCluster) {
-      return f.getMessage()
-          + " (the cluster's CA certificate is $COHORT_HOME/tls/ca.crt, or the file $COHORT_CA"
-          + " names)";
+    if (e.getStatus().getCause() instanceof TlsDialer.Failed f && f.wrongServer) {
+      return f.getMessage();
     }
     if (e.getStatus().getCode() == io.grpc.Status.Code.UNAVAILABLE
         && e.getStatus().getCause() != null) {

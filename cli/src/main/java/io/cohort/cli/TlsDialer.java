@@ -29,6 +29,7 @@ final class TlsDialer extends StreamSocket.Dialer {
   static final String PROGRAM = "cohort-tls-dial";
 
   private final List<String> command;
+  private final Path ca;
   private final String host;
   private final int port;
 
@@ -39,6 +40,7 @@ final class TlsDialer extends StreamSocket.Dialer {
 
   private TlsDialer(Path program, String host, int port, Path ca) {
     this.command = List.of(program.toString(), host, Integer.toString(port), ca.toString());
+    this.ca = ca;
     this.host = host;
     this.port = port;
   }
@@ -125,17 +127,24 @@ final class TlsDialer extends StreamSocket.Dialer {
     if (p.getInputStream().read() != 0) {
       String why = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8).strip();
       int status = exitStatus(p);
-      throw new Failed(
-          why.isEmpty()
-              ? PROGRAM + " exited with status " + status
-              : why.replaceFirst("^" + PROGRAM + ": ", ""),
-          status == NOT_THE_CLUSTER);
+      String said = why.isEmpty() ? PROGRAM + " exited with status " + status : why;
+      said = said.replaceFirst("^" + PROGRAM + ": ", "");
+      if (status == NOT_THE_CLUSTER) {
+        said +=
+            "; it was checked against "
+                + ca
+                + ": the cluster's ca.crt must be there, or in the file $COHORT_CA names";
+      }
+      throw new Failed(said, status == NOT_THE_CLUSTER || status == NOT_THE_CLIENT_PORT);
     }
     return new ProcessSocket(p, InetSocketAddress.createUnresolved(host, port));
   }
 
   /** The program's exit status for a server it does not take for the cluster's (native/). */
   private static final int NOT_THE_CLUSTER = 4;
+
+  /** Its exit status for a server that refused it after the handshake: a daemons' port. */
+  private static final int NOT_THE_CLIENT_PORT = 6;
 
   private static int exitStatus(Process p) {
     try {
@@ -153,12 +162,15 @@ final class TlsDialer extends StreamSocket.Dialer {
   static final class Failed extends IOException {
     private static final long serialVersionUID = 1L;
 
-    /** Whether the server answered but is not the cluster's (its certificate, or not TLS). */
-    final boolean notTheCluster;
+    /**
+     * Whether a server answered but is not the cluster coordinator's client port: not the cluster's
+     * certificate, not TLS, or a daemons' port (which wants a client certificate).
+     */
+    final boolean wrongServer;
 
-    Failed(String message, boolean notTheCluster) {
+    Failed(String message, boolean wrongServer) {
       super(message);
-      this.notTheCluster = notTheCluster;
+      this.wrongServer = wrongServer;
     }
   }
 
@@ -166,10 +178,46 @@ final class TlsDialer extends StreamSocket.Dialer {
   private static final class ProcessSocket extends StreamSocket {
     private final Process process;
     private final SocketAddress remote;
+    private final OutputStream out;
 
     ProcessSocket(Process process, SocketAddress remote) {
       this.process = process;
       this.remote = remote;
+      OutputStream stdin = process.getOutputStream();
+      this.out =
+          new OutputStream() {
+            @Override
+            public void write(int b) throws IOException {
+              try {
+                stdin.write(b);
+              } catch (IOException e) {
+                throw failure(e);
+              }
+            }
+
+            @Override
+            public void write(byte[] b, int off, int len) throws IOException {
+              try {
+                stdin.write(b, off, len);
+              } catch (IOException e) {
+                throw failure(e);
+              }
+            }
+
+            @Override
+            public void flush() throws IOException {
+              try {
+                stdin.flush();
+              } catch (IOException e) {
+                throw failure(e);
+              }
+            }
+
+            @Override
+            public void close() throws IOException {
+              stdin.close();
+            }
+          };
     }
 
     @Override
@@ -179,7 +227,30 @@ final class TlsDialer extends StreamSocket.Dialer {
 
     @Override
     public OutputStream getOutputStream() {
-      return process.getOutputStream();
+      return out;
+    }
+
+    /**
+     * The program's own words when it ended with an error (the server closed the connection after
+     * the handshake, as a port that wants a client certificate does), else {@code e}.
+     */
+    private IOException failure(IOException e) {
+      try {
+        if (process.waitFor(500, TimeUnit.MILLISECONDS) && process.exitValue() != 0) {
+          String why =
+              new String(process.getErrorStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+          if (!why.isEmpty()) {
+            Failed f = new Failed(why.replaceFirst("^" + PROGRAM + ": ", ""), true);
+            f.initCause(e);
+            return f;
+          }
+        }
+      } catch (InterruptedException interrupted) {
+        Thread.currentThread().interrupt();
+      } catch (IOException unread) {
+        e.addSuppressed(unread);
+      }
+      return e;
     }
 
     @Override

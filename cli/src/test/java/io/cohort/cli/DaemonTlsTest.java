@@ -182,6 +182,9 @@ class DaemonTlsTest {
     // Nor does one that dials it by a name its certificate does not carry (it names 127.0.0.1).
     why = refusedDialing("localhost:" + s.getPort(), cluster);
     assertTrue(why.contains("(its certificate: hostname mismatch)"), why);
+    // A daemons' port is not the client API: it wants a certificate the CLI does not have.
+    why = refusedDialing("127.0.0.1:" + registry(), cluster);
+    assertTrue(why.contains("it is a daemons' port"), why);
     assertEquals(1, served.get());
   }
 
