@@ -22,8 +22,9 @@ import picocli.CommandLine.Parameters;
       "Without --detach, streams the job's output and exits with CMD's exit status "
           + "(75 if a checkpoint stopped it, 137 if it was killed). Ctrl-C detaches; the job "
           + "keeps running.",
-      "A plain `mpirun -np N prog` works inside: Cohort sets what Open MPI needs (run as "
-          + "root, oversubscription).",
+      "A plain `mpirun -np N prog` works inside: Cohort sets what Open MPI needs "
+          + "(oversubscription; for root's jobs, running as root). A job runs as whoever runs "
+          + "this command.",
       "Standard input: a file, pipe or here-document (`< in.deck`) is read to its end and kept "
           + "with the job, which reads it as mpirun passes it on (to rank 0); a restart reads on "
           + "where the checkpoint left it, on any node. At most COHORT_STDIN_MAX (default 16M). "
