@@ -51,8 +51,26 @@ enum {
 	EXIT_NOT_CLIENT_PORT = 6,
 };
 
-/* Connect and handshake must end within this; a call's deadline is the CLI's. */
+/*
+ * Name lookup, connect, handshake and the server's first record must end
+ * within this, all together; after that a call's deadline is the CLI's.
+ */
 #define SETUP_TIMEOUT_S 10
+
+static const char *setup_target;
+
+static void setup_timed_out(int sig)
+{
+	static const char msg[] = "cohort-tls-dial: no connection within the set-up time to ";
+
+	(void)sig;
+	/* Only async-signal-safe calls here. */
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0 ||
+	    write(STDERR_FILENO, setup_target, strlen(setup_target)) < 0 ||
+	    write(STDERR_FILENO, "\n", 1) < 0)
+		_exit(EXIT_CONNECT);
+	_exit(EXIT_CONNECT);
+}
 
 #define USAGE "usage: cohort-tls-dial HOST PORT CA_FILE\n"
 
@@ -102,6 +120,8 @@ static int dial(const char *host, const char *port)
 			 * algorithm the second waits for the server's delayed ACK, 40 ms.
 			 */
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+			/* A coordinator's machine that vanishes ends a long `wait` or `run`. */
+			setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &(int){ 1 }, sizeof(int));
 			break;
 		}
 		err = errno == EINPROGRESS ? ETIMEDOUT : errno;
@@ -136,6 +156,21 @@ static SSL_CTX *client_context(const char *ca_file)
 	return ctx;
 }
 
+/* Whether the server's last alert asked for a client certificate. */
+static bool wants_certificate(void)
+{
+	int reason = ERR_GET_REASON(ERR_peek_error());
+
+	return reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
+	       reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED;
+}
+
+static void daemons_port(const char *host, const char *port)
+{
+	pr_err("%s:%s wants a client certificate, which the CLI does not have: it is a daemons' "
+	       "port; give the coordinator's client port (its --listen address)", host, port);
+}
+
 /*
  * The TLS session over fd with the server named host verified, or NULL with
  * *status the exit status that says why.
@@ -158,6 +193,9 @@ static SSL *handshake(SSL_CTX *ctx, int fd, const char *host, const char *port, 
 		return NULL;
 	}
 	param = SSL_get0_param(ssl);
+	/* As strict as the JDK's verifier: the subject alternative names only, no partial wildcards. */
+	X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
+						       X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 	/* The certificate must name what the user asked for: an IP address or a host name. */
 	if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host) != 1
 		  : X509_VERIFY_PARAM_set1_host(param, host, 0) != 1 ||
@@ -169,33 +207,19 @@ static SSL *handshake(SSL_CTX *ctx, int fd, const char *host, const char *port, 
 		pr_err("TLS: %s", ssl_error("cannot set up the session"));
 		goto fail;
 	}
+	ERR_clear_error();
 	if (SSL_connect(ssl) != 1) {
 		verified = SSL_get_verify_result(ssl);
-		if (verified != X509_V_OK)
+		if (verified != X509_V_OK) {
 			pr_err("%s:%s is not the cluster's coordinator (its certificate: %s)", host,
 			       port, X509_verify_cert_error_string(verified));
-		else
+		} else if (wants_certificate()) {
+			/* TLS 1.2 refuses a missing client certificate in the handshake. */
+			*status = EXIT_NOT_CLIENT_PORT;
+			daemons_port(host, port);
+		} else {
 			pr_err("TLS handshake with %s:%s failed: %s", host, port,
 			       ssl_error("the server closed the connection"));
-		goto fail;
-	}
-	/*
-	 * With TLS 1.3 a server checks the client's certificate after the
-	 * handshake: a daemons' port, which wants one, refuses only now.  The
-	 * coordinator's first word is HTTP/2's SETTINGS: wait for it.
-	 */
-	if (SSL_peek(ssl, &first, 1) <= 0) {
-		int reason = ERR_GET_REASON(ERR_peek_error());
-
-		if (reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
-		    reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED) {
-			*status = EXIT_NOT_CLIENT_PORT;
-			pr_err("%s:%s wants a client certificate, which the CLI does not have: it is "
-			       "a daemons' port; give the coordinator's client port (its --listen "
-			       "address)", host, port);
-		} else {
-			pr_err("%s:%s closed the connection after the TLS handshake: %s", host, port,
-			       ssl_error("no reason given"));
 		}
 		goto fail;
 	}
@@ -203,6 +227,26 @@ static SSL *handshake(SSL_CTX *ctx, int fd, const char *host, const char *port, 
 	if (proto_len != 2 || memcmp(proto, "h2", 2) != 0) {
 		pr_err("%s:%s does not speak HTTP/2 over TLS (no ALPN h2): not a coordinator", host,
 		       port);
+		goto fail;
+	}
+	/*
+	 * With TLS 1.3 a server checks the client's certificate after the
+	 * handshake: a daemons' port, which wants one, refuses only now.  The
+	 * coordinator's first word is HTTP/2's SETTINGS: wait for it.
+	 */
+	ERR_clear_error();
+	errno = 0;
+	if (SSL_peek(ssl, &first, 1) <= 0) {
+		if (wants_certificate()) {
+			*status = EXIT_NOT_CLIENT_PORT;
+			daemons_port(host, port);
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			pr_err("%s:%s said nothing within %d s of the TLS handshake: not a coordinator",
+			       host, port, SETUP_TIMEOUT_S);
+		} else {
+			pr_err("%s:%s closed the connection after the TLS handshake: %s", host, port,
+			       ssl_error("no reason given"));
+		}
 		goto fail;
 	}
 	return ssl;
@@ -261,6 +305,8 @@ static int relay(SSL *ssl, int fd)
 
 		/* Everything the session has decrypted, to stdout. */
 		for (;;) {
+			ERR_clear_error();
+			errno = 0;
 			n = SSL_read(ssl, down, sizeof(down));
 			if (n <= 0)
 				break;
@@ -273,6 +319,8 @@ static int relay(SSL *ssl, int fd)
 
 		/* What stdin gave, to the session. */
 		while (up_off < up_len) {
+			ERR_clear_error();
+			errno = 0;
 			n = SSL_write(ssl, up + up_off, up_len - up_off);
 			if (n <= 0) {
 				rc = ssl_wait(ssl, n, &want);
@@ -326,6 +374,9 @@ int main(int argc, char **argv)
 	/* A closed stdout is seen as EPIPE in the relay. */
 	signal(SIGPIPE, SIG_IGN);
 
+	setup_target = argv[1];
+	signal(SIGALRM, setup_timed_out);
+	alarm(SETUP_TIMEOUT_S);
 	ctx = client_context(argv[3]);
 	if (!ctx)
 		return EXIT_TLS;
@@ -335,6 +386,7 @@ int main(int argc, char **argv)
 	ssl = handshake(ctx, fd, argv[1], argv[2], &rc);
 	if (!ssl)
 		return rc;
+	alarm(0);
 	set_timeouts(fd, 0); /* the relay waits in poll, as long as the CLI keeps it */
 	if (write_full(STDOUT_FILENO, "", 1) < 0)
 		return 0; /* the caller is gone */

@@ -10,13 +10,10 @@ import io.grpc.MethodDescriptor;
 import io.grpc.SecurityLevel;
 import io.grpc.Status;
 import io.grpc.stub.AbstractStub;
-import java.util.Map;
-import java.util.Queue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Proves who the user is to a coordinator reached over TCP: each call (each attempt of it) gets a
@@ -43,8 +40,11 @@ final class MungeCredentials extends CallCredentials {
   private final Munge munge;
   private final boolean dialerEncrypts;
 
-  /** Credentials begun for calls created and not yet sent, by method, oldest first. */
-  private final Map<String, Queue<CompletableFuture<String>>> ahead = new ConcurrentHashMap<>();
+  /**
+   * The credential begun for a call (by {@link #attachTo}'s interceptor), taken by its first try.
+   */
+  private static final CallOptions.Key<AtomicReference<CompletableFuture<String>>> BEGUN =
+      CallOptions.Key.create("cohort-munge-begun");
 
   private MungeCredentials(Munge munge, boolean dialerEncrypts) {
     this.munge = munge;
@@ -76,11 +76,8 @@ final class MungeCredentials extends CallCredentials {
       return;
     }
     String method = info.getMethodDescriptor().getFullMethodName();
-    CompletableFuture<String> credential = null;
-    Queue<CompletableFuture<String>> begun = ahead.get(method);
-    if (begun != null) {
-      credential = begun.poll();
-    }
+    AtomicReference<CompletableFuture<String>> begun = info.getCallOptions().getOption(BEGUN);
+    CompletableFuture<String> credential = begun == null ? null : begun.getAndSet(null);
     if (credential == null) {
       // `munge` is a process: off the transport's thread. (A retry comes here: a credential is
       // good for one attempt.)
@@ -114,11 +111,10 @@ final class MungeCredentials extends CallCredentials {
           @Override
           public <Q, R> ClientCall<Q, R> interceptCall(
               MethodDescriptor<Q, R> method, CallOptions options, Channel next) {
-            String name = method.getFullMethodName();
-            ahead
-                .computeIfAbsent(name, k -> new ConcurrentLinkedQueue<>())
-                .add(make(name, MungeCredentials::onItsOwnThread));
-            return next.newCall(method, options);
+            // The call's own: a call that ends before it is sent leaves nothing for another.
+            CompletableFuture<String> mine =
+                make(method.getFullMethodName(), MungeCredentials::onItsOwnThread);
+            return next.newCall(method, options.withOption(BEGUN, new AtomicReference<>(mine)));
           }
         };
     return stub.withCallCredentials(this).withInterceptors(begin);

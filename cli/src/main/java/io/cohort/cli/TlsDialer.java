@@ -124,7 +124,10 @@ final class TlsDialer extends StreamSocket.Dialer {
   @Override
   StreamSocket dial() throws IOException {
     Process p = start();
-    if (p.getInputStream().read() != 0) {
+    try {
+      if (p.getInputStream().read() == 0) {
+        return new ProcessSocket(p, InetSocketAddress.createUnresolved(host, port));
+      }
       String why = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8).strip();
       int status = exitStatus(p);
       String said = why.isEmpty() ? PROGRAM + " exited with status " + status : why;
@@ -136,8 +139,14 @@ final class TlsDialer extends StreamSocket.Dialer {
                 + ": the cluster's ca.crt must be there, or in the file $COHORT_CA names";
       }
       throw new Failed(said, status == NOT_THE_CLUSTER || status == NOT_THE_CLIENT_PORT);
+    } catch (IOException | RuntimeException e) {
+      // No connection: nothing of the program is left behind.
+      p.destroy();
+      p.getOutputStream().close();
+      p.getInputStream().close();
+      p.getErrorStream().close();
+      throw e;
     }
-    return new ProcessSocket(p, InetSocketAddress.createUnresolved(host, port));
   }
 
   /** The program's exit status for a server it does not take for the cluster's (native/). */
@@ -240,9 +249,7 @@ final class TlsDialer extends StreamSocket.Dialer {
           String why =
               new String(process.getErrorStream().readAllBytes(), StandardCharsets.UTF_8).strip();
           if (!why.isEmpty()) {
-            Failed f = new Failed(why.replaceFirst("^" + PROGRAM + ": ", ""), true);
-            f.initCause(e);
-            return f;
+            return new IOException(why.replaceFirst("^" + PROGRAM + ": ", ""), e);
           }
         }
       } catch (InterruptedException interrupted) {

@@ -22,9 +22,14 @@ final class OpenCopies implements AutoCloseable {
     Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
   }
 
-  /** The `cohort` script and its jar, laid out as the script expects. */
+  /**
+   * The `cohort` script, its jar and the native program the CLI itself runs (its TLS to a
+   * coordinator over TCP), laid out as the script expects.
+   */
   Path cli() throws IOException {
     copy(CohortHarness.REPO.resolve("cli/target/cohort.jar"), "cli/target/cohort.jar");
+    copy(
+        CohortHarness.REPO.resolve("native/build/cohort-tls-dial"), "native/build/cohort-tls-dial");
     return copy(CohortHarness.REPO.resolve("cohort"), "cohort");
   }
 

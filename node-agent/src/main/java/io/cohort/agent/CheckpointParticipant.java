@@ -290,7 +290,9 @@ final class CheckpointParticipant {
           if (JobOwner.isRoot(dump.record.getOwner())) {
             credentials.run(); // nothing to read: root's images are not checked
           } else {
-            new Thread(credentials, "image-credentials " + dump).start();
+            Thread t = new Thread(credentials, "image-credentials " + dump);
+            t.setDaemon(true);
+            t.start();
           }
           ImageSealer.Sealed sealed = sealer.seal(dump);
           awaitCheck(credentials);
