@@ -128,10 +128,9 @@ final class TlsDialer extends StreamSocket.Dialer {
       if (p.getInputStream().read() == 0) {
         return new ProcessSocket(p, InetSocketAddress.createUnresolved(host, port));
       }
-      String why = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+      String why = said(p);
       int status = exitStatus(p);
       String said = why.isEmpty() ? PROGRAM + " exited with status " + status : why;
-      said = said.replaceFirst("^" + PROGRAM + ": ", "");
       if (status == NOT_THE_CLUSTER) {
         said +=
             "; it was checked against "
@@ -147,6 +146,12 @@ final class TlsDialer extends StreamSocket.Dialer {
       p.getErrorStream().close();
       throw e;
     }
+  }
+
+  /** What the program said on stderr, without its name ("" if nothing). */
+  private static String said(Process p) throws IOException {
+    String why = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+    return why.replaceFirst("^" + PROGRAM + ": ", "");
   }
 
   /** The program's exit status for a server it does not take for the cluster's (native/). */
@@ -246,10 +251,9 @@ final class TlsDialer extends StreamSocket.Dialer {
     private IOException failure(IOException e) {
       try {
         if (process.waitFor(500, TimeUnit.MILLISECONDS) && process.exitValue() != 0) {
-          String why =
-              new String(process.getErrorStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+          String why = said(process);
           if (!why.isEmpty()) {
-            return new IOException(why.replaceFirst("^" + PROGRAM + ": ", ""), e);
+            return new IOException(why, e);
           }
         }
       } catch (InterruptedException interrupted) {
