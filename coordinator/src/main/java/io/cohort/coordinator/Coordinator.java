@@ -101,7 +101,7 @@ public final class Coordinator implements AutoCloseable {
     this.launcher =
         new JobLauncher(catalog, agents, vhosts, networks, clock, nodeLoss.imagePolicy());
     this.restarter = new JobRestarter(catalog, agents, reconciler, vhosts, networks, clock);
-    this.sweeper = new ImageSweeper(catalog, agents, io);
+    this.sweeper = new ImageSweeper(catalog, agents, io, serial, 1000);
     if (nodeLoss.deadAfter() != null) {
       serial.scheduleWithFixedDelay(
           fencing::fenceOverdue, 1, 1, java.util.concurrent.TimeUnit.SECONDS);
@@ -203,7 +203,7 @@ public final class Coordinator implements AutoCloseable {
     int removed = 0;
     for (String node : agents.nodes().stream().filter(agents::isAlive).toList()) {
       try {
-        removed += sweeper.sweep(node).size();
+        removed += sweeper.sweep(node).removed().size();
       } catch (RuntimeException e) {
         log.warn("cannot sweep the images of node {}: {}", node, e.getMessage());
       }

@@ -7,7 +7,11 @@ import io.cohort.proto.v1.StoredImage;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -36,6 +40,12 @@ import org.slf4j.LoggerFactory;
  * right from any of them, and sweeps run one at a time, so the second node's listing no longer
  * shows what the first removed. Runs when an agent (re)registers (so at a coordinator's start, once
  * per node) and, in the embedded mode, when the coordinator starts.
+ *
+ * <p>A registration's sweep that left an image for later (its job was busy: at a coordinator's
+ * start, the reconcile of an epoch it found open holds the lock beside the sweep) or could not list
+ * the node comes back on its own, after 1 s and then twice as long each time up to a minute, while
+ * the node is alive: otherwise the orphan would wait for the node's next registration, which may be
+ * the coordinator's next start.
  */
 final class ImageSweeper {
   private static final Logger log = LoggerFactory.getLogger(ImageSweeper.class);
@@ -43,58 +53,116 @@ final class ImageSweeper {
   private final Catalog catalog;
   private final AgentDirectory agents;
   private final Executor io;
+  private final ScheduledExecutorService timer;
+  private final long firstRetryMillis;
 
-  ImageSweeper(Catalog catalog, AgentDirectory agents, Executor io) {
+  /** Nodes with a sweep running or to come back to: one chain per node. */
+  private final Set<String> retrying = ConcurrentHashMap.newKeySet();
+
+  /** Nodes that registered again while their chain ran: it sweeps once more before it ends. */
+  private final Set<String> registeredAgain = ConcurrentHashMap.newKeySet();
+
+  /** What one sweep of a node did: the images removed ("CKPT/VHOST") and those left for later. */
+  record Swept(List<String> removed, int deferred) {}
+
+  ImageSweeper(
+      Catalog catalog,
+      AgentDirectory agents,
+      Executor io,
+      ScheduledExecutorService timer,
+      long firstRetryMillis) {
     this.catalog = catalog;
     this.agents = agents;
     this.io = io;
+    this.timer = timer;
+    this.firstRetryMillis = firstRetryMillis;
   }
 
-  /** Sweeps a node on {@code io}; a failure is logged (the next registration sweeps again). */
+  /**
+   * Sweeps a node on {@code io}, and again later if that sweep left an image for later or failed
+   * (logged).
+   */
   void sweepLater(String node) {
-    io.execute(
-        () -> {
-          try {
-            sweep(node);
-          } catch (RuntimeException e) {
-            log.warn("cannot sweep the images of node {}: {}", node, e.getMessage());
-          }
-        });
+    if (retrying.add(node)) {
+      io.execute(() -> sweepUntilDone(node, firstRetryMillis));
+    } else {
+      registeredAgain.add(node);
+    }
   }
 
-  /** Sweeps a node now; returns the images removed, as "CKPT/VHOST". */
-  synchronized List<String> sweep(String node) {
+  private void sweepUntilDone(String node, long retryMillis) {
+    registeredAgain.remove(node);
+    boolean again;
+    try {
+      again = sweep(node).deferred() > 0;
+    } catch (RuntimeException e) {
+      log.warn("cannot sweep the images of node {}: {}", node, e.getMessage());
+      again = true;
+    }
+    if (registeredAgain.remove(node)) { // what it published before registering is swept too
+      io.execute(() -> sweepUntilDone(node, firstRetryMillis));
+      return;
+    }
+    if (!again || !agents.isAlive(node)) {
+      retrying.remove(node); // done, or its next registration sweeps it
+      if (registeredAgain.remove(node)) {
+        sweepLater(node); // it registered between the check above and the removal
+      }
+      return;
+    }
+    log.debug("node {}: sweeping again in {} ms", node, retryMillis);
+    long next = Math.min(retryMillis * 2, TimeUnit.MINUTES.toMillis(1));
+    try {
+      timer.schedule(
+          () -> io.execute(() -> sweepUntilDone(node, next)), retryMillis, TimeUnit.MILLISECONDS);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      retrying.remove(node); // the coordinator is closing
+    }
+  }
+
+  /** Sweeps a node now. */
+  synchronized Swept sweep(String node) {
     List<String> removed = new ArrayList<>();
+    int deferred = 0;
     for (StoredImage image : agents.agentForCleanup(node).listImages().getImagesList()) {
-      if (removeIfOrphan(node, image)) {
-        removed.add(image.getCheckpointId() + "/" + image.getVhostId());
+      switch (removeIfOrphan(node, image)) {
+        case REMOVED -> removed.add(image.getCheckpointId() + "/" + image.getVhostId());
+        case BUSY -> deferred++;
+        case KEPT -> {}
       }
     }
-    return removed;
+    return new Swept(removed, deferred);
+  }
+
+  private enum Verdict {
+    REMOVED,
+    KEPT,
+    /** Its job's lock is held: maybe an epoch in flight; decided by a later sweep. */
+    BUSY
   }
 
   @SuppressWarnings("try") // a Catalog.Hold, held for the block
-  private boolean removeIfOrphan(String node, StoredImage image) {
+  private Verdict removeIfOrphan(String node, StoredImage image) {
     String ckpt = image.getCheckpointId();
     String what = ckpt + "/" + image.getVhostId() + " on " + node;
     if (!Ids.isCheckpoint(ckpt) || catalog.checkpoint(ckpt).isPresent()) {
-      return false; // listed (or not an image of ours): kept
+      return Verdict.KEPT; // listed (or not an image of ours)
     }
     String jobId = Ids.jobOfCheckpoint(ckpt);
     if (job(jobId).isEmpty()) {
       log.info("kept image {}: its job {} is not in this coordinator's catalog", what, jobId);
-      return false;
+      return Verdict.KEPT;
     }
     Optional<Catalog.Hold> hold = catalog.tryLockJob(jobId);
     if (hold.isEmpty()) {
       log.debug(
           "kept image {} for now: job {} is busy (a checkpoint may be in flight)", what, jobId);
-      return false;
+      return Verdict.BUSY;
     }
     try (Catalog.Hold h = hold.get()) {
       // No barrier of the job runs now: a record that was to be written has been.
       if (catalog.checkpoint(ckpt).isPresent()) {
-        return false;
+        return Verdict.KEPT;
       }
       long epoch = Ids.epochOfCheckpoint(ckpt);
       long next = catalog.job(jobId).getNextEpoch();
@@ -104,11 +172,11 @@ final class ImageSweeper {
             what,
             epoch,
             next);
-        return false;
+        return Verdict.KEPT;
       }
       agents.agentForCleanup(node).deleteImage(ckpt, image.getVhostId());
       log.info("removed orphan image {}: no checkpoint record lists it", what);
-      return true;
+      return Verdict.REMOVED;
     }
   }
 

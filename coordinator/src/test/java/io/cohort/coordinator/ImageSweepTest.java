@@ -76,6 +76,7 @@ class ImageSweepTest {
     final Set<String> store;
     final CountDownLatch published = new CountDownLatch(1);
     final CountDownLatch deleted = new CountDownLatch(1);
+    final CountDownLatch listed = new CountDownLatch(1);
     volatile CountDownLatch answerSeal = new CountDownLatch(0);
 
     Agent(Set<String> store) {
@@ -94,6 +95,7 @@ class ImageSweepTest {
       }
       o.onNext(b.build());
       o.onCompleted();
+      listed.countDown();
     }
 
     @Override
@@ -290,11 +292,57 @@ class ImageSweepTest {
 
   /** The coordinator daemon sweeps a node when it registers (its first heartbeat). */
   @Test
+  @SuppressWarnings("try") // the registered coordinator, closed after the block
   void aNodeIsSweptWhenItRegisters() throws Exception {
     Catalog catalog = new Catalog(dir, TestKey.KEY);
     catalog.saveJob(job(4));
     Set<String> images = store("7.3/7-0");
     Agent agent = new Agent(images);
+    try (Registered r = register(catalog, agent)) {
+      await(agent.deleted); // the sweep runs on the coordinator's io executor
+      assertEquals(Set.of(), images);
+      assertEquals(List.of("7.3/7-0"), deletes);
+    }
+  }
+
+  /**
+   * A node registers while its orphan's job is busy (at a coordinator's start, the reconcile of an
+   * epoch left open holds the job's lock beside the sweep): the image is kept for now, and swept
+   * once the lock is free, with no registration in between.
+   */
+  @Test
+  @SuppressWarnings("try") // a Catalog.Hold, held for the block
+  void anOrphanLeftForABusyJobIsSweptWhenTheJobIsFree() throws Exception {
+    Catalog catalog = new Catalog(dir, TestKey.KEY);
+    catalog.saveJob(job(4));
+    Set<String> images = store("7.3/7-0");
+    Agent agent = new Agent(images);
+    Registered r;
+    try (Catalog.Hold busy = catalog.lockJob("7")) {
+      r = register(catalog, agent);
+      await(agent.listed);
+      Thread.sleep(200); // the sweep that listed it has decided
+      assertEquals(Set.of("7.3/7-0"), images, "swept while its job was busy");
+    }
+    try (r) {
+      await(agent.deleted); // by the retry, 1 s later
+      assertEquals(Set.of(), images);
+      assertEquals(List.of("7.3/7-0"), deletes);
+    }
+  }
+
+  /** A coordinator daemon whose agent registered by a heartbeat, and what it dialled. */
+  private record Registered(Coordinator coordinator, Server server, List<ManagedChannel> dialled)
+      implements AutoCloseable {
+    @Override
+    public void close() {
+      coordinator.close();
+      dialled.forEach(ManagedChannel::shutdownNow);
+      server.shutdownNow();
+    }
+  }
+
+  private static Registered register(Catalog catalog, Agent agent) throws Exception {
     String name = "sweep-agent-" + System.nanoTime();
     Server server =
         InProcessServerBuilder.forName(name).directExecutor().addService(agent).build().start();
@@ -309,20 +357,14 @@ class ImageSweepTest {
               return ch;
             },
             (node, ch) -> new AgentClient(node, ch, Duration.ofSeconds(5), Duration.ofSeconds(5)));
-    try (Coordinator coordinator =
+    Coordinator coordinator =
         new Coordinator(
             catalog,
             agents,
             BarrierConfig.defaults(),
             NodeLossConfig.defaults(),
-            Clock.systemUTC())) {
-      coordinator.heartbeat(HeartbeatRequest.newBuilder().setNode("n1").setAddress(name).build());
-      await(agent.deleted); // the sweep runs on the coordinator's io executor
-      assertEquals(Set.of(), images);
-      assertEquals(List.of("7.3/7-0"), deletes);
-    } finally {
-      dialled.forEach(ManagedChannel::shutdownNow);
-      server.shutdownNow();
-    }
+            Clock.systemUTC());
+    coordinator.heartbeat(HeartbeatRequest.newBuilder().setNode("n1").setAddress(name).build());
+    return new Registered(coordinator, server, dialled);
   }
 }
