@@ -99,7 +99,7 @@ class ClusterIT {
         assertEquals("JOB_STATE_STOPPED", cohort.state(job));
         cohort.cohort("restart", ckpt, "--detach").ok();
         assertEquals(0, cohort.await(job));
-        assertEquals(expected, cohort.cohort("logs", job).ok().out());
+        assertEquals(expected, cohort.log(job));
 
         // The same checkpoint on other nodes: the image is streamed there and verified.
         for (String other : new String[] {"n3", "n1"}) {
@@ -119,7 +119,7 @@ class ClusterIT {
                       "cluster/nodes/" + other + "/images/" + ckpt + "/" + job + "-0/criu")),
               "image copied to " + other);
           assertEquals(0, cohort.await(job));
-          assertEquals(expected, cohort.cohort("logs", job).ok().out(), "restarted on " + other);
+          assertEquals(expected, cohort.log(job), "restarted on " + other);
         }
         CohortHarness.Result unknownTarget = cohort.cohort("restart", ckpt, "--nodes", "n9");
         assertNotEquals(0, unknownTarget.rc());
@@ -190,7 +190,7 @@ class ClusterIT {
                 .get("node")
                 .getAsString(),
             "still where it last ran");
-        assertEquals(expected, cohort.cohort("logs", job).ok().out());
+        assertEquals(expected, cohort.log(job));
       } finally {
         cohort.cohort(Duration.ofMinutes(2), "cluster", "down");
       }

@@ -180,7 +180,17 @@ final class CohortHarness implements AutoCloseable {
     return cohort(args.toArray(String[]::new)).ok().json().get("job").getAsString();
   }
 
+  /**
+   * The job's standard output across restarts: what a reference run outside Cohort prints ({@link
+   * ReferenceRuns}), which leaves stderr to mpirun's own warnings (a launch race may add one to
+   * either run).
+   */
   String log(String job) {
+    return cohort("logs", "--stdout", job).ok().out;
+  }
+
+  /** The job's stdout and stderr, interleaved as they were written. */
+  String logBoth(String job) {
     return cohort("logs", job).ok().out;
   }
 

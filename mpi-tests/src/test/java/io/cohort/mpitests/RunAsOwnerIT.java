@@ -81,7 +81,7 @@ class RunAsOwnerIT {
         assertEquals(0, waited.rc(), waited.err());
         ReferenceRuns.assertSameOutput(
             expected,
-            UnixAccounts.cohortAs(alice, cli, cohort.home, "logs", job).ok().out(),
+            UnixAccounts.cohortAs(alice, cli, cohort.home, "logs", "--stdout", job).ok().out(),
             "alice's job restarted on n3, n4");
       } finally {
         cohort.closeCluster();

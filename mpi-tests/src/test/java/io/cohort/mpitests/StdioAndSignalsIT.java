@@ -98,7 +98,7 @@ class StdioAndSignalsIT {
       assertEquals(expected.err, cohort.cohort("logs", "--stderr", job).ok().out());
       // Both, interleaved as written: each warning after the steps before it and before the line
       // that follows it in the deck (a pause keeps them apart in time).
-      String both = cohort.log(job);
+      String both = cohort.logBoth(job);
       for (int i = 1; i <= 6; i++) {
         int warning = both.indexOf("warning: block " + i + "\n");
         assertTrue(warning > both.indexOf("step " + 3 * i + " "), both);
