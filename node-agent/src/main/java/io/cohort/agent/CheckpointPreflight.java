@@ -4,11 +4,6 @@ import io.cohort.common.CohortException;
 import io.cohort.proto.v1.PrepareCheckpointRequest;
 import io.cohort.proto.v1.PrepareCheckpointResponse;
 import io.cohort.proto.v1.VhostRecord;
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.List;
-import java.util.stream.Stream;
 
 /**
  * The prepare phase of a checkpoint on this node: every vhost asked for is running, no process of a
@@ -56,15 +51,10 @@ final class CheckpointPreflight {
   /** Resident memory of every process of the vhost (an estimate of its image size). */
   private static long residentBytes(long initPid) {
     long total = 0;
-    for (ProcessHandle p :
-        ProcessHandle.of(initPid)
-            .map(h -> Stream.concat(Stream.of(h), h.descendants()).toList())
-            .orElse(List.of())) {
-      try {
-        String[] f = Files.readString(Path.of("/proc", Long.toString(p.pid()), "statm")).split(" ");
-        total += Long.parseLong(f[1]) * 4096;
-      } catch (IOException | RuntimeException gone) {
-        // the process ended meanwhile
+    for (long pid : ProcTree.of(initPid)) {
+      String statm = ProcTree.read(ProcTree.dir(pid).resolve("statm"));
+      if (statm != null) { // else the process ended meanwhile
+        total += Long.parseLong(statm.split(" ", 3)[1]) * 4096; // resident, in pages
       }
     }
     return total;

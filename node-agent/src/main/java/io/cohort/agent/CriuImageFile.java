@@ -1,6 +1,8 @@
 package io.cohort.agent;
 
+import com.google.protobuf.DiscardUnknownFieldsParser;
 import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Message;
 import com.google.protobuf.Parser;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -39,7 +41,8 @@ final class CriuImageFile {
   }
 
   /** Every entry of {@code file}, in order. */
-  static <T> List<T> readAll(Path file, int magic, Parser<T> parser) throws IOException {
+  static <T extends Message> List<T> readAll(Path file, int magic, Parser<T> parser)
+      throws IOException {
     ByteBuffer b = open(file, magic);
     List<T> out = new ArrayList<>();
     while (b.hasRemaining()) {
@@ -52,7 +55,8 @@ final class CriuImageFile {
    * The first entry of {@code file}: all CRIU reads of a core or mm image (a forged second entry
    * changes nothing it restores).
    */
-  static <T> T readFirst(Path file, int magic, Parser<T> parser) throws IOException {
+  static <T extends Message> T readFirst(Path file, int magic, Parser<T> parser)
+      throws IOException {
     ByteBuffer b = open(file, magic);
     if (!b.hasRemaining()) {
       throw new BadImage(file, "no entry");
@@ -83,7 +87,22 @@ final class CriuImageFile {
     return b;
   }
 
-  private static <T> T next(Path file, ByteBuffer b, Parser<T> parser) throws IOException {
+  /** One entry's message, as {@link #readAll} parses each. */
+  static <T extends Message> T parse(byte[] entry, Parser<T> parser)
+      throws InvalidProtocolBufferException {
+    return parse(entry, 0, entry.length, parser);
+  }
+
+  private static <T extends Message> T parse(byte[] b, int at, int size, Parser<T> parser)
+      throws InvalidProtocolBufferException {
+    // Cohort's messages name the few fields it reads; the rest (most of a core image: a thread's
+    // registers, signals, scheduling) is skipped, not kept as unknown fields, which cost the most
+    // of a parse.
+    return DiscardUnknownFieldsParser.wrap(parser).parseFrom(b, at, size);
+  }
+
+  private static <T extends Message> T next(Path file, ByteBuffer b, Parser<T> parser)
+      throws IOException {
     if (b.remaining() < 4) {
       throw new BadImage(file, "truncated entry length at byte " + b.position());
     }
@@ -94,7 +113,7 @@ final class CriuImageFile {
           file, "entry at byte " + at + " of " + size + " bytes, " + b.remaining() + " left");
     }
     try {
-      T entry = parser.parseFrom(b.array(), b.position(), (int) size);
+      T entry = parse(b.array(), b.position(), (int) size, parser);
       b.position(b.position() + (int) size);
       return entry;
     } catch (InvalidProtocolBufferException e) {

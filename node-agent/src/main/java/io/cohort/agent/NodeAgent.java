@@ -54,6 +54,8 @@ import java.util.function.Function;
  * </ul>
  */
 public final class NodeAgent {
+  private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(NodeAgent.class);
+
   /** How long a cut waits for the other nodes' markers once every vhost is dumped. */
   private static final Duration MARKER_TIMEOUT = Duration.ofSeconds(20);
 
@@ -160,6 +162,27 @@ public final class NodeAgent {
     // What a predecessor left mid-epoch goes as its decision leases would have let it go.
     participant.cleanUpAfterPredecessor();
     vhosts.resumeStopped();
+    warmUpOwnerChecks();
+  }
+
+  /**
+   * A user's checkpoint reads its vhosts' tasks and images ({@link RunningTasks}, {@link
+   * ImageCredentials}); the classes that takes load in the background now, not in the first one.
+   */
+  private void warmUpOwnerChecks() {
+    Thread t =
+        new Thread(
+            () -> {
+              try {
+                RunningTasks.warmUp();
+                ImageCredentials.warmUp();
+              } catch (IOException | RuntimeException e) {
+                log.debug("{}: warming up the owner checks: {}", config.node(), e.toString());
+              }
+            },
+            "owner-checks-warm-up");
+    t.setDaemon(true);
+    t.start();
   }
 
   public String node() {

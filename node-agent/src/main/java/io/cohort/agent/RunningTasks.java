@@ -11,7 +11,6 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 
 /**
  * A running vhost's threads as {@code /proc} shows them, and the check the checkpoint's prepare
@@ -31,6 +30,18 @@ final class RunningTasks {
   private static final int ENOTSUP = 95;
 
   private RunningTasks() {}
+
+  /**
+   * Loads what a check uses (JNA's binding, the file attribute views: about 100 ms) by reading the
+   * agent's own process, so that a user's first checkpoint after the agent starts does not pay for
+   * it.
+   */
+  static void warmUp() {
+    long self = ProcessHandle.current().pid();
+    OwnerCredentials.violations(
+        Owner.newBuilder().setUid(1).setGid(1).build(), "", read(self).subList(0, 1));
+    setIdProgram(self);
+  }
 
   /** Refuses (FAILED_PRECONDITION) to checkpoint the vhost if it breaks the rule; root's pass. */
   static void check(VhostRecord rec) {
@@ -66,45 +77,43 @@ final class RunningTasks {
    * ends meanwhile is left out.
    */
   static List<TaskCredentials> read(long initHostPid) {
-    List<ProcessHandle> procs =
-        ProcessHandle.of(initHostPid)
-            .map(h -> Stream.concat(Stream.of(h), h.descendants()).toList())
-            .orElse(List.of());
-    Map<Long, Status> status = new HashMap<>();
-    for (ProcessHandle p : procs) {
-      Status s = Status.read(Path.of("/proc", Long.toString(p.pid()), "status"));
+    List<Long> procs = ProcTree.of(initHostPid);
+    Map<Long, ProcStatus> status = new HashMap<>();
+    for (long pid : procs) {
+      ProcStatus s = ProcStatus.read(ProcTree.dir(pid).resolve("status"));
       if (s != null) {
-        status.put(p.pid(), s);
+        status.put(pid, s);
       }
     }
     List<TaskCredentials> out = new ArrayList<>();
-    for (ProcessHandle p : procs) {
-      Status s = status.get(p.pid());
+    for (long pid : procs) {
+      ProcStatus s = status.get(pid);
       if (s == null) {
         continue;
       }
-      Status parent = p.pid() == initHostPid ? null : status.get(s.ppid);
-      int ppid = parent == null ? 0 : parent.nsPid;
-      String exe = executable(p.pid());
-      for (Status t : threads(p.pid(), s)) {
-        out.add(new TaskCredentials(p.pid(), s.nsPid, t.nsPid, ppid, s.name, exe, s.dead, t.creds));
+      ProcStatus parent = pid == initHostPid ? null : status.get(s.ppid());
+      int ppid = parent == null ? 0 : parent.nsPid();
+      String exe = executable(pid);
+      for (ProcStatus t : threads(pid, s)) {
+        out.add(
+            new TaskCredentials(
+                pid, s.nsPid(), t.nsPid(), ppid, s.name(), exe, s.dead(), t.creds()));
       }
     }
     return out;
   }
 
-  /** The process's threads (the leader's status if the list cannot be read). */
-  private static List<Status> threads(long pid, Status leader) {
-    List<Status> out = new ArrayList<>();
-    try (Stream<Path> tasks = Files.list(Path.of("/proc", Long.toString(pid), "task"))) {
-      for (Path t : tasks.sorted().toList()) {
-        Status s = Status.read(t.resolve("status"));
-        if (s != null) {
-          out.add(s);
-        }
+  /** The process's threads, by tid (the leader's status if the list cannot be read). */
+  private static List<ProcStatus> threads(long pid, ProcStatus leader) {
+    List<ProcStatus> out = new ArrayList<>();
+    List<String> tids = new ArrayList<>(ProcTree.tasks(pid));
+    tids.sort(null);
+    for (String tid : tids) {
+      ProcStatus s =
+          ProcStatus.read(ProcTree.dir(pid).resolve("task").resolve(tid).resolve("status"));
+      if (s != null) {
+        out.add(s);
       }
-    } catch (IOException gone) {
-      // the process ended meanwhile
     }
     return out.isEmpty() ? List.of(leader) : out;
   }
@@ -143,59 +152,5 @@ final class RunningTasks {
       }
     }
     return null;
-  }
-
-  /** What the agent reads of {@code /proc/PID[/task/TID]/status}. */
-  private record Status(
-      String name, long ppid, int nsPid, boolean dead, TaskCredentials.Creds creds) {
-
-    /** null if the task ended meanwhile. */
-    static Status read(Path file) {
-      Map<String, String> f = new HashMap<>();
-      try {
-        for (String line : Files.readAllLines(file)) {
-          int colon = line.indexOf(':');
-          if (colon > 0) {
-            f.put(line.substring(0, colon), line.substring(colon + 1).trim());
-          }
-        }
-      } catch (IOException gone) {
-        return null;
-      }
-      String[] ns = f.getOrDefault("NSpid", "0").split("\\s+");
-      int[] u = ids(f.get("Uid"));
-      int[] g = ids(f.get("Gid"));
-      List<Integer> groups =
-          f.getOrDefault("Groups", "").isEmpty()
-              ? List.of()
-              : Stream.of(f.get("Groups").split("\\s+")).map(Integer::parseUnsignedInt).toList();
-      return new Status(
-          f.getOrDefault("Name", ""),
-          Long.parseLong(f.getOrDefault("PPid", "0")),
-          Integer.parseInt(ns[ns.length - 1]),
-          f.getOrDefault("State", "").startsWith("Z"),
-          new TaskCredentials.Creds(
-              u[0],
-              u[1],
-              u[2],
-              u[3],
-              g[0],
-              g[1],
-              g[2],
-              g[3],
-              groups,
-              cap(f, "CapInh"),
-              cap(f, "CapPrm"),
-              cap(f, "CapEff"),
-              cap(f, "CapAmb")));
-    }
-
-    private static int[] ids(String line) {
-      return Stream.of(line.split("\\s+")).mapToInt(Integer::parseUnsignedInt).toArray();
-    }
-
-    private static long cap(Map<String, String> f, String name) {
-      return Long.parseUnsignedLong(f.getOrDefault(name, "0"), 16);
-    }
   }
 }

@@ -1,11 +1,6 @@
 package io.cohort.agent;
 
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
 import java.util.List;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -17,8 +12,7 @@ import org.slf4j.LoggerFactory;
  * left by the previous agent, whose hook lets it go within a second of that agent's death; it is
  * only logged.
  *
- * <p>The vhost's tasks are its init and its descendants (every process of a vhost is in its init's
- * tree: orphans are re-parented to it), found through {@code /proc/PID/task/TID/children}.
+ * <p>The vhost's tasks are its init and its descendants ({@link ProcTree}).
  */
 final class StoppedTasks {
   private static final Logger log = LoggerFactory.getLogger(StoppedTasks.class);
@@ -32,9 +26,9 @@ final class StoppedTasks {
     if (!init.isAlive()) {
       return continued;
     }
-    for (long pid : tree(init.pid())) {
-      String status = read(Path.of("/proc", Long.toString(pid), "status"));
-      char state = field(status, "State:").isEmpty() ? '?' : field(status, "State:").charAt(0);
+    for (long pid : ProcTree.of(init.pid())) {
+      ProcStatus status = ProcStatus.read(ProcTree.dir(pid).resolve("status"));
+      char state = status == null ? '?' : status.state();
       if (state == 'T') {
         if (LibC.INSTANCE.kill((int) pid, SIGCONT) == 0) {
           continued.add(pid);
@@ -45,7 +39,7 @@ final class StoppedTasks {
                 + "within a second)",
             who,
             pid,
-            field(status, "TracerPid:"));
+            status.tracerPid());
       }
     }
     if (!continued.isEmpty()) {
@@ -53,45 +47,5 @@ final class StoppedTasks {
           "{}: tasks {} were left stopped (a dump nobody finished): continued", who, continued);
     }
     return continued;
-  }
-
-  /** {@code root} and its descendants, parents first. */
-  private static List<Long> tree(long root) {
-    List<Long> out = new ArrayList<>();
-    Deque<Long> todo = new ArrayDeque<>(List.of(root));
-    while (!todo.isEmpty() && out.size() < 100_000) {
-      long pid = todo.pop();
-      out.add(pid);
-      Path tasks = Path.of("/proc", Long.toString(pid), "task");
-      try (var s = Files.list(tasks)) {
-        for (Path t : s.toList()) {
-          for (String child : read(t.resolve("children")).trim().split("\\s+")) {
-            if (!child.isEmpty()) {
-              todo.push(Long.parseLong(child));
-            }
-          }
-        }
-      } catch (IOException | RuntimeException gone) {
-        // the process ended meanwhile
-      }
-    }
-    return out;
-  }
-
-  private static String field(String status, String name) {
-    for (String line : status.split("\n")) {
-      if (line.startsWith(name)) {
-        return line.substring(name.length()).trim();
-      }
-    }
-    return "";
-  }
-
-  private static String read(Path p) {
-    try {
-      return Files.readString(p);
-    } catch (IOException e) {
-      return "";
-    }
   }
 }
