@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cohort: MUNGE, which authenticates users who call the coordinator from another machine
-# (the CLI sends a credential from `munge -n`, the coordinator checks it with `unmunge`),
+# (the CLI sends a credential from `munge`, the coordinator checks it with libmunge),
 # as Slurm does.
 #
 #   sudo setup/munge.sh           install Debian's munge if missing, make the key if

@@ -2,26 +2,25 @@ package io.cohort.cli;
 
 import io.cohort.common.CohortException;
 import io.cohort.common.ProcessRunner;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Pattern;
 
 /**
- * MUNGE, through its own programs: {@code munge} makes a credential that names the uid and gid of
- * the process that asked for it, {@code unmunge} checks one with the local munged, which refuses it
+ * MUNGE: {@code munge} makes a credential that names the uid and gid of the process that asked for
+ * it; the coordinator checks one with its local munged ({@link MungeLibrary}), which refuses it
  * when it is forged (the MAC does not match the realm's key), expired (older than its time to live,
  * 5 minutes), or replayed (munged remembers every credential it decoded until it expires). Every
  * machine of a realm runs munged with the same key ({@code setup/munge.sh}); that key, not this
  * code, is what the trust rests on.
  *
- * <p>The programs rather than the library or munged's socket protocol: they are what the package
- * documents and keeps stable, and a call costs a few milliseconds of process start (measured in
- * docs/design.md).
+ * <p>The CLI makes its credential with the {@code munge} program, which the package documents and
+ * keeps stable: a few milliseconds of process start, less than loading a native-call library into a
+ * short command. The coordinator, which checks one for every call on its TCP port, calls libmunge
+ * in process (docs/design.md).
  */
 final class Munge {
   /** The local munged's socket, as Debian's munged makes it. */
@@ -29,7 +28,7 @@ final class Munge {
 
   /**
    * The longest credential decoded (far above one with a call's name as its payload, about 150
-   * bytes): longer ones are refused unread, so what {@code unmunge} prints stays small.
+   * bytes): longer ones are refused unread, so munged is not asked to decode large ones.
    */
   static final int MAX_CREDENTIAL = 2048;
 
@@ -40,8 +39,8 @@ final class Munge {
   record Verified(int uid, int gid, String payload) {}
 
   /**
-   * Why a credential was not valid, by {@code unmunge}'s exit status (munge_err_t, munge.h): what a
-   * caller is told, and whether it is the caller's doing or this machine's.
+   * Why a credential was not valid, by munge_decode's munge_err_t (munge.h; {@code unmunge}'s exit
+   * status): what a caller is told, and whether it is the caller's doing or this machine's.
    */
   enum Refusal {
     INVALID("it is not a valid MUNGE credential (malformed, or made with another realm's key)"),
@@ -60,8 +59,8 @@ final class Munge {
       this.reason = reason;
     }
 
-    static Refusal of(int exitStatus) {
-      return switch (exitStatus) {
+    static Refusal of(int error) {
+      return switch (error) {
         case 6, 7 -> NO_DAEMON; // EMUNGE_SOCKET, EMUNGE_TIMEOUT
         case 15 -> EXPIRED;
         case 16 -> REWOUND;
@@ -72,7 +71,7 @@ final class Munge {
     }
   }
 
-  /** A credential refused, with why and what {@code unmunge} said. */
+  /** A credential refused, with why and what munged said. */
   static final class RefusedException extends Exception {
     private static final long serialVersionUID = 1L;
     final Refusal refusal;
@@ -147,57 +146,7 @@ final class Munge {
         || !ARMOR.matcher(credential).matches()) {
       throw new RefusedException(Refusal.INVALID, "");
     }
-    ProcessRunner.Result r;
-    try {
-      r =
-          ProcessRunner.runSmall(
-              DEADLINE,
-              List.of("unmunge", "--socket", socket, "--numeric", "--keys", "STATUS UID GID"),
-              (credential + "\n").getBytes(StandardCharsets.US_ASCII));
-    } catch (CohortException e) {
-      throw new RefusedException(Refusal.NO_DAEMON, e.getMessage());
-    }
-    return parse(r.exitCode(), r.output());
-  }
-
-  /**
-   * What {@code unmunge --numeric --keys "STATUS UID GID"} printed: "KEY: value" lines, a blank
-   * line, the payload (stdout; an error goes to stderr, read together with it).
-   */
-  static Verified parse(int exitStatus, String output) throws RefusedException {
-    if (exitStatus != 0) {
-      throw new RefusedException(Refusal.of(exitStatus), errorLine(output));
-    }
-    int blank = output.indexOf("\n\n");
-    String head = blank < 0 ? output : output.substring(0, blank);
-    String payload = blank < 0 ? "" : output.substring(blank + 2);
-    Map<String, String> meta = new HashMap<>();
-    for (String line : head.split("\n")) {
-      int colon = line.indexOf(':');
-      if (colon > 0) {
-        meta.put(line.substring(0, colon).strip(), line.substring(colon + 1).strip());
-      }
-    }
-    try {
-      if (!"0".equals(meta.get("STATUS"))) {
-        throw new NumberFormatException("STATUS " + meta.get("STATUS"));
-      }
-      return new Verified(
-          Integer.parseInt(meta.get("UID")), Integer.parseInt(meta.get("GID")), payload);
-    } catch (NumberFormatException | NullPointerException e) {
-      // unmunge said yes but not in the words expected: nothing here is trusted
-      throw new RefusedException(Refusal.INVALID, "unexpected output of unmunge: " + head);
-    }
-  }
-
-  private static String errorLine(String output) {
-    for (String line : output.split("\n")) {
-      int at = line.indexOf("Error: ");
-      if (at >= 0) {
-        return line.substring(at + "Error: ".length()).strip();
-      }
-    }
-    return "";
+    return MungeLibrary.decode(socket, credential);
   }
 
   /**
@@ -237,7 +186,7 @@ final class Munge {
     } catch (CohortException e) {
       return e.getMessage();
     } catch (RefusedException e) {
-      return "unmunge refused a fresh credential: " + e.getMessage();
+      return "munged refused a fresh credential: " + e.getMessage();
     }
   }
 }
