@@ -123,6 +123,7 @@ final class AgentCommand implements Callable<Integer> {
     Path dir = home != null ? home : s.home().resolve("agent");
     InetSocketAddress at = Daemons.parse(listen);
     DaemonTls tls = DaemonTls.load(tlsDir != null ? tlsDir : s.home().resolve("tls"), node);
+    log.info("TLS by {}", DaemonTls.provider());
     VhostOverlay overlay =
         VhostOverlay.start(
             node, new InetSocketAddress(at.getHostString(), at.getPort() + 1), tls.overlay());

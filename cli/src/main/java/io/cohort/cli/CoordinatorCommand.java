@@ -157,12 +157,13 @@ final class CoordinatorCommand implements Callable<Integer> {
     ClientSocket local = ClientSocket.serve(socket, api, identities);
     log.info(
         "coordinator serving clients on {} (MUNGE) and {}, agents on {} (catalog {}, certificates "
-            + "in {})",
+            + "in {}, TLS by {})",
         listen,
         socket,
         agentsAt.getHostString() + ":" + agentsAt.getPort(),
         dir,
-        tls.dir());
+        tls.dir(),
+        DaemonTls.provider());
     String munged = Munge.system().roundTrip();
     if (munged != null) {
       log.warn(

@@ -8,6 +8,7 @@ import io.grpc.ManagedChannel;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
 import io.netty.handler.ssl.ClientAuth;
+import io.netty.handler.ssl.OpenSsl;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import java.io.File;
@@ -39,6 +40,19 @@ final class DaemonTls {
   private final File ca;
   private final SslContext grpcClient;
   private final CheckpointKey checkpointKey;
+
+  /**
+   * What does the daemons' TLS: BoringSSL through netty-tcnative, whose per-record and handshake
+   * costs do not depend on the JIT having compiled the JDK's SSLEngine (a daemon makes a few calls
+   * a checkpoint, too few for that); the JDK's only if the library cannot load here.
+   */
+  static String provider() {
+    return OpenSsl.isAvailable()
+        ? OpenSsl.versionString() + " (netty-tcnative)"
+        : "the JDK's SSLEngine (netty-tcnative does not load: "
+            + OpenSsl.unavailabilityCause()
+            + ")";
+  }
 
   private DaemonTls(Path dir, String name) throws IOException {
     this.dir = dir;

@@ -27,6 +27,10 @@ import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.netty.NettyServerBuilder;
 import io.grpc.stub.StreamObserver;
+import io.netty.handler.ssl.OpenSsl;
+import io.netty.handler.ssl.OpenSslContext;
+import io.netty.handler.ssl.ReferenceCountedOpenSslContext;
+import io.netty.handler.ssl.SslContext;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -95,6 +99,29 @@ class DaemonTlsTest {
     assertTrue(e.getMessage().contains("chmod 600"), e.getMessage());
     var missing = assertThrows(RuntimeException.class, () -> DaemonTls.load(dir, "n9"));
     assertTrue(missing.getMessage().contains("cohort ca issue n9"), missing.getMessage());
+  }
+
+  /**
+   * Every daemon context is BoringSSL's (netty-tcnative): the JDK's SSLEngine, seldom compiled in a
+   * daemon, cost a few milliseconds on each phase of a checkpoint and on each TCP client's
+   * handshake (docs/design.md).
+   */
+  @Test
+  void theDaemonsTlsIsBoringSsl() throws Exception {
+    assertTrue(
+        OpenSsl.isAvailable(), "netty-tcnative does not load: " + OpenSsl.unavailabilityCause());
+    DaemonTls tls = daemon("n1");
+    for (SslContext c :
+        List.of(
+            tls.daemonServer(),
+            tls.clientApiServer(),
+            tls.overlay().server(),
+            tls.overlay().client())) {
+      assertTrue(
+          c instanceof OpenSslContext || c instanceof ReferenceCountedOpenSslContext,
+          c.getClass().getName());
+    }
+    assertTrue(DaemonTls.provider().contains("netty-tcnative"), DaemonTls.provider());
   }
 
   @Test
