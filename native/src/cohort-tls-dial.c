@@ -64,11 +64,10 @@ static void setup_timed_out(int sig)
 	static const char msg[] = "cohort-tls-dial: no connection within the set-up time to ";
 
 	(void)sig;
-	/* Only async-signal-safe calls here. */
-	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0 ||
-	    write(STDERR_FILENO, setup_target, strlen(setup_target)) < 0 ||
-	    write(STDERR_FILENO, "\n", 1) < 0)
-		_exit(EXIT_CONNECT);
+	/* Only async-signal-safe calls here; a failed write leaves nothing else to try. */
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) >= 0 &&
+	    write(STDERR_FILENO, setup_target, strlen(setup_target)) >= 0)
+		(void)!write(STDERR_FILENO, "\n", 1);
 	_exit(EXIT_CONNECT);
 }
 

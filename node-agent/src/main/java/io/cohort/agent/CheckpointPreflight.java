@@ -4,6 +4,7 @@ import io.cohort.common.CohortException;
 import io.cohort.proto.v1.PrepareCheckpointRequest;
 import io.cohort.proto.v1.PrepareCheckpointResponse;
 import io.cohort.proto.v1.VhostRecord;
+import java.util.List;
 
 /**
  * The prepare phase of a checkpoint on this node: every vhost asked for is running, no process of a
@@ -26,8 +27,9 @@ final class CheckpointPreflight {
     long estimate = 0;
     for (String id : req.getVhostIdsList()) {
       VhostRecord rec = records.requireRunning(id, "checkpoint");
-      RunningTasks.check(rec);
-      estimate += residentBytes(rec.getPid());
+      List<Long> procs = ProcTree.of(rec.getPid()); // one walk for both
+      RunningTasks.check(rec, procs);
+      estimate += residentBytes(procs);
     }
     long free = images.freeBytes();
     if (free < estimate + config.minFreeBytes()) {
@@ -49,9 +51,9 @@ final class CheckpointPreflight {
   }
 
   /** Resident memory of every process of the vhost (an estimate of its image size). */
-  private static long residentBytes(long initPid) {
+  private static long residentBytes(List<Long> procs) {
     long total = 0;
-    for (long pid : ProcTree.of(initPid)) {
+    for (long pid : procs) {
       String statm = ProcTree.read(ProcTree.dir(pid).resolve("statm"));
       if (statm != null) { // else the process ended meanwhile
         total += Long.parseLong(statm.split(" ", 3)[1]) * 4096; // resident, in pages

@@ -6,6 +6,8 @@ import io.cohort.proto.criu.CredsEntry;
 import io.cohort.proto.criu.FileEntry;
 import io.cohort.proto.criu.MmEntry;
 import io.cohort.proto.criu.PstreeEntry;
+import io.cohort.proto.criu.TaskCoreEntry;
+import io.cohort.proto.criu.ThreadCoreEntry;
 import io.cohort.proto.v1.Owner;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -73,9 +75,9 @@ final class ImageCredentials {
   static void warmUp() throws IOException {
     CoreEntry made =
         CoreEntry.newBuilder()
-            .setTc(io.cohort.proto.criu.TaskCoreEntry.newBuilder().setComm("warm-up"))
+            .setTc(TaskCoreEntry.newBuilder().setComm("warm-up"))
             .setThreadCore(
-                io.cohort.proto.criu.ThreadCoreEntry.newBuilder()
+                ThreadCoreEntry.newBuilder()
                     .setCreds(CredsEntry.newBuilder().addGroups(1).addCapEff(0)))
             .build();
     creds(CriuImageFile.parse(made.toByteArray(), CoreEntry.parser()));

@@ -56,12 +56,12 @@ record ProcStatus(
         switch (s.substring(at, colon)) {
           case "Name" -> name = s.substring(v, nl);
           case "State" -> state = v < nl ? s.charAt(v) : '?';
-          case "PPid" -> ppid = numbers(s, v, nl, 1)[0];
-          case "TracerPid" -> tracer = numbers(s, v, nl, 1)[0];
-          case "NSpid" -> nsPid = numbers(s, v, nl, 0);
-          case "Uid" -> uid = numbers(s, v, nl, 4);
-          case "Gid" -> gid = numbers(s, v, nl, 4);
-          case "Groups" -> groups = numbers(s, v, nl, 0);
+          case "PPid" -> ppid = ProcTree.numbers(s, v, nl, 1)[0];
+          case "TracerPid" -> tracer = ProcTree.numbers(s, v, nl, 1)[0];
+          case "NSpid" -> nsPid = ProcTree.numbers(s, v, nl, 0);
+          case "Uid" -> uid = ProcTree.numbers(s, v, nl, 4);
+          case "Gid" -> gid = ProcTree.numbers(s, v, nl, 4);
+          case "Groups" -> groups = ProcTree.numbers(s, v, nl, 0);
           case "CapInh" -> capInh = hex(s, v, nl);
           case "CapPrm" -> capPrm = hex(s, v, nl);
           case "CapEff" -> capEff = hex(s, v, nl);
@@ -95,33 +95,6 @@ record ProcStatus(
             capPrm,
             capEff,
             capAmb));
-  }
-
-  /**
-   * The unsigned decimal numbers of {@code s[from, to)}, at least {@code min} of them (missing ones
-   * are 0).
-   */
-  private static long[] numbers(String s, int from, int to, int min) {
-    long[] out = new long[Math.max(min, 4)];
-    int n = 0;
-    int i = from;
-    while (i < to) {
-      while (i < to && !Character.isDigit(s.charAt(i))) {
-        i++;
-      }
-      if (i == to) {
-        break;
-      }
-      long v = 0;
-      while (i < to && Character.isDigit(s.charAt(i))) {
-        v = v * 10 + (s.charAt(i++) - '0');
-      }
-      if (n == out.length) {
-        out = java.util.Arrays.copyOf(out, n * 2);
-      }
-      out[n++] = v;
-    }
-    return n >= min ? java.util.Arrays.copyOf(out, n) : java.util.Arrays.copyOf(out, min);
   }
 
   private static long hex(String s, int from, int to) {

@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Deque;
 import java.util.List;
 
@@ -35,7 +36,9 @@ final class ProcTree {
       for (String tid : tasks(pid)) {
         String children = read(dir(pid).resolve("task").resolve(tid).resolve("children"));
         if (children != null) {
-          forEachNumber(children, todo::add);
+          for (long child : numbers(children, 0, children.length(), 0)) {
+            todo.add(child);
+          }
         }
       }
     }
@@ -61,23 +64,28 @@ final class ProcTree {
     }
   }
 
-  /** Calls {@code out} with each unsigned decimal number in {@code s}, in order. */
-  static void forEachNumber(CharSequence s, java.util.function.LongConsumer out) {
-    long v = 0;
-    boolean in = false;
-    for (int i = 0; i < s.length(); i++) {
-      char c = s.charAt(i);
-      if (c >= '0' && c <= '9') {
-        v = v * 10 + (c - '0');
-        in = true;
-      } else if (in) {
-        out.accept(v);
-        v = 0;
-        in = false;
+  /**
+   * The unsigned decimal numbers of {@code s[from, to)}, in order, at least {@code min} of them
+   * (those missing are 0).
+   */
+  static long[] numbers(String s, int from, int to, int min) {
+    long[] out = new long[Math.max(min, 4)];
+    int n = 0;
+    int i = from;
+    while (i < to) {
+      char c = s.charAt(i++);
+      if (c < '0' || c > '9') {
+        continue;
       }
+      long v = c - '0';
+      while (i < to && s.charAt(i) >= '0' && s.charAt(i) <= '9') {
+        v = v * 10 + (s.charAt(i++) - '0');
+      }
+      if (n == out.length) {
+        out = Arrays.copyOf(out, n * 2);
+      }
+      out[n++] = v;
     }
-    if (in) {
-      out.accept(v);
-    }
+    return Arrays.copyOf(out, Math.max(n, min));
   }
 }

@@ -38,18 +38,27 @@ final class RunningTasks {
    */
   static void warmUp() {
     long self = ProcessHandle.current().pid();
-    OwnerCredentials.violations(
-        Owner.newBuilder().setUid(1).setGid(1).build(), "", read(self).subList(0, 1));
+    ProcTree.tasks(self);
+    ProcStatus s = ProcStatus.read(ProcTree.dir(self).resolve("status"));
+    TaskCredentials t =
+        new TaskCredentials(
+            self, s.nsPid(), s.nsPid(), 0, s.name(), executable(self), s.dead(), s.creds());
+    OwnerCredentials.violations(Owner.newBuilder().setUid(1).setGid(1).build(), "", List.of(t));
     setIdProgram(self);
   }
 
   /** Refuses (FAILED_PRECONDITION) to checkpoint the vhost if it breaks the rule; root's pass. */
   static void check(VhostRecord rec) {
+    check(rec, ProcTree.of(rec.getPid()));
+  }
+
+  /** As {@link #check(VhostRecord)}, over the vhost's processes as a walk just found them. */
+  static void check(VhostRecord rec, List<Long> procs) {
     Owner owner = rec.getOwner();
     if (JobOwner.isRoot(owner)) {
       return;
     }
-    List<TaskCredentials> tasks = read(rec.getPid());
+    List<TaskCredentials> tasks = read(rec.getPid(), procs);
     List<String> setId = new ArrayList<>();
     for (TaskCredentials t : tasks) {
       String program = t.tid() == t.pid() && !t.dead() ? setIdProgram(t.hostPid()) : null;
@@ -77,7 +86,11 @@ final class RunningTasks {
    * ends meanwhile is left out.
    */
   static List<TaskCredentials> read(long initHostPid) {
-    List<Long> procs = ProcTree.of(initHostPid);
+    return read(initHostPid, ProcTree.of(initHostPid));
+  }
+
+  /** As {@link #read(long)}, over the processes {@code procs} ({@link ProcTree#of}). */
+  private static List<TaskCredentials> read(long initHostPid, List<Long> procs) {
     Map<Long, ProcStatus> status = new HashMap<>();
     for (long pid : procs) {
       ProcStatus s = ProcStatus.read(ProcTree.dir(pid).resolve("status"));

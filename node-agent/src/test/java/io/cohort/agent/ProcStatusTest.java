@@ -84,6 +84,13 @@ class ProcStatusTest {
     assertNull(ProcStatus.read(Path.of("/proc/0/status")));
   }
 
+  /** The agent's start-up warm-up of the owner checks runs on its own process without failing. */
+  @Test
+  void theOwnerChecksWarmUpOnThisProcess() throws Exception {
+    RunningTasks.warmUp();
+    ImageCredentials.warmUp();
+  }
+
   @Test
   void aTreeIsItsRootAndEveryDescendantParentsFirst() throws Exception {
     Process sh =
