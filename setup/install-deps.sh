@@ -59,12 +59,13 @@ LOG="$PREFIX/install-deps.log"   # moved to /tmp when $PREFIX is not writable
 # patch) for unpacking the openmpi source package; debian-archive-keyring verifies
 # the private apt fetches.  openssl makes the cluster's CA and daemon certificates
 # (`cohort ca`, `cohort cluster up`).  nftables (`nft`): each agent refuses what its
-# vhosts send to the node itself, where the daemons listen.  libssl-dev builds
-# native/cohort-tls-dial, the CLI's TLS to a coordinator over TCP.
+# vhosts send to the node itself, where the daemons listen.  libssl-dev and
+# libmunge-dev (its munge.h) build native/cohort-tls-dial, the CLI's TLS to a
+# coordinator over TCP, which also makes the first call's MUNGE credential.
 readonly APT_PACKAGES=(
     openmpi-bin libopenmpi-dev libopenmpi3 openmpi-common
     iproute2 nftables util-linux procps tar gzip openssl
-    make gcc libc6-dev libssl-dev
+    make gcc libc6-dev libssl-dev libmunge-dev
     openjdk-17-jdk-headless maven
     dpkg-dev xz-utils ca-certificates debian-archive-keyring
 )

@@ -4,6 +4,7 @@ import io.cohort.common.GrpcErrors;
 import io.cohort.proto.v1.CheckpointInfo;
 import io.cohort.proto.v1.CheckpointProgress;
 import io.cohort.proto.v1.CheckpointRequest;
+import io.cohort.proto.v1.CohortGrpc;
 import io.grpc.StatusRuntimeException;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -41,7 +42,7 @@ final class CheckpointCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    try (Cli cli = Cli.forChange(connection)) {
+    try (Cli cli = Cli.forChange(connection, CohortGrpc.getCheckpointMethod())) {
       long t0 = System.nanoTime();
       boolean tty = Cli.interactive();
       Thread interrupted = new Thread(() -> cli.err.println(leftBehind(cli, "interrupted")));

@@ -4,6 +4,7 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonParser;
 import io.cohort.common.ProtoJson;
 import io.cohort.proto.v1.CheckpointInfo;
+import io.cohort.proto.v1.CohortGrpc;
 import io.cohort.proto.v1.ListCheckpointsRequest;
 import java.time.Instant;
 import java.time.ZoneId;
@@ -39,7 +40,7 @@ final class CheckpointsCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    try (Cli cli = new Cli(connection)) {
+    try (Cli cli = new Cli(connection, CohortGrpc.getListCheckpointsMethod())) {
       List<CheckpointInfo> all =
           cli.call(60)
               .listCheckpoints(ListCheckpointsRequest.newBuilder().setJobId(job).build())

@@ -15,6 +15,7 @@ import io.cohort.proto.v1.StreamOutputRequest;
 import io.cohort.proto.v1.WatchJobRequest;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
+import io.grpc.MethodDescriptor;
 import io.grpc.StatusRuntimeException;
 import io.grpc.okhttp.OkHttpChannelBuilder;
 import java.io.IOException;
@@ -51,17 +52,25 @@ final class Cli implements AutoCloseable {
   final PrintStream out = System.out;
   final PrintStream err = System.err;
 
-  /** A client for a command that changes jobs (run, checkpoint, restart, kill, rm). */
-  static Cli forChange(ConnectionOptions options) {
-    Cli cli = new Cli(options);
+  /**
+   * A client for a command that changes jobs (run, checkpoint, restart, kill, rm), whose first call
+   * is {@code firstCall} (see {@link #Cli(ConnectionOptions, MethodDescriptor)}).
+   */
+  static Cli forChange(ConnectionOptions options, MethodDescriptor<?, ?> firstCall) {
+    Cli cli = new Cli(options, firstCall);
     if (cli.embedded != null) {
       cli.embedded.sweepImages();
     }
     return cli;
   }
 
-  /** A client; in the embedded mode, for a query (see {@link #forChange}). */
-  Cli(ConnectionOptions options) {
+  /**
+   * A client; in the embedded mode, for a query (see {@link #forChange}). Over TCP, the MUNGE
+   * credential for {@code firstCall}, the command's first call, is made with the connection, by the
+   * program that dials it ({@link TlsDialer#dialAhead}); a command whose first call is another gets
+   * its credentials the usual way, only a few milliseconds later.
+   */
+  Cli(ConnectionOptions options, MethodDescriptor<?, ?> firstCall) {
     Embedded.Settings settings = Embedded.Settings.fromEnvironment();
     String address = options.resolve(settings);
     if (address == null) {
@@ -84,13 +93,16 @@ final class Cli implements AutoCloseable {
     } else {
       embedded = null;
       boolean local = address.startsWith("unix:");
+      Munge munge = null;
+      TlsDialer dialer = null;
       if (local) {
         remote = channel(address);
       } else {
-        TlsDialer dialer =
+        munge = Munge.system();
+        dialer =
             TlsDialer.to(
                 address, settings.nativeDir(), ConnectionOptions.trustedCa(settings, address));
-        dialer.dialAhead();
+        dialer.dialAhead(munge, MungeCredentials.payload(firstCall.getFullMethodName()));
         remote = channel(dialer);
         // Connect now, on the channel's threads: HTTP/2's opening exchange is done by the time
         // the command's first call is ready.
@@ -102,7 +114,7 @@ final class Cli implements AutoCloseable {
       stub =
           local
               ? CohortGrpc.newBlockingStub(remote)
-              : MungeCredentials.overTlsDialer(Munge.system())
+              : MungeCredentials.overTlsDialer(munge, dialer)
                   .attachTo(CohortGrpc.newBlockingStub(remote));
     }
   }

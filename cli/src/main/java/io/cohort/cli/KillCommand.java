@@ -1,6 +1,7 @@
 package io.cohort.cli;
 
 import io.cohort.common.JobSignals;
+import io.cohort.proto.v1.CohortGrpc;
 import io.cohort.proto.v1.KillJobRequest;
 import io.cohort.proto.v1.KillJobResponse;
 import io.cohort.proto.v1.SignalJobRequest;
@@ -40,7 +41,10 @@ final class KillCommand implements Callable<Integer> {
     if (signal != null) {
       JobSignals.parse(signal); // a clear error before anything starts
     }
-    try (Cli cli = Cli.forChange(connection)) {
+    try (Cli cli =
+        Cli.forChange(
+            connection,
+            signal != null ? CohortGrpc.getSignalJobMethod() : CohortGrpc.getKillJobMethod())) {
       if (signal != null) {
         int n =
             cli.call(60)

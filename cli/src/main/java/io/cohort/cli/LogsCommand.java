@@ -1,5 +1,6 @@
 package io.cohort.cli;
 
+import io.cohort.proto.v1.CohortGrpc;
 import io.cohort.proto.v1.OutputStream;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
@@ -46,7 +47,7 @@ final class LogsCommand implements Callable<Integer> {
         only == null
             ? OutputStream.OUTPUT_STREAM_UNSPECIFIED
             : only.stdout ? OutputStream.OUTPUT_STREAM_STDOUT : OutputStream.OUTPUT_STREAM_STDERR;
-    try (Cli cli = new Cli(connection)) {
+    try (Cli cli = new Cli(connection, CohortGrpc.getStreamOutputMethod())) {
       if (follow) {
         cli.follow(job, 0, stream, false);
         return 0;

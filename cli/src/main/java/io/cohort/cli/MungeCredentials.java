@@ -22,7 +22,9 @@ import java.util.concurrent.atomic.AtomicReference;
  * read on its way is good for one call.
  *
  * <p>On a stub from {@link #attachTo}, a call's credential is begun as the call is created, so that
- * {@code munge} runs while the connection is being made rather than after it.
+ * {@code munge} runs while the connection is being made rather than after it. A command's first
+ * call over a {@link TlsDialer} takes the credential its connection's program made, if it was made
+ * for that call: no {@code munge} process at all.
  */
 final class MungeCredentials extends CallCredentials {
   /**
@@ -40,28 +42,33 @@ final class MungeCredentials extends CallCredentials {
   private final Munge munge;
   private final boolean dialerEncrypts;
 
+  /** The dialer whose first connection may bring the first call's credential, or null. */
+  private final TlsDialer dialer;
+
   /**
    * The credential begun for a call (by {@link #attachTo}'s interceptor), taken by its first try.
    */
   private static final CallOptions.Key<AtomicReference<CompletableFuture<String>>> BEGUN =
       CallOptions.Key.create("cohort-munge-begun");
 
-  private MungeCredentials(Munge munge, boolean dialerEncrypts) {
+  private MungeCredentials(Munge munge, boolean dialerEncrypts, TlsDialer dialer) {
     this.munge = munge;
     this.dialerEncrypts = dialerEncrypts;
+    this.dialer = dialer;
   }
 
   /** For a channel whose own transport must encrypt (gRPC's TLS). */
   static MungeCredentials overTls(Munge munge) {
-    return new MungeCredentials(munge, false);
+    return new MungeCredentials(munge, false, null);
   }
 
   /**
-   * For a channel through a {@link TlsDialer}: gRPC sees plain bytes, which the dialer's program
-   * encrypts on the wire.
+   * For a channel through {@code dialer}: gRPC sees plain bytes, which the dialer's program
+   * encrypts on the wire. A call whose credential the dialer's first connection made ({@link
+   * TlsDialer#dialAhead}) takes that one; every other call gets one from {@code munge}.
    */
-  static MungeCredentials overTlsDialer(Munge munge) {
-    return new MungeCredentials(munge, true);
+  static MungeCredentials overTlsDialer(Munge munge, TlsDialer dialer) {
+    return new MungeCredentials(munge, true, dialer);
   }
 
   @Override
@@ -98,7 +105,16 @@ final class MungeCredentials extends CallCredentials {
   }
 
   private CompletableFuture<String> make(String method, Executor executor) {
-    return CompletableFuture.supplyAsync(() -> munge.credential(payload(method)), executor);
+    String payload = payload(method);
+    CompletableFuture<String> ahead = dialer == null ? null : dialer.credentialFor(payload);
+    if (ahead == null) {
+      return CompletableFuture.supplyAsync(() -> munge.credential(payload), executor);
+    }
+    return ahead.thenCompose(
+        c ->
+            c.isEmpty()
+                ? CompletableFuture.supplyAsync(() -> munge.credential(payload), executor)
+                : CompletableFuture.completedFuture(c));
   }
 
   /**

@@ -3,6 +3,7 @@ package io.cohort.cli;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonParser;
 import io.cohort.common.ProtoJson;
+import io.cohort.proto.v1.CohortGrpc;
 import io.cohort.proto.v1.FenceNodeRequest;
 import io.cohort.proto.v1.FenceNodeResponse;
 import io.cohort.proto.v1.ListNodesRequest;
@@ -34,7 +35,7 @@ final class NodesCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    try (Cli cli = new Cli(connection)) {
+    try (Cli cli = new Cli(connection, CohortGrpc.getListNodesMethod())) {
       List<NodeInfo> nodes =
           cli.call(30).listNodes(ListNodesRequest.getDefaultInstance()).getNodesList();
       if (json) {
@@ -88,7 +89,7 @@ final class NodesCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-      try (Cli cli = Cli.forChange(connection)) {
+      try (Cli cli = Cli.forChange(connection, CohortGrpc.getFenceNodeMethod())) {
         FenceNodeResponse r =
             cli.call(30).fenceNode(FenceNodeRequest.newBuilder().setNode(node).build());
         cli.err.printf("cohort: node %s declared dead%n", node);

@@ -3,6 +3,7 @@ package io.cohort.cli;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonParser;
 import io.cohort.common.ProtoJson;
+import io.cohort.proto.v1.CohortGrpc;
 import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.ListJobsRequest;
 import io.cohort.proto.v1.VhostPlacement;
@@ -31,7 +32,7 @@ final class PsCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    try (Cli cli = new Cli(connection)) {
+    try (Cli cli = new Cli(connection, CohortGrpc.getListJobsMethod())) {
       List<JobInfo> jobs =
           cli.call(60).listJobs(ListJobsRequest.getDefaultInstance()).getJobsList();
       if (json) {

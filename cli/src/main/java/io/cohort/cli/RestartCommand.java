@@ -1,5 +1,6 @@
 package io.cohort.cli;
 
+import io.cohort.proto.v1.CohortGrpc;
 import io.cohort.proto.v1.RestartRequest;
 import io.cohort.proto.v1.RestartResponse;
 import java.util.LinkedHashMap;
@@ -68,7 +69,7 @@ final class RestartCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    try (Cli cli = Cli.forChange(connection)) {
+    try (Cli cli = Cli.forChange(connection, CohortGrpc.getRestartMethod())) {
       RestartResponse r =
           cli.call(3600)
               .restart(

@@ -1,5 +1,6 @@
 package io.cohort.cli;
 
+import io.cohort.proto.v1.CohortGrpc;
 import io.cohort.proto.v1.RemoveCheckpointRequest;
 import io.cohort.proto.v1.RemoveCheckpointResponse;
 import java.util.concurrent.Callable;
@@ -19,7 +20,7 @@ final class RmCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    try (Cli cli = Cli.forChange(connection)) {
+    try (Cli cli = Cli.forChange(connection, CohortGrpc.getRemoveCheckpointMethod())) {
       RemoveCheckpointResponse r =
           cli.call(300)
               .removeCheckpoint(

@@ -1,6 +1,7 @@
 package io.cohort.cli;
 
 import com.google.protobuf.ByteString;
+import io.cohort.proto.v1.CohortGrpc;
 import io.cohort.proto.v1.JobInfo;
 import io.cohort.proto.v1.JobSpec;
 import io.cohort.proto.v1.RunRequest;
@@ -122,7 +123,7 @@ final class RunCommand implements Callable<Integer> {
     }
     ByteString stdin =
         JobStdin.read(System.in, Embedded.Settings.fromEnvironment().stdinMax(), System.err);
-    try (Cli cli = Cli.forChange(connection)) {
+    try (Cli cli = Cli.forChange(connection, CohortGrpc.getRunMethod())) {
       JobInfo job =
           cli.call(60)
               .run(

@@ -11,9 +11,11 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.FutureTask;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 
 /**
  * Connections to a coordinator's TCP client port over TLS, for gRPC's OkHttp transport: each is a
@@ -37,6 +39,14 @@ final class TlsDialer extends StreamSocket.Dialer {
    * A connection being started before the transport asked for one ({@link #dialAhead}), or null.
    */
   private FutureTask<Process> ahead;
+
+  /** The payload of the credential the connection started ahead makes, or null if none. */
+  private String aheadPayload;
+
+  /** That credential once its connection is made ("" if the program could not make one). */
+  private final CompletableFuture<String> aheadCredential = new CompletableFuture<>();
+
+  private boolean aheadCredentialTaken;
 
   private TlsDialer(Path program, String host, int port, Path ca) {
     this.command = List.of(program.toString(), host, Integer.toString(port), ca.toString());
@@ -82,50 +92,81 @@ final class TlsDialer extends StreamSocket.Dialer {
   }
 
   /**
-   * A connection once the program has verified the server (it writes one zero byte then). A failed
-   * dial throws {@link Failed} with the program's own message: the transport makes it the cause of
-   * the call's UNAVAILABLE.
-   */
-  /**
    * Starts the first connection now: its TLS handshake runs in the program while this JVM goes on
    * starting (gRPC's classes take far longer to load than the handshake), and the transport's first
-   * {@link #dial} takes it.
+   * {@link #dial} takes it. With a {@code payload}, the program also makes the MUNGE credential for
+   * it with {@code munge}'s munged, for the command's first call ({@link #credentialFor}): that
+   * call then starts no {@code munge} process.
    */
-  synchronized void dialAhead() {
+  synchronized void dialAhead(Munge munge, String payload) {
     if (ahead == null) {
+      List<String> cmd =
+          payload == null
+              ? command
+              : Stream.concat(command.stream(), Stream.of(munge.socket(), payload)).toList();
+      aheadPayload = payload;
       // On a thread of its own: the JVM's first process start costs milliseconds of set-up
       // (its classes, its method handles) that the command's own thread need not wait for.
-      ahead = new FutureTask<>(() -> new ProcessBuilder(command).start());
+      ahead = new FutureTask<>(() -> new ProcessBuilder(cmd).start());
       Thread t = new Thread(ahead, "tls-dial");
       t.setDaemon(true);
       t.start();
     }
   }
 
-  private Process start() throws IOException {
+  /**
+   * The credential made with the connection dialled ahead, if it was made for {@code payload} and
+   * nobody took it yet: it completes when the connection is made, with "" when the program could
+   * not make one (the caller then makes its own, whose failure says why). Null otherwise.
+   */
+  synchronized CompletableFuture<String> credentialFor(String payload) {
+    if (aheadCredentialTaken || aheadPayload == null || !aheadPayload.equals(payload)) {
+      return null;
+    }
+    aheadCredentialTaken = true;
+    return aheadCredential;
+  }
+
+  /** A process started for a connection, and whether it writes a credential line. */
+  private record Started(Process process, boolean withCredential) {}
+
+  private Started start() throws IOException {
     FutureTask<Process> started;
+    boolean withCredential;
     synchronized (this) {
       started = ahead;
+      withCredential = started != null && aheadPayload != null;
       ahead = null;
     }
     if (started == null) {
-      return new ProcessBuilder(command).start();
+      return new Started(new ProcessBuilder(command).start(), false);
     }
     try {
-      return started.get();
+      return new Started(started.get(), withCredential);
     } catch (ExecutionException e) {
+      aheadCredential.complete("");
       throw e.getCause() instanceof IOException io ? io : new IOException(e.getCause());
     } catch (InterruptedException e) {
+      aheadCredential.complete("");
       Thread.currentThread().interrupt();
       throw new InterruptedIOException("interrupted while starting " + PROGRAM);
     }
   }
 
+  /**
+   * A connection once the program has verified the server (it writes one zero byte then, and the
+   * credential line if it was asked for one). A failed dial throws {@link Failed} with the
+   * program's own message: the transport makes it the cause of the call's UNAVAILABLE.
+   */
   @Override
   StreamSocket dial() throws IOException {
-    Process p = start();
+    Started started = start();
+    Process p = started.process();
     try {
       if (p.getInputStream().read() == 0) {
+        if (started.withCredential()) {
+          aheadCredential.complete(credentialLine(p.getInputStream()));
+        }
         return new ProcessSocket(p, InetSocketAddress.createUnresolved(host, port));
       }
       String why = said(p);
@@ -139,6 +180,9 @@ final class TlsDialer extends StreamSocket.Dialer {
       }
       throw new Failed(said, status == NOT_THE_CLUSTER || status == NOT_THE_CLIENT_PORT);
     } catch (IOException | RuntimeException e) {
+      if (started.withCredential()) {
+        aheadCredential.complete(""); // the call fails with the connection, or makes its own
+      }
       // No connection: nothing of the program is left behind.
       p.destroy();
       p.getOutputStream().close();
@@ -146,6 +190,18 @@ final class TlsDialer extends StreamSocket.Dialer {
       p.getErrorStream().close();
       throw e;
     }
+  }
+
+  /** The credential line the program writes after its zero byte, without its newline. */
+  private static String credentialLine(InputStream in) throws IOException {
+    StringBuilder line = new StringBuilder();
+    for (int c = in.read(); c != '\n'; c = in.read()) {
+      if (c < 0 || line.length() > Munge.MAX_CREDENTIAL) {
+        throw new IOException(PROGRAM + " wrote no whole credential line");
+      }
+      line.append((char) c);
+    }
+    return line.toString();
   }
 
   /** What the program said on stderr, without its name ("" if nothing). */

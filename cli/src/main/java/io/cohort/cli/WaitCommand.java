@@ -1,5 +1,6 @@
 package io.cohort.cli;
 
+import io.cohort.proto.v1.CohortGrpc;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -20,7 +21,7 @@ final class WaitCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    try (Cli cli = new Cli(connection)) {
+    try (Cli cli = new Cli(connection, CohortGrpc.getWatchJobMethod())) {
       return cli.await(job);
     }
   }

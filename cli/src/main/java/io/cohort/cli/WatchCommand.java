@@ -1,6 +1,7 @@
 package io.cohort.cli;
 
 import io.cohort.common.ProtoJson;
+import io.cohort.proto.v1.CohortGrpc;
 import io.cohort.proto.v1.JobEvent;
 import io.cohort.proto.v1.JobInfo;
 import java.time.Instant;
@@ -36,7 +37,7 @@ final class WatchCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    try (Cli cli = new Cli(connection)) {
+    try (Cli cli = new Cli(connection, CohortGrpc.getWatchJobMethod())) {
       Iterator<JobEvent> events = cli.watch(job);
       while (events.hasNext()) {
         JobEvent e = events.next();

@@ -215,6 +215,68 @@ class DaemonTlsTest {
     assertEquals(1, served.get());
   }
 
+  @Test
+  void theFirstCallGoesWithTheCredentialTheDialerMadeOnce() throws Exception {
+    String at = clientApiWithMunge();
+    // The CLI's own credentials would come from a munged that is not there: only the one made by
+    // cohort-tls-dial, with the real munged, can get the first call through.
+    Munge absent = new Munge(tmp.resolve("no-munged.socket").toString());
+    CohortGrpc.CohortBlockingStub stub = cliWithCredentials(at, Munge.system(), absent);
+    stub.listNodes(ListNodesRequest.getDefaultInstance());
+    assertEquals(1, served.get());
+    // It is good for that call only: the next one needs a credential of the CLI's own.
+    StatusRuntimeException e =
+        assertThrows(
+            StatusRuntimeException.class,
+            () -> stub.listNodes(ListNodesRequest.getDefaultInstance()));
+    assertEquals(Status.Code.UNAUTHENTICATED, e.getStatus().getCode());
+    assertTrue(
+        e.getStatus().getDescription().contains("munged must run on this machine"),
+        e.getStatus().getDescription());
+    assertEquals(1, served.get());
+  }
+
+  @Test
+  void withoutTheDialersCredentialTheCliMakesItsOwn() throws Exception {
+    String at = clientApiWithMunge();
+    // cohort-tls-dial cannot reach munged: it says so with an empty line, and the CLI runs
+    // `munge` for that call as for the others.
+    Munge absent = new Munge(tmp.resolve("no-munged.socket").toString());
+    CohortGrpc.CohortBlockingStub stub = cliWithCredentials(at, absent, Munge.system());
+    stub.listNodes(ListNodesRequest.getDefaultInstance());
+    stub.listNodes(ListNodesRequest.getDefaultInstance());
+    assertEquals(2, served.get());
+  }
+
+  /** The client API over TLS on a free port, each call checked with this machine's munged. */
+  private String clientApiWithMunge() throws Exception {
+    MungeTest.mungedRuns();
+    MungeAuthenticator auth =
+        new MungeAuthenticator(
+            Munge.system(), PeerIdentity.system(), "use the Unix socket", System::nanoTime);
+    Server s =
+        start(
+            NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
+                .sslContext(daemon("coordinator").clientApiServer())
+                .addService(ServerInterceptors.intercept(new Api(), auth)));
+    return "127.0.0.1:" + s.getPort();
+  }
+
+  /**
+   * The CLI's stub to {@code at} as a command whose first call is ListNodes makes it: the dialer's
+   * program makes that call's credential with {@code dialerMunge}, the CLI the others with {@code
+   * cliMunge}.
+   */
+  private CohortGrpc.CohortBlockingStub cliWithCredentials(
+      String at, Munge dialerMunge, Munge cliMunge) {
+    TlsDialer dialer = TlsDialer.to(at, NATIVE, cluster.resolve("ca.crt"));
+    dialer.dialAhead(
+        dialerMunge, MungeCredentials.payload(CohortGrpc.getListNodesMethod().getFullMethodName()));
+    return MungeCredentials.overTlsDialer(cliMunge, dialer)
+        .attachTo(CohortGrpc.newBlockingStub(keep(Cli.channel(dialer))))
+        .withDeadlineAfter(10, TimeUnit.SECONDS);
+  }
+
   /** The CLI's stub to {@code at} over TCP, trusting the CA in {@code caDir}. */
   private CohortGrpc.CohortBlockingStub cliDialing(String at, Path caDir) {
     return CohortGrpc.newBlockingStub(

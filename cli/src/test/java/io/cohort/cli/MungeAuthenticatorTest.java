@@ -106,7 +106,8 @@ class MungeAuthenticatorTest {
   void credentialsBegunAsCallsAreCreatedServeEachCallOnce() throws Exception {
     // The CLI's stub over TCP: each call's credential is begun when the call is created. Three
     // calls of one method are three credentials (munged would refuse a second use of one).
-    CohortGrpc.CohortBlockingStub stub = MungeCredentials.overTlsDialer(munge).attachTo(serve());
+    CohortGrpc.CohortBlockingStub stub =
+        MungeCredentials.overTlsDialer(munge, null).attachTo(serve());
     for (int i = 0; i < 3; i++) {
       assertEquals(PeerIdentity.effectiveUid(), owner(stub).getUid());
     }
