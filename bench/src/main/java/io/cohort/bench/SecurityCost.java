@@ -28,11 +28,13 @@ import java.util.Map;
  */
 final class SecurityCost {
   private static final int ROUNDS = 3;
+
   /**
    * `ps` calls per build and round: a `ps` takes 0.2 s, and with 10 a round (30 a run) the medians'
    * difference moved by more than the target's margin from one run to the next.
    */
   private static final int PS_CALLS = 30;
+
   private static final int WARMUP = 2;
   private static final String ACCOUNT = "cohortbench";
   private static final List<List<String>> LAYOUTS =
