@@ -94,16 +94,18 @@ final class Cli implements AutoCloseable {
       embedded = null;
       boolean local = address.startsWith("unix:");
       Munge munge = null;
-      TlsDialer dialer = null;
+      TlsDialer tls = null;
       if (local) {
-        remote = channel(address);
+        UnixSocketDialer dialer = new UnixSocketDialer(socketPath(address));
+        dialer.dialAhead();
+        remote = channel(dialer, "localhost");
       } else {
         munge = Munge.system();
-        dialer =
+        tls =
             TlsDialer.to(
                 address, settings.nativeDir(), ConnectionOptions.trustedCa(settings, address));
-        dialer.dialAhead(munge, MungeCredentials.payload(firstCall.getFullMethodName()));
-        remote = channel(dialer);
+        tls.dialAhead(munge, Munge.callPayload(firstCall.getFullMethodName()));
+        remote = channel(tls);
         // Connect now, on the channel's threads: HTTP/2's opening exchange is done by the time
         // the command's first call is ready.
         remote.getState(true);
@@ -114,7 +116,7 @@ final class Cli implements AutoCloseable {
       stub =
           local
               ? CohortGrpc.newBlockingStub(remote)
-              : MungeCredentials.overTlsDialer(munge, dialer)
+              : MungeCredentials.overTlsDialer(munge, tls)
                   .attachTo(CohortGrpc.newBlockingStub(remote));
     }
   }
@@ -125,10 +127,14 @@ final class Cli implements AutoCloseable {
    * kernel.
    */
   static ManagedChannel channel(String address) {
+    return channel(new UnixSocketDialer(socketPath(address)), "localhost");
+  }
+
+  private static Path socketPath(String address) {
     if (!address.startsWith("unix:")) {
       throw new IllegalArgumentException("not a Unix socket's address: " + address);
     }
-    return channel(new UnixSocketDialer(Path.of(address.substring("unix:".length()))), "localhost");
+    return Path.of(address.substring("unix:".length()));
   }
 
   /**
@@ -145,7 +151,7 @@ final class Cli implements AutoCloseable {
    * in a fraction of the time (a command is a JVM start). It dials through {@code dialer}: the
    * target it resolves is a placeholder.
    */
-  private static ManagedChannel channel(StreamSocket.Dialer dialer, String authority) {
+  static ManagedChannel channel(StreamSocket.Dialer dialer, String authority) {
     return OkHttpChannelBuilder.forAddress("localhost", 1, InsecureChannelCredentials.create())
         .socketFactory(dialer)
         .overrideAuthority(authority)

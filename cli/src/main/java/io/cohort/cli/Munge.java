@@ -35,6 +35,14 @@ final class Munge {
   private static final Duration DEADLINE = Duration.ofSeconds(10);
   private static final Pattern ARMOR = Pattern.compile("MUNGE:[A-Za-z0-9+/=]+:");
 
+  /**
+   * What the credential for a call of {@code fullMethodName} carries (here, not in {@link
+   * MungeCredentials}, whose gRPC classes a command would otherwise load before it dials).
+   */
+  static String callPayload(String fullMethodName) {
+    return "cohort " + fullMethodName;
+  }
+
   /** What a valid credential said. */
   record Verified(int uid, int gid, String payload) {}
 

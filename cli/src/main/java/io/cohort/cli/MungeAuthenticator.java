@@ -25,8 +25,8 @@ import org.slf4j.LoggerFactory;
  * Who calls the coordinator's client API over TCP: the user that a MUNGE credential in the call's
  * headers names, once munged on this machine has checked it ({@link Munge#verify}); the credential
  * must have been made for this very call (its payload is the method's name, {@link
- * MungeCredentials#payload}), so that one captured on its way to a read cannot be spent on a kill.
- * A call without a valid one is closed with UNAUTHENTICATED before anything of it runs.
+ * Munge#callPayload}), so that one captured on its way to a read cannot be spent on a kill. A call
+ * without a valid one is closed with UNAUTHENTICATED before anything of it runs.
  *
  * <p>{@code unmunge} is a process of a few milliseconds: this runs on the call's executor (gRPC
  * calls interceptors there, never on the transport's event loop; the coordinator's server keeps
@@ -105,12 +105,12 @@ final class MungeAuthenticator implements ServerInterceptor {
       }
       throw unauthenticated("the call's MUNGE credential was refused: " + e.getMessage());
     }
-    if (!v.payload().equals(MungeCredentials.payload(method))) {
+    if (!v.payload().equals(Munge.callPayload(method))) {
       throw unauthenticated(
           "the call's MUNGE credential was made for another call ('"
               + v.payload()
               + "', not '"
-              + MungeCredentials.payload(method)
+              + Munge.callPayload(method)
               + "'); a credential is made for one call");
     }
     String name = names.name(v.uid());

@@ -17,9 +17,9 @@ import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Proves who the user is to a coordinator reached over TCP: each call (each attempt of it) gets a
- * fresh MUNGE credential, made for that call's method ({@link #payload}) and decodable by root
- * only, in the {@link #HEADER} header. The credential goes only over a transport that encrypts: one
- * read on its way is good for one call.
+ * fresh MUNGE credential, made for that call's method ({@link Munge#callPayload}) and decodable by
+ * root only, in the {@link #HEADER} header. The credential goes only over a transport that
+ * encrypts: one read on its way is good for one call.
  *
  * <p>On a stub from {@link #attachTo}, a call's credential is begun as the call is created, so that
  * {@code munge} runs while the connection is being made rather than after it. A command's first
@@ -33,11 +33,6 @@ final class MungeCredentials extends CallCredentials {
    */
   static final Metadata.Key<String> HEADER =
       Metadata.Key.of("cohort-munge", Metadata.ASCII_STRING_MARSHALLER);
-
-  /** What the credential for a call of {@code fullMethodName} carries. */
-  static String payload(String fullMethodName) {
-    return "cohort " + fullMethodName;
-  }
 
   private final Munge munge;
   private final boolean dialerEncrypts;
@@ -105,7 +100,7 @@ final class MungeCredentials extends CallCredentials {
   }
 
   private CompletableFuture<String> make(String method, Executor executor) {
-    String payload = payload(method);
+    String payload = Munge.callPayload(method);
     CompletableFuture<String> ahead = dialer == null ? null : dialer.credentialFor(payload);
     if (ahead == null) {
       return CompletableFuture.supplyAsync(() -> munge.credential(payload), executor);

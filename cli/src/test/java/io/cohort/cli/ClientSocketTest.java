@@ -26,6 +26,8 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -56,6 +58,36 @@ class ClientSocketTest {
         .listJobs(ListJobsRequest.getDefaultInstance())
         .getJobs(0)
         .getOwner();
+  }
+
+  @Test
+  @SuppressWarnings("try") // the socket is served for the block
+  void theFirstCallTakesTheConnectionDialledAheadAndItsFailure() throws Exception {
+    Path socket = ClientSocket.path(dir.resolve("home"));
+    // Nothing listens yet: the connection begun ahead fails, and the first call with it.
+    UnixSocketDialer early = new UnixSocketDialer(socket);
+    assertThrows(ExecutionException.class, () -> early.dialAhead().get(10, TimeUnit.SECONDS));
+    ManagedChannel refused = Cli.channel(early, "localhost");
+    try {
+      StatusRuntimeException e =
+          assertThrows(StatusRuntimeException.class, () -> callerOf(refused, new Metadata()));
+      assertEquals(Status.Code.UNAVAILABLE, e.getStatus().getCode());
+    } finally {
+      refused.shutdownNow();
+    }
+    try (ClientSocket s = ClientSocket.serve(socket, new Echo(), PeerIdentity.system())) {
+      UnixSocketDialer dialer = new UnixSocketDialer(socket);
+      dialer.dialAhead().get(10, TimeUnit.SECONDS);
+      // Gone from the file system, the socket takes no new connection: only the one made ahead
+      // can carry the call.
+      Files.delete(socket);
+      ManagedChannel ch = Cli.channel(dialer, "localhost");
+      try {
+        assertEquals(PeerIdentity.effectiveUid(), callerOf(ch, new Metadata()).getUid());
+      } finally {
+        ch.shutdownNow();
+      }
+    }
   }
 
   /**

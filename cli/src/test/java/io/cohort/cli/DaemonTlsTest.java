@@ -271,7 +271,7 @@ class DaemonTlsTest {
       String at, Munge dialerMunge, Munge cliMunge) {
     TlsDialer dialer = TlsDialer.to(at, NATIVE, cluster.resolve("ca.crt"));
     dialer.dialAhead(
-        dialerMunge, MungeCredentials.payload(CohortGrpc.getListNodesMethod().getFullMethodName()));
+        dialerMunge, Munge.callPayload(CohortGrpc.getListNodesMethod().getFullMethodName()));
     return MungeCredentials.overTlsDialer(cliMunge, dialer)
         .attachTo(CohortGrpc.newBlockingStub(keep(Cli.channel(dialer))))
         .withDeadlineAfter(10, TimeUnit.SECONDS);

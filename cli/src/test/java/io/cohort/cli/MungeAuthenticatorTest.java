@@ -133,7 +133,7 @@ class MungeAuthenticatorTest {
     Caller nobody =
         auth.authenticate(
             MungeTest.mungeWith(
-                "--uid", "65534", "--gid", "65534", "--string", MungeCredentials.payload(LIST)),
+                "--uid", "65534", "--gid", "65534", "--string", Munge.callPayload(LIST)),
             LIST);
     assertEquals(65534, nobody.uid());
     assertEquals(65534, nobody.gid());
@@ -142,7 +142,7 @@ class MungeAuthenticatorTest {
     Caller stranger =
         auth.authenticate(
             MungeTest.mungeWith(
-                "--uid", "54321", "--gid", "54322", "--string", MungeCredentials.payload(LIST)),
+                "--uid", "54321", "--gid", "54322", "--string", Munge.callPayload(LIST)),
             LIST);
     assertEquals(new Caller(54321, 54322, List.of(), ""), stranger, "unknown here: no groups");
   }
@@ -155,7 +155,7 @@ class MungeAuthenticatorTest {
     assertTrue(none.getDescription().contains("no MUNGE credential"), none.getDescription());
     assertTrue(none.getDescription().contains("use the Unix socket"), none.getDescription());
 
-    String valid = munge.credential(MungeCredentials.payload(LIST));
+    String valid = munge.credential(Munge.callPayload(LIST));
     String forged =
         valid.substring(0, 20) + (valid.charAt(20) == 'A' ? 'B' : 'A') + valid.substring(21);
     Status f = refusal(with(stub, forged));
@@ -168,7 +168,7 @@ class MungeAuthenticatorTest {
     assertTrue(replayed.getDescription().contains("replayed"), replayed.getDescription());
 
     // Made for a kill, spent on a list; made for no call at all.
-    Status misdirected = refusal(with(stub, munge.credential(MungeCredentials.payload(KILL))));
+    Status misdirected = refusal(with(stub, munge.credential(Munge.callPayload(KILL))));
     assertEquals(Status.Code.UNAUTHENTICATED, misdirected.getCode());
     assertTrue(
         misdirected.getDescription().contains("made for another call"),
@@ -186,7 +186,7 @@ class MungeAuthenticatorTest {
     CohortException e =
         assertThrows(
             CohortException.class,
-            () -> blind.authenticate(munge.credential(MungeCredentials.payload(LIST)), LIST));
+            () -> blind.authenticate(munge.credential(Munge.callPayload(LIST)), LIST));
     assertEquals(CohortException.Kind.UNAVAILABLE, e.kind());
     assertTrue(e.getMessage().contains("munged does not answer"), e.getMessage());
   }
