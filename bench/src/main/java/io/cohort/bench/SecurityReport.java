@@ -96,14 +96,12 @@ final class SecurityReport {
     JsonObject after = s.getAsJsonObject("after").getAsJsonObject(afterKey);
     double b = before.get("median").getAsDouble();
     double a = after.get("median").getAsDouble();
+    // Rounded before formatting, so that a difference of less than half a unit reads 0, not -0.
+    double ms = Math.round(a - b) + 0.0;
+    double percent = Math.round(1000 * (a - b) / b) / 10.0 + 0.0;
     return String.format(
         "| %s | %s | %s | %+.0f ms (%+.1f %%) | %s |\n",
-        label,
-        cell(before),
-        cell(after),
-        a - b,
-        100 * (a - b) / b,
-        !target ? "" : met(b, a) ? "yes" : "**no**");
+        label, cell(before), cell(after), ms, percent, !target ? "" : met(b, a) ? "yes" : "**no**");
   }
 
   /** Within the target: at most 5 % or 10 ms more, whichever is larger. */
