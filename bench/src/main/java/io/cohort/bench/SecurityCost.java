@@ -36,6 +36,15 @@ final class SecurityCost {
   private static final int PS_CALLS = 30;
 
   private static final int WARMUP = 2;
+
+  /**
+   * Jobs started per kind of turn, layout and round, each checkpointed {@code reps / JOB_SETS}
+   * times: one job's checkpoints vary less than two jobs' (in run 10, before's two kinds of turns,
+   * the same root job on the same build, had 4-vhost medians of 1028 and 931 ms), so a row needs
+   * more jobs, not only more checkpoints.
+   */
+  private static final int JOB_SETS = 2;
+
   private static final String ACCOUNT = "cohortbench";
   private static final List<List<String>> LAYOUTS =
       List.of(List.of("n1"), List.of("n1", "n2", "n3", "n4"));
@@ -77,18 +86,20 @@ final class SecurityCost {
             // the seal. One job on each cluster at a time, so that both builds' daemons carry the
             // same load: root's job against root's, then root's against a user's.
             int n = nodes.size();
-            alternate(
-                List.of(
-                    new Turn(before, before.cli(), before.root(n)),
-                    new Turn(after, after.cli(), after.root(n))),
-                nodes);
-            // Before's root job beside after's user's goes into before's "user" figures: each row
-            // compares turns taken together.
-            alternate(
-                List.of(
-                    new Turn(before, before.cli(), before.user(n)),
-                    new Turn(after, after.cli().as(user.uid, user.gid), after.user(n))),
-                nodes);
+            for (int set = 0; set < JOB_SETS; set++) {
+              alternate(
+                  List.of(
+                      new Turn(before, before.cli(), before.root(n)),
+                      new Turn(after, after.cli(), after.root(n))),
+                  nodes);
+              // Before's root job beside after's user's goes into before's "user" figures: each
+              // row compares turns taken together.
+              alternate(
+                  List.of(
+                      new Turn(before, before.cli(), before.user(n)),
+                      new Turn(after, after.cli().as(user.uid, user.gid), after.user(n))),
+                  nodes);
+            }
           }
           for (int i = 0; i < PS_CALLS; i++) {
             // Each build goes first every other time: neither always follows the other.
@@ -119,7 +130,10 @@ final class SecurityCost {
   /** A job to checkpoint in turn with the others: whose cluster, as whom, into which figures. */
   private record Turn(Side side, Cli cli, Stats[] into) {}
 
-  /** Starts each turn's job on {@code nodes}, then checkpoints them in turn, {@code reps} each. */
+  /**
+   * Starts each turn's job on {@code nodes}, then checkpoints them in turn, {@code reps / JOB_SETS}
+   * each.
+   */
   private void alternate(List<Turn> turns, List<String> nodes) {
     System.out.printf("bench: coordinated checkpoints in turn, %d vhost(s)%n", nodes.size());
     List<String> jobs = new ArrayList<>();
@@ -138,7 +152,7 @@ final class SecurityCost {
           barriers.get(j).checkpointOnce(jobs.get(j));
         }
       }
-      for (int i = 0; i < Math.max(reps, 5); i++) {
+      for (int i = 0; i < Math.max(reps / JOB_SETS, 5); i++) {
         // The order turns by one each time: no job always follows the same other.
         for (int k = 0; k < n; k++) {
           int j = (i + k) % n;
