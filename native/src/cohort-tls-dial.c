@@ -307,25 +307,13 @@ static char *munge_credential(const char *socket, const char *payload)
  */
 static int verified(const char *munge_socket, const char *payload)
 {
-	char *cred;
-	char *msg;
-	size_t len;
-	int rc;
+	char *cred = payload ? munge_credential(munge_socket, payload) : NULL;
+	int rc = write_full(STDOUT_FILENO, "", 1);
 
-	if (!payload)
-		return write_full(STDOUT_FILENO, "", 1);
-	cred = munge_credential(munge_socket, payload);
-	len = cred ? strlen(cred) : 0;
-	msg = malloc(len + 2);
-	if (!msg) {
-		free(cred);
-		return write_full(STDOUT_FILENO, "\0\n", 2);
-	}
-	msg[0] = '\0';
-	memcpy(msg + 1, cred ? cred : "", len);
-	msg[len + 1] = '\n';
-	rc = write_full(STDOUT_FILENO, msg, len + 2);
-	free(msg);
+	if (rc >= 0 && cred)
+		rc = write_full(STDOUT_FILENO, cred, strlen(cred));
+	if (rc >= 0 && payload)
+		rc = write_full(STDOUT_FILENO, "\n", 1);
 	free(cred);
 	return rc;
 }

@@ -40,7 +40,7 @@ final class TlsDialer extends StreamSocket.Dialer {
    */
   private FutureTask<Process> ahead;
 
-  /** The payload of the credential the connection started ahead makes, or null if none. */
+  /** The payload of the credential the connection started ahead makes (null before it starts). */
   private String aheadPayload;
 
   /** That credential once its connection is made ("" if the program could not make one). */
@@ -94,16 +94,14 @@ final class TlsDialer extends StreamSocket.Dialer {
   /**
    * Starts the first connection now: its TLS handshake runs in the program while this JVM goes on
    * starting (gRPC's classes take far longer to load than the handshake), and the transport's first
-   * {@link #dial} takes it. With a {@code payload}, the program also makes the MUNGE credential for
-   * it with {@code munge}'s munged, for the command's first call ({@link #credentialFor}): that
-   * call then starts no {@code munge} process.
+   * {@link #dial} takes it. The program also makes the MUNGE credential carrying {@code payload}
+   * with {@code munge}'s munged, for the command's first call ({@link #credentialFor}): that call
+   * then starts no {@code munge} process.
    */
   synchronized void dialAhead(Munge munge, String payload) {
     if (ahead == null) {
       List<String> cmd =
-          payload == null
-              ? command
-              : Stream.concat(command.stream(), Stream.of(munge.socket(), payload)).toList();
+          Stream.concat(command.stream(), Stream.of(munge.socket(), payload)).toList();
       aheadPayload = payload;
       // On a thread of its own: the JVM's first process start costs milliseconds of set-up
       // (its classes, its method handles) that the command's own thread need not wait for.
@@ -120,34 +118,20 @@ final class TlsDialer extends StreamSocket.Dialer {
    * not make one (the caller then makes its own, whose failure says why). Null otherwise.
    */
   synchronized CompletableFuture<String> credentialFor(String payload) {
-    if (aheadCredentialTaken || aheadPayload == null || !aheadPayload.equals(payload)) {
+    if (aheadCredentialTaken || !payload.equals(aheadPayload)) {
       return null;
     }
     aheadCredentialTaken = true;
     return aheadCredential;
   }
 
-  /** A process started for a connection, and whether it writes a credential line. */
-  private record Started(Process process, boolean withCredential) {}
-
-  private Started start() throws IOException {
-    FutureTask<Process> started;
-    boolean withCredential;
-    synchronized (this) {
-      started = ahead;
-      withCredential = started != null && aheadPayload != null;
-      ahead = null;
-    }
-    if (started == null) {
-      return new Started(new ProcessBuilder(command).start(), false);
-    }
+  /** The program {@link #dialAhead} started, once it has started. */
+  private static Process started(FutureTask<Process> begun) throws IOException {
     try {
-      return new Started(started.get(), withCredential);
+      return begun.get();
     } catch (ExecutionException e) {
-      aheadCredential.complete("");
       throw e.getCause() instanceof IOException io ? io : new IOException(e.getCause());
     } catch (InterruptedException e) {
-      aheadCredential.complete("");
       Thread.currentThread().interrupt();
       throw new InterruptedIOException("interrupted while starting " + PROGRAM);
     }
@@ -160,11 +144,27 @@ final class TlsDialer extends StreamSocket.Dialer {
    */
   @Override
   StreamSocket dial() throws IOException {
-    Started started = start();
-    Process p = started.process();
+    FutureTask<Process> begun;
+    synchronized (this) {
+      begun = ahead;
+      ahead = null;
+    }
+    try {
+      Process p = begun == null ? new ProcessBuilder(command).start() : started(begun);
+      return connected(p, begun != null);
+    } finally {
+      if (begun != null) {
+        // No credential line read (the dial failed): the first call fails with the connection,
+        // or makes its own. After the line, this changes nothing.
+        aheadCredential.complete("");
+      }
+    }
+  }
+
+  private StreamSocket connected(Process p, boolean withCredential) throws IOException {
     try {
       if (p.getInputStream().read() == 0) {
-        if (started.withCredential()) {
+        if (withCredential) {
           aheadCredential.complete(credentialLine(p.getInputStream()));
         }
         return new ProcessSocket(p, InetSocketAddress.createUnresolved(host, port));
@@ -180,9 +180,6 @@ final class TlsDialer extends StreamSocket.Dialer {
       }
       throw new Failed(said, status == NOT_THE_CLUSTER || status == NOT_THE_CLIENT_PORT);
     } catch (IOException | RuntimeException e) {
-      if (started.withCredential()) {
-        aheadCredential.complete(""); // the call fails with the connection, or makes its own
-      }
       // No connection: nothing of the program is left behind.
       p.destroy();
       p.getOutputStream().close();
