@@ -3,19 +3,17 @@ package io.cohort.cli;
 import io.cohort.common.CohortException;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.InterruptedIOException;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.FutureTask;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 
 /**
  * Connections to a coordinator's TCP client port over TLS, for gRPC's OkHttp transport: each is a
@@ -35,12 +33,7 @@ final class TlsDialer extends StreamSocket.Dialer {
   private final String host;
   private final int port;
 
-  /**
-   * A connection being started before the transport asked for one ({@link #dialAhead}), or null.
-   */
-  private FutureTask<Process> ahead;
-
-  /** The payload of the credential the connection started ahead makes (null before it starts). */
+  /** The payload of the credential the connection begun ahead makes (null before it begins). */
   private String aheadPayload;
 
   /** That credential once its connection is made ("" if the program could not make one). */
@@ -92,23 +85,29 @@ final class TlsDialer extends StreamSocket.Dialer {
   }
 
   /**
-   * Starts the first connection now: its TLS handshake runs in the program while this JVM goes on
-   * starting (gRPC's classes take far longer to load than the handshake), and the transport's first
-   * {@link #dial} takes it. The program also makes the MUNGE credential carrying {@code payload}
-   * with {@code munge}'s munged, for the command's first call ({@link #credentialFor}): that call
-   * then starts no {@code munge} process.
+   * Begins the first connection now ({@link StreamSocket.Dialer#dialAhead}): the program's start,
+   * its TLS handshake and its verdict all run while this JVM goes on starting. The program also
+   * makes the MUNGE credential carrying {@code payload} with {@code munge}'s munged, for the
+   * command's first call ({@link #credentialFor}): that call then starts no {@code munge} process.
+   * Returns the connection's making (a second call changes nothing).
    */
-  synchronized void dialAhead(Munge munge, String payload) {
-    if (ahead == null) {
-      List<String> cmd =
-          Stream.concat(command.stream(), Stream.of(munge.socket(), payload)).toList();
+  synchronized Future<StreamSocket> dialAhead(Munge munge, String payload) {
+    List<String> cmd = new ArrayList<>(command);
+    cmd.add(munge.socket());
+    cmd.add(payload);
+    if (aheadPayload == null) {
       aheadPayload = payload;
-      // On a thread of its own: the JVM's first process start costs milliseconds of set-up
-      // (its classes, its method handles) that the command's own thread need not wait for.
-      ahead = new FutureTask<>(() -> new ProcessBuilder(cmd).start());
-      Thread t = new Thread(ahead, "tls-dial");
-      t.setDaemon(true);
-      t.start();
+    }
+    return dialAhead("tls-dial", () -> connectedAhead(cmd));
+  }
+
+  private StreamSocket connectedAhead(List<String> cmd) throws IOException {
+    try {
+      return connected(new ProcessBuilder(cmd).start(), true);
+    } finally {
+      // No credential line read (the dial failed): the first call fails with the connection, or
+      // makes its own. After the line, this changes nothing.
+      aheadCredential.complete("");
     }
   }
 
@@ -125,42 +124,17 @@ final class TlsDialer extends StreamSocket.Dialer {
     return aheadCredential;
   }
 
-  /** The program {@link #dialAhead} started, once it has started. */
-  private static Process started(FutureTask<Process> begun) throws IOException {
-    try {
-      return begun.get();
-    } catch (ExecutionException e) {
-      throw e.getCause() instanceof IOException io ? io : new IOException(e.getCause());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new InterruptedIOException("interrupted while starting " + PROGRAM);
-    }
-  }
-
   /**
-   * A connection once the program has verified the server (it writes one zero byte then, and the
-   * credential line if it was asked for one). A failed dial throws {@link Failed} with the
-   * program's own message: the transport makes it the cause of the call's UNAVAILABLE.
+   * A connection once the program has verified the server (it writes one zero byte then). A failed
+   * dial throws {@link Failed} with the program's own message: the transport makes it the cause of
+   * the call's UNAVAILABLE.
    */
   @Override
-  StreamSocket dial() throws IOException {
-    FutureTask<Process> begun;
-    synchronized (this) {
-      begun = ahead;
-      ahead = null;
-    }
-    try {
-      Process p = begun == null ? new ProcessBuilder(command).start() : started(begun);
-      return connected(p, begun != null);
-    } finally {
-      if (begun != null) {
-        // No credential line read (the dial failed): the first call fails with the connection,
-        // or makes its own. After the line, this changes nothing.
-        aheadCredential.complete("");
-      }
-    }
+  StreamSocket connect() throws IOException {
+    return connected(new ProcessBuilder(command).start(), false);
   }
 
+  /** The connection through {@code p}, once it said the server is verified (and read its line). */
   private StreamSocket connected(Process p, boolean withCredential) throws IOException {
     try {
       if (p.getInputStream().read() == 0) {

@@ -2,7 +2,6 @@ package io.cohort.cli;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.InterruptedIOException;
 import java.io.OutputStream;
 import java.net.SocketAddress;
 import java.net.StandardProtocolFamily;
@@ -10,9 +9,7 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Path;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
-import java.util.concurrent.FutureTask;
 
 /**
  * Sockets to one Unix domain socket for gRPC's OkHttp transport, which dials only TCP: the address
@@ -23,48 +20,22 @@ import java.util.concurrent.FutureTask;
 final class UnixSocketDialer extends StreamSocket.Dialer {
   private final Path path;
 
-  /** The connection begun by {@link #dialAhead}, until the transport's first dial takes it. */
-  private FutureTask<UnixSocket> ahead;
-
   UnixSocketDialer(Path path) {
     this.path = path;
   }
 
   /**
-   * Connects now, on a thread of its own, for the transport's first {@link #dial}: the JDK's first
+   * Connects now, on a thread of its own, for the transport's first dial: the JDK's first
    * Unix-domain channel sets up its security providers (a {@code SecureRandom} for the names of
-   * unbound sockets), about 7 ms of a cold JVM, which then overlaps the loading of gRPC's classes
-   * rather than following it. A failure is the first dial's, as if it had connected then. Returns
-   * the connection's making, done once it is connected or has failed.
+   * unbound sockets), about 7 ms of a cold JVM.
    */
-  synchronized Future<?> dialAhead() {
-    if (ahead == null) {
-      ahead = new FutureTask<>(() -> new UnixSocket(path));
-      Thread t = new Thread(ahead, "unix-dial");
-      t.setDaemon(true);
-      t.start();
-    }
-    return ahead;
+  Future<StreamSocket> dialAhead() {
+    return dialAhead("unix-dial", this::connect);
   }
 
   @Override
-  StreamSocket dial() throws IOException {
-    FutureTask<UnixSocket> begun;
-    synchronized (this) {
-      begun = ahead;
-      ahead = null;
-    }
-    if (begun == null) {
-      return new UnixSocket(path);
-    }
-    try {
-      return begun.get();
-    } catch (ExecutionException e) {
-      throw e.getCause() instanceof IOException io ? io : new IOException(e.getCause());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new InterruptedIOException("interrupted while connecting to " + path);
-    }
+  StreamSocket connect() throws IOException {
+    return new UnixSocket(path);
   }
 
   /**

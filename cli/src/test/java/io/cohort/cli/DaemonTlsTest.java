@@ -37,6 +37,7 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
@@ -234,6 +235,34 @@ class DaemonTlsTest {
         e.getStatus().getDescription().contains("munged must run on this machine"),
         e.getStatus().getDescription());
     assertEquals(1, served.get());
+  }
+
+  @Test
+  void aConnectionDialledAheadThatFailsFailsTheFirstCallInTheProgramsWords() throws Exception {
+    String at = clientApiWithMunge();
+    // A CLI that trusts another CA: the connection begun ahead fails on its own thread, before
+    // any call, and gives the first call the program's verdict, not a bare broken pipe.
+    TlsDialer dialer = TlsDialer.to(at, NATIVE, other.resolve("ca.crt"));
+    String payload = Munge.callPayload(CohortGrpc.getListNodesMethod().getFullMethodName());
+    ExecutionException failed =
+        assertThrows(
+            ExecutionException.class,
+            () -> dialer.dialAhead(Munge.system(), payload).get(10, TimeUnit.SECONDS));
+    assertTrue(failed.getCause() instanceof TlsDialer.Failed f && f.wrongServer, failed.toString());
+    // No credential was made for a server that is not the cluster's: the first call's is "".
+    assertEquals("", dialer.credentialFor(payload).get(10, TimeUnit.SECONDS));
+    CohortGrpc.CohortBlockingStub stub =
+        MungeCredentials.overTlsDialer(Munge.system(), dialer)
+            .attachTo(CohortGrpc.newBlockingStub(keep(Cli.channel(dialer))))
+            .withDeadlineAfter(10, TimeUnit.SECONDS);
+    StatusRuntimeException e =
+        assertThrows(
+            StatusRuntimeException.class,
+            () -> stub.listNodes(ListNodesRequest.getDefaultInstance()));
+    assertEquals(Status.Code.UNAVAILABLE, e.getStatus().getCode());
+    String why = Cli.message(e);
+    assertTrue(why.contains("is not the cluster's coordinator"), why);
+    assertEquals(0, served.get());
   }
 
   @Test
