@@ -16,8 +16,9 @@ set -u -o pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 INIT=$HERE/build/cohort-init
 RSH=$HERE/build/cohort-rsh
-# CRIU reads the limits of a job's processes through it when root lacks CAP_SYS_RESOURCE.
-PRELOAD=$HERE/build/libcohort-prlimit.so
+# CRIU reads the limits of a job's processes through it when root lacks CAP_SYS_RESOURCE. As
+# ./NAME from its directory: LD_PRELOAD splits at spaces, which a checkout's path may hold.
+PRELOAD=./libcohort-prlimit.so
 CRIU=${COHORT_CRIU:-/opt/cohort/bin/criu}
 CRIU_WAIT=${COHORT_CRIU_WAIT:-900}
 PORT=${COHORT_SPAWN_PORT:-7207}
@@ -314,7 +315,7 @@ criu_log_tail() {
 
 # criu_dump PID DIR: dumps (and so ends) the tree of our init PID into DIR.
 criu_dump() {
-	if ! LD_PRELOAD=$PRELOAD "$CRIU" dump -t "$1" -D "$2" "${CRIU_COMMON[@]}" -v4 -o dump.log; then
+	if ! (cd "$HERE/build" && LD_PRELOAD=$PRELOAD "$CRIU" dump -t "$1" -D "$2" "${CRIU_COMMON[@]}" -v4 -o dump.log); then
 		fail "criu dump failed"
 		criu_log_tail "$2/dump.log"
 		return 1

@@ -81,13 +81,13 @@ final class CriuEngine implements Criu {
             "-t",
             Long.toString(spec.pid()),
             "-D",
-            spec.images().toString(),
+            spec.images().toAbsolutePath().toString(),
             "-W",
-            spec.work().toString(),
+            spec.work().toAbsolutePath().toString(),
             "-o",
             "dump.log",
             "--action-script",
-            spec.actionScript().toString()));
+            spec.actionScript().toAbsolutePath().toString()));
     cmd.addAll(COMMON);
     cmd.addAll(spec.extra());
     if (spec.leaveRunning()) {
@@ -99,9 +99,22 @@ final class CriuEngine implements Criu {
             .redirectOutput(spec.work().resolve("dump.out").toFile());
     pb.environment().putAll(spec.env());
     if (prlimitPreload != null) {
-      pb.environment().put("LD_PRELOAD", prlimitPreload.toString());
+      preload(pb, prlimitPreload);
     }
     return pb.start();
+  }
+
+  /**
+   * Preloads {@code library} into the program {@code pb} starts, as {@code ./NAME} from the
+   * library's directory, made its working directory. LD_PRELOAD splits its list at spaces and
+   * colons, with no escape, and a checkout's path may hold spaces ("/srv/my builds/cohort"); nor
+   * can the library go by name through LD_LIBRARY_PATH, since setup's CRIU runs through its own
+   * loader with {@code --library-path}. CRIU's working directory is otherwise unused: the paths it
+   * is given are absolute.
+   */
+  static void preload(ProcessBuilder pb, Path library) {
+    pb.directory(library.toAbsolutePath().getParent().toFile());
+    pb.environment().put("LD_PRELOAD", "./" + library.getFileName());
   }
 
   @Override

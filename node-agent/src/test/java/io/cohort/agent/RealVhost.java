@@ -126,7 +126,7 @@ final class RealVhost implements AutoCloseable {
     ProcessBuilder pb = new ProcessBuilder(argv);
     Path preload = NATIVE.resolve("libcohort-prlimit.so");
     if (Files.exists(preload)) {
-      pb.environment().put("LD_PRELOAD", preload.toString());
+      CriuEngine.preload(pb, preload);
     }
     Process p = pb.redirectErrorStream(true).start();
     String out = new String(p.getInputStream().readAllBytes());
