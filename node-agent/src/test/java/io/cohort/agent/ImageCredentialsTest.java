@@ -37,7 +37,10 @@ class ImageCredentialsTest {
     threads = RealVhost.threadsProgram(work);
     try (RealVhost v =
         RealVhost.start(
-            work, RealVhost.NOBODY, RealVhost.NOBODY, threads + " & exec sleep 100000")) {
+            work,
+            RealVhost.NOBODY,
+            RealVhost.NOBODY,
+            RealVhost.quoted(threads) + " & exec sleep 100000")) {
       image = v.dump();
     }
   }

@@ -81,6 +81,11 @@ final class RealVhost implements AutoCloseable {
     return exe;
   }
 
+  /** {@code p} as one word of a shell script (a checkout's path may hold spaces). */
+  static String quoted(Path p) {
+    return "'" + p.toString().replace("'", "'\\''") + "'";
+  }
+
   /**
    * Starts {@code sh -c script} in a new vhost as uid:gid (root: no drop), and waits until the log
    * holds "ready".

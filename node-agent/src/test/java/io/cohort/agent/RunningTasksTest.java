@@ -44,7 +44,8 @@ class RunningTasksTest {
     Path dir = Files.createDirectories(work.resolve("plain"));
     Path threads = RealVhost.threadsProgram(dir);
     try (RealVhost v =
-        RealVhost.start(dir, RealVhost.NOBODY, RealVhost.NOBODY, "exec " + threads)) {
+        RealVhost.start(
+            dir, RealVhost.NOBODY, RealVhost.NOBODY, "exec " + RealVhost.quoted(threads))) {
       List<TaskCredentials> tasks = RunningTasks.read(v.pid);
       assertEquals(1, tasks.get(0).pid());
       assertEquals(RealVhost.INIT.toString(), tasks.get(0).exe());
@@ -153,7 +154,9 @@ class RunningTasksTest {
 
   /** A vhost whose main process (pid 2) starts {@code prog} (pid 3) and waits. */
   private static RealVhost startRunning(Path dir, Path prog, int uid) throws Exception {
-    RealVhost v = RealVhost.start(dir, uid, uid, prog + " 100000 & echo ready; exec sleep 100000");
+    RealVhost v =
+        RealVhost.start(
+            dir, uid, uid, RealVhost.quoted(prog) + " 100000 & echo ready; exec sleep 100000");
     try {
       hostPid(v, prog);
       return v;
