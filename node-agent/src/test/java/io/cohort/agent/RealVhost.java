@@ -6,6 +6,7 @@ import io.cohort.proto.v1.Owner;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -129,8 +130,14 @@ final class RealVhost implements AutoCloseable {
     argv.addAll(List.of("-o", "dump.log"));
     argv.addAll(CriuEngine.COMMON);
     ProcessBuilder pb = new ProcessBuilder(argv);
-    Path preload = NATIVE.resolve("libcohort-prlimit.so");
-    if (Files.exists(preload)) {
+    Path built = NATIVE.resolve("libcohort-prlimit.so");
+    if (Files.exists(built)) {
+      // From a directory whose name holds a space, as a checkout's may: LD_PRELOAD by that path
+      // would load nothing, and the dump of a job not root's would fail where root lacks
+      // CAP_SYS_RESOURCE (as here).
+      Path preload =
+          Files.createDirectories(dir.resolve("native build")).resolve(built.getFileName());
+      Files.copy(built, preload, StandardCopyOption.REPLACE_EXISTING);
       CriuEngine.preload(pb, preload);
     }
     Process p = pb.redirectErrorStream(true).start();
